@@ -1,0 +1,215 @@
+// tessera: the headless command line. Every subcommand prints a human-readable report, or one JSON
+// object with --json; errors print "error: ..." and exit with status 1 (2 for usage errors).
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "api/model_jobs.h"
+#include "cli/cli_options.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "util/version.h"
+
+using nlohmann::json;
+using tessera::cli::CliOptions;
+
+namespace {
+
+const char* kUsage = R"(tessera - quantization workbench for LLaMA-family models (command line)
+
+usage: tessera <command> [options]
+
+commands:
+  info      --model P [--json]
+            architecture of a model (llama2.c .bin or Hugging Face folder) without loading weights
+  tokenize  --tokenizer P --text F [--no-bos] [--json]
+            number of tokens of a text file (one BOS at the start unless --no-bos)
+  generate  --model P [--tokenizer P] [--prompt S] [--max-tokens N] [--temperature T] [--top-p P]
+            [--seed N] [--device cpu|cuda] [--dtype fp32|fp16|bf16] [--json]
+            text generation; greedy at temperature 0 (the default)
+  eval      --model P [--tokenizer P] --text F [--seq-len N] [--batch N] [--device cpu|cuda]
+            [--dtype fp32|fp16|bf16] [--json]
+            perplexity: one tokenization with one BOS, non-overlapping windows of --seq-len
+            (default min(2048, model context)), trailing tokens dropped, fp32 loss
+  convert   --model P [--tokenizer P] --out DIR [--dtype fp32|fp16|bf16] [--force]
+            write a Hugging Face folder (config.json + model.safetensors) atomically
+
+The tokenizer defaults to the one beside the model (tokenizer.model, tokenizer.bin or tok*.bin).
+Options: --verbose (debug logging), --quiet (errors only), --help, --version.
+)";
+
+json summary_json(const tessera::api::ModelSummary& s) {
+  const auto& c = s.config;
+  return {{"path", s.path},
+          {"format", s.format},
+          {"architecture", c.architecture},
+          {"layers", c.num_layers},
+          {"hidden_size", c.hidden_size},
+          {"intermediate_size", c.intermediate_size},
+          {"heads", c.num_heads},
+          {"kv_heads", c.num_kv_heads},
+          {"head_dim", c.head_dim},
+          {"vocab_size", c.vocab_size},
+          {"context", c.max_position_embeddings},
+          {"rope_theta", c.rope_theta},
+          {"rope_scaling", c.rope_scaling.type},
+          {"tied_embeddings", c.tie_word_embeddings},
+          {"attention_bias", c.attention_bias},
+          {"dtype", c.torch_dtype},
+          {"parameters", s.parameters},
+          {"tokenizer", s.tokenizer_path}};
+}
+
+int run_info(const CliOptions& o) {
+  const auto s = tessera::api::describe_model(o.require("model"));
+  if (o.flag("json")) {
+    std::cout << summary_json(s).dump() << "\n";
+    return 0;
+  }
+  const auto& c = s.config;
+  std::printf("model        %s\nformat       %s (%s, stored as %s)\n", s.path.c_str(), s.format.c_str(),
+              c.architecture.c_str(), c.torch_dtype.c_str());
+  std::printf("layers       %lld\nhidden       %lld\nffn          %lld\nheads        %lld (kv %lld, head_dim %lld)\n",
+              (long long)c.num_layers, (long long)c.hidden_size, (long long)c.intermediate_size,
+              (long long)c.num_heads, (long long)c.num_kv_heads, (long long)c.head_dim);
+  std::printf("vocab        %lld%s\ncontext      %lld\nrope         theta %g, scaling %s\n",
+              (long long)c.vocab_size, c.tie_word_embeddings ? " (tied embeddings)" : "",
+              (long long)c.max_position_embeddings, c.rope_theta, c.rope_scaling.type.c_str());
+  std::printf("parameters   %lld\ntokenizer    %s\n", (long long)s.parameters,
+              s.tokenizer_path.empty() ? "(none found beside the model)" : s.tokenizer_path.c_str());
+  return 0;
+}
+
+int run_tokenize(const CliOptions& o) {
+  const auto count = tessera::api::count_tokens(o.require("tokenizer"), o.require("text"), !o.flag("no-bos"));
+  if (o.flag("json")) {
+    std::cout << json{{"tokens", count.tokens}, {"bos", !o.flag("no-bos")},
+                      {"tokenizer", count.tokenizer_kind}, {"vocab_size", count.vocab_size}}
+                     .dump()
+              << "\n";
+  } else {
+    std::cout << count.tokens << "\n";
+  }
+  return 0;
+}
+
+int run_generate(const CliOptions& o) {
+  tessera::api::GenerateRequest r;
+  r.model_path = o.require("model");
+  r.tokenizer_path = o.get("tokenizer");
+  r.prompt = o.get("prompt");
+  r.max_tokens = o.get_int("max-tokens", 256);
+  r.temperature = o.get_double("temperature", 0.0);
+  r.top_p = o.get_double("top-p", 1.0);
+  r.seed = static_cast<std::uint64_t>(o.get_int("seed", 42));
+  r.device = o.get("device", "cpu");
+  r.dtype = o.get("dtype", "fp32");
+  const bool as_json = o.flag("json");
+  if (!as_json) std::cout << r.prompt << std::flush;
+  const std::string text = tessera::api::generate(r, [&](const std::string& piece) {
+    if (!as_json) std::cout << piece << std::flush;
+  });
+  if (as_json) {
+    std::cout << json{{"prompt", r.prompt}, {"text", text}, {"temperature", r.temperature},
+                      {"seed", r.seed}}
+                     .dump()
+              << "\n";
+  } else {
+    std::cout << "\n";
+  }
+  return 0;
+}
+
+int run_eval(const CliOptions& o) {
+  tessera::api::EvalRequest r;
+  r.model_path = o.require("model");
+  r.tokenizer_path = o.get("tokenizer");
+  r.text_path = o.require("text");
+  r.seq_len = o.get_int("seq-len", 0);
+  r.batch_size = o.get_int("batch", 1);
+  r.device = o.get("device", "cpu");
+  r.dtype = o.get("dtype", "fp32");
+  const bool as_json = o.flag("json");
+  const auto rep = tessera::api::evaluate_perplexity(r, [&](const tessera::api::EvalProgress& p) {
+    if (!as_json && p.stage == "evaluating")
+      std::fprintf(stderr, "\r  window %lld/%lld  ppl %.4f", (long long)p.windows_done,
+                   (long long)p.windows_total, p.running_perplexity);
+  });
+  if (!as_json) std::fprintf(stderr, "\n");
+  if (as_json) {
+    std::cout << json{{"ppl", rep.perplexity},       {"mean_loss", rep.mean_loss},
+                      {"tokens", rep.text_tokens},   {"windows", rep.windows},
+                      {"seq_len", rep.seq_len},      {"seconds", rep.seconds},
+                      {"tokens_per_s", rep.tokens_per_second},
+                      {"load_seconds", rep.load_seconds},
+                      {"device", rep.device},        {"dtype", rep.dtype},
+                      {"model", rep.model_path},     {"tokenizer", rep.tokenizer_path},
+                      {"text", rep.text_path}}
+                     .dump()
+              << "\n";
+  } else {
+    std::printf("ppl          %.6f\ntokens       %lld\nwindows      %lld x %lld\nseconds      %.3f\ntokens/s     %.1f\ndevice       %s %s\n",
+                rep.perplexity, (long long)rep.text_tokens, (long long)rep.windows,
+                (long long)rep.seq_len, rep.seconds, rep.tokens_per_second, rep.device.c_str(),
+                rep.dtype.c_str());
+  }
+  return 0;
+}
+
+int run_convert(const CliOptions& o) {
+  tessera::api::convert_to_hf(o.require("model"), o.get("tokenizer"), o.require("out"),
+                              o.get("dtype", "fp32"), o.flag("force"));
+  std::cout << "wrote " << o.require("out") << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::cout << kUsage;
+    return args.empty() ? 2 : 0;
+  }
+  if (args[0] == "--version") {
+    std::cout << "tessera " << tessera::kVersion << "\n";
+    return 0;
+  }
+  const std::string command = args[0];
+  args.erase(args.begin());
+  const std::set<std::string> common_flags = {"json", "verbose", "quiet"};
+  auto flags_with = [&](std::set<std::string> extra) {
+    extra.insert(common_flags.begin(), common_flags.end());
+    return extra;
+  };
+  try {
+    tessera::api::initialize_runtime();
+    auto parse = [&](const std::set<std::string>& values, const std::set<std::string>& flags) {
+      CliOptions o(args, values, flags);
+      if (o.flag("verbose")) tessera::logger()->set_level(spdlog::level::debug);
+      if (o.flag("quiet") || o.flag("json")) tessera::logger()->set_level(spdlog::level::err);
+      return o;
+    };
+    if (command == "info") return run_info(parse({"model"}, flags_with({})));
+    if (command == "tokenize") return run_tokenize(parse({"tokenizer", "text"}, flags_with({"no-bos"})));
+    if (command == "generate")
+      return run_generate(parse({"model", "tokenizer", "prompt", "max-tokens", "temperature", "top-p",
+                                 "seed", "device", "dtype"},
+                                flags_with({})));
+    if (command == "eval")
+      return run_eval(parse({"model", "tokenizer", "text", "seq-len", "batch", "device", "dtype"},
+                            flags_with({})));
+    if (command == "convert")
+      return run_convert(parse({"model", "tokenizer", "out", "dtype"}, flags_with({"force"})));
+    std::cerr << "error: unknown command \"" << command << "\" (see tessera --help)\n";
+    return 2;
+  } catch (const tessera::Cancelled&) {
+    std::cerr << "cancelled\n";
+    return 130;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+}

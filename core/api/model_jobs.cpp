@@ -1,0 +1,147 @@
+#include "api/model_jobs.h"
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+
+#include "eval/perplexity.h"
+#include "io/atomic_file.h"
+#include "model/hf_checkpoint.h"
+#include "model/model_loader.h"
+#include "model/text_generator.h"
+#include "runtime/torch_runtime.h"
+#include "text/text_file.h"
+#include "text/tokenizer_loader.h"
+#include "util/error.h"
+#include "util/log.h"
+
+namespace fs = std::filesystem;
+
+namespace tessera::api {
+namespace {
+
+std::string resolve_tokenizer(const std::string& model_path, const std::string& tokenizer_path) {
+  if (!tokenizer_path.empty()) return tokenizer_path;
+  const std::string found = text::find_tokenizer_for_model(model_path);
+  if (found.empty())
+    throw Error("no tokenizer found beside " + model_path + "; pass one with --tokenizer");
+  return found;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+void initialize_runtime() { runtime::configure_threads(); }
+
+ModelSummary describe_model(const std::string& model_path) {
+  ModelSummary s;
+  s.path = model_path;
+  s.format = model::checkpoint_format_name(model::detect_checkpoint_format(model_path));
+  s.config = model::read_model_config(model_path);
+  s.parameters = s.config.parameter_count();
+  s.tokenizer_path = text::find_tokenizer_for_model(model_path);
+  return s;
+}
+
+EvalReport evaluate_perplexity(const EvalRequest& request,
+                               const std::function<void(const EvalProgress&)>& progress,
+                               const StopToken& stop) {
+  auto report_stage = [&](const char* stage) {
+    if (progress) progress({stage, 0, 0, 0});
+  };
+  const auto device = runtime::parse_device(request.device);
+  const auto dtype = runtime::parse_dtype(request.dtype);
+  const auto load_start = std::chrono::steady_clock::now();
+  report_stage("loading");
+  auto model = model::load_model(request.model_path);
+  const std::string tokenizer_path = resolve_tokenizer(request.model_path, request.tokenizer_path);
+  auto tokenizer = text::load_tokenizer(tokenizer_path);
+  text::check_tokenizer_matches_model(*tokenizer, model.config().vocab_size, request.model_path);
+  model.to(device, dtype);
+  stop.throw_if_stopped();
+
+  report_stage("tokenizing");
+  const std::string text = text::read_text_file(request.text_path);
+  const auto ids = tokenizer->encode(text, /*add_bos=*/true, /*add_eos=*/false);
+  const double load_seconds = seconds_since(load_start);
+  stop.throw_if_stopped();
+
+  eval::PerplexityOptions options;
+  options.seq_len = request.seq_len > 0 ? request.seq_len : eval::default_seq_len(model.config());
+  options.batch_size = request.batch_size;
+  logger()->info("evaluating {} on {} ({} tokens, windows of {}) on {} in {}", request.model_path,
+                 request.text_path, ids.size(), options.seq_len, request.device, request.dtype);
+  auto result = eval::evaluate_perplexity(
+      model, ids, options,
+      [&](std::int64_t done, std::int64_t total, double ppl) {
+        if (progress) progress({"evaluating", done, total, ppl});
+      },
+      stop);
+
+  EvalReport r;
+  r.perplexity = result.perplexity;
+  r.mean_loss = result.mean_loss;
+  r.text_tokens = result.text_tokens;
+  r.windows = result.windows;
+  r.seq_len = result.seq_len;
+  r.seconds = result.seconds;
+  r.tokens_per_second = result.tokens_per_second;
+  r.load_seconds = load_seconds;
+  r.device = device.str();
+  r.dtype = runtime::dtype_label(dtype);
+  r.model_path = request.model_path;
+  r.tokenizer_path = tokenizer_path;
+  r.text_path = request.text_path;
+  logger()->info("perplexity {:.4f} over {} windows of {} ({:.0f} tokens/s)", r.perplexity,
+                 r.windows, r.seq_len, r.tokens_per_second);
+  return r;
+}
+
+std::string generate(const GenerateRequest& request,
+                     const std::function<void(const std::string&)>& on_text, const StopToken& stop) {
+  const auto device = runtime::parse_device(request.device);
+  const auto dtype = runtime::parse_dtype(request.dtype);
+  auto model = model::load_model(request.model_path);
+  auto tokenizer = text::load_tokenizer(resolve_tokenizer(request.model_path, request.tokenizer_path));
+  text::check_tokenizer_matches_model(*tokenizer, model.config().vocab_size, request.model_path);
+  model.to(device, dtype);
+  model::GenerateOptions options;
+  options.max_tokens = request.max_tokens;
+  options.temperature = request.temperature;
+  options.top_p = request.top_p;
+  options.seed = request.seed;
+  return model::generate_text(model, *tokenizer, request.prompt, options, on_text, stop);
+}
+
+TokenCount count_tokens(const std::string& tokenizer_path, const std::string& text_path, bool add_bos) {
+  auto tokenizer = text::load_tokenizer(tokenizer_path);
+  const auto ids = tokenizer->encode(text::read_text_file(text_path), add_bos, false);
+  return {static_cast<std::int64_t>(ids.size()), tokenizer->kind(), tokenizer->vocab_size()};
+}
+
+void convert_to_hf(const std::string& model_path, const std::string& tokenizer_path,
+                   const std::string& out_folder, const std::string& dtype, bool replace_existing) {
+  auto model = model::load_model(model_path);
+  std::string tokenizer = tokenizer_path.empty() ? text::find_tokenizer_for_model(model_path) : tokenizer_path;
+  if (!tokenizer.empty()) {
+    text::check_tokenizer_matches_model(*text::load_tokenizer(tokenizer), model.config().vocab_size,
+                                        model_path);
+  }
+  model::save_hf_checkpoint(model, out_folder, runtime::parse_dtype(dtype), replace_existing);
+  if (!tokenizer.empty()) {
+    // Keep the tokenizer's own file name family so that discovery finds it beside the model.
+    const std::string name = fs::path(tokenizer).extension() == ".model" ? "tokenizer.model" : "tokenizer.bin";
+    const fs::path dest = fs::path(out_folder) / name;
+    io::write_file_atomically(dest.string(), [&](std::ostream& out) {
+      std::ifstream in(tokenizer, std::ios::binary);
+      out << in.rdbuf();
+    });
+  }
+  logger()->info("wrote {} ({} layers, {}){}", out_folder, model.config().num_layers, dtype,
+                 tokenizer.empty() ? "" : " with tokenizer " + tokenizer);
+}
+
+}  // namespace tessera::api

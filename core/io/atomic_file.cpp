@@ -1,0 +1,99 @@
+#include "io/atomic_file.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "util/error.h"
+
+namespace fs = std::filesystem;
+
+namespace tessera::io {
+namespace {
+
+std::string temporary_sibling(const std::string& path) {
+  std::random_device rd;
+  return path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(rd() % 1000000);
+}
+
+void fsync_path(const std::string& path, bool directory) {
+  int fd = ::open(path.c_str(), (directory ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
+  if (fd < 0) return;  // best effort for directories on file systems that refuse it
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0 && !directory) throw Error("cannot flush " + path + " to disk: " + std::strerror(err));
+}
+
+std::string parent_of(const std::string& path) {
+  fs::path parent = fs::path(path).parent_path();
+  return parent.empty() ? std::string(".") : parent.string();
+}
+
+}  // namespace
+
+void write_file_atomically(const std::string& path,
+                           const std::function<void(std::ostream&)>& write) {
+  const std::string tmp = temporary_sibling(path);
+  try {
+    {
+      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+      if (!out) throw Error("cannot create " + tmp + ": " + std::strerror(errno));
+      write(out);
+      out.flush();
+      if (!out) throw Error("writing " + path + " failed (disk full?): " + std::strerror(errno));
+      out.close();
+      if (out.fail()) throw Error("closing " + path + " failed (disk full?)");
+    }
+    fsync_path(tmp, false);
+    std::error_code ec;
+    fs::rename(tmp, path, ec);
+    if (ec) throw Error("cannot rename " + tmp + " to " + path + ": " + ec.message());
+    fsync_path(parent_of(path), true);
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove(tmp, ignored);
+    throw;
+  }
+}
+
+void write_folder_atomically(const std::string& path, bool replace,
+                             const std::function<void(const std::string& tmp_dir)>& fill) {
+  std::error_code ec;
+  if (fs::exists(path, ec) && !replace)
+    throw Error(path + " already exists; choose another output path or remove it first");
+  const std::string tmp = temporary_sibling(path);
+  try {
+    fs::create_directories(tmp, ec);
+    if (ec) throw Error("cannot create folder " + tmp + ": " + ec.message());
+    fill(tmp);
+    for (const auto& entry : fs::directory_iterator(tmp)) fsync_path(entry.path().string(), false);
+    if (fs::exists(path)) {
+      // Move the old folder aside first so that the destination is never half old, half new.
+      const std::string old = temporary_sibling(path) + ".old";
+      fs::rename(path, old, ec);
+      if (ec) throw Error("cannot replace " + path + ": " + ec.message());
+      fs::rename(tmp, path, ec);
+      if (ec) {
+        fs::rename(old, path);
+        throw Error("cannot rename " + tmp + " to " + path + ": " + ec.message());
+      }
+      fs::remove_all(old, ec);
+    } else {
+      fs::rename(tmp, path, ec);
+      if (ec) throw Error("cannot rename " + tmp + " to " + path + ": " + ec.message());
+    }
+    fsync_path(parent_of(path), true);
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove_all(tmp, ignored);
+    throw;
+  }
+}
+
+}  // namespace tessera::io

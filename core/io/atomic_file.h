@@ -1,0 +1,21 @@
+#pragma once
+// Outputs are written next to their destination under a temporary name, flushed to disk and then
+// renamed over the destination: a crash, a full disk or a cancel never leaves a half-written file
+// where a finished one is expected.
+#include <functional>
+#include <ostream>
+#include <string>
+
+namespace tessera::io {
+
+// Calls `write` with a stream onto a temporary file beside `path`, then fsyncs and renames it to
+// `path`. If `write` throws or any write fails (e.g. ENOSPC), the temporary file is removed and a
+// tessera::Error naming `path` is thrown; an existing file at `path` is left untouched.
+void write_file_atomically(const std::string& path, const std::function<void(std::ostream&)>& write);
+
+// Same for a folder: `fill` receives a fresh temporary folder beside `path`; on success the folder
+// is renamed to `path` (which must not exist, or is replaced when `replace` is true).
+void write_folder_atomically(const std::string& path, bool replace,
+                             const std::function<void(const std::string& tmp_dir)>& fill);
+
+}  // namespace tessera::io

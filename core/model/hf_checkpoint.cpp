@@ -1,0 +1,163 @@
+#include "model/hf_checkpoint.h"
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "io/atomic_file.h"
+#include "io/safetensors.h"
+#include "model/tensor_bytes.h"
+#include "util/error.h"
+#include "util/version.h"
+
+namespace fs = std::filesystem;
+
+namespace tessera::model {
+namespace {
+
+// Resolves tensor names to the (possibly sharded) safetensors file that holds them.
+class TensorSource {
+ public:
+  explicit TensorSource(const std::string& folder) {
+    const fs::path dir(folder);
+    const fs::path single = dir / "model.safetensors";
+    const fs::path index = dir / "model.safetensors.index.json";
+    if (fs::exists(single)) {
+      auto file = std::make_shared<io::SafetensorsFile>(single.string());
+      for (const auto& [name, view] : file->tensors()) owner_[name] = file;
+    } else if (fs::exists(index)) {
+      std::ifstream in(index);
+      nlohmann::json j;
+      try {
+        in >> j;
+      } catch (const nlohmann::json::exception& e) {
+        throw Error(index.string() + ": not valid JSON (" + e.what() + ")");
+      }
+      if (!j.contains("weight_map") || !j["weight_map"].is_object())
+        throw Error(index.string() + ": missing \"weight_map\"");
+      std::map<std::string, std::shared_ptr<io::SafetensorsFile>> shards;
+      for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
+        const std::string shard = it.value().get<std::string>();
+        if (!shards.count(shard)) {
+          const fs::path shard_path = dir / shard;
+          if (!fs::exists(shard_path))
+            throw Error(index.string() + " names shard " + shard + ", which is not in " + folder);
+          shards[shard] = std::make_shared<io::SafetensorsFile>(shard_path.string());
+        }
+        owner_[it.key()] = shards[shard];
+      }
+    } else {
+      throw Error(folder + ": no model.safetensors or model.safetensors.index.json");
+    }
+  }
+
+  bool contains(const std::string& name) const { return owner_.count(name) != 0; }
+
+  torch::Tensor load(const std::string& name, const std::vector<std::int64_t>& shape) const {
+    auto it = owner_.find(name);
+    if (it == owner_.end()) throw Error("checkpoint is missing tensor \"" + name + "\"");
+    const io::TensorView& view = it->second->tensor(name);
+    const std::string where = it->second->path() + ": tensor \"" + name + "\"";
+    if (view.dtype != io::DType::F32 && view.dtype != io::DType::F16 && view.dtype != io::DType::BF16)
+      throw Error(where + " has dtype " + io::dtype_name(view.dtype) +
+                  "; model weights must be F32, F16 or BF16");
+    if (view.shape != shape) {
+      auto str = [](const std::vector<std::int64_t>& s) {
+        std::string r = "[";
+        for (std::size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+        return r + "]";
+      };
+      throw Error(where + " has shape " + str(view.shape) + ", config.json implies " + str(shape));
+    }
+    auto t = tensor_from_view(view).to(torch::kFloat32);
+    if (!torch::isfinite(t).all().item<bool>())
+      throw Error(where + " contains NaN or infinite values");
+    return t;
+  }
+
+ private:
+  std::map<std::string, std::shared_ptr<io::SafetensorsFile>> owner_;
+};
+
+}  // namespace
+
+LlamaModel load_hf_checkpoint(const std::string& folder) {
+  const fs::path config_path = fs::path(folder) / "config.json";
+  if (!fs::exists(config_path)) throw Error(folder + ": no config.json (not a Hugging Face model folder)");
+  LlamaConfig c = LlamaConfig::from_hf_config_file(config_path.string());
+  TensorSource source(folder);
+
+  const std::int64_t d = c.hidden_size, ff = c.intermediate_size;
+  const std::int64_t q_dim = c.num_heads * c.head_dim, kv_dim = c.num_kv_heads * c.head_dim;
+  ModelWeights w;
+  w.embed_tokens = source.load("model.embed_tokens.weight", {c.vocab_size, d});
+  w.final_norm = source.load("model.norm.weight", {d});
+  if (!c.tie_word_embeddings) w.lm_head = source.load("lm_head.weight", {c.vocab_size, d});
+  for (std::int64_t l = 0; l < c.num_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    DecoderBlockWeights b;
+    b.input_norm = source.load(p + "input_layernorm.weight", {d});
+    b.post_attention_norm = source.load(p + "post_attention_layernorm.weight", {d});
+    b.q_proj = source.load(p + "self_attn.q_proj.weight", {q_dim, d});
+    b.k_proj = source.load(p + "self_attn.k_proj.weight", {kv_dim, d});
+    b.v_proj = source.load(p + "self_attn.v_proj.weight", {kv_dim, d});
+    b.o_proj = source.load(p + "self_attn.o_proj.weight", {d, q_dim});
+    if (c.attention_bias) {
+      b.q_bias = source.load(p + "self_attn.q_proj.bias", {q_dim});
+      b.k_bias = source.load(p + "self_attn.k_proj.bias", {kv_dim});
+      b.v_bias = source.load(p + "self_attn.v_proj.bias", {kv_dim});
+    }
+    b.gate_proj = source.load(p + "mlp.gate_proj.weight", {ff, d});
+    b.up_proj = source.load(p + "mlp.up_proj.weight", {ff, d});
+    b.down_proj = source.load(p + "mlp.down_proj.weight", {d, ff});
+    w.blocks.push_back(std::move(b));
+  }
+  return LlamaModel(c, std::move(w));
+}
+
+void save_hf_checkpoint(const LlamaModel& model, const std::string& folder, torch::ScalarType dtype,
+                        bool replace_existing) {
+  if (dtype != torch::kFloat32 && dtype != torch::kFloat16 && dtype != torch::kBFloat16)
+    throw Error("Hugging Face export supports float32, float16 and bfloat16");
+  LlamaConfig c = model.config();
+  c.torch_dtype = dtype == torch::kFloat32 ? "float32" : dtype == torch::kFloat16 ? "float16" : "bfloat16";
+  const ModelWeights& w = model.weights();
+
+  io::SafetensorsWriter writer;
+  writer.set_metadata("format", "pt");
+  writer.set_metadata("tessera_version", kVersion);
+  auto put = [&](const std::string& name, const torch::Tensor& t) {
+    if (t.defined()) add_tensor(writer, name, t.to(dtype));
+  };
+  put("model.embed_tokens.weight", w.embed_tokens);
+  put("model.norm.weight", w.final_norm);
+  if (!c.tie_word_embeddings) put("lm_head.weight", w.lm_head);
+  for (std::size_t l = 0; l < w.blocks.size(); ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    const auto& b = w.blocks[l];
+    put(p + "input_layernorm.weight", b.input_norm);
+    put(p + "post_attention_layernorm.weight", b.post_attention_norm);
+    put(p + "self_attn.q_proj.weight", b.q_proj);
+    put(p + "self_attn.k_proj.weight", b.k_proj);
+    put(p + "self_attn.v_proj.weight", b.v_proj);
+    put(p + "self_attn.o_proj.weight", b.o_proj);
+    put(p + "self_attn.q_proj.bias", b.q_bias);
+    put(p + "self_attn.k_proj.bias", b.k_bias);
+    put(p + "self_attn.v_proj.bias", b.v_bias);
+    put(p + "mlp.gate_proj.weight", b.gate_proj);
+    put(p + "mlp.up_proj.weight", b.up_proj);
+    put(p + "mlp.down_proj.weight", b.down_proj);
+  }
+  io::write_folder_atomically(folder, replace_existing, [&](const std::string& tmp) {
+    std::ofstream(fs::path(tmp) / "config.json") << c.to_hf_json_text();
+    std::ofstream out(fs::path(tmp) / "model.safetensors", std::ios::binary);
+    writer.write(out);
+    out.flush();
+    if (!out) throw Error("writing " + folder + "/model.safetensors failed (disk full?)");
+  });
+}
+
+}  // namespace tessera::model

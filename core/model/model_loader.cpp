@@ -1,0 +1,53 @@
+#include "model/model_loader.h"
+
+#include <filesystem>
+
+#include "model/hf_checkpoint.h"
+#include "model/llama2c_checkpoint.h"
+#include "util/error.h"
+
+namespace fs = std::filesystem;
+
+namespace tessera::model {
+namespace {
+
+// A path to model.safetensors or config.json means its folder.
+std::string model_folder(const std::string& path) {
+  const fs::path p(path);
+  if (fs::is_directory(p)) return path;
+  const auto name = p.filename().string();
+  if (name == "config.json" || p.extension() == ".safetensors") return p.parent_path().string();
+  return "";
+}
+
+}  // namespace
+
+CheckpointFormat detect_checkpoint_format(const std::string& path) {
+  if (!fs::exists(path)) throw Error("model " + path + " does not exist");
+  const std::string folder = model_folder(path);
+  if (!folder.empty()) {
+    if (!fs::exists(fs::path(folder) / "config.json"))
+      throw Error(folder + ": no config.json (not a Hugging Face model folder)");
+    return CheckpointFormat::HuggingFace;
+  }
+  if (fs::path(path).extension() == ".bin") return CheckpointFormat::Llama2c;
+  throw Error(path + ": unknown model format (expected a Hugging Face folder or a llama2.c .bin)");
+}
+
+std::string checkpoint_format_name(CheckpointFormat format) {
+  return format == CheckpointFormat::HuggingFace ? "Hugging Face safetensors" : "llama2.c";
+}
+
+LlamaModel load_model(const std::string& path) {
+  if (detect_checkpoint_format(path) == CheckpointFormat::HuggingFace)
+    return load_hf_checkpoint(model_folder(path));
+  return load_llama2c_checkpoint(path);
+}
+
+LlamaConfig read_model_config(const std::string& path) {
+  if (detect_checkpoint_format(path) == CheckpointFormat::HuggingFace)
+    return LlamaConfig::from_hf_config_file((fs::path(model_folder(path)) / "config.json").string());
+  return read_llama2c_config(path);
+}
+
+}  // namespace tessera::model

@@ -1,0 +1,17 @@
+#pragma once
+// Opens any supported checkpoint: a Hugging Face folder (or its model.safetensors / config.json)
+// or a llama2.c .bin file.
+#include <string>
+
+#include "model/llama_model.h"
+
+namespace tessera::model {
+
+enum class CheckpointFormat { HuggingFace, Llama2c };
+
+CheckpointFormat detect_checkpoint_format(const std::string& path);  // throws if neither
+std::string checkpoint_format_name(CheckpointFormat format);
+LlamaModel load_model(const std::string& path);
+LlamaConfig read_model_config(const std::string& path);  // without loading weights
+
+}  // namespace tessera::model

@@ -1,0 +1,78 @@
+#include "runtime/torch_runtime.h"
+
+#include <thread>
+
+#include "util/error.h"
+
+#ifdef TESSERA_WITH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
+#endif
+
+namespace tessera::runtime {
+
+void configure_threads() {
+  static bool done = false;
+  if (done) return;
+  done = true;
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  torch::set_num_threads(static_cast<int>(cores));
+}
+
+torch::Device parse_device(const std::string& name) {
+  if (name == "cpu") return torch::Device(torch::kCPU);
+  if (name.rfind("cuda", 0) == 0) {
+    if (!torch::cuda::is_available())
+      throw Error("device \"" + name + "\" requested but CUDA is not available in this build or machine");
+    try {
+      return torch::Device(name);
+    } catch (const c10::Error&) {
+      throw Error("invalid device \"" + name + "\" (use cpu, cuda or cuda:N)");
+    }
+  }
+  throw Error("unknown device \"" + name + "\" (use cpu, cuda or cuda:N)");
+}
+
+torch::ScalarType parse_dtype(const std::string& name) {
+  if (name == "fp32" || name == "float32") return torch::kFloat32;
+  if (name == "fp16" || name == "float16") return torch::kFloat16;
+  if (name == "bf16" || name == "bfloat16") return torch::kBFloat16;
+  throw Error("unknown dtype \"" + name + "\" (use fp32, fp16 or bf16)");
+}
+
+std::string dtype_label(torch::ScalarType dtype) {
+  switch (dtype) {
+    case torch::kFloat32: return "fp32";
+    case torch::kFloat16: return "fp16";
+    case torch::kBFloat16: return "bf16";
+    default: return c10::toString(dtype);
+  }
+}
+
+double peak_gpu_memory_gib(const torch::Device& device) {
+#ifdef TESSERA_WITH_CUDA
+  if (device.is_cuda()) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index() < 0 ? 0 : device.index());
+    const auto& bytes = stats.allocated_bytes[static_cast<std::size_t>(c10::CachingAllocator::StatType::AGGREGATE)];
+    return static_cast<double>(bytes.peak) / (1024.0 * 1024.0 * 1024.0);
+  }
+#endif
+  (void)device;
+  return 0.0;
+}
+
+void reset_peak_gpu_memory(const torch::Device& device) {
+#ifdef TESSERA_WITH_CUDA
+  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.index() < 0 ? 0 : device.index());
+#endif
+  (void)device;
+}
+
+void synchronize(const torch::Device& device) {
+#ifdef TESSERA_WITH_CUDA
+  if (device.is_cuda()) c10::cuda::device_synchronize();
+#endif
+  (void)device;
+}
+
+}  // namespace tessera::runtime

@@ -1,0 +1,19 @@
+#pragma once
+// Process-wide libtorch settings and parsing of --device / --dtype values.
+#include <torch/torch.h>
+
+#include <string>
+
+namespace tessera::runtime {
+
+// Sets libtorch's intra-op threads to the machine's cores (Debian's libtorch starts with one).
+void configure_threads();
+torch::Device parse_device(const std::string& name);  // "cpu", "cuda", "cuda:1"; throws if unusable
+torch::ScalarType parse_dtype(const std::string& name);  // fp32|float32, fp16|float16, bf16|bfloat16
+std::string dtype_label(torch::ScalarType dtype);         // "fp32", "fp16", "bf16"
+// Peak memory held by libtorch's CUDA allocator since the last reset; 0 on CPU builds.
+double peak_gpu_memory_gib(const torch::Device& device);
+void reset_peak_gpu_memory(const torch::Device& device);
+void synchronize(const torch::Device& device);  // waits for queued GPU work; no-op on CPU
+
+}  // namespace tessera::runtime

@@ -1,0 +1,23 @@
+#include "text/text_file.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "util/error.h"
+
+namespace tessera::text {
+
+std::string read_text_file(const std::string& path) {
+  if (std::filesystem::is_directory(path)) throw Error(path + " is a folder, expected a text file");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot open text file " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string text = ss.str();
+  if (text.find_first_not_of(" \t\r\n") == std::string::npos)
+    throw Error("text file " + path + " is empty");
+  return text;
+}
+
+}  // namespace tessera::text

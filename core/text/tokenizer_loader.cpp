@@ -1,0 +1,56 @@
+#include "text/tokenizer_loader.h"
+
+#include <filesystem>
+
+#include "text/llama2c_tokenizer.h"
+#include "text/sentencepiece_tokenizer.h"
+#include "util/error.h"
+
+namespace fs = std::filesystem;
+
+namespace tessera::text {
+
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
+  if (!fs::exists(path)) throw Error("tokenizer " + path + " does not exist");
+  if (fs::is_directory(path)) {
+    const std::string found = find_tokenizer_for_model(path);
+    if (found.empty()) throw Error(path + ": no tokenizer.model or tokenizer.bin in this folder");
+    return load_tokenizer(found);
+  }
+  const std::string ext = fs::path(path).extension().string();
+  const std::string name = fs::path(path).filename().string();
+  if (ext == ".model") return std::make_unique<SentencePieceTokenizer>(path);
+  if (ext == ".bin") return std::make_unique<Llama2cTokenizer>(path);
+  if (name == "tokenizer.json")
+    throw Error(path + ": Hugging Face tokenizer.json is not supported yet; pass a SentencePiece "
+                       "tokenizer.model or a llama2.c tokenizer.bin");
+  throw Error(path + ": unknown tokenizer type (expected a SentencePiece .model or a llama2.c .bin)");
+}
+
+std::string find_tokenizer_for_model(const std::string& model_path) {
+  const fs::path p(model_path);
+  const fs::path dir = fs::is_directory(p) ? p : p.parent_path();
+  for (const char* name : {"tokenizer.model", "tokenizer.bin"}) {
+    if (fs::exists(dir / name)) return (dir / name).string();
+  }
+  std::string found;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir.empty() ? "." : dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("tok", 0) == 0 && entry.path().extension() == ".bin") {
+      if (!found.empty()) return "";  // ambiguous: let the user choose
+      found = entry.path().string();
+    }
+  }
+  return found;
+}
+
+void check_tokenizer_matches_model(const Tokenizer& tokenizer, std::int64_t model_vocab,
+                                   const std::string& model_path) {
+  if (tokenizer.vocab_size() > model_vocab)
+    throw Error("tokenizer " + tokenizer.path() + " has " + std::to_string(tokenizer.vocab_size()) +
+                " tokens but model " + model_path + " has only " + std::to_string(model_vocab) +
+                " embeddings: this is not the model's tokenizer");
+}
+
+}  // namespace tessera::text

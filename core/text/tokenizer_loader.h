@@ -1,0 +1,21 @@
+#pragma once
+// Opens a tokenizer by file type, or finds the one that belongs to a model.
+#include <memory>
+#include <string>
+
+#include "text/tokenizer.h"
+
+namespace tessera::text {
+
+// `.model` -> SentencePiece; a llama2.c `tokenizer.bin`/`tok*.bin` -> Llama2cTokenizer.
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path);
+
+// The tokenizer that ships with a model: in a model folder tokenizer.model, then tokenizer.bin;
+// next to a llama2.c file tokenizer.bin, then tok*.bin. Returns "" when there is none.
+std::string find_tokenizer_for_model(const std::string& model_path);
+
+// Throws naming both files when the tokenizer can produce ids the model has no embedding for.
+void check_tokenizer_matches_model(const Tokenizer& tokenizer, std::int64_t model_vocab,
+                                   const std::string& model_path);
+
+}  // namespace tessera::text

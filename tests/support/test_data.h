@@ -1,0 +1,41 @@
+#pragma once
+// Locates the real models and texts in ../shared (beside the project root; overridable with the
+// TESSERA_SHARED_DIR environment variable, as on the GPU machine) and the built `tessera` binary.
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <unistd.h>
+
+namespace tessera_test {
+
+inline std::string shared_dir() {
+  if (const char* env = std::getenv("TESSERA_SHARED_DIR")) return env;
+  return TESSERA_TEST_SHARED_DIR;  // set by tests/CMakeLists.txt to <project>/../shared
+}
+
+// Path of a file under shared/data, or "" when it is missing (callers fail with missing_message).
+inline std::string shared_data(const std::string& relative) {
+  const auto p = std::filesystem::path(shared_dir()) / "data" / relative;
+  return std::filesystem::exists(p) ? p.string() : std::string();
+}
+
+inline std::string missing_message(const std::string& relative) {
+  return "test data missing: " + (std::filesystem::path(shared_dir()) / "data" / relative).string() +
+         " (the tests need the shared/ folder beside the project root, or TESSERA_SHARED_DIR)";
+}
+
+inline std::string cli_binary() { return TESSERA_TEST_CLI_BINARY; }
+
+// A fresh empty folder under the build tree's temporary area.
+inline std::string fresh_temp_dir(const std::string& name) {
+  auto p = std::filesystem::temp_directory_path() / ("tessera-test-" + name + "-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(p);
+  std::filesystem::create_directories(p);
+  return p.string();
+}
+
+}  // namespace tessera_test
+
+#define TESSERA_REQUIRE_DATA(var, relative)                       \
+  const std::string var = tessera_test::shared_data(relative);   \
+  if (var.empty()) QFAIL(tessera_test::missing_message(relative).c_str())
