@@ -93,7 +93,12 @@ LlamaModel load_hf_checkpoint(const std::string& folder) {
   const std::int64_t d = c.hidden_size, ff = c.intermediate_size;
   const std::int64_t q_dim = c.num_heads * c.head_dim, kv_dim = c.num_kv_heads * c.head_dim;
   ModelWeights w;
-  w.embed_tokens = source.load("model.embed_tokens.weight", {c.vocab_size, d});
+  // Tied checkpoints written by transformers' safetensors de-duplication may store the shared
+  // matrix only once, as lm_head.weight.
+  const bool embed_stored_as_head = c.tie_word_embeddings && !source.contains("model.embed_tokens.weight") &&
+                                    source.contains("lm_head.weight");
+  w.embed_tokens = source.load(embed_stored_as_head ? "lm_head.weight" : "model.embed_tokens.weight",
+                               {c.vocab_size, d});
   w.final_norm = source.load("model.norm.weight", {d});
   if (!c.tie_word_embeddings) w.lm_head = source.load("lm_head.weight", {c.vocab_size, d});
   for (std::int64_t l = 0; l < c.num_layers; ++l) {

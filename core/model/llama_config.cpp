@@ -104,6 +104,8 @@ LlamaConfig LlamaConfig::from_hf_json_text(const std::string& json_text, const s
   c.tie_word_embeddings = optional_value<bool>(j, "tie_word_embeddings", false, source);
   // Qwen2 always has q/k/v biases; LLaMA has them when attention_bias is true.
   c.attention_bias = c.architecture == "qwen2" ? true : optional_value<bool>(j, "attention_bias", false, source);
+  if (optional_value<bool>(j, "mlp_bias", false, source))
+    throw Error(source + ": mlp_bias = true is not supported (LLaMA MLPs have no bias)");
   c.bos_token_id = token_id(j, "bos_token_id", 1);
   c.eos_token_id = token_id(j, "eos_token_id", 2);
   c.torch_dtype = optional_value<std::string>(j, "torch_dtype", "float32", source);

@@ -96,7 +96,7 @@ torch::Tensor apply_rope(const torch::Tensor& x, const RopeTables& rope) {
 }
 
 torch::Tensor project(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b = {}) {
-  return b.defined() ? at::linear(x, w, b) : at::linear(x, w);
+  return compat::linear(x, w, b);
 }
 
 }  // namespace
@@ -134,7 +134,7 @@ torch::Tensor decoder_block_forward(const LlamaConfig& c, const DecoderBlockWeig
     (*observer)(LinearKind::Gate, m);
     (*observer)(LinearKind::Up, m);
   }
-  auto act = torch::silu(project(m, w.gate_proj)) * project(m, w.up_proj);
+  auto act = compat::silu(project(m, w.gate_proj)) * project(m, w.up_proj);
   if (observer) (*observer)(LinearKind::Down, act);
   return hidden + project(act, w.down_proj);
 }
@@ -173,7 +173,7 @@ const torch::Tensor& LlamaModel::output_embedding() const {
 }
 
 torch::Tensor LlamaModel::logits(const torch::Tensor& hidden) const {
-  return at::linear(rms_norm(hidden, weights_.final_norm, config_.rms_norm_eps), output_embedding());
+  return compat::linear(rms_norm(hidden, weights_.final_norm, config_.rms_norm_eps), output_embedding());
 }
 
 RopeTables LlamaModel::rope(std::int64_t seq_len) const {

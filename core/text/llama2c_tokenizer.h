@@ -23,6 +23,7 @@ class Llama2cTokenizer : public Tokenizer {
   std::string kind() const override { return "llama2.c"; }
   const std::string& path() const override { return path_; }
   const std::string& piece(std::int32_t id) const { return pieces_.at(static_cast<std::size_t>(id)); }
+  float score(std::int32_t id) const { return scores_.at(static_cast<std::size_t>(id)); }
 
  private:
   std::int32_t lookup(const std::string& s) const;

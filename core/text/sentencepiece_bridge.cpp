@@ -52,4 +52,5 @@ int tessera_spm_is_control(void* handle, int id) { return processor(handle)->IsC
 const char* tessera_spm_id_to_piece(void* handle, int id) {
   return processor(handle)->IdToPiece(id).c_str();
 }
+float tessera_spm_score(void* handle, int id) { return processor(handle)->GetScore(id); }
 }

@@ -16,4 +16,5 @@ int tessera_spm_eos_id(void* handle);
 int tessera_spm_is_byte(void* handle, int id);
 int tessera_spm_is_control(void* handle, int id);
 const char* tessera_spm_id_to_piece(void* handle, int id);
+float tessera_spm_score(void* handle, int id);
 }

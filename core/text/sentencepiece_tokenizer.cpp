@@ -22,6 +22,7 @@ struct Bridge {
   decltype(&tessera_spm_is_byte) is_byte;
   decltype(&tessera_spm_is_control) is_control;
   decltype(&tessera_spm_id_to_piece) id_to_piece;
+  decltype(&tessera_spm_score) score;
 };
 
 std::vector<std::string> bridge_candidates() {
@@ -67,6 +68,7 @@ const Bridge& bridge() {
     r.is_byte = reinterpret_cast<decltype(r.is_byte)>(sym("tessera_spm_is_byte"));
     r.is_control = reinterpret_cast<decltype(r.is_control)>(sym("tessera_spm_is_control"));
     r.id_to_piece = reinterpret_cast<decltype(r.id_to_piece)>(sym("tessera_spm_id_to_piece"));
+    r.score = reinterpret_cast<decltype(r.score)>(sym("tessera_spm_score"));
     return r;
   }();
   return b;
@@ -106,6 +108,18 @@ std::vector<std::int32_t> SentencePieceTokenizer::encode(const std::string& text
   if (add_eos && eos_id_ >= 0) out.push_back(eos_id_);
   return out;
 }
+
+std::string SentencePieceTokenizer::piece(std::int32_t id) const {
+  if (id < 0 || id >= vocab_size_) throw Error("token id " + std::to_string(id) + " out of range");
+  return bridge().id_to_piece(handle_, id);
+}
+
+float SentencePieceTokenizer::score(std::int32_t id) const {
+  if (id < 0 || id >= vocab_size_) throw Error("token id " + std::to_string(id) + " out of range");
+  return bridge().score(handle_, id);
+}
+
+bool SentencePieceTokenizer::is_byte(std::int32_t id) const { return bridge().is_byte(handle_, id) != 0; }
 
 std::string SentencePieceTokenizer::decode_token(std::int32_t previous, std::int32_t token) const {
   if (token < 0 || token >= vocab_size_)

@@ -20,6 +20,9 @@ class SentencePieceTokenizer : public Tokenizer {
   std::int32_t eos_id() const override { return eos_id_; }
   std::string kind() const override { return "sentencepiece"; }
   const std::string& path() const override { return path_; }
+  std::string piece(std::int32_t id) const;  // raw piece, "▁" for spaces
+  float score(std::int32_t id) const;
+  bool is_byte(std::int32_t id) const;
 
  private:
   std::string path_;

@@ -65,6 +65,8 @@ inline bool slots_match(const QMetaObject* meta, const char* listed) {
 
 #include <cstdio>
 #include <sstream>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 class QObject {};
@@ -85,11 +87,25 @@ inline void report_failure(const std::string& what, const char* file, int line) 
   state().failed = true;
   std::printf("FAIL!  : %s\n   Loc: [%s(%d)]\n", what.c_str(), file, line);
 }
+template <typename T, typename = void>
+struct Streamable : std::false_type {};
+template <typename T>
+struct Streamable<T, std::void_t<decltype(std::declval<std::ostream&>() << std::declval<const T&>())>>
+    : std::true_type {};
+template <typename T>
+void print_value(std::ostream& os, const T& v) {
+  if constexpr (Streamable<T>::value) os << v;
+  else if constexpr (std::is_enum<T>::value) os << static_cast<long long>(v);
+  else os << "<value>";
+}
 template <typename A, typename B>
 bool compare(const A& a, const B& b, const char* sa, const char* sb, const char* file, int line) {
   if (a == b) return true;
   std::ostringstream os;
-  os << "Compared values are not the same: " << sa << " = " << a << ", " << sb << " = " << b;
+  os << "Compared values are not the same: " << sa << " = ";
+  print_value(os, a);
+  os << ", " << sb << " = ";
+  print_value(os, b);
   report_failure(os.str(), file, line);
   return false;
 }

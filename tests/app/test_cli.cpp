@@ -1,0 +1,117 @@
+// The tessera command line, run as a user would run it: outputs, --json, exit codes and messages.
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <sys/wait.h>
+
+#include "tessera_test.h"
+#include "test_data.h"
+
+namespace {
+
+struct Result {
+  int status = -1;
+  std::string out;  // stdout and stderr together
+};
+
+Result run_cli(const std::string& args) {
+  const std::string cmd = "\"" + tessera_test::cli_binary() + "\" " + args + " 2>&1";
+  Result r;
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  if (pipe == nullptr) return r;
+  std::array<char, 4096> buf{};
+  while (std::fgets(buf.data(), static_cast<int>(buf.size()), pipe) != nullptr) r.out += buf.data();
+  const int status = ::pclose(pipe);
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+// The last line that parses as a JSON object (log lines may precede it).
+nlohmann::json last_json(const std::string& out) {
+  nlohmann::json j;
+  std::size_t start = 0;
+  while (start < out.size()) {
+    const auto end = out.find('\n', start);
+    const auto line = out.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (!line.empty() && line[0] == '{') j = nlohmann::json::parse(line, nullptr, false);
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return j;
+}
+
+}  // namespace
+
+class TestCli : public QObject {
+  Q_OBJECT
+  TESSERA_TEST_FRIEND
+
+ private slots:
+  void infoJsonDescribesTheModel() {
+    TESSERA_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
+    const auto r = run_cli("info --model \"" + model + "\" --json");
+    QCOMPARE(r.status, 0);
+    const auto j = last_json(r.out);
+    QCOMPARE(j["layers"].get<int>(), 5);
+    QCOMPARE(j["kv_heads"].get<int>(), 4);
+    QCOMPARE(j["parameters"].get<long long>(), 260032LL);
+    QCOMPARE(j["format"].get<std::string>(), std::string("llama2.c"));
+  }
+
+  void tokenizeCountsWikiText2() {
+    TESSERA_REQUIRE_DATA(tok, "tokenizers/llama2/tokenizer.model");
+    TESSERA_REQUIRE_DATA(wiki, "text/wikitext-2-raw/wiki.test.joined.txt");
+    auto r = run_cli("tokenize --tokenizer \"" + tok + "\" --text \"" + wiki + "\"");
+    QCOMPARE(r.status, 0);
+    QCOMPARE(r.out, std::string("341469\n"));
+    r = run_cli("tokenize --tokenizer \"" + tok + "\" --text \"" + wiki + "\" --no-bos");
+    QCOMPARE(r.out, std::string("341468\n"));
+  }
+
+  void generateAndEvalWork() {
+    TESSERA_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
+    TESSERA_REQUIRE_DATA(text, "text/tinystories/sample.txt");
+    auto r = run_cli("generate --model \"" + model + "\" --max-tokens 30 --json");
+    QCOMPARE(r.status, 0);
+    QVERIFY(last_json(r.out)["text"].get<std::string>().rfind("Once upon a time, there was a little girl named Lily.", 0) == 0);
+    r = run_cli("eval --model \"" + model + "\" --text \"" + text + "\" --seq-len 256 --batch 4 --json");
+    QCOMPARE(r.status, 0);
+    const auto j = last_json(r.out);
+    QCOMPARE(j["windows"].get<int>(), 15555 / 256);
+    QCOMPARE(j["seq_len"].get<int>(), 256);
+    QVERIFY(j["ppl"].get<double>() > 1.0 && j["ppl"].get<double>() < 20.0);
+    for (const char* key : {"tokens", "seconds", "tokens_per_s", "device", "dtype"}) QVERIFY(j.contains(key));
+  }
+
+  void convertWritesALoadableFolder() {
+    TESSERA_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
+    const auto out = tessera_test::fresh_temp_dir("cli-convert") + "/hf";
+    auto r = run_cli("convert --model \"" + model + "\" --out \"" + out + "\"");
+    QCOMPARE(r.status, 0);
+    r = run_cli("info --model \"" + out + "\" --json");
+    QCOMPARE(r.status, 0);
+    QCOMPARE(last_json(r.out)["format"].get<std::string>(), std::string("Hugging Face safetensors"));
+  }
+
+  void errorsAreMessagesWithNonZeroExit() {
+    auto r = run_cli("eval --model /nonexistent/model.bin --text x.txt");
+    QCOMPARE(r.status, 1);
+    QVERIFY2(r.out.find("error: model /nonexistent/model.bin does not exist") != std::string::npos, r.out.c_str());
+    r = run_cli("eval --modle x");
+    QCOMPARE(r.status, 1);
+    QVERIFY(r.out.find("unknown option --modle") != std::string::npos);
+    r = run_cli("info");
+    QVERIFY(r.out.find("--model is required") != std::string::npos);
+    r = run_cli("frobnicate");
+    QCOMPARE(r.status, 2);
+    r = run_cli("generate --model x.bin --max-tokens lots");
+    QVERIFY(r.out.find("--max-tokens expects an integer") != std::string::npos);
+  }
+};
+
+TESSERA_TEST_MAIN(TestCli, infoJsonDescribesTheModel, tokenizeCountsWikiText2, generateAndEvalWork,
+                  convertWritesALoadableFolder, errorsAreMessagesWithNonZeroExit)
+#ifdef TESSERA_TEST_WITH_QT
+#include "test_cli.moc"
+#endif
