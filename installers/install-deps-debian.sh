@@ -10,6 +10,8 @@ PACKAGES=(
   libsentencepiece-dev libpcre2-dev
   qt6-base-dev libqcustomplot-dev libqcustomplot2.1-qt6 libgl-dev
   xvfb xauth
+  # Qt's offscreen platform (GUI tests, --screenshot) draws text with fontconfig's fonts.
+  fonts-dejavu-core
 )
 
 SUDO=""

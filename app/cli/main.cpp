@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "api/model_jobs.h"
+#include "api/quantize_jobs.h"
 #include "cli/cli_options.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -33,6 +34,12 @@ commands:
             [--dtype fp32|fp16|bf16] [--json]
             perplexity: one tokenization with one BOS, non-overlapping windows of --seq-len
             (default min(2048, model context)), trailing tokens dropped, fp32 loss
+  quantize  --model P [--tokenizer P] --calib F --out DIR [--method rtn|awq] [--wbits N] [--group N]
+            [--sym] [--abits N] [--samples N] [--seq-len N] [--seed N] [--device cpu|cuda]
+            [--batch N] [--config run.json] [--resume] [--eval F] [--json]
+            block-wise quantization; --group 0 = per channel; every finished block is saved in
+            DIR, --resume continues an interrupted run; --eval F scores the result on F
+  eval      --run DIR --text F ...   scores a finished quantization run's fake-quantized model
   convert   --model P [--tokenizer P] --out DIR [--dtype fp32|fp16|bf16] [--force]
             write a Hugging Face folder (config.json + model.safetensors) atomically
 
@@ -124,7 +131,8 @@ int run_generate(const CliOptions& o) {
 
 int run_eval(const CliOptions& o) {
   tessera::api::EvalRequest r;
-  r.model_path = o.require("model");
+  r.run_dir = o.get("run");
+  r.model_path = r.run_dir.empty() ? o.require("model") : "";
   r.tokenizer_path = o.get("tokenizer");
   r.text_path = o.require("text");
   r.seq_len = o.get_int("seq-len", 0);
@@ -154,6 +162,74 @@ int run_eval(const CliOptions& o) {
                 rep.perplexity, (long long)rep.text_tokens, (long long)rep.windows,
                 (long long)rep.seq_len, rep.seconds, rep.tokens_per_second, rep.device.c_str(),
                 rep.dtype.c_str());
+  }
+  return 0;
+}
+
+// Prints one line per finished block with the losses and the ETA.
+class CliProgress : public tessera::pipeline::EventSink {
+ public:
+  explicit CliProgress(bool quiet) : quiet_(quiet) {}
+  void on_event(const tessera::pipeline::RunEvent& e) override {
+    using Kind = tessera::pipeline::RunEvent::Kind;
+    if (quiet_) return;
+    if (e.kind == Kind::RunStarted) {
+      total_ = e.total_blocks;
+      std::fprintf(stderr, "quantizing %lld blocks: %s\n", (long long)e.total_blocks, e.message.c_str());
+    } else if (e.kind == Kind::BlockFinished) {
+      std::fprintf(stderr, "  block %lld/%lld  loss %.6g (RTN %.6g)  %.1f s  ETA %.0f s\n", (long long)e.block + 1,
+                   (long long)total_, e.value, e.before, e.seconds, e.eta_seconds);
+    }
+  }
+
+ private:
+  bool quiet_;
+  std::int64_t total_ = 0;
+};
+
+int run_quantize(const CliOptions& o) {
+  tessera::pipeline::RunConfig c;
+  if (o.has("config")) c = tessera::pipeline::RunConfig::from_file(o.get("config"));
+  if (o.has("model")) c.model = o.get("model");
+  if (o.has("tokenizer")) c.tokenizer = o.get("tokenizer");
+  if (o.has("calib")) c.calib = o.get("calib");
+  if (o.has("method")) c.method = o.get("method");
+  c.weight.bits = static_cast<int>(o.get_int("wbits", c.weight.bits));
+  c.weight.group_size = o.get_int("group", c.weight.group_size);
+  if (o.flag("sym")) c.weight.symmetric = true;
+  c.act_bits = static_cast<int>(o.get_int("abits", c.act_bits));
+  if (c.act_bits >= 16) c.act_bits = 0;
+  c.samples = o.get_int("samples", c.samples);
+  c.seq_len = o.get_int("seq-len", c.seq_len);
+  c.seed = static_cast<std::uint64_t>(o.get_int("seed", static_cast<long long>(c.seed)));
+  c.device = o.get("device", c.device);
+  c.batch_size = o.get_int("batch", c.batch_size);
+  const std::string out = o.require("out");
+  const bool as_json = o.flag("json");
+  CliProgress progress(as_json);
+  const auto rep = tessera::api::quantize(c, out, o.flag("resume"), progress);
+  json result = {{"run", rep.run_dir}, {"method", c.method}, {"wbits", c.weight.bits},
+                 {"group", c.weight.group_size}, {"abits", c.act_bits}, {"blocks", rep.blocks},
+                 {"restored_blocks", rep.restored_blocks}, {"seconds", rep.seconds},
+                 {"calibration_sha256", rep.calibration_sha256}, {"loss_rtn", rep.loss_rtn}, {"loss", rep.loss}};
+  if (o.has("eval")) {
+    tessera::api::EvalRequest r;
+    r.run_dir = out;
+    r.text_path = o.get("eval");
+    r.device = c.device;
+    r.batch_size = c.batch_size;
+    const auto ev = tessera::api::evaluate_perplexity(r);
+    result["ppl"] = ev.perplexity;
+    result["eval_windows"] = ev.windows;
+    result["eval_seq_len"] = ev.seq_len;
+  }
+  if (as_json) {
+    std::cout << result.dump() << "\n";
+  } else {
+    std::printf("run          %s\nblocks       %lld (%lld restored)\nseconds      %.2f\ncalibration  %s\n",
+                rep.run_dir.c_str(), (long long)rep.blocks, (long long)rep.restored_blocks, rep.seconds,
+                rep.calibration_sha256.c_str());
+    if (result.contains("ppl")) std::printf("ppl          %.6f\n", result["ppl"].get<double>());
   }
   return 0;
 }
@@ -199,8 +275,12 @@ int main(int argc, char** argv) {
                                  "seed", "device", "dtype"},
                                 flags_with({})));
     if (command == "eval")
-      return run_eval(parse({"model", "tokenizer", "text", "seq-len", "batch", "device", "dtype"},
+      return run_eval(parse({"model", "run", "tokenizer", "text", "seq-len", "batch", "device", "dtype"},
                             flags_with({})));
+    if (command == "quantize")
+      return run_quantize(parse({"model", "tokenizer", "calib", "out", "method", "wbits", "group", "abits",
+                                 "samples", "seq-len", "seed", "device", "batch", "config", "eval"},
+                                flags_with({"sym", "resume"})));
     if (command == "convert")
       return run_convert(parse({"model", "tokenizer", "out", "dtype"}, flags_with({"force"})));
     std::cerr << "error: unknown command \"" << command << "\" (see tessera --help)\n";

@@ -3,12 +3,14 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "eval/perplexity.h"
 #include "io/atomic_file.h"
 #include "model/hf_checkpoint.h"
 #include "model/model_loader.h"
 #include "model/text_generator.h"
+#include "pipeline/quantization_run.h"
 #include "runtime/torch_runtime.h"
 #include "text/text_file.h"
 #include "text/tokenizer_loader.h"
@@ -26,6 +28,10 @@ std::string resolve_tokenizer(const std::string& model_path, const std::string& 
   if (found.empty())
     throw Error("no tokenizer found beside " + model_path + "; pass one with --tokenizer");
   return found;
+}
+
+std::string r_label(const EvalRequest& request, const std::string& model_path) {
+  return request.run_dir.empty() ? model_path : "run " + request.run_dir;
 }
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -56,10 +62,20 @@ EvalReport evaluate_perplexity(const EvalRequest& request,
   const auto dtype = runtime::parse_dtype(request.dtype);
   const auto load_start = std::chrono::steady_clock::now();
   report_stage("loading");
-  auto model = model::load_model(request.model_path);
-  const std::string tokenizer_path = resolve_tokenizer(request.model_path, request.tokenizer_path);
+  std::string model_path = request.model_path, tokenizer_request = request.tokenizer_path;
+  std::optional<model::LlamaModel> loaded;
+  if (!request.run_dir.empty()) {
+    pipeline::RunConfig run;
+    loaded.emplace(pipeline::load_quantized_model(request.run_dir, &run));
+    model_path = run.model;
+    if (tokenizer_request.empty()) tokenizer_request = run.tokenizer;
+  } else {
+    loaded.emplace(model::load_model(model_path));
+  }
+  auto& model = *loaded;
+  const std::string tokenizer_path = resolve_tokenizer(model_path, tokenizer_request);
   auto tokenizer = text::load_tokenizer(tokenizer_path);
-  text::check_tokenizer_matches_model(*tokenizer, model.config().vocab_size, request.model_path);
+  text::check_tokenizer_matches_model(*tokenizer, model.config().vocab_size, model_path);
   model.to(device, dtype);
   stop.throw_if_stopped();
 
@@ -72,7 +88,7 @@ EvalReport evaluate_perplexity(const EvalRequest& request,
   eval::PerplexityOptions options;
   options.seq_len = request.seq_len > 0 ? request.seq_len : eval::default_seq_len(model.config());
   options.batch_size = request.batch_size;
-  logger()->info("evaluating {} on {} ({} tokens, windows of {}) on {} in {}", request.model_path,
+  logger()->info("evaluating {} on {} ({} tokens, windows of {}) on {} in {}", r_label(request, model_path),
                  request.text_path, ids.size(), options.seq_len, request.device, request.dtype);
   auto result = eval::evaluate_perplexity(
       model, ids, options,
@@ -92,7 +108,7 @@ EvalReport evaluate_perplexity(const EvalRequest& request,
   r.load_seconds = load_seconds;
   r.device = device.str();
   r.dtype = runtime::dtype_label(dtype);
-  r.model_path = request.model_path;
+  r.model_path = request.run_dir.empty() ? model_path : request.run_dir;
   r.tokenizer_path = tokenizer_path;
   r.text_path = request.text_path;
   logger()->info("perplexity {:.4f} over {} windows of {} ({:.0f} tokens/s)", r.perplexity,

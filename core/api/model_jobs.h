@@ -22,6 +22,7 @@ struct ModelSummary {
 ModelSummary describe_model(const std::string& model_path);  // reads no weights
 
 struct EvalRequest {
+  std::string run_dir;  // a finished quantization run: scores its fake-quantized model instead
   std::string model_path;
   std::string tokenizer_path;  // "" = the one found beside the model
   std::string text_path;

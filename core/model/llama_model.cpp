@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "model/torch_compat.h"
+#include "quant/activation_quantizer.h"
 #include "util/error.h"
 
 namespace tessera::model {
@@ -95,20 +96,25 @@ torch::Tensor apply_rope(const torch::Tensor& x, const RopeTables& rope) {
   return x * cos + rotate_half(x) * sin;
 }
 
+torch::Tensor quantize_input(const torch::Tensor& x, const BlockForwardOptions& options) {
+  return options.activation_bits > 0 ? quant::fake_quantize_per_token(x, options.activation_bits) : x;
+}
+
 torch::Tensor project(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b = {}) {
   return compat::linear(x, w, b);
 }
 
 }  // namespace
 
-torch::Tensor decoder_block_forward(const LlamaConfig& c, const DecoderBlockWeights& w,
-                                    const torch::Tensor& x, const RopeTables& rope,
-                                    const LinearInputObserver* observer) {
-  const auto batch = x.size(0), t = x.size(1);
+torch::Tensor attention_forward(const LlamaConfig& c, const DecoderBlockWeights& w,
+                                const torch::Tensor& h_in, const RopeTables& rope,
+                                const BlockForwardOptions& options) {
+  const auto batch = h_in.size(0), t = h_in.size(1);
   if (rope.cos.size(0) < t)
     throw Error("rope tables cover " + std::to_string(rope.cos.size(0)) + " positions, input has " +
                 std::to_string(t));
-  auto h = rms_norm(x, w.input_norm, c.rms_norm_eps);
+  const auto* observer = options.observer;
+  auto h = quantize_input(h_in, options);
   if (observer) {
     (*observer)(LinearKind::Q, h);
     (*observer)(LinearKind::K, h);
@@ -125,18 +131,37 @@ torch::Tensor decoder_block_forward(const LlamaConfig& c, const DecoderBlockWeig
     v = v.repeat_interleave(groups, 1);
   }
   auto attn = compat::causal_attention(q, k, v);
-  attn = attn.transpose(1, 2).reshape({batch, t, c.num_heads * c.head_dim});
+  attn = quantize_input(attn.transpose(1, 2).reshape({batch, t, c.num_heads * c.head_dim}), options);
   if (observer) (*observer)(LinearKind::O, attn);
-  auto hidden = x + project(attn, w.o_proj);
+  return project(attn, w.o_proj);
+}
 
-  auto m = rms_norm(hidden, w.post_attention_norm, c.rms_norm_eps);
+torch::Tensor mlp_forward(const DecoderBlockWeights& w, const torch::Tensor& m_in,
+                          const BlockForwardOptions& options) {
+  const auto* observer = options.observer;
+  auto m = quantize_input(m_in, options);
   if (observer) {
     (*observer)(LinearKind::Gate, m);
     (*observer)(LinearKind::Up, m);
   }
-  auto act = compat::silu(project(m, w.gate_proj)) * project(m, w.up_proj);
+  auto act = quantize_input(compat::silu(project(m, w.gate_proj)) * project(m, w.up_proj), options);
   if (observer) (*observer)(LinearKind::Down, act);
-  return hidden + project(act, w.down_proj);
+  return project(act, w.down_proj);
+}
+
+torch::Tensor decoder_block_forward(const LlamaConfig& c, const DecoderBlockWeights& w,
+                                    const torch::Tensor& x, const RopeTables& rope,
+                                    const BlockForwardOptions& options) {
+  auto hidden = x + attention_forward(c, w, rms_norm(x, w.input_norm, c.rms_norm_eps), rope, options);
+  return hidden + mlp_forward(w, rms_norm(hidden, w.post_attention_norm, c.rms_norm_eps), options);
+}
+
+torch::Tensor decoder_block_forward(const LlamaConfig& c, const DecoderBlockWeights& w,
+                                    const torch::Tensor& x, const RopeTables& rope,
+                                    const LinearInputObserver* observer) {
+  BlockForwardOptions options;
+  options.observer = observer;
+  return decoder_block_forward(c, w, x, rope, options);
 }
 
 LlamaModel::LlamaModel(LlamaConfig config, ModelWeights weights)
@@ -164,8 +189,11 @@ torch::Tensor LlamaModel::embed(const torch::Tensor& token_ids) const {
 torch::Tensor LlamaModel::block_forward(std::int64_t index, const torch::Tensor& x,
                                         const RopeTables& rope,
                                         const LinearInputObserver* observer) const {
+  BlockForwardOptions options;
+  options.observer = observer;
+  options.activation_bits = activation_bits_;
   return decoder_block_forward(config_, weights_.blocks.at(static_cast<std::size_t>(index)), x, rope,
-                               observer);
+                               options);
 }
 
 const torch::Tensor& LlamaModel::output_embedding() const {

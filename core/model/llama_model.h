@@ -51,11 +51,29 @@ using LinearInputObserver = std::function<void(LinearKind, const torch::Tensor& 
 
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
 
+// How a block is run: `activation_bits` in 2..8 fake-quantizes the input of every Linear per token
+// (W4A4-style evaluation); 0 leaves activations in full precision.
+struct BlockForwardOptions {
+  int activation_bits = 0;
+  const LinearInputObserver* observer = nullptr;  // sees the input of every Linear
+};
+
+// The attention sub-layer on normalized input h [B, T, hidden]: o_proj(attention(q, k, v)).
+torch::Tensor attention_forward(const LlamaConfig& config, const DecoderBlockWeights& w,
+                                const torch::Tensor& h, const RopeTables& rope,
+                                const BlockForwardOptions& options = {});
+// The SwiGLU MLP on normalized input m: down(silu(gate(m)) * up(m)).
+torch::Tensor mlp_forward(const DecoderBlockWeights& w, const torch::Tensor& m,
+                          const BlockForwardOptions& options = {});
+
 // One decoder block on x [B, T, hidden]; returns the block output. `observer`, when given, sees the
 // input of every Linear (q/k/v share one input, as do gate/up).
 torch::Tensor decoder_block_forward(const LlamaConfig& config, const DecoderBlockWeights& w,
                                     const torch::Tensor& x, const RopeTables& rope,
                                     const LinearInputObserver* observer = nullptr);
+torch::Tensor decoder_block_forward(const LlamaConfig& config, const DecoderBlockWeights& w,
+                                    const torch::Tensor& x, const RopeTables& rope,
+                                    const BlockForwardOptions& options);
 
 class LlamaModel {
  public:
@@ -73,6 +91,10 @@ class LlamaModel {
   torch::Tensor embed(const torch::Tensor& token_ids) const;  // [B, T] int64 -> [B, T, hidden]
   torch::Tensor block_forward(std::int64_t index, const torch::Tensor& x, const RopeTables& rope,
                               const LinearInputObserver* observer = nullptr) const;
+  // Activation fake-quantization for every block's Linear inputs (0 = off); used to evaluate
+  // weight-activation quantized runs.
+  void set_activation_bits(int bits) { activation_bits_ = bits; }
+  int activation_bits() const { return activation_bits_; }
   torch::Tensor logits(const torch::Tensor& hidden) const;  // final norm + lm_head
   torch::Tensor forward(const torch::Tensor& token_ids) const;  // [B, T] -> logits [B, T, vocab]
   RopeTables rope(std::int64_t seq_len) const;
@@ -82,6 +104,7 @@ class LlamaModel {
  private:
   LlamaConfig config_;
   ModelWeights weights_;
+  int activation_bits_ = 0;
 };
 
 }  // namespace tessera::model

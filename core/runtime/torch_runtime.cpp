@@ -7,6 +7,7 @@
 #ifdef TESSERA_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
+#include <cuda_runtime_api.h>
 #endif
 
 namespace tessera::runtime {
@@ -73,6 +74,18 @@ void synchronize(const torch::Device& device) {
   if (device.is_cuda()) c10::cuda::device_synchronize();
 #endif
   (void)device;
+}
+
+std::int64_t free_device_memory(const torch::Device& device) {
+#ifdef TESSERA_WITH_CUDA
+  if (device.is_cuda()) {
+    c10::cuda::set_device(device.index() < 0 ? 0 : device.index());
+    std::size_t free_bytes = 0, total = 0;
+    if (cudaMemGetInfo(&free_bytes, &total) == cudaSuccess) return static_cast<std::int64_t>(free_bytes);
+  }
+#endif
+  (void)device;
+  return -1;
 }
 
 }  // namespace tessera::runtime

@@ -14,6 +14,8 @@ std::string dtype_label(torch::ScalarType dtype);         // "fp32", "fp16", "bf
 // Peak memory held by libtorch's CUDA allocator since the last reset; 0 on CPU builds.
 double peak_gpu_memory_gib(const torch::Device& device);
 void reset_peak_gpu_memory(const torch::Device& device);
-void synchronize(const torch::Device& device);  // waits for queued GPU work; no-op on CPU
+void synchronize(const torch::Device& device);
+// Free memory on a CUDA device in bytes (cudaMemGetInfo); -1 on CPU or when unknown.
+std::int64_t free_device_memory(const torch::Device& device);  // waits for queued GPU work; no-op on CPU
 
 }  // namespace tessera::runtime

@@ -144,6 +144,7 @@ std::string Llama2cTokenizer::decode_token(std::int32_t previous, std::int32_t t
   if (token < 0 || token >= static_cast<std::int32_t>(pieces_.size()))
     throw Error("token id " + std::to_string(token) + " is outside the tokenizer's vocabulary (" +
                 std::to_string(pieces_.size()) + ")");
+  if (token == bos_id() || token == eos_id()) return "";  // "\n<s>\n" and "\n</s>\n" are markers
   const std::string& piece = pieces_[static_cast<std::size_t>(token)];
   // run.c strips the leading space of the first piece after BOS.
   if (previous == bos_id() && !piece.empty() && piece[0] == ' ') return piece.substr(1);

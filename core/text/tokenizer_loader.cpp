@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "text/hf_tokenizer.h"
 #include "text/llama2c_tokenizer.h"
 #include "text/sentencepiece_tokenizer.h"
 #include "util/error.h"
@@ -14,23 +15,27 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
   if (!fs::exists(path)) throw Error("tokenizer " + path + " does not exist");
   if (fs::is_directory(path)) {
     const std::string found = find_tokenizer_for_model(path);
-    if (found.empty()) throw Error(path + ": no tokenizer.model or tokenizer.bin in this folder");
+    if (found.empty())
+      throw Error(path + ": no tokenizer.json, tokenizer.model or tokenizer.bin in this folder");
     return load_tokenizer(found);
   }
   const std::string ext = fs::path(path).extension().string();
   const std::string name = fs::path(path).filename().string();
   if (ext == ".model") return std::make_unique<SentencePieceTokenizer>(path);
   if (ext == ".bin") return std::make_unique<Llama2cTokenizer>(path);
-  if (name == "tokenizer.json")
-    throw Error(path + ": Hugging Face tokenizer.json is not supported yet; pass a SentencePiece "
-                       "tokenizer.model or a llama2.c tokenizer.bin");
-  throw Error(path + ": unknown tokenizer type (expected a SentencePiece .model or a llama2.c .bin)");
+  if (ext == ".json") {
+    if (name == "tokenizer_config.json")
+      throw Error(path + ": this is the tokenizer's settings; pass the tokenizer.json beside it");
+    return std::make_unique<HfTokenizer>(path);
+  }
+  throw Error(path + ": unknown tokenizer type (expected a Hugging Face tokenizer.json, a SentencePiece "
+                     ".model or a llama2.c .bin)");
 }
 
 std::string find_tokenizer_for_model(const std::string& model_path) {
   const fs::path p(model_path);
   const fs::path dir = fs::is_directory(p) ? p : p.parent_path();
-  for (const char* name : {"tokenizer.model", "tokenizer.bin"}) {
+  for (const char* name : {"tokenizer.json", "tokenizer.model", "tokenizer.bin"}) {
     if (fs::exists(dir / name)) return (dir / name).string();
   }
   std::string found;

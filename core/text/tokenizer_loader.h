@@ -7,11 +7,13 @@
 
 namespace tessera::text {
 
-// `.model` -> SentencePiece; a llama2.c `tokenizer.bin`/`tok*.bin` -> Llama2cTokenizer.
+// `*.json` (tokenizer.json) -> HfTokenizer; `.model` -> SentencePiece; a llama2.c
+// `tokenizer.bin`/`tok*.bin` -> Llama2cTokenizer. A folder: the tokenizer found in it.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path);
 
-// The tokenizer that ships with a model: in a model folder tokenizer.model, then tokenizer.bin;
-// next to a llama2.c file tokenizer.bin, then tok*.bin. Returns "" when there is none.
+// The tokenizer that ships with a model, in the model's folder (or beside a llama2.c file):
+// tokenizer.json, then tokenizer.model, then tokenizer.bin, then the one tok*.bin. Returns "" when
+// there is none (or several tok*.bin).
 std::string find_tokenizer_for_model(const std::string& model_path);
 
 // Throws naming both files when the tokenizer can produce ids the model has no embedding for.

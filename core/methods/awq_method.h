@@ -1,0 +1,31 @@
+#pragma once
+// AWQ as TesseraQ uses it (tesseraq-method.md section 2, LLMC variant): per-channel scales searched
+// over an alpha grid for the four LLaMA subsets (norm->qkv, v->o (MHA only), norm->gate/up,
+// up->down), applied as a function-preserving transform, then LLMC's asymmetric clip search
+// (every Linear but q/k) and RTN. Scales and clip ratios are kept as method state so that TesseraQ
+// can start from them.
+#include "pipeline/block_method.h"
+
+namespace tessera::methods {
+
+class AwqMethod : public pipeline::BlockMethod {
+ public:
+  std::string name() const override { return "awq"; }
+  pipeline::QuantizedBlock quantize_block(model::DecoderBlockWeights weights,
+                                          const pipeline::BlockContext& ctx) override;
+};
+
+// The AWQ scale for mean activation magnitudes `a` and exponent alpha: a^alpha clamped at 1e-4 and
+// normalised by sqrt(max * min).
+torch::Tensor awq_scale(const torch::Tensor& mean_abs, double alpha);
+
+// LLMC's asymmetric clip search for one Linear: per (row, group) ratio r in {1, 1 - 1/grid, ...}
+// (int(max_shrink * grid) candidates) minimising the mean squared error of the per-group partial
+// products on the sampled inputs x [N, in]. Returns r as [O, G].
+torch::Tensor search_clip_ratios(const torch::Tensor& w, const torch::Tensor& x, const quant::WeightQuantSpec& spec,
+                                 int grid, double max_shrink);
+
+// w clamped per group to [r * lo, r * hi].
+torch::Tensor apply_clip(const torch::Tensor& w, const torch::Tensor& ratio, std::int64_t group_size);
+
+}  // namespace tessera::methods

@@ -1,0 +1,45 @@
+#pragma once
+// A quantization method transforms one decoder block at a time (tesseraq-method.md 4.2): it gets
+// the block's full-precision weights, its calibration inputs on both chains and the FP targets,
+// and returns integer codes. RTN, AWQ (and later OmniQuant, TesseraQ) implement it.
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+
+#include "model/llama_model.h"
+#include "pipeline/quantized_block.h"
+#include "pipeline/run_config.h"
+#include "pipeline/run_events.h"
+#include "util/stop_token.h"
+
+namespace tessera::pipeline {
+
+struct BlockContext {
+  std::int64_t index = 0;
+  const model::LlamaConfig* config = nullptr;
+  const RunConfig* run = nullptr;
+  model::RopeTables rope;
+  torch::Tensor inputs_quant;  // [n, L, D]: output of the already-quantized blocks
+  torch::Tensor inputs_fp;     // [n, L, D]: output of the FP blocks (the FP chain)
+  torch::Tensor targets;       // [n, L, D]: FP block applied to inputs_fp
+  torch::Device device = torch::kCPU;  // where the block computes; tensors above may live elsewhere
+  EventSink* events = nullptr;
+  StopToken stop;
+};
+
+class BlockMethod {
+ public:
+  virtual ~BlockMethod() = default;
+  virtual std::string name() const = 0;
+  // `weights` are the block's FP weights (float32, on ctx.device); the method may modify them.
+  virtual QuantizedBlock quantize_block(model::DecoderBlockWeights weights, const BlockContext& ctx) = 0;
+};
+
+std::unique_ptr<BlockMethod> make_block_method(const RunConfig& config);
+
+// Plain RTN of every Linear of `w` (after whatever transform a method applied), keeping norms/biases.
+QuantizedBlock quantize_block_rtn(const model::DecoderBlockWeights& w, const quant::WeightQuantSpec& spec,
+                                  std::int64_t block_index);
+
+}  // namespace tessera::pipeline

@@ -1,0 +1,34 @@
+#pragma once
+// The block-wise quantization loop (tesseraq-method.md 4.2): embeddings, then for each decoder
+// block the FP target (FP block on the FP chain), the method on the block, and the next block's
+// input through the quantized block. After every finished block its codes are written to the run
+// directory, so an interrupted run resumes from the last finished block.
+#include <string>
+#include <vector>
+
+#include "eval/layer_stats.h"
+#include "model/llama_model.h"
+#include "pipeline/run_config.h"
+#include "pipeline/run_events.h"
+#include "util/stop_token.h"
+
+namespace tessera::pipeline {
+
+struct RunSummary {
+  std::string run_dir;
+  std::int64_t blocks = 0, restored_blocks = 0;
+  double seconds = 0;
+  std::string calibration_sha256;
+  std::string placement;  // where calibration tensors lived
+  std::vector<eval::LayerStats> layers;
+  std::vector<double> loss_before, loss_after;  // per block: plain RTN vs method, on the quantized chain
+};
+
+RunSummary run_quantization(const RunConfig& config, const std::string& run_dir, bool resume,
+                            EventSink& events, const StopToken& stop = StopToken());
+
+// The fake-quantized model of a finished run: every block Linear = dequantized codes, the method's
+// norms, activation quantization when the run has act bits. Throws if the run is unfinished.
+model::LlamaModel load_quantized_model(const std::string& run_dir, RunConfig* config_out = nullptr);
+
+}  // namespace tessera::pipeline

@@ -1,0 +1,68 @@
+#include "pipeline/quantized_block.h"
+
+#include "io/safetensors.h"
+#include "model/tensor_bytes.h"
+#include "util/error.h"
+
+namespace tessera::pipeline {
+
+model::DecoderBlockWeights QuantizedBlock::dequantized(torch::Device device, torch::ScalarType dtype) const {
+  model::DecoderBlockWeights w;
+  auto put = [&](const torch::Tensor& t) { return t.defined() ? t.to(device, dtype) : t; };
+  w.input_norm = put(input_norm);
+  w.post_attention_norm = put(post_attention_norm);
+  w.q_bias = put(q_bias);
+  w.k_bias = put(k_bias);
+  w.v_bias = put(v_bias);
+  for (const auto& [kind, q] : linears) w.linear(kind) = q.dequantize().to(device, dtype);
+  return w;
+}
+
+void QuantizedBlock::save(const std::string& path, const std::map<std::string, std::string>& metadata) const {
+  io::SafetensorsWriter writer;
+  for (const auto& [k, v] : metadata) writer.set_metadata(k, v);
+  for (const auto& [kind, q] : linears) {
+    const std::string p = std::string(model::linear_name(kind)) + ".";
+    model::add_tensor(writer, p + "codes", q.codes);
+    model::add_tensor(writer, p + "scale", q.scale);
+    model::add_tensor(writer, p + "zero", q.zero);
+  }
+  model::add_tensor(writer, "input_norm", input_norm);
+  model::add_tensor(writer, "post_attention_norm", post_attention_norm);
+  if (q_bias.defined()) {
+    model::add_tensor(writer, "q_bias", q_bias);
+    model::add_tensor(writer, "k_bias", k_bias);
+    model::add_tensor(writer, "v_bias", v_bias);
+  }
+  for (const auto& [name, t] : method_state) model::add_tensor(writer, "state." + name, t);
+  writer.write_to_file(path);
+}
+
+QuantizedBlock QuantizedBlock::load(const std::string& path, const quant::WeightQuantSpec& spec) {
+  io::SafetensorsFile file(path);
+  QuantizedBlock b;
+  auto get = [&](const std::string& name) { return model::tensor_from_view(file.tensor(name)); };
+  for (auto kind : model::kAllLinears) {
+    const std::string p = std::string(model::linear_name(kind)) + ".";
+    quant::QuantizedLinear q;
+    q.spec = spec;
+    q.codes = get(p + "codes");
+    q.scale = get(p + "scale");
+    q.zero = get(p + "zero");
+    if (q.codes.scalar_type() != torch::kUInt8) throw Error(path + ": " + p + "codes must be U8");
+    b.linears[kind] = q;
+  }
+  b.input_norm = get("input_norm");
+  b.post_attention_norm = get("post_attention_norm");
+  if (file.contains("q_bias")) {
+    b.q_bias = get("q_bias");
+    b.k_bias = get("k_bias");
+    b.v_bias = get("v_bias");
+  }
+  for (const auto& [name, view] : file.tensors()) {
+    if (name.rfind("state.", 0) == 0) b.method_state[name.substr(6)] = model::tensor_from_view(view);
+  }
+  return b;
+}
+
+}  // namespace tessera::pipeline

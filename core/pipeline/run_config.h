@@ -1,0 +1,38 @@
+#pragma once
+// Everything that defines a quantization run, as JSON that round-trips. validate() checks every
+// field and names the one at fault.
+#include <cstdint>
+#include <string>
+
+#include "quant/quant_spec.h"
+
+namespace tessera::pipeline {
+
+struct RunConfig {
+  std::string model;      // llama2.c .bin or Hugging Face folder
+  std::string tokenizer;  // "" = the one beside the model
+  std::string calib;      // calibration corpus (text or JSON lines)
+  std::string method = "rtn";  // rtn | awq
+  quant::WeightQuantSpec weight;
+  int act_bits = 0;  // 0 = activations not quantized (A16)
+  std::int64_t samples = 128;
+  std::int64_t seq_len = 512;
+  std::uint64_t seed = 42;
+  std::string device = "cpu";
+  std::int64_t batch_size = 8;  // calibration windows per forward pass
+  // AWQ (tesseraq-method.md section 2)
+  int awq_grid = 20;          // alpha grid points 0, 1/n, ...
+  bool awq_clip = true;       // LLMC asymmetric clip search after scaling
+  int awq_clip_grid = 20;     // ratio step 1/grid
+  double awq_max_shrink = 0.5;  // ratios 1.0 down to 1 - max_shrink (exclusive)
+  std::int64_t awq_clip_tokens = 512;
+
+  void validate() const;
+  std::string to_json_text() const;
+  static RunConfig from_json_text(const std::string& text, const std::string& source);
+  static RunConfig from_file(const std::string& path);
+  // The fields that change the numbers (not device placement or batch size of the forward pass).
+  std::string identity_json() const;
+};
+
+}  // namespace tessera::pipeline

@@ -1,0 +1,39 @@
+#pragma once
+// The on-disk layout of a quantization run, which is what makes a run resumable:
+//   run.json                 config, fingerprint, calibration offsets, versions, progress
+//   blocks/block_NNN.safetensors   codes, scales, zeros, changed norms, method state (per block)
+//   stats/block_NNN.json     per-layer statistics of that block
+// Every file is written atomically, after its block has finished.
+#include <cstdint>
+#include <map>
+#include <string>
+
+namespace tessera::pipeline {
+
+struct RunFingerprint {
+  std::string model_sha256;  // of the model file(s)
+  std::string config;        // RunConfig::identity_json()
+  std::string calibration_sha256;
+  std::string code_version;
+  // Differences from `other`, one line each ("config: ... vs ..."); empty when they match.
+  std::string differences(const RunFingerprint& other) const;
+};
+
+class RunDirectory {
+ public:
+  explicit RunDirectory(std::string path) : path_(std::move(path)) {}
+  const std::string& path() const { return path_; }
+  std::string manifest_path() const { return path_ + "/run.json"; }
+  std::string block_path(std::int64_t block) const;
+  std::string stats_path(std::int64_t block) const;
+  bool has_manifest() const;
+  bool has_block(std::int64_t block) const;
+  void create() const;
+
+ private:
+  std::string path_;
+};
+
+std::string hash_model_files(const std::string& model_path);
+
+}  // namespace tessera::pipeline

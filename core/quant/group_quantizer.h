@@ -1,0 +1,39 @@
+#pragma once
+// Round-to-nearest group quantization (tesseraq-method.md 1.1):
+//   s = max(hi - lo, 1e-5) / (2^b - 1),  z = clamp(-round(lo / s), 0, 2^b - 1),
+//   q = clamp(round(w / s) + z, 0, 2^b - 1),  w_hat = (q - z) * s
+// with lo/hi the group's min/max, optionally shrunk by per-group clip ratios (1.3a, LLMC's
+// asymmetric clip: lo*r, hi*r). Symmetric: s = max(|lo|, |hi|, 1e-5) / (2^(b-1) - 1), z = 2^(b-1).
+#include <torch/torch.h>
+
+#include <string>
+
+#include "quant/quantized_linear.h"
+
+namespace tessera::quant {
+
+struct GroupGrid {
+  torch::Tensor scale;  // [O, G] float32
+  torch::Tensor zero;   // [O, G] float32, integer-valued
+};
+
+// Per (row, group) min and max of w [O, I] (float32). Returns {lo, hi}, each [O, G].
+std::pair<torch::Tensor, torch::Tensor> group_min_max(const torch::Tensor& w, std::int64_t group_size);
+
+// The grid from (optionally clipped) group bounds. `clip_ratio` [O, G] or undefined (= 1).
+GroupGrid compute_grid(const torch::Tensor& w, const WeightQuantSpec& spec,
+                       const torch::Tensor& clip_ratio = {});
+
+torch::Tensor quantize_to_codes(const torch::Tensor& w, const GroupGrid& grid, const WeightQuantSpec& spec);
+
+// RTN: grid + codes. `name` is used in error messages (e.g. "block 3 q_proj").
+QuantizedLinear quantize_rtn(const torch::Tensor& w, const WeightQuantSpec& spec, const std::string& name,
+                             const torch::Tensor& clip_ratio = {});
+
+// Dequantized RTN weight in w's dtype (for searches that compare many candidate grids).
+torch::Tensor fake_quantize(const torch::Tensor& w, const WeightQuantSpec& spec, const torch::Tensor& clip_ratio = {});
+
+// Throws naming `name` when w holds NaN or infinite values.
+void check_finite(const torch::Tensor& w, const std::string& name);
+
+}  // namespace tessera::quant

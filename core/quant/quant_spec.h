@@ -1,0 +1,26 @@
+#pragma once
+// What a weight quantizer does (tesseraq-method.md section 1): b-bit uniform codes per group of
+// `group_size` input columns (0 = per output channel, i.e. one group per row), asymmetric min/max
+// with a rounded zero point, or symmetric (zero fixed at 2^(b-1)).
+#include <cstdint>
+#include <string>
+
+namespace tessera::quant {
+
+struct WeightQuantSpec {
+  int bits = 4;
+  std::int64_t group_size = 128;  // 0 = per channel
+  bool symmetric = false;
+
+  void validate() const;  // throws naming the bad field
+  std::int64_t effective_group(std::int64_t in_features) const {
+    return group_size <= 0 ? in_features : group_size;
+  }
+  std::int64_t groups(std::int64_t in_features) const {  // ragged last group counts as one
+    const auto g = effective_group(in_features);
+    return (in_features + g - 1) / g;
+  }
+  std::string label() const;  // "W4 g128", "W2 per-channel"
+};
+
+}  // namespace tessera::quant

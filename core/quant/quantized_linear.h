@@ -1,0 +1,26 @@
+#pragma once
+// A quantized Linear weight as integers: codes q in [0, 2^b - 1] (uint8, [out, in]), and per
+// (row, group) scale s and zero point z (fp32, [out, groups], z integer-valued), so that the
+// weight is (q - z) * s. Codes are the source of truth: evaluation and export dequantize them, and
+// nothing ever re-derives them from float weights.
+#include <torch/torch.h>
+
+#include "quant/quant_spec.h"
+
+namespace tessera::quant {
+
+struct QuantizedLinear {
+  torch::Tensor codes;  // uint8 [O, I]
+  torch::Tensor scale;  // float32 [O, G]
+  torch::Tensor zero;   // float32 [O, G]
+  WeightQuantSpec spec;
+
+  std::int64_t out_features() const { return codes.size(0); }
+  std::int64_t in_features() const { return codes.size(1); }
+  torch::Tensor dequantize() const;  // float32 [O, I] on the codes' device
+};
+
+// Broadcasts per-group values [O, G] to per-column values [O, I] (the last group may be ragged).
+torch::Tensor expand_groups(const torch::Tensor& per_group, std::int64_t group_size, std::int64_t in_features);
+
+}  // namespace tessera::quant
