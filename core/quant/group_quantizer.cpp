@@ -28,6 +28,13 @@ GroupGrid compute_grid(const torch::Tensor& w, const WeightQuantSpec& spec, cons
     lo = lo * clip_ratio;
     hi = hi * clip_ratio;
   }
+  // The range always contains 0 (as in GPTQ's quantizer). For groups that straddle zero, every
+  // LLaMA group in practice, this is exactly tesseraq-method.md 1.1. For a group that does not
+  // (all positive, all negative, constant), 1.1's clamp of z to [0, 2^b-1] would put the grid at
+  // [0, hi - lo] and saturate most of the group; with 0 included the grid covers the group, the
+  // zero point stays in range and every format that stores unsigned zeros can hold it.
+  lo = torch::clamp_max(lo, 0.0);
+  hi = torch::clamp_min(hi, 0.0);
   GroupGrid grid;
   if (spec.symmetric) {
     const double qmax = std::pow(2.0, spec.bits - 1) - 1.0;

@@ -220,7 +220,6 @@ struct HfTokenizer::Impl {
   TokenMatcher raw_matcher, normalized_matcher;
   std::unique_ptr<UnicodeRegex> word_char;  // \w, for single_word added tokens
   std::vector<NormalizerStep> normalizers;
-  bool has_pre_tokenizer = false;
   std::vector<PreTokenizerStep> pre_tokenizers;
   std::vector<DecoderStep> decoders;
   bool has_decoder = false;
@@ -744,10 +743,7 @@ HfTokenizer::HfTokenizer(const std::string& path) : path_(path), impl_(std::make
   m.read_model(root);
   m.read_added_tokens(root);
   if (const json* n = member(root, "normalizer")) m.read_normalizer(*n, "normalizer");
-  if (const json* p = member(root, "pre_tokenizer")) {
-    m.has_pre_tokenizer = true;
-    m.read_pre_tokenizer(*p, "pre_tokenizer");
-  }
+  if (const json* p = member(root, "pre_tokenizer")) m.read_pre_tokenizer(*p, "pre_tokenizer");
   if (const json* p = member(root, "post_processor")) m.read_post_processor(*p, "post_processor");
   if (const json* d = member(root, "decoder")) {
     m.has_decoder = true;

@@ -58,7 +58,9 @@ std::vector<std::pair<std::size_t, std::size_t>> UnicodeRegex::find_all(std::str
   std::size_t start = 0;
   while (start <= text.size()) {
     // The subject was validated once above; re-checking it on every call would be quadratic.
-    const int rc = pcre2_match(code, subject, text.size(), start, PCRE2_NO_UTF_CHECK, md.data, nullptr);
+    int rc = pcre2_match(code, subject, text.size(), start, PCRE2_NO_UTF_CHECK, md.data, nullptr);
+    if (rc == PCRE2_ERROR_JIT_STACKLIMIT)  // the interpreter keeps its stack on the heap
+      rc = pcre2_match(code, subject, text.size(), start, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, md.data, nullptr);
     if (rc == PCRE2_ERROR_NOMATCH) break;
     if (rc < 0) throw Error(what_ + ": regular expression match failed (" + pcre2_message(rc) + ")");
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md.data);
@@ -79,8 +81,10 @@ bool UnicodeRegex::search(std::string_view text) const {
   check_subject(text);
   const auto* code = static_cast<const pcre2_code*>(code_);
   MatchData md(code);
-  const int rc = pcre2_match(code, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), 0,
-                             PCRE2_NO_UTF_CHECK, md.data, nullptr);
+  const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
+  int rc = pcre2_match(code, subject, text.size(), 0, PCRE2_NO_UTF_CHECK, md.data, nullptr);
+  if (rc == PCRE2_ERROR_JIT_STACKLIMIT)
+    rc = pcre2_match(code, subject, text.size(), 0, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, md.data, nullptr);
   if (rc == PCRE2_ERROR_NOMATCH) return false;
   if (rc < 0) throw Error(what_ + ": regular expression match failed (" + pcre2_message(rc) + ")");
   return true;

@@ -1,0 +1,279 @@
+// Quantizers, calibration sampling, AWQ's function-preserving transform, and resumable runs.
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "api/model_jobs.h"
+#include "methods/awq_method.h"
+#include "model/model_loader.h"
+#include "pipeline/quantization_run.h"
+#include "pipeline/run_directory.h"
+#include "quant/activation_quantizer.h"
+#include "quant/group_quantizer.h"
+#include "text/calibration.h"
+#include "text/tokenizer_loader.h"
+#include "tessera_test.h"
+#include "test_data.h"
+
+using namespace tessera;
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* kStories = "models/stories260K/stories260K.bin";
+
+std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+pipeline::RunConfig small_run(const std::string& model, const std::string& calib, const std::string& method) {
+  pipeline::RunConfig c;
+  c.model = model;
+  c.calib = calib;
+  c.method = method;
+  c.weight.bits = 3;
+  c.weight.group_size = 32;
+  c.samples = 8;
+  c.seq_len = 64;
+  c.batch_size = 8;
+  c.awq_grid = 5;  // a coarser alpha grid keeps the test quick; the search is the same
+  return c;
+}
+
+// Requests a stop once block `after` has finished.
+class StopAfterBlock : public pipeline::EventSink {
+ public:
+  StopAfterBlock(std::int64_t after, StopToken stop) : after_(after), stop_(std::move(stop)) {}
+  void on_event(const pipeline::RunEvent& e) override {
+    if (e.kind == pipeline::RunEvent::Kind::BlockFinished && e.block == after_) stop_.request_stop();
+  }
+
+ private:
+  std::int64_t after_;
+  StopToken stop_;
+};
+
+}  // namespace
+
+class TestQuantization : public QObject {
+  Q_OBJECT
+  TESSERA_TEST_FRIEND
+
+ private slots:
+  void handComputedTwoBitGroup() {
+    // s = (1 - (-1)) / 3 = 2/3; z = -round(-1 / s) = -round(-1.5) = 2 (half to even);
+    // w/s = [-1.5, -0.3, 0.45, 1.5] -> round [-2, 0, 0, 2] + 2 = [0, 2, 2, 4 -> clamp 3].
+    auto w = torch::tensor({{-1.0f, -0.2f, 0.3f, 1.0f}});
+    quant::WeightQuantSpec spec{2, 4, false};
+    const auto q = quant::quantize_rtn(w, spec, "example");
+    QVERIFY(torch::equal(q.codes, torch::tensor({{0, 2, 2, 3}}, torch::kUInt8)));
+    QCOMPARE(q.zero.item<float>(), 2.0f);
+    TESSERA_COMPARE_RELATIVE(q.scale.item<double>(), 2.0 / 3.0, 1e-6);
+    auto deq = q.dequantize();
+    QVERIFY(torch::allclose(deq, torch::tensor({{-4.0f / 3, 0.0f, 0.0f, 2.0f / 3}}), 1e-6, 1e-6));
+  }
+
+  void roundTripErrorIsAtMostHalfAStep() {
+    torch::manual_seed(1);
+    auto w = torch::randn({64, 256});
+    for (int bits = 2; bits <= 8; ++bits) {
+      quant::WeightQuantSpec spec{bits, 32, false};
+      const auto q = quant::quantize_rtn(w, spec, "w");
+      QVERIFY(q.codes.max().item<int>() <= (1 << bits) - 1);
+      auto step = quant::expand_groups(q.scale, 32, 256);
+      auto err = (w - q.dequantize()).abs();
+      QVERIFY2((err <= step * 0.5 + 1e-6).all().item<bool>(), ("bits " + std::to_string(bits)).c_str());
+    }
+  }
+
+  void constantAndOneSignedGroupsAreRepresented() {
+    auto w = torch::tensor({{0.5f, 0.5f, 0.5f, 0.5f, 1.0f, 1.1f, 1.2f, 1.3f, -2.0f, -1.0f, -3.0f, -2.5f}});
+    quant::WeightQuantSpec spec{3, 4, false};
+    const auto q = quant::quantize_rtn(w, spec, "w");
+    auto step = quant::expand_groups(q.scale, 4, 12);
+    QVERIFY(((w - q.dequantize()).abs() <= step * 0.5 + 1e-6).all().item<bool>());
+    QCOMPARE(q.dequantize()[0][0].item<float>(), 0.5f);  // constant group reproduced exactly
+  }
+
+  void raggedLastGroupHasItsOwnRange() {
+    torch::manual_seed(2);
+    auto w = torch::randn({8, 172});  // stories260K's ffn: 172 = 5 x 32 + 12
+    w.narrow(1, 160, 12).mul_(10);  // a different range in the tail group
+    quant::WeightQuantSpec spec{4, 32, false};
+    const auto q = quant::quantize_rtn(w, spec, "down_proj");
+    QCOMPARE(q.scale.size(1), std::int64_t(6));
+    auto tail = w.narrow(1, 160, 12);
+    auto expected = (std::get<0>(tail.max(1)).clamp_min(0) - std::get<0>(tail.min(1)).clamp_max(0)) / 15.0;
+    QVERIFY(torch::allclose(q.scale.select(1, 5), expected));
+    auto step = quant::expand_groups(q.scale, 32, 172);
+    QVERIFY(((w - q.dequantize()).abs() <= step * 0.5 + 1e-5).all().item<bool>());
+  }
+
+  void perChannelIsOneGroupPerRow() {
+    torch::manual_seed(3);
+    auto w = torch::randn({16, 100});
+    const auto q = quant::quantize_rtn(w, {4, 0, false}, "w");
+    QCOMPARE(q.scale.size(1), std::int64_t(1));
+    TESSERA_COMPARE_RELATIVE(q.scale[3][0].item<double>(),
+                             (w[3].max().item<double>() - w[3].min().item<double>()) / 15.0, 1e-6);
+  }
+
+  void symmetricZeroIsMidpoint() {
+    auto w = torch::tensor({{-0.7f, 0.1f, 0.35f, 0.2f}});
+    const auto q = quant::quantize_rtn(w, {4, 4, true}, "w");
+    QCOMPARE(q.zero.item<float>(), 8.0f);
+    TESSERA_COMPARE_RELATIVE(q.scale.item<double>(), 0.7 / 7.0, 1e-6);
+  }
+
+  void nonFiniteWeightsAreRejected() {
+    auto w = torch::ones({4, 8});
+    w[1][3] = std::numeric_limits<float>::quiet_NaN();
+    TESSERA_VERIFY_THROWS_WITH(quant::quantize_rtn(w, {4, 8, false}, "block 2 up_proj"),
+                               "block 2 up_proj: weight contains NaN");
+    w[1][3] = std::numeric_limits<float>::infinity();
+    TESSERA_VERIFY_THROWS_WITH(quant::quantize_rtn(w, {4, 8, false}, "w"), "NaN or infinite");
+    TESSERA_VERIFY_THROWS_WITH(quant::quantize_rtn(torch::ones({2, 2}), {9, 2, false}, "w"), "between 2 and 8");
+  }
+
+  void activationQuantizerIsPerTokenWithStraightThroughGradient() {
+    auto x = torch::tensor({{0.0f, 1.0f, 2.0f, 3.0f}, {0.0f, 10.0f, 20.0f, 30.0f}}).requires_grad_(true);
+    auto y = quant::fake_quantize_per_token(x, 2);  // 4 levels per token: exactly representable here
+    QVERIFY(torch::allclose(y, x, 1e-5, 1e-5));
+    y.sum().backward();
+    QVERIFY(torch::equal(x.grad(), torch::ones_like(x)));
+    auto z = quant::fake_quantize_per_token(torch::tensor({{0.0f, 0.4f, 3.0f}}), 2);  // step 1 -> 0.4 to 0
+    QCOMPARE(z[0][1].item<float>(), 0.0f);
+  }
+
+  void calibrationIsSeeded() {
+    TESSERA_REQUIRE_DATA(model, kStories);
+    TESSERA_REQUIRE_DATA(corpus, "text/tinystories/train-sample.txt");
+    auto tok = text::load_tokenizer(text::find_tokenizer_for_model(model));
+    const auto a = text::sample_calibration(*tok, corpus, 16, 128, 42);
+    const auto b = text::sample_calibration(*tok, corpus, 16, 128, 42);
+    const auto c = text::sample_calibration(*tok, corpus, 16, 128, 43);
+    QVERIFY(a.offsets == b.offsets);
+    QCOMPARE(a.token_sha256, b.token_sha256);
+    QVERIFY(a.offsets != c.offsets);
+    QVERIFY(a.token_sha256 != c.token_sha256);
+    QCOMPARE(a.tokens.size(), std::size_t(16 * 128));
+  }
+
+  void calibrationReadsJsonLinesAndRejectsEmptyCorpora() {
+    TESSERA_REQUIRE_DATA(model, kStories);
+    TESSERA_REQUIRE_DATA(c4, "text/c4/c4_validation_2k.jsonl");
+    auto tok = text::load_tokenizer(text::find_tokenizer_for_model(model));
+    const auto set = text::sample_calibration(*tok, c4, 4, 256, 1);
+    QVERIFY(set.corpus_tokens > 1000000);
+    const auto dir = tessera_test::fresh_temp_dir("calib-bad");
+    std::ofstream(dir + "/empty.txt") << "";
+    TESSERA_VERIFY_THROWS_WITH(text::sample_calibration(*tok, dir + "/empty.txt", 4, 64, 1), "is empty");
+    std::ofstream(dir + "/bad.jsonl") << "{\"text\": \"fine\"}\n{\"title\": 3}\n";
+    TESSERA_VERIFY_THROWS_WITH(text::sample_calibration(*tok, dir + "/bad.jsonl", 4, 64, 1), "bad.jsonl:2");
+  }
+
+  void awqScalingPreservesTheBlockFunction() {
+    TESSERA_REQUIRE_DATA(model_path, kStories);
+    TESSERA_REQUIRE_DATA(corpus, "text/tinystories/train-sample.txt");
+    auto model = model::load_model(model_path);
+    auto tok = text::load_tokenizer(text::find_tokenizer_for_model(model_path));
+    const auto calib = text::sample_calibration(*tok, corpus, 4, 64, 42);
+    auto ids = torch::tensor(std::vector<std::int64_t>(calib.tokens.begin(), calib.tokens.end())).view({4, 64});
+    auto x = model.embed(ids);
+    auto cfg = small_run(model_path, corpus, "awq");
+    cfg.awq_clip = false;
+    pipeline::BlockContext ctx;
+    ctx.config = &model.config();
+    ctx.run = &cfg;
+    ctx.rope = model.rope(64);
+    ctx.inputs_fp = x;
+    ctx.inputs_quant = x;
+    methods::AwqMethod awq;
+    const auto& original = model.weights().blocks[0];
+    const auto q = awq.quantize_block(original, ctx);
+    QVERIFY(q.method_state.count("awq.scale.qkv") == 1);
+    QVERIFY(q.method_state.count("awq.scale.o") == 0);  // GQA: v->o skipped
+    QVERIFY(!torch::equal(q.float_reference.input_norm, original.input_norm));  // scales were applied
+    auto y0 = model::decoder_block_forward(model.config(), original, x, ctx.rope);
+    auto y1 = model::decoder_block_forward(model.config(), q.float_reference, x, ctx.rope);
+    const double rel = ((y1 - y0).norm() / y0.norm()).item<double>();
+    QVERIFY2(rel < 1e-5, ("relative change " + std::to_string(rel)).c_str());
+  }
+
+  void interruptedRunResumesToIdenticalCodes() {
+    TESSERA_REQUIRE_DATA(model, kStories);
+    TESSERA_REQUIRE_DATA(corpus, "text/tinystories/train-sample.txt");
+    const auto base = tessera_test::fresh_temp_dir("resume");
+    const auto cfg = small_run(model, corpus, "awq");
+    pipeline::NullEventSink quiet;
+    pipeline::run_quantization(cfg, base + "/full", false, quiet);
+
+    StopToken stop;
+    StopAfterBlock stopper(1, stop);
+    bool cancelled = false;
+    try {
+      pipeline::run_quantization(cfg, base + "/resumed", false, stopper, stop);
+    } catch (const Cancelled&) {
+      cancelled = true;
+    }
+    QVERIFY(cancelled);
+    pipeline::RunDirectory partial(base + "/resumed");
+    QVERIFY(partial.has_block(1) && !partial.has_block(2));
+    TESSERA_VERIFY_THROWS_WITH(pipeline::run_quantization(cfg, base + "/resumed", false, quiet), "--resume");
+    const auto summary = pipeline::run_quantization(cfg, base + "/resumed", true, quiet);
+    QCOMPARE(summary.restored_blocks, std::int64_t(2));
+    for (std::int64_t k = 0; k < 5; ++k) {
+      QVERIFY2(file_bytes(pipeline::RunDirectory(base + "/full").block_path(k)) == file_bytes(partial.block_path(k)),
+               ("block " + std::to_string(k) + " differs after resume").c_str());
+    }
+  }
+
+  void resumeWithChangedSettingsIsRefused() {
+    TESSERA_REQUIRE_DATA(model, kStories);
+    TESSERA_REQUIRE_DATA(corpus, "text/tinystories/train-sample.txt");
+    const auto dir = tessera_test::fresh_temp_dir("resume-changed") + "/run";
+    auto cfg = small_run(model, corpus, "rtn");
+    pipeline::NullEventSink quiet;
+    pipeline::run_quantization(cfg, dir, false, quiet);
+    cfg.weight.bits = 4;
+    TESSERA_VERIFY_THROWS_WITH(pipeline::run_quantization(cfg, dir, true, quiet), "settings: the run has");
+    cfg.weight.bits = 3;
+    cfg.seed = 7;  // different calibration windows
+    TESSERA_VERIFY_THROWS_WITH(pipeline::run_quantization(cfg, dir, true, quiet), "calibration tokens");
+  }
+
+  void w8RtnStaysWithinOnePercentOfFp() {
+    TESSERA_REQUIRE_DATA(model, kStories);
+    TESSERA_REQUIRE_DATA(corpus, "text/tinystories/train-sample.txt");
+    TESSERA_REQUIRE_DATA(text, "text/tinystories/sample.txt");
+    auto cfg = small_run(model, corpus, "rtn");
+    cfg.weight.bits = 8;
+    const auto dir = tessera_test::fresh_temp_dir("w8") + "/run";
+    pipeline::NullEventSink quiet;
+    pipeline::run_quantization(cfg, dir, false, quiet);
+    api::EvalRequest r;
+    r.text_path = text;
+    r.model_path = model;
+    const double fp = api::evaluate_perplexity(r).perplexity;
+    r.run_dir = dir;
+    const double w8 = api::evaluate_perplexity(r).perplexity;
+    std::printf("ppl fp %.5f  W8 g32 RTN %.5f\n", fp, w8);
+    QVERIFY2(std::fabs(w8 - fp) / fp < 0.01, (std::to_string(w8) + " vs " + std::to_string(fp)).c_str());
+  }
+};
+
+TESSERA_TEST_MAIN(TestQuantization, handComputedTwoBitGroup, roundTripErrorIsAtMostHalfAStep,
+                  constantAndOneSignedGroupsAreRepresented, raggedLastGroupHasItsOwnRange, perChannelIsOneGroupPerRow,
+                  symmetricZeroIsMidpoint, nonFiniteWeightsAreRejected,
+                  activationQuantizerIsPerTokenWithStraightThroughGradient, calibrationIsSeeded,
+                  calibrationReadsJsonLinesAndRejectsEmptyCorpora, awqScalingPreservesTheBlockFunction,
+                  interruptedRunResumesToIdenticalCodes, resumeWithChangedSettingsIsRefused,
+                  w8RtnStaysWithinOnePercentOfFp)
+#ifdef TESSERA_TEST_WITH_QT
+#include "test_quantization.moc"
+#endif
