@@ -108,6 +108,37 @@ void ArchitectureView::showModel(const api::ModelSummary& s) {
   runtime_ = section(tr("Runtime"));
   row(runtime_, tr("Device"), device_);
   row(runtime_, tr("Compute dtype"), dtype_);
+
+  addLayers(c);
+  setCurrentItem(nullptr);  // no row looks selected until the user picks one
+}
+
+void ArchitectureView::addLayers(const model::LlamaConfig& c) {
+  // The weight matrices of one decoder layer, [out x in] as stored; every layer has the same
+  // shapes. These rows are where per-layer results (quantization error, bits) will go.
+  struct Linear {
+    const char* name;
+    std::int64_t out, in;
+  };
+  const std::int64_t q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim;
+  const Linear linears[] = {{"q_proj", q, c.hidden_size},
+                            {"k_proj", kv, c.hidden_size},
+                            {"v_proj", kv, c.hidden_size},
+                            {"o_proj", c.hidden_size, q},
+                            {"gate_proj", c.intermediate_size, c.hidden_size},
+                            {"up_proj", c.intermediate_size, c.hidden_size},
+                            {"down_proj", c.hidden_size, c.intermediate_size}};
+  std::int64_t per_layer = 2 * c.hidden_size;  // the two RMSNorm weights
+  for (const Linear& l : linears) per_layer += l.out * l.in;
+  if (c.attention_bias) per_layer += q + 2 * kv;
+
+  QTreeWidgetItem* layers = section(tr("Decoder layers"));
+  for (std::int64_t i = 0; i < c.num_layers; ++i) {
+    auto* layer = row(layers, tr("layer %1").arg(i), tr("%1 parameters").arg(number(per_layer)));
+    for (const Linear& l : linears)
+      row(layer, l.name, QString("%1 x %2").arg(number(l.out), number(l.in)));
+    layer->setExpanded(i == 0);  // one open as an example; the rest stay compact
+  }
 }
 
 void ArchitectureView::setTokenizer(const QString& path) {

@@ -26,6 +26,7 @@ class ArchitectureView : public QTreeWidget {
   QString value(const QString& property) const;
 
  private:
+  void addLayers(const model::LlamaConfig& config);
   QTreeWidgetItem* section(const QString& title);
   QTreeWidgetItem* row(QTreeWidgetItem* section, const QString& property, const QString& value,
                        const QString& tooltip = QString());

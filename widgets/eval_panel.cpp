@@ -68,7 +68,7 @@ EvalPanel::EvalPanel(QWidget* parent) : QWidget(parent) {
   progress_ = new QProgressBar(status);
   progress_->setRange(0, 1);
   progress_->setValue(0);
-  progress_->setFormat(tr("%v / %m windows"));
+  progress_->setFormat(tr("not started"));
   result_ = new QLabel(tr("No result yet."), status);
   result_->setTextFormat(Qt::RichText);
   result_->setTextInteractionFlags(Qt::TextSelectableByMouse);
@@ -127,6 +127,7 @@ void EvalPanel::setRunning(bool running) {
 
 void EvalPanel::showProgress(const api::EvalProgress& p) {
   if (p.stage == "evaluating" && p.windows_total > 0) {
+    progress_->setFormat(tr("%v / %m windows"));
     progress_->setRange(0, static_cast<int>(p.windows_total));
     progress_->setValue(static_cast<int>(p.windows_done));
     stage_->setText(tr("Evaluating: running perplexity %1").arg(p.running_perplexity, 0, 'f', 4));
@@ -138,6 +139,7 @@ void EvalPanel::showProgress(const api::EvalProgress& p) {
 }
 
 void EvalPanel::showResult(const api::EvalReport& r) {
+  progress_->setFormat(tr("%v / %m windows"));
   progress_->setRange(0, static_cast<int>(std::max<std::int64_t>(1, r.windows)));
   progress_->setValue(static_cast<int>(r.windows));
   stage_->setText(tr("Finished in %1 s").arg(r.seconds + r.load_seconds, 0, 'f', 2));
@@ -156,6 +158,7 @@ void EvalPanel::showResult(const api::EvalReport& r) {
 }
 
 void EvalPanel::showStopped(const QString& why) {
+  progress_->setFormat(tr("stopped"));
   progress_->setRange(0, 1);
   progress_->setValue(0);
   stage_->setText(tr("Stopped"));

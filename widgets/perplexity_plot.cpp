@@ -18,6 +18,12 @@ PerplexityPlot::PerplexityPlot(std::shared_ptr<const MetricsStore> store, QWidge
   title_font.setBold(true);
   plotLayout()->insertRow(0);
   plotLayout()->addElement(0, 0, new QCPTextElement(this, tr("Running perplexity"), title_font));
+  // The latest value goes above the axis rect, where it can never cover the curve.
+  plotLayout()->insertRow(1);
+  subtitle_ = new QCPTextElement(this, tr("exp(mean loss) over the windows so far; lower is better"), font());
+  subtitle_->setTextColor(palette().color(QPalette::Disabled, QPalette::Text));
+  subtitle_->setMargins(QMargins(0, 0, 0, 4));
+  plotLayout()->addElement(1, 0, subtitle_);
 
   xAxis->setLabel(tr("Windows evaluated"));
   yAxis->setLabel(tr("Perplexity"));
@@ -42,13 +48,6 @@ PerplexityPlot::PerplexityPlot(std::shared_ptr<const MetricsStore> store, QWidge
   final_line_ = new QCPItemStraightLine(this);
   final_line_->setPen(QPen(kFinal, 1.2, Qt::DashLine));
   final_line_->setVisible(false);
-  final_label_ = new QCPItemText(this);
-  final_label_->setPositionAlignment(Qt::AlignRight | Qt::AlignBottom);
-  final_label_->position->setTypeX(QCPItemPosition::ptAxisRectRatio);
-  final_label_->position->setTypeY(QCPItemPosition::ptPlotCoords);
-  final_label_->setColor(kFinal);
-  final_label_->setPadding(QMargins(0, 0, 6, 3));
-  final_label_->setVisible(false);
 
   placeholder_ = new QCPItemText(this);
   placeholder_->position->setType(QCPItemPosition::ptAxisRectRatio);
@@ -74,11 +73,20 @@ void PerplexityPlot::showFinal(double perplexity) {
   refresh();  // the last points may still be in the store
   final_line_->point1->setCoords(0, perplexity);
   final_line_->point2->setCoords(1, perplexity);
-  final_label_->position->setCoords(1.0, perplexity);
-  final_label_->setText(tr("final %1").arg(perplexity, 0, 'f', 4));
   final_line_->setVisible(true);
-  final_label_->setVisible(true);
+  subtitle_->setText(tr("final perplexity %1 over %2 windows (dashed line)")
+                         .arg(perplexity, 0, 'f', 4)
+                         .arg(graph_->dataCount()));
+  subtitle_->setTextColor(kFinal);
   rescale();
+  replot();
+}
+
+void PerplexityPlot::showStopped(const QString& why) {
+  refresh();
+  stopped_ = true;
+  subtitle_->setText(why);
+  subtitle_->setTextColor(palette().color(QPalette::Disabled, QPalette::Text));
   replot();
 }
 
@@ -98,17 +106,32 @@ void PerplexityPlot::refresh() {
     slice = store_->read(kSeries, 0);
     graph_->data()->clear();
     final_line_->setVisible(false);
-    final_label_->setVisible(false);
     total_windows_ = 0;
+    stopped_ = false;
+    subtitle_->setText(tr("starting..."));
+    subtitle_->setTextColor(palette().color(QPalette::Disabled, QPalette::Text));
   }
   for (const MetricPoint& p : slice.points) graph_->addData(p.x, p.y);
   seen_points_ += slice.points.size();
+  if (!slice.points.empty() && !final_line_->visible() && !stopped_) {
+    const MetricPoint& last = slice.points.back();
+    subtitle_->setText(total_windows_ > 0 ? tr("%1 after window %2 of %3")
+                                                .arg(last.y, 0, 'f', 4)
+                                                .arg(last.x)
+                                                .arg(total_windows_)
+                                          : tr("%1 after window %2").arg(last.y, 0, 'f', 4).arg(last.x));
+  }
   placeholder_->setVisible(graph_->dataCount() == 0);
   rescale();
   replot(QCustomPlot::rpQueuedReplot);
 }
 
 void PerplexityPlot::rescale() {
+  if (graph_->dataCount() == 0 && total_windows_ == 0) {
+    xAxis->setRange(0, 10);  // the empty frame, as before any run
+    yAxis->setRange(0, 10);
+    return;
+  }
   const double last_x = graph_->dataCount() ? (graph_->data()->constEnd() - 1)->key : 0.0;
   const double x_max = std::max({1.0, static_cast<double>(total_windows_), last_x});
   xAxis->setRange(0, x_max + std::max(0.5, x_max * 0.02));

@@ -22,6 +22,7 @@ class PerplexityPlot : public QCustomPlot {
 
   void setTotalWindows(std::int64_t total);  // fixes the x range while a run is going
   void showFinal(double perplexity);          // marks the final value with a dashed line
+  void showStopped(const QString& why);       // a failed or cancelled run: says so above the plot
   int pointCount() const;
 
  public slots:
@@ -34,12 +35,13 @@ class PerplexityPlot : public QCustomPlot {
   QTimer timer_;
   QCPGraph* graph_ = nullptr;
   QCPItemStraightLine* final_line_ = nullptr;
-  QCPItemText* final_label_ = nullptr;
+  QCPTextElement* subtitle_ = nullptr;
   QCPItemText* placeholder_ = nullptr;
   std::uint64_t seen_revision_ = 0;
   std::uint64_t seen_generation_ = 0;
   std::size_t seen_points_ = 0;
   std::int64_t total_windows_ = 0;
+  bool stopped_ = false;  // keeps showStopped's text when late points arrive
 };
 
 }  // namespace tessera::widgets

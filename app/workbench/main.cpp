@@ -63,8 +63,10 @@ int main(int argc, char** argv) {
   const bool headless = !screenshot.isEmpty() || platform == "offscreen" || platform == "minimal";
 
   tessera::api::initialize_runtime();
-  MainWindow window;
+  MainWindow window;  // hooks the log pane into tessera::logger(), so log after this
   window.setDialogsEnabled(!headless);
+  tessera::logger()->info("Tessera Workbench {} (Qt {}, {} platform)", tessera::kVersion, qVersion(),
+                          platform.toStdString());
 
   bool opened = true;
   const bool explicit_session = parser.isSet(model_opt) || parser.isSet(tokenizer_opt) || parser.isSet(text_opt);

@@ -1,6 +1,5 @@
 #include "main_window.h"
 
-#include <QApplication>
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QLabel>
@@ -9,7 +8,6 @@
 #include <QSettings>
 #include <QSplitter>
 #include <QStatusBar>
-#include <QVBoxLayout>
 #include <algorithm>
 
 #include "architecture_view.h"
@@ -62,6 +60,9 @@ MainWindow::MainWindow(QWidget* parent)
     statusBar()->showMessage(tr("Evaluating..."));
   });
   connect(controller_, &EvalController::progress, this, [this](const api::EvalProgress& p) {
+    // One line per stage; per-window progress goes to the bar and the plot, not the log.
+    if (p.stage == "loading") tessera::logger()->info("loading the model and tokenizer");
+    if (p.stage == "tokenizing") tessera::logger()->info("tokenizing the text");
     eval_panel_->showProgress(p);
     if (p.stage == "evaluating") plot_->setTotalWindows(p.windows_total);
   });
@@ -75,17 +76,18 @@ MainWindow::MainWindow(QWidget* parent)
   connect(controller_, &EvalController::cancelled, this, [this] {
     eval_panel_->setRunning(false);
     eval_panel_->showStopped(tr("Cancelled."));
+    plot_->showStopped(tr("cancelled; windows evaluated: %1").arg(plot_->pointCount()));
     tessera::logger()->warn("evaluation cancelled");
     statusBar()->showMessage(tr("Evaluation cancelled"));
   });
   connect(controller_, &EvalController::failed, this, [this](const QString& message) {
     eval_panel_->setRunning(false);
     eval_panel_->showStopped(tr("Failed: %1").arg(message));
+    plot_->showStopped(tr("the evaluation failed (see the log)"));
     statusBar()->showMessage(tr("Evaluation failed"));
     reportError(tr("Evaluation failed"), message);
   });
 
-  setWindowIcon(QIcon::fromTheme("applications-science"));
   resize(1280, 800);
   updateTitle();
 }
@@ -132,7 +134,7 @@ void MainWindow::buildCentralArea() {
   right->addWidget(log_pane_);
   right->setStretchFactor(0, 3);
   right->setStretchFactor(1, 1);
-  right->setSizes({520, 200});
+  right->setSizes({560, 170});
 
   auto* central = new QSplitter(Qt::Horizontal, this);
   central->addWidget(architecture_);
@@ -215,6 +217,9 @@ bool MainWindow::runEvaluation() {
   request.model_path = model_->path;
   request.tokenizer_path = utf8(tokenizer_path_);
   architecture_->setRuntime(QString::fromStdString(request.device), QString::fromStdString(request.dtype));
+  tessera::logger()->info("perplexity run: text {}, windows {}, batch {}, {} {}", request.text_path,
+                          request.seq_len > 0 ? std::to_string(request.seq_len) : std::string("default"),
+                          request.batch_size, request.device, request.dtype);
   return controller_->start(request);
 }
 

@@ -1,6 +1,7 @@
 // The workbench window offscreen: opening a model fills the architecture view, an evaluation
-// fills the plot and result, errors are logged without dialogs, log lines from worker threads
-// reach the pane on the GUI thread, and `tessera-workbench --screenshot` writes a PNG.
+// fills the plot and result, errors are logged without dialogs, paths are remembered between
+// sessions, log lines from worker threads reach the pane on the GUI thread, and
+// `tessera-workbench --screenshot` writes a PNG.
 #include <QImage>
 #include <QProcess>
 #include <QProcessEnvironment>
@@ -39,6 +40,7 @@ class TestGuiMainWindow : public QObject {
   void openModelShowsArchitectureAndGrabs();
   void badModelIsLoggedNotFatal();
   void evaluationFillsPlotAndResult();
+  void sessionPathsAreRemembered();
   void logSinkDeliversWorkerLinesOnGuiThread();
   void screenshotOptionWritesPng();
 };
@@ -102,8 +104,30 @@ void TestGuiMainWindow::evaluationFillsPlotAndResult() {
   QVERIFY(!window.evalPanel()->isRunning());
   const auto report = finished.first().at(0).value<EvalReport>();
   QCOMPARE(window.perplexityPlot()->pointCount(), static_cast<int>(report.windows));
-  QVERIFY(window.logPane()->toPlainText().contains("perplexity"));
+  // The core logs the result on the worker thread; the line was queued ahead of finished().
+  const QString result_line = QString("perplexity %1 over").arg(report.perplexity, 0, 'f', 4);
+  QVERIFY2(window.logPane()->toPlainText().contains(result_line), qPrintable(window.logPane()->toPlainText()));
   QVERIFY(!window.grab().isNull());
+}
+
+void TestGuiMainWindow::sessionPathsAreRemembered() {
+  TESSERA_REQUIRE_DATA(model, kModel);
+  TESSERA_REQUIRE_DATA(tokenizer, "models/stories260K/tok512.bin");
+  TESSERA_REQUIRE_DATA(text, kText);
+  {
+    MainWindow first;
+    first.setDialogsEnabled(false);
+    QVERIFY(first.openModel(QString::fromStdString(model)));
+    QVERIFY(first.openTokenizer(QString::fromStdString(tokenizer)));
+    first.setTextPath(QString::fromStdString(text));
+  }
+  MainWindow second;
+  second.setDialogsEnabled(false);
+  second.restoreSession();
+  QVERIFY(second.model().has_value());
+  QCOMPARE(second.model()->path, model);
+  QCOMPARE(second.tokenizerPath(), QString::fromStdString(tokenizer));
+  QCOMPARE(second.evalPanel()->textPath(), QString::fromStdString(text));
 }
 
 void TestGuiMainWindow::logSinkDeliversWorkerLinesOnGuiThread() {
@@ -150,7 +174,8 @@ void TestGuiMainWindow::screenshotOptionWritesPng() {
 }
 
 TESSERA_GUI_TEST_MAIN(TestGuiMainWindow, openModelShowsArchitectureAndGrabs, badModelIsLoggedNotFatal,
-                      evaluationFillsPlotAndResult, logSinkDeliversWorkerLinesOnGuiThread,
+                      evaluationFillsPlotAndResult, sessionPathsAreRemembered,
+                      logSinkDeliversWorkerLinesOnGuiThread,
                       screenshotOptionWritesPng)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_gui_main_window.moc"
