@@ -43,7 +43,8 @@ commands:
   convert   --model P [--tokenizer P] --out DIR [--dtype fp32|fp16|bf16] [--force]
             write a Hugging Face folder (config.json + model.safetensors) atomically
 
-The tokenizer defaults to the one beside the model (tokenizer.model, tokenizer.bin or tok*.bin).
+The tokenizer defaults to the one beside the model (tokenizer.json, tokenizer.model, tokenizer.bin
+or tok*.bin).
 Options: --verbose (debug logging), --quiet (errors only), --help, --version.
 )";
 

@@ -149,12 +149,17 @@ void convert_to_hf(const std::string& model_path, const std::string& tokenizer_p
   model::save_hf_checkpoint(model, out_folder, runtime::parse_dtype(dtype), replace_existing);
   if (!tokenizer.empty()) {
     // Keep the tokenizer's own file name family so that discovery finds it beside the model.
-    const std::string name = fs::path(tokenizer).extension() == ".model" ? "tokenizer.model" : "tokenizer.bin";
-    const fs::path dest = fs::path(out_folder) / name;
-    io::write_file_atomically(dest.string(), [&](std::ostream& out) {
-      std::ifstream in(tokenizer, std::ios::binary);
-      out << in.rdbuf();
-    });
+    const auto ext = fs::path(tokenizer).extension().string();
+    const std::string name = ext == ".model" ? "tokenizer.model" : ext == ".json" ? "tokenizer.json" : "tokenizer.bin";
+    auto copy = [&](const fs::path& from, const std::string& to_name) {
+      io::write_file_atomically((fs::path(out_folder) / to_name).string(), [&](std::ostream& out) {
+        std::ifstream in(from, std::ios::binary);
+        out << in.rdbuf();
+      });
+    };
+    copy(tokenizer, name);
+    const auto config = fs::path(tokenizer).parent_path() / "tokenizer_config.json";
+    if (ext == ".json" && fs::exists(config)) copy(config, "tokenizer_config.json");
   }
   logger()->info("wrote {} ({} layers, {}){}", out_folder, model.config().num_layers, dtype,
                  tokenizer.empty() ? "" : " with tokenizer " + tokenizer);

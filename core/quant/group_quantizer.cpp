@@ -4,21 +4,27 @@
 
 namespace tessera::quant {
 
-std::pair<torch::Tensor, torch::Tensor> group_min_max(const torch::Tensor& w, std::int64_t group_size) {
+namespace {
+
+// w [O, I] as [O, G, g]. A ragged last group (e.g. 172 = 5 x 32 + 12) is padded by repeating the
+// row's last element, which leaves that group's min and max unchanged; callers drop the padding.
+torch::Tensor grouped(const torch::Tensor& w, std::int64_t group_size) {
   const auto rows = w.size(0), cols = w.size(1);
-  const auto full = cols / group_size, tail = cols - full * group_size;
-  std::vector<torch::Tensor> lo, hi;
-  if (full > 0) {
-    auto body = w.narrow(1, 0, full * group_size).reshape({rows, full, group_size});
-    lo.push_back(std::get<0>(body.min(2)));
-    hi.push_back(std::get<0>(body.max(2)));
-  }
-  if (tail > 0) {  // the ragged last group (e.g. 172 = 5 x 32 + 12)
-    auto rest = w.narrow(1, full * group_size, tail);
-    lo.push_back(std::get<0>(rest.min(1, true)));
-    hi.push_back(std::get<0>(rest.max(1, true)));
-  }
-  return {torch::cat(lo, 1), torch::cat(hi, 1)};
+  const auto groups = (cols + group_size - 1) / group_size;
+  const auto pad = groups * group_size - cols;
+  auto full = pad == 0 ? w : torch::cat({w, w.narrow(1, cols - 1, 1).expand({rows, pad})}, 1);
+  return full.reshape({rows, groups, group_size});
+}
+
+torch::Tensor ungrouped(const torch::Tensor& g, std::int64_t cols) {
+  return g.reshape({g.size(0), -1}).narrow(1, 0, cols);
+}
+
+}  // namespace
+
+std::pair<torch::Tensor, torch::Tensor> group_min_max(const torch::Tensor& w, std::int64_t group_size) {
+  auto g = grouped(w, group_size);
+  return {std::get<0>(g.min(2)), std::get<0>(g.max(2))};
 }
 
 GroupGrid compute_grid(const torch::Tensor& w, const WeightQuantSpec& spec, const torch::Tensor& clip_ratio) {
@@ -49,11 +55,10 @@ GroupGrid compute_grid(const torch::Tensor& w, const WeightQuantSpec& spec, cons
 }
 
 torch::Tensor quantize_to_codes(const torch::Tensor& w, const GroupGrid& grid, const WeightQuantSpec& spec) {
-  const auto g = spec.effective_group(w.size(1));
-  const auto in = w.size(1);
   const double qmax = std::pow(2.0, spec.bits) - 1.0;
-  auto s = expand_groups(grid.scale, g, in), z = expand_groups(grid.zero, g, in);
-  return torch::clamp(torch::round(w.to(torch::kFloat32) / s) + z, 0.0, qmax).to(torch::kUInt8);
+  auto wg = grouped(w.to(torch::kFloat32), spec.effective_group(w.size(1)));
+  auto q = torch::clamp(torch::round(wg / grid.scale.unsqueeze(2)) + grid.zero.unsqueeze(2), 0.0, qmax);
+  return ungrouped(q, w.size(1)).to(torch::kUInt8);
 }
 
 void check_finite(const torch::Tensor& w, const std::string& name) {
@@ -77,12 +82,11 @@ QuantizedLinear quantize_rtn(const torch::Tensor& w, const WeightQuantSpec& spec
 
 torch::Tensor fake_quantize(const torch::Tensor& w, const WeightQuantSpec& spec, const torch::Tensor& clip_ratio) {
   const auto grid = compute_grid(w, spec, clip_ratio);
-  const auto g = spec.effective_group(w.size(1));
-  const auto in = w.size(1);
   const double qmax = std::pow(2.0, spec.bits) - 1.0;
-  auto s = expand_groups(grid.scale, g, in), z = expand_groups(grid.zero, g, in);
-  auto q = torch::clamp(torch::round(w.to(torch::kFloat32) / s) + z, 0.0, qmax);
-  return ((q - z) * s).to(w.scalar_type());
+  auto wg = grouped(w.to(torch::kFloat32), spec.effective_group(w.size(1)));
+  auto s = grid.scale.unsqueeze(2), z = grid.zero.unsqueeze(2);
+  auto q = torch::clamp(torch::round(wg / s) + z, 0.0, qmax);
+  return ungrouped((q - z) * s, w.size(1)).to(w.scalar_type());
 }
 
 }  // namespace tessera::quant
