@@ -7,8 +7,8 @@
 # Run here, on Debian 12 with the packages of install-deps-debian.sh. Idempotent: the folder is
 # rebuilt from scratch on every run.
 #
-#   bash installers/prepare-gpu-deps.sh                 # the default data set (about 10 MiB in all)
-#   TESSERA_GPU_DATA=all bash installers/prepare-gpu-deps.sh   # every file of ../shared/data
+#   bash installers/prepare-gpu-deps.sh                          # all of ../shared/data (~22 MiB in all)
+#   TESSERA_GPU_DATA=minimal bash installers/prepare-gpu-deps.sh # only the files gpu-run.sh itself reads
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -76,9 +76,21 @@ else
   fail "$LIBDIR/libsentencepiece.so.0 missing (install libsentencepiece0)"
 fi
 
+# ---- PCRE2 (the Unicode regexes of Hugging Face tokenizer.json) -----------------------------------
+# CMake's TESSERA_DEPS_DIR branch looks for include/pcre2.h and lib/libpcre2-8.so.
+PCRE2_REAL="$(readlink -f "$LIBDIR/libpcre2-8.so.0" 2>/dev/null || true)"
+if [ -f "$INCDIR/pcre2.h" ] && [ -n "$PCRE2_REAL" ] && [ -f "$PCRE2_REAL" ]; then
+  cp "$INCDIR/pcre2.h" "$TMP/include/"
+  cp "$PCRE2_REAL" "$TMP/lib/libpcre2-8.so.0"
+  ln -s libpcre2-8.so.0 "$TMP/lib/libpcre2-8.so"
+  say "pcre2: include/pcre2.h, lib/libpcre2-8.so.0 ($(dpkg-query -W -f='${Version}' libpcre2-8-0 2>/dev/null || echo ?)), needs: $(objdump -p "$TMP/lib/libpcre2-8.so.0" 2>/dev/null | awk '/NEEDED/ {print $2}' | tr '\n' ' ')"
+else
+  fail "$INCDIR/pcre2.h or $LIBDIR/libpcre2-8.so.0 missing (install libpcre2-dev)"
+fi
+
 # ---- shared data ---------------------------------------------------------------------------------
-# Paths relative to shared/data. The first group is what the GPU run uses; the second is small data
-# the tests also read (grep REQUIRE_DATA tests/ when adding tests). TESSERA_GPU_DATA=all copies the whole folder instead.
+# Paths relative to shared/data. The first group is what gpu-run.sh itself uses; the second is data
+# the tests also read. TESSERA_GPU_DATA=minimal copies only these two groups.
 REQUIRED_DATA=(
   models/stories260K/stories260K.bin
   models/stories260K/tok512.bin
@@ -103,8 +115,11 @@ copy_data() {  # $1: path relative to shared/data; $2: "required" or "optional"
   mkdir -p "$TMP/data/$(dirname "$rel")"
   cp -r "$src" "$TMP/data/$rel"
 }
-if [ "${TESSERA_GPU_DATA:-}" = all ]; then
+if [ "${TESSERA_GPU_DATA:-all}" = all ]; then
+  # The tests read more and more of shared/data; all of it (~17 MiB) keeps them from failing on a
+  # missing file. Every required file must still be there.
   cp -r "$SHARED/data/." "$TMP/data/"
+  for rel in "${REQUIRED_DATA[@]}"; do [ -e "$TMP/data/$rel" ] || fail "shared data missing: $SHARED/data/$rel"; done
 else
   for rel in "${REQUIRED_DATA[@]}"; do copy_data "$rel" required; done
   for rel in "${EXTRA_DATA[@]}"; do copy_data "$rel" optional; done
@@ -124,8 +139,9 @@ chmod -R u+w "$TMP"
 cat > "$TMP/README.txt" <<EOF
 Made by installers/prepare-gpu-deps.sh on $(date -u +%Y-%m-%dT%H:%M:%SZ) from $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME").
 include/  spdlog $(dpkg-query -W -f='${Version}' libspdlog-dev 2>/dev/null || echo ?), fmt $(dpkg-query -W -f='${Version}' libfmt-dev 2>/dev/null || echo ?), nlohmann-json $(dpkg-query -W -f='${Version}' nlohmann-json3-dev 2>/dev/null || echo ?), sentencepiece_processor.h
-lib/      libsentencepiece.so.0 $(dpkg-query -W -f='${Version}' libsentencepiece0 2>/dev/null || echo ?) (bundles protobuf-lite; needs only libc/libstdc++/libgcc)
-data/     a subset of shared/data (same layout): TESSERA_SHARED_DIR=\$PWD/.gpu-deps
+lib/      libsentencepiece.so.0 $(dpkg-query -W -f='${Version}' libsentencepiece0 2>/dev/null || echo ?) (bundles protobuf-lite; needs only libc/libstdc++/libgcc),
+          libpcre2-8.so.0 $(dpkg-query -W -f='${Version}' libpcre2-8-0 2>/dev/null || echo ?), pcre2.h in include/
+data/     shared/data (${TESSERA_GPU_DATA:-all}; same layout): TESSERA_SHARED_DIR=\$PWD/.gpu-deps
 bench/    shared/bench/reference_tesseraq_step.py
 EOF
 
@@ -147,3 +163,4 @@ if [ "$size_mib" -ge "$LIMIT_MIB" ]; then
   echo "prepare-gpu-deps: ERROR: .gpu-deps is ${size_mib} MiB, over the ${LIMIT_MIB} MiB budget" >&2
   exit 1
 fi
+

@@ -1,5 +1,6 @@
 #include "runtime/torch_runtime.h"
 
+#include <cstdlib>
 #include <thread>
 
 #include "util/error.h"
@@ -16,7 +17,9 @@ void configure_threads() {
   static bool done = false;
   if (done) return;
   done = true;
-  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  // TESSERA_THREADS overrides the core count (e.g. to leave cores to other work).
+  unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  if (const char* env = std::getenv("TESSERA_THREADS")) cores = std::max(1, std::atoi(env));
   torch::set_num_threads(static_cast<int>(cores));
 }
 
