@@ -247,6 +247,38 @@ class TestQuantization : public QObject {
     TESSERA_VERIFY_THROWS_WITH(pipeline::run_quantization(cfg, dir, true, quiet), "calibration tokens");
   }
 
+  void runConfigRoundTripsAndNamesBadFields() {
+    pipeline::RunConfig c;
+    c.model = "m.bin";
+    c.calib = "c.txt";
+    c.method = "awq";
+    c.weight = {3, 0, true};
+    c.act_bits = 4;
+    c.samples = 17;
+    c.seed = 9;
+    c.awq_clip = false;
+    const auto back = pipeline::RunConfig::from_json_text(c.to_json_text(), "cfg");
+    QCOMPARE(back.to_json_text(), c.to_json_text());
+    QCOMPARE(back.weight.group_size, std::int64_t(0));
+    QVERIFY(back.weight.symmetric && !back.awq_clip);
+    TESSERA_VERIFY_THROWS_WITH(pipeline::RunConfig::from_json_text(R"({"wbit": 4})", "run.json"),
+                               "unknown setting \"wbit\"");
+    TESSERA_VERIFY_THROWS_WITH(pipeline::RunConfig::from_json_text(R"({"wbits": "four"})", "run.json"),
+                               "\"wbits\" has the wrong type");
+    auto bad = c;
+    bad.method = "gptq";
+    TESSERA_VERIFY_THROWS_WITH(bad.validate(), "unknown method \"gptq\"");
+    bad = c;
+    bad.act_bits = 12;
+    TESSERA_VERIFY_THROWS_WITH(bad.validate(), "abits");
+    bad = c;
+    bad.weight.bits = 1;
+    TESSERA_VERIFY_THROWS_WITH(bad.validate(), "weight bits must be between 2 and 8");
+    bad = c;
+    bad.calib = "";
+    TESSERA_VERIFY_THROWS_WITH(bad.validate(), "\"calib\"");
+  }
+
   void w8RtnStaysWithinOnePercentOfFp() {
     TESSERA_REQUIRE_DATA(model, kStories);
     TESSERA_REQUIRE_DATA(corpus, "text/tinystories/train-sample.txt");
@@ -273,7 +305,7 @@ TESSERA_TEST_MAIN(TestQuantization, handComputedTwoBitGroup, roundTripErrorIsAtM
                   activationQuantizerIsPerTokenWithStraightThroughGradient, calibrationIsSeeded,
                   calibrationReadsJsonLinesAndRejectsEmptyCorpora, awqScalingPreservesTheBlockFunction,
                   interruptedRunResumesToIdenticalCodes, resumeWithChangedSettingsIsRefused,
-                  w8RtnStaysWithinOnePercentOfFp)
+                  runConfigRoundTripsAndNamesBadFields, w8RtnStaysWithinOnePercentOfFp)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_quantization.moc"
 #endif
