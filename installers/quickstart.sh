@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's first quick-start command: installs the Debian packages, builds Tessera, fetches the
-# default demo model (stories260K) and runs the main job on it: architecture, greedy generation and
-# WikiText-style perplexity on TinyStories text, on the CPU.
+# default demo model (stories260K) and runs the main job on it: architecture, greedy generation,
+# perplexity on TinyStories text, and a 4-bit AWQ quantization with its perplexity, on the CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -32,9 +32,16 @@ fi
 TEXT=../shared/data/text/tinystories/sample.txt
 [ -f "$TEXT" ] || TEXT=$ROOT/resources/demo/stories.txt
 
+CALIB=../shared/data/text/tinystories/train-sample.txt
+[ -f "$CALIB" ] || CALIB=$TEXT
+
 TESSERA=$ROOT/build/app/tessera
 echo; echo "== tessera info"; "$TESSERA" info --model "$MODEL_DIR/stories260K.bin"
 echo; echo "== tessera generate (greedy)"; "$TESSERA" generate --model "$MODEL_DIR/stories260K.bin" --max-tokens 120
 echo; echo "== tessera eval ($TEXT)"; "$TESSERA" eval --model "$MODEL_DIR/stories260K.bin" --text "$TEXT" --batch 4
+echo; echo "== tessera quantize: AWQ W4 g32 (32 x 256 calibration tokens), then perplexity"
+rm -rf "$ROOT/.demo/run-awq-w4g32"
+"$TESSERA" quantize --model "$MODEL_DIR/stories260K.bin" --calib "$CALIB" --method awq --wbits 4 --group 32 \
+  --samples 32 --seq-len 256 --out "$ROOT/.demo/run-awq-w4g32" --eval "$TEXT"
 echo
 echo "GUI: $ROOT/build/app/workbench/tessera-workbench --model $MODEL_DIR/stories260K.bin --text $TEXT"

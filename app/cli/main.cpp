@@ -1,5 +1,7 @@
 // tessera: the headless command line. Every subcommand prints a human-readable report, or one JSON
 // object with --json; errors print "error: ..." and exit with status 1 (2 for usage errors).
+#include <unistd.h>
+
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -142,7 +144,7 @@ int run_eval(const CliOptions& o) {
   r.dtype = o.get("dtype", "fp32");
   const bool as_json = o.flag("json");
   const auto rep = tessera::api::evaluate_perplexity(r, [&](const tessera::api::EvalProgress& p) {
-    if (!as_json && p.stage == "evaluating")
+    if (!as_json && p.stage == "evaluating" && ::isatty(2))
       std::fprintf(stderr, "\r  window %lld/%lld  ppl %.4f", (long long)p.windows_done,
                    (long long)p.windows_total, p.running_perplexity);
   });
