@@ -30,7 +30,7 @@ std::string resolve_tokenizer(const std::string& model_path, const std::string& 
   return found;
 }
 
-std::string r_label(const EvalRequest& request, const std::string& model_path) {
+std::string model_label(const EvalRequest& request, const std::string& model_path) {
   return request.run_dir.empty() ? model_path : "run " + request.run_dir;
 }
 
@@ -88,7 +88,7 @@ EvalReport evaluate_perplexity(const EvalRequest& request,
   eval::PerplexityOptions options;
   options.seq_len = request.seq_len > 0 ? request.seq_len : eval::default_seq_len(model.config());
   options.batch_size = request.batch_size;
-  logger()->info("evaluating {} on {} ({} tokens, windows of {}) on {} in {}", r_label(request, model_path),
+  logger()->info("evaluating {} on {} ({} tokens, windows of {}) on {} in {}", model_label(request, model_path),
                  request.text_path, ids.size(), options.seq_len, request.device, request.dtype);
   auto result = eval::evaluate_perplexity(
       model, ids, options,
