@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "api/export_jobs.h"
 #include "api/model_jobs.h"
 #include "api/quantize_jobs.h"
 #include "cli/cli_options.h"
@@ -42,6 +43,9 @@ commands:
             block-wise quantization; --group 0 = per channel; every finished block is saved in
             DIR, --resume continues an interrupted run; --eval F scores the result on F
   eval      --run DIR --text F ...   scores a finished quantization run's fake-quantized model
+  export    --run DIR --out DIR [--format hf] [--dtype fp16|bf16|fp32] [--force] [--json]
+            a finished run as a fake-quant Hugging Face folder (weights = dequantized codes),
+            self-checked bit for bit against the run's codes before it is put in place
   convert   --model P [--tokenizer P] --out DIR [--dtype fp32|fp16|bf16] [--force]
             write a Hugging Face folder (config.json + model.safetensors) atomically
 
@@ -237,6 +241,26 @@ int run_quantize(const CliOptions& o) {
   return 0;
 }
 
+int run_export(const CliOptions& o) {
+  tessera::api::ExportRequest r;
+  r.run_dir = o.require("run");
+  r.out = o.require("out");
+  r.format = o.get("format", "hf");
+  r.dtype = o.get("dtype", "fp16");
+  r.replace_existing = o.flag("force");
+  const auto e = tessera::api::export_run(r);
+  if (o.flag("json")) {
+    std::cout << json{{"path", e.path}, {"format", e.format}, {"dtype", e.dtype}, {"bytes", e.bytes},
+                      {"self_check", "passed"}, {"tensors_checked", e.tensors_checked}}
+                     .dump()
+              << "\n";
+  } else {
+    std::printf("wrote        %s (%s, %s)\nsize         %lld bytes\nself-check   passed: %lld quantized weights bit-identical to the run's codes\n",
+                e.path.c_str(), e.format.c_str(), e.dtype.c_str(), (long long)e.bytes, (long long)e.tensors_checked);
+  }
+  return 0;
+}
+
 int run_convert(const CliOptions& o) {
   tessera::api::convert_to_hf(o.require("model"), o.get("tokenizer"), o.require("out"),
                               o.get("dtype", "fp32"), o.flag("force"));
@@ -284,6 +308,8 @@ int main(int argc, char** argv) {
       return run_quantize(parse({"model", "tokenizer", "calib", "out", "method", "wbits", "group", "abits",
                                  "samples", "seq-len", "seed", "device", "batch", "config", "eval"},
                                 flags_with({"sym", "resume"})));
+    if (command == "export")
+      return run_export(parse({"run", "out", "format", "dtype"}, flags_with({"force"})));
     if (command == "convert")
       return run_convert(parse({"model", "tokenizer", "out", "dtype"}, flags_with({"force"})));
     std::cerr << "error: unknown command \"" << command << "\" (see tessera --help)\n";

@@ -6,7 +6,6 @@
 #include <optional>
 
 #include "eval/perplexity.h"
-#include "io/atomic_file.h"
 #include "model/hf_checkpoint.h"
 #include "model/model_loader.h"
 #include "model/text_generator.h"
@@ -146,21 +145,11 @@ void convert_to_hf(const std::string& model_path, const std::string& tokenizer_p
     text::check_tokenizer_matches_model(*text::load_tokenizer(tokenizer), model.config().vocab_size,
                                         model_path);
   }
-  model::save_hf_checkpoint(model, out_folder, runtime::parse_dtype(dtype), replace_existing);
-  if (!tokenizer.empty()) {
-    // Keep the tokenizer's own file name family so that discovery finds it beside the model.
-    const auto ext = fs::path(tokenizer).extension().string();
-    const std::string name = ext == ".model" ? "tokenizer.model" : ext == ".json" ? "tokenizer.json" : "tokenizer.bin";
-    auto copy = [&](const fs::path& from, const std::string& to_name) {
-      io::write_file_atomically((fs::path(out_folder) / to_name).string(), [&](std::ostream& out) {
-        std::ifstream in(from, std::ios::binary);
-        out << in.rdbuf();
-      });
-    };
-    copy(tokenizer, name);
-    const auto config = fs::path(tokenizer).parent_path() / "tokenizer_config.json";
-    if (ext == ".json" && fs::exists(config)) copy(config, "tokenizer_config.json");
-  }
+  model::HfSaveOptions options;
+  options.finish = [&](const std::string& tmp) {
+    if (!tokenizer.empty()) text::copy_tokenizer_files(tokenizer, tmp);
+  };
+  model::save_hf_checkpoint(model, out_folder, runtime::parse_dtype(dtype), replace_existing, options);
   logger()->info("wrote {} ({} layers, {}){}", out_folder, model.config().num_layers, dtype,
                  tokenizer.empty() ? "" : " with tokenizer " + tokenizer);
 }

@@ -124,7 +124,7 @@ LlamaModel load_hf_checkpoint(const std::string& folder) {
 }
 
 void save_hf_checkpoint(const LlamaModel& model, const std::string& folder, torch::ScalarType dtype,
-                        bool replace_existing) {
+                        bool replace_existing, const HfSaveOptions& options) {
   if (dtype != torch::kFloat32 && dtype != torch::kFloat16 && dtype != torch::kBFloat16)
     throw Error("Hugging Face export supports float32, float16 and bfloat16");
   LlamaConfig c = model.config();
@@ -134,6 +134,7 @@ void save_hf_checkpoint(const LlamaModel& model, const std::string& folder, torc
   io::SafetensorsWriter writer;
   writer.set_metadata("format", "pt");
   writer.set_metadata("tessera_version", kVersion);
+  for (const auto& [key, value] : options.metadata) writer.set_metadata(key, value);
   auto put = [&](const std::string& name, const torch::Tensor& t) {
     if (t.defined()) add_tensor(writer, name, t.to(dtype));
   };
@@ -157,11 +158,15 @@ void save_hf_checkpoint(const LlamaModel& model, const std::string& folder, torc
     put(p + "mlp.down_proj.weight", b.down_proj);
   }
   io::write_folder_atomically(folder, replace_existing, [&](const std::string& tmp) {
-    std::ofstream(fs::path(tmp) / "config.json") << c.to_hf_json_text();
+    std::ofstream config(fs::path(tmp) / "config.json");
+    config << c.to_hf_json_text();
+    config.flush();
     std::ofstream out(fs::path(tmp) / "model.safetensors", std::ios::binary);
     writer.write(out);
     out.flush();
-    if (!out) throw Error("writing " + folder + "/model.safetensors failed (disk full?)");
+    if (!out || !config) throw Error("writing " + folder + " failed (disk full?)");
+    out.close();
+    if (options.finish) options.finish(tmp);
   });
 }
 

@@ -58,4 +58,17 @@ void check_tokenizer_matches_model(const Tokenizer& tokenizer, std::int64_t mode
                 " embeddings: this is not the model's tokenizer");
 }
 
+void copy_tokenizer_files(const std::string& tokenizer_path, const std::string& folder) {
+  const auto ext = fs::path(tokenizer_path).extension().string();
+  const std::string name = ext == ".model" ? "tokenizer.model" : ext == ".json" ? "tokenizer.json" : "tokenizer.bin";
+  std::error_code ec;
+  fs::copy_file(tokenizer_path, fs::path(folder) / name, fs::copy_options::overwrite_existing, ec);
+  if (ec) throw Error("cannot copy tokenizer " + tokenizer_path + " to " + folder + ": " + ec.message());
+  const auto config = fs::path(tokenizer_path).parent_path() / "tokenizer_config.json";
+  if (ext == ".json" && fs::exists(config)) {
+    fs::copy_file(config, fs::path(folder) / "tokenizer_config.json", fs::copy_options::overwrite_existing, ec);
+    if (ec) throw Error("cannot copy " + config.string() + " to " + folder + ": " + ec.message());
+  }
+}
+
 }  // namespace tessera::text

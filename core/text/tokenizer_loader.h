@@ -20,4 +20,8 @@ std::string find_tokenizer_for_model(const std::string& model_path);
 void check_tokenizer_matches_model(const Tokenizer& tokenizer, std::int64_t model_vocab,
                                    const std::string& model_path);
 
+// Copies a tokenizer into a model folder under the name discovery looks for (tokenizer.json /
+// tokenizer.model / tokenizer.bin), with tokenizer_config.json when it sits beside a tokenizer.json.
+void copy_tokenizer_files(const std::string& tokenizer_path, const std::string& folder);
+
 }  // namespace tessera::text

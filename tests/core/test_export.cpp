@@ -1,0 +1,125 @@
+// Fake-quant Hugging Face export: bit-exact weights, same perplexity as the run, self-check that
+// catches corruption, and nothing left behind on failure.
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "api/export_jobs.h"
+#include "api/model_jobs.h"
+#include "export/fake_quant_export.h"
+#include "io/safetensors.h"
+#include "pipeline/quantization_run.h"
+#include "tessera_test.h"
+#include "test_data.h"
+
+using namespace tessera;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A W4 g32 RTN run of stories260K, made once per test process.
+std::string w4_run() {
+  static std::string dir;
+  if (!dir.empty()) return dir;
+  pipeline::RunConfig c;
+  c.model = tessera_test::shared_data("models/stories260K/stories260K.bin");
+  c.calib = tessera_test::shared_data("text/tinystories/train-sample.txt");
+  c.method = "rtn";
+  c.weight = {4, 32, false};
+  c.samples = 4;
+  c.seq_len = 64;
+  dir = tessera_test::fresh_temp_dir("export-run") + "/run";
+  pipeline::NullEventSink quiet;
+  pipeline::run_quantization(c, dir, false, quiet);
+  return dir;
+}
+
+}  // namespace
+
+class TestExport : public QObject {
+  Q_OBJECT
+  TESSERA_TEST_FRIEND
+
+ private slots:
+  void fp32ExportEvaluatesExactlyLikeTheRun() {
+    TESSERA_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
+    TESSERA_REQUIRE_DATA(text, "text/tinystories/sample.txt");
+    const auto run = w4_run();
+    const auto out = tessera_test::fresh_temp_dir("export-fp32") + "/hf";
+    const auto r = api::export_run({run, out, "hf", "fp32", false});
+    QCOMPARE(r.tensors_checked, std::int64_t(5 * 7));
+    QVERIFY(fs::exists(out + "/config.json") && fs::exists(out + "/tokenizer.bin"));
+    QVERIFY(io::SafetensorsFile(out + "/model.safetensors").metadata().count("tessera_run") == 1);
+    api::EvalRequest e;
+    e.text_path = text;
+    e.run_dir = run;
+    const double from_run = api::evaluate_perplexity(e).perplexity;
+    e.run_dir.clear();
+    e.model_path = out;
+    const double from_export = api::evaluate_perplexity(e).perplexity;
+    std::printf("ppl run %.9f export %.9f (%lld bytes)\n", from_run, from_export, (long long)r.bytes);
+    QCOMPARE(from_export, from_run);
+  }
+
+  void halfExportPassesSelfCheckAndIsSmaller() {
+    TESSERA_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
+    const auto run = w4_run();
+    const auto base = tessera_test::fresh_temp_dir("export-half");
+    const auto full = api::export_run({run, base + "/fp32", "hf", "fp32", false});
+    const auto half = api::export_run({run, base + "/fp16", "hf", "fp16", false});
+    QCOMPARE(half.tensors_checked, std::int64_t(35));
+    QVERIFY(half.bytes < full.bytes * 6 / 10);
+  }
+
+  void corruptedExportIsDetected() {
+    TESSERA_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
+    const auto run = w4_run();
+    const auto out = tessera_test::fresh_temp_dir("export-corrupt") + "/hf";
+    api::export_run({run, out, "hf", "fp32", false});
+    const std::string file = out + "/model.safetensors";
+    std::size_t offset = 0;
+    {
+      // The tensor's offset in the file: 8 + header length + its offset in the data section.
+      io::SafetensorsFile f(file);
+      const auto* data_start = f.tensors().begin()->second.data;
+      for (const auto& [n, t] : f.tensors()) data_start = std::min(data_start, t.data);
+      std::ifstream in(file, std::ios::binary);
+      std::uint64_t header = 0;
+      in.read(reinterpret_cast<char*>(&header), 8);
+      offset = 8 + header + static_cast<std::size_t>(f.tensor("model.layers.3.mlp.up_proj.weight").data - data_start) + 100;
+    }
+    std::fstream io(file, std::ios::in | std::ios::out | std::ios::binary);
+    io.seekg(static_cast<std::streamoff>(offset));
+    char byte = 0;
+    io.read(&byte, 1);
+    byte = static_cast<char>(byte ^ 0x40);
+    io.seekp(static_cast<std::streamoff>(offset));
+    io.write(&byte, 1);
+    io.close();
+    TESSERA_VERIFY_THROWS_WITH(exporting::verify_fake_quant_hf(run, out),
+                               "model.layers.3.mlp.up_proj.weight");
+  }
+
+  void failedExportLeavesNothing() {
+    TESSERA_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
+    const auto run = w4_run();
+    const auto base = tessera_test::fresh_temp_dir("export-fail");
+    // Unwritable destination: a path below a regular file.
+    std::ofstream(base + "/file") << "x";
+    TESSERA_VERIFY_THROWS_WITH(api::export_run({run, base + "/file/hf", "hf", "fp16", false}), "cannot create");
+    // An existing destination is not overwritten without --force.
+    fs::create_directories(base + "/taken");
+    TESSERA_VERIFY_THROWS_WITH(api::export_run({run, base + "/taken", "hf", "fp16", false}), "already exists");
+    TESSERA_VERIFY_THROWS_WITH(api::export_run({run, base + "/gptq", "gptq", "fp16", false}), "not available yet");
+    std::size_t entries = 0;
+    for (const auto& e : fs::directory_iterator(base)) { (void)e; ++entries; }
+    QCOMPARE(entries, std::size_t(2));  // "file" and "taken" only: no temporary folders left
+  }
+};
+
+TESSERA_TEST_MAIN(TestExport, fp32ExportEvaluatesExactlyLikeTheRun, halfExportPassesSelfCheckAndIsSmaller,
+                  corruptedExportIsDetected, failedExportLeavesNothing)
+#ifdef TESSERA_TEST_WITH_QT
+#include "test_export.moc"
+#endif
