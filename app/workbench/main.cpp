@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
   const QString platform = QGuiApplication::platformName();
   const bool headless = !screenshot.isEmpty() || platform == "offscreen" || platform == "minimal";
 
-  tessera::api::initialize_runtime();
+  tessera::api::initialize_runtime(/*reserved_cores=*/1);
   MainWindow window;  // hooks the log pane into tessera::logger(), so log after this
   window.setDialogsEnabled(!headless);
   tessera::logger()->info("Tessera Workbench {} (Qt {}, {} platform)", tessera::kVersion, qVersion(),

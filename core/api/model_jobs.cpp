@@ -39,7 +39,7 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 }  // namespace
 
-void initialize_runtime() { runtime::configure_threads(); }
+void initialize_runtime(int reserved_cores) { runtime::configure_threads(reserved_cores); }
 
 ModelSummary describe_model(const std::string& model_path) {
   ModelSummary s;

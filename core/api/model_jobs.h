@@ -77,7 +77,8 @@ TokenCount count_tokens(const std::string& tokenizer_path, const std::string& te
 void convert_to_hf(const std::string& model_path, const std::string& tokenizer_path,
                    const std::string& out_folder, const std::string& dtype, bool replace_existing);
 
-// Sets libtorch's thread count to the cores; call once at program start.
-void initialize_runtime();
+// Sets libtorch's thread count to the cores minus `reserved_cores` (at least 1); call once at
+// program start. The GUI reserves one core so that its event loop is never starved by the worker.
+void initialize_runtime(int reserved_cores = 0);
 
 }  // namespace tessera::api

@@ -13,14 +13,14 @@
 
 namespace tessera::runtime {
 
-void configure_threads() {
+void configure_threads(int reserved_cores) {
   static bool done = false;
   if (done) return;
   done = true;
   // TESSERA_THREADS overrides the core count (e.g. to leave cores to other work).
-  unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-  if (const char* env = std::getenv("TESSERA_THREADS")) cores = std::max(1, std::atoi(env));
-  torch::set_num_threads(static_cast<int>(cores));
+  int threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) - reserved_cores);
+  if (const char* env = std::getenv("TESSERA_THREADS")) threads = std::max(1, std::atoi(env));
+  torch::set_num_threads(threads);
 }
 
 torch::Device parse_device(const std::string& name) {

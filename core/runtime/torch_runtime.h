@@ -6,8 +6,9 @@
 
 namespace tessera::runtime {
 
-// Sets libtorch's intra-op threads to the machine's cores (Debian's libtorch starts with one).
-void configure_threads();
+// Sets libtorch's intra-op threads to the machine's cores minus `reserved_cores`, at least one
+// (Debian's libtorch starts with one). TESSERA_THREADS overrides the count.
+void configure_threads(int reserved_cores = 0);
 torch::Device parse_device(const std::string& name);  // "cpu", "cuda", "cuda:1"; throws if unusable
 torch::ScalarType parse_dtype(const std::string& name);  // fp32|float32, fp16|float16, bf16|bfloat16
 std::string dtype_label(torch::ScalarType dtype);         // "fp32", "fp16", "bf16"

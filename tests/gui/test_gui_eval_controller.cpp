@@ -41,7 +41,7 @@ class TestGuiEvalController : public QObject {
   void guiThreadKeepsProcessingEvents();
 };
 
-void TestGuiEvalController::initTestCase() { tessera::api::initialize_runtime(); }
+void TestGuiEvalController::initTestCase() { tessera::api::initialize_runtime(/*reserved_cores=*/1); }
 
 void TestGuiEvalController::finishesWithReferencePerplexity() {
   TESSERA_REQUIRE_DATA(model, kModel);

@@ -50,7 +50,7 @@ void TestGuiMainWindow::initTestCase() {
   QStandardPaths::setTestModeEnabled(true);
   QApplication::setOrganizationName("Tessera");
   QApplication::setApplicationName("Tessera Workbench Test");
-  tessera::api::initialize_runtime();
+  tessera::api::initialize_runtime(/*reserved_cores=*/1);
 }
 
 void TestGuiMainWindow::openModelShowsArchitectureAndGrabs() {
