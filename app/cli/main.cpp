@@ -37,11 +37,14 @@ commands:
             [--dtype fp32|fp16|bf16] [--json]
             perplexity: one tokenization with one BOS, non-overlapping windows of --seq-len
             (default min(2048, model context)), trailing tokens dropped, fp32 loss
-  quantize  --model P [--tokenizer P] --calib F --out DIR [--method rtn|awq] [--wbits N] [--group N]
-            [--sym] [--abits N] [--samples N] [--seq-len N] [--seed N] [--device cpu|cuda]
-            [--batch N] [--config run.json] [--resume] [--eval F] [--json]
+  quantize  --model P [--tokenizer P] --calib F --out DIR [--method rtn|awq|tesseraq] [--wbits N]
+            [--group N] [--sym] [--abits N] [--samples N] [--seq-len N] [--seed N]
+            [--device cpu|cuda] [--batch N] [--config run.json] [--resume] [--eval F] [--json]
+            TesseraQ: [--init awq|none] [--par-schedule paper20|paper10|t1,t2,...]
+            [--par-steps N] [--par-batch N] [--lr X]
             block-wise quantization; --group 0 = per channel; every finished block is saved in
-            DIR, --resume continues an interrupted run; --eval F scores the result on F
+            DIR, --resume continues an interrupted run; --eval F scores the result on F;
+            --lr sets both TesseraQ learning rates (rounding and dequantization scale)
   eval      --run DIR --text F ...   scores a finished quantization run's fake-quantized model
   export    --run DIR --out DIR [--format hf] [--dtype fp16|bf16|fp32] [--force] [--json]
             a finished run as a fake-quant Hugging Face folder (weights = dequantized codes),
@@ -211,6 +214,11 @@ int run_quantize(const CliOptions& o) {
   c.seed = static_cast<std::uint64_t>(o.get_int("seed", static_cast<long long>(c.seed)));
   c.device = o.get("device", c.device);
   c.batch_size = o.get_int("batch", c.batch_size);
+  if (o.has("init")) c.tq_init = o.get("init");
+  if (o.has("par-schedule")) c.tq_schedule = o.get("par-schedule");
+  c.tq_steps = o.get_int("par-steps", c.tq_steps);
+  c.tq_batch = o.get_int("par-batch", c.tq_batch);
+  if (o.has("lr")) c.tq_lr = c.tq_scale_lr = o.get_double("lr", c.tq_lr);
   const std::string out = o.require("out");
   const bool as_json = o.flag("json");
   CliProgress progress(as_json);
@@ -306,7 +314,8 @@ int main(int argc, char** argv) {
                             flags_with({})));
     if (command == "quantize")
       return run_quantize(parse({"model", "tokenizer", "calib", "out", "method", "wbits", "group", "abits",
-                                 "samples", "seq-len", "seed", "device", "batch", "config", "eval"},
+                                 "samples", "seq-len", "seed", "device", "batch", "config", "eval", "init",
+                                 "par-schedule", "par-steps", "par-batch", "lr"},
                                 flags_with({"sym", "resume"})));
     if (command == "export")
       return run_export(parse({"run", "out", "format", "dtype"}, flags_with({"force"})));

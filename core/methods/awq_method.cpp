@@ -86,7 +86,8 @@ torch::Tensor search_clip_ratios(const torch::Tensor& w, const torch::Tensor& x,
   return torch::cat(best_rows, 0);
 }
 
-pipeline::QuantizedBlock AwqMethod::quantize_block(model::DecoderBlockWeights w, const pipeline::BlockContext& ctx) {
+AwqScaled awq_apply_scales(model::DecoderBlockWeights w, const pipeline::BlockContext& ctx,
+                           std::map<std::string, torch::Tensor>& state) {
   torch::NoGradGuard no_grad;
   const auto& c = *ctx.config;
   const auto& spec = ctx.run->weight;
@@ -111,7 +112,6 @@ pipeline::QuantizedBlock AwqMethod::quantize_block(model::DecoderBlockWeights w,
   auto feat_down = torch::cat(recorded[LinearKind::Down], 0);
   recorded.clear();
 
-  pipeline::QuantizedBlock result;
   const int grid = ctx.run->awq_grid;
   auto mean_abs = [](const torch::Tensor& f) { return f.abs().reshape({-1, f.size(-1)}).mean(0); };
 
@@ -140,7 +140,7 @@ pipeline::QuantizedBlock AwqMethod::quantize_block(model::DecoderBlockWeights w,
       }
     }
     log(std::string("awq ") + name + ": alpha " + std::to_string(best_alpha) + ", loss " + std::to_string(best_loss));
-    result.method_state[std::string("awq.scale.") + name] = best_scale.cpu();
+    state[std::string("awq.scale.") + name] = best_scale.cpu();
     return best_scale;
   };
   auto scale_columns = [&](std::initializer_list<LinearKind> layers, const torch::Tensor& s) {
@@ -187,27 +187,48 @@ pipeline::QuantizedBlock AwqMethod::quantize_block(model::DecoderBlockWeights w,
     feat_down = feat_down / s;
   }
 
-  model::DecoderBlockWeights reference = w;
-  if (ctx.run->awq_clip) {
-    auto sample_tokens = [&](const torch::Tensor& f) {
-      auto flat = f.reshape({-1, f.size(-1)});
-      const auto step = std::max<std::int64_t>(1, flat.size(0) / ctx.run->awq_clip_tokens);
-      return flat.index({torch::indexing::Slice(0, torch::indexing::None, step)});
-    };
-    const std::pair<LinearKind, torch::Tensor*> clipped[] = {
-        {LinearKind::V, &feat_qkv}, {LinearKind::O, &feat_o}, {LinearKind::Gate, &feat_gate},
-        {LinearKind::Up, &feat_gate}, {LinearKind::Down, &feat_down}};
-    for (const auto& [kind, feat] : clipped) {
-      ctx.stop.throw_if_stopped();
-      auto ratio = search_clip_ratios(w.linear(kind), sample_tokens(*feat), spec, ctx.run->awq_clip_grid,
-                                      ctx.run->awq_max_shrink);
-      w.linear(kind) = apply_clip(w.linear(kind), ratio, spec.effective_group(w.linear(kind).size(1)));
-      result.method_state[std::string("awq.clip.") + model::linear_name(kind)] = ratio.cpu();
-    }
+  AwqScaled out;
+  out.weights = std::move(w);
+  out.features[LinearKind::Q] = feat_qkv;
+  out.features[LinearKind::O] = feat_o;
+  out.features[LinearKind::Gate] = feat_gate;
+  out.features[LinearKind::Down] = feat_down;
+  return out;
+}
+
+void awq_clip_weights(model::DecoderBlockWeights& w, const std::map<LinearKind, torch::Tensor>& features,
+                      const pipeline::BlockContext& ctx, std::map<std::string, torch::Tensor>& state) {
+  torch::NoGradGuard no_grad;
+  const auto& spec = ctx.run->weight;
+  auto sample_tokens = [&](const torch::Tensor& f) {
+    auto flat = f.reshape({-1, f.size(-1)});
+    const auto step = std::max<std::int64_t>(1, flat.size(0) / ctx.run->awq_clip_tokens);
+    return flat.index({torch::indexing::Slice(0, torch::indexing::None, step)});
+  };
+  // Input features of each clipped Linear: v shares q's input, up shares gate's.
+  const std::pair<LinearKind, LinearKind> clipped[] = {{LinearKind::V, LinearKind::Q},
+                                                       {LinearKind::O, LinearKind::O},
+                                                       {LinearKind::Gate, LinearKind::Gate},
+                                                       {LinearKind::Up, LinearKind::Gate},
+                                                       {LinearKind::Down, LinearKind::Down}};
+  for (const auto& [kind, input] : clipped) {
+    ctx.stop.throw_if_stopped();
+    auto ratio = search_clip_ratios(w.linear(kind), sample_tokens(features.at(input)), spec, ctx.run->awq_clip_grid,
+                                    ctx.run->awq_max_shrink);
+    w.linear(kind) = apply_clip(w.linear(kind), ratio, spec.effective_group(w.linear(kind).size(1)));
+    state[std::string("awq.clip.") + model::linear_name(kind)] = ratio.cpu();
   }
-  auto q = pipeline::quantize_block_rtn(w, spec, ctx.index);
-  q.method_state = std::move(result.method_state);
-  q.float_reference = reference;
+}
+
+pipeline::QuantizedBlock AwqMethod::quantize_block(model::DecoderBlockWeights weights, const pipeline::BlockContext& ctx) {
+  torch::NoGradGuard no_grad;
+  std::map<std::string, torch::Tensor> state;
+  auto scaled = awq_apply_scales(std::move(weights), ctx, state);
+  auto w = scaled.weights;
+  if (ctx.run->awq_clip) awq_clip_weights(w, scaled.features, ctx, state);
+  auto q = pipeline::quantize_block_rtn(w, ctx.run->weight, ctx.index);
+  q.method_state = std::move(state);
+  q.float_reference = scaled.weights;
   return q;
 }
 

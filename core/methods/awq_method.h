@@ -4,6 +4,8 @@
 // up->down), applied as a function-preserving transform, then LLMC's asymmetric clip search
 // (every Linear but q/k) and RTN. Scales and clip ratios are kept as method state so that TesseraQ
 // can start from them.
+#include <map>
+
 #include "pipeline/block_method.h"
 
 namespace tessera::methods {
@@ -24,6 +26,21 @@ torch::Tensor awq_scale(const torch::Tensor& mean_abs, double alpha);
 // products on the sampled inputs x [N, in]. Returns r as [O, G].
 torch::Tensor search_clip_ratios(const torch::Tensor& w, const torch::Tensor& x, const quant::WeightQuantSpec& spec,
                                  int grid, double max_shrink);
+
+// The AWQ scale search and its function-preserving transform (2.3) on the FP chain ctx.inputs_fp.
+// Stores "awq.scale.<subset>" in `state`. `features` holds the recorded (and rescaled) inputs of
+// q (shared by k, v), o, gate (shared by up) and down, keyed by those Linears.
+struct AwqScaled {
+  model::DecoderBlockWeights weights;
+  std::map<model::LinearKind, torch::Tensor> features;
+};
+AwqScaled awq_apply_scales(model::DecoderBlockWeights w, const pipeline::BlockContext& ctx,
+                           std::map<std::string, torch::Tensor>& state);
+
+// LLMC's asymmetric clip (2.4) of v, o, gate, up and down on `features` (keyed as above): clamps the
+// weights in place and stores "awq.clip.<layer>" in `state`.
+void awq_clip_weights(model::DecoderBlockWeights& w, const std::map<model::LinearKind, torch::Tensor>& features,
+                      const pipeline::BlockContext& ctx, std::map<std::string, torch::Tensor>& state);
 
 // w clamped per group to [r * lo, r * hi].
 torch::Tensor apply_clip(const torch::Tensor& w, const torch::Tensor& ratio, std::int64_t group_size);

@@ -1,6 +1,7 @@
 #include "methods/rtn_method.h"
 
 #include "methods/awq_method.h"
+#include "methods/tesseraq_method.h"
 #include "quant/group_quantizer.h"
 #include "util/error.h"
 
@@ -26,6 +27,7 @@ QuantizedBlock quantize_block_rtn(const model::DecoderBlockWeights& w, const qua
 std::unique_ptr<BlockMethod> make_block_method(const RunConfig& config) {
   if (config.method == "rtn") return std::make_unique<methods::RtnMethod>();
   if (config.method == "awq") return std::make_unique<methods::AwqMethod>();
+  if (config.method == "tesseraq") return std::make_unique<methods::TesseraqMethod>();
   throw Error("unknown method \"" + config.method + "\"");
 }
 

@@ -1,5 +1,6 @@
 #include "pipeline/run_config.h"
 
+#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -30,7 +31,15 @@ json to_json(const RunConfig& c) {
                    {"clip", c.awq_clip},
                    {"clip_grid", c.awq_clip_grid},
                    {"max_shrink", c.awq_max_shrink},
-                   {"clip_tokens", c.awq_clip_tokens}}}};
+                   {"clip_tokens", c.awq_clip_tokens}}},
+          {"tesseraq", {{"init", c.tq_init},
+                        {"schedule", c.tq_schedule},
+                        {"steps", c.tq_steps},
+                        {"batch", c.tq_batch},
+                        {"lr", c.tq_lr},
+                        {"scale_lr", c.tq_scale_lr},
+                        {"scale_wd", c.tq_scale_wd},
+                        {"log_every", c.tq_log_every}}}};
 }
 
 template <typename T>
@@ -48,8 +57,8 @@ void read(const json& j, const char* key, T& out, const std::string& source) {
 void RunConfig::validate() const {
   if (model.empty()) throw Error("run config: \"model\" is required");
   if (calib.empty()) throw Error("run config: \"calib\" (calibration text) is required");
-  if (method != "rtn" && method != "awq")
-    throw Error("run config: unknown method \"" + method + "\" (available: rtn, awq)");
+  if (method != "rtn" && method != "awq" && method != "tesseraq")
+    throw Error("run config: unknown method \"" + method + "\" (available: rtn, awq, tesseraq)");
   weight.validate();
   if (act_bits != 0 && (act_bits < 2 || act_bits > 8))
     throw Error("run config: abits must be 0 (no activation quantization) or 2..8, got " + std::to_string(act_bits));
@@ -60,6 +69,45 @@ void RunConfig::validate() const {
   if (awq_clip_grid < 1) throw Error("run config: awq.clip_grid must be at least 1");
   if (awq_max_shrink < 0 || awq_max_shrink >= 1) throw Error("run config: awq.max_shrink must be in [0, 1)");
   if (awq_clip_tokens < 1) throw Error("run config: awq.clip_tokens must be at least 1");
+  if (tq_init != "awq" && tq_init != "none")
+    throw Error("run config: tesseraq.init must be \"awq\" or \"none\", got \"" + tq_init + "\"");
+  par_thresholds();
+  if (tq_steps < 0) throw Error("run config: tesseraq.steps must not be negative");
+  if (tq_batch < 1) throw Error("run config: tesseraq.batch must be at least 1");
+  if (!(tq_lr > 0) || !std::isfinite(tq_lr)) throw Error("run config: tesseraq.lr must be positive");
+  if (!(tq_scale_lr > 0) || !std::isfinite(tq_scale_lr)) throw Error("run config: tesseraq.scale_lr must be positive");
+  if (!(tq_scale_wd >= 0) || !std::isfinite(tq_scale_wd))
+    throw Error("run config: tesseraq.scale_wd must not be negative");
+  if (tq_log_every < 1) throw Error("run config: tesseraq.log_every must be at least 1");
+}
+
+std::vector<double> RunConfig::par_thresholds() const {
+  // tesseraq-method.md 4.5: the official 20- and 10-step lists.
+  if (tq_schedule == "paper20")
+    return {0.8, 0.65, 0.5, 0.43, 0.38, 0.34, 0.3, 0.27, 0.24, 0.21, 0.18, 0.15, 0.12, 0.10, 0.08, 0.06, 0.04, 0.02, 0.01, 0.005};
+  if (tq_schedule == "paper10") return {0.75, 0.5, 0.375, 0.25, 0.125, 0.09, 0.06, 0.04, 0.02, 0.005};
+  const std::string what = "run config: tesseraq.schedule \"" + tq_schedule + "\"";
+  std::vector<double> out;
+  std::stringstream ss(tq_schedule);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    const auto b = item.find_first_not_of(" \t"), e = item.find_last_not_of(" \t");
+    const std::string t = b == std::string::npos ? "" : item.substr(b, e - b + 1);
+    std::size_t used = 0;
+    double v = 0;
+    try {
+      v = std::stod(t, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (t.empty() || used != t.size())
+      throw Error(what + ": \"" + t + "\" is not a number (use paper20, paper10 or soft fractions like 0.5,0.2,0)");
+    if (!(v >= 0 && v < 1)) throw Error(what + ": soft fraction " + t + " is outside [0, 1)");
+    if (!out.empty() && v > out.back()) throw Error(what + ": soft fractions must not increase (" + t + ")");
+    out.push_back(v);
+  }
+  if (out.empty()) throw Error(what + ": no soft fractions (use paper20, paper10 or a comma list)");
+  return out;
 }
 
 std::string RunConfig::to_json_text() const { return to_json(*this).dump(2) + "\n"; }
@@ -68,6 +116,10 @@ std::string RunConfig::identity_json() const {
   json j = to_json(*this);
   j.erase("device");
   j.erase("batch");
+  if (method == "tesseraq")
+    j["tesseraq"].erase("log_every");
+  else
+    j.erase("tesseraq");  // irrelevant to other methods; keeps their identity as before
   return j.dump();
 }
 
@@ -75,7 +127,7 @@ RunConfig RunConfig::from_json_text(const std::string& text, const std::string& 
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) throw Error(source + ": not a JSON object");
   static const char* known[] = {"model", "tokenizer", "calib", "method", "wbits", "group", "symmetric",
-                                "abits", "samples", "seq_len", "seed", "device", "batch", "awq"};
+                                "abits", "samples", "seq_len", "seed", "device", "batch", "awq", "tesseraq"};
   for (auto it = j.begin(); it != j.end(); ++it) {
     if (std::find(std::begin(known), std::end(known), it.key()) == std::end(known))
       throw Error(source + ": unknown setting \"" + it.key() + "\"");
@@ -102,6 +154,18 @@ RunConfig RunConfig::from_json_text(const std::string& text, const std::string& 
     read(a, "clip_grid", c.awq_clip_grid, source);
     read(a, "max_shrink", c.awq_max_shrink, source);
     read(a, "clip_tokens", c.awq_clip_tokens, source);
+  }
+  if (j.contains("tesseraq")) {
+    const json& t = j["tesseraq"];
+    if (!t.is_object()) throw Error(source + ": \"tesseraq\" must be an object");
+    read(t, "init", c.tq_init, source);
+    read(t, "schedule", c.tq_schedule, source);
+    read(t, "steps", c.tq_steps, source);
+    read(t, "batch", c.tq_batch, source);
+    read(t, "lr", c.tq_lr, source);
+    read(t, "scale_lr", c.tq_scale_lr, source);
+    read(t, "scale_wd", c.tq_scale_wd, source);
+    read(t, "log_every", c.tq_log_every, source);
   }
   return c;
 }

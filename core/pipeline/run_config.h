@@ -3,6 +3,7 @@
 // field and names the one at fault.
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "quant/quant_spec.h"
 
@@ -12,7 +13,7 @@ struct RunConfig {
   std::string model;      // llama2.c .bin or Hugging Face folder
   std::string tokenizer;  // "" = the one beside the model
   std::string calib;      // calibration corpus (text or JSON lines)
-  std::string method = "rtn";  // rtn | awq
+  std::string method = "rtn";  // rtn | awq | tesseraq
   quant::WeightQuantSpec weight;
   int act_bits = 0;  // 0 = activations not quantized (A16)
   std::int64_t samples = 128;
@@ -26,8 +27,19 @@ struct RunConfig {
   int awq_clip_grid = 20;     // ratio step 1/grid
   double awq_max_shrink = 0.5;  // ratios 1.0 down to 1 - max_shrink (exclusive)
   std::int64_t awq_clip_tokens = 512;
+  // TesseraQ (tesseraq-method.md section 4)
+  std::string tq_init = "awq";            // awq (AWQ scales + v1 clip on the quantized chain) | none
+  std::string tq_schedule = "paper20";    // paper20 | paper10 | comma list of soft fractions
+  std::int64_t tq_steps = 250;            // Adam steps per PAR iteration
+  std::int64_t tq_batch = 4;              // calibration samples per step
+  double tq_lr = 1e-3;                    // rounding variables (weight decay 0)
+  double tq_scale_lr = 1e-3;              // DST variables
+  double tq_scale_wd = 1e-4;              // DST weight decay (coupled L2, torch.optim.Adam)
+  std::int64_t tq_log_every = 10;         // StepLoss event every n steps
 
   void validate() const;
+  // The PAR soft fractions of tq_schedule (4.5); throws naming the bad entry.
+  std::vector<double> par_thresholds() const;
   std::string to_json_text() const;
   static RunConfig from_json_text(const std::string& text, const std::string& source);
   static RunConfig from_file(const std::string& path);
