@@ -177,9 +177,11 @@ int run_eval(const CliOptions& o) {
 }
 
 // Prints one line per finished block with the losses and the ETA.
+// Prints one line per finished block with the losses and the ETA; with --verbose also the
+// methods' own messages (AWQ's chosen alphas, TesseraQ's hardening) and the step losses.
 class CliProgress : public tessera::pipeline::EventSink {
  public:
-  explicit CliProgress(bool quiet) : quiet_(quiet) {}
+  CliProgress(bool quiet, bool verbose) : quiet_(quiet), verbose_(verbose) {}
   void on_event(const tessera::pipeline::RunEvent& e) override {
     using Kind = tessera::pipeline::RunEvent::Kind;
     if (quiet_) return;
@@ -189,11 +191,15 @@ class CliProgress : public tessera::pipeline::EventSink {
     } else if (e.kind == Kind::BlockFinished) {
       std::fprintf(stderr, "  block %lld/%lld  loss %.6g (RTN %.6g)  %.1f s  ETA %.0f s\n", (long long)e.block + 1,
                    (long long)total_, e.value, e.before, e.seconds, e.eta_seconds);
+    } else if (verbose_ && e.kind == Kind::Log && e.block >= 0) {  // run-level lines go to the log
+      std::fprintf(stderr, "    block %lld: %s\n", (long long)e.block + 1, e.message.c_str());
+    } else if (verbose_ && e.kind == Kind::StepLoss) {
+      std::fprintf(stderr, "    block %lld step %lld: loss %.6g\n", (long long)e.block + 1, (long long)e.step, e.value);
     }
   }
 
  private:
-  bool quiet_;
+  bool quiet_, verbose_;
   std::int64_t total_ = 0;
 };
 
@@ -221,7 +227,7 @@ int run_quantize(const CliOptions& o) {
   if (o.has("lr")) c.tq_lr = c.tq_scale_lr = o.get_double("lr", c.tq_lr);
   const std::string out = o.require("out");
   const bool as_json = o.flag("json");
-  CliProgress progress(as_json);
+  CliProgress progress(as_json || o.flag("quiet"), o.flag("verbose"));
   const auto rep = tessera::api::quantize(c, out, o.flag("resume"), progress);
   json result = {{"run", rep.run_dir}, {"method", c.method}, {"wbits", c.weight.bits},
                  {"group", c.weight.group_size}, {"abits", c.act_bits}, {"blocks", rep.blocks},
