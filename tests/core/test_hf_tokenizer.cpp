@@ -27,6 +27,7 @@
 #include "text/tokenizer_loader.h"
 #include "tessera_test.h"
 #include "test_data.h"
+#include "test_device.h"
 
 using namespace tessera;
 using Ids = std::vector<std::int32_t>;
@@ -37,11 +38,6 @@ namespace {
 
 const char* kTinyStories = "models/TinyStories-656K";
 const char* kValid = "text/tinystories/valid.txt";
-
-bool cuda_wanted() {
-  const char* d = std::getenv("TESSERA_TEST_DEVICE");
-  return (d != nullptr && std::string(d) == "cuda") || torch::cuda::is_available();
-}
 
 std::string ids_text(const Ids& ids) {
   std::string s = "[";
@@ -705,7 +701,7 @@ class TestHfTokenizer : public QObject {
     QCOMPARE(cpu.windows, cpu.text_tokens / 512);
     QCOMPARE(cpu.tokenizer_path, model + "/tokenizer.json");
     QVERIFY2(cpu.perplexity > 5 && cpu.perplexity < 60, std::to_string(cpu.perplexity).c_str());
-    if (!cuda_wanted()) QSKIP("CUDA not available on this machine (CPU perplexity checked)");
+    if (!tessera_test::cuda_wanted()) QSKIP("CUDA not available on this machine (CPU perplexity checked)");
     QVERIFY2(torch::cuda::is_available(), "TESSERA_TEST_DEVICE=cuda but libtorch sees no CUDA device");
     r.device = "cuda";
     const auto gpu = api::evaluate_perplexity(r);

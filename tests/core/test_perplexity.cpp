@@ -13,18 +13,13 @@
 #include "text/tokenizer_loader.h"
 #include "tessera_test.h"
 #include "test_data.h"
+#include "test_device.h"
 
 using namespace tessera;
 
 namespace {
 const char* kStories = "models/stories260K/stories260K.bin";
 const char* kSample = "text/tinystories/sample.txt";
-
-// CUDA tests run where TESSERA_TEST_DEVICE=cuda is set (the GPU machine) or CUDA is present.
-bool cuda_wanted() {
-  const char* d = std::getenv("TESSERA_TEST_DEVICE");
-  return (d != nullptr && std::string(d) == "cuda") || torch::cuda::is_available();
-}
 }  // namespace
 
 class TestPerplexity : public QObject {
@@ -121,7 +116,7 @@ class TestPerplexity : public QObject {
   }
 
   void cpuAndCudaAgree() {
-    if (!cuda_wanted()) QSKIP("CUDA not available on this machine");
+    if (!tessera_test::cuda_wanted()) QSKIP("CUDA not available on this machine");
     QVERIFY2(torch::cuda::is_available(), "TESSERA_TEST_DEVICE=cuda but libtorch sees no CUDA device");
     TESSERA_REQUIRE_DATA(model, kStories);
     TESSERA_REQUIRE_DATA(text, kSample);
