@@ -42,6 +42,13 @@ std::vector<LayerStats> compute_layer_stats(const model::LlamaConfig& config, co
     s.output_mse = count[kind] ? sq_err[kind] / static_cast<double>(count[kind]) : 0.0;
     auto rtn = quant::quantize_rtn(w, q.spec, s.layer);
     s.flip_ratio = (rtn.codes.to(device) != q.codes.to(device)).to(torch::kFloat64).mean().item<double>();
+    const auto dst = block.method_state.find("tesseraq.dst." + s.layer);
+    if (dst != block.method_state.end()) {
+      const auto f = dst->second.to(torch::kFloat64);
+      s.dst_min = f.min().item<double>();
+      s.dst_max = f.max().item<double>();
+      s.dst_std = f.numel() > 1 ? f.std().item<double>() : 0.0;
+    }
     out.push_back(s);
   }
   return out;

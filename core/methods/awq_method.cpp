@@ -93,7 +93,7 @@ AwqScaled awq_apply_scales(model::DecoderBlockWeights w, const pipeline::BlockCo
   const auto& spec = ctx.run->weight;
   const auto batch = ctx.run->batch_size;
   auto log = [&](const std::string& m) {
-    if (ctx.events) ctx.events->on_event({pipeline::RunEvent::Kind::Log, ctx.index, 0, 0, "", m});
+    if (ctx.events) ctx.events->on_event(pipeline::RunEvent::log(ctx.index, m));
   };
 
   // AWQ works on the full-precision chain (tesseraq-method.md 2.2): record each Linear's input.

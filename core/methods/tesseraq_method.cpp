@@ -6,6 +6,7 @@
 
 #include "methods/awq_method.h"
 #include "quant/group_quantizer.h"
+#include "runtime/torch_runtime.h"
 #include "util/error.h"
 
 namespace tessera::methods {
@@ -110,7 +111,7 @@ pipeline::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeigh
   const auto n = ctx.inputs_quant.size(0);
   const std::string prefix = "tesseraq block " + std::to_string(ctx.index) + ": ";
   auto log = [&](const std::string& m) {
-    if (ctx.events) ctx.events->on_event({pipeline::RunEvent::Kind::Log, ctx.index, 0, 0, "", prefix + m});
+    if (ctx.events) ctx.events->on_event(pipeline::RunEvent::log(ctx.index, prefix + m));
   };
   model::BlockForwardOptions forward;
   forward.activation_bits = run.act_bits;
@@ -178,6 +179,7 @@ pipeline::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeigh
 
   double lr = run.tq_lr, scale_lr = run.tq_scale_lr;
   std::int64_t global_step = 0;
+  const auto total_steps = run.tq_steps * static_cast<std::int64_t>(thresholds.size());
   int bad_in_a_row = 0;
   torch::AutoGradMode enable_grad(true);  // the run loop holds a NoGradGuard
   for (std::size_t it = 0; it < thresholds.size(); ++it) {
@@ -214,6 +216,17 @@ pipeline::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeigh
       const double value = loss.item<double>();
       if (!std::isfinite(value)) {
         log("step " + std::to_string(global_step) + ": non-finite loss, step skipped");
+        if (ctx.events) {
+          pipeline::RunEvent e;
+          e.kind = pipeline::RunEvent::Kind::StepSkipped;
+          e.block = ctx.index;
+          e.step = global_step;
+          e.total_steps = total_steps;
+          e.iteration = static_cast<std::int64_t>(it);
+          e.message = "non-finite loss";
+          e.value = lr;
+          ctx.events->on_event(e);
+        }
         if (++bad_in_a_row >= 3) {
           lr *= 0.5;
           scale_lr *= 0.5;
@@ -237,7 +250,11 @@ pipeline::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeigh
         e.kind = pipeline::RunEvent::Kind::StepLoss;
         e.block = ctx.index;
         e.step = global_step;
+        e.total_steps = total_steps;
+        e.iteration = static_cast<std::int64_t>(it);
+        e.total_iterations = static_cast<std::int64_t>(thresholds.size());
         e.value = value;
+        e.gpu_memory_bytes = runtime::gpu_memory_in_use_bytes(ctx.device);
         ctx.events->on_event(e);
       }
     }
@@ -245,6 +262,18 @@ pipeline::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeigh
     for (auto& [kind, l] : layers) {
       hard += static_cast<double>(l.hard.sum().item<std::int64_t>());
       total += static_cast<double>(l.hard.numel());
+    }
+    if (ctx.events) {
+      pipeline::RunEvent e;
+      e.kind = pipeline::RunEvent::Kind::HardFraction;
+      e.block = ctx.index;
+      e.step = global_step;
+      e.total_steps = total_steps;
+      e.iteration = static_cast<std::int64_t>(it);
+      e.total_iterations = static_cast<std::int64_t>(thresholds.size());
+      e.value = hard / total;
+      e.before = 1.0 - t;
+      ctx.events->on_event(e);
     }
     log("PAR " + std::to_string(it + 1) + "/" + std::to_string(thresholds.size()) + " soft fraction " +
         std::to_string(t) + ": hard " + std::to_string(100.0 * hard / total) + "%, mean loss " +

@@ -70,7 +70,8 @@ json stats_json(const std::vector<eval::LayerStats>& layers, double before, doub
   json j = {{"loss_rtn", before}, {"loss", after}, {"layers", json::array()}};
   for (const auto& s : layers)
     j["layers"].push_back({{"layer", s.layer}, {"rel_weight_error", s.rel_weight_error},
-                           {"output_mse", s.output_mse}, {"flip_ratio", s.flip_ratio}});
+                           {"output_mse", s.output_mse}, {"flip_ratio", s.flip_ratio},
+                           {"dst_min", s.dst_min}, {"dst_max", s.dst_max}, {"dst_std", s.dst_std}});
   return j;
 }
 
@@ -214,7 +215,8 @@ RunSummary run_quantization(const RunConfig& config, const std::string& run_dir,
       const auto j = read_json(dir.stats_path(k));
       for (const auto& l : j["layers"])
         layers.push_back({k, l["layer"].get<std::string>(), l["rel_weight_error"].get<double>(),
-                          l["output_mse"].get<double>(), l["flip_ratio"].get<double>()});
+                          l["output_mse"].get<double>(), l["flip_ratio"].get<double>(), l.value("dst_min", 1.0),
+                          l.value("dst_max", 1.0), l.value("dst_std", 0.0)});
     } else {
       layers = eval::compute_layer_stats(mc, qblock, k, x_q, rope, device, config.batch_size);
       // Codes first, then stats: a block counts as finished only when both are on disk.
@@ -229,6 +231,9 @@ RunSummary run_quantization(const RunConfig& config, const std::string& run_dir,
       le.rel_weight_error = s.rel_weight_error;
       le.output_mse = s.output_mse;
       le.flip_ratio = s.flip_ratio;
+      le.dst_min = s.dst_min;
+      le.dst_max = s.dst_max;
+      le.dst_std = s.dst_std;
       events.on_event(le);
       summary.layers.push_back(s);
     }

@@ -65,6 +65,18 @@ double peak_gpu_memory_gib(const torch::Device& device) {
   return 0.0;
 }
 
+double gpu_memory_in_use_bytes(const torch::Device& device) {
+#ifdef TESSERA_WITH_CUDA
+  if (device.is_cuda()) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index() < 0 ? 0 : device.index());
+    const auto& bytes = stats.allocated_bytes[static_cast<std::size_t>(c10::CachingAllocator::StatType::AGGREGATE)];
+    return static_cast<double>(bytes.current);
+  }
+#endif
+  (void)device;
+  return 0.0;
+}
+
 void reset_peak_gpu_memory(const torch::Device& device) {
 #ifdef TESSERA_WITH_CUDA
   if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.index() < 0 ? 0 : device.index());

@@ -14,6 +14,8 @@ torch::ScalarType parse_dtype(const std::string& name);  // fp32|float32, fp16|f
 std::string dtype_label(torch::ScalarType dtype);         // "fp32", "fp16", "bf16"
 // Peak memory held by libtorch's CUDA allocator since the last reset; 0 on CPU builds.
 double peak_gpu_memory_gib(const torch::Device& device);
+// Bytes currently held by tensors on a CUDA device (no synchronisation); 0 on CPU.
+double gpu_memory_in_use_bytes(const torch::Device& device);
 void reset_peak_gpu_memory(const torch::Device& device);
 void synchronize(const torch::Device& device);
 // Free memory on a CUDA device in bytes (cudaMemGetInfo); -1 on CPU or when unknown.
