@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "api/export_jobs.h"
+#include "pipeline/run_presets.h"
 #include "api/model_jobs.h"
 #include "api/quantize_jobs.h"
 #include "cli/cli_options.h"
@@ -37,14 +38,18 @@ commands:
             [--dtype fp32|fp16|bf16] [--json]
             perplexity: one tokenization with one BOS, non-overlapping windows of --seq-len
             (default min(2048, model context)), trailing tokens dropped, fp32 loss
-  quantize  --model P [--tokenizer P] --calib F --out DIR [--method rtn|awq|tesseraq] [--wbits N]
-            [--group N] [--sym] [--abits N] [--samples N] [--seq-len N] [--seed N]
-            [--device cpu|cuda] [--batch N] [--config run.json] [--resume] [--eval F] [--json]
-            TesseraQ: [--init awq|none] [--par-schedule paper20|paper10|t1,t2,...]
-            [--par-steps N] [--par-batch N] [--lr X]
+  quantize  --model P [--tokenizer P] --calib F --out DIR [--method rtn|awq|omniquant|tesseraq]
+            [--preset NAME|FILE] [--wbits N] [--group N] [--sym] [--abits N] [--samples N]
+            [--seq-len N] [--seed N] [--device cpu|cuda] [--batch N] [--config run.json]
+            [--resume] [--eval F] [--json]
+            OmniQuant: [--epochs N] [--lwc-lr X] [--let auto|on|off] [--aug-loss auto|on|off]
+            TesseraQ: [--init awq|omniquant|none] [--par-schedule paper20|paper10|t1,t2,...]
+            [--par-steps N] [--par-batch N] [--lr X] [--scale-lr X] [--log-every N]
             block-wise quantization; --group 0 = per channel; every finished block is saved in
             DIR, --resume continues an interrupted run; --eval F scores the result on F;
-            --lr sets both TesseraQ learning rates (rounding and dequantization scale)
+            --lr sets both TesseraQ learning rates unless --scale-lr is given; presets
+            (resources/presets: W2A16g128, W2A16g64, W2A16, W3A16g128, W4A16, W4A4, cpu-quick)
+            apply first, the other options override them
   eval      --run DIR --text F ...   scores a finished quantization run's fake-quantized model
   export    --run DIR --out DIR [--format hf] [--dtype fp16|bf16|fp32] [--force] [--json]
             a finished run as a fake-quant Hugging Face folder (weights = dequantized codes),
@@ -176,7 +181,6 @@ int run_eval(const CliOptions& o) {
   return 0;
 }
 
-// Prints one line per finished block with the losses and the ETA.
 // Prints one line per finished block with the losses and the ETA; with --verbose also the
 // methods' own messages (AWQ's chosen alphas, TesseraQ's hardening) and the step losses.
 class CliProgress : public tessera::pipeline::EventSink {
@@ -194,7 +198,11 @@ class CliProgress : public tessera::pipeline::EventSink {
     } else if (verbose_ && e.kind == Kind::Log && e.block >= 0) {  // run-level lines go to the log
       std::fprintf(stderr, "    block %lld: %s\n", (long long)e.block + 1, e.message.c_str());
     } else if (verbose_ && e.kind == Kind::StepLoss) {
-      std::fprintf(stderr, "    block %lld step %lld: loss %.6g\n", (long long)e.block + 1, (long long)e.step, e.value);
+      std::fprintf(stderr, "    block %lld step %lld/%lld: loss %.6g\n", (long long)e.block + 1, (long long)e.step,
+                   (long long)e.total_steps, e.value);
+    } else if (verbose_ && e.kind == Kind::HardFraction) {
+      std::fprintf(stderr, "    block %lld PAR %lld/%lld: hard %.2f%% (target %.2f%%)\n", (long long)e.block + 1,
+                   (long long)e.iteration + 1, (long long)e.total_iterations, 100.0 * e.value, 100.0 * e.before);
     }
   }
 
@@ -206,6 +214,7 @@ class CliProgress : public tessera::pipeline::EventSink {
 int run_quantize(const CliOptions& o) {
   tessera::pipeline::RunConfig c;
   if (o.has("config")) c = tessera::pipeline::RunConfig::from_file(o.get("config"));
+  if (o.has("preset")) c = tessera::pipeline::apply_preset(o.get("preset"), c);
   if (o.has("model")) c.model = o.get("model");
   if (o.has("tokenizer")) c.tokenizer = o.get("tokenizer");
   if (o.has("calib")) c.calib = o.get("calib");
@@ -225,6 +234,12 @@ int run_quantize(const CliOptions& o) {
   c.tq_steps = o.get_int("par-steps", c.tq_steps);
   c.tq_batch = o.get_int("par-batch", c.tq_batch);
   if (o.has("lr")) c.tq_lr = c.tq_scale_lr = o.get_double("lr", c.tq_lr);
+  c.tq_scale_lr = o.get_double("scale-lr", c.tq_scale_lr);
+  c.tq_log_every = o.get_int("log-every", c.tq_log_every);
+  c.oq_epochs = o.get_int("epochs", c.oq_epochs);
+  c.oq_lwc_lr = o.get_double("lwc-lr", c.oq_lwc_lr);
+  if (o.has("let")) c.oq_let = o.get("let");
+  if (o.has("aug-loss")) c.oq_aug_loss = o.get("aug-loss");
   const std::string out = o.require("out");
   const bool as_json = o.flag("json");
   CliProgress progress(as_json || o.flag("quiet"), o.flag("verbose"));
@@ -321,7 +336,8 @@ int main(int argc, char** argv) {
     if (command == "quantize")
       return run_quantize(parse({"model", "tokenizer", "calib", "out", "method", "wbits", "group", "abits",
                                  "samples", "seq-len", "seed", "device", "batch", "config", "eval", "init",
-                                 "par-schedule", "par-steps", "par-batch", "lr"},
+                                 "par-schedule", "par-steps", "par-batch", "lr", "scale-lr", "log-every",
+                                 "preset", "epochs", "lwc-lr", "let", "aug-loss"},
                                 flags_with({"sym", "resume"})));
     if (command == "export")
       return run_export(parse({"run", "out", "format", "dtype"}, flags_with({"force"})));

@@ -32,6 +32,13 @@ json to_json(const RunConfig& c) {
                    {"clip_grid", c.awq_clip_grid},
                    {"max_shrink", c.awq_max_shrink},
                    {"clip_tokens", c.awq_clip_tokens}}},
+          {"omniquant", {{"epochs", c.oq_epochs},
+                         {"lwc_lr", c.oq_lwc_lr},
+                         {"let", c.oq_let},
+                         {"let_lr", c.oq_let_lr},
+                         {"alpha", c.oq_alpha},
+                         {"aug_loss", c.oq_aug_loss},
+                         {"batch", c.oq_batch}}},
           {"tesseraq", {{"init", c.tq_init},
                         {"schedule", c.tq_schedule},
                         {"steps", c.tq_steps},
@@ -57,8 +64,17 @@ void read(const json& j, const char* key, T& out, const std::string& source) {
 void RunConfig::validate() const {
   if (model.empty()) throw Error("run config: \"model\" is required");
   if (calib.empty()) throw Error("run config: \"calib\" (calibration text) is required");
-  if (method != "rtn" && method != "awq" && method != "tesseraq")
-    throw Error("run config: unknown method \"" + method + "\" (available: rtn, awq, tesseraq)");
+  if (method != "rtn" && method != "awq" && method != "omniquant" && method != "tesseraq")
+    throw Error("run config: unknown method \"" + method + "\" (available: rtn, awq, omniquant, tesseraq)");
+  if (oq_epochs < 0) throw Error("run config: omniquant.epochs must be 0 (auto) or more");
+  if (!(oq_lwc_lr > 0)) throw Error("run config: omniquant.lwc_lr must be positive");
+  if (!(oq_let_lr > 0)) throw Error("run config: omniquant.let_lr must be positive");
+  if (!(oq_alpha > 0 && oq_alpha < 1)) throw Error("run config: omniquant.alpha must be in (0, 1)");
+  if (oq_let != "auto" && oq_let != "on" && oq_let != "off")
+    throw Error("run config: omniquant.let must be auto, on or off, got \"" + oq_let + "\"");
+  if (oq_aug_loss != "auto" && oq_aug_loss != "on" && oq_aug_loss != "off")
+    throw Error("run config: omniquant.aug_loss must be auto, on or off, got \"" + oq_aug_loss + "\"");
+  if (oq_batch < 1) throw Error("run config: omniquant.batch must be at least 1");
   weight.validate();
   if (act_bits != 0 && (act_bits < 2 || act_bits > 8))
     throw Error("run config: abits must be 0 (no activation quantization) or 2..8, got " + std::to_string(act_bits));
@@ -69,8 +85,8 @@ void RunConfig::validate() const {
   if (awq_clip_grid < 1) throw Error("run config: awq.clip_grid must be at least 1");
   if (awq_max_shrink < 0 || awq_max_shrink >= 1) throw Error("run config: awq.max_shrink must be in [0, 1)");
   if (awq_clip_tokens < 1) throw Error("run config: awq.clip_tokens must be at least 1");
-  if (tq_init != "awq" && tq_init != "none")
-    throw Error("run config: tesseraq.init must be \"awq\" or \"none\", got \"" + tq_init + "\"");
+  if (tq_init != "awq" && tq_init != "omniquant" && tq_init != "none")
+    throw Error("run config: tesseraq.init must be \"awq\", \"omniquant\" or \"none\", got \"" + tq_init + "\"");
   par_thresholds();
   if (tq_steps < 0) throw Error("run config: tesseraq.steps must not be negative");
   if (tq_batch < 1) throw Error("run config: tesseraq.batch must be at least 1");
@@ -110,29 +126,39 @@ std::vector<double> RunConfig::par_thresholds() const {
   return out;
 }
 
+std::int64_t RunConfig::omniquant_epochs() const { return oq_epochs > 0 ? oq_epochs : (weight.bits <= 2 ? 40 : 20); }
+bool RunConfig::omniquant_let() const { return oq_let == "on" || (oq_let == "auto" && act_bits > 0); }
+bool RunConfig::omniquant_aug_loss() const {
+  return oq_aug_loss == "on" || (oq_aug_loss == "auto" && weight.bits <= 2);
+}
+
 std::string RunConfig::to_json_text() const { return to_json(*this).dump(2) + "\n"; }
 
 std::string RunConfig::identity_json() const {
   json j = to_json(*this);
   j.erase("device");
   j.erase("batch");
+  // Settings of other methods are irrelevant to a run's numbers; dropping them keeps the identity
+  // of existing runs unchanged when a method gains settings.
+  const bool uses_omniquant = method == "omniquant" || (method == "tesseraq" && tq_init == "omniquant");
   if (method == "tesseraq")
     j["tesseraq"].erase("log_every");
   else
-    j.erase("tesseraq");  // irrelevant to other methods; keeps their identity as before
+    j.erase("tesseraq");
+  if (!uses_omniquant) j.erase("omniquant");
   return j.dump();
 }
 
-RunConfig RunConfig::from_json_text(const std::string& text, const std::string& source) {
+RunConfig RunConfig::from_json_text(const std::string& text, const std::string& source, const RunConfig& base) {
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) throw Error(source + ": not a JSON object");
   static const char* known[] = {"model", "tokenizer", "calib", "method", "wbits", "group", "symmetric",
-                                "abits", "samples", "seq_len", "seed", "device", "batch", "awq", "tesseraq"};
+                                "abits", "samples", "seq_len", "seed", "device", "batch", "awq", "omniquant", "tesseraq"};
   for (auto it = j.begin(); it != j.end(); ++it) {
     if (std::find(std::begin(known), std::end(known), it.key()) == std::end(known))
       throw Error(source + ": unknown setting \"" + it.key() + "\"");
   }
-  RunConfig c;
+  RunConfig c = base;
   read(j, "model", c.model, source);
   read(j, "tokenizer", c.tokenizer, source);
   read(j, "calib", c.calib, source);
@@ -155,6 +181,17 @@ RunConfig RunConfig::from_json_text(const std::string& text, const std::string& 
     read(a, "max_shrink", c.awq_max_shrink, source);
     read(a, "clip_tokens", c.awq_clip_tokens, source);
   }
+  if (j.contains("omniquant")) {
+    const json& o = j["omniquant"];
+    if (!o.is_object()) throw Error(source + ": \"omniquant\" must be an object");
+    read(o, "epochs", c.oq_epochs, source);
+    read(o, "lwc_lr", c.oq_lwc_lr, source);
+    read(o, "let", c.oq_let, source);
+    read(o, "let_lr", c.oq_let_lr, source);
+    read(o, "alpha", c.oq_alpha, source);
+    read(o, "aug_loss", c.oq_aug_loss, source);
+    read(o, "batch", c.oq_batch, source);
+  }
   if (j.contains("tesseraq")) {
     const json& t = j["tesseraq"];
     if (!t.is_object()) throw Error(source + ": \"tesseraq\" must be an object");
@@ -168,6 +205,10 @@ RunConfig RunConfig::from_json_text(const std::string& text, const std::string& 
     read(t, "log_every", c.tq_log_every, source);
   }
   return c;
+}
+
+RunConfig RunConfig::from_json_text(const std::string& text, const std::string& source) {
+  return from_json_text(text, source, RunConfig());
 }
 
 RunConfig RunConfig::from_file(const std::string& path) {

@@ -13,7 +13,7 @@ struct RunConfig {
   std::string model;      // llama2.c .bin or Hugging Face folder
   std::string tokenizer;  // "" = the one beside the model
   std::string calib;      // calibration corpus (text or JSON lines)
-  std::string method = "rtn";  // rtn | awq | tesseraq
+  std::string method = "rtn";  // rtn | awq | omniquant | tesseraq
   quant::WeightQuantSpec weight;
   int act_bits = 0;  // 0 = activations not quantized (A16)
   std::int64_t samples = 128;
@@ -27,8 +27,16 @@ struct RunConfig {
   int awq_clip_grid = 20;     // ratio step 1/grid
   double awq_max_shrink = 0.5;  // ratios 1.0 down to 1 - max_shrink (exclusive)
   std::int64_t awq_clip_tokens = 512;
+  // OmniQuant (tesseraq-method.md section 3; defaults of the official scripts)
+  std::int64_t oq_epochs = 0;      // 0 = the scripts' choice: 40 at 2 bits, else 20
+  double oq_lwc_lr = 1e-2;         // learnable weight clipping logits (AdamW, wd 0)
+  std::string oq_let = "auto";     // learnable equivalent transformation: auto (on when abits > 0) | on | off
+  double oq_let_lr = 5e-3;
+  double oq_alpha = 0.5;           // LET scale init a^alpha / w^(1-alpha)
+  std::string oq_aug_loss = "auto";  // auto (on at 2 bits) | on | off
+  std::int64_t oq_batch = 1;       // calibration samples per step (fixed order)
   // TesseraQ (tesseraq-method.md section 4)
-  std::string tq_init = "awq";            // awq (AWQ scales + v1 clip on the quantized chain) | none
+  std::string tq_init = "awq";            // awq (AWQ scales + v1 clip) | omniquant (LWC logits) | none
   std::string tq_schedule = "paper20";    // paper20 | paper10 | comma list of soft fractions
   std::int64_t tq_steps = 250;            // Adam steps per PAR iteration
   std::int64_t tq_batch = 4;              // calibration samples per step
@@ -38,9 +46,15 @@ struct RunConfig {
   std::int64_t tq_log_every = 10;         // StepLoss event every n steps
 
   void validate() const;
+  std::int64_t omniquant_epochs() const;   // oq_epochs with "0 = auto" resolved
+  bool omniquant_let() const;              // oq_let resolved
+  bool omniquant_aug_loss() const;         // oq_aug_loss resolved
   // The PAR soft fractions of tq_schedule (4.5); throws naming the bad entry.
   std::vector<double> par_thresholds() const;
   std::string to_json_text() const;
+  // Missing keys keep the value of `base`; a preset (resources/presets/*.json) is such a partial
+  // config applied over the defaults or over the user's model and data choices.
+  static RunConfig from_json_text(const std::string& text, const std::string& source, const RunConfig& base);
   static RunConfig from_json_text(const std::string& text, const std::string& source);
   static RunConfig from_file(const std::string& path);
   // The fields that change the numbers (not device placement or batch size of the forward pass).
