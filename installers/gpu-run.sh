@@ -8,7 +8,10 @@
 # 3. the decoder-block benchmark ($OUT/bench.log, $OUT/bench.json)
 # 4. only with RUN_REFERENCE=1: python3 .gpu-deps/bench/reference_tesseraq_step.py ($OUT/reference.log)
 # 5. tessera eval of stories260K on CUDA and on the CPU ($OUT/eval_cuda.json, $OUT/eval_cpu.json)
-# 6. nvidia-smi; everything else this script prints goes to $OUT/run.log
+# 6. the TesseraQ step benchmark ($OUT/tesseraq_bench.log, .json) and the issue-4 method table on
+#    stories260K ($OUT/table.md, $OUT/table_runs.log; TABLE_STEPS, TABLE_JOBS)
+# 7. nvidia-smi; everything else this script prints goes to $OUT/run.log
+# SKIP="ctest bench ..." leaves steps out (at most 8 files come back from a call).
 # Each step runs even when an earlier one failed; a summary table comes last. Every step has a time
 # limit so that the whole run ends inside TOTAL_BUDGET seconds (default 560). Without $OUT (a run
 # elsewhere) the files go to gpu-out/. Exit status: the number of failed steps.
@@ -102,8 +105,28 @@ step_quant() {  # issue 3 on CUDA: AWQ time per 7B-shaped block, and the stories
   bash "$ROOT/tests/bench/quant_table.sh" "$BUILD_DIR" "$DEPS/data" cuda 3 -- 32
 }
 
+step_tesseraq_bench() {
+  local exe="$BUILD_DIR/tests/bench/tessera_bench_tesseraq_step"
+  if [ ! -x "$exe" ]; then echo "$exe was not built"; return 20; fi
+  # shellcheck disable=SC2086
+  "$exe" --json "$RESULTS/tesseraq_bench.json" ${TQ_BENCH_ARGS:-} 2>&1 | tee "$RESULTS/tesseraq_bench.log"
+}
+
+step_table() {
+  local work=/tmp/tessera-table rc
+  rm -rf "$work"
+  TABLE_WORK=$work bash "$ROOT/tests/bench/method_table.sh" "$BUILD_DIR" "$DEPS/data" cuda "${TABLE_STEPS:-250}" \
+    "${TABLE_JOBS:-10}" > "$RESULTS/table.md"
+  rc=$?
+  cat "$RESULTS/table.md"
+  for f in "$work"/*.log; do echo "=== $(basename "$f")"; grep -v '^\[' "$f" | tail -n 3; grep -E 'perplexity|calibration' "$f" | tail -n 2; done > "$RESULTS/table_runs.log" 2>&1
+  return "$rc"
+}
+
+skipped() { case " ${SKIP:-} " in *" $1 "*) record "$1" "skipped (SKIP)" 0 "-"; return 0 ;; esac; return 1; }
+
 export ROOT RESULTS BUILD_DIR DEPS
-export -f step_build step_ctest step_bench step_reference step_eval step_quant
+export -f step_build step_ctest step_bench step_reference step_eval step_quant step_tesseraq_bench step_table
 
 main() {
   banner "tessera gpu-run in $ROOT, results in $RESULTS"
@@ -131,16 +154,18 @@ main() {
   echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
   echo "TESSERA_SHARED_DIR=$TESSERA_SHARED_DIR TESSERA_TEST_DEVICE=$TESSERA_TEST_DEVICE"
 
-  run_step ctest "ctest.log" 300 step_ctest
-  run_step bench "bench.log bench.json" 150 step_bench
+  skipped ctest || run_step ctest "ctest.log" 300 step_ctest
+  skipped bench || run_step bench "bench.log bench.json" 150 step_bench
+  skipped tesseraq_bench || run_step tesseraq_bench "tesseraq_bench.log .json" 200 step_tesseraq_bench
+  skipped table || run_step table "table.md table_runs.log" 400 step_table
   if [ "${RUN_REFERENCE:-0}" = 1 ]; then
     run_step reference "reference.log" 240 step_reference
   else
     record reference "skipped (RUN_REFERENCE=1 runs it)" 0 "-"
   fi
-  run_step quant "quant.log" 240 bash -c 'step_quant 2>&1 | tee "$RESULTS/quant.log"'
-  run_step eval_cuda "eval_cuda.json" 90 step_eval cuda
-  run_step eval_cpu "eval_cpu.json" 90 step_eval cpu
+  skipped quant || run_step quant "quant.log" 240 bash -c 'step_quant 2>&1 | tee "$RESULTS/quant.log"'
+  skipped eval_cuda || run_step eval_cuda "eval_cuda.json" 90 step_eval cuda
+  skipped eval_cpu || run_step eval_cpu "eval_cpu.json" 90 step_eval cpu
 
   banner "nvidia-smi after the runs"
   nvidia-smi --query-gpu=name,memory.used,memory.total,temperature.gpu,clocks.sm --format=csv 2>&1 || true

@@ -149,7 +149,9 @@ double TesseraqBlockTrainer::begin_iteration(double soft_fraction, double lr_fac
 
 torch::Tensor TesseraqBlockTrainer::loss(const torch::Tensor& x, const torch::Tensor& y) {
   model::DecoderBlockWeights trial = compute_block_;
-  for (auto& [kind, l] : layers_) trial.linear(kind) = l.fused_soft_weight(options_.compute_dtype);
+  for (auto& [kind, l] : layers_)
+    trial.linear(kind) = options_.fused_soft_weight ? l.fused_soft_weight(options_.compute_dtype)
+                                                    : l.soft_weight().to(options_.compute_dtype);
   model::BlockForwardOptions forward;
   forward.activation_bits = options_.activation_bits;
   return tesseraq_loss(model::decoder_block_forward(config_, trial, x.to(options_.compute_dtype), rope_, forward), y);

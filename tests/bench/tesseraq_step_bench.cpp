@@ -1,0 +1,252 @@
+// tessera_bench_tesseraq_step: one PAR iteration of TesseraQ (tesseraq-method.md 4.5) on one
+// LLaMA-2-7B-shaped decoder block with synthetic seeded weights, with the paper's settings: 512 x 2048
+// calibration tokens (a few large-magnitude input channels, as in real LLaMA activations), batch 4,
+// W2 g128, 250 Adam steps timed after warm-up. The step is TesseraqBlockTrainer's, exactly what a
+// run executes. Reported per variant: ms per step, tokens/s, achieved TFLOP/s (matmul FLOPs of
+// forward + backward), the ratio to a bf16 matmul of the same FLOPs timed in the same run (the
+// floor), peak GPU memory, and the projected time of 20 iterations and of 32 blocks. Then a phase
+// profile (synchronised): soft weights, block forward, backward, Adam, batch transfer.
+//
+// Variants: bf16 matmuls + fused soft weight (what runs use on CUDA), bf16 + the composed soft
+// weight, fp32 + fused. Calibration activations are kept in bf16 in pinned host memory (17.2 GB
+// for both chains would not fit the memory target on the GPU) and each batch is copied per step;
+// --store gpu keeps them on the GPU instead.
+//
+//   tessera_bench_tesseraq_step [--samples N] [--seq T] [--hidden D] [--ffn F] [--heads H]
+//       [--steps N] [--warmup N] [--wbits B] [--group G] [--store host|gpu] [--variants LIST]
+//       [--json FILE]
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+#include "methods/tesseraq_method.h"
+#include "runtime/torch_runtime.h"
+
+using namespace tessera;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+struct Variant {
+  std::string name;
+  torch::ScalarType dtype;
+  bool fused;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const bool cuda = torch::cuda::is_available();
+  std::int64_t samples = cuda ? 512 : 8, seq = cuda ? 2048 : 64, hidden = cuda ? 4096 : 256, ffn = cuda ? 11008 : 688;
+  std::int64_t heads = cuda ? 32 : 4, steps = cuda ? 250 : 5, warmup = cuda ? 10 : 2, wbits = 2, group = 128, batch = 4;
+  std::string store = "host", variants_arg = cuda ? "bf16-fused,bf16-composed,fp32-fused" : "fp32-fused", json_path;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string a = argv[i], v = argv[i + 1];
+    if (a == "--samples") samples = std::stoll(v);
+    else if (a == "--seq") seq = std::stoll(v);
+    else if (a == "--hidden") hidden = std::stoll(v);
+    else if (a == "--ffn") ffn = std::stoll(v);
+    else if (a == "--heads") heads = std::stoll(v);
+    else if (a == "--steps") steps = std::stoll(v);
+    else if (a == "--warmup") warmup = std::stoll(v);
+    else if (a == "--wbits") wbits = std::stoll(v);
+    else if (a == "--group") group = std::stoll(v);
+    else if (a == "--store") store = v;
+    else if (a == "--variants") variants_arg = v;
+    else if (a == "--json") json_path = v;
+    else {
+      std::fprintf(stderr, "unknown option %s\n", a.c_str());
+      return 2;
+    }
+  }
+  runtime::configure_threads();
+  const torch::Device device = cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  torch::manual_seed(0);
+  torch::NoGradGuard no_grad;
+
+  model::LlamaConfig c;
+  c.hidden_size = hidden;
+  c.intermediate_size = ffn;
+  c.num_layers = 1;
+  c.num_heads = heads;
+  c.num_kv_heads = heads;
+  c.head_dim = hidden / heads;
+  c.vocab_size = 32000;
+  c.max_position_embeddings = seq;
+  const auto f32 = torch::TensorOptions().device(device).dtype(torch::kFloat32);
+  auto r = [&](std::vector<std::int64_t> s) { return torch::randn(s, f32) * 0.02; };
+  model::DecoderBlockWeights w;
+  w.input_norm = torch::ones({hidden}, f32);
+  w.post_attention_norm = torch::ones({hidden}, f32);
+  w.q_proj = r({hidden, hidden});
+  w.k_proj = r({hidden, hidden});
+  w.v_proj = r({hidden, hidden});
+  w.o_proj = r({hidden, hidden});
+  w.gate_proj = r({ffn, hidden});
+  w.up_proj = r({ffn, hidden});
+  w.down_proj = r({hidden, ffn});
+  const auto rope = model::make_rope_tables(c, seq, device, torch::kFloat32);
+
+  // Calibration: inputs (8 outlier channels x50) and the FP block's outputs, bf16, generated per
+  // batch on the device and stored where --store says.
+  const auto t_data = Clock::now();
+  const auto store_opts = torch::TensorOptions().dtype(torch::kBFloat16).device(store == "gpu" ? device : torch::kCPU);
+  auto inputs = torch::empty({samples, seq, hidden}, store_opts);
+  auto targets = torch::empty({samples, seq, hidden}, store_opts);
+  if (store != "gpu" && cuda) {
+    inputs = inputs.pin_memory();
+    targets = targets.pin_memory();
+  }
+  for (std::int64_t i = 0; i < samples; i += batch) {
+    const auto b = std::min(batch, samples - i);
+    auto x = torch::randn({b, seq, hidden}, f32);
+    x.narrow(2, 0, 8).mul_(50.0);
+    auto y = model::decoder_block_forward(c, w, x, rope);
+    inputs.narrow(0, i, b).copy_(x.to(torch::kBFloat16));
+    targets.narrow(0, i, b).copy_(y.to(torch::kBFloat16));
+  }
+  runtime::synchronize(device);
+  std::printf("calibration %lld x %lld tokens generated in %.1f s, stored in %s (bf16, %.2f GiB for both chains)\n",
+              (long long)samples, (long long)seq, seconds_since(t_data), store == "gpu" ? "GPU memory" : (cuda ? "pinned host memory" : "host memory"),
+              2.0 * samples * seq * hidden * 2 / (1024.0 * 1024 * 1024));
+
+  // Matmul FLOPs of one step: forward 2 * tokens * (linear params) + attention (QK^T and PV,
+  // 4 * B * T^2 * D, halved for the causal mask); backward twice the forward.
+  const double tokens = static_cast<double>(batch * seq);
+  const double linear_params = 4.0 * hidden * hidden + 3.0 * hidden * ffn;
+  const double fwd_flops = 2.0 * tokens * linear_params + 2.0 * batch * double(seq) * seq * hidden;
+  const double step_flops = 3.0 * fwd_flops;
+
+  // The floor: a bf16 matmul [tokens x hidden] @ [hidden x ffn] repeated to the same FLOPs.
+  double matmul_tflops = 0;
+  if (cuda) {
+    auto a = torch::randn({batch * seq, hidden}, f32.dtype(torch::kBFloat16));
+    auto b = torch::randn({hidden, ffn}, f32.dtype(torch::kBFloat16));
+    for (int i = 0; i < 5; ++i) torch::matmul(a, b);
+    runtime::synchronize(device);
+    const int reps = 50;
+    const auto t0 = Clock::now();
+    for (int i = 0; i < reps; ++i) torch::matmul(a, b);
+    runtime::synchronize(device);
+    matmul_tflops = reps * 2.0 * tokens * hidden * ffn / seconds_since(t0) / 1e12;
+  }
+  const double floor_ms = matmul_tflops > 0 ? step_flops / (matmul_tflops * 1e12) * 1e3 : 0;
+  std::printf("block: hidden %lld, ffn %lld, heads %lld; W%lld g%lld; batch %lld x %lld tokens; %.2f TFLOP per step\n",
+              (long long)hidden, (long long)ffn, (long long)heads, (long long)wbits, (long long)group, (long long)batch,
+              (long long)seq, step_flops / 1e12);
+  std::printf("floor: bf16 matmul %.1f TFLOP/s -> %.2f ms for one step's FLOPs\n\n", matmul_tflops, floor_ms);
+
+  std::vector<Variant> variants;
+  std::stringstream list(variants_arg);
+  for (std::string v; std::getline(list, v, ',');) {
+    if (v == "bf16-fused") variants.push_back({v, torch::kBFloat16, true});
+    else if (v == "bf16-composed") variants.push_back({v, torch::kBFloat16, false});
+    else if (v == "fp32-fused") variants.push_back({v, torch::kFloat32, true});
+    else if (v == "fp32-composed") variants.push_back({v, torch::kFloat32, false});
+    else {
+      std::fprintf(stderr, "unknown variant %s\n", v.c_str());
+      return 2;
+    }
+  }
+
+  const quant::WeightQuantSpec spec{static_cast<int>(wbits), group, false};
+  nlohmann::json results = nlohmann::json::array();
+  std::printf("| variant | ms/step | tokens/s | TFLOP/s | step / floor | peak GPU GiB | 20 iterations | 32 blocks |\n");
+  std::printf("|---|---|---|---|---|---|---|---|\n");
+  std::map<std::string, double> profile;
+  for (const auto& variant : variants) {
+    runtime::synchronize(device);
+    runtime::reset_peak_gpu_memory(device);
+    methods::TesseraqTrainerOptions options;
+    options.compute_dtype = variant.dtype;
+    options.fused_soft_weight = variant.fused;
+    methods::TesseraqBlockTrainer trainer(c, w, {}, spec, options, rope);
+    trainer.begin_iteration(0.8);
+    std::mt19937_64 rng(42);
+    std::vector<std::int64_t> perm(static_cast<std::size_t>(samples));
+    auto batch_indices = [&] {
+      std::iota(perm.begin(), perm.end(), 0);
+      for (std::int64_t i = 0; i < batch; ++i)
+        std::swap(perm[i], perm[std::uniform_int_distribution<std::int64_t>(i, samples - 1)(rng)]);
+      return torch::tensor(std::vector<std::int64_t>(perm.begin(), perm.begin() + batch));
+    };
+    torch::AutoGradMode grad(true);
+    auto one_step = [&] {
+      auto idx = batch_indices();
+      auto x = inputs.index_select(0, idx).to(device, /*non_blocking=*/true);
+      auto y = targets.index_select(0, idx).to(device, true);
+      auto loss = trainer.loss(x, y);
+      trainer.update(loss);
+      return loss;
+    };
+    for (std::int64_t i = 0; i < warmup; ++i) one_step();
+    runtime::synchronize(device);
+    const auto t0 = Clock::now();
+    torch::Tensor last;
+    for (std::int64_t i = 0; i < steps; ++i) last = one_step();
+    runtime::synchronize(device);
+    const double ms = seconds_since(t0) * 1e3 / static_cast<double>(steps);
+    const double peak = runtime::peak_gpu_memory_gib(device);
+    const double tflops = step_flops / (ms * 1e-3) / 1e12;
+    const double over = floor_ms > 0 ? ms / floor_ms : 0;
+    std::printf("| %s | %.2f | %.4g | %.1f | %.2fx | %.2f | %.1f min | %.2f h |\n", variant.name.c_str(), ms,
+                tokens / (ms * 1e-3), tflops, over, peak, ms * 250 * 20 / 60e3, ms * 250 * 20 * 32 / 3600e3);
+    results.push_back({{"variant", variant.name}, {"ms_per_step", ms}, {"tokens_per_s", tokens / (ms * 1e-3)},
+                       {"tflops", tflops}, {"step_over_floor", over}, {"peak_gpu_gib", peak},
+                       {"final_loss", last.item<double>()}});
+
+    if (variant.name == variants.front().name) {
+      // Phase profile of the first variant: each phase synchronised, 20 steps.
+      const int n = cuda ? 20 : 2;
+      auto phase = [&](const char* name, auto&& f) {
+        runtime::synchronize(device);
+        const auto p0 = Clock::now();
+        auto out = f();
+        runtime::synchronize(device);
+        profile[name] += seconds_since(p0) * 1e3 / n;
+        return out;
+      };
+      for (int i = 0; i < n; ++i) {
+        auto idx = batch_indices();
+        auto xy = phase("batch transfer (host -> GPU)", [&] {
+          return std::make_pair(inputs.index_select(0, idx).to(device), targets.index_select(0, idx).to(device));
+        });
+        auto soft = phase("soft weights (7 Linears, forward)", [&] {
+          std::vector<torch::Tensor> ws;
+          for (auto& [kind, l] : trainer.layers())
+            ws.push_back(variant.fused ? l.fused_soft_weight(variant.dtype) : l.soft_weight().to(variant.dtype));
+          return ws;
+        });
+        soft.clear();
+        auto loss = phase("block forward + loss (incl. soft weights)", [&] { return trainer.loss(xy.first, xy.second); });
+        phase("backward", [&] {
+          trainer.optimizer().zero_grad();
+          loss.backward();
+          return 0;
+        });
+        phase("Adam step", [&] {
+          trainer.optimizer().step();
+          return 0;
+        });
+      }
+    }
+  }
+  std::printf("\nphase profile (%s, synchronised, ms per step):\n", variants.front().name.c_str());
+  for (const auto& [name, ms] : profile) std::printf("  %-45s %8.2f\n", name.c_str(), ms);
+  std::printf("(the phases are timed with a synchronisation each, so they add up to more than the pipelined step)\n");
+  if (!json_path.empty()) {
+    nlohmann::json j{{"device", device.str()}, {"samples", samples}, {"seq", seq}, {"hidden", hidden}, {"ffn", ffn},
+                     {"batch", batch}, {"steps", steps}, {"store", store}, {"step_tflop", step_flops / 1e12},
+                     {"matmul_tflops", matmul_tflops}, {"floor_ms", floor_ms}, {"variants", results}, {"profile_ms", profile}};
+    std::ofstream(json_path) << j.dump(2);
+  }
+  return 0;
+}
