@@ -11,6 +11,7 @@
 # 6. the TesseraQ step benchmark ($OUT/tesseraq_bench.log, .json) and the issue-4 method table on
 #    stories260K ($OUT/table.md, $OUT/table_runs.log; TABLE_STEPS, TABLE_JOBS)
 # 7. nvidia-smi; everything else this script prints goes to $OUT/run.log
+# 7b. full_run: one TesseraQ run with the full paper20 x 250 schedule on stories260K ($OUT/full_run.json)
 # SKIP="ctest bench ..." leaves steps out (at most 8 files come back from a call).
 # Each step runs even when an earlier one failed; a summary table comes last. Every step has a time
 # limit so that the whole run ends inside TOTAL_BUDGET seconds (default 560). Without $OUT (a run
@@ -123,10 +124,22 @@ step_table() {
   return "$rc"
 }
 
+step_full_run() {  # one TesseraQ run with the paper's full schedule (20 x 250 steps), alone on the GPU
+  local exe="$BUILD_DIR/app/tessera" D="$DEPS/data"
+  rm -rf /tmp/tessera-full-run
+  "$exe" quantize --model "$D/models/stories260K/stories260K.bin" --calib "$D/text/tinystories/train-sample.txt" \
+    --method tesseraq --init awq --wbits 2 --group 32 --samples 128 --seq-len 512 --seed 42 --par-schedule paper20 \
+    --par-steps 250 --device cuda --out /tmp/tessera-full-run --eval "$D/text/tinystories/sample.txt" --json \
+    > "$RESULTS/full_run.json"
+  local rc=$?
+  cat "$RESULTS/full_run.json"
+  return "$rc"
+}
+
 skipped() { case " ${SKIP:-} " in *" $1 "*) record "$1" "skipped (SKIP)" 0 "-"; return 0 ;; esac; return 1; }
 
 export ROOT RESULTS BUILD_DIR DEPS
-export -f step_build step_ctest step_bench step_reference step_eval step_quant step_tesseraq_bench step_table
+export -f step_build step_ctest step_bench step_reference step_eval step_quant step_tesseraq_bench step_table step_full_run
 
 main() {
   banner "tessera gpu-run in $ROOT, results in $RESULTS"
@@ -157,7 +170,8 @@ main() {
   skipped ctest || run_step ctest "ctest.log" 300 step_ctest
   skipped bench || run_step bench "bench.log bench.json" 150 step_bench
   skipped tesseraq_bench || run_step tesseraq_bench "tesseraq_bench.log .json" 200 step_tesseraq_bench
-  skipped table || run_step table "table.md table_runs.log" 400 step_table
+  skipped table || run_step table "table.md table_runs.log" "${TABLE_LIMIT:-400}" step_table
+  skipped full_run || run_step full_run "full_run.json" 300 step_full_run
   if [ "${RUN_REFERENCE:-0}" = 1 ]; then
     run_step reference "reference.log" 240 step_reference
   else

@@ -7,6 +7,7 @@
 #include "methods/awq_method.h"
 #include "methods/omniquant_method.h"
 #include "methods/training_step.h"
+#include "pipeline/sample_batch.h"
 #include "quant/lwc_quantizer.h"
 #include "quant/group_quantizer.h"
 #include "runtime/torch_runtime.h"
@@ -282,9 +283,9 @@ pipeline::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeigh
           std::uniform_int_distribution<std::int64_t> pick(i, n - 1);
           std::swap(perm[static_cast<std::size_t>(i)], perm[static_cast<std::size_t>(pick(rng))]);
         }
-        auto idx = torch::tensor(std::vector<std::int64_t>(perm.begin(), perm.begin() + bs), torch::kInt64);
-        auto x = ctx.inputs_quant.index_select(0, idx.to(ctx.inputs_quant.device())).to(ctx.device);
-        auto y = ctx.targets.index_select(0, idx.to(ctx.targets.device())).to(ctx.device);
+        const std::vector<std::int64_t> idx(perm.begin(), perm.begin() + bs);
+        auto x = pipeline::gather_samples(ctx.inputs_quant, idx, ctx.device);
+        auto y = pipeline::gather_samples(ctx.targets, idx, ctx.device);
         auto loss = trainer.loss(x, y);
         const double value = loss.item<double>();
         if (!guard.accept(value, trainer.optimizer(), global_step, it)) continue;

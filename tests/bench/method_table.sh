@@ -43,7 +43,8 @@ jobs_list() {
   done
 }
 # Longest jobs first so that the parallel runs finish together.
-jobs_list | sort -r -t' ' -k2,2 | xargs -P "$JOBS" -L 1 bash -c 'run_one "$@"' _
+# (sed: xargs -L joins a line that ends in a blank with the next one)
+jobs_list | sed 's/ *$//' | sort -r -t' ' -k2,2 | xargs -P "$JOBS" -L 1 bash -c 'run_one "$@"' _
 
 FP=$("$TESSERA" eval --model "$MODEL" --text "$EVAL" --device "$DEVICE" --json 2>/dev/null | python3 -c 'import json,sys; print("%.4f" % json.loads(sys.stdin.readlines()[-1])["ppl"])')
 python3 - "$WORK" "$FP" "$STEPS" "$DEVICE" <<'PY'

@@ -26,6 +26,7 @@
 #include <string>
 
 #include "methods/tesseraq_method.h"
+#include "pipeline/sample_batch.h"
 #include "runtime/torch_runtime.h"
 
 using namespace tessera;
@@ -176,13 +177,13 @@ int main(int argc, char** argv) {
       std::iota(perm.begin(), perm.end(), 0);
       for (std::int64_t i = 0; i < batch; ++i)
         std::swap(perm[i], perm[std::uniform_int_distribution<std::int64_t>(i, samples - 1)(rng)]);
-      return torch::tensor(std::vector<std::int64_t>(perm.begin(), perm.begin() + batch));
+      return std::vector<std::int64_t>(perm.begin(), perm.begin() + batch);
     };
     torch::AutoGradMode grad(true);
     auto one_step = [&] {
       auto idx = batch_indices();
-      auto x = inputs.index_select(0, idx).to(device, /*non_blocking=*/true);
-      auto y = targets.index_select(0, idx).to(device, true);
+      auto x = pipeline::gather_samples(inputs, idx, device);
+      auto y = pipeline::gather_samples(targets, idx, device);
       auto loss = trainer.loss(x, y);
       trainer.update(loss);
       return loss;
@@ -217,7 +218,7 @@ int main(int argc, char** argv) {
       for (int i = 0; i < n; ++i) {
         auto idx = batch_indices();
         auto xy = phase("batch transfer (host -> GPU)", [&] {
-          return std::make_pair(inputs.index_select(0, idx).to(device), targets.index_select(0, idx).to(device));
+          return std::make_pair(pipeline::gather_samples(inputs, idx, device), pipeline::gather_samples(targets, idx, device));
         });
         auto soft = phase("soft weights (7 Linears, forward)", [&] {
           std::vector<torch::Tensor> ws;
