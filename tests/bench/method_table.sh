@@ -8,6 +8,7 @@
 #
 #   tests/bench/method_table.sh BUILD_DIR DATA_DIR DEVICE [STEPS] [JOBS]
 # e.g. tests/bench/method_table.sh build-gpu .gpu-deps/data cuda 250 8
+# TABLE_BITS="2" limits the table to those weight bits (default "2 3").
 # OQ_EPOCHS=N overrides OmniQuant's epochs (a quick smoke run of this script).
 set -uo pipefail
 BUILD=${1:?build dir}; DATA=${2:?data dir}; DEVICE=${3:?device}; STEPS=${4:-250}; JOBS=${5:-4}
@@ -32,7 +33,7 @@ export -f run_one
 export TESSERA MODEL CALIB EVAL WORK DEVICE
 
 jobs_list() {
-  for b in 2 3; do
+  for b in ${TABLE_BITS:-2 3}; do
     for g in 32 0; do
       echo "rtn-w$b-g$g rtn $b $g"
       echo "awq-w$b-g$g awq $b $g"
@@ -47,9 +48,10 @@ jobs_list() {
 jobs_list | sed 's/ *$//' | sort -r -t' ' -k2,2 | xargs -P "$JOBS" -L 1 bash -c 'run_one "$@"' _
 
 FP=$("$TESSERA" eval --model "$MODEL" --text "$EVAL" --device "$DEVICE" --json 2>/dev/null | python3 -c 'import json,sys; print("%.4f" % json.loads(sys.stdin.readlines()[-1])["ppl"])')
-python3 - "$WORK" "$FP" "$STEPS" "$DEVICE" <<'PY'
+python3 - "$WORK" "$FP" "$STEPS" "$DEVICE" "${TABLE_BITS:-2 3}" <<'PY'
 import json, os, sys
 work, fp, steps, device = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+bits = [int(b) for b in sys.argv[5].split()]
 def res(name):
     try:
         with open(os.path.join(work, name + ".json")) as f:
@@ -63,7 +65,7 @@ print()
 methods = ["rtn", "awq", "omniquant", "tq_awq", "tq_omniquant"]
 print("| setting | RTN | AWQ | OmniQuant | TesseraQ (AWQ init) | TesseraQ (OmniQuant init) | TesseraQ best < every baseline |")
 print("|---|---|---|---|---|---|---|")
-for b in (2, 3):
+for b in bits:
     for g in (32, 0):
         vals = [res(f"{m}-w{b}-g{g}") for m in methods]
         cells = ["%.2f (%.0f s)" % v if v[0] is not None else "failed" for v in vals]
