@@ -138,7 +138,7 @@ step_full_run() {  # one TesseraQ run with the paper's full schedule (20 x 250 s
 
 skipped() { case " ${SKIP:-} " in *" $1 "*) record "$1" "skipped (SKIP)" 0 "-"; return 0 ;; esac; return 1; }
 
-export ROOT RESULTS BUILD_DIR DEPS TABLE_BITS
+export ROOT RESULTS BUILD_DIR DEPS TABLE_BITS TABLE_ONLY OQ_EPOCHS
 export -f step_build step_ctest step_bench step_reference step_eval step_quant step_tesseraq_bench step_table step_full_run
 
 main() {

@@ -9,6 +9,7 @@
 #   tests/bench/method_table.sh BUILD_DIR DATA_DIR DEVICE [STEPS] [JOBS]
 # e.g. tests/bench/method_table.sh build-gpu .gpu-deps/data cuda 250 8
 # TABLE_BITS="2" limits the table to those weight bits (default "2 3").
+# TABLE_ONLY=REGEX runs only the matching runs (names like tq_awq-w3-g32, omniquant-w2-g0).
 # OQ_EPOCHS=N overrides OmniQuant's epochs (a quick smoke run of this script).
 set -uo pipefail
 BUILD=${1:?build dir}; DATA=${2:?data dir}; DEVICE=${3:?device}; STEPS=${4:-250}; JOBS=${5:-4}
@@ -45,7 +46,7 @@ jobs_list() {
 }
 # Longest jobs first so that the parallel runs finish together.
 # (sed: xargs -L joins a line that ends in a blank with the next one)
-jobs_list | sed 's/ *$//' | sort -r -t' ' -k2,2 | xargs -P "$JOBS" -L 1 bash -c 'run_one "$@"' _
+jobs_list | sed 's/ *$//' | grep -E "^(${TABLE_ONLY:-.*}) " | sort -r -t' ' -k2,2 | xargs -P "$JOBS" -L 1 bash -c 'run_one "$@"' _
 
 FP=$("$TESSERA" eval --model "$MODEL" --text "$EVAL" --device "$DEVICE" --json 2>/dev/null | python3 -c 'import json,sys; print("%.4f" % json.loads(sys.stdin.readlines()[-1])["ppl"])')
 python3 - "$WORK" "$FP" "$STEPS" "$DEVICE" "${TABLE_BITS:-2 3}" <<'PY'
