@@ -1,16 +1,22 @@
 // tessera-workbench: the desktop GUI. Options open a model, tokenizer and text at start-up;
-// --run-eval starts the evaluation, and --screenshot FILE renders the window to a PNG (after the
-// evaluation when --run-eval is given) and exits, for tests and the README.
+// --run-eval starts the evaluation, --demo runs the quick CPU baseline comparison on stories260K
+// (preset cpu-quick), and --screenshot FILE renders the window to a PNG (after the evaluation or
+// the demo when one is asked for) and exits, for tests and the README.
 #include <QApplication>
 #include <QCommandLineParser>
+#include <QDir>
 #include <QFileInfo>
+#include <QTemporaryDir>
 #include <QTimer>
 #include <cstdio>
+#include <cstdlib>
+#include <memory>
 
 #include "api/model_jobs.h"
 #include "eval_controller.h"
 #include "main_window.h"
 #include "perplexity_plot.h"
+#include "run_panel.h"
 #include "util/log.h"
 #include "util/version.h"
 
@@ -23,7 +29,7 @@ namespace {
 // on the offscreen platform) and quits with `exit_code`, or 1 if the file cannot be written.
 void take_screenshot_and_quit(MainWindow& window, const QString& file, int exit_code) {
   window.perplexityPlot()->refresh();
-  window.perplexityPlot()->replot();
+  window.refreshAll();
   QApplication::processEvents();
   if (!window.grab().save(file, "PNG")) {
     std::fprintf(stderr, "error: cannot write screenshot %s\n", qPrintable(file));
@@ -32,6 +38,34 @@ void take_screenshot_and_quit(MainWindow& window, const QString& file, int exit_
     tessera::logger()->info("screenshot written to {}", file.toStdString());
   }
   QApplication::exit(exit_code);
+}
+
+// The shared data folder of the demo: TESSERA_SHARED_DIR, else the one beside the source tree
+// (as the tests and installers/quickstart.sh find it).
+QString shared_data_dir() {
+  if (const char* env = std::getenv("TESSERA_SHARED_DIR"); env && *env) return QString(env) + "/data";
+  return QString(TESSERA_SHARED_DIR) + "/data";
+}
+
+// --demo: stories260K, TinyStories calibration and evaluation text, preset cpu-quick, then the
+// baseline comparison. False (reason logged) when the data is missing.
+bool start_demo(MainWindow& window, const QString& runs_root) {
+  const QString data = shared_data_dir();
+  const QString model = data + "/models/stories260K/stories260K.bin";
+  const QString calib = data + "/text/tinystories/train-sample.txt";
+  const QString text = data + "/text/tinystories/sample.txt";
+  for (const QString& f : {model, calib, text}) {
+    if (!QFileInfo(f).isFile()) {
+      tessera::logger()->error("--demo needs {} (set TESSERA_SHARED_DIR to the shared folder)", f.toStdString());
+      return false;
+    }
+  }
+  if (!window.openModel(model)) return false;
+  window.setCalibPath(calib);
+  window.setTextPath(text);
+  if (!window.runPanel()->applyPreset("cpu-quick")) return false;
+  window.setRunsRoot(runs_root);
+  return window.compareBaselines();
 }
 
 }  // namespace
@@ -52,8 +86,12 @@ int main(int argc, char** argv) {
   const QCommandLineOption tokenizer_opt("tokenizer", "Use this tokenizer instead of the one beside the model.", "P");
   const QCommandLineOption text_opt("text", "Text file for the perplexity evaluation.", "F");
   const QCommandLineOption run_opt("run-eval", "Start the evaluation at launch.");
-  const QCommandLineOption shot_opt("screenshot", "Render the window to a PNG and exit (after the evaluation with --run-eval).", "FILE");
-  parser.addOptions({model_opt, tokenizer_opt, text_opt, run_opt, shot_opt});
+  const QCommandLineOption shot_opt("screenshot", "Render the window to a PNG and exit (after the evaluation with --run-eval, after the comparison with --demo).", "FILE");
+  const QCommandLineOption demo_opt("demo", "Run the quick CPU baseline comparison (RTN, AWQ, OmniQuant, TesseraQ; preset cpu-quick) on stories260K.");
+  const QCommandLineOption runs_opt("runs-dir", "Folder for the run directories of this session (--demo: a temporary folder).", "DIR");
+  const QCommandLineOption size_opt("size", "Window size WxH (default 1280x800).", "WxH");
+  const QCommandLineOption session_opt("save-session", "With --demo: save the session to FILE when the comparison ends.", "FILE");
+  parser.addOptions({model_opt, tokenizer_opt, text_opt, run_opt, shot_opt, demo_opt, runs_opt, size_opt, session_opt});
   parser.process(app);
 
   const QString screenshot = parser.value(shot_opt);
@@ -74,10 +112,41 @@ int main(int argc, char** argv) {
     if (parser.isSet(model_opt)) opened = window.openModel(parser.value(model_opt)) && opened;
     if (parser.isSet(tokenizer_opt)) opened = window.openTokenizer(parser.value(tokenizer_opt)) && opened;
     if (parser.isSet(text_opt)) window.setTextPath(parser.value(text_opt));
-  } else if (screenshot.isEmpty()) {
-    window.restoreSession();  // screenshots show only what the command line asks for
+  } else if (screenshot.isEmpty() && !parser.isSet(demo_opt)) {
+    window.restoreSession();  // screenshots and the demo show only what the command line asks for
+  }
+  if (parser.isSet(size_opt)) {
+    const QStringList wh = parser.value(size_opt).split('x');
+    if (wh.size() == 2 && wh[0].toInt() > 0 && wh[1].toInt() > 0) window.resize(wh[0].toInt(), wh[1].toInt());
   }
   window.show();
+
+  // The demo's run directories live in a temporary folder unless --runs-dir names one.
+  std::unique_ptr<QTemporaryDir> demo_dir;
+  if (parser.isSet(runs_opt)) window.setRunsRoot(parser.value(runs_opt));
+  if (parser.isSet(demo_opt)) {
+    QString root = parser.value(runs_opt);
+    if (root.isEmpty()) {
+      demo_dir = std::make_unique<QTemporaryDir>(QDir::tempPath() + "/tessera-demo-XXXXXX");
+      root = demo_dir->path();
+    }
+    const QString session_file = parser.value(session_opt);
+    QObject::connect(&window, &MainWindow::queueFinished, &window, [&window, screenshot, session_file] {
+      // Overlay every run, the heatmap diffing the first (RTN) against the last (TesseraQ).
+      std::vector<int> ids;
+      for (const auto& r : window.sessionRuns()) ids.push_back(r.id);
+      window.selectRuns(ids);
+      if (!session_file.isEmpty()) window.saveSessionTo(session_file);
+      if (!screenshot.isEmpty()) {
+        // A moment for the plots' coalescing timers and the layout, then the shot.
+        QTimer::singleShot(300, &window, [&window, screenshot] { take_screenshot_and_quit(window, screenshot, 0); });
+      }
+    });
+    QTimer::singleShot(0, &window, [&window, root, screenshot] {
+      if (!start_demo(window, root) && !screenshot.isEmpty()) take_screenshot_and_quit(window, screenshot, 1);
+    });
+    return app.exec();
+  }
 
   if (run_eval) {
     EvalController* controller = window.evalController();
