@@ -152,6 +152,13 @@ bool ExportDialog::selectFormat(const QString& id) {
 }
 
 void ExportDialog::setOutputPath(const QString& path) { path_->setText(path); }
+
+bool ExportDialog::selectRun(int run_id) {
+  const int index = run_->findData(run_id);
+  if (index < 0) return false;
+  run_->setCurrentIndex(index);
+  return true;
+}
 QString ExportDialog::resultText() const { return result_->text(); }
 
 void ExportDialog::setBusy(bool busy) {

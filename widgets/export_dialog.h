@@ -34,6 +34,7 @@ class ExportDialog : public QDialog {
   ~ExportDialog() override;  // cancels and waits for a running export
 
   // For tests and scripts.
+  bool selectRun(int run_id);
   void setOutputPath(const QString& path);
   bool selectFormat(const QString& id);  // false when missing or greyed out
   bool isFormatAvailable(const QString& id) const;

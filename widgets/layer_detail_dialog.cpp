@@ -21,6 +21,11 @@ QCustomPlot* histogramPlot(const QString& title, const QString& x_label) {
   plot->plotLayout()->addElement(0, 0, new QCPTextElement(plot, title, bold));
   plot->xAxis->setLabel(x_label);
   plot->yAxis->setLabel(QObject::tr("Count"));
+  // Counts are integers: no tick at 12.5.
+  QSharedPointer<QCPAxisTickerFixed> counts(new QCPAxisTickerFixed);
+  counts->setTickStep(1.0);
+  counts->setScaleStrategy(QCPAxisTickerFixed::ssMultiples);
+  plot->yAxis->setTicker(counts);
   return plot;
 }
 

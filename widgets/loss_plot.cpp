@@ -26,7 +26,8 @@ LossPlot::LossPlot(std::shared_ptr<const RunMetricsStore> store, QWidget* parent
   yAxis->setNumberPrecision(0);
   useBlockAxis(xAxis, 1);
   legend->setVisible(true);
-  axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignRight);
+  // Later blocks lose more (errors accumulate), so the curves leave the top left free.
+  axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignLeft);
   setSubtitle(tr("lines: loss per step;  x: plain RTN, o: the method, at each block's end"));
 }
 

@@ -59,6 +59,7 @@ void RunPlot::refresh() {
     if (item(i) != placeholder_) removeItem(i);
   const bool drew = rebuild(shown);
   placeholder_->setVisible(!drew);
+  legend->setVisible(legend->itemCount() > 0);  // no empty legend frame before the first run
   ++rebuilds_;
   replot(QCustomPlot::rpQueuedReplot);
 }

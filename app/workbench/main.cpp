@@ -10,11 +10,15 @@
 #include <QTimer>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <memory>
+#include <vector>
 
 #include "api/model_jobs.h"
 #include "eval_controller.h"
 #include "main_window.h"
+#include "export_dialog.h"
+#include "layer_detail_dialog.h"
 #include "perplexity_plot.h"
 #include "run_panel.h"
 #include "util/log.h"
@@ -68,6 +72,50 @@ bool start_demo(MainWindow& window, const QString& runs_root) {
   return window.compareBaselines();
 }
 
+// After the demo's comparison: exports every finished run through the export dialog (fake-quant
+// Hugging Face folder beside its run directory), one after the other, then calls `done`.
+void export_all_then(MainWindow& window, std::vector<int> ids, std::function<void()> done) {
+  if (ids.empty()) {
+    done();
+    return;
+  }
+  const int id = ids.front();
+  ids.erase(ids.begin());
+  QString run_dir;
+  for (const auto& r : window.sessionRuns())
+    if (r.id == id) run_dir = r.run_dir;
+  auto* dialog = qobject_cast<tessera::widgets::ExportDialog*>(window.showExportDialog());
+  if (!dialog || !dialog->selectRun(id) || !dialog->selectFormat("hf")) {
+    if (dialog) dialog->close();
+    export_all_then(window, ids, done);
+    return;
+  }
+  dialog->setOutputPath(run_dir + "-hf");
+  auto next = [&window, dialog, ids, done] {
+    dialog->close();
+    export_all_then(window, ids, done);
+  };
+  QObject::connect(dialog, &tessera::widgets::ExportDialog::exported, &window, next, Qt::QueuedConnection);
+  QObject::connect(dialog, &tessera::widgets::ExportDialog::exportFailed, &window, next, Qt::QueuedConnection);
+  if (!dialog->startExport()) next();
+}
+
+// Renders a layer's detail dialog (the heatmap click) to `file` once it has loaded, then `done`.
+void detail_screenshot_then(MainWindow& window, int run_id, const QString& file, std::function<void()> done) {
+  auto* dialog = qobject_cast<tessera::widgets::LayerDetailDialog*>(window.showLayerDetail(run_id, 1, "gate_proj"));
+  if (!dialog) {
+    done();
+    return;
+  }
+  QObject::connect(dialog, &tessera::widgets::LayerDetailDialog::loaded, &window, [dialog, file, done] {
+    QTimer::singleShot(200, dialog, [dialog, file, done] {
+      if (!dialog->grab().save(file, "PNG")) std::fprintf(stderr, "error: cannot write screenshot %s\n", qPrintable(file));
+      dialog->close();
+      done();
+    });
+  });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -91,7 +139,8 @@ int main(int argc, char** argv) {
   const QCommandLineOption runs_opt("runs-dir", "Folder for the run directories of this session (--demo: a temporary folder).", "DIR");
   const QCommandLineOption size_opt("size", "Window size WxH (default 1280x800).", "WxH");
   const QCommandLineOption session_opt("save-session", "With --demo: save the session to FILE when the comparison ends.", "FILE");
-  parser.addOptions({model_opt, tokenizer_opt, text_opt, run_opt, shot_opt, demo_opt, runs_opt, size_opt, session_opt});
+  const QCommandLineOption detail_opt("detail-screenshot", "With --demo: also render a layer detail dialog (TesseraQ, block 1 gate_proj) to FILE.", "FILE");
+  parser.addOptions({model_opt, tokenizer_opt, text_opt, run_opt, shot_opt, demo_opt, runs_opt, size_opt, session_opt, detail_opt});
   parser.process(app);
 
   const QString screenshot = parser.value(shot_opt);
@@ -131,16 +180,26 @@ int main(int argc, char** argv) {
       root = demo_dir->path();
     }
     const QString session_file = parser.value(session_opt);
-    QObject::connect(&window, &MainWindow::queueFinished, &window, [&window, screenshot, session_file] {
-      // Overlay every run, the heatmap diffing the first (RTN) against the last (TesseraQ).
-      std::vector<int> ids;
-      for (const auto& r : window.sessionRuns()) ids.push_back(r.id);
-      window.selectRuns(ids);
-      if (!session_file.isEmpty()) window.saveSessionTo(session_file);
-      if (!screenshot.isEmpty()) {
-        // A moment for the plots' coalescing timers and the layout, then the shot.
-        QTimer::singleShot(300, &window, [&window, screenshot] { take_screenshot_and_quit(window, screenshot, 0); });
+    const QString detail_file = parser.value(detail_opt);
+    QObject::connect(&window, &MainWindow::queueFinished, &window, [&window, screenshot, session_file, detail_file] {
+      std::vector<int> ids, finished;
+      int last_finished = 0;
+      for (const auto& r : window.sessionRuns()) {
+        ids.push_back(r.id);
+        if (r.finished()) finished.push_back(last_finished = r.id);
       }
+      export_all_then(window, finished, [&window, ids, last_finished, screenshot, session_file, detail_file] {
+        // Overlay every run, the heatmap diffing the first (RTN) against the last (TesseraQ).
+        window.selectRuns(ids);
+        if (!session_file.isEmpty()) window.saveSessionTo(session_file);
+        auto shoot = [&window, screenshot] {
+          // A moment for the plots' coalescing timers and the layout, then the shot.
+          if (!screenshot.isEmpty())
+            QTimer::singleShot(300, &window, [&window, screenshot] { take_screenshot_and_quit(window, screenshot, 0); });
+        };
+        if (detail_file.isEmpty() || !last_finished) shoot();
+        else detail_screenshot_then(window, last_finished, detail_file, shoot);
+      });
     });
     QTimer::singleShot(0, &window, [&window, root, screenshot] {
       if (!start_demo(window, root) && !screenshot.isEmpty()) take_screenshot_and_quit(window, screenshot, 1);

@@ -779,7 +779,6 @@ QDialog* MainWindow::showExportDialog() {
       r->export_bytes = result.bytes;
       r->export_path = QString::fromStdString(result.path);
     }
-    tessera::logger()->info("exported to {} ({} bytes); self-check: {}", result.path, result.bytes, result.self_check);
     updateRunViews();
     autosave();
   });
