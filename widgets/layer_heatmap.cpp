@@ -3,6 +3,7 @@
 #include <QToolTip>
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 namespace tessera::widgets {
 
@@ -125,15 +126,23 @@ void LayerHeatmap::rebuild() {
   map_->data()->setRange(QCPRange(0, 6), QCPRange(0, static_cast<double>(blocks - 1)));
   map_->data()->fill(qQNaN());
   double lo = 1e300, hi = -1e300;
+  // Index both runs once: a run of a large model has thousands of layers.
+  auto index = [](const std::vector<eval::LayerStats>& stats) {
+    std::map<std::pair<std::int64_t, QString>, const eval::LayerStats*> m;
+    for (const auto& s : stats) m[{s.block, QString::fromStdString(s.layer)}] = &s;
+    return m;
+  };
+  const auto compare = index(stats_), base = index(base_);
   for (std::int64_t b = 0; b < blocks_; ++b) {
     for (int l = 0; l < 7; ++l) {
-      const auto* s = find(stats_, b, l);
-      if (!s) continue;
-      double v = metricValue(*s, metric_);
+      const auto key = std::make_pair(b, layerNames()[static_cast<std::size_t>(l)]);
+      const auto it = compare.find(key);
+      if (it == compare.end()) continue;
+      double v = metricValue(*it->second, metric_);
       if (diff_) {
-        const auto* a = find(base_, b, l);
-        if (!a) continue;
-        const double va = metricValue(*a, metric_);
+        const auto a = base.find(key);
+        if (a == base.end()) continue;
+        const double va = metricValue(*a->second, metric_);
         // Error metrics compare as a ratio (log2: -1 = half the error); the flip ratio and the
         // DST spread are already fractions and compare as a difference.
         v = (metric_ == Metric::OutputMse || metric_ == Metric::RelWeightError)

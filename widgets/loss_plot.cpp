@@ -46,11 +46,18 @@ bool LossPlot::rebuild(const std::vector<Shown>& shown) {
     if (!t.steps.empty()) {
       QCPGraph* g = addGraph();
       g->setName(s.run.label);
-      g->setPen(runPen(s.run, 1.4));
+      // 1 px: a wider antialiased pen makes a 20000-point replot take most of a second.
+      g->setPen(runPen(s.run, 1.0));
+      // One bulk insert of already sorted keys: adding point by point costs far more.
+      QVector<double> keys, values;
+      keys.reserve(static_cast<int>(t.steps.size()));
+      values.reserve(static_cast<int>(t.steps.size()));
       for (const StepLossPoint& p : t.steps) {
-        g->addData(p.x, p.loss);
+        keys.push_back(p.x);
+        values.push_back(p.loss);
         extend(p.loss);
       }
+      g->setData(keys, values, /*alreadySorted=*/true);
       any = true;
     }
     if (!t.blocks.empty()) {

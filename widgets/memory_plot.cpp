@@ -24,13 +24,13 @@ bool MemoryPlot::rebuild(const std::vector<Shown>& shown) {
     if (s.trace.memory.empty()) continue;
     QCPGraph* rss = addGraph();
     rss->setName(s.run.label);
-    rss->setPen(runPen(s.run, 1.6));
+    rss->setPen(runPen(s.run, 1.0));  // wider pens make long series slow to draw
     const bool gpu = s.trace.peakGpuBytes() > 0;
     QCPGraph* dev = nullptr;
     if (gpu) {
       dev = addGraph();
       dev->setName(s.run.label + tr(" (GPU)"));
-      dev->setPen(runPen(s.run, 1.6, Qt::DashLine));
+      dev->setPen(runPen(s.run, 1.0, Qt::DashLine));
       any_gpu = true;
     }
     for (const MemoryPoint& m : s.trace.memory) {

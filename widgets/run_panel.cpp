@@ -40,9 +40,8 @@ RunPanel::RunPanel(QWidget* parent) : QWidget(parent) {
   init_ = new QComboBox;
   for (const char* i : {"awq", "omniquant", "none"}) init_->addItem(i, i);
   wbits_ = spin(0, 16, base_.weight.bits);
-  group_ = spin(-1, 1 << 20, static_cast<int>(base_.weight.group_size));
-  group_->setSpecialValueText(tr("per channel"));
-  group_->setMinimum(0);  // 0 shows "per channel"
+  group_ = spin(0, 1 << 20, static_cast<int>(base_.weight.group_size));
+  group_->setSpecialValueText(tr("per channel"));  // shown for 0
   symmetric_ = new QCheckBox(tr("symmetric"));
   abits_ = spin(0, 16, base_.act_bits);
   abits_->setSpecialValueText(tr("none (A16)"));
@@ -55,6 +54,9 @@ RunPanel::RunPanel(QWidget* parent) : QWidget(parent) {
   steps_ = spin(-1, 1 << 24, static_cast<int>(base_.tq_steps));
   lr_ = new QLineEdit(QString::number(base_.tq_lr));
   scale_lr_ = new QLineEdit(QString::number(base_.tq_scale_lr));
+  oq_epochs_ = spin(0, 1 << 20, static_cast<int>(base_.oq_epochs));
+  oq_epochs_->setSpecialValueText(tr("auto (40 at 2 bits, else 20)"));
+  oq_lwc_lr_ = new QLineEdit(QString::number(base_.oq_lwc_lr));
   seed_ = spin(0, INT_MAX, static_cast<int>(base_.seed));
   device_ = new QComboBox;
   device_->setEditable(true);
@@ -69,7 +71,8 @@ RunPanel::RunPanel(QWidget* parent) : QWidget(parent) {
   editors_ = {{"method", method_},      {"tesseraq.init", init_}, {"wbits", wbits_},
               {"group", group_},        {"abits", abits_},        {"samples", samples_},
               {"seq_len", seq_len_},    {"tesseraq.schedule", schedule_}, {"tesseraq.steps", steps_},
-              {"tesseraq.lr", lr_},     {"tesseraq.scale_lr", scale_lr_}, {"seed", seed_},
+              {"tesseraq.lr", lr_},     {"tesseraq.scale_lr", scale_lr_}, {"omniquant.epochs", oq_epochs_},
+              {"omniquant.lwc_lr", oq_lwc_lr_}, {"seed", seed_},
               {"device", device_},      {"batch", batch_}};
 
   auto* form = new QFormLayout;
@@ -88,6 +91,8 @@ RunPanel::RunPanel(QWidget* parent) : QWidget(parent) {
   form->addRow(tr("Steps / iteration"), steps_);
   form->addRow(tr("Rounding lr"), lr_);
   form->addRow(tr("DST scale lr"), scale_lr_);
+  form->addRow(tr("OmniQuant epochs"), oq_epochs_);
+  form->addRow(tr("OmniQuant LWC lr"), oq_lwc_lr_);
   form->addRow(tr("Seed"), seed_);
   form->addRow(tr("Device"), device_);
   form->addRow(tr("Forward batch"), batch_);
@@ -111,9 +116,9 @@ RunPanel::RunPanel(QWidget* parent) : QWidget(parent) {
 
   for (QComboBox* c : {method_, init_, schedule_, device_})
     connect(c, &QComboBox::currentTextChanged, this, &RunPanel::revalidate);
-  for (QSpinBox* s : {wbits_, group_, abits_, samples_, seq_len_, steps_, seed_, batch_})
+  for (QSpinBox* s : {wbits_, group_, abits_, samples_, seq_len_, steps_, oq_epochs_, seed_, batch_})
     connect(s, &QSpinBox::valueChanged, this, &RunPanel::revalidate);
-  for (QLineEdit* e : {lr_, scale_lr_}) connect(e, &QLineEdit::textChanged, this, &RunPanel::revalidate);
+  for (QLineEdit* e : {lr_, scale_lr_, oq_lwc_lr_}) connect(e, &QLineEdit::textChanged, this, &RunPanel::revalidate);
   connect(symmetric_, &QCheckBox::toggled, this, &RunPanel::revalidate);
   method_->setCurrentIndex(method_->findData(QString::fromStdString(base_.method)));
   updateMethodFields();
@@ -171,6 +176,8 @@ pipeline::RunConfig RunPanel::config() const {
   bool ok = false;
   if (const double v = lr_->text().toDouble(&ok); ok) c.tq_lr = v;
   if (const double v = scale_lr_->text().toDouble(&ok); ok) c.tq_scale_lr = v;
+  c.oq_epochs = oq_epochs_->value();
+  if (const double v = oq_lwc_lr_->text().toDouble(&ok); ok) c.oq_lwc_lr = v;
   c.seed = static_cast<std::uint64_t>(seed_->value());
   c.device = utf8(device_->currentText().trimmed());
   c.batch_size = batch_->value();
@@ -192,6 +199,8 @@ void RunPanel::setConfig(const pipeline::RunConfig& c) {
   steps_->setValue(static_cast<int>(c.tq_steps));
   lr_->setText(QString::number(c.tq_lr));
   scale_lr_->setText(QString::number(c.tq_scale_lr));
+  oq_epochs_->setValue(static_cast<int>(c.oq_epochs));
+  oq_lwc_lr_->setText(QString::number(c.oq_lwc_lr));
   seed_->setValue(static_cast<int>(c.seed));
   device_->setCurrentText(QString::fromStdString(c.device));
   batch_->setValue(static_cast<int>(c.batch_size));
@@ -208,6 +217,9 @@ void RunPanel::updateMethodFields() {
   const QString m = method_->currentData().toString();
   const bool tq = m == "tesseraq";
   for (QWidget* w : std::initializer_list<QWidget*>{init_, schedule_, steps_, lr_, scale_lr_}) w->setEnabled(tq);
+  // OmniQuant's settings also drive TesseraQ's OmniQuant initialisation.
+  const bool oq = m == "omniquant" || (tq && init_->currentText() == "omniquant");
+  for (QWidget* w : std::initializer_list<QWidget*>{oq_epochs_, oq_lwc_lr_}) w->setEnabled(oq);
 }
 
 void RunPanel::revalidate() {
@@ -216,16 +228,17 @@ void RunPanel::revalidate() {
   for (const auto& [key, w] : editors_) w->setStyleSheet(QString());
   QString error;
   QWidget* culprit = nullptr;
-  bool lr_ok = false, scale_ok = false;
-  lr_->text().toDouble(&lr_ok);
-  scale_lr_->text().toDouble(&scale_ok);
-  if (!lr_ok) {
-    error = tr("Rounding lr: \"%1\" is not a number").arg(lr_->text());
-    culprit = lr_;
-  } else if (!scale_ok) {
-    error = tr("DST scale lr: \"%1\" is not a number").arg(scale_lr_->text());
-    culprit = scale_lr_;
-  } else {
+  // A learning rate that is not a number never reaches validate(): say so here.
+  for (const auto& [edit, name] : {std::pair<QLineEdit*, QString>{lr_, tr("Rounding lr")},
+                                   {scale_lr_, tr("DST scale lr")}, {oq_lwc_lr_, tr("OmniQuant LWC lr")}}) {
+    bool ok = false;
+    edit->text().toDouble(&ok);
+    if (!ok && error.isEmpty()) {
+      error = tr("%1: \"%2\" is not a number").arg(name, edit->text());
+      culprit = edit;
+    }
+  }
+  if (error.isEmpty()) {
     pipeline::RunConfig c = config();
     // Paths are the data panel's business; check the settings with placeholders, then the paths.
     const bool no_model = c.model.empty(), no_calib = c.calib.empty();

@@ -1,7 +1,7 @@
 #pragma once
 // The settings of a quantization run: method, initialisation, weight bits, group size, symmetric,
-// activation bits, calibration samples and length, PAR schedule, steps, learning rates, seed,
-// device and batch; a Presets menu (resources/presets). Every edit is checked with
+// activation bits, calibration samples and length, PAR schedule, steps, learning rates (TesseraQ's
+// and OmniQuant's), OmniQuant epochs, seed, device and batch; a Presets menu (resources/presets). Every edit is checked with
 // RunConfig::validate(): an invalid value is refused inline, the field it names is outlined in red
 // with the reason below, and validityChanged(false) disables starting a run.
 #include <QString>
@@ -61,6 +61,8 @@ class RunPanel : public QWidget {
   QSpinBox* steps_ = nullptr;
   QLineEdit* lr_ = nullptr;
   QLineEdit* scale_lr_ = nullptr;
+  QSpinBox* oq_epochs_ = nullptr;
+  QLineEdit* oq_lwc_lr_ = nullptr;
   QSpinBox* seed_ = nullptr;
   QComboBox* device_ = nullptr;
   QSpinBox* batch_ = nullptr;
@@ -70,7 +72,6 @@ class RunPanel : public QWidget {
   pipeline::RunConfig base_;  // settings the form does not show (AWQ grid, OmniQuant, ...)
   QString model_, tokenizer_, calib_;
   QString error_;
-  QString number_error_;  // a learning rate that is not a number
   bool loading_ = false;
 };
 

@@ -206,6 +206,8 @@ void MainWindow::buildMenus() {
   run->addAction(tr("&Pause"), this, &MainWindow::pauseRun);
   run->addAction(tr("&Resume"), this, &MainWindow::resumeRun);
   run->addAction(tr("C&ancel"), this, &MainWindow::cancelRun);
+  run->addSeparator();
+  run->addAction(tr("Resume Selected Run from its Last &Block"), this, &MainWindow::resumeSelectedRun);
 
   QMenu* help = menuBar()->addMenu(tr("&Help"));
   help->addAction(tr("&About Tessera Workbench"), this, &MainWindow::showAbout);
@@ -590,6 +592,7 @@ void MainWindow::startNextQueued() {
     job.run_id = id;
     job.config = r->config;
     job.run_dir = r->run_dir;
+    job.resume = resume_.erase(id) > 0;
     job.eval_text = data_panel_->evalTextPath();
     r->eval_text = job.eval_text;
     tessera::logger()->info("starting {} in {}", utf8(r->name), utf8(r->run_dir));
@@ -641,6 +644,32 @@ void MainWindow::cancelRun() {
   updateRunViews();
 }
 
+bool MainWindow::resumeSelectedRun() {
+  widgets::SessionRun* r = selected_.empty() ? nullptr : findRun(selected_.back());
+  const bool resumable = r && (r->status == widgets::SessionRun::Status::Cancelled ||
+                               r->status == widgets::SessionRun::Status::Failed) &&
+                         QFileInfo::exists(r->run_dir + "/run.json");
+  if (!resumable) {
+    reportError(tr("Cannot resume"), tr("Select a cancelled or failed run whose run directory holds run.json."),
+                tr("Runs that failed before their first block have nothing to resume: start them again."));
+    return false;
+  }
+  if (isBusy()) {
+    reportError(tr("Cannot resume"), tr("A run is going."), tr("Wait for it to end or cancel it first."));
+    return false;
+  }
+  // The core refuses, naming the difference, when the model, settings or calibration changed.
+  r->status = widgets::SessionRun::Status::Queued;
+  r->error.clear();
+  resume_.insert(r->id);
+  queue_ = {r->id};
+  queue_failures_.clear();
+  startNextQueued();
+  updateRunControls();
+  updateRunViews();
+  return true;
+}
+
 void MainWindow::updateRunControls() {
   using State = widgets::RunControls::State;
   run_controls_->setState(!isBusy() ? State::Idle : run_controller_->isPaused() ? State::Paused : State::Running);
@@ -685,7 +714,8 @@ void MainWindow::updateRunViews() {
   session_ppl_->setReference(reference_text_.isEmpty() || text.isEmpty() || QFileInfo(reference_text_).fileName() == text
                                  ? reference_ppl_
                                  : 0.0);
-  heatmap_revision_ = 0;  // force
+  heatmap_revision_ = 0;
+  heatmap_forced_ = true;  // the selection may have changed
   updateHeatmap();
   emit sessionChanged();
 }
@@ -694,6 +724,12 @@ void MainWindow::updateHeatmap() {
   const std::uint64_t revision = run_metrics_->revision();
   if (revision == heatmap_revision_) return;
   heatmap_revision_ = revision;
+  // Most changes are step losses; the heatmap only changes when layer statistics arrive.
+  std::size_t layers = 0;
+  for (const auto& r : runs_) layers += run_metrics_->trace(r.id).layers.size();
+  if (layers == heatmap_layers_ && !heatmap_forced_) return;
+  heatmap_layers_ = layers;
+  heatmap_forced_ = false;
   // One selected run: its errors. Two or more: the last against the first. None: the newest run.
   std::vector<int> shown = selected_;
   if (shown.empty() && !runs_.empty()) shown.push_back(runs_.back().id);
@@ -754,6 +790,7 @@ void MainWindow::refreshAll() {
   for (widgets::RunPlot* plot : std::initializer_list<widgets::RunPlot*>{loss_plot_, hardening_plot_, memory_plot_})
     plot->refresh();
   heatmap_revision_ = 0;
+  heatmap_forced_ = true;
   updateHeatmap();
   for (QCustomPlot* plot : std::initializer_list<QCustomPlot*>{loss_plot_, hardening_plot_, memory_plot_, session_ppl_,
                                                                heatmap_, plot_})

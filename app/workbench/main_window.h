@@ -11,6 +11,7 @@
 #include <QString>
 #include <QTimer>
 #include <deque>
+#include <set>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -75,6 +76,8 @@ class MainWindow : public QMainWindow {
   void pauseRun();
   void resumeRun();
   void cancelRun();          // also drops the rest of a baseline queue
+  // Continues the selected cancelled or failed run from its last finished block.
+  bool resumeSelectedRun();
   bool isBusy() const;       // a run, a queue or the reference evaluation is going
   // Where new run directories go (default: the application's data folder).
   void setRunsRoot(const QString& folder);
@@ -172,6 +175,8 @@ class MainWindow : public QMainWindow {
   QProgressBar* status_progress_ = nullptr;
   QTimer status_timer_;
   std::uint64_t heatmap_revision_ = 0;
+  std::size_t heatmap_layers_ = 0;  // layer statistics drawn, over all runs
+  bool heatmap_forced_ = true;
 
   std::optional<api::ModelSummary> model_;
   QString tokenizer_path_;  // "" = the one found beside the model
@@ -179,6 +184,7 @@ class MainWindow : public QMainWindow {
   std::vector<widgets::SessionRun> runs_;
   std::vector<int> selected_;
   std::deque<int> queue_;  // run ids waiting for the controller
+  std::set<int> resume_;   // queued runs that continue their run directory
   bool reference_pending_ = false;  // the FP evaluation runs before the queue
   double reference_ppl_ = 0;
   QString reference_text_;
