@@ -15,6 +15,7 @@
 #include "api/model_jobs.h"
 #include "export_dialog.h"
 #include "gui_test_main.h"
+#include "gui_test_runs.h"
 #include "hardening_plot.h"
 #include "loss_plot.h"
 #include "memory_plot.h"
@@ -35,7 +36,6 @@ constexpr const char* kModel = "models/stories260K/stories260K.bin";
 constexpr const char* kCalib = "text/tinystories/train-sample.txt";
 constexpr const char* kText = "text/tinystories/sample.txt";
 
-// A run small enough for CI's two cores: 4 windows of 64 tokens.
 RunConfig tinyConfig(const std::string& model, const std::string& calib, const std::string& method) {
   RunConfig c;
   c.model = model;
@@ -43,16 +43,7 @@ RunConfig tinyConfig(const std::string& model, const std::string& calib, const s
   c.method = method;
   c.weight.bits = 3;
   c.weight.group_size = 32;
-  c.samples = 4;
-  c.seq_len = 64;
-  c.batch_size = 4;
-  c.awq_grid = 5;
-  c.awq_clip_grid = 5;
-  c.awq_clip_tokens = 64;
-  c.tq_schedule = "0.5,0";
-  c.tq_steps = 30;
-  c.tq_batch = 2;
-  c.tq_log_every = 1;
+  tessera_test::shrink_for_ci(c, 30);
   return c;
 }
 

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "gui_test_main.h"
+#include "gui_test_runs.h"
 #include "hardening_plot.h"
 #include "layer_heatmap.h"
 #include "log_pane.h"
@@ -36,22 +37,12 @@ constexpr const char* kCalib = "text/tinystories/train-sample.txt";
 constexpr const char* kText = "text/tinystories/sample.txt";
 constexpr int kRunTimeoutMs = 240000;
 
-// The window's run settings shrunk for CI: 4 windows of 64 tokens, 2 PAR iterations.
+// The window's run settings at W2 g32, shrunk for CI.
 void useTinySettings(MainWindow& window, std::int64_t tq_steps) {
   auto c = window.runPanel()->config();
   c.weight.bits = 2;
   c.weight.group_size = 32;
-  c.samples = 4;
-  c.seq_len = 64;
-  c.batch_size = 4;
-  c.awq_grid = 5;
-  c.awq_clip_grid = 5;
-  c.awq_clip_tokens = 64;
-  c.oq_epochs = 1;
-  c.tq_schedule = "0.5,0";
-  c.tq_steps = tq_steps;
-  c.tq_batch = 2;
-  c.tq_log_every = 1;
+  tessera_test::shrink_for_ci(c, tq_steps);
   window.runPanel()->setConfig(c);
 }
 
