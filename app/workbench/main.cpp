@@ -20,12 +20,15 @@
 #include "export_dialog.h"
 #include "layer_detail_dialog.h"
 #include "perplexity_plot.h"
+#include "run_controller.h"
+#include "run_metrics_store.h"
 #include "run_panel.h"
 #include "util/log.h"
 #include "util/version.h"
 
 using tessera::workbench::EvalController;
 using tessera::workbench::MainWindow;
+using tessera::workbench::RunController;
 
 namespace {
 
@@ -116,6 +119,35 @@ void detail_screenshot_then(MainWindow& window, int run_id, const QString& file,
   });
 }
 
+// During the demo: pauses the TesseraQ run once two of its blocks are done, renders the window to
+// `file` (live plots, status bar with block, iteration, step and ETA, the Resume button) and
+// resumes it. Shows that pause takes effect mid-run and that the window keeps drawing meanwhile.
+void pause_screenshot_during_tesseraq(MainWindow& window, const QString& file) {
+  auto* poll = new QTimer(&window);
+  poll->setInterval(20);
+  QObject::connect(poll, &QTimer::timeout, &window, [&window, poll, file] {
+    RunController* runs = window.runController();
+    if (!runs->isRunning()) return;
+    const int id = runs->currentRunId();
+    bool tesseraq = false;
+    for (const auto& r : window.sessionRuns()) tesseraq |= r.id == id && r.config.method == "tesseraq";
+    if (!tesseraq || window.runMetrics()->trace(id).blocks.size() < 2) return;
+    poll->stop();
+    auto connection = std::make_shared<QMetaObject::Connection>();
+    *connection = QObject::connect(runs, &RunController::paused, &window, [&window, file, connection] {
+      QObject::disconnect(*connection);
+      QTimer::singleShot(250, &window, [&window, file] {
+        window.refreshAll();
+        QApplication::processEvents();
+        if (!window.grab().save(file, "PNG")) std::fprintf(stderr, "error: cannot write screenshot %s\n", qPrintable(file));
+        window.resumeRun();
+      });
+    });
+    window.pauseRun();
+  });
+  poll->start();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -140,7 +172,9 @@ int main(int argc, char** argv) {
   const QCommandLineOption size_opt("size", "Window size WxH (default 1280x800).", "WxH");
   const QCommandLineOption session_opt("save-session", "With --demo: save the session to FILE when the comparison ends.", "FILE");
   const QCommandLineOption detail_opt("detail-screenshot", "With --demo: also render a layer detail dialog (TesseraQ, block 1 gate_proj) to FILE.", "FILE");
-  parser.addOptions({model_opt, tokenizer_opt, text_opt, run_opt, shot_opt, demo_opt, runs_opt, size_opt, session_opt, detail_opt});
+  const QCommandLineOption paused_opt("paused-screenshot", "With --demo: pause the TesseraQ run after two blocks, render the window to FILE and resume.", "FILE");
+  parser.addOptions({model_opt, tokenizer_opt, text_opt, run_opt, shot_opt, demo_opt, runs_opt, size_opt, session_opt,
+                     detail_opt, paused_opt});
   parser.process(app);
 
   const QString screenshot = parser.value(shot_opt);
@@ -201,6 +235,7 @@ int main(int argc, char** argv) {
         else detail_screenshot_then(window, last_finished, detail_file, shoot);
       });
     });
+    if (parser.isSet(paused_opt)) pause_screenshot_during_tesseraq(window, parser.value(paused_opt));
     QTimer::singleShot(0, &window, [&window, root, screenshot] {
       if (!start_demo(window, root) && !screenshot.isEmpty()) take_screenshot_and_quit(window, screenshot, 1);
     });
