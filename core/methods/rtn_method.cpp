@@ -1,6 +1,7 @@
 #include "methods/rtn_method.h"
 
 #include "methods/awq_method.h"
+#include "methods/omniquant_method.h"
 #include "methods/tesseraq_method.h"
 #include "quant/group_quantizer.h"
 #include "util/error.h"
@@ -14,19 +15,14 @@ QuantizedBlock quantize_block_rtn(const model::DecoderBlockWeights& w, const qua
     const std::string name = "block " + std::to_string(block_index) + " " + model::linear_name(kind);
     b.linears[kind] = quant::quantize_rtn(w.linear(kind), spec, name);
   }
-  auto f32 = [](const torch::Tensor& t) { return t.defined() ? t.to(torch::kFloat32) : t; };
-  b.input_norm = f32(w.input_norm);
-  b.post_attention_norm = f32(w.post_attention_norm);
-  b.q_bias = f32(w.q_bias);
-  b.k_bias = f32(w.k_bias);
-  b.v_bias = f32(w.v_bias);
-  b.float_reference = w;
+  b.set_float_parts(w);
   return b;
 }
 
 std::unique_ptr<BlockMethod> make_block_method(const RunConfig& config) {
   if (config.method == "rtn") return std::make_unique<methods::RtnMethod>();
   if (config.method == "awq") return std::make_unique<methods::AwqMethod>();
+  if (config.method == "omniquant") return std::make_unique<methods::OmniquantMethod>();
   if (config.method == "tesseraq") return std::make_unique<methods::TesseraqMethod>();
   throw Error("unknown method \"" + config.method + "\"");
 }

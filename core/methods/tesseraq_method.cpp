@@ -5,6 +5,9 @@
 #include <numeric>
 
 #include "methods/awq_method.h"
+#include "methods/omniquant_method.h"
+#include "methods/training_step.h"
+#include "quant/lwc_quantizer.h"
 #include "quant/group_quantizer.h"
 #include "runtime/torch_runtime.h"
 #include "util/error.h"
@@ -22,15 +25,16 @@ torch::Tensor rectified_sigmoid_inverse(const torch::Tensor& y) {
   return (-torch::log(1.2 / (yd + 0.1) - 1.0)).to(y.scalar_type());
 }
 
-TesseraqLinear TesseraqLinear::init(const torch::Tensor& w, const quant::WeightQuantSpec& spec) {
+TesseraqLinear TesseraqLinear::init(const torch::Tensor& w, const quant::WeightQuantSpec& spec,
+                                    const std::optional<quant::GroupGrid>& grid) {
   torch::NoGradGuard no_grad;
   TesseraqLinear l;
   l.spec = spec;
   const auto in = w.size(1);
   l.group = spec.effective_group(in);
-  const auto grid = quant::compute_grid(w, spec);
-  l.scale = grid.scale;
-  l.zero = grid.zero;
+  const auto g = grid ? *grid : quant::compute_grid(w, spec);
+  l.scale = g.scale.detach();
+  l.zero = g.zero.detach();
   l.scale_cols = quant::expand_groups(l.scale, l.group, in);
   l.zero_cols = quant::expand_groups(l.zero, l.group, in);
   auto scaled = w.to(torch::kFloat32) / l.scale_cols;
@@ -55,6 +59,11 @@ torch::Tensor TesseraqLinear::dst_factor() const { return 2.0 * rectified_sigmoi
 torch::Tensor TesseraqLinear::soft_weight() const {
   const auto delta = quant::expand_groups(dst_factor(), group, nu.size(1));
   return (soft_codes() - zero_cols) * scale_cols * delta;
+}
+
+torch::Tensor TesseraqLinear::fused_soft_weight(torch::ScalarType dtype) {
+  constants_ = {floor_codes, scale_cols, zero_cols, hard, hard_value, group, std::pow(2.0, spec.bits) - 1.0, dtype};
+  return methods::fused_soft_weight(nu, v, constants_);
 }
 
 double TesseraqLinear::harden(double soft_fraction) {
@@ -95,11 +104,78 @@ quant::QuantizedLinear TesseraqLinear::finalize() const {
   return q;
 }
 
+torch::Tensor tesseraq_loss(const torch::Tensor& out, const torch::Tensor& target) {
+  return (out.to(torch::kFloat32) - target.to(torch::kFloat32)).pow(2).sum(-1).mean();
+}
+
+TesseraqBlockTrainer::TesseraqBlockTrainer(const model::LlamaConfig& config, const model::DecoderBlockWeights& w,
+                                           const std::map<LinearKind, quant::GroupGrid>& grids,
+                                           const quant::WeightQuantSpec& spec, const TesseraqTrainerOptions& options,
+                                           model::RopeTables rope)
+    : config_(config), options_(options), rope_(std::move(rope)) {
+  torch::NoGradGuard no_grad;
+  for (auto kind : model::kAllLinears) {
+    const auto grid = grids.find(kind);
+    auto layer = TesseraqLinear::init(w.linear(kind), spec,
+                                      grid == grids.end() ? std::nullopt : std::optional<quant::GroupGrid>(grid->second));
+    layer.frac = torch::Tensor();  // only the init needs it
+    layers_.emplace(kind, std::move(layer));
+  }
+  compute_block_ = w;
+  for (auto* t : compute_block_.all_tensors())
+    if (t->defined()) *t = t->to(options.compute_dtype);
+  rope_.cos = rope_.cos.to(options.compute_dtype);
+  rope_.sin = rope_.sin.to(options.compute_dtype);
+}
+
+double TesseraqBlockTrainer::begin_iteration(double soft_fraction, double lr_factor) {
+  double hard = 0, total = 0;
+  std::vector<torch::Tensor> nus, vs;
+  for (auto& [kind, l] : layers_) {
+    l.harden(soft_fraction);
+    hard += static_cast<double>(l.hard.sum().item<std::int64_t>());
+    total += static_cast<double>(l.hard.numel());
+    nus.push_back(l.nu);
+    vs.push_back(l.v);
+  }
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(nus, std::make_unique<torch::optim::AdamOptions>(
+                               torch::optim::AdamOptions(options_.lr * lr_factor).weight_decay(0.0)));
+  groups.emplace_back(vs, std::make_unique<torch::optim::AdamOptions>(
+                              torch::optim::AdamOptions(options_.scale_lr * lr_factor).weight_decay(options_.scale_wd)));
+  optimizer_ = std::make_unique<torch::optim::Adam>(groups, torch::optim::AdamOptions(options_.lr));
+  return hard / total;
+}
+
+torch::Tensor TesseraqBlockTrainer::loss(const torch::Tensor& x, const torch::Tensor& y) {
+  model::DecoderBlockWeights trial = compute_block_;
+  for (auto& [kind, l] : layers_) trial.linear(kind) = l.fused_soft_weight(options_.compute_dtype);
+  model::BlockForwardOptions forward;
+  forward.activation_bits = options_.activation_bits;
+  return tesseraq_loss(model::decoder_block_forward(config_, trial, x.to(options_.compute_dtype), rope_, forward), y);
+}
+
+void TesseraqBlockTrainer::update(const torch::Tensor& loss) {
+  optimizer_->zero_grad();
+  loss.backward();
+  optimizer_->step();
+}
+
+model::DecoderBlockWeights TesseraqBlockTrainer::soft_block() {
+  torch::NoGradGuard no_grad;
+  model::DecoderBlockWeights block = compute_block_;
+  for (auto* t : block.all_tensors())
+    if (t->defined()) *t = t->to(torch::kFloat32);
+  for (auto& [kind, l] : layers_) block.linear(kind) = l.soft_weight().detach();
+  return block;
+}
+
 namespace {
 
-// Per-token squared L2 norm of the error, summed over hidden, averaged over tokens and batch (4.8).
-torch::Tensor block_loss(const torch::Tensor& out, const torch::Tensor& target) {
-  return (out - target).pow(2).sum(-1).mean();
+torch::ScalarType train_dtype(const pipeline::RunConfig& run, const torch::Device& device) {
+  if (run.train_dtype == "fp32") return torch::kFloat32;
+  if (run.train_dtype == "bf16") return torch::kBFloat16;
+  return device.is_cuda() ? torch::kBFloat16 : torch::kFloat32;  // auto
 }
 
 }  // namespace
@@ -113,61 +189,69 @@ pipeline::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeigh
   auto log = [&](const std::string& m) {
     if (ctx.events) ctx.events->on_event(pipeline::RunEvent::log(ctx.index, prefix + m));
   };
-  model::BlockForwardOptions forward;
-  forward.activation_bits = run.act_bits;
   const auto thresholds = run.par_thresholds();
 
-  // Init (4.3 steps 3-4): AWQ scales, then the v1 clip search on the quantized-chain features.
+  // Init (4.3 steps 3-4, 4.9).
   std::map<std::string, torch::Tensor> state;
-  model::DecoderBlockWeights reference;
-  {
+  std::map<LinearKind, quant::GroupGrid> grids;
+  model::DecoderBlockWeights reference;  // after the init's transforms, before clipping (for statistics)
+  if (run.tq_init == "awq") {
+    // AWQ scales, then the v1 clip search on the quantized-chain features.
     torch::NoGradGuard no_grad;
-    if (run.tq_init == "awq") {
-      w = awq_apply_scales(std::move(w), ctx, state).weights;
-      reference = w;
-      if (run.awq_clip) {
-        // Record each Linear's input on the quantized chain (first 128 samples, as [TQ] keeps).
-        const auto used = std::min<std::int64_t>(n, 128);
-        std::map<LinearKind, std::vector<torch::Tensor>> recorded;
-        model::LinearInputObserver observer = [&](LinearKind kind, const torch::Tensor& in) {
-          if (kind == LinearKind::Q || kind == LinearKind::O || kind == LinearKind::Gate || kind == LinearKind::Down)
-            recorded[kind].push_back(in.detach());
-        };
-        for (std::int64_t i = 0; i < used; i += run.batch_size) {
-          const auto b = std::min(run.batch_size, used - i);
-          model::decoder_block_forward(c, w, ctx.inputs_quant.narrow(0, i, b).to(ctx.device, torch::kFloat32), ctx.rope,
-                                       &observer);
-        }
-        std::map<LinearKind, torch::Tensor> features;
-        for (auto& [kind, parts] : recorded) features[kind] = torch::cat(parts, 0);
-        recorded.clear();
-        awq_clip_weights(w, features, ctx, state);
+    w = awq_apply_scales(std::move(w), ctx, state).weights;
+    reference = w;
+    if (run.awq_clip) {
+      // Record each Linear's input on the quantized chain (first 128 samples, as [TQ] keeps).
+      const auto used = std::min<std::int64_t>(n, 128);
+      std::map<LinearKind, std::vector<torch::Tensor>> recorded;
+      model::LinearInputObserver observer = [&](LinearKind kind, const torch::Tensor& in) {
+        if (kind == LinearKind::Q || kind == LinearKind::O || kind == LinearKind::Gate || kind == LinearKind::Down)
+          recorded[kind].push_back(in.detach());
+      };
+      for (std::int64_t i = 0; i < used; i += run.batch_size) {
+        const auto b = std::min(run.batch_size, used - i);
+        model::decoder_block_forward(c, w, ctx.inputs_quant.narrow(0, i, b).to(ctx.device, torch::kFloat32), ctx.rope,
+                                     &observer);
       }
-    } else {
-      reference = w;
+      std::map<LinearKind, torch::Tensor> features;
+      for (auto& [kind, parts] : recorded) features[kind] = torch::cat(parts, 0);
+      recorded.clear();
+      awq_clip_weights(w, features, ctx, state);
     }
+  } else if (run.tq_init == "omniquant") {
+    // OmniQuant's trained LWC logits give the frozen grid ("clip v2"); q and k keep their plain
+    // min/max grid, as [TQ]'s loader does.
+    auto trained = omniquant_train(std::move(w), ctx, state);
+    w = std::move(trained.weights);
+    reference = w;
+    for (auto kind : model::kAllLinears)
+      if (kind != LinearKind::Q && kind != LinearKind::K)
+        grids[kind] = quant::lwc_grid(w.linear(kind), spec, trained.gamma[kind], trained.beta[kind]);
   }
-
-  // Frozen grid and learnable tensors (4.4, 4.6).
-  std::map<LinearKind, TesseraqLinear> layers;
-  for (auto kind : model::kAllLinears) {
+  torch::NoGradGuard no_grad_outside_steps;
+  if (run.tq_init == "none") reference = w;
+  for (auto kind : model::kAllLinears)
     quant::check_finite(w.linear(kind), "block " + std::to_string(ctx.index) + " " + model::linear_name(kind));
-    layers.emplace(kind, TesseraqLinear::init(w.linear(kind), spec));
-  }
-  auto soft_block = [&] {
-    model::DecoderBlockWeights trial = w;
-    for (auto& [kind, l] : layers) trial.linear(kind) = l.soft_weight();
-    return trial;
-  };
+
+  TesseraqTrainerOptions options;
+  options.activation_bits = run.act_bits;
+  options.lr = run.tq_lr;
+  options.scale_lr = run.tq_scale_lr;
+  options.scale_wd = run.tq_scale_wd;
+  options.compute_dtype = train_dtype(run, ctx.device);
+  TesseraqBlockTrainer trainer(c, w, grids, spec, options, ctx.rope);
+
   // Loss on the first (up to) 4 calibration samples, logged before and after (4.5).
   const auto probe = std::min<std::int64_t>(n, 4);
   auto probe_loss = [&](const model::DecoderBlockWeights& weights) {
-    torch::NoGradGuard no_grad;
+    model::BlockForwardOptions forward;
+    forward.activation_bits = run.act_bits;
     auto out = model::decoder_block_forward(c, weights, ctx.inputs_quant.narrow(0, 0, probe).to(ctx.device, torch::kFloat32),
                                             ctx.rope, forward);
-    return block_loss(out, ctx.targets.narrow(0, 0, probe).to(ctx.device, torch::kFloat32)).item<double>();
+    return tesseraq_loss(out, ctx.targets.narrow(0, 0, probe).to(ctx.device)).item<double>();
   };
-  log("init " + run.tq_init + ", loss before PAR " + std::to_string(probe_loss(soft_block())));
+  log("init " + run.tq_init + ", loss before PAR " + std::to_string(probe_loss(trainer.soft_block())) + ", matmuls in " +
+      (options.compute_dtype == torch::kBFloat16 ? "bf16" : "fp32"));
 
   // Samples per step: distinct within a step, drawn anew every step (randperm(n)[:bs]); seeded by
   // the run seed and the block index so that a resumed run redoes a block identically.
@@ -177,91 +261,36 @@ pipeline::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeigh
   std::vector<std::int64_t> perm(static_cast<std::size_t>(n));
   const auto bs = std::min(run.tq_batch, n);
 
-  double lr = run.tq_lr, scale_lr = run.tq_scale_lr;
+  NonFiniteGuard guard(ctx, "tesseraq");
   std::int64_t global_step = 0;
   const auto total_steps = run.tq_steps * static_cast<std::int64_t>(thresholds.size());
-  int bad_in_a_row = 0;
-  torch::AutoGradMode enable_grad(true);  // the run loop holds a NoGradGuard
-  for (std::size_t it = 0; it < thresholds.size(); ++it) {
-    const double t = thresholds[it];
-    for (auto& [kind, l] : layers) l.harden(t);
-
-    std::vector<torch::Tensor> nus, vs;
-    for (auto& [kind, l] : layers) {
-      nus.push_back(l.nu);
-      vs.push_back(l.v);
-    }
-    std::vector<torch::optim::OptimizerParamGroup> groups;
-    groups.emplace_back(nus, std::make_unique<torch::optim::AdamOptions>(torch::optim::AdamOptions(lr).weight_decay(0.0)));
-    groups.emplace_back(
-        vs, std::make_unique<torch::optim::AdamOptions>(torch::optim::AdamOptions(scale_lr).weight_decay(run.tq_scale_wd)));
-    torch::optim::Adam opt(groups, torch::optim::AdamOptions(lr));
-
+  const auto iterations = static_cast<std::int64_t>(thresholds.size());
+  for (std::int64_t it = 0; it < iterations; ++it) {
+    const double t = thresholds[static_cast<std::size_t>(it)];
+    const double hard = trainer.begin_iteration(t, guard.lr_factor());
     double loss_sum = 0;
     std::int64_t loss_count = 0;
-    for (std::int64_t step = 0; step < run.tq_steps; ++step) {
-      ctx.stop.throw_if_stopped();
-      ++global_step;
-      std::iota(perm.begin(), perm.end(), 0);
-      for (std::int64_t i = 0; i < bs; ++i) {
-        std::uniform_int_distribution<std::int64_t> pick(i, n - 1);
-        std::swap(perm[static_cast<std::size_t>(i)], perm[static_cast<std::size_t>(pick(rng))]);
-      }
-      auto idx = torch::tensor(std::vector<std::int64_t>(perm.begin(), perm.begin() + bs), torch::kInt64);
-      auto x = ctx.inputs_quant.index_select(0, idx.to(ctx.inputs_quant.device())).to(ctx.device, torch::kFloat32);
-      auto y = ctx.targets.index_select(0, idx.to(ctx.targets.device())).to(ctx.device, torch::kFloat32);
-
-      opt.zero_grad();
-      auto loss = block_loss(model::decoder_block_forward(c, soft_block(), x, ctx.rope, forward), y);
-      const double value = loss.item<double>();
-      if (!std::isfinite(value)) {
-        log("step " + std::to_string(global_step) + ": non-finite loss, step skipped");
-        if (ctx.events) {
-          pipeline::RunEvent e;
-          e.kind = pipeline::RunEvent::Kind::StepSkipped;
-          e.block = ctx.index;
-          e.step = global_step;
-          e.total_steps = total_steps;
-          e.iteration = static_cast<std::int64_t>(it);
-          e.message = "non-finite loss";
-          e.value = lr;
-          ctx.events->on_event(e);
+    {
+      torch::AutoGradMode enable_grad(true);
+      for (std::int64_t step = 0; step < run.tq_steps; ++step) {
+        ctx.stop.throw_if_stopped();
+        ++global_step;
+        std::iota(perm.begin(), perm.end(), 0);
+        for (std::int64_t i = 0; i < bs; ++i) {
+          std::uniform_int_distribution<std::int64_t> pick(i, n - 1);
+          std::swap(perm[static_cast<std::size_t>(i)], perm[static_cast<std::size_t>(pick(rng))]);
         }
-        if (++bad_in_a_row >= 3) {
-          lr *= 0.5;
-          scale_lr *= 0.5;
-          for (auto& g : opt.param_groups()) {
-            auto& o = static_cast<torch::optim::AdamOptions&>(g.options());
-            o.lr(o.lr() * 0.5);
-          }
-          bad_in_a_row = 0;
-          log("3 non-finite losses in a row: learning rates halved to " + std::to_string(lr) + " / " +
-              std::to_string(scale_lr));
-        }
-        continue;
+        auto idx = torch::tensor(std::vector<std::int64_t>(perm.begin(), perm.begin() + bs), torch::kInt64);
+        auto x = ctx.inputs_quant.index_select(0, idx.to(ctx.inputs_quant.device())).to(ctx.device);
+        auto y = ctx.targets.index_select(0, idx.to(ctx.targets.device())).to(ctx.device);
+        auto loss = trainer.loss(x, y);
+        const double value = loss.item<double>();
+        if (!guard.accept(value, trainer.optimizer(), global_step, it)) continue;
+        trainer.update(loss);
+        loss_sum += value;
+        ++loss_count;
+        report_step_loss(ctx, global_step, total_steps, it, iterations, value);
       }
-      bad_in_a_row = 0;
-      loss.backward();
-      opt.step();
-      loss_sum += value;
-      ++loss_count;
-      if (ctx.events && global_step % run.tq_log_every == 0) {
-        pipeline::RunEvent e;
-        e.kind = pipeline::RunEvent::Kind::StepLoss;
-        e.block = ctx.index;
-        e.step = global_step;
-        e.total_steps = total_steps;
-        e.iteration = static_cast<std::int64_t>(it);
-        e.total_iterations = static_cast<std::int64_t>(thresholds.size());
-        e.value = value;
-        e.gpu_memory_bytes = runtime::gpu_memory_in_use_bytes(ctx.device);
-        ctx.events->on_event(e);
-      }
-    }
-    double hard = 0, total = 0;
-    for (auto& [kind, l] : layers) {
-      hard += static_cast<double>(l.hard.sum().item<std::int64_t>());
-      total += static_cast<double>(l.hard.numel());
     }
     if (ctx.events) {
       pipeline::RunEvent e;
@@ -269,32 +298,26 @@ pipeline::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeigh
       e.block = ctx.index;
       e.step = global_step;
       e.total_steps = total_steps;
-      e.iteration = static_cast<std::int64_t>(it);
-      e.total_iterations = static_cast<std::int64_t>(thresholds.size());
-      e.value = hard / total;
+      e.iteration = it;
+      e.total_iterations = iterations;
+      e.value = hard;
       e.before = 1.0 - t;
       ctx.events->on_event(e);
     }
-    log("PAR " + std::to_string(it + 1) + "/" + std::to_string(thresholds.size()) + " soft fraction " +
-        std::to_string(t) + ": hard " + std::to_string(100.0 * hard / total) + "%, mean loss " +
+    log("PAR " + std::to_string(it + 1) + "/" + std::to_string(iterations) + " soft fraction " + std::to_string(t) +
+        ": hard " + std::to_string(100.0 * hard) + "%, mean loss " +
         (loss_count ? std::to_string(loss_sum / static_cast<double>(loss_count)) : std::string("n/a")));
   }
 
   // Finalisation (4.7): integer codes from the frozen grid, never re-derived from float weights.
-  torch::NoGradGuard no_grad;
   pipeline::QuantizedBlock result;
-  for (auto& [kind, l] : layers) {
+  for (auto& [kind, l] : trainer.layers()) {
     result.linears[kind] = l.finalize();
     state[std::string("tesseraq.dst.") + model::linear_name(kind)] = l.dst_factor().detach().cpu();
   }
-  auto f32 = [](const torch::Tensor& t) { return t.defined() ? t.to(torch::kFloat32) : t; };
-  result.input_norm = f32(w.input_norm);
-  result.post_attention_norm = f32(w.post_attention_norm);
-  result.q_bias = f32(w.q_bias);
-  result.k_bias = f32(w.k_bias);
-  result.v_bias = f32(w.v_bias);
-  result.method_state = std::move(state);
+  result.set_float_parts(w);
   result.float_reference = reference;
+  result.method_state = std::move(state);
   log("loss after PAR " + std::to_string(probe_loss(result.dequantized(ctx.device, torch::kFloat32))));
   return result;
 }

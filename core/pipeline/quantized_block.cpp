@@ -6,6 +6,16 @@
 
 namespace tessera::pipeline {
 
+void QuantizedBlock::set_float_parts(const model::DecoderBlockWeights& w) {
+  auto f32 = [](const torch::Tensor& t) { return t.defined() ? t.to(torch::kFloat32) : t; };
+  input_norm = f32(w.input_norm);
+  post_attention_norm = f32(w.post_attention_norm);
+  q_bias = f32(w.q_bias);
+  k_bias = f32(w.k_bias);
+  v_bias = f32(w.v_bias);
+  float_reference = w;
+}
+
 model::DecoderBlockWeights QuantizedBlock::dequantized(torch::Device device, torch::ScalarType dtype) const {
   model::DecoderBlockWeights w;
   auto put = [&](const torch::Tensor& t) { return t.defined() ? t.to(device, dtype) : t; };

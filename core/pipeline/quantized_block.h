@@ -22,6 +22,9 @@ struct QuantizedBlock {
   // before clipping); used for per-layer statistics, not saved.
   model::DecoderBlockWeights float_reference;
 
+  // Takes the float parts of `w` (norms and biases as float32) and records `w` as the reference.
+  void set_float_parts(const model::DecoderBlockWeights& w);
+
   // The block's weights as the quantized model uses them: dequantized codes in `dtype`.
   model::DecoderBlockWeights dequantized(torch::Device device, torch::ScalarType dtype) const;
 

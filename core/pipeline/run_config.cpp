@@ -27,6 +27,7 @@ json to_json(const RunConfig& c) {
           {"seed", c.seed},
           {"device", c.device},
           {"batch", c.batch_size},
+          {"train_dtype", c.train_dtype},
           {"awq", {{"grid", c.awq_grid},
                    {"clip", c.awq_clip},
                    {"clip_grid", c.awq_clip_grid},
@@ -66,6 +67,8 @@ void RunConfig::validate() const {
   if (calib.empty()) throw Error("run config: \"calib\" (calibration text) is required");
   if (method != "rtn" && method != "awq" && method != "omniquant" && method != "tesseraq")
     throw Error("run config: unknown method \"" + method + "\" (available: rtn, awq, omniquant, tesseraq)");
+  if (train_dtype != "auto" && train_dtype != "fp32" && train_dtype != "bf16")
+    throw Error("run config: train_dtype must be auto, fp32 or bf16, got \"" + train_dtype + "\"");
   if (oq_epochs < 0) throw Error("run config: omniquant.epochs must be 0 (auto) or more");
   if (!(oq_lwc_lr > 0)) throw Error("run config: omniquant.lwc_lr must be positive");
   if (!(oq_let_lr > 0)) throw Error("run config: omniquant.let_lr must be positive");
@@ -146,6 +149,10 @@ std::string RunConfig::identity_json() const {
   else
     j.erase("tesseraq");
   if (!uses_omniquant) j.erase("omniquant");
+  if (method == "rtn" || method == "awq")
+    j.erase("train_dtype");
+  else if (train_dtype == "auto")  // resolved: a run resumed on another device must not mix dtypes
+    j["train_dtype"] = device.rfind("cuda", 0) == 0 ? "bf16" : "fp32";
   return j.dump();
 }
 
@@ -153,7 +160,7 @@ RunConfig RunConfig::from_json_text(const std::string& text, const std::string& 
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) throw Error(source + ": not a JSON object");
   static const char* known[] = {"model", "tokenizer", "calib", "method", "wbits", "group", "symmetric",
-                                "abits", "samples", "seq_len", "seed", "device", "batch", "awq", "omniquant", "tesseraq"};
+                                "abits", "samples", "seq_len", "seed", "device", "batch", "train_dtype", "awq", "omniquant", "tesseraq"};
   for (auto it = j.begin(); it != j.end(); ++it) {
     if (std::find(std::begin(known), std::end(known), it.key()) == std::end(known))
       throw Error(source + ": unknown setting \"" + it.key() + "\"");
@@ -172,6 +179,7 @@ RunConfig RunConfig::from_json_text(const std::string& text, const std::string& 
   read(j, "seed", c.seed, source);
   read(j, "device", c.device, source);
   read(j, "batch", c.batch_size, source);
+  read(j, "train_dtype", c.train_dtype, source);
   if (j.contains("awq")) {
     const json& a = j["awq"];
     if (!a.is_object()) throw Error(source + ": \"awq\" must be an object");

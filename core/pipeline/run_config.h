@@ -21,6 +21,9 @@ struct RunConfig {
   std::uint64_t seed = 42;
   std::string device = "cpu";
   std::int64_t batch_size = 8;  // calibration windows per forward pass
+  // dtype of the matmuls while OmniQuant/TesseraQ train (parameters and loss stay fp32):
+  // auto = bf16 on CUDA, fp32 on the CPU | fp32 | bf16
+  std::string train_dtype = "auto";
   // AWQ (tesseraq-method.md section 2)
   int awq_grid = 20;          // alpha grid points 0, 1/n, ...
   bool awq_clip = true;       // LLMC asymmetric clip search after scaling

@@ -12,7 +12,7 @@ struct RunEvent {
     RunStarted,     // message: summary; total_blocks
     BlockStarted,   // block
     StepLoss,       // block, step (of total_steps in this block), iteration, value = loss, gpu_memory_bytes
-    StepSkipped,    // block, step, message: a non-finite loss was skipped; value = rounding lr now
+    StepSkipped,    // block, step, message: a non-finite loss was skipped; value = learning-rate factor now
     HardFraction,   // block, step, iteration (of total_iterations), value = hard fraction reached,
                     // before = the schedule's target (1 - soft fraction)
     LayerStats,     // block, layer, rel_weight_error, output_mse, flip_ratio, dst_* (DST scale factors)

@@ -4,10 +4,8 @@
 
 namespace tessera::quant {
 
-namespace {
-
-// w [O, I] as [O, G, g]. A ragged last group (e.g. 172 = 5 x 32 + 12) is padded by repeating the
-// row's last element, which leaves that group's min and max unchanged; callers drop the padding.
+// A ragged last group (e.g. 172 = 5 x 32 + 12) is padded by repeating the row's last element,
+// which leaves that group's min and max unchanged; callers drop the padding with ungrouped().
 torch::Tensor grouped(const torch::Tensor& w, std::int64_t group_size) {
   const auto rows = w.size(0), cols = w.size(1);
   const auto groups = (cols + group_size - 1) / group_size;
@@ -19,8 +17,6 @@ torch::Tensor grouped(const torch::Tensor& w, std::int64_t group_size) {
 torch::Tensor ungrouped(const torch::Tensor& g, std::int64_t cols) {
   return g.reshape({g.size(0), -1}).narrow(1, 0, cols);
 }
-
-}  // namespace
 
 std::pair<torch::Tensor, torch::Tensor> group_min_max(const torch::Tensor& w, std::int64_t group_size) {
   auto g = grouped(w, group_size);

@@ -17,6 +17,11 @@ struct GroupGrid {
   torch::Tensor zero;   // [O, G] float32, integer-valued
 };
 
+// w [O, I] as [O, G, g] (differentiable); a ragged last group is padded with the row's last
+// element. ungrouped() drops the padding again: [O, G, g] -> [O, cols].
+torch::Tensor grouped(const torch::Tensor& w, std::int64_t group_size);
+torch::Tensor ungrouped(const torch::Tensor& g, std::int64_t cols);
+
 // Per (row, group) min and max of w [O, I] (float32). Returns {lo, hi}, each [O, G].
 std::pair<torch::Tensor, torch::Tensor> group_min_max(const torch::Tensor& w, std::int64_t group_size);
 

@@ -14,6 +14,8 @@
 #include "quant/group_quantizer.h"
 #include "text/calibration.h"
 #include "text/tokenizer_loader.h"
+#include "resume_check.h"
+#include "small_run.h"
 #include "tessera_test.h"
 #include "test_data.h"
 
@@ -24,39 +26,9 @@ namespace {
 
 const char* kStories = "models/stories260K/stories260K.bin";
 
-std::string file_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 pipeline::RunConfig small_run(const std::string& model, const std::string& calib, const std::string& method) {
-  pipeline::RunConfig c;
-  c.model = model;
-  c.calib = calib;
-  c.method = method;
-  c.weight.bits = 3;
-  c.weight.group_size = 32;
-  c.samples = 8;
-  c.seq_len = 64;
-  c.batch_size = 8;
-  c.awq_grid = 5;  // a coarser alpha grid keeps the test quick; the search is the same
-  return c;
+  return tessera_test::small_run(model, calib, method, 3);
 }
-
-// Requests a stop once block `after` has finished.
-class StopAfterBlock : public pipeline::EventSink {
- public:
-  StopAfterBlock(std::int64_t after, StopToken stop) : after_(after), stop_(std::move(stop)) {}
-  void on_event(const pipeline::RunEvent& e) override {
-    if (e.kind == pipeline::RunEvent::Kind::BlockFinished && e.block == after_) stop_.request_stop();
-  }
-
- private:
-  std::int64_t after_;
-  StopToken stop_;
-};
 
 }  // namespace
 
@@ -208,29 +180,8 @@ class TestQuantization : public QObject {
   void interruptedRunResumesToIdenticalCodes() {
     TESSERA_REQUIRE_DATA(model, kStories);
     TESSERA_REQUIRE_DATA(corpus, "text/tinystories/train-sample.txt");
-    const auto base = tessera_test::fresh_temp_dir("resume");
-    const auto cfg = small_run(model, corpus, "awq");
-    pipeline::NullEventSink quiet;
-    pipeline::run_quantization(cfg, base + "/full", false, quiet);
-
-    StopToken stop;
-    StopAfterBlock stopper(1, stop);
-    bool cancelled = false;
-    try {
-      pipeline::run_quantization(cfg, base + "/resumed", false, stopper, stop);
-    } catch (const Cancelled&) {
-      cancelled = true;
-    }
-    QVERIFY(cancelled);
-    pipeline::RunDirectory partial(base + "/resumed");
-    QVERIFY(partial.has_block(1) && !partial.has_block(2));
-    TESSERA_VERIFY_THROWS_WITH(pipeline::run_quantization(cfg, base + "/resumed", false, quiet), "--resume");
-    const auto summary = pipeline::run_quantization(cfg, base + "/resumed", true, quiet);
-    QCOMPARE(summary.restored_blocks, std::int64_t(2));
-    for (std::int64_t k = 0; k < 5; ++k) {
-      QVERIFY2(file_bytes(pipeline::RunDirectory(base + "/full").block_path(k)) == file_bytes(partial.block_path(k)),
-               ("block " + std::to_string(k) + " differs after resume").c_str());
-    }
+    tessera_test::verify_interrupted_run_resumes_identically(small_run(model, corpus, "awq"),
+                                                             tessera_test::fresh_temp_dir("resume"));
   }
 
   void resumeWithChangedSettingsIsRefused() {

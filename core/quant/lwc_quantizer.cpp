@@ -1,0 +1,56 @@
+#include "quant/lwc_quantizer.h"
+
+#include <cmath>
+
+namespace tessera::quant {
+
+GroupGrid lwc_grid(const torch::Tensor& w, const WeightQuantSpec& spec, const torch::Tensor& gamma,
+                   const torch::Tensor& beta) {
+  const auto g = spec.effective_group(w.size(1));
+  torch::Tensor lo, hi;
+  {
+    torch::NoGradGuard no_grad;  // the bounds of the (fixed) weights; gradients go to the logits
+    auto bounds = group_min_max(w.detach().to(torch::kFloat32), g);
+    lo = torch::clamp_max(bounds.first, 0.0);
+    hi = torch::clamp_min(bounds.second, 0.0);
+  }
+  auto hi_c = torch::sigmoid(gamma) * hi;
+  auto lo_c = torch::sigmoid(beta) * lo;
+  GroupGrid grid;
+  if (spec.symmetric) {
+    const double qmax = std::pow(2.0, spec.bits - 1) - 1.0;
+    grid.scale = torch::clamp(torch::max(lo_c.abs(), hi_c.abs()), 1e-5, 1e4) / qmax;
+    grid.zero = torch::full_like(hi, std::pow(2.0, spec.bits - 1));
+  } else {
+    const double qmax = std::pow(2.0, spec.bits) - 1.0;
+    grid.scale = torch::clamp(hi_c - lo_c, 1e-5, 1e4) / qmax;
+    grid.zero = torch::clamp(-torch::round(lo_c.detach() / grid.scale.detach()), 0.0, qmax);
+  }
+  return grid;
+}
+
+torch::Tensor lwc_fake_quantize(const torch::Tensor& w, const WeightQuantSpec& spec, const torch::Tensor& gamma,
+                                const torch::Tensor& beta) {
+  const auto grid = lwc_grid(w, spec, gamma, beta);
+  const double qmax = std::pow(2.0, spec.bits) - 1.0;
+  auto wg = grouped(w.to(torch::kFloat32), spec.effective_group(w.size(1)));
+  auto s = grid.scale.unsqueeze(2), z = grid.zero.unsqueeze(2);
+  auto x = wg / s;
+  auto rounded = x + (torch::round(x) - x).detach();  // round with a straight-through gradient
+  auto q = torch::clamp(rounded + z, 0.0, qmax);
+  return ungrouped((q - z) * s, w.size(1));
+}
+
+QuantizedLinear lwc_quantize(const torch::Tensor& w, const WeightQuantSpec& spec, const torch::Tensor& gamma,
+                             const torch::Tensor& beta) {
+  torch::NoGradGuard no_grad;
+  const auto grid = lwc_grid(w, spec, gamma.detach(), beta.detach());
+  QuantizedLinear q;
+  q.spec = spec;
+  q.scale = grid.scale;
+  q.zero = grid.zero;
+  q.codes = quantize_to_codes(w, grid, spec);
+  return q;
+}
+
+}  // namespace tessera::quant
