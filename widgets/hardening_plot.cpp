@@ -12,9 +12,7 @@ HardeningPlot::HardeningPlot(std::shared_ptr<const RunMetricsStore> store, QWidg
   yAxis->setLabel(tr("Hard fraction"));
   yAxis->setRange(0, 1.05);
   useBlockAxis(xAxis, 1);
-  legend->setVisible(true);
-  axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignBottom | Qt::AlignRight);
-  setSubtitle(tr("solid: hardened fraction reached;  dashed: the schedule's target"));
+  setSubtitle(tr("solid: hard fraction reached;  dashed: schedule target"));
   setPlaceholder(tr("No PAR hardening in the shown runs (TesseraQ only)"));
 }
 

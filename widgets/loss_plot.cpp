@@ -19,16 +19,15 @@ void useBlockAxis(QCPAxis* axis, double blocks) {
 LossPlot::LossPlot(std::shared_ptr<const RunMetricsStore> store, QWidget* parent)
     : RunPlot(std::move(store), tr("Block reconstruction loss"), parent) {
   xAxis->setLabel(tr("Decoder block (steps spread over each block)"));
-  yAxis->setLabel(tr("Output loss (log)"));
+  yAxis->setLabel(tr("Loss (log)"));
   yAxis->setScaleType(QCPAxis::stLogarithmic);
   yAxis->setTicker(QSharedPointer<QCPAxisTickerLog>(new QCPAxisTickerLog));
   yAxis->setNumberFormat("eb");
   yAxis->setNumberPrecision(0);
   useBlockAxis(xAxis, 1);
-  legend->setVisible(true);
-  // Later blocks lose more (errors accumulate), so the curves leave the top left free.
-  axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignLeft);
-  setSubtitle(tr("lines: loss per step;  x: plain RTN, o: the method, at each block's end"));
+  // The step losses are each method's own objective (OmniQuant's MSE is per element, TesseraQ's
+  // squared L2 per token), so only the markers compare across methods.
+  setSubtitle(tr("lines: each method's training loss;  x / o: RTN / method block loss"));
 }
 
 bool LossPlot::rebuild(const std::vector<Shown>& shown) {

@@ -1,7 +1,8 @@
 #pragma once
-// Reconstruction loss of the shown runs: the block output loss per optimisation step (log scale),
-// block boundaries at the integers of the x axis, and per block the plain-RTN loss (x) and the
-// method's loss after the block (o) at the block's end.
+// Reconstruction loss of the shown runs (log scale): each method's training loss per optimisation
+// step (its own objective, so the lines of different methods differ in scale), block boundaries at
+// the integers of the x axis, and per block the block output loss of plain RTN (x) and of the
+// method (o) at the block's end, which the pipeline measures the same way for every method.
 #include "run_plot.h"
 
 namespace tessera::widgets {

@@ -12,9 +12,7 @@ MemoryPlot::MemoryPlot(std::shared_ptr<const RunMetricsStore> store, QWidget* pa
     : RunPlot(std::move(store), tr("Memory in use"), parent) {
   xAxis->setLabel(tr("Seconds since the run started"));
   yAxis->setLabel(tr("MiB"));
-  legend->setVisible(true);
-  axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignBottom | Qt::AlignRight);
-  setSubtitle(tr("solid: process resident memory;  dashed: GPU memory allocated (GPU runs)"));
+  setSubtitle(tr("solid: resident memory;  dashed: GPU memory (GPU runs)"));
 }
 
 bool MemoryPlot::rebuild(const std::vector<Shown>& shown) {
@@ -42,8 +40,8 @@ bool MemoryPlot::rebuild(const std::vector<Shown>& shown) {
     any = true;
   }
   if (!any) return false;
-  if (!any_gpu) setSubtitle(tr("process resident memory (CPU runs: no GPU memory in use)"));
-  else setSubtitle(tr("solid: process resident memory;  dashed: GPU memory allocated"));
+  if (!any_gpu) setSubtitle(tr("process resident memory (CPU runs use no GPU memory)"));
+  else setSubtitle(tr("solid: resident memory;  dashed: GPU memory allocated"));
   xAxis->setRange(0, x_max * 1.03);
   yAxis->setRange(0, y_max * 1.15);
   return true;

@@ -61,6 +61,9 @@ RunPanel::RunPanel(QWidget* parent) : QWidget(parent) {
   device_ = new QComboBox;
   device_->setEditable(true);
   device_->addItems({"cpu", "cuda", "cuda:0", "cuda:1"});
+  train_dtype_ = new QComboBox;
+  train_dtype_->addItems({"auto", "fp32", "bf16"});
+  train_dtype_->setToolTip(tr("Matmul dtype while OmniQuant/TesseraQ train: auto = bf16 on CUDA, fp32 on the CPU"));
   batch_ = spin(0, 1 << 16, static_cast<int>(base_.batch_size));
   presets_ = new QToolButton;
   presets_->setText(tr("Presets"));
@@ -73,7 +76,7 @@ RunPanel::RunPanel(QWidget* parent) : QWidget(parent) {
               {"seq_len", seq_len_},    {"tesseraq.schedule", schedule_}, {"tesseraq.steps", steps_},
               {"tesseraq.lr", lr_},     {"tesseraq.scale_lr", scale_lr_}, {"omniquant.epochs", oq_epochs_},
               {"omniquant.lwc_lr", oq_lwc_lr_}, {"seed", seed_},
-              {"device", device_},      {"batch", batch_}};
+              {"device", device_},      {"train_dtype", train_dtype_}, {"batch", batch_}};
 
   auto* form = new QFormLayout;
   form->setFieldGrowthPolicy(QFormLayout::AllNonFixedFieldsGrow);
@@ -95,6 +98,7 @@ RunPanel::RunPanel(QWidget* parent) : QWidget(parent) {
   form->addRow(tr("OmniQuant LWC lr"), oq_lwc_lr_);
   form->addRow(tr("Seed"), seed_);
   form->addRow(tr("Device"), device_);
+  form->addRow(tr("Training dtype"), train_dtype_);
   form->addRow(tr("Forward batch"), batch_);
 
   error_label_ = new QLabel;
@@ -114,7 +118,7 @@ RunPanel::RunPanel(QWidget* parent) : QWidget(parent) {
   outer->setContentsMargins(0, 0, 0, 0);
   outer->addWidget(box);
 
-  for (QComboBox* c : {method_, init_, schedule_, device_})
+  for (QComboBox* c : {method_, init_, schedule_, device_, train_dtype_})
     connect(c, &QComboBox::currentTextChanged, this, &RunPanel::revalidate);
   for (QSpinBox* s : {wbits_, group_, abits_, samples_, seq_len_, steps_, oq_epochs_, seed_, batch_})
     connect(s, &QSpinBox::valueChanged, this, &RunPanel::revalidate);
@@ -180,6 +184,7 @@ pipeline::RunConfig RunPanel::config() const {
   if (const double v = oq_lwc_lr_->text().toDouble(&ok); ok) c.oq_lwc_lr = v;
   c.seed = static_cast<std::uint64_t>(seed_->value());
   c.device = utf8(device_->currentText().trimmed());
+  c.train_dtype = utf8(train_dtype_->currentText());
   c.batch_size = batch_->value();
   return c;
 }
@@ -203,6 +208,7 @@ void RunPanel::setConfig(const pipeline::RunConfig& c) {
   oq_lwc_lr_->setText(QString::number(c.oq_lwc_lr));
   seed_->setValue(static_cast<int>(c.seed));
   device_->setCurrentText(QString::fromStdString(c.device));
+  train_dtype_->setCurrentText(QString::fromStdString(c.train_dtype));
   batch_->setValue(static_cast<int>(c.batch_size));
   loading_ = false;
   revalidate();

@@ -1,7 +1,7 @@
 #pragma once
 // The settings of a quantization run: method, initialisation, weight bits, group size, symmetric,
 // activation bits, calibration samples and length, PAR schedule, steps, learning rates (TesseraQ's
-// and OmniQuant's), OmniQuant epochs, seed, device and batch; a Presets menu (resources/presets). Every edit is checked with
+// and OmniQuant's), OmniQuant epochs, seed, device, training dtype and batch; a Presets menu (resources/presets). Every edit is checked with
 // RunConfig::validate(): an invalid value is refused inline, the field it names is outlined in red
 // with the reason below, and validityChanged(false) disables starting a run.
 #include <QString>
@@ -65,6 +65,7 @@ class RunPanel : public QWidget {
   QLineEdit* oq_lwc_lr_ = nullptr;
   QSpinBox* seed_ = nullptr;
   QComboBox* device_ = nullptr;
+  QComboBox* train_dtype_ = nullptr;
   QSpinBox* batch_ = nullptr;
   QToolButton* presets_ = nullptr;
   QLabel* error_label_ = nullptr;

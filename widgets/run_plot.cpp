@@ -21,8 +21,14 @@ RunPlot::RunPlot(std::shared_ptr<const RunMetricsStore> store, const QString& ti
     axis->setTickLabelFont(small);
   }
   legend->setFont(small);
-  legend->setRowSpacing(0);
-  legend->setBrush(QColor(255, 255, 255, 215));
+  // The legend gets its own row above the axis rect (see placeLegend), entries side by side.
+  axisRect()->insetLayout()->take(legend);
+  legend->setFillOrder(QCPLayoutGrid::foColumnsFirst);
+  legend->setWrap(4);
+  legend->setBorderPen(Qt::NoPen);
+  legend->setBrush(Qt::NoBrush);
+  legend->setMargins(QMargins(0, 0, 0, 0));
+  legend->setVisible(false);
   placeholder_ = new QCPItemText(this);
   placeholder_->position->setType(QCPItemPosition::ptAxisRectRatio);
   placeholder_->position->setCoords(0.5, 0.5);
@@ -59,9 +65,26 @@ void RunPlot::refresh() {
     if (item(i) != placeholder_) removeItem(i);
   const bool drew = rebuild(shown);
   placeholder_->setVisible(!drew);
-  legend->setVisible(legend->itemCount() > 0);  // no empty legend frame before the first run
+  placeLegend();
   ++rebuilds_;
   replot(QCustomPlot::rpQueuedReplot);
+}
+
+void RunPlot::placeLegend() {
+  // Overlaid runs fill every corner of the axis rect, so the legend sits in a row of its own
+  // above it, and only while it has entries: an empty legend in the layout grid caps the axis
+  // rect's width at the legend's (empty) size.
+  const bool in_layout = plotLayout()->hasElement(2, 0) && plotLayout()->element(2, 0) == legend;
+  const bool wanted = legend->itemCount() > 0;
+  if (wanted && !in_layout) {
+    plotLayout()->insertRow(2);
+    plotLayout()->addElement(2, 0, legend);
+    plotLayout()->setRowStretchFactor(2, 0.001);
+  } else if (!wanted && in_layout) {
+    plotLayout()->take(legend);
+    plotLayout()->simplify();
+  }
+  legend->setVisible(wanted);
 }
 
 QColor methodColor(const QString& method, int variant) {

@@ -48,11 +48,14 @@ class RunPlot : public QCustomPlot {
   // Draws `shown` from scratch (graphs and items were cleared); returns false when there was
   // nothing to draw, so that the placeholder stays.
   virtual bool rebuild(const std::vector<Shown>& shown) = 0;
+  // QCPTextElement does not wrap and the layout breaks when it is wider than the plot: keep
+  // subtitles under about 60 characters (the plots are ~450 px wide in a 1280 px window).
   void setSubtitle(const QString& text);
   void setPlaceholder(const QString& text);
   QPen runPen(const PlottedRun& run, double width = 1.6, Qt::PenStyle style = Qt::SolidLine) const;
 
  private:
+  void placeLegend();
   std::shared_ptr<const RunMetricsStore> store_;
   std::vector<PlottedRun> runs_;
   QTimer timer_;

@@ -769,7 +769,10 @@ void MainWindow::updateStatus() {
     fraction = p.total_steps > 0 ? static_cast<double>(p.step) / p.total_steps : 0;
   } else if (p.block >= 0 && p.total_blocks > 0) {
     text += tr("block %1 of %2").arg(p.block + 1).arg(p.total_blocks);
-    if (p.total_iterations > 0) text += tr(", PAR iteration %1 of %2").arg(p.iteration + 1).arg(p.total_iterations);
+    // TesseraQ's iterations are PAR hardening rounds, OmniQuant's are epochs.
+    const bool omniquant = r && r->config.method == "omniquant";
+    if (p.total_iterations > 0)
+      text += (omniquant ? tr(", epoch %1 of %2") : tr(", PAR iteration %1 of %2")).arg(p.iteration + 1).arg(p.total_iterations);
     if (p.total_steps > 0) text += tr(", step %1 of %2").arg(p.step).arg(p.total_steps);
     const double within = p.total_steps > 0 ? static_cast<double>(p.step) / p.total_steps : 0;
     const double done_blocks = static_cast<double>(t.blocks.size());
