@@ -23,8 +23,9 @@ namespace {
 std::string utf8(const QString& s) { return s.toUtf8().toStdString(); }
 }
 
-ExportDialog::ExportDialog(const std::vector<Choice>& runs, int preselected_run, QWidget* parent)
-    : QDialog(parent), runs_(runs) {
+ExportDialog::ExportDialog(const std::vector<Choice>& runs, int preselected_run, QWidget* parent,
+                           FormatLister lister)
+    : QDialog(parent), runs_(runs), lister_(std::move(lister)) {
   qRegisterMetaType<api::ExportResult>();
   setWindowTitle(tr("Export a finished run"));
   run_ = new QComboBox;
@@ -101,7 +102,7 @@ void ExportDialog::loadFormats() {
     if (c.run_id == id) run_dir = c.run_dir;
   if (run_dir.isEmpty()) return;
   try {
-    formats_ = api::export_formats_for_run(utf8(run_dir));
+    formats_ = lister_(utf8(run_dir));
   } catch (const std::exception& e) {
     result_->setText(tr("Cannot list the formats for %1: %2").arg(run_dir, QString::fromStdString(e.what())));
     return;

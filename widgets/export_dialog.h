@@ -6,6 +6,7 @@
 // left behind), and the self-check result, size and unconverted layers are shown when it ends.
 #include <QDialog>
 #include <QString>
+#include <functional>
 #include <vector>
 
 #include "api/export_jobs.h"
@@ -30,7 +31,11 @@ class ExportDialog : public QDialog {
     QString name, run_dir;
   };
 
-  ExportDialog(const std::vector<Choice>& runs, int preselected_run, QWidget* parent = nullptr);
+  // Lists the formats for a run directory; api::export_formats_for_run unless a test injects one.
+  using FormatLister = std::function<std::vector<api::ExportFormatInfo>(const std::string& run_dir)>;
+
+  ExportDialog(const std::vector<Choice>& runs, int preselected_run, QWidget* parent = nullptr,
+               FormatLister lister = api::export_formats_for_run);
   ~ExportDialog() override;  // cancels and waits for a running export
 
   // For tests and scripts.
@@ -61,6 +66,7 @@ class ExportDialog : public QDialog {
   int currentRunId() const;
 
   std::vector<Choice> runs_;
+  FormatLister lister_;
   std::vector<api::ExportFormatInfo> formats_;
   QComboBox* run_ = nullptr;
   QListWidget* format_list_ = nullptr;

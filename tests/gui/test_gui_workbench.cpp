@@ -2,6 +2,7 @@
 // coalescing, inline refusal of bad run settings, the session file round trip (file and window),
 // the comparison table's calibration flag and the heatmap's tooltips; then, with tiny real runs of
 // stories260K, the baseline comparison queue and resuming a cancelled run.
+#include <QListWidget>
 #include <QSignalSpy>
 #include <QStandardPaths>
 #include <QThread>
@@ -9,6 +10,7 @@
 #include <cmath>
 #include <thread>
 
+#include "export_dialog.h"
 #include "gui_test_main.h"
 #include "gui_test_runs.h"
 #include "hardening_plot.h"
@@ -93,6 +95,7 @@ class TestGuiWorkbench : public QObject {
   void windowSavesAndReopensSession();
   void tableFlagsOtherCalibration();
   void heatmapTooltipsShowExactValues();
+  void exportDialogGreysOutFormatsWithTheReason();
   void baselineComparisonFillsTablePlotsAndHeatmap();
   void cancelledRunResumesFromItsLastBlock();
 };
@@ -100,7 +103,8 @@ class TestGuiWorkbench : public QObject {
 void TestGuiWorkbench::initTestCase() {
   QStandardPaths::setTestModeEnabled(true);
   QApplication::setOrganizationName("Tessera");
-  QApplication::setApplicationName("Tessera Workbench Test");
+  // Its own name: the autosaved session of these tests must not reach test_gui_main_window's.
+  QApplication::setApplicationName("Tessera Workbench Widgets Test");
 }
 
 void TestGuiWorkbench::storeTakesConcurrentWritesAndPlotsCoalesce() {
@@ -300,6 +304,16 @@ void TestGuiWorkbench::windowSavesAndReopensSession() {
   // A damaged file leaves the window as it was, with the reason in the log.
   QVERIFY(!second.openSessionFrom(dir + "/missing.tessera-session"));
   QCOMPARE(second.sessionRuns().size(), std::size_t{2});
+
+  // Closing the window saves the session; the next launch restores it.
+  second.show();
+  QVERIFY(second.close());
+  MainWindow third;
+  third.setDialogsEnabled(false);
+  third.restoreSession();
+  QCOMPARE(third.sessionRuns().size(), std::size_t{2});
+  QCOMPARE(third.sessionRuns()[0].name, s.runs[0].name);
+  QCOMPARE(third.runMetrics()->trace(4).steps.size(), std::size_t{10});
 }
 
 void TestGuiWorkbench::tableFlagsOtherCalibration() {
@@ -330,6 +344,27 @@ void TestGuiWorkbench::heatmapTooltipsShowExactValues() {
   heatmap.showDiff("rtn #1", stats, "tesseraq #2", other, 2);
   QVERIFY(heatmap.isDiff());
   QVERIFY(heatmap.cellText(0, 0).contains("rtn #1"));
+}
+
+void TestGuiWorkbench::exportDialogGreysOutFormatsWithTheReason() {
+  // Whatever the core offers is listed; one it says cannot hold the run is greyed out with why.
+  auto lister = [](const std::string&) {
+    return std::vector<tessera::api::ExportFormatInfo>{
+        {"hf", "Fake-quant Hugging Face folder", true, ""},
+        {"awq", "AWQ-GEMM folder", false, "AWQ-GEMM holds 4-bit only"},
+        {"gguf-q4_1", "GGUF Q4_1", true, ""}};
+  };
+  tessera::widgets::ExportDialog dialog({{1, "tesseraq W2 g32 #1", "/runs/1"}}, 1, nullptr, lister);
+  QVERIFY(dialog.isFormatAvailable("hf"));
+  QVERIFY(!dialog.isFormatAvailable("awq"));
+  QCOMPARE(dialog.formatReason("awq"), QString("AWQ-GEMM holds 4-bit only"));
+  auto* list = dialog.findChild<QListWidget*>();
+  QCOMPARE(list->count(), 3);
+  QVERIFY(list->item(1)->text().contains("AWQ-GEMM holds 4-bit only"));
+  QVERIFY(!(list->item(1)->flags() & Qt::ItemIsEnabled));
+  QVERIFY(!dialog.selectFormat("awq"));  // greyed out: cannot be chosen
+  QVERIFY(dialog.selectFormat("gguf-q4_1"));
+  QCOMPARE(list->currentItem()->data(Qt::UserRole).toString(), QString("gguf-q4_1"));
 }
 
 void TestGuiWorkbench::baselineComparisonFillsTablePlotsAndHeatmap() {
@@ -416,7 +451,8 @@ void TestGuiWorkbench::cancelledRunResumesFromItsLastBlock() {
 
 TESSERA_GUI_TEST_MAIN(TestGuiWorkbench, storeTakesConcurrentWritesAndPlotsCoalesce, badSettingsAreRefusedInline,
                       sessionFileRoundTrip, windowSavesAndReopensSession, tableFlagsOtherCalibration,
-                      heatmapTooltipsShowExactValues, baselineComparisonFillsTablePlotsAndHeatmap,
+                      heatmapTooltipsShowExactValues, exportDialogGreysOutFormatsWithTheReason,
+                      baselineComparisonFillsTablePlotsAndHeatmap,
                       cancelledRunResumesFromItsLastBlock)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_gui_workbench.moc"
