@@ -320,8 +320,7 @@ void MainWindow::buildCentralArea() {
   });
   connect(heatmap_, &widgets::LayerHeatmap::cellClicked, this, [this](std::int64_t block, const QString& layer) {
     // The heatmap shows the last selected run (the compared one in a diff).
-    const std::vector<int> shown = selected_.empty() ? std::vector<int>() : selected_;
-    int id = shown.empty() ? (runs_.empty() ? 0 : runs_.back().id) : shown.back();
+    const int id = !selected_.empty() ? selected_.back() : runs_.empty() ? 0 : runs_.back().id;
     if (id) showLayerDetail(id, block, layer);
   });
 }
@@ -604,8 +603,6 @@ void MainWindow::startNextQueued() {
 }
 
 void MainWindow::onRunEnded(int run_id) {
-  (void)run_id;
-  updateRunViews();
   const bool cancelled = [&] {
     const auto* r = findRun(run_id);
     return r && r->status == widgets::SessionRun::Status::Cancelled;
@@ -620,7 +617,10 @@ void MainWindow::onRunEnded(int run_id) {
     startNextQueued();
   } else {
     updateRunControls();
-    statusBar()->showMessage(queue_failures_.isEmpty() ? tr("Runs finished") : tr("Runs finished, some failed"), 10000);
+    statusBar()->showMessage(cancelled                   ? tr("Run cancelled")
+                             : queue_failures_.isEmpty() ? tr("Runs finished")
+                                                         : tr("Runs finished, some failed"),
+                             10000);
     if (!queue_failures_.isEmpty())
       reportError(tr("Some runs failed"), queue_failures_.join("\n"),
                   tr("The other runs are complete. Hover a failed run's status in the table for its error; "
@@ -734,16 +734,15 @@ void MainWindow::updateHeatmap() {
   std::vector<int> shown = selected_;
   if (shown.empty() && !runs_.empty()) shown.push_back(runs_.back().id);
   if (shown.empty()) return;
-  auto stats_of = [this](int id) { return run_metrics_->trace(id); };
   const auto* last = findRun(shown.back());
   if (!last) return;
-  const widgets::RunTrace t = stats_of(last->id);
+  const widgets::RunTrace t = run_metrics_->trace(last->id);
   std::int64_t blocks = t.progress.total_blocks;
   if (model_) blocks = std::max<std::int64_t>(blocks, model_->config.num_layers);
   if (shown.size() >= 2) {
     const auto* first = findRun(shown.front());
     if (first) {
-      heatmap_->showDiff(shortName(*first), stats_of(first->id).layers, shortName(*last), t.layers, blocks);
+      heatmap_->showDiff(shortName(*first), run_metrics_->trace(first->id).layers, shortName(*last), t.layers, blocks);
       return;
     }
   }
