@@ -74,6 +74,11 @@ LayerHeatmap::LayerHeatmap(QWidget* parent) : QCustomPlot(parent) {
   scale_->axis()->setTickLabelFont(small);
   plotLayout()->addElement(1, 1, scale_);
   map_->setColorScale(scale_);
+  placeholder_ = new QCPItemText(this);
+  placeholder_->position->setType(QCPItemPosition::ptAxisRectRatio);
+  placeholder_->position->setCoords(0.5, 0.5);
+  placeholder_->setColor(palette().color(QPalette::Disabled, QPalette::Text));
+  placeholder_->setText(tr("Per-layer errors appear as blocks finish"));
   auto* group = new QCPMarginGroup(this);
   axisRect()->setMarginGroup(QCP::msBottom | QCP::msTop, group);
   scale_->setMarginGroup(QCP::msBottom | QCP::msTop, group);
@@ -126,6 +131,7 @@ void LayerHeatmap::rebuild() {
   map_->data()->setRange(QCPRange(0, 6), QCPRange(0, static_cast<double>(blocks - 1)));
   map_->data()->fill(qQNaN());
   double lo = 1e300, hi = -1e300;
+  int filled = 0;
   // Index both runs once: a run of a large model has thousands of layers.
   auto index = [](const std::vector<eval::LayerStats>& stats) {
     std::map<std::pair<std::int64_t, QString>, const eval::LayerStats*> m;
@@ -151,6 +157,7 @@ void LayerHeatmap::rebuild() {
       }
       if (!std::isfinite(v)) continue;
       map_->data()->setCell(l, static_cast<int>(b), v);
+      ++filled;
       lo = std::min(lo, v);
       hi = std::max(hi, v);
     }
@@ -196,6 +203,7 @@ void LayerHeatmap::rebuild() {
   yAxis->setTicker(block_ticks);
   xAxis->setRange(-0.5, 6.5);
   yAxis->setRange(-0.5, static_cast<double>(blocks) - 0.5);
+  placeholder_->setVisible(filled == 0);
   replot(QCustomPlot::rpQueuedReplot);
 }
 

@@ -48,6 +48,7 @@ class LayerHeatmap : public QCustomPlot {
   QCPColorMap* map_ = nullptr;
   QCPColorScale* scale_ = nullptr;
   QCPTextElement* title_ = nullptr;
+  QCPItemText* placeholder_ = nullptr;
   Metric metric_ = Metric::OutputMse;
   QString label_, base_label_;
   std::vector<eval::LayerStats> stats_, base_;

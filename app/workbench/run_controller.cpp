@@ -40,7 +40,7 @@ bool RunController::start(const RunJob& job) {
   thread_ = QThread::create([this, job, stop, store] {
     auto post = [this](auto fn) { QMetaObject::invokeMethod(this, std::move(fn), Qt::QueuedConnection); };
     const int id = job.run_id;
-    RunEventRecorder recorder(store, id);
+    RunEventRecorder recorder(store, id, job.config.device);
     try {
       const api::QuantizeReport report =
           api::quantize(job.config, job.run_dir.toUtf8().toStdString(), job.resume, recorder, stop);

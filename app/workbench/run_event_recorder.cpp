@@ -3,6 +3,7 @@
 #include <fstream>
 #include <unistd.h>
 
+#include "api/device_memory.h"
 #include "util/log.h"
 
 namespace tessera::workbench {
@@ -16,12 +17,12 @@ double residentMemoryBytes() {
   return static_cast<double>(pages_resident) * static_cast<double>(sysconf(_SC_PAGESIZE));
 }
 
-RunEventRecorder::RunEventRecorder(std::shared_ptr<widgets::RunMetricsStore> store, int run_id)
-    : store_(std::move(store)), run_id_(run_id), start_(std::chrono::steady_clock::now()) {
+RunEventRecorder::RunEventRecorder(std::shared_ptr<widgets::RunMetricsStore> store, int run_id, std::string device)
+    : store_(std::move(store)), run_id_(run_id), start_(std::chrono::steady_clock::now()), device_(std::move(device)) {
   store_->update(run_id_, [&](widgets::RunTrace& t) {
     t = widgets::RunTrace();  // a restarted run starts its curves over
     t.progress.phase = "loading";
-    sampleMemory(t, 0, true);
+    sampleMemory(t, true);
   });
 }
 
@@ -29,20 +30,19 @@ double RunEventRecorder::elapsedSeconds() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
 }
 
-void RunEventRecorder::sampleMemory(widgets::RunTrace& t, double gpu_bytes, bool force) {
+void RunEventRecorder::sampleMemory(widgets::RunTrace& t, bool force) {
   const double now = elapsedSeconds();
-  if (gpu_bytes > 0) last_gpu_bytes_ = gpu_bytes;
-  // Reading /proc costs microseconds, but a point per step would bloat the trace for long runs.
+  // Both reads cost microseconds, but a point per step would bloat the trace for long runs.
   if (!force && now - last_sample_ < 0.1) return;
   last_sample_ = now;
-  t.memory.push_back({now, last_gpu_bytes_, residentMemoryBytes()});
+  t.memory.push_back({now, api::device_memory_in_use_bytes(device_), residentMemoryBytes()});
 }
 
 void RunEventRecorder::setPhase(const std::string& phase) {
   store_->update(run_id_, [&](widgets::RunTrace& t) {
     t.progress.phase = phase;
     t.progress.elapsed_seconds = elapsedSeconds();
-    sampleMemory(t, 0, true);
+    sampleMemory(t, true);
   });
 }
 
@@ -107,7 +107,7 @@ void RunEventRecorder::on_event(const RunEvent& e) {
       case RunEvent::Kind::Log:
         break;
     }
-    sampleMemory(t, e.gpu_memory_bytes, e.kind != RunEvent::Kind::StepLoss);
+    sampleMemory(t, e.kind != RunEvent::Kind::StepLoss);
   });
 }
 
