@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "export/quantized_import.h"
 #include "model/hf_checkpoint.h"
 #include "model/llama2c_checkpoint.h"
 #include "util/error.h"
@@ -39,8 +40,12 @@ std::string checkpoint_format_name(CheckpointFormat format) {
 }
 
 LlamaModel load_model(const std::string& path) {
-  if (detect_checkpoint_format(path) == CheckpointFormat::HuggingFace)
-    return load_hf_checkpoint(model_folder(path));
+  if (detect_checkpoint_format(path) == CheckpointFormat::HuggingFace) {
+    const auto folder = model_folder(path);
+    // GPTQ / AWQ exports are dequantized on load with their readers' conventions.
+    if (exporting::is_packed_checkpoint(folder)) return exporting::load_packed_checkpoint(folder);
+    return load_hf_checkpoint(folder);
+  }
   return load_llama2c_checkpoint(path);
 }
 
