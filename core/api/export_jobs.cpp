@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "export/fake_quant_export.h"
+#include "export/gguf_export.h"
 #include "export/packed_export.h"
 #include "export/run_source.h"
 #include "runtime/torch_runtime.h"
@@ -22,6 +23,10 @@ constexpr FormatEntry kFormats[] = {
     {"gptq", "GPTQ folder, checkpoint_format gptq_v2 (true zero points)"},
     {"gptq-v1", "GPTQ folder, checkpoint_format gptq (v1: zero - 1 stored)"},
     {"awq", "AWQ-GEMM folder (4-bit, interleaved)"},
+    {"gguf-f32", "GGUF file for llama.cpp, F32 tensors"},
+    {"gguf-f16", "GGUF file for llama.cpp, F16 weights (the run's weights rounded to fp16)"},
+    {"gguf-q4_1", "GGUF file for llama.cpp, Q4_1 blocks from the codes where exact, else F32"},
+    {"gguf-q5_1", "GGUF file for llama.cpp, Q5_1 blocks from the codes where exact, else F32"},
 };
 
 bool is_packed(const std::string& id) { return id == "gptq" || id == "gptq-v1" || id == "awq"; }
@@ -51,6 +56,9 @@ std::vector<ExportFormatInfo> export_formats_for_run(const std::string& run_dir)
     } else if (is_packed(f.id)) {
       info.reason = exporting::packed_export_refusal(run, f.id);  // a fake-quant folder holds any run
       info.available = info.reason.empty();
+    } else if (exporting::is_gguf_format(f.id)) {
+      info.reason = exporting::gguf_export_refusal(run, f.id);
+      info.available = info.reason.empty();
     }
     out.push_back(info);
   }
@@ -64,14 +72,17 @@ ExportResult export_run(const ExportRequest& request, const std::function<void(c
   // not a new directory tree.
   const auto parent = std::filesystem::path(request.out).parent_path();
   if (!parent.empty() && !std::filesystem::is_directory(parent))
-    throw Error("cannot create " + request.out + ": its parent folder " + parent.string() + " does not exist");
+    throw Error("cannot create " + request.out + ": " + parent.string() +
+                (std::filesystem::exists(parent) ? " is not a folder" : " does not exist"));
   if (progress) progress({"writing", 0, 1});
-  const auto dtype = runtime::parse_dtype(request.dtype);
+  const auto dtype = runtime::parse_dtype(request.dtype);  // GGUF formats fix their own types
   exporting::ExportReport r;
   if (request.format == "hf") {
     r = exporting::export_fake_quant_hf(request.run_dir, request.out, dtype, request.replace_existing);
   } else if (is_packed(request.format)) {
     r = exporting::export_packed(request.run_dir, request.out, request.format, dtype, request.replace_existing, stop);
+  } else if (exporting::is_gguf_format(request.format)) {
+    r = exporting::export_gguf(request.run_dir, request.out, request.format, request.replace_existing, stop);
   } else {
     throw Error("unknown export format \"" + request.format + "\" (known: " + known_ids() + ")");
   }

@@ -15,6 +15,7 @@
 #include "model/model_loader.h"
 #include "pipeline/quantization_run.h"
 #include "tessera_test.h"
+#include "export_test_support.h"
 #include "test_data.h"
 
 using namespace tessera;
@@ -22,56 +23,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// An RTN run of stories260K with `bits` and group 32, made once per test process.
-std::string run_with(int bits) {
-  static std::map<int, std::string> dirs;
-  if (dirs.count(bits)) return dirs[bits];
-  pipeline::RunConfig c;
-  c.model = tessera_test::shared_data("models/stories260K/stories260K.bin");
-  c.calib = tessera_test::shared_data("text/tinystories/train-sample.txt");
-  c.method = "rtn";
-  c.weight = {bits, 32, false};
-  c.samples = 4;
-  c.seq_len = 64;
-  const auto dir = tessera_test::fresh_temp_dir("export-formats-w" + std::to_string(bits)) + "/run";
-  pipeline::NullEventSink quiet;
-  pipeline::run_quantization(c, dir, false, quiet);
-  return dirs[bits] = dir;
-}
-
-double ppl(const std::string& run_dir, const std::string& model, const std::string& text) {
-  api::EvalRequest e;
-  e.text_path = text;
-  e.run_dir = run_dir;
-  e.model_path = model;
-  return api::evaluate_perplexity(e).perplexity;
-}
-
-api::ExportFormatInfo info(const std::string& run, const std::string& id) {
-  for (const auto& f : api::export_formats_for_run(run))
-    if (f.id == id) return f;
-  return {};
-}
-
-// Flips one bit of the byte `offset` bytes into tensor `name`'s data.
-void flip_byte(const std::string& file, const std::string& name, std::size_t offset) {
-  std::size_t at = 0;
-  {
-    io::SafetensorsFile f(file);
-    const std::uint8_t* start = f.tensors().begin()->second.data;
-    for (const auto& [n, t] : f.tensors()) start = std::min(start, t.data);
-    std::ifstream in(file, std::ios::binary);
-    std::uint64_t header = 0;
-    in.read(reinterpret_cast<char*>(&header), 8);
-    at = 8 + header + static_cast<std::size_t>(f.tensor(name).data - start) + offset;
-  }
-  std::fstream io(file, std::ios::in | std::ios::out | std::ios::binary);
-  io.seekg(static_cast<std::streamoff>(at));
-  char byte = 0;
-  io.read(&byte, 1);
-  byte = static_cast<char>(byte ^ 0x10);
-  io.seekp(static_cast<std::streamoff>(at));
-  io.write(&byte, 1);
+std::string run_with(int bits, std::int64_t group = 32) {  // one run per setting and test process
+  static std::map<std::pair<int, std::int64_t>, std::string> dirs;
+  const auto key = std::make_pair(bits, group);
+  if (!dirs.count(key))
+    dirs[key] = tessera_test::rtn_run(bits, "export-formats-w" + std::to_string(bits) + "g" + std::to_string(group), group);
+  return dirs[key];
 }
 
 }  // namespace
@@ -84,37 +41,50 @@ class TestExportFormats : public QObject {
   void formatListGivesReasons() {
     TESSERA_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
     const auto w2 = run_with(2);
-    QVERIFY(info(w2, "hf").available);
-    QVERIFY(info(w2, "gptq").available);
-    const auto awq = info(w2, "awq");
+    QVERIFY(tessera_test::export_format(w2, "hf").available);
+    QVERIFY(tessera_test::export_format(w2, "gptq").available);
+    const auto awq = tessera_test::export_format(w2, "awq");
     QVERIFY(!awq.available);
     QVERIFY2(awq.reason.find("AWQ-GEMM holds 4-bit only") != std::string::npos, awq.reason.c_str());
-    QVERIFY(info(run_with(4), "awq").available);
-    const auto v1 = info(w2, "gptq-v1");
+    QVERIFY(tessera_test::export_format(run_with(4), "awq").available);
+    const auto v1 = tessera_test::export_format(w2, "gptq-v1");
     QVERIFY2(v1.available || v1.reason.find("zero point of 0") != std::string::npos, v1.reason.c_str());
-    const auto missing = info("/nonexistent-run", "gptq");
+    const auto missing = tessera_test::export_format("/nonexistent-run", "gptq");
     QVERIFY(!missing.available && missing.reason.find("not a Tessera run") != std::string::npos);
   }
 
   void everyPackedExportScoresLikeTheRun() {
     TESSERA_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
     TESSERA_REQUIRE_DATA(text, "text/tinystories/sample.txt");
-    for (int bits : {4, 2}) {
+    for (int bits : {4, 2, 3, 8}) {
       const auto run = run_with(bits);
-      const double from_run = ppl(run, "", text);
+      const double from_run = tessera_test::perplexity(run, "", text);
       for (const std::string id : {"gptq", "gptq-v1", "awq"}) {
-        if (!info(run, id).available) continue;
+        if (!tessera_test::export_format(run, id).available) continue;
         const auto out = tessera_test::fresh_temp_dir("export-" + id + std::to_string(bits)) + "/x";
         const auto r = api::export_run({run, out, id, "fp32", false});
-        // stories260K's gate/up (172 outputs) and down (172 inputs) do not fit; q/k/v/o are packed.
-        QCOMPARE(r.not_converted.size(), std::size_t(5 * 3));
-        QVERIFY(r.self_check.find("20 packed layers") == 0);
-        const double from_export = ppl("", out, text);
+        // stories260K's down_proj (172 inputs) never fits g32, gate/up (172 outputs) only fill whole
+        // qzeros words at 8 bits (172 * 8 = 43 words); q/k/v/o are packed at every width.
+        QCOMPARE(r.not_converted.size(), std::size_t(bits == 8 ? 5 : 15));
+        QVERIFY(r.self_check.find(bits == 8 ? "30 packed layers" : "20 packed layers") == 0);
+        const double from_export = tessera_test::perplexity("", out, text);
         std::printf("W%d %s: ppl run %.9f export %.9f, %lld bytes\n  self-check: %s\n", bits, id.c_str(), from_run,
                     from_export, (long long)r.bytes, r.self_check.c_str());
         QCOMPARE(from_export, from_run);
       }
     }
+  }
+
+  void perChannelRunIsGroupSizeMinusOne() {
+    TESSERA_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
+    TESSERA_REQUIRE_DATA(text, "text/tinystories/sample.txt");
+    const auto run = run_with(4, 0);
+    QVERIFY(!tessera_test::export_format(run, "awq").available);
+    const auto out = tessera_test::fresh_temp_dir("export-gptq-per-channel") + "/x";
+    api::export_run({run, out, "gptq", "fp32", false});
+    std::ifstream in(out + "/quantize_config.json");
+    QCOMPARE(nlohmann::json::parse(in)["group_size"].get<int>(), -1);
+    QCOMPARE(tessera_test::perplexity("", out, text), tessera_test::perplexity(run, "", text));
   }
 
   void halfScalesPassTheSelfCheck() {
@@ -138,7 +108,7 @@ class TestExportFormats : public QObject {
     api::export_run({run, out, "awq", "fp16", false});
     const auto source = exporting::RunSource::load(run);
     exporting::verify_packed(source, out);  // intact: passes
-    flip_byte(out + "/model.safetensors", "model.layers.2.self_attn.k_proj.qweight", 5);
+    tessera_test::flip_bits_in_tensor(out + "/model.safetensors", "model.layers.2.self_attn.k_proj.qweight", 5, 0x10);
     TESSERA_VERIFY_THROWS_WITH(exporting::verify_packed(source, out), "model.layers.2.self_attn.k_proj.qweight");
     TESSERA_VERIFY_THROWS_WITH(model::load_model(out), "model.layers.2.self_attn.k_proj.qweight");
     // Truncated: the safetensors reader refuses it in both paths.
@@ -167,7 +137,8 @@ class TestExportFormats : public QObject {
 };
 
 TESSERA_TEST_MAIN(TestExportFormats, formatListGivesReasons, everyPackedExportScoresLikeTheRun,
-                  halfScalesPassTheSelfCheck, corruptionIsDetected, failedExportsLeaveNothing)
+                  perChannelRunIsGroupSizeMinusOne, halfScalesPassTheSelfCheck, corruptionIsDetected,
+                  failedExportsLeaveNothing)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_export_formats.moc"
 #endif
