@@ -30,7 +30,8 @@ for B in "${BITS[@]}"; do
   "$TESSERA" export --run "$RUN" --formats --json 2>/dev/null > "$WORK/formats.json"
   for F in $(python3 -c 'import json,sys; print(" ".join(f["id"] for f in json.load(open(sys.argv[1])) if f["available"]))' "$WORK/formats.json"); do
     for D in fp32 fp16; do
-      case $F in gguf-*) OUT=$WORK/$F-$D.gguf; [ $D = fp16 ] && continue ;; *) OUT=$WORK/$F-$D ;; esac
+      # GGUF formats fix their own tensor types: one export each.
+      case $F in gguf-*) if [ $D = fp16 ]; then continue; fi; OUT=$WORK/w$B-$F.gguf ;; *) OUT=$WORK/w$B-$F-$D ;; esac
       "$TESSERA" export --run "$RUN" --out "$OUT" --format "$F" --dtype "$D" --json 2>/dev/null > "$WORK/e.json"
       P=$("$TESSERA" eval --model "$OUT" --text "$EVAL" --json 2>/dev/null | ppl)
       EQ=$([ "$P" = "$RUN_PPL" ] && echo yes || echo no)
