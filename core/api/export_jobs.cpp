@@ -44,7 +44,7 @@ std::vector<ExportFormatInfo> export_formats_for_run(const std::string& run_dir)
   std::string load_error;
   exporting::RunSource run;
   try {
-    run = exporting::RunSource::load(run_dir);
+    run = exporting::RunSource::load(run_dir, /*codes=*/false);
   } catch (const Error& e) {
     load_error = e.what();
   }

@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "io/safetensors.h"
+#include "model/tensor_bytes.h"
 #include "pipeline/run_directory.h"
 #include "util/error.h"
 
@@ -19,9 +21,24 @@ nlohmann::json read_json(const std::string& path) {
   return j;
 }
 
+pipeline::QuantizedBlock load_scales_and_zeros(const std::string& path, const quant::WeightQuantSpec& spec) {
+  io::SafetensorsFile file(path);
+  pipeline::QuantizedBlock b;
+  for (auto kind : model::kAllLinears) {
+    const std::string p = std::string(model::linear_name(kind)) + ".";
+    quant::QuantizedLinear q;
+    q.spec = spec;
+    q.codes = torch::zeros({1, 1}, torch::kUInt8).expand(file.tensor(p + "codes").shape);
+    q.scale = model::tensor_from_view(file.tensor(p + "scale"));
+    q.zero = model::tensor_from_view(file.tensor(p + "zero"));
+    b.linears[kind] = q;
+  }
+  return b;
+}
+
 }  // namespace
 
-RunSource RunSource::load(const std::string& run_dir) {
+RunSource RunSource::load(const std::string& run_dir, bool codes) {
   pipeline::RunDirectory dir(run_dir);
   if (!dir.has_manifest()) throw Error(run_dir + " is not a Tessera run directory (no run.json)");
   RunSource s;
@@ -31,7 +48,8 @@ RunSource RunSource::load(const std::string& run_dir) {
     throw Error(run_dir + " is an unfinished run; finish it with `tessera quantize --resume` first");
   s.config = pipeline::RunConfig::from_json_text(s.manifest["config"].dump(), dir.manifest_path());
   for (std::int64_t k = 0; k < s.manifest.value("blocks", 0); ++k)
-    s.blocks.push_back(pipeline::QuantizedBlock::load(dir.block_path(k), s.config.weight));
+    s.blocks.push_back(codes ? pipeline::QuantizedBlock::load(dir.block_path(k), s.config.weight)
+                             : load_scales_and_zeros(dir.block_path(k), s.config.weight));
   return s;
 }
 

@@ -19,8 +19,11 @@ struct RunSource {
   pipeline::RunConfig config;
   std::vector<pipeline::QuantizedBlock> blocks;  // codes, scales, zeros of every block
 
-  // Throws for a directory that is not a finished run.
-  static RunSource load(const std::string& run_dir);
+  // Throws for a directory that is not a finished run. Without `codes`, each Linear's codes are a
+  // zero-sized-storage placeholder of the right shape (an expanded scalar): enough for the format
+  // checks (shapes, zero points, scales), which the GUI runs on every run it lists, without reading
+  // a 7B model's gigabytes of codes.
+  static RunSource load(const std::string& run_dir, bool codes = true);
   // run.json (without the internal config identity) plus each block's loss and per-layer relative
   // weight error: config, seed, calibration hash and sample offsets, method, code version.
   std::string manifest_text() const;
