@@ -100,7 +100,7 @@ class GptqFormat : public PackedFormat {
       const auto zeros = (q.zero < 1).sum().item<std::int64_t>();
       if (zeros > 0)
         return "GPTQ v1 stores zero - 1 and cannot hold a zero point of 0 (" + std::to_string(zeros) +
-               " groups have zero 0); use gptq (gptq_v2), which stores true zeros";
+               (zeros == 1 ? " group has" : " groups have") + " zero 0); use gptq (gptq_v2), which stores true zeros";
     }
     return "";
   }

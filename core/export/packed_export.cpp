@@ -127,7 +127,20 @@ ExportReport export_packed(const std::string& run_dir, const std::string& out_fo
   });
   const auto manifest = run.manifest_text();
   const auto meta = nlohmann::json::parse(manifest);
-  const auto qc = format->quantization_config(not_converted, meta);
+  auto qc = format->quantization_config(not_converted, meta);
+  if (format->id() != "awq" && !not_converted.empty()) {
+    // transformers/optimum build a QuantLinear for every Linear unless the config names the quantized
+    // ones per block; shape refusals are the same in every block, so one list describes them all.
+    std::map<std::string, std::size_t> per_block;  // "self_attn.q_proj" -> in how many blocks it is packed
+    for (const auto& [name, entry] : packed) ++per_block[entry.first.substr(entry.first.find('.', 13) + 1)];
+    std::vector<std::string> names;
+    bool uniform = true;
+    for (const auto& [module, count] : per_block) {
+      names.push_back(module);
+      uniform = uniform && count == run.blocks.size();
+    }
+    if (uniform) qc["modules_in_block_to_quantize"] = nlohmann::json::array({nlohmann::json(names)});
+  }
 
   model::HfSaveOptions options;
   options.metadata["tessera_run"] = manifest;

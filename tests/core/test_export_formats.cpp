@@ -98,6 +98,10 @@ class TestExportFormats : public QObject {
     QCOMPARE(qc["bits"].get<int>(), 4);
     QCOMPARE(qc["group_size"].get<int>(), 32);
     QVERIFY(qc["meta"].contains("layer_errors"));
+    // transformers/optimum: only these Linears of each block are QuantLinears.
+    QCOMPARE(qc["modules_in_block_to_quantize"].dump(),
+             std::string(R"([["self_attn.k_proj","self_attn.o_proj","self_attn.q_proj","self_attn.v_proj"]])"));
+    QCOMPARE(qc["modules_to_not_convert"].size(), std::size_t(15));
     QCOMPARE(io::SafetensorsFile(out + "/model.safetensors").metadata().at("format"), std::string("pt"));
   }
 
