@@ -315,6 +315,8 @@ ExportReport export_gguf(const std::string& run_dir, const std::string& out_file
   g.add_u32("tokenizer.ggml.bos_token_id", static_cast<std::uint32_t>(vocab.bos));
   g.add_u32("tokenizer.ggml.eos_token_id", static_cast<std::uint32_t>(vocab.eos));
   g.add_u32("tokenizer.ggml.unknown_token_id", 0);
+  g.add_bool("tokenizer.ggml.add_bos_token", true);  // the evaluation protocol's one BOS
+  g.add_bool("tokenizer.ggml.add_eos_token", false);
   g.add_string("tessera.version", kVersion);
   g.add_string("tessera.run", run.manifest_text());
 

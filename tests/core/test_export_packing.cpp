@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "export/bit_packing.h"
+#include "export/gguf_import.h"
 #include "export/packed_format.h"
 #include "io/safetensors.h"
 #include "tessera_test.h"
@@ -165,6 +166,30 @@ class TestExportPacking : public QObject {
     QVERIFY(std::equal(codes, codes + 32, back));
   }
 
+  void ggmlBlocksDecodeAsLlamaCpp() {
+    // Q4_1 block (ggml block_q4_1): fp16 d = 0.5 (0x3800), fp16 m = 1.0 (0x3C00), then byte j =
+    // element j | element j+16 << 4. Byte 0 = 0xF0: element 0 = 0 -> 0*0.5 + 1 = 1.0, element 16 =
+    // 15 -> 8.5; the other bytes 0x00 -> 1.0.
+    std::uint8_t q41[20] = {0x00, 0x38, 0x00, 0x3C, 0xF0};
+    exporting::GgufTensorInfo t{"q41", {32, 1}, exporting::GgmlType::Q4_1, q41, 20, 0};
+    auto y = exporting::decode_gguf_tensor(t);
+    QCOMPARE(y[0][0].item<float>(), 1.0f);
+    QCOMPARE(y[0][16].item<float>(), 8.5f);
+    QCOMPARE(y[0][1].item<float>(), 1.0f);
+    // Q5_1 (block_q5_1: d, m, uint32 qh, 16 bytes): bit i of qh is bit 4 of element i. d = 1.0,
+    // m = -2.0 (0xC000), qh = 0x00010001 (elements 0 and 16), every byte 0x21 (low nibble 1, high 2):
+    // element 0 = 1 + 16 = 17 -> 15; element 1 = 1 -> -1; element 16 = 2 + 16 = 18 -> 16; element 17 = 2 -> 0.
+    std::uint8_t q51[24] = {0x00, 0x3C, 0x00, 0xC0, 0x01, 0x00, 0x01, 0x00};
+    for (int j = 8; j < 24; ++j) q51[j] = 0x21;
+    t = {"q51", {32, 1}, exporting::GgmlType::Q5_1, q51, 24, 0};
+    y = exporting::decode_gguf_tensor(t);
+    QCOMPARE(y[0][0].item<float>(), 15.0f);
+    QCOMPARE(y[0][1].item<float>(), -1.0f);
+    QCOMPARE(y[0][16].item<float>(), 16.0f);
+    QCOMPARE(y[0][17].item<float>(), 0.0f);
+    QCOMPARE(exporting::gguf_block_codes(t)[0][16].item<int>(), 18);
+  }
+
   void valuesThatDoNotFitAreRefused() {
     TESSERA_VERIFY_THROWS_WITH(pack({16, 0, 0, 0, 0, 0, 0, 0}, 4), "does not fit in 4 bits");
     TESSERA_VERIFY_THROWS_WITH(pack({1, 2, 3}, 4), "whole 32-bit words");
@@ -176,7 +201,8 @@ class TestExportPacking : public QObject {
 
 TESSERA_TEST_MAIN(TestExportPacking, twoBitWord, fourBitWord, eightBitWord, threeBitWordsStraddle,
                   gptqQweightRunsAlongInputsAndQzerosAlongOutputs, gptqSymmetricV1ZerosRead0x77777777,
-                  gptqTwoAndEightBitQzeros, awqInterleavesNibbles, q41NibbleOrder, valuesThatDoNotFitAreRefused)
+                  gptqTwoAndEightBitQzeros, awqInterleavesNibbles, q41NibbleOrder, ggmlBlocksDecodeAsLlamaCpp,
+                  valuesThatDoNotFitAreRefused)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_export_packing.moc"
 #endif
