@@ -3,7 +3,6 @@
 #include <QComboBox>
 #include <QDialogButtonBox>
 #include <QFileDialog>
-#include <QFileInfo>
 #include <QFormLayout>
 #include <QHBoxLayout>
 #include <QLabel>
@@ -34,7 +33,8 @@ ExportDialog::ExportDialog(const std::vector<Choice>& runs, int preselected_run,
   format_list_->setMinimumHeight(120);
   dtype_ = new QComboBox;
   dtype_->addItems({"fp16", "bf16", "fp32"});
-  dtype_->setToolTip(tr("Float type of the tensors that are not integer codes (and of fake-quant weights)"));
+  dtype_->setToolTip(tr("Float type of the tensors that are not integer codes (fake-quant weights, GPTQ/AWQ "
+                        "scales, layers written as floats); the GGUF formats fix their own types"));
   path_ = new QLineEdit;
   browse_ = new QPushButton(tr("..."));
   progress_ = new QProgressBar;
@@ -71,6 +71,7 @@ ExportDialog::ExportDialog(const std::vector<Choice>& runs, int preselected_run,
   resize(620, 460);
 
   connect(run_, &QComboBox::currentIndexChanged, this, &ExportDialog::loadFormats);
+  connect(format_list_, &QListWidget::currentItemChanged, this, &ExportDialog::suggestOutputPath);
   connect(browse_, &QPushButton::clicked, this, [this] {
     const QString path = QFileDialog::getSaveFileName(this, tr("Export to"), path_->text());
     if (!path.isEmpty()) path_->setText(path);
@@ -125,8 +126,19 @@ void ExportDialog::loadFormats() {
       item->setToolTip(QString::fromStdString(f.reason));
     }
   }
-  if (path_->text().isEmpty() || QFileInfo(path_->text()).fileName().startsWith("export-"))
-    path_->setText(run_dir + "-export");
+  suggestOutputPath();
+}
+
+void ExportDialog::suggestOutputPath() {
+  QString run_dir;
+  for (const Choice& c : runs_)
+    if (c.run_id == currentRunId()) run_dir = c.run_dir;
+  if (run_dir.isEmpty()) return;
+  const auto* item = format_list_->currentItem();
+  const bool one_file = item && item->data(Qt::UserRole).toString().startsWith("gguf-");
+  const QString suggestion = run_dir + (one_file ? "-export.gguf" : "-export");
+  if (path_->text().isEmpty() || path_->text() == suggested_path_) path_->setText(suggestion);
+  suggested_path_ = suggestion;
 }
 
 bool ExportDialog::isFormatAvailable(const QString& id) const {
@@ -220,8 +232,8 @@ bool ExportDialog::startExport() {
         if (!r.not_converted.empty()) {
           QStringList layers;
           for (const auto& l : r.not_converted) layers << QString::fromStdString(l);
-          text += tr("\nNot converted (kept as dequantized floats, the format cannot hold their shape): %1")
-                      .arg(layers.join(", "));
+          // Each entry is "layer: why the format cannot hold it".
+          text += tr("\nNot converted (written as dequantized floats):\n%1").arg(layers.join("\n"));
         }
         result_->setText(text);
         result_->setStyleSheet("color: #2e7d32;");

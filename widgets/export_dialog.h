@@ -61,6 +61,9 @@ class ExportDialog : public QDialog {
 
  private:
   void loadFormats();
+  // Puts "<run dir>-export" (a folder) or "<run dir>-export.gguf" (gguf-* write one file) in the
+  // output field, unless the user typed a path of their own there.
+  void suggestOutputPath();
   void setBusy(bool busy);
   void finishThread();
   int currentRunId() const;
@@ -81,6 +84,7 @@ class ExportDialog : public QDialog {
   QPushButton* close_ = nullptr;
   QThread* thread_ = nullptr;
   StopToken stop_;
+  QString suggested_path_;  // the last suggestion suggestOutputPath put in path_
 };
 
 }  // namespace tessera::widgets

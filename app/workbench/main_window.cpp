@@ -972,7 +972,7 @@ void MainWindow::chooseRunDirectory() {
 void MainWindow::chooseModelFile() {
   const QString path = QFileDialog::getOpenFileName(
       this, tr("Open model file"), dialogStartDir(kLastModel),
-      tr("Checkpoints (*.bin *.safetensors config.json);;All files (*)"));
+      tr("Checkpoints (*.bin *.safetensors config.json *.gguf);;All files (*)"));
   // The core maps a .safetensors or config.json file to its Hugging Face folder.
   if (!path.isEmpty()) openModel(path);
 }

@@ -263,6 +263,27 @@ void TestGuiRunController::exportDialogExportsFinishedRun() {
   QVERIFY(dialog.resultText().contains(QString::fromStdString(result.self_check)));
   // A format id the core does not list is never offered.
   QVERIFY(!dialog.selectFormat("no-such-format"));
+
+  // The packed and GGUF formats through the same dialog: W3 g32 fits GPTQ (stories260K's
+  // down_proj, 172 inputs, does not: it is written as floats and listed with the reason) and GGUF
+  // F32 (one file).
+  for (const QString id : {QString("gptq"), QString("gguf-f32")}) {
+    QVERIFY2(dialog.isFormatAvailable(id), qPrintable(id + ": " + dialog.formatReason(id)));
+    QVERIFY(dialog.selectFormat(id));
+    const QString path = root_ + "/rtn-export-" + id + (id.startsWith("gguf-") ? ".gguf" : "");
+    dialog.setOutputPath(path);
+    QSignalSpy done(&dialog, &tessera::widgets::ExportDialog::exported);
+    QVERIFY(dialog.startExport());
+    QVERIFY(done.wait(kRunTimeoutMs) || failed.size() > 0);
+    QVERIFY2(failed.isEmpty(), failed.isEmpty() ? "" : qPrintable(failed.first().at(1).toString()));
+    const auto r = done.first().at(1).value<tessera::api::ExportResult>();
+    QCOMPARE(QString::fromStdString(r.format), id);
+    QVERIFY(QFileInfo::exists(path));
+    QVERIFY(dialog.resultText().contains(QString::fromStdString(r.self_check)));
+    for (const auto& layer : r.not_converted)
+      QVERIFY2(dialog.resultText().contains(QString::fromStdString(layer)), qPrintable(dialog.resultText()));
+    if (id == "gptq") QVERIFY(!r.not_converted.empty());
+  }
 }
 
 void TestGuiRunController::layerDetailOfRtnRunMatchesRtn() {

@@ -2,6 +2,7 @@
 // coalescing, inline refusal of bad run settings, the session file round trip (file and window),
 // the comparison table's calibration flag and the heatmap's tooltips; then, with tiny real runs of
 // stories260K, the baseline comparison queue and resuming a cancelled run.
+#include <QLineEdit>
 #include <QListWidget>
 #include <QElapsedTimer>
 #include <QSignalSpy>
@@ -365,8 +366,18 @@ void TestGuiWorkbench::exportDialogGreysOutFormatsWithTheReason() {
   QVERIFY(list->item(1)->text().contains("AWQ-GEMM holds 4-bit only"));
   QVERIFY(!(list->item(1)->flags() & Qt::ItemIsEnabled));
   QVERIFY(!dialog.selectFormat("awq"));  // greyed out: cannot be chosen
+  // The suggested output follows the format: a folder, or one .gguf file for the gguf-* formats.
+  auto* path = dialog.findChild<QLineEdit*>();
+  QCOMPARE(path->text(), QString("/runs/1-export"));
   QVERIFY(dialog.selectFormat("gguf-q4_1"));
   QCOMPARE(list->currentItem()->data(Qt::UserRole).toString(), QString("gguf-q4_1"));
+  QCOMPARE(path->text(), QString("/runs/1-export.gguf"));
+  QVERIFY(dialog.selectFormat("hf"));
+  QCOMPARE(path->text(), QString("/runs/1-export"));
+  // A path the user chose is never replaced.
+  dialog.setOutputPath("/elsewhere/model.gguf");
+  QVERIFY(dialog.selectFormat("gguf-q4_1"));
+  QCOMPARE(path->text(), QString("/elsewhere/model.gguf"));
 }
 
 void TestGuiWorkbench::baselineComparisonFillsTablePlotsAndHeatmap() {
