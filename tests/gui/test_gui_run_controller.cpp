@@ -4,15 +4,14 @@
 // redraw from the store. The finished RTN run is then exported through the export dialog and its
 // layer detail read back.
 #include <QDir>
-#include <QElapsedTimer>
 #include <QFileInfo>
 #include <QSignalSpy>
-#include <QTimer>
 #include <algorithm>
 #include <memory>
 
 #include "api/layer_detail.h"
 #include "api/model_jobs.h"
+#include "event_loop_gap.h"
 #include "export_dialog.h"
 #include "gui_test_main.h"
 #include "gui_test_runs.h"
@@ -205,33 +204,22 @@ void TestGuiRunController::guiThreadNeverBlockedDuringRun() {
   QSignalSpy finished(&controller, &RunController::finished);
   QSignalSpy failed(&controller, &RunController::failed);
 
-  QElapsedTimer clock;
-  qint64 last_tick = 0, max_gap = 0;
-  int ticks = 0;
-  QTimer timer;
-  timer.setTimerType(Qt::PreciseTimer);
-  connect(&timer, &QTimer::timeout, this, [&] {
-    const qint64 now = clock.elapsed();
-    max_gap = std::max(max_gap, now - last_tick);
-    last_tick = now;
-    ++ticks;
-  });
+  tessera_test::EventLoopGapMeter gaps;
   RunJob job;
   job.run_id = 5;
   job.config = tinyConfig(model, calib, "tesseraq");
   job.run_dir = root_ + "/tesseraq-timed";
   job.eval_text = QString::fromStdString(text);
-  clock.start();
-  timer.start(10);
+  gaps.start();
   QVERIFY(controller.start(job));
   QVERIFY(finished.wait(kRunTimeoutMs) || !failed.isEmpty());
-  timer.stop();
+  gaps.stop();
   QVERIFY2(failed.isEmpty(), failed.isEmpty() ? "" : qPrintable(failed.first().at(1).toString()));
-  const qint64 run_ms = clock.elapsed();
-  qInfo("event loop: %d ticks over %lld ms, longest gap %lld ms; loss plot rebuilt %d times", ticks, run_ms, max_gap,
-        loss.rebuildCount());
-  QVERIFY2(ticks > run_ms / 20, "the 10 ms timer hardly ran");
-  QVERIFY2(max_gap < 100, qPrintable(QString("the GUI thread was blocked for %1 ms").arg(max_gap)));
+  const qint64 run_ms = gaps.elapsedMs();
+  qInfo("event loop: %d ticks over %lld ms, longest gap %lld ms; loss plot rebuilt %d times", gaps.ticks(), run_ms,
+        gaps.maxGapMs(), loss.rebuildCount());
+  QVERIFY2(gaps.ticks() > run_ms / 20, "the 10 ms timer hardly ran");
+  QVERIFY2(gaps.maxGapMs() < 100, qPrintable(QString("the GUI thread was blocked for %1 ms").arg(gaps.maxGapMs())));
   // Coalescing: at most one rebuild per 40 ms tick (plus the ones setRuns asked for).
   QVERIFY(loss.rebuildCount() <= run_ms / tessera::widgets::RunPlot::kTickMs + 3);
   const RunTrace t = store->trace(5);

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <thread>
 
+#include "event_loop_gap.h"
 #include "export_dialog.h"
 #include "gui_test_main.h"
 #include "gui_test_runs.h"
@@ -394,26 +395,17 @@ void TestGuiWorkbench::baselineComparisonFillsTablePlotsAndHeatmap() {
   useTinySettings(window, 5);
   QVERIFY2(window.runPanel()->isValid(), qPrintable(window.runPanel()->validationError()));
   QSignalSpy done(&window, &MainWindow::queueFinished);
-  // The whole window (plots, table, heatmap, status bar) keeps the event loop turning: the longest
-  // gap between the ticks of a 10 ms timer is how long the GUI thread was blocked.
-  QElapsedTimer clock;
-  qint64 last_tick = 0, max_gap = 0;
-  QTimer timer;
-  timer.setTimerType(Qt::PreciseTimer);
-  connect(&timer, &QTimer::timeout, this, [&] {
-    max_gap = std::max(max_gap, clock.elapsed() - last_tick);
-    last_tick = clock.elapsed();
-  });
-  clock.start();
-  timer.start(10);
+  // The whole window (plots, table, heatmap, status bar) keeps the event loop turning.
+  tessera_test::EventLoopGapMeter gaps;
+  gaps.start();
   QVERIFY(window.compareBaselines());
   QVERIFY(window.isBusy());
   QVERIFY(!window.compareBaselines());  // one comparison at a time
   QVERIFY(done.wait(kRunTimeoutMs));
-  timer.stop();
+  gaps.stop();
   QVERIFY(!window.isBusy());
-  qInfo("baseline comparison: %lld ms, longest event-loop gap %lld ms", clock.elapsed(), max_gap);
-  QVERIFY2(max_gap < 100, qPrintable(QString("the GUI thread was blocked for %1 ms").arg(max_gap)));
+  qInfo("baseline comparison: %lld ms, longest event-loop gap %lld ms", gaps.elapsedMs(), gaps.maxGapMs());
+  QVERIFY2(gaps.maxGapMs() < 100, qPrintable(QString("the GUI thread was blocked for %1 ms").arg(gaps.maxGapMs())));
 
   const auto& runs = window.sessionRuns();
   QCOMPARE(runs.size(), std::size_t{4});
