@@ -51,9 +51,19 @@ commands:
             (resources/presets: W2A16g128, W2A16g64, W2A16, W3A16g128, W4A16, W4A4, cpu-quick)
             apply first, the other options override them
   eval      --run DIR --text F ...   scores a finished quantization run's fake-quantized model
-  export    --run DIR --out DIR [--format hf] [--dtype fp16|bf16|fp32] [--force] [--json]
-            a finished run as a fake-quant Hugging Face folder (weights = dequantized codes),
-            self-checked bit for bit against the run's codes before it is put in place
+  export    --run DIR --out PATH [--format F] [--dtype fp16|bf16|fp32] [--force] [--json]
+            a finished run, written atomically and self-checked against the run's codes (read
+            back with the format's own reader conventions) before it is put in place. F:
+              hf         fake-quant Hugging Face folder (weights = dequantized codes; default)
+              gptq       GPTQ folder, checkpoint_format gptq_v2 (2/3/4/8-bit, true zeros)
+              gptq-v1    GPTQ folder, checkpoint_format gptq (only when every zero point >= 1)
+              awq        AWQ-GEMM folder (4-bit with groups)
+              gguf-f32, gguf-f16   GGUF file for llama.cpp
+              gguf-q4_1, gguf-q5_1 GGUF with Q4_1/Q5_1 blocks from the codes where they decode
+                         bit-identically, F32 elsewhere
+            --dtype sets the float tensors and the GPTQ/AWQ scales (fp32 = the run's numbers
+            exactly); layers a format cannot hold are written as floats and listed
+  export    --run DIR --formats [--json]   the formats, and why each cannot hold this run
   convert   --model P [--tokenizer P] --out DIR [--dtype fp32|fp16|bf16] [--force]
             write a Hugging Face folder (config.json + model.safetensors) atomically
 
@@ -271,6 +281,20 @@ int run_quantize(const CliOptions& o) {
 }
 
 int run_export(const CliOptions& o) {
+  if (o.flag("formats")) {
+    const auto formats = tessera::api::export_formats_for_run(o.require("run"));
+    if (o.flag("json")) {
+      json list = json::array();
+      for (const auto& f : formats)
+        list.push_back({{"id", f.id}, {"label", f.label}, {"available", f.available}, {"reason", f.reason}});
+      std::cout << list.dump() << "\n";
+    } else {
+      for (const auto& f : formats)
+        std::printf("%-10s %s%s\n", f.id.c_str(), f.available ? "available   " : "unavailable ",
+                    f.available ? f.label.c_str() : f.reason.c_str());
+    }
+    return 0;
+  }
   tessera::api::ExportRequest r;
   r.run_dir = o.require("run");
   r.out = o.require("out");
@@ -279,13 +303,16 @@ int run_export(const CliOptions& o) {
   r.replace_existing = o.flag("force");
   const auto e = tessera::api::export_run(r);
   if (o.flag("json")) {
-    std::cout << json{{"path", e.path}, {"format", e.format}, {"dtype", e.dtype}, {"bytes", e.bytes},
-                      {"self_check", "passed"}, {"tensors_checked", e.tensors_checked}}
+    std::cout << json{{"path", e.path},          {"format", e.format},
+                      {"dtype", e.dtype},        {"bytes", e.bytes},
+                      {"self_check", "passed"},  {"self_check_report", e.self_check},
+                      {"tensors_checked", e.tensors_checked}, {"not_converted", e.not_converted}}
                      .dump()
               << "\n";
   } else {
-    std::printf("wrote        %s (%s, %s)\nsize         %lld bytes\nself-check   passed: %lld quantized weights bit-identical to the run's codes\n",
-                e.path.c_str(), e.format.c_str(), e.dtype.c_str(), (long long)e.bytes, (long long)e.tensors_checked);
+    std::printf("wrote        %s (%s, %s)\nsize         %lld bytes\nself-check   passed: %s\n", e.path.c_str(),
+                e.format.c_str(), e.dtype.c_str(), (long long)e.bytes, e.self_check.c_str());
+    for (const auto& layer : e.not_converted) std::printf("not converted %s\n", layer.c_str());
   }
   return 0;
 }
@@ -340,7 +367,7 @@ int main(int argc, char** argv) {
                                  "preset", "epochs", "lwc-lr", "let", "aug-loss"},
                                 flags_with({"sym", "resume"})));
     if (command == "export")
-      return run_export(parse({"run", "out", "format", "dtype"}, flags_with({"force"})));
+      return run_export(parse({"run", "out", "format", "dtype"}, flags_with({"force", "formats"})));
     if (command == "convert")
       return run_convert(parse({"model", "tokenizer", "out", "dtype"}, flags_with({"force"})));
     std::cerr << "error: unknown command \"" << command << "\" (see tessera --help)\n";

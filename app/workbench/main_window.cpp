@@ -1,21 +1,45 @@
 #include "main_window.h"
 
+#include <QCloseEvent>
+#include <QComboBox>
+#include <QDateTime>
+#include <QDir>
 #include <QFileDialog>
 #include <QFileInfo>
+#include <QGridLayout>
 #include <QLabel>
 #include <QMenuBar>
 #include <QMessageBox>
+#include <QProgressBar>
+#include <QScrollArea>
 #include <QSettings>
 #include <QSplitter>
+#include <QStandardPaths>
 #include <QStatusBar>
+#include <QTabWidget>
+#include <QVBoxLayout>
 #include <algorithm>
+#include <map>
 
 #include "architecture_view.h"
+#include "data_panel.h"
 #include "eval_controller.h"
 #include "eval_panel.h"
+#include "export_dialog.h"
+#include "hardening_plot.h"
+#include "layer_detail_dialog.h"
+#include "layer_heatmap.h"
 #include "log_pane.h"
+#include "loss_plot.h"
+#include "memory_plot.h"
 #include "perplexity_plot.h"
 #include "qt_log_sink.h"
+#include "run_controls.h"
+#include "run_panel.h"
+#include "run_plot.h"
+#include "run_stats_reader.h"
+#include "run_table.h"
+#include "session_perplexity_plot.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/version.h"
@@ -28,18 +52,42 @@ namespace {
 constexpr const char* kLastModel = "session/model";
 constexpr const char* kLastTokenizer = "session/tokenizer";
 constexpr const char* kLastText = "session/text";
+constexpr const char* kLastCalib = "session/calib";
+constexpr const char* kLastSessionFile = "session/file";
+constexpr const char* kLastRunConfig = "session/run_config";
+
+// The methods "Compare baselines" queues, in order: the cheap baselines first, so that their
+// numbers are on screen while TesseraQ optimises.
+const char* const kBaselines[] = {"rtn", "awq", "omniquant", "tesseraq"};
 
 std::string utf8(const QString& s) { return s.toUtf8().toStdString(); }
+
+// "tesseraq #4": short enough for the heatmap's title and colour-scale label.
+QString shortName(const widgets::SessionRun& r) {
+  return QString("%1 #%2").arg(QString::fromStdString(r.config.method)).arg(r.id);
+}
 
 }  // namespace
 
 MainWindow::MainWindow(QWidget* parent)
-    : QMainWindow(parent), metrics_(std::make_shared<widgets::MetricsStore>()) {
+    : QMainWindow(parent),
+      metrics_(std::make_shared<widgets::MetricsStore>()),
+      run_metrics_(std::make_shared<widgets::RunMetricsStore>()) {
   controller_ = new EvalController(metrics_, this);
+  run_controller_ = new RunController(run_metrics_, this);
+  runs_root_ = QStandardPaths::writableLocation(QStandardPaths::AppLocalDataLocation) + "/runs";
   buildCentralArea();
   buildMenus();
 
+  status_run_ = new QLabel(this);
+  status_progress_ = new QProgressBar(this);
+  status_progress_->setMaximumWidth(200);
+  status_progress_->setRange(0, 1000);
+  status_progress_->setTextVisible(true);
+  status_progress_->setVisible(false);
   status_model_ = new QLabel(this);
+  statusBar()->addPermanentWidget(status_run_);
+  statusBar()->addPermanentWidget(status_progress_);
   statusBar()->addPermanentWidget(status_model_);
   statusBar()->showMessage(tr("Open a model to begin (File > Open Model File...)"));
 
@@ -50,14 +98,16 @@ MainWindow::MainWindow(QWidget* parent)
 
   connect(eval_panel_, &widgets::EvalPanel::runRequested, this, &MainWindow::runEvaluation);
   connect(eval_panel_, &widgets::EvalPanel::cancelRequested, controller_, &EvalController::cancel);
-  connect(eval_panel_, &widgets::EvalPanel::textPathChanged, this,
-          [](const QString& path) { QSettings().setValue(kLastText, path); });
+  connect(eval_panel_, &widgets::EvalPanel::textPathChanged, this, [this](const QString& path) {
+    QSettings().setValue(kLastText, path);
+    if (data_panel_->evalTextPath() != path) data_panel_->setEvalTextPath(path);
+  });
   connect(eval_panel_, &widgets::EvalPanel::runtimeChanged, architecture_,
           &widgets::ArchitectureView::setRuntime);
 
   connect(controller_, &EvalController::started, this, [this] {
     eval_panel_->setRunning(true);
-    statusBar()->showMessage(tr("Evaluating..."));
+    statusBar()->showMessage(reference_pending_ ? tr("Evaluating the unquantized model...") : tr("Evaluating..."));
   });
   connect(controller_, &EvalController::progress, this, [this](const api::EvalProgress& p) {
     // One line per stage; per-window progress goes to the bar and the plot, not the log.
@@ -72,29 +122,61 @@ MainWindow::MainWindow(QWidget* parent)
     plot_->showFinal(r.perplexity);
     statusBar()->showMessage(tr("Perplexity %1 on %2").arg(r.perplexity, 0, 'f', 4)
                                  .arg(QFileInfo(QString::fromStdString(r.text_path)).fileName()));
+    // The unquantized model's perplexity is the reference line of the comparison chart.
+    reference_ppl_ = r.perplexity;
+    reference_text_ = QString::fromStdString(r.text_path);
+    updateRunViews();
+    if (reference_pending_) {
+      reference_pending_ = false;
+      startNextQueued();
+    }
   });
-  connect(controller_, &EvalController::cancelled, this, [this] {
+  auto eval_stopped = [this](const QString& why, bool failed, const QString& message) {
     eval_panel_->setRunning(false);
-    eval_panel_->showStopped(tr("Cancelled."));
-    plot_->showStopped(tr("cancelled; windows evaluated: %1").arg(plot_->pointCount()));
+    eval_panel_->showStopped(why);
+    plot_->showStopped(failed ? tr("the evaluation failed (see the log)")
+                              : tr("cancelled; windows evaluated: %1").arg(plot_->pointCount()));
+    statusBar()->showMessage(failed ? tr("Evaluation failed") : tr("Evaluation cancelled"));
+    if (reference_pending_) {
+      // The comparison goes on without the reference line.
+      reference_pending_ = false;
+      if (failed) tessera::logger()->warn("the unquantized model's perplexity is not available: {}", utf8(message));
+      if (failed) startNextQueued();
+      else {
+        for (int id : queue_)
+          if (auto* r = findRun(id)) r->status = widgets::SessionRun::Status::Cancelled;
+        queue_.clear();
+        updateRunViews();
+        updateRunControls();
+        emit queueFinished();
+      }
+    } else if (failed) {
+      reportError(tr("Evaluation failed"), message, tr("Check the model, tokenizer and text files."));
+    }
+  };
+  connect(controller_, &EvalController::cancelled, this, [this, eval_stopped] {
     tessera::logger()->warn("evaluation cancelled");
-    statusBar()->showMessage(tr("Evaluation cancelled"));
+    eval_stopped(tr("Cancelled."), false, QString());
   });
-  connect(controller_, &EvalController::failed, this, [this](const QString& message) {
-    eval_panel_->setRunning(false);
-    eval_panel_->showStopped(tr("Failed: %1").arg(message));
-    plot_->showStopped(tr("the evaluation failed (see the log)"));
-    statusBar()->showMessage(tr("Evaluation failed"));
-    reportError(tr("Evaluation failed"), message);
+  connect(controller_, &EvalController::failed, this, [this, eval_stopped](const QString& message) {
+    eval_stopped(tr("Failed: %1").arg(message), true, message);
   });
+  connectRunController();
+
+  status_timer_.setInterval(100);
+  connect(&status_timer_, &QTimer::timeout, this, &MainWindow::updateStatus);
+  status_timer_.start();
 
   resize(1280, 800);
   updateTitle();
+  updateRunControls();
 }
 
 MainWindow::~MainWindow() {
-  // Join the worker before unhooking the sink: spdlog's sink list is not locked against a thread
+  // Join the workers before unhooking the sink: spdlog's sink list is not locked against a thread
   // that is logging.
+  delete run_controller_;
+  run_controller_ = nullptr;
   delete controller_;
   controller_ = nullptr;
   auto& sinks = tessera::logger()->sinks();
@@ -108,8 +190,24 @@ void MainWindow::buildMenus() {
   file->addAction(tr("Open Model F&older..."), this, &MainWindow::chooseModelFolder);
   file->addAction(tr("Open &Tokenizer..."), this, &MainWindow::chooseTokenizer);
   file->addSeparator();
+  file->addAction(tr("Open &Session..."), this, &MainWindow::chooseSessionToOpen);
+  QAction* save = file->addAction(tr("&Save Session As..."), this, &MainWindow::chooseSessionToSave);
+  save->setShortcut(QKeySequence::Save);
+  file->addAction(tr("Add Run &Directory..."), this, &MainWindow::chooseRunDirectory);
+  file->addSeparator();
+  file->addAction(tr("&Export Run..."), this, &MainWindow::showExportDialog);
+  file->addSeparator();
   QAction* quit = file->addAction(tr("&Quit"), this, &QWidget::close);
   quit->setShortcut(QKeySequence::Quit);
+
+  QMenu* run = menuBar()->addMenu(tr("&Run"));
+  run->addAction(tr("&Start"), this, &MainWindow::startRun);
+  run->addAction(tr("&Compare Baselines"), this, &MainWindow::compareBaselines);
+  run->addAction(tr("&Pause"), this, &MainWindow::pauseRun);
+  run->addAction(tr("&Resume"), this, &MainWindow::resumeRun);
+  run->addAction(tr("C&ancel"), this, &MainWindow::cancelRun);
+  run->addSeparator();
+  run->addAction(tr("Resume Selected Run from its Last &Block"), this, &MainWindow::resumeSelectedRun);
 
   QMenu* help = menuBar()->addMenu(tr("&Help"));
   help->addAction(tr("&About Tessera Workbench"), this, &MainWindow::showAbout);
@@ -120,35 +218,164 @@ void MainWindow::buildCentralArea() {
   eval_panel_ = new widgets::EvalPanel(this);
   plot_ = new widgets::PerplexityPlot(metrics_, this);
   log_pane_ = new widgets::LogPane(this);
+  data_panel_ = new widgets::DataPanel(this);
+  run_panel_ = new widgets::RunPanel(this);
+  run_controls_ = new widgets::RunControls(this);
+  loss_plot_ = new widgets::LossPlot(run_metrics_, this);
+  hardening_plot_ = new widgets::HardeningPlot(run_metrics_, this);
+  memory_plot_ = new widgets::MemoryPlot(run_metrics_, this);
+  session_ppl_ = new widgets::SessionPerplexityPlot(this);
+  heatmap_ = new widgets::LayerHeatmap(this);
+  run_table_ = new widgets::RunTable(this);
 
-  // Right column: settings beside the plot on top, the log across the bottom.
-  auto* run_area = new QSplitter(Qt::Horizontal);
-  run_area->addWidget(eval_panel_);
-  run_area->addWidget(plot_);
-  run_area->setStretchFactor(0, 0);
-  run_area->setStretchFactor(1, 1);
-  run_area->setSizes({400, 480});
+  // Left: what to quantize and how, in a scroll area so that small screens reach every field.
+  auto* run_page = new QWidget;
+  auto* run_layout = new QVBoxLayout(run_page);
+  run_layout->setContentsMargins(4, 4, 4, 4);
+  run_layout->addWidget(data_panel_);
+  run_layout->addWidget(run_panel_);
+  run_layout->addWidget(run_controls_);
+  run_layout->addStretch();
+  auto* run_scroll = new QScrollArea;
+  run_scroll->setWidget(run_page);
+  run_scroll->setWidgetResizable(true);
+  run_scroll->setFrameShape(QFrame::NoFrame);
+  auto* eval_page = new QSplitter(Qt::Vertical);
+  eval_page->addWidget(eval_panel_);
+  eval_page->addWidget(plot_);
+  left_tabs_ = new QTabWidget;
+  left_tabs_->addTab(run_scroll, tr("Quantize"));
+  left_tabs_->addTab(architecture_, tr("Model"));
+  left_tabs_->addTab(eval_page, tr("Evaluate"));
+
+  // Right: four plots, then the table beside the heatmap, then the log.
+  auto* plots = new QWidget;
+  auto* grid = new QGridLayout(plots);
+  grid->setContentsMargins(0, 0, 0, 0);
+  grid->setSpacing(4);
+  grid->addWidget(loss_plot_, 0, 0);
+  grid->addWidget(hardening_plot_, 0, 1);
+  grid->addWidget(session_ppl_, 1, 0);
+  grid->addWidget(memory_plot_, 1, 1);
+
+  heatmap_metric_ = new QComboBox;
+  for (auto m : {widgets::LayerHeatmap::Metric::OutputMse, widgets::LayerHeatmap::Metric::RelWeightError,
+                 widgets::LayerHeatmap::Metric::FlipRatio, widgets::LayerHeatmap::Metric::DstSpread})
+    heatmap_metric_->addItem(widgets::LayerHeatmap::metricName(m), static_cast<int>(m));
+  auto* heat_box = new QWidget;
+  auto* heat_layout = new QVBoxLayout(heat_box);
+  heat_layout->setContentsMargins(0, 0, 0, 0);
+  auto* metric_row = new QHBoxLayout;
+  metric_row->addWidget(new QLabel(tr("Metric")));
+  metric_row->addWidget(heatmap_metric_, 1);
+  heat_layout->addLayout(metric_row);
+  heat_layout->addWidget(heatmap_, 1);
+
+  auto* compare = new QSplitter(Qt::Horizontal);
+  compare->addWidget(run_table_);
+  compare->addWidget(heat_box);
+  compare->setStretchFactor(0, 3);
+  compare->setStretchFactor(1, 2);
 
   auto* right = new QSplitter(Qt::Vertical);
-  right->addWidget(run_area);
+  right->addWidget(plots);
+  right->addWidget(compare);
   right->addWidget(log_pane_);
-  right->setStretchFactor(0, 3);
-  right->setStretchFactor(1, 1);
-  right->setSizes({560, 170});
+  right->setStretchFactor(0, 5);
+  right->setStretchFactor(1, 3);
+  right->setStretchFactor(2, 1);
+  right->setSizes({480, 260, 90});
 
   auto* central = new QSplitter(Qt::Horizontal, this);
-  central->addWidget(architecture_);
+  central->addWidget(left_tabs_);
   central->addWidget(right);
   central->setStretchFactor(0, 0);
   central->setStretchFactor(1, 1);
-  central->setSizes({360, 920});
+  central->setSizes({340, 940});
   central->setContentsMargins(6, 6, 6, 0);
   setCentralWidget(central);
+
+  connect(data_panel_, &widgets::DataPanel::modelBrowseRequested, this, &MainWindow::chooseModelFile);
+  connect(data_panel_, &widgets::DataPanel::tokenizerBrowseRequested, this, &MainWindow::chooseTokenizer);
+  connect(data_panel_, &widgets::DataPanel::calibPathChanged, this, [this](const QString& path) {
+    QSettings().setValue(kLastCalib, path);
+    syncDataPaths();
+  });
+  connect(data_panel_, &widgets::DataPanel::evalTextPathChanged, this, [this](const QString& path) {
+    if (eval_panel_->textPath() != path) eval_panel_->setTextPath(path);
+  });
+  connect(run_panel_, &widgets::RunPanel::validityChanged, this, [this] { updateRunControls(); });
+  connect(run_controls_, &widgets::RunControls::startRequested, this, &MainWindow::startRun);
+  connect(run_controls_, &widgets::RunControls::compareRequested, this, &MainWindow::compareBaselines);
+  connect(run_controls_, &widgets::RunControls::pauseRequested, this, &MainWindow::pauseRun);
+  connect(run_controls_, &widgets::RunControls::resumeRequested, this, &MainWindow::resumeRun);
+  connect(run_controls_, &widgets::RunControls::cancelRequested, this, &MainWindow::cancelRun);
+  connect(run_table_, &widgets::RunTable::selectionChangedIds, this, [this](const std::vector<int>& ids) {
+    selected_ = ids;
+    updateRunViews();
+  });
+  connect(run_table_, &QTableWidget::cellDoubleClicked, this, [this] { showExportDialog(); });
+  connect(heatmap_metric_, &QComboBox::currentIndexChanged, this, [this] {
+    heatmap_->setMetric(static_cast<widgets::LayerHeatmap::Metric>(heatmap_metric_->currentData().toInt()));
+  });
+  connect(heatmap_, &widgets::LayerHeatmap::cellClicked, this, [this](std::int64_t block, const QString& layer) {
+    // The heatmap shows the last selected run (the compared one in a diff).
+    const int id = !selected_.empty() ? selected_.back() : runs_.empty() ? 0 : runs_.back().id;
+    if (id) showLayerDetail(id, block, layer);
+  });
+}
+
+void MainWindow::connectRunController() {
+  connect(run_controller_, &RunController::started, this, [this](int id) {
+    if (auto* r = findRun(id)) r->status = widgets::SessionRun::Status::Running;
+    updateRunControls();
+    updateRunViews();
+  });
+  connect(run_controller_, &RunController::paused, this, [this](int id) {
+    if (auto* r = findRun(id)) r->status = widgets::SessionRun::Status::Paused;
+    tessera::logger()->info("run paused");
+    updateRunControls();
+    updateRunViews();
+  });
+  connect(run_controller_, &RunController::resumed, this, [this](int id) {
+    if (auto* r = findRun(id)) r->status = widgets::SessionRun::Status::Running;
+    tessera::logger()->info("run resumed");
+    updateRunControls();
+    updateRunViews();
+  });
+  connect(run_controller_, &RunController::finished, this, [this](const RunOutcome& o) {
+    if (auto* r = findRun(o.run_id)) {
+      r->status = widgets::SessionRun::Status::Finished;
+      r->run_dir = o.run_dir;
+      r->calibration_sha256 = o.calibration_sha256;
+      r->seconds = o.seconds;
+      r->perplexity = o.perplexity;
+      r->peak_memory_bytes = o.peak_memory_bytes;
+      tessera::logger()->info("{} finished in {:.1f} s{}", utf8(r->name), o.seconds,
+                              o.perplexity > 0 ? ", perplexity " + std::to_string(o.perplexity) : std::string());
+    }
+    onRunEnded(o.run_id);
+  });
+  connect(run_controller_, &RunController::failed, this, [this](int id, const QString& message) {
+    auto* r = findRun(id);
+    if (r) {
+      r->status = widgets::SessionRun::Status::Failed;
+      r->error = message;
+      queue_failures_ << tr("%1: %2").arg(r->name, message);
+    }
+    tessera::logger()->error("{} failed: {}", r ? utf8(r->name) : std::string("run"), utf8(message));
+    onRunEnded(id);
+  });
+  connect(run_controller_, &RunController::cancelled, this, [this](int id) {
+    if (auto* r = findRun(id)) r->status = widgets::SessionRun::Status::Cancelled;
+    tessera::logger()->warn("run cancelled");
+    onRunEnded(id);
+  });
 }
 
 bool MainWindow::openModel(const QString& path) {
-  if (controller_->isRunning()) {
-    reportError(tr("Cannot open a model"), tr("An evaluation is running; cancel it first."));
+  if (controller_->isRunning() || run_controller_->isRunning()) {
+    reportError(tr("Cannot open a model"), tr("A job is running."), tr("Cancel it first, or wait until it ends."));
     return false;
   }
   try {
@@ -161,6 +388,9 @@ bool MainWindow::openModel(const QString& path) {
     architecture_->setRuntime(QString::fromStdString(request.device), QString::fromStdString(request.dtype));
     eval_panel_->setModelReady(true);
     QSettings().setValue(kLastModel, path);
+    data_panel_->setModelPath(QString::fromStdString(summary.path));
+    data_panel_->setTokenizerPath(QString());
+    reference_ppl_ = 0;  // the reference line belongs to the previous model
     status_model_->setText(tr("%1  |  %2 layers  |  %3 parameters")
                                .arg(QFileInfo(path).fileName())
                                .arg(summary.config.num_layers)
@@ -170,48 +400,76 @@ bool MainWindow::openModel(const QString& path) {
                             summary.config.num_layers, summary.parameters);
     if (summary.tokenizer_path.empty())
       tessera::logger()->warn("no tokenizer beside {}; choose one with File > Open Tokenizer", summary.path);
+    syncDataPaths();
     updateTitle();
     return true;
   } catch (const std::exception& e) {
-    reportError(tr("Cannot open the model"), QString::fromStdString(e.what()));
+    reportError(tr("Cannot open the model"), QString::fromStdString(e.what()),
+                tr("Choose a llama2.c .bin file or a Hugging Face folder with config.json and safetensors."));
     return false;
   }
 }
 
 bool MainWindow::openTokenizer(const QString& path) {
   if (!QFileInfo(path).isFile()) {
-    reportError(tr("Cannot open the tokenizer"), tr("%1 is not a file").arg(path));
+    reportError(tr("Cannot open the tokenizer"), tr("%1 is not a file").arg(path),
+                tr("Choose a SentencePiece .model, a llama2.c tokenizer .bin or a tokenizer.json."));
     return false;
   }
   tokenizer_path_ = path;
   architecture_->setTokenizer(path);
+  data_panel_->setTokenizerPath(path);
   QSettings().setValue(kLastTokenizer, path);
+  syncDataPaths();
   // The tokenizer is checked against the model's vocabulary when a run loads both.
   tessera::logger()->info("tokenizer set to {}", utf8(path));
   return true;
 }
 
-void MainWindow::setTextPath(const QString& path) { eval_panel_->setTextPath(path); }
+void MainWindow::setTextPath(const QString& path) {
+  eval_panel_->setTextPath(path);
+  data_panel_->setEvalTextPath(path);
+}
+
+void MainWindow::setCalibPath(const QString& path) { data_panel_->setCalibPath(path); }
+
+void MainWindow::syncDataPaths() {
+  run_panel_->setDataPaths(model_ ? QString::fromStdString(model_->path) : QString(), tokenizer_path_,
+                           data_panel_->calibPath());
+}
 
 void MainWindow::restoreSession() {
   QSettings settings;
   const QString model = settings.value(kLastModel).toString();
   const QString tokenizer = settings.value(kLastTokenizer).toString();
   const QString text = settings.value(kLastText).toString();
+  const QString calib = settings.value(kLastCalib).toString();
   if (!model.isEmpty() && QFileInfo::exists(model) && openModel(model)) {
     if (!tokenizer.isEmpty() && QFileInfo(tokenizer).isFile()) openTokenizer(tokenizer);
   }
   if (!text.isEmpty() && QFileInfo(text).isFile()) setTextPath(text);
+  if (!calib.isEmpty() && QFileInfo(calib).isFile()) setCalibPath(calib);
+  const QString config = settings.value(kLastRunConfig).toString();
+  if (!config.isEmpty()) {
+    try {
+      run_panel_->setConfig(pipeline::RunConfig::from_json_text(utf8(config), "remembered run settings"));
+      syncDataPaths();
+    } catch (const std::exception& e) {
+      tessera::logger()->warn("remembered run settings ignored: {}", e.what());
+    }
+  }
+  // The runs of the last session, so that closing the window lost nothing.
+  if (QFileInfo::exists(autosavePath())) openSessionFrom(autosavePath());
 }
 
 bool MainWindow::runEvaluation() {
   if (!model_) {
-    reportError(tr("Cannot evaluate"), tr("Open a model first (File > Open Model File...)."));
+    reportError(tr("Cannot evaluate"), tr("No model is open."), tr("Open a model first (File > Open Model File...)."));
     return false;
   }
   api::EvalRequest request = eval_panel_->request();
   if (request.text_path.empty()) {
-    reportError(tr("Cannot evaluate"), tr("Choose a text file to evaluate on."));
+    reportError(tr("Cannot evaluate"), tr("No text file is chosen."), tr("Choose a text file to evaluate on."));
     return false;
   }
   request.model_path = model_->path;
@@ -223,10 +481,498 @@ bool MainWindow::runEvaluation() {
   return controller_->start(request);
 }
 
+// ---- quantization runs --------------------------------------------------------------------
+
+void MainWindow::setRunsRoot(const QString& folder) { runs_root_ = folder; }
+
+QString MainWindow::newRunDir(const pipeline::RunConfig& c, int id) const {
+  const QString group = c.weight.group_size > 0 ? QString("g%1").arg(c.weight.group_size) : QString("pc");
+  const QString name = QString("%1-%2-w%3%4%5-%6")
+                           .arg(QDateTime::currentDateTime().toString("yyyyMMdd-HHmmss"))
+                           .arg(QString::fromStdString(c.method))
+                           .arg(c.weight.bits)
+                           .arg(group)
+                           .arg(c.act_bits ? QString("a%1").arg(c.act_bits) : QString())
+                           .arg(id);
+  return runs_root_ + "/" + name;
+}
+
+widgets::SessionRun* MainWindow::findRun(int id) {
+  for (auto& r : runs_)
+    if (r.id == id) return &r;
+  return nullptr;
+}
+
+bool MainWindow::isBusy() const {
+  return run_controller_->isRunning() || !queue_.empty() || reference_pending_;
+}
+
+int MainWindow::addQueuedRun(const pipeline::RunConfig& config) {
+  widgets::SessionRun r;
+  r.id = next_run_id_++;
+  r.config = config;
+  r.name = QString("%1 #%2").arg(widgets::describeConfig(config)).arg(r.id);
+  r.run_dir = newRunDir(config, r.id);
+  r.status = widgets::SessionRun::Status::Queued;
+  runs_.push_back(r);
+  return r.id;
+}
+
+bool MainWindow::enqueue(const std::vector<pipeline::RunConfig>& configs) {
+  if (isBusy()) {
+    reportError(tr("Cannot start"), tr("A run is going."), tr("Wait for it to end or cancel it first."));
+    return false;
+  }
+  if (!run_panel_->isValid()) {
+    reportError(tr("Cannot start"), run_panel_->validationError(), tr("Correct the setting outlined in red."));
+    return false;
+  }
+  if (!QDir().mkpath(runs_root_)) {
+    reportError(tr("Cannot start"), tr("Cannot create the runs folder %1.").arg(runs_root_),
+                tr("Check the permissions and the free space of that folder."));
+    return false;
+  }
+  QSettings().setValue(kLastRunConfig, QString::fromStdString(run_panel_->config().to_json_text()));
+  queue_failures_.clear();
+  std::vector<int> ids;
+  for (const auto& c : configs) ids.push_back(addQueuedRun(c));
+  queue_.assign(ids.begin(), ids.end());
+  selected_ = ids;  // watch the new runs
+  updateRunViews();
+  run_table_->selectRuns(ids);
+  // The unquantized model's perplexity on the same text first, once per model and text: the
+  // reference line of the comparison chart.
+  const QString text = data_panel_->evalTextPath();
+  if (!text.isEmpty() && configs.size() > 1 && (reference_ppl_ <= 0 || reference_text_ != text) &&
+      !controller_->isRunning()) {
+    api::EvalRequest request;
+    request.model_path = model_->path;
+    request.tokenizer_path = utf8(tokenizer_path_);
+    request.text_path = utf8(text);
+    request.device = configs.front().device;
+    reference_pending_ = controller_->start(request);
+  }
+  if (!reference_pending_) startNextQueued();
+  updateRunControls();
+  return true;
+}
+
+bool MainWindow::startRun() {
+  if (!model_) {
+    reportError(tr("Cannot start"), tr("No model is open."), tr("Open a model first (File > Open Model File...)."));
+    return false;
+  }
+  return enqueue({run_panel_->config()});
+}
+
+bool MainWindow::compareBaselines() {
+  if (!model_) {
+    reportError(tr("Cannot compare"), tr("No model is open."), tr("Open a model first (File > Open Model File...)."));
+    return false;
+  }
+  std::vector<pipeline::RunConfig> configs;
+  for (const char* method : kBaselines) {
+    pipeline::RunConfig c = run_panel_->config();
+    c.method = method;
+    configs.push_back(c);
+  }
+  tessera::logger()->info("comparing baselines: RTN, AWQ, OmniQuant and TesseraQ at {}",
+                          configs.front().weight.label());
+  return enqueue(configs);
+}
+
+void MainWindow::startNextQueued() {
+  while (!queue_.empty()) {
+    const int id = queue_.front();
+    queue_.pop_front();
+    widgets::SessionRun* r = findRun(id);
+    if (!r) continue;
+    RunJob job;
+    job.run_id = id;
+    job.config = r->config;
+    job.run_dir = r->run_dir;
+    job.resume = resume_.erase(id) > 0;
+    job.eval_text = data_panel_->evalTextPath();
+    r->eval_text = job.eval_text;
+    tessera::logger()->info("starting {} in {}", utf8(r->name), utf8(r->run_dir));
+    if (run_controller_->start(job)) return;
+    r->status = widgets::SessionRun::Status::Failed;
+    r->error = tr("the run controller was busy");
+  }
+  updateRunControls();
+}
+
+void MainWindow::onRunEnded(int run_id) {
+  const bool cancelled = [&] {
+    const auto* r = findRun(run_id);
+    return r && r->status == widgets::SessionRun::Status::Cancelled;
+  }();
+  if (cancelled) {
+    // Cancel stops the whole comparison, not only the run that was going.
+    for (int id : queue_)
+      if (auto* r = findRun(id)) r->status = widgets::SessionRun::Status::Cancelled;
+    queue_.clear();
+  }
+  if (!queue_.empty()) {
+    startNextQueued();
+  } else {
+    updateRunControls();
+    statusBar()->showMessage(cancelled                   ? tr("Run cancelled")
+                             : queue_failures_.isEmpty() ? tr("Runs finished")
+                                                         : tr("Runs finished, some failed"),
+                             10000);
+    if (!queue_failures_.isEmpty())
+      reportError(tr("Some runs failed"), queue_failures_.join("\n"),
+                  tr("The other runs are complete. Hover a failed run's status in the table for its error; "
+                     "correct the settings or choose another method and start it again."));
+    queue_failures_.clear();
+    autosave();
+    emit queueFinished();
+  }
+  updateRunViews();
+}
+
+void MainWindow::pauseRun() { run_controller_->pause(); }
+void MainWindow::resumeRun() { run_controller_->resume(); }
+
+void MainWindow::cancelRun() {
+  if (reference_pending_) controller_->cancel();
+  for (int id : queue_)
+    if (auto* r = findRun(id)) r->status = widgets::SessionRun::Status::Cancelled;
+  queue_.clear();
+  run_controller_->cancel();
+  updateRunViews();
+}
+
+bool MainWindow::resumeSelectedRun() {
+  widgets::SessionRun* r = selected_.empty() ? nullptr : findRun(selected_.back());
+  const bool resumable = r && (r->status == widgets::SessionRun::Status::Cancelled ||
+                               r->status == widgets::SessionRun::Status::Failed) &&
+                         QFileInfo::exists(r->run_dir + "/run.json");
+  if (!resumable) {
+    reportError(tr("Cannot resume"), tr("Select a cancelled or failed run whose run directory holds run.json."),
+                tr("Runs that failed before their first block have nothing to resume: start them again."));
+    return false;
+  }
+  if (isBusy()) {
+    reportError(tr("Cannot resume"), tr("A run is going."), tr("Wait for it to end or cancel it first."));
+    return false;
+  }
+  // The core refuses, naming the difference, when the model, settings or calibration changed.
+  r->status = widgets::SessionRun::Status::Queued;
+  r->error.clear();
+  resume_.insert(r->id);
+  queue_ = {r->id};
+  queue_failures_.clear();
+  startNextQueued();
+  updateRunControls();
+  updateRunViews();
+  return true;
+}
+
+void MainWindow::updateRunControls() {
+  using State = widgets::RunControls::State;
+  run_controls_->setState(!isBusy() ? State::Idle : run_controller_->isPaused() ? State::Paused : State::Running);
+  run_controls_->setCanStart(model_.has_value() && run_panel_->isValid());
+}
+
+void MainWindow::selectRuns(const std::vector<int>& ids) {
+  selected_ = ids;
+  run_table_->selectRuns(ids);
+  updateRunViews();
+}
+
+void MainWindow::updateRunViews() {
+  run_table_->setRuns(runs_);
+  // Plots: the selected runs, or every run when none is selected. Repeated methods get shades.
+  std::vector<int> shown = selected_;
+  if (shown.empty())
+    for (const auto& r : runs_) shown.push_back(r.id);
+  std::map<QString, int> per_method;
+  std::vector<widgets::PlottedRun> plotted;
+  for (const auto& r : runs_) {
+    const QString method = QString::fromStdString(r.config.method);
+    const int variant = per_method[method]++;
+    if (std::find(shown.begin(), shown.end(), r.id) == shown.end()) continue;
+    plotted.push_back({r.id, r.name, widgets::methodColor(method, variant)});
+  }
+  loss_plot_->setRuns(plotted);
+  hardening_plot_->setRuns(plotted);
+  memory_plot_->setRuns(plotted);
+  // Perplexity: every evaluated run of the session, whatever the selection.
+  std::vector<widgets::SessionPerplexityPlot::Bar> bars;
+  per_method.clear();
+  QString text;
+  for (const auto& r : runs_) {
+    const QString method = QString::fromStdString(r.config.method);
+    const int variant = per_method[method]++;
+    if (r.perplexity <= 0) continue;
+    bars.push_back({r.name, widgets::methodColor(method, variant), r.perplexity});
+    text = QFileInfo(r.eval_text).fileName();
+  }
+  session_ppl_->setBars(bars, text);
+  session_ppl_->setReference(reference_text_.isEmpty() || text.isEmpty() || QFileInfo(reference_text_).fileName() == text
+                                 ? reference_ppl_
+                                 : 0.0);
+  heatmap_revision_ = 0;
+  heatmap_forced_ = true;  // the selection may have changed
+  updateHeatmap();
+  emit sessionChanged();
+}
+
+void MainWindow::updateHeatmap() {
+  const std::uint64_t revision = run_metrics_->revision();
+  if (revision == heatmap_revision_) return;
+  heatmap_revision_ = revision;
+  // Most changes are step losses; the heatmap only changes when layer statistics arrive.
+  std::size_t layers = 0;
+  for (const auto& r : runs_) layers += run_metrics_->trace(r.id).layers.size();
+  if (layers == heatmap_layers_ && !heatmap_forced_) return;
+  heatmap_layers_ = layers;
+  heatmap_forced_ = false;
+  // One selected run: its errors. Two or more: the last against the first. None: the newest run.
+  std::vector<int> shown = selected_;
+  if (shown.empty() && !runs_.empty()) shown.push_back(runs_.back().id);
+  if (shown.empty()) return;
+  const auto* last = findRun(shown.back());
+  if (!last) return;
+  const widgets::RunTrace t = run_metrics_->trace(last->id);
+  std::int64_t blocks = t.progress.total_blocks;
+  if (model_) blocks = std::max<std::int64_t>(blocks, model_->config.num_layers);
+  if (shown.size() >= 2) {
+    const auto* first = findRun(shown.front());
+    if (first) {
+      heatmap_->showDiff(shortName(*first), run_metrics_->trace(first->id).layers, shortName(*last), t.layers, blocks);
+      return;
+    }
+  }
+  heatmap_->showRun(last->name, t.layers, blocks);
+}
+
+void MainWindow::updateStatus() {
+  updateHeatmap();
+  if (!run_controller_->isRunning()) {
+    status_run_->clear();
+    status_progress_->setVisible(false);
+    return;
+  }
+  const int id = run_controller_->currentRunId();
+  const widgets::RunTrace t = run_metrics_->trace(id);
+  const auto& p = t.progress;
+  const auto* r = findRun(id);
+  QString text = r ? r->name + ": " : QString();
+  double fraction = 0;
+  if (run_controller_->isPaused()) text += tr("paused, ");
+  if (p.phase == "evaluating") {
+    text += tr("perplexity, window %1 of %2").arg(p.step).arg(p.total_steps);
+    fraction = p.total_steps > 0 ? static_cast<double>(p.step) / p.total_steps : 0;
+  } else if (p.block >= 0 && p.total_blocks > 0) {
+    text += tr("block %1 of %2").arg(p.block + 1).arg(p.total_blocks);
+    // TesseraQ's iterations are PAR hardening rounds, OmniQuant's are epochs.
+    const bool omniquant = r && r->config.method == "omniquant";
+    if (p.total_iterations > 0)
+      text += (omniquant ? tr(", epoch %1 of %2") : tr(", PAR iteration %1 of %2")).arg(p.iteration + 1).arg(p.total_iterations);
+    if (p.total_steps > 0) text += tr(", step %1 of %2").arg(p.step).arg(p.total_steps);
+    const double within = p.total_steps > 0 ? static_cast<double>(p.step) / p.total_steps : 0;
+    const double done_blocks = static_cast<double>(t.blocks.size());
+    fraction = std::min(1.0, (done_blocks + (t.blocks.size() > static_cast<std::size_t>(p.block) ? 0 : within)) /
+                                 static_cast<double>(p.total_blocks));
+    if (p.eta_seconds > 0) text += tr(", ETA %1").arg(widgets::formatSeconds(p.eta_seconds));
+  } else {
+    text += QString::fromStdString(p.phase.empty() ? "starting" : p.phase) + "...";
+  }
+  if (!queue_.empty()) text += tr("  (%1 queued)").arg(queue_.size());
+  status_run_->setText(text);
+  status_progress_->setVisible(true);
+  status_progress_->setValue(static_cast<int>(1000 * fraction));
+  status_progress_->setFormat(QString("%1 %").arg(100.0 * fraction, 0, 'f', 0));
+}
+
+void MainWindow::refreshAll() {
+  for (widgets::RunPlot* plot : std::initializer_list<widgets::RunPlot*>{loss_plot_, hardening_plot_, memory_plot_})
+    plot->refresh();
+  heatmap_revision_ = 0;
+  heatmap_forced_ = true;
+  updateHeatmap();
+  for (QCustomPlot* plot : std::initializer_list<QCustomPlot*>{loss_plot_, hardening_plot_, memory_plot_, session_ppl_,
+                                                               heatmap_, plot_})
+    plot->replot();
+}
+
+// ---- dialogs --------------------------------------------------------------------------------
+
+QDialog* MainWindow::showExportDialog() {
+  std::vector<widgets::ExportDialog::Choice> choices;
+  for (const auto& r : runs_)
+    if (r.finished() && !r.run_dir.isEmpty()) choices.push_back({r.id, r.name, r.run_dir});
+  if (choices.empty()) {
+    reportError(tr("Nothing to export"), tr("The session has no finished run."),
+                tr("Quantize a model first (Start run), then export it."));
+    return nullptr;
+  }
+  const int preselected = selected_.empty() ? choices.back().run_id : selected_.back();
+  auto* dialog = new widgets::ExportDialog(choices, preselected, this);
+  dialog->setAttribute(Qt::WA_DeleteOnClose);
+  connect(dialog, &widgets::ExportDialog::exported, this, [this](int id, const api::ExportResult& result) {
+    if (auto* r = findRun(id)) {
+      r->export_bytes = result.bytes;
+      r->export_path = QString::fromStdString(result.path);
+    }
+    updateRunViews();
+    autosave();
+  });
+  connect(dialog, &widgets::ExportDialog::exportFailed, this, [](int, const QString& message) {
+    tessera::logger()->error("export failed: {}", utf8(message));
+  });
+  dialog->show();
+  return dialog;
+}
+
+QDialog* MainWindow::showLayerDetail(int run_id, std::int64_t block, const QString& layer) {
+  const auto* r = findRun(run_id);
+  if (!r || r->run_dir.isEmpty()) return nullptr;
+  auto* dialog = new widgets::LayerDetailDialog(r->name, r->run_dir, block, layer, this);
+  dialog->setAttribute(Qt::WA_DeleteOnClose);
+  dialog->show();
+  return dialog;
+}
+
+// ---- session --------------------------------------------------------------------------------
+
+widgets::Session MainWindow::currentSession() const {
+  widgets::Session s;
+  s.runs = runs_;
+  for (const auto& r : runs_) s.traces.emplace_back(r.id, run_metrics_->trace(r.id));
+  s.reference_perplexity = reference_ppl_;
+  s.model = model_ ? QString::fromStdString(model_->path) : QString();
+  s.tokenizer = tokenizer_path_;
+  s.calib = data_panel_->calibPath();
+  s.eval_text = data_panel_->evalTextPath();
+  return s;
+}
+
+bool MainWindow::saveSessionTo(const QString& path) {
+  try {
+    widgets::saveSession(path, currentSession());
+    QSettings().setValue(kLastSessionFile, path);
+    tessera::logger()->info("session saved to {} ({} runs)", utf8(path), runs_.size());
+    return true;
+  } catch (const std::exception& e) {
+    reportError(tr("Cannot save the session"), QString::fromStdString(e.what()),
+                tr("Choose a folder you can write to."));
+    return false;
+  }
+}
+
+bool MainWindow::openSessionFrom(const QString& path) {
+  if (isBusy()) {
+    reportError(tr("Cannot open a session"), tr("A run is going."), tr("Wait for it to end or cancel it first."));
+    return false;
+  }
+  widgets::Session s;
+  try {
+    s = widgets::loadSession(path);
+  } catch (const std::exception& e) {
+    reportError(tr("Cannot open the session"), QString::fromStdString(e.what()),
+                tr("Choose a .tessera-session file saved by the workbench."));
+    return false;
+  }
+  if (!s.model.isEmpty() && QFileInfo::exists(s.model) && (!model_ || QString::fromStdString(model_->path) != s.model))
+    openModel(s.model);
+  if (!s.tokenizer.isEmpty() && QFileInfo(s.tokenizer).isFile()) openTokenizer(s.tokenizer);
+  if (!s.calib.isEmpty()) setCalibPath(s.calib);
+  if (!s.eval_text.isEmpty()) setTextPath(s.eval_text);
+  runs_ = s.runs;
+  run_metrics_->clear();
+  for (const auto& [id, trace] : s.traces) run_metrics_->set(id, trace);
+  for (const auto& r : runs_) {
+    next_run_id_ = std::max(next_run_id_, r.id + 1);
+    // Layer statistics of runs whose curves were not recorded (older files): from the run folder.
+    if (run_metrics_->trace(r.id).layers.empty() && !r.run_dir.isEmpty() && QFileInfo::exists(r.run_dir)) {
+      widgets::RunTrace t = run_metrics_->trace(r.id);
+      widgets::readRunStats(r.run_dir, t);
+      run_metrics_->set(r.id, t);
+    }
+  }
+  reference_ppl_ = s.reference_perplexity;
+  reference_text_ = s.eval_text;
+  selected_.clear();
+  updateRunViews();
+  updateRunControls();
+  tessera::logger()->info("session {} opened ({} runs)", utf8(path), runs_.size());
+  return true;
+}
+
+bool MainWindow::addRunDirectory(const QString& run_dir) {
+  try {
+    const widgets::RunDirectoryInfo info = widgets::readRunDirectory(run_dir);
+    widgets::SessionRun r;
+    r.id = next_run_id_++;
+    r.config = info.config;
+    r.name = QString("%1 #%2").arg(widgets::describeConfig(info.config)).arg(r.id);
+    r.run_dir = run_dir;
+    r.calibration_sha256 = info.calibration_sha256;
+    r.seconds = info.seconds;
+    r.status = info.finished ? widgets::SessionRun::Status::Finished : widgets::SessionRun::Status::Cancelled;
+    if (!info.finished) r.error = tr("unfinished: resume it with tessera quantize --resume");
+    widgets::RunTrace t;
+    t.progress.total_blocks = info.total_blocks;
+    widgets::readRunStats(run_dir, t);
+    t.progress.total_blocks = std::max(t.progress.total_blocks, info.total_blocks);
+    run_metrics_->set(r.id, t);
+    runs_.push_back(r);
+    updateRunViews();
+    tessera::logger()->info("added run {} from {}", utf8(r.name), utf8(run_dir));
+    return true;
+  } catch (const std::exception& e) {
+    reportError(tr("Cannot add the run"), QString::fromStdString(e.what()),
+                tr("Choose the folder that holds run.json, blocks/ and stats/."));
+    return false;
+  }
+}
+
+QString MainWindow::autosavePath() const {
+  return QStandardPaths::writableLocation(QStandardPaths::AppLocalDataLocation) + "/last.tessera-session";
+}
+
+void MainWindow::autosave() {
+  if (runs_.empty()) return;
+  QDir().mkpath(QFileInfo(autosavePath()).absolutePath());
+  try {
+    widgets::saveSession(autosavePath(), currentSession());
+  } catch (const std::exception& e) {
+    tessera::logger()->warn("session autosave failed: {}", e.what());
+  }
+}
+
+void MainWindow::closeEvent(QCloseEvent* event) {
+  autosave();
+  QMainWindow::closeEvent(event);
+}
+
+void MainWindow::chooseSessionToOpen() {
+  const QString path = QFileDialog::getOpenFileName(this, tr("Open session"), dialogStartDir(kLastSessionFile),
+                                                    tr("Tessera sessions (*.tessera-session);;All files (*)"));
+  if (!path.isEmpty()) openSessionFrom(path);
+}
+
+void MainWindow::chooseSessionToSave() {
+  QString path = QFileDialog::getSaveFileName(this, tr("Save session"), dialogStartDir(kLastSessionFile),
+                                              tr("Tessera sessions (*.tessera-session)"));
+  if (path.isEmpty()) return;
+  if (!path.endsWith(".tessera-session")) path += ".tessera-session";
+  saveSessionTo(path);
+}
+
+void MainWindow::chooseRunDirectory() {
+  const QString path = QFileDialog::getExistingDirectory(this, tr("Add a run directory"), runs_root_);
+  if (!path.isEmpty()) addRunDirectory(path);
+}
+
 void MainWindow::chooseModelFile() {
   const QString path = QFileDialog::getOpenFileName(
       this, tr("Open model file"), dialogStartDir(kLastModel),
-      tr("Checkpoints (*.bin *.safetensors config.json);;All files (*)"));
+      tr("Checkpoints (*.bin *.safetensors config.json *.gguf);;All files (*)"));
   // The core maps a .safetensors or config.json file to its Hugging Face folder.
   if (!path.isEmpty()) openModel(path);
 }
@@ -240,7 +986,7 @@ void MainWindow::chooseModelFolder() {
 void MainWindow::chooseTokenizer() {
   const QString path = QFileDialog::getOpenFileName(
       this, tr("Open tokenizer"), dialogStartDir(kLastTokenizer),
-      tr("Tokenizers (*.model *.bin);;All files (*)"));
+      tr("Tokenizers (*.model *.bin *.json);;All files (*)"));
   if (!path.isEmpty()) openTokenizer(path);
 }
 
@@ -250,10 +996,13 @@ void MainWindow::showAbout() {
                         "models.</p>").arg(kVersion));
 }
 
-void MainWindow::reportError(const QString& title, const QString& message) {
+void MainWindow::reportError(const QString& title, const QString& message, const QString& advice) {
   tessera::logger()->error("{}: {}", utf8(title), utf8(message));
   statusBar()->showMessage(title + ": " + message, 10000);
-  if (dialogs_enabled_) QMessageBox::critical(this, title, message);
+  if (!dialogs_enabled_) return;
+  QMessageBox box(QMessageBox::Critical, title, message, QMessageBox::Ok, this);
+  if (!advice.isEmpty()) box.setInformativeText(advice);
+  box.exec();
 }
 
 void MainWindow::updateTitle() {

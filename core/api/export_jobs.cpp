@@ -1,28 +1,93 @@
 #include "api/export_jobs.h"
 
+#include <filesystem>
+
 #include "export/fake_quant_export.h"
+#include "export/gguf_export.h"
+#include "export/packed_export.h"
+#include "export/run_source.h"
 #include "runtime/torch_runtime.h"
 #include "util/error.h"
 
 namespace tessera::api {
+namespace {
+
+struct FormatEntry {
+  const char* id;
+  const char* label;
+};
+
+// Every format this build knows, in the order the GUI lists them.
+constexpr FormatEntry kFormats[] = {
+    {"hf", "Fake-quant Hugging Face folder (safetensors)"},
+    {"gptq", "GPTQ folder, checkpoint_format gptq_v2 (true zero points)"},
+    {"gptq-v1", "GPTQ folder, checkpoint_format gptq (v1: zero - 1 stored)"},
+    {"awq", "AWQ-GEMM folder (4-bit, interleaved)"},
+    {"gguf-f32", "GGUF file for llama.cpp, F32 tensors"},
+    {"gguf-f16", "GGUF file for llama.cpp, F16 weights (the run's weights rounded to fp16)"},
+    {"gguf-q4_1", "GGUF file for llama.cpp, Q4_1 blocks from the codes where exact, else F32"},
+    {"gguf-q5_1", "GGUF file for llama.cpp, Q5_1 blocks from the codes where exact, else F32"},
+};
+
+bool is_packed(const std::string& id) { return id == "gptq" || id == "gptq-v1" || id == "awq"; }
+
+std::string known_ids() {
+  std::string s;
+  for (const auto& f : kFormats) s += (s.empty() ? "" : ", ") + std::string(f.id);
+  return s;
+}
+
+}  // namespace
 
 std::vector<ExportFormatInfo> export_formats_for_run(const std::string& run_dir) {
-  (void)run_dir;  // a fake-quant folder holds any run
-  return {{"hf", "Fake-quant Hugging Face folder (safetensors)", true, ""}};
+  std::vector<ExportFormatInfo> out;
+  std::string load_error;
+  exporting::RunSource run;
+  try {
+    run = exporting::RunSource::load(run_dir, /*codes=*/false);
+  } catch (const Error& e) {
+    load_error = e.what();
+  }
+  for (const auto& f : kFormats) {
+    ExportFormatInfo info{f.id, f.label, true, ""};
+    if (!load_error.empty()) {
+      info.available = false;
+      info.reason = load_error;
+    } else if (is_packed(f.id)) {
+      info.reason = exporting::packed_export_refusal(run, f.id);  // a fake-quant folder holds any run
+      info.available = info.reason.empty();
+    } else if (exporting::is_gguf_format(f.id)) {
+      info.reason = exporting::gguf_export_refusal(run, f.id);
+      info.available = info.reason.empty();
+    }
+    out.push_back(info);
+  }
+  return out;
 }
 
 ExportResult export_run(const ExportRequest& request, const std::function<void(const ExportProgress&)>& progress,
                         const StopToken& stop) {
-  if (request.format != "hf")
-    throw Error("export format \"" + request.format + "\" is not available yet (available: hf)");
   stop.throw_if_stopped();
+  // An export never creates folders above its destination: a typo in the parent path is an error,
+  // not a new directory tree.
+  const auto parent = std::filesystem::path(request.out).parent_path();
+  if (!parent.empty() && !std::filesystem::is_directory(parent))
+    throw Error("cannot create " + request.out + ": " + parent.string() +
+                (std::filesystem::exists(parent) ? " is not a folder" : " does not exist"));
   if (progress) progress({"writing", 0, 1});
-  const auto r = exporting::export_fake_quant_hf(request.run_dir, request.out, runtime::parse_dtype(request.dtype),
-                                                 request.replace_existing);
+  const auto dtype = runtime::parse_dtype(request.dtype);  // GGUF formats fix their own types
+  exporting::ExportReport r;
+  if (request.format == "hf") {
+    r = exporting::export_fake_quant_hf(request.run_dir, request.out, dtype, request.replace_existing);
+  } else if (is_packed(request.format)) {
+    r = exporting::export_packed(request.run_dir, request.out, request.format, dtype, request.replace_existing, stop);
+  } else if (exporting::is_gguf_format(request.format)) {
+    r = exporting::export_gguf(request.run_dir, request.out, request.format, request.replace_existing, stop);
+  } else {
+    throw Error("unknown export format \"" + request.format + "\" (known: " + known_ids() + ")");
+  }
   if (progress) progress({"done", 1, 1});
-  ExportResult result{r.path, r.format, r.dtype, r.bytes, r.tensors_checked, "", {}};
-  result.self_check = std::to_string(r.tensors_checked) + " quantized weights re-read and bit-identical to the run's codes";
-  return result;
+  return ExportResult{r.path, r.format, r.dtype, r.bytes, r.tensors_checked, r.self_check, r.not_converted};
 }
 
 }  // namespace tessera::api

@@ -11,7 +11,7 @@ namespace tessera::api {
 
 // One export format and whether it can hold a given run exactly (for the GUI's format list).
 struct ExportFormatInfo {
-  std::string id;      // the --format value: "hf", ...
+  std::string id;      // the --format value: hf, gptq, gptq-v1, awq, gguf-f32, gguf-f16, gguf-q4_1, gguf-q5_1
   std::string label;   // "Fake-quant Hugging Face folder (safetensors)"
   bool available = false;
   std::string reason;  // why not, when !available ("AWQ-GEMM holds 4-bit only")
@@ -22,8 +22,8 @@ std::vector<ExportFormatInfo> export_formats_for_run(const std::string& run_dir)
 
 struct ExportRequest {
   std::string run_dir, out;
-  std::string format = "hf";  // hf: fake-quant Hugging Face folder
-  std::string dtype = "fp16";
+  std::string format = "hf";  // an ExportFormatInfo::id; gguf-* write one file at `out`, the others a folder
+  std::string dtype = "fp16";  // float tensors (hf), scales and float layers (gptq/awq); unused by gguf-*
   bool replace_existing = false;
 };
 
@@ -36,7 +36,7 @@ struct ExportResult {
   std::string path, format, dtype;
   std::int64_t bytes = 0, tensors_checked = 0;
   std::string self_check;                  // a one-line report of the self-check that passed
-  std::vector<std::string> not_converted;  // layers the format could not hold, written as floats
+  std::vector<std::string> not_converted;  // "layer: why" for layers the format could not hold, written as floats
 };
 
 // Writes atomically (nothing is left at `out` on error or cancel) and self-checks before renaming.

@@ -10,13 +10,9 @@
 
 #include <string>
 
-namespace tessera::exporting {
+#include "export/export_report.h"
 
-struct ExportReport {
-  std::string path, format, dtype;
-  std::int64_t bytes = 0;            // size on disk of everything written
-  std::int64_t tensors_checked = 0;  // quantized weights compared by the self-check
-};
+namespace tessera::exporting {
 
 ExportReport export_fake_quant_hf(const std::string& run_dir, const std::string& out_folder,
                                   torch::ScalarType dtype, bool replace_existing);

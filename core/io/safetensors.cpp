@@ -6,6 +6,7 @@
 
 #include "io/atomic_file.h"
 #include "util/error.h"
+#include "util/sha256.h"
 
 namespace tessera::io {
 
@@ -171,7 +172,13 @@ void SafetensorsWriter::add(const std::string& name, DType dtype,
 
 void SafetensorsWriter::write(std::ostream& out) const {
   json header = json::object();
-  if (!metadata_.empty()) header["__metadata__"] = metadata_;
+  auto metadata = metadata_;
+  if (!digest_key_.empty()) {
+    json digests = json::object();
+    for (const auto& [name, e] : entries_) digests[name] = sha256_hex(e.bytes.data(), e.bytes.size());
+    metadata[digest_key_] = digests.dump();
+  }
+  if (!metadata.empty()) header["__metadata__"] = metadata;
   std::uint64_t offset = 0;
   for (const auto& [name, e] : entries_) {
     header[name] = {{"dtype", dtype_name(e.dtype)},
@@ -187,6 +194,22 @@ void SafetensorsWriter::write(std::ostream& out) const {
   for (const auto& [name, e] : entries_)
     out.write(reinterpret_cast<const char*>(e.bytes.data()),
               static_cast<std::streamsize>(e.bytes.size()));
+}
+
+bool verify_tensor_digests(const SafetensorsFile& file, const std::string& key) {
+  const auto it = file.metadata().find(key);
+  if (it == file.metadata().end()) return false;
+  const auto digests = json::parse(it->second, nullptr, false);
+  if (!digests.is_object()) throw Error(file.path() + ": metadata \"" + key + "\" is not a JSON object of digests");
+  for (const auto& [name, view] : file.tensors()) {
+    if (!digests.contains(name)) throw Error(file.path() + ": tensor \"" + name + "\" has no recorded digest");
+    if (sha256_hex(view.data, view.nbytes) != digests[name].get<std::string>())
+      throw Error(file.path() + ": tensor \"" + name + "\" does not match its recorded SHA-256: the file is corrupted");
+  }
+  if (digests.size() != file.tensors().size())
+    throw Error(file.path() + ": the file holds " + std::to_string(file.tensors().size()) + " tensors but " +
+                std::to_string(digests.size()) + " were written");
+  return true;
 }
 
 void SafetensorsWriter::write_to_file(const std::string& path) const {

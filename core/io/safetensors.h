@@ -53,6 +53,9 @@ class SafetensorsWriter {
   void add(const std::string& name, DType dtype, const std::vector<std::int64_t>& shape,
            const void* data, std::size_t nbytes);
   void set_metadata(const std::string& key, const std::string& value) { metadata_[key] = value; }
+  // Also store the SHA-256 of every tensor's bytes as a JSON object {name: hex} under the metadata
+  // key `key`, so that a reader can tell a corrupted tensor from a valid one (see verify_tensor_digests).
+  void set_digest_key(const std::string& key) { digest_key_ = key; }
   void write(std::ostream& out) const;
   void write_to_file(const std::string& path) const;  // atomic
 
@@ -64,6 +67,12 @@ class SafetensorsWriter {
   };
   std::map<std::string, Entry> entries_;
   std::map<std::string, std::string> metadata_;
+  std::string digest_key_;
 };
+
+// Checks every tensor of `file` against the digests a writer stored under metadata key `key`;
+// throws naming the first tensor whose bytes changed. Returns false (checks nothing) when the file
+// has no such key.
+bool verify_tensor_digests(const SafetensorsFile& file, const std::string& key);
 
 }  // namespace tessera::io

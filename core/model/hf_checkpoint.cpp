@@ -27,6 +27,7 @@ class TensorSource {
     const fs::path index = dir / "model.safetensors.index.json";
     if (fs::exists(single)) {
       auto file = std::make_shared<io::SafetensorsFile>(single.string());
+      io::verify_tensor_digests(*file, kTensorDigestsKey);  // exports carry digests; corruption fails here
       for (const auto& [name, view] : file->tensors()) owner_[name] = file;
     } else if (fs::exists(index)) {
       std::ifstream in(index);
@@ -84,19 +85,35 @@ class TensorSource {
 
 }  // namespace
 
-LlamaModel load_hf_checkpoint(const std::string& folder) {
+LlamaModel load_hf_checkpoint(const std::string& folder, const TensorResolver& resolver) {
   const fs::path config_path = fs::path(folder) / "config.json";
   if (!fs::exists(config_path)) throw Error(folder + ": no config.json (not a Hugging Face model folder)");
   LlamaConfig c = LlamaConfig::from_hf_config_file(config_path.string());
-  TensorSource source(folder);
+  const TensorSource file_source(folder);
+  struct {
+    const TensorSource& file;
+    const TensorResolver& resolver;
+    const std::string& folder;
+    torch::Tensor load(const std::string& name, const std::vector<std::int64_t>& shape) const {
+      if (resolver) {
+        auto t = resolver(name);
+        if (t.defined()) {
+          if (t.sizes().vec() != shape)
+            throw Error(folder + ": tensor \"" + name + "\" decodes to a shape that config.json does not imply");
+          return t;
+        }
+      }
+      return file.load(name, shape);
+    }
+  } source{file_source, resolver, folder};
 
   const std::int64_t d = c.hidden_size, ff = c.intermediate_size;
   const std::int64_t q_dim = c.num_heads * c.head_dim, kv_dim = c.num_kv_heads * c.head_dim;
   ModelWeights w;
   // Tied checkpoints written by transformers' safetensors de-duplication may store the shared
   // matrix only once, as lm_head.weight.
-  const bool embed_stored_as_head = c.tie_word_embeddings && !source.contains("model.embed_tokens.weight") &&
-                                    source.contains("lm_head.weight");
+  const bool embed_stored_as_head = c.tie_word_embeddings && !file_source.contains("model.embed_tokens.weight") &&
+                                    file_source.contains("lm_head.weight");
   w.embed_tokens = source.load(embed_stored_as_head ? "lm_head.weight" : "model.embed_tokens.weight",
                                {c.vocab_size, d});
   w.final_norm = source.load("model.norm.weight", {d});
@@ -134,8 +151,10 @@ void save_hf_checkpoint(const LlamaModel& model, const std::string& folder, torc
   io::SafetensorsWriter writer;
   writer.set_metadata("format", "pt");
   writer.set_metadata("tessera_version", kVersion);
+  if (options.tensor_digests) writer.set_digest_key(kTensorDigestsKey);
   for (const auto& [key, value] : options.metadata) writer.set_metadata(key, value);
   auto put = [&](const std::string& name, const torch::Tensor& t) {
+    if (options.write_tensor && options.write_tensor(name, writer)) return;
     if (t.defined()) add_tensor(writer, name, t.to(dtype));
   };
   put("model.embed_tokens.weight", w.embed_tokens);

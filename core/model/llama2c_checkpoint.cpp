@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "io/mapped_file.h"
+#include "model/rotary_layout.h"
 #include "util/error.h"
 
 namespace tessera::model {
@@ -40,14 +41,6 @@ LlamaConfig config_from_header(const Header& h, const std::string& path) {
                 std::to_string(h.n_heads) + " (not a llama2.c checkpoint?)");
   c.validate(path + " (llama2.c header)");
   return c;
-}
-
-// llama2.c applies RoPE to interleaved pairs (x0,x1),(x2,x3)...; Hugging Face's rotate_half pairs
-// x_i with x_{i+hd/2}. Permuting the rows of wq/wk per head makes both compute the same function
-// (the permutation of transformers' convert_llama_weights_to_hf.py).
-torch::Tensor interleaved_to_half_rotary(const torch::Tensor& w, std::int64_t heads) {
-  const auto rows = w.size(0), cols = w.size(1);
-  return w.view({heads, rows / heads / 2, 2, cols}).transpose(1, 2).reshape({rows, cols}).contiguous();
 }
 
 }  // namespace

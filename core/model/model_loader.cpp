@@ -2,6 +2,8 @@
 
 #include <filesystem>
 
+#include "export/gguf_import.h"
+#include "export/quantized_import.h"
 #include "model/hf_checkpoint.h"
 #include "model/llama2c_checkpoint.h"
 #include "util/error.h"
@@ -31,21 +33,35 @@ CheckpointFormat detect_checkpoint_format(const std::string& path) {
     return CheckpointFormat::HuggingFace;
   }
   if (fs::path(path).extension() == ".bin") return CheckpointFormat::Llama2c;
-  throw Error(path + ": unknown model format (expected a Hugging Face folder or a llama2.c .bin)");
+  if (fs::path(path).extension() == ".gguf") return CheckpointFormat::Gguf;
+  throw Error(path + ": unknown model format (expected a Hugging Face folder, a llama2.c .bin or a .gguf)");
 }
 
 std::string checkpoint_format_name(CheckpointFormat format) {
-  return format == CheckpointFormat::HuggingFace ? "Hugging Face safetensors" : "llama2.c";
+  switch (format) {
+    case CheckpointFormat::HuggingFace: return "Hugging Face safetensors";
+    case CheckpointFormat::Llama2c: return "llama2.c";
+    case CheckpointFormat::Gguf: return "GGUF";
+  }
+  return "?";
 }
 
 LlamaModel load_model(const std::string& path) {
-  if (detect_checkpoint_format(path) == CheckpointFormat::HuggingFace)
-    return load_hf_checkpoint(model_folder(path));
+  const auto format = detect_checkpoint_format(path);
+  if (format == CheckpointFormat::Gguf) return exporting::load_gguf_model(path);
+  if (format == CheckpointFormat::HuggingFace) {
+    const auto folder = model_folder(path);
+    // GPTQ / AWQ exports are dequantized on load with their readers' conventions.
+    if (exporting::is_packed_checkpoint(folder)) return exporting::load_packed_checkpoint(folder);
+    return load_hf_checkpoint(folder);
+  }
   return load_llama2c_checkpoint(path);
 }
 
 LlamaConfig read_model_config(const std::string& path) {
-  if (detect_checkpoint_format(path) == CheckpointFormat::HuggingFace)
+  const auto format = detect_checkpoint_format(path);
+  if (format == CheckpointFormat::Gguf) return exporting::gguf_llama_config(exporting::GgufFile(path));
+  if (format == CheckpointFormat::HuggingFace)
     return LlamaConfig::from_hf_config_file((fs::path(model_folder(path)) / "config.json").string());
   return read_llama2c_config(path);
 }

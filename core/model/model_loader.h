@@ -1,13 +1,13 @@
 #pragma once
 // Opens any supported checkpoint: a Hugging Face folder (or its model.safetensors / config.json)
-// or a llama2.c .bin file.
+// or a llama2.c .bin file, or a GGUF llama file (F32/F16/Q4_1/Q5_1 tensors, e.g. a Tessera export).
 #include <string>
 
 #include "model/llama_model.h"
 
 namespace tessera::model {
 
-enum class CheckpointFormat { HuggingFace, Llama2c };
+enum class CheckpointFormat { HuggingFace, Llama2c, Gguf };
 
 CheckpointFormat detect_checkpoint_format(const std::string& path);  // throws if neither
 std::string checkpoint_format_name(CheckpointFormat format);

@@ -48,6 +48,13 @@ Llama2cTokenizer::Llama2cTokenizer(const std::string& path, std::int64_t vocab_s
                 " tokens; a llama2.c tokenizer has at least the 3 specials and 256 byte tokens");
 }
 
+Llama2cTokenizer::Llama2cTokenizer(std::string path, std::vector<std::string> pieces, std::vector<float> scores)
+    : path_(std::move(path)), pieces_(std::move(pieces)), scores_(std::move(scores)) {
+  if (pieces_.size() != scores_.size() || pieces_.size() < 259)
+    throw Error(path_ + ": a llama2.c-style vocabulary needs as many scores as pieces and at least 259 tokens");
+  for (std::size_t i = 0; i < pieces_.size(); ++i) ids_.emplace(pieces_[i], static_cast<std::int32_t>(i));
+}
+
 std::int32_t Llama2cTokenizer::lookup(const std::string& s) const {
   auto it = ids_.find(s);
   return it == ids_.end() ? -1 : it->second;

@@ -13,6 +13,8 @@ class Llama2cTokenizer : public Tokenizer {
  public:
   // vocab_size: number of entries to read; 0 reads until the end of the file.
   explicit Llama2cTokenizer(const std::string& path, std::int64_t vocab_size = 0);
+  // From pieces and scores held elsewhere (a GGUF file's vocabulary); `path` names the source.
+  Llama2cTokenizer(std::string path, std::vector<std::string> pieces, std::vector<float> scores);
 
   std::vector<std::int32_t> encode(const std::string& text, bool add_bos,
                                    bool add_eos) const override;

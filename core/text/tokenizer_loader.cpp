@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "export/gguf_import.h"
 #include "text/hf_tokenizer.h"
 #include "text/llama2c_tokenizer.h"
 #include "text/sentencepiece_tokenizer.h"
@@ -23,6 +24,7 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
   const std::string name = fs::path(path).filename().string();
   if (ext == ".model") return std::make_unique<SentencePieceTokenizer>(path);
   if (ext == ".bin") return std::make_unique<Llama2cTokenizer>(path);
+  if (ext == ".gguf") return exporting::load_gguf_tokenizer(path);  // the vocabulary embedded in a GGUF model
   if (ext == ".json") {
     if (name == "tokenizer_config.json")
       throw Error(path + ": this is the tokenizer's settings; pass the tokenizer.json beside it");
@@ -34,6 +36,7 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
 
 std::string find_tokenizer_for_model(const std::string& model_path) {
   const fs::path p(model_path);
+  if (p.extension() == ".gguf") return model_path;  // a GGUF file carries its own vocabulary
   const fs::path dir = fs::is_directory(p) ? p : p.parent_path();
   for (const char* name : {"tokenizer.json", "tokenizer.model", "tokenizer.bin"}) {
     if (fs::exists(dir / name)) return (dir / name).string();

@@ -8,7 +8,8 @@
 namespace tessera::text {
 
 // `*.json` (tokenizer.json) -> HfTokenizer; `.model` -> SentencePiece; a llama2.c
-// `tokenizer.bin`/`tok*.bin` -> Llama2cTokenizer. A folder: the tokenizer found in it.
+// `tokenizer.bin`/`tok*.bin` -> Llama2cTokenizer; a `.gguf` model -> its embedded vocabulary (as a
+// llama2.c-style tokenizer). A folder: the tokenizer found in it.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path);
 
 // The tokenizer that ships with a model, in the model's folder (or beside a llama2.c file):

@@ -9,8 +9,10 @@
 #include "api/model_jobs.h"
 #include "export/fake_quant_export.h"
 #include "io/safetensors.h"
+#include "model/model_loader.h"
 #include "pipeline/quantization_run.h"
 #include "tessera_test.h"
+#include "export_test_support.h"
 #include "test_data.h"
 
 using namespace tessera;
@@ -77,28 +79,11 @@ class TestExport : public QObject {
     const auto run = w4_run();
     const auto out = tessera_test::fresh_temp_dir("export-corrupt") + "/hf";
     api::export_run({run, out, "hf", "fp32", false});
-    const std::string file = out + "/model.safetensors";
-    std::size_t offset = 0;
-    {
-      // The tensor's offset in the file: 8 + header length + its offset in the data section.
-      io::SafetensorsFile f(file);
-      const auto* data_start = f.tensors().begin()->second.data;
-      for (const auto& [n, t] : f.tensors()) data_start = std::min(data_start, t.data);
-      std::ifstream in(file, std::ios::binary);
-      std::uint64_t header = 0;
-      in.read(reinterpret_cast<char*>(&header), 8);
-      offset = 8 + header + static_cast<std::size_t>(f.tensor("model.layers.3.mlp.up_proj.weight").data - data_start) + 100;
-    }
-    std::fstream io(file, std::ios::in | std::ios::out | std::ios::binary);
-    io.seekg(static_cast<std::streamoff>(offset));
-    char byte = 0;
-    io.read(&byte, 1);
-    byte = static_cast<char>(byte ^ 0x40);
-    io.seekp(static_cast<std::streamoff>(offset));
-    io.write(&byte, 1);
-    io.close();
+    tessera_test::flip_bits_in_tensor(out + "/model.safetensors", "model.layers.3.mlp.up_proj.weight", 100, 0x40);
     TESSERA_VERIFY_THROWS_WITH(exporting::verify_fake_quant_hf(run, out),
                                "model.layers.3.mlp.up_proj.weight");
+    // The importer checks the recorded SHA-256 of every tensor.
+    TESSERA_VERIFY_THROWS_WITH(model::load_model(out), "model.layers.3.mlp.up_proj.weight");
   }
 
   void failedExportLeavesNothing() {
@@ -111,7 +96,7 @@ class TestExport : public QObject {
     // An existing destination is not overwritten without --force.
     fs::create_directories(base + "/taken");
     TESSERA_VERIFY_THROWS_WITH(api::export_run({run, base + "/taken", "hf", "fp16", false}), "already exists");
-    TESSERA_VERIFY_THROWS_WITH(api::export_run({run, base + "/gptq", "gptq", "fp16", false}), "not available yet");
+    TESSERA_VERIFY_THROWS_WITH(api::export_run({run, base + "/x", "onnx", "fp16", false}), "unknown export format");
     std::size_t entries = 0;
     for (const auto& e : fs::directory_iterator(base)) { (void)e; ++entries; }
     QCOMPARE(entries, std::size_t(2));  // "file" and "taken" only: no temporary folders left

@@ -199,8 +199,11 @@ class TestModelLoading : public QObject {
   void unknownFormatsAreRejected() {
     const auto dir = tessera_test::fresh_temp_dir("unknown");
     TESSERA_VERIFY_THROWS_WITH(model::load_model(dir), "no config.json");
+    std::ofstream(dir + "/weights.onnx") << "ONNX";
+    TESSERA_VERIFY_THROWS_WITH(model::load_model(dir + "/weights.onnx"), "unknown model format");
+    // .gguf is a known format now (GGUF import); a file that only has the magic is refused as such.
     std::ofstream(dir + "/weights.gguf") << "GGUF";
-    TESSERA_VERIFY_THROWS_WITH(model::load_model(dir + "/weights.gguf"), "unknown model format");
+    TESSERA_VERIFY_THROWS_WITH(model::load_model(dir + "/weights.gguf"), "truncated GGUF file");
     TESSERA_VERIFY_THROWS_WITH(model::load_model(dir + "/nope.bin"), "does not exist");
   }
 

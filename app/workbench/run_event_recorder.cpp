@@ -1,0 +1,114 @@
+#include "run_event_recorder.h"
+
+#include <fstream>
+#include <unistd.h>
+
+#include "api/device_memory.h"
+#include "util/log.h"
+
+namespace tessera::workbench {
+
+using pipeline::RunEvent;
+
+double residentMemoryBytes() {
+  std::ifstream statm("/proc/self/statm");
+  long pages_total = 0, pages_resident = 0;
+  if (!(statm >> pages_total >> pages_resident)) return 0;
+  return static_cast<double>(pages_resident) * static_cast<double>(sysconf(_SC_PAGESIZE));
+}
+
+RunEventRecorder::RunEventRecorder(std::shared_ptr<widgets::RunMetricsStore> store, int run_id, std::string device)
+    : store_(std::move(store)), run_id_(run_id), start_(std::chrono::steady_clock::now()), device_(std::move(device)) {
+  store_->update(run_id_, [&](widgets::RunTrace& t) {
+    t = widgets::RunTrace();  // a restarted run starts its curves over
+    t.progress.phase = "loading";
+    sampleMemory(t, true);
+  });
+}
+
+double RunEventRecorder::elapsedSeconds() const {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+}
+
+void RunEventRecorder::sampleMemory(widgets::RunTrace& t, bool force) {
+  const double now = elapsedSeconds();
+  // Both reads cost microseconds, but a point per step would bloat the trace for long runs.
+  if (!force && now - last_sample_ < 0.1) return;
+  last_sample_ = now;
+  t.memory.push_back({now, api::device_memory_in_use_bytes(device_), residentMemoryBytes()});
+}
+
+void RunEventRecorder::setPhase(const std::string& phase) {
+  store_->update(run_id_, [&](widgets::RunTrace& t) {
+    t.progress.phase = phase;
+    t.progress.elapsed_seconds = elapsedSeconds();
+    sampleMemory(t, true);
+  });
+}
+
+void RunEventRecorder::on_event(const RunEvent& e) {
+  if (e.kind == RunEvent::Kind::Log) {
+    // The pipeline logs its own lines (block -1) already; the methods' messages only come here.
+    if (e.block >= 0) logger()->info("{}", e.message);
+    return;
+  }
+  store_->update(run_id_, [&](widgets::RunTrace& t) {
+    auto& p = t.progress;
+    p.elapsed_seconds = elapsedSeconds();
+    switch (e.kind) {
+      case RunEvent::Kind::RunStarted:
+        p.phase = "quantizing";
+        p.total_blocks = e.total_blocks;
+        break;
+      case RunEvent::Kind::BlockStarted:
+        p.block = e.block;
+        p.total_blocks = e.total_blocks;
+        p.step = p.total_steps = p.iteration = p.total_iterations = 0;
+        break;
+      case RunEvent::Kind::StepLoss:
+        p.block = e.block;
+        p.step = e.step;
+        p.total_steps = e.total_steps;
+        p.iteration = e.iteration;
+        p.total_iterations = e.total_iterations;
+        t.steps.push_back({widgets::block_position(e.block, e.step, e.total_steps), e.value, e.iteration});
+        break;
+      case RunEvent::Kind::StepSkipped:
+        ++t.skipped_steps;
+        break;
+      case RunEvent::Kind::HardFraction:
+        p.iteration = e.iteration;
+        p.total_iterations = e.total_iterations;
+        t.hardening.push_back({widgets::block_position(e.block, e.step, e.total_steps), e.value, e.before});
+        break;
+      case RunEvent::Kind::LayerStats: {
+        eval::LayerStats s;
+        s.block = e.block;
+        s.layer = e.layer;
+        s.rel_weight_error = e.rel_weight_error;
+        s.output_mse = e.output_mse;
+        s.flip_ratio = e.flip_ratio;
+        s.dst_min = e.dst_min;
+        s.dst_max = e.dst_max;
+        s.dst_std = e.dst_std;
+        t.layers.push_back(s);
+        break;
+      }
+      case RunEvent::Kind::BlockFinished:
+        t.blocks.push_back({e.block, e.before, e.value, e.seconds});
+        p.block = e.block;
+        p.total_blocks = e.total_blocks;
+        p.eta_seconds = e.eta_seconds;
+        break;
+      case RunEvent::Kind::RunFinished:
+        p.phase = "quantized";
+        p.eta_seconds = 0;
+        break;
+      case RunEvent::Kind::Log:
+        break;
+    }
+    sampleMemory(t, e.kind != RunEvent::Kind::StepLoss);
+  });
+}
+
+}  // namespace tessera::workbench

@@ -1,0 +1,67 @@
+#include "api/layer_detail.h"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "model/model_loader.h"
+#include "pipeline/quantized_block.h"
+#include "pipeline/run_config.h"
+#include "pipeline/run_directory.h"
+#include "quant/group_quantizer.h"
+#include "util/error.h"
+
+namespace tessera::api {
+
+namespace {
+template <typename T>
+std::vector<T> to_vector(const torch::Tensor& t) {
+  const auto c = t.contiguous();
+  return std::vector<T>(c.data_ptr<T>(), c.data_ptr<T>() + c.numel());
+}
+}  // namespace
+
+LayerDetail layer_detail(const std::string& run_dir, std::int64_t block, const std::string& layer) {
+  pipeline::RunDirectory dir(run_dir);
+  if (!dir.has_manifest()) throw Error(run_dir + " is not a Tessera run directory (no run.json)");
+  std::ifstream in(dir.manifest_path());
+  const auto manifest = nlohmann::json::parse(in, nullptr, false);
+  if (manifest.is_discarded() || !manifest.contains("config")) throw Error(dir.manifest_path() + " is not a run manifest");
+  const auto config = pipeline::RunConfig::from_json_text(manifest["config"].dump(), dir.manifest_path());
+  if (!dir.has_block(block))
+    throw Error("block " + std::to_string(block) + " of " + run_dir + " is not finished (no " + dir.block_path(block) + ")");
+  const model::LinearKind* kind = nullptr;
+  for (const auto& k : model::kAllLinears)
+    if (layer == model::linear_name(k)) kind = &k;
+  if (!kind) throw Error("unknown layer \"" + layer + "\" (expected q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj or down_proj)");
+
+  torch::NoGradGuard no_grad;
+  const auto qblock = pipeline::QuantizedBlock::load(dir.block_path(block), config.weight);
+  const auto& q = qblock.linears.at(*kind);
+  // The checkpoint's weight, for the plain-RTN reference; only this block's Linear is kept.
+  const auto model = model::load_model(config.model);
+  if (block >= model.config().num_layers) throw Error("block " + std::to_string(block) + " is beyond the model's layers");
+  const torch::Tensor w = model.weights().blocks[static_cast<std::size_t>(block)].linear(*kind).to(torch::kFloat32);
+  const auto rtn = quant::quantize_rtn(w, q.spec, layer);
+
+  LayerDetail d;
+  d.block = block;
+  d.layer = layer;
+  d.method = config.method;
+  d.bits = q.spec.bits;
+  d.rows = q.out_features();
+  d.cols = q.in_features();
+  d.group_size = q.spec.effective_group(d.cols);
+  d.groups = q.spec.groups(d.cols);
+  const auto delta = q.codes.to(torch::kInt64) - rtn.codes.to(torch::kInt64);
+  const std::int64_t lo = delta.min().item<std::int64_t>(), hi = delta.max().item<std::int64_t>();
+  d.code_change_min = lo;
+  d.code_change_counts = to_vector<std::int64_t>(torch::bincount((delta - lo).flatten(), {}, hi - lo + 1));
+  d.changed_fraction = delta.ne(0).to(torch::kFloat64).mean().item<double>();
+  d.scale_ratio = to_vector<double>((q.scale / rtn.scale.clamp_min(1e-30)).to(torch::kFloat64));
+  d.code_counts = to_vector<std::int64_t>(torch::bincount(q.codes.to(torch::kInt64).flatten(), {}, std::int64_t{1} << d.bits));
+  const auto dst = qblock.method_state.find("tesseraq.dst." + layer);
+  if (dst != qblock.method_state.end()) d.dst_factors = to_vector<double>(dst->second.to(torch::kFloat64));
+  return d;
+}
+
+}  // namespace tessera::api

@@ -1,0 +1,390 @@
+#include "export/gguf_export.h"
+
+#include <c10/util/Half.h>
+
+#include <cstring>
+#include <filesystem>
+#include <random>
+
+#include "export/bit_packing.h"
+#include "export/gguf_file.h"
+#include "export/gguf_import.h"
+#include "io/atomic_file.h"
+#include "model/model_loader.h"
+#include "model/rotary_layout.h"
+#include "pipeline/quantization_run.h"
+#include "text/llama2c_tokenizer.h"
+#include "text/sentencepiece_tokenizer.h"
+#include "text/tokenizer_loader.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "util/version.h"
+
+namespace fs = std::filesystem;
+
+namespace tessera::exporting {
+namespace {
+
+// llama.cpp's tensor names (llama-arch.cpp LLM_TENSOR_NAMES for LLM_ARCH_LLAMA).
+const char* gguf_linear(model::LinearKind kind) {
+  switch (kind) {
+    case model::LinearKind::Q: return "attn_q";
+    case model::LinearKind::K: return "attn_k";
+    case model::LinearKind::V: return "attn_v";
+    case model::LinearKind::O: return "attn_output";
+    case model::LinearKind::Gate: return "ffn_gate";
+    case model::LinearKind::Up: return "ffn_up";
+    case model::LinearKind::Down: return "ffn_down";
+  }
+  return "?";
+}
+
+std::string gguf_name(std::int64_t block, model::LinearKind kind) {
+  return "blk." + std::to_string(block) + "." + gguf_linear(kind) + ".weight";
+}
+
+GgmlType linear_type(const std::string& id) {
+  if (id == "gguf-f32") return GgmlType::F32;
+  if (id == "gguf-f16") return GgmlType::F16;
+  if (id == "gguf-q4_1") return GgmlType::Q4_1;
+  if (id == "gguf-q5_1") return GgmlType::Q5_1;
+  throw Error("unknown GGUF export format \"" + id + "\" (gguf-f32, gguf-f16, gguf-q4_1, gguf-q5_1)");
+}
+
+bool is_block_type(GgmlType t) { return t == GgmlType::Q4_1 || t == GgmlType::Q5_1; }
+
+// llama_ftype: ALL_F32 0, MOSTLY_F16 1, MOSTLY_Q4_1 3, MOSTLY_Q5_1 9.
+std::uint32_t file_type(GgmlType t) {
+  return t == GgmlType::F32 ? 0 : t == GgmlType::F16 ? 1 : t == GgmlType::Q4_1 ? 3 : 9;
+}
+
+// Rows in ggml's q/k order (llama.cpp permutes Hugging Face's rotate_half rows back to pairs).
+torch::Tensor ggml_rows(const torch::Tensor& t, model::LinearKind kind, const model::LlamaConfig& c) {
+  if (kind == model::LinearKind::Q) return model::half_to_interleaved_rotary(t, c.num_heads);
+  if (kind == model::LinearKind::K) return model::half_to_interleaved_rotary(t, c.num_kv_heads);
+  return t;
+}
+
+quant::QuantizedLinear ggml_rows(const quant::QuantizedLinear& q, model::LinearKind kind, const model::LlamaConfig& c) {
+  auto r = q;
+  r.codes = ggml_rows(q.codes, kind, c);
+  r.scale = ggml_rows(q.scale, kind, c);
+  r.zero = ggml_rows(q.zero, kind, c);
+  return r;
+}
+
+std::uint16_t half_bits(float v) { return c10::Half(v).x; }
+
+// Q4_1 / Q5_1 blocks of a layer whose rows are already in ggml order, or why the blocks would not
+// decode to the run's weights bit for bit. d = fp16(s) and m = fp16(-z * d); llama.cpp computes
+// y = q*d + m in fp32. When s and -z*s are fp16 values, q*d and m are exact and so is their sum
+// (q - z) * s (at most 5 + 11 significant bits), which is the run's weight for every code q;
+// otherwise some code decodes differently. The condition needs only scales and zero points.
+std::string block_encoding(const quant::QuantizedLinear& q, GgmlType type, std::vector<std::uint8_t>* bytes) {
+  const int bits = type == GgmlType::Q4_1 ? 4 : 5;
+  if (q.spec.bits != bits) return std::to_string(q.spec.bits) + "-bit codes";
+  const auto k = q.in_features(), g = q.spec.effective_group(k);
+  if (k % 32 != 0 || g % 32 != 0)
+    return "input dimension " + std::to_string(k) + " / group size " + std::to_string(g) +
+           " is not whole 32-weight blocks";
+  const auto d = q.scale.to(torch::kFloat16).to(torch::kFloat32);
+  const auto m = (-q.zero * d).to(torch::kFloat16).to(torch::kFloat32);
+  const auto inexact = (d != q.scale).logical_or(m != -q.zero * q.scale);
+  if (inexact.any().item<bool>())
+    return std::to_string(inexact.sum().item<std::int64_t>()) + " of " + std::to_string(inexact.numel()) +
+           " groups have a scale or -zero*scale that is not an fp16 value";
+  if (!bytes) return "";
+  const auto codes = q.codes.contiguous();
+  const auto dc = d.contiguous(), mc = m.contiguous();
+  const std::size_t block_bytes = bits == 4 ? 20 : 24;
+  const auto n = q.out_features(), blocks_per_row = k / 32;
+  bytes->assign(static_cast<std::size_t>(n * blocks_per_row) * block_bytes, 0);
+  for (std::int64_t r = 0; r < n; ++r) {
+    for (std::int64_t b = 0; b < blocks_per_row; ++b) {
+      std::uint8_t* p = bytes->data() + static_cast<std::size_t>(r * blocks_per_row + b) * block_bytes;
+      const std::uint8_t* c = codes.data_ptr<std::uint8_t>() + r * k + b * 32;
+      const auto grp = (b * 32) / g;
+      const auto at = r * dc.size(1) + grp;
+      const auto dh = half_bits(dc.data_ptr<float>()[at]), mh = half_bits(mc.data_ptr<float>()[at]);
+      std::memcpy(p, &dh, 2);
+      std::memcpy(p + 2, &mh, 2);
+      std::uint8_t low[32];
+      std::uint32_t qh = 0;
+      for (int j = 0; j < 32; ++j) {
+        low[j] = c[j] & 15u;
+        qh |= static_cast<std::uint32_t>((c[j] >> 4) & 1u) << j;  // Q5_1: the fifth bit of element j
+      }
+      if (bits == 5) std::memcpy(p + 4, &qh, 4);
+      q4_1_pack_nibbles(low, p + (bits == 4 ? 4 : 8));
+    }
+  }
+  return "";
+}
+
+std::vector<std::uint8_t> float_bytes(const torch::Tensor& t, GgmlType type) {
+  const auto c = t.to(type == GgmlType::F16 ? torch::kFloat16 : torch::kFloat32).contiguous();
+  std::vector<std::uint8_t> out(static_cast<std::size_t>(c.numel()) * c.element_size());
+  std::memcpy(out.data(), c.data_ptr(), out.size());
+  return out;
+}
+
+std::vector<std::uint64_t> ggml_ne(const torch::Tensor& t) {
+  std::vector<std::uint64_t> ne;
+  for (auto i = t.dim() - 1; i >= 0; --i) ne.push_back(static_cast<std::uint64_t>(t.size(i)));
+  return ne;
+}
+
+std::string model_refusal(const model::LlamaConfig& c) {
+  if (c.architecture != "llama" && c.architecture != "mistral")
+    return "GGUF export writes the llama architecture; this model is " + c.architecture;
+  if (c.attention_bias) return "GGUF llama has no q/k/v bias; this model has one";
+  if (c.rope_scaling.type == "llama3")
+    return "llama3 rope scaling needs a rope_freqs tensor, which this exporter does not write";
+  return "";
+}
+
+struct Vocab {
+  std::vector<std::string> tokens;
+  std::vector<float> scores;
+  std::vector<std::int32_t> types;  // llama_token_type: 1 normal, 2 unknown, 3 control, 5 unused, 6 byte
+  std::int32_t bos = 1, eos = 2;
+};
+
+bool is_byte_piece(const std::string& p) {
+  return p.size() == 6 && p.compare(0, 3, "<0x") == 0 && p[5] == '>';
+}
+
+// The run's tokenizer as tokenizer.ggml.* data; throws when it is neither SentencePiece nor llama2.c.
+Vocab vocab_of(const std::string& tokenizer_path, std::int64_t model_vocab) {
+  if (tokenizer_path.empty()) throw Error("the run records no tokenizer, which GGUF embeds");
+  const auto tokenizer = text::load_tokenizer(tokenizer_path);
+  Vocab v;
+  v.bos = tokenizer->bos_id();
+  v.eos = tokenizer->eos_id();
+  static const std::string space = "\xe2\x96\x81";
+  if (const auto* l = dynamic_cast<const text::Llama2cTokenizer*>(tokenizer.get())) {
+    for (std::int32_t i = 0; i < static_cast<std::int32_t>(l->vocab_size()); ++i) {
+      std::string p = l->piece(i);
+      std::int32_t type = 1;
+      if (i == 0) {
+        type = 2, p = "<unk>";
+      } else if (i == v.bos || i == v.eos) {
+        type = 3, p = i == v.bos ? "<s>" : "</s>";  // llama2.c spells them "\n<s>\n", "\n</s>\n"
+      } else if (is_byte_piece(p)) {
+        type = 6;
+      } else {
+        for (std::size_t at = p.find(' '); at != std::string::npos; at = p.find(' ', at + space.size()))
+          p.replace(at, 1, space);
+      }
+      v.tokens.push_back(p);
+      v.scores.push_back(l->score(i));
+      v.types.push_back(type);
+    }
+  } else if (const auto* sp = dynamic_cast<const text::SentencePieceTokenizer*>(tokenizer.get())) {
+    for (std::int32_t i = 0; i < static_cast<std::int32_t>(sp->vocab_size()); ++i) {
+      const auto p = sp->piece(i);
+      v.tokens.push_back(p);
+      v.scores.push_back(sp->score(i));
+      v.types.push_back(sp->is_byte(i) ? 6 : (i == v.bos || i == v.eos) ? 3 : p == "<unk>" ? 2 : 1);
+    }
+  } else {
+    throw Error("GGUF export needs a SentencePiece or llama2.c tokenizer; the run's tokenizer " + tokenizer_path +
+                " is a " + tokenizer->kind() + " one");
+  }
+  if (static_cast<std::int64_t>(v.tokens.size()) > model_vocab)
+    throw Error("tokenizer " + tokenizer_path + " has more tokens than the model has embeddings");
+  while (static_cast<std::int64_t>(v.tokens.size()) < model_vocab) {  // as convert_hf_to_gguf pads
+    v.tokens.push_back("[PAD" + std::to_string(v.tokens.size()) + "]");
+    v.scores.push_back(0.f);
+    v.types.push_back(5);
+  }
+  return v;
+}
+
+template <typename F>
+void for_each_linear(const RunSource& run, F&& f) {
+  for (std::size_t k = 0; k < run.blocks.size(); ++k)
+    for (const auto& [kind, q] : run.blocks[k].linears) f(static_cast<std::int64_t>(k), kind, q);
+}
+
+model::LlamaConfig run_model_config(const RunSource& run) { return model::read_model_config(run.config.model); }
+
+}  // namespace
+
+bool is_gguf_format(const std::string& id) {
+  return id == "gguf-f32" || id == "gguf-f16" || id == "gguf-q4_1" || id == "gguf-q5_1";
+}
+
+std::string gguf_export_refusal(const RunSource& run, const std::string& id) {
+  const auto type = linear_type(id);
+  const auto c = run_model_config(run);
+  auto why = model_refusal(c);
+  if (!why.empty()) return why;
+  try {
+    vocab_of(run.manifest.value("tokenizer", ""), c.vocab_size);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  if (!is_block_type(type)) return "";
+  const int bits = type == GgmlType::Q4_1 ? 4 : 5;
+  const auto& w = run.config.weight;
+  const std::string name = type == GgmlType::Q4_1 ? "GGUF Q4_1" : "GGUF Q5_1";
+  if (w.bits != bits || w.symmetric || w.group_size <= 0 || w.group_size % 32 != 0)
+    return name + " needs " + std::to_string(bits) + "-bit asymmetric codes with a group size that is a multiple of 32; this run is " +
+           w.label() + (w.symmetric ? " symmetric" : "");
+  std::int64_t exact = 0, total = 0;
+  std::string first;
+  for_each_linear(run, [&](std::int64_t, model::LinearKind, const quant::QuantizedLinear& q) {
+    ++total;
+    const auto r = block_encoding(q, type, nullptr);
+    if (r.empty()) ++exact;
+    else if (first.empty()) first = r;
+  });
+  if (exact == 0)
+    return name + " stores d = scale and m = -zero*scale as fp16 and llama.cpp decodes q*d + m: none of the run's " +
+           std::to_string(total) + " layers would decode bit-identically (e.g. " + first + "); use gguf-f32 or gptq";
+  return "";
+}
+
+GgufCheck verify_gguf(const RunSource& run, const std::string& path) {
+  const GgufFile f(path);
+  const auto c = gguf_llama_config(f);
+  if (c.num_layers != static_cast<std::int64_t>(run.blocks.size()))
+    throw Error("self-check failed: " + path + " has " + std::to_string(c.num_layers) + " blocks, the run " +
+                std::to_string(run.blocks.size()));
+  GgufCheck check;
+  for_each_linear(run, [&](std::int64_t k, model::LinearKind kind, const quant::QuantizedLinear& q) {
+    const auto name = gguf_name(k, kind);
+    const auto& t = f.tensor(name);
+    const auto rows = ggml_rows(q, kind, c);
+    auto expected = rows.dequantize();
+    if (is_block_type(t.type)) {
+      require_identical(gguf_block_codes(t), rows.codes, name + " (codes)");
+      ++check.blocks;
+    } else if (t.type == GgmlType::F16) {
+      expected = expected.to(torch::kFloat16).to(torch::kFloat32);
+      ++check.f16;
+    } else {
+      ++check.f32;
+    }
+    require_identical(decode_gguf_tensor(t), expected, name + " (decoded as llama.cpp does)");
+  });
+  return check;
+}
+
+ExportReport export_gguf(const std::string& run_dir, const std::string& out_file, const std::string& id,
+                         bool replace_existing, const StopToken& stop) {
+  const auto type = linear_type(id);
+  const auto run = RunSource::load(run_dir);
+  const auto why = gguf_export_refusal(run, id);
+  if (!why.empty()) throw Error(id + " cannot hold the run " + run_dir + ": " + why);
+  if (fs::exists(out_file) && !replace_existing)
+    throw Error(out_file + " already exists; choose another output path or remove it first");
+  auto model = pipeline::load_quantized_model(run_dir);  // embeddings and the run's norms
+  const auto& c = model.config();
+  const auto vocab = vocab_of(run.manifest.value("tokenizer", ""), c.vocab_size);
+
+  GgufWriter g;
+  g.add_string("general.architecture", "llama");
+  g.add_string("general.name", "tessera export of " + fs::path(run_dir).filename().string());
+  g.add_u32("general.alignment", 32);
+  g.add_u32("general.quantization_version", 2);  // GGML_QNT_VERSION
+  g.add_u32("general.file_type", file_type(type));
+  g.add_u32("llama.context_length", static_cast<std::uint32_t>(c.max_position_embeddings));
+  g.add_u32("llama.embedding_length", static_cast<std::uint32_t>(c.hidden_size));
+  g.add_u32("llama.block_count", static_cast<std::uint32_t>(c.num_layers));
+  g.add_u32("llama.feed_forward_length", static_cast<std::uint32_t>(c.intermediate_size));
+  g.add_u32("llama.rope.dimension_count", static_cast<std::uint32_t>(c.head_dim));
+  g.add_u32("llama.attention.head_count", static_cast<std::uint32_t>(c.num_heads));
+  g.add_u32("llama.attention.head_count_kv", static_cast<std::uint32_t>(c.num_kv_heads));
+  if (c.head_dim * c.num_heads != c.hidden_size) {
+    g.add_u32("llama.attention.key_length", static_cast<std::uint32_t>(c.head_dim));
+    g.add_u32("llama.attention.value_length", static_cast<std::uint32_t>(c.head_dim));
+  }
+  g.add_f32("llama.attention.layer_norm_rms_epsilon", static_cast<float>(c.rms_norm_eps));
+  g.add_f32("llama.rope.freq_base", static_cast<float>(c.rope_theta));
+  if (c.rope_scaling.type == "linear") {
+    g.add_string("llama.rope.scaling.type", "linear");
+    g.add_f32("llama.rope.scaling.factor", static_cast<float>(c.rope_scaling.factor));
+  }
+  g.add_u32("llama.vocab_size", static_cast<std::uint32_t>(c.vocab_size));
+  g.add_string("tokenizer.ggml.model", "llama");
+  g.add_strings("tokenizer.ggml.tokens", vocab.tokens);
+  g.add_f32s("tokenizer.ggml.scores", vocab.scores);
+  g.add_i32s("tokenizer.ggml.token_type", vocab.types);
+  g.add_u32("tokenizer.ggml.bos_token_id", static_cast<std::uint32_t>(vocab.bos));
+  g.add_u32("tokenizer.ggml.eos_token_id", static_cast<std::uint32_t>(vocab.eos));
+  g.add_u32("tokenizer.ggml.unknown_token_id", 0);
+  g.add_bool("tokenizer.ggml.add_bos_token", true);  // the evaluation protocol's one BOS
+  g.add_bool("tokenizer.ggml.add_eos_token", false);
+  g.add_string("tessera.version", kVersion);
+  g.add_string("tessera.run", run.manifest_text());
+
+  ExportReport report;
+  report.path = out_file;
+  report.format = id;
+  // Linear weights in the format's type; embeddings follow F16 for gguf-f16, else F32; norms F32.
+  const GgmlType float_type = type == GgmlType::F16 ? GgmlType::F16 : GgmlType::F32;
+  report.dtype = type == GgmlType::F16 ? "fp16" : "fp32";
+  const auto& w = model.weights();
+  g.add_tensor("token_embd.weight", ggml_ne(w.embed_tokens), float_type, float_bytes(w.embed_tokens, float_type));
+  for (std::int64_t k = 0; k < c.num_layers; ++k) {
+    stop.throw_if_stopped();
+    const auto& b = w.blocks[static_cast<std::size_t>(k)];
+    const auto& qb = run.blocks[static_cast<std::size_t>(k)];
+    const std::string p = "blk." + std::to_string(k) + ".";
+    g.add_tensor(p + "attn_norm.weight", ggml_ne(b.input_norm), GgmlType::F32, float_bytes(b.input_norm, GgmlType::F32));
+    g.add_tensor(p + "ffn_norm.weight", ggml_ne(b.post_attention_norm), GgmlType::F32,
+                 float_bytes(b.post_attention_norm, GgmlType::F32));
+    for (auto kind : model::kAllLinears) {
+      const auto rows = ggml_rows(qb.linears.at(kind), kind, c);
+      const auto name = gguf_name(k, kind);
+      if (is_block_type(type)) {
+        std::vector<std::uint8_t> bytes;
+        const auto r = block_encoding(rows, type, &bytes);
+        if (r.empty()) {
+          g.add_tensor(name, {static_cast<std::uint64_t>(rows.in_features()), static_cast<std::uint64_t>(rows.out_features())},
+                       type, std::move(bytes));
+          continue;
+        }
+        report.not_converted.push_back(name + ": " + r + "; written as F32");
+      }
+      const auto weight = rows.dequantize();
+      g.add_tensor(name, ggml_ne(weight), float_type, float_bytes(weight, float_type));
+    }
+  }
+  g.add_tensor("output_norm.weight", ggml_ne(w.final_norm), GgmlType::F32, float_bytes(w.final_norm, GgmlType::F32));
+  if (!c.tie_word_embeddings) g.add_tensor("output.weight", ggml_ne(w.lm_head), float_type, float_bytes(w.lm_head, float_type));
+  g.add_string("tessera.tensor_data_sha256", g.tensor_data_sha256());
+
+  // Written beside the destination, checked, then renamed: a file that fails is never in place.
+  std::random_device rd;
+  const std::string tmp = out_file + ".tmp-export-" + std::to_string(rd() % 1000000);
+  try {
+    io::write_file_atomically(tmp, [&](std::ostream& out) { g.write(out); });
+    stop.throw_if_stopped();
+    const auto check = verify_gguf(run, tmp);
+    report.tensors_checked = check.blocks + check.f16 + check.f32;
+    std::string parts;
+    auto part = [&](std::int64_t n, const std::string& what) {
+      if (n > 0) parts += (parts.empty() ? "" : ", ") + std::to_string(n) + " " + what;
+    };
+    part(check.blocks, ggml_type_name(type) + " (codes and decoded weights bit-identical)");
+    part(check.f32, "F32 (bit-identical)");
+    part(check.f16, "F16 (identical to the run's weights in fp16)");
+    report.self_check = std::to_string(report.tensors_checked) + " Linear weights decoded as llama.cpp does: " + parts;
+    report.bytes = static_cast<std::int64_t>(fs::file_size(tmp));
+    std::error_code ec;
+    fs::rename(tmp, out_file, ec);
+    if (ec) throw Error("cannot rename " + tmp + " to " + out_file + ": " + ec.message());
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove(tmp, ignored);
+    throw;
+  }
+  logger()->info("exported {} to {} as {} ({} bytes); self-check: {}", run_dir, out_file, id, report.bytes,
+                 report.self_check);
+  return report;
+}
+
+}  // namespace tessera::exporting

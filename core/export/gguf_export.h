@@ -1,0 +1,41 @@
+#pragma once
+// Export of a finished run as a GGUF v3 file for llama.cpp: llama.* hyperparameters,
+// tokenizer.ggml.* from the run's SentencePiece or llama2.c tokenizer, the run manifest under
+// "tessera.run", and a SHA-256 of the tensor data. Tensor names, ggml dimension order and the q/k
+// row permutation follow llama.cpp's convert_hf_to_gguf.py.
+//   gguf-f32   every tensor F32: the run's weights exactly
+//   gguf-f16   Linear weights F16 (the run's weights rounded to fp16, as the fp16 HF export), rest F32
+//   gguf-q4_1 / gguf-q5_1  Q4_1 / Q5_1 blocks written from the codes: d = fp16(scale),
+//              m = fp16(-zero * d); llama.cpp decodes y = q*d + m in fp32. That equals the run's
+//              (q - z) * s only when the scale and the offset are fp16 values, so a layer is written
+//              as blocks only when every weight decodes bit-identically, otherwise as F32 (listed
+//              as not converted); a run where no layer can be exact is refused.
+// The file is written beside its destination, self-checked (decoded as llama.cpp does and compared
+// with the run), and only then renamed into place.
+#include <torch/torch.h>
+
+#include <string>
+
+#include "export/export_report.h"
+#include "export/run_source.h"
+#include "util/stop_token.h"
+
+namespace tessera::exporting {
+
+bool is_gguf_format(const std::string& id);  // gguf-f32, gguf-f16, gguf-q4_1, gguf-q5_1
+
+// "" when format `id` can hold the run, else why not.
+std::string gguf_export_refusal(const RunSource& run, const std::string& id);
+
+ExportReport export_gguf(const std::string& run_dir, const std::string& out_file, const std::string& id,
+                         bool replace_existing, const StopToken& stop = StopToken());
+
+struct GgufCheck {
+  std::int64_t blocks = 0, f16 = 0, f32 = 0;  // quantized Linears by how they are stored
+};
+// Decodes every tensor of `file` as llama.cpp does and compares it with the run: Q4_1/Q5_1 codes
+// and decoded weights and F32 weights bit-identical, F16 weights identical to the run's in fp16;
+// norms and embeddings too. Throws naming the first tensor that differs.
+GgufCheck verify_gguf(const RunSource& run, const std::string& file);
+
+}  // namespace tessera::exporting

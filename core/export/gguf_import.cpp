@@ -1,0 +1,169 @@
+#include "export/gguf_import.h"
+
+#include <c10/util/Half.h>
+
+#include <cstring>
+
+#include "model/rotary_layout.h"
+#include "text/llama2c_tokenizer.h"
+#include "util/error.h"
+
+namespace tessera::exporting {
+namespace {
+
+float half_to_float(const std::uint8_t* p) {
+  std::uint16_t bits;
+  std::memcpy(&bits, p, 2);
+  return static_cast<float>(c10::Half(bits, c10::Half::from_bits()));
+}
+
+std::vector<std::int64_t> torch_shape(const GgufTensorInfo& t) {
+  std::vector<std::int64_t> s;
+  for (auto it = t.ne.rbegin(); it != t.ne.rend(); ++it) s.push_back(static_cast<std::int64_t>(*it));
+  return s;
+}
+
+// Walks the 32-weight blocks of a Q4_1/Q5_1 tensor: f(block index, d, m, codes[32]).
+template <typename F>
+void for_each_block(const GgufTensorInfo& t, F&& f) {
+  const bool five = t.type == GgmlType::Q5_1;
+  const std::size_t block_bytes = five ? 24 : 20;
+  const std::size_t blocks = t.nbytes / block_bytes;
+  std::uint8_t codes[32];
+  for (std::size_t b = 0; b < blocks; ++b) {
+    const std::uint8_t* p = t.data + b * block_bytes;
+    const float d = half_to_float(p), m = half_to_float(p + 2);
+    const std::uint8_t* qs = p + (five ? 8 : 4);
+    for (int j = 0; j < 16; ++j) {
+      codes[j] = qs[j] & 15u;
+      codes[j + 16] = static_cast<std::uint8_t>(qs[j] >> 4);
+    }
+    if (five) {  // ggml dequantize_row_q5_1: bit 4 of element j is bit j of qh
+      std::uint32_t qh;
+      std::memcpy(&qh, p + 4, 4);
+      for (int j = 0; j < 32; ++j) codes[j] = static_cast<std::uint8_t>(codes[j] | (((qh >> j) & 1u) << 4));
+    }
+    f(b, d, m, codes);
+  }
+}
+
+}  // namespace
+
+torch::Tensor decode_gguf_tensor(const GgufTensorInfo& t) {
+  const auto shape = torch_shape(t);
+  switch (t.type) {
+    case GgmlType::F32:
+      return torch::from_blob(const_cast<std::uint8_t*>(t.data), shape, torch::kFloat32).clone();
+    case GgmlType::F16:
+      return torch::from_blob(const_cast<std::uint8_t*>(t.data), shape, torch::kFloat16).to(torch::kFloat32);
+    case GgmlType::Q4_1:
+    case GgmlType::Q5_1: {
+      auto out = torch::empty(shape, torch::kFloat32);
+      float* y = out.data_ptr<float>();
+      // ggml dequantize_row_q4_1 / q5_1: y = x*d + m with d and m widened from fp16.
+      for_each_block(t, [&](std::size_t b, float d, float m, const std::uint8_t* codes) {
+        for (int j = 0; j < 32; ++j) y[b * 32 + static_cast<std::size_t>(j)] = static_cast<float>(codes[j]) * d + m;
+      });
+      return out;
+    }
+  }
+  throw Error("GGUF tensor \"" + t.name + "\" has an unsupported type");
+}
+
+torch::Tensor gguf_block_codes(const GgufTensorInfo& t) {
+  if (t.type != GgmlType::Q4_1 && t.type != GgmlType::Q5_1)
+    throw Error("GGUF tensor \"" + t.name + "\" is " + ggml_type_name(t.type) + ", not a block type");
+  auto out = torch::empty(torch_shape(t), torch::kUInt8);
+  auto* dst = out.data_ptr<std::uint8_t>();
+  for_each_block(t, [&](std::size_t b, float, float, const std::uint8_t* codes) { std::memcpy(dst + b * 32, codes, 32); });
+  return out;
+}
+
+model::LlamaConfig gguf_llama_config(const GgufFile& f) {
+  const auto arch = f.value("general.architecture").get<std::string>();
+  if (arch != "llama") throw Error(f.path() + ": general.architecture is \"" + arch + "\"; only llama is read");
+  model::LlamaConfig c;
+  auto u = [&](const std::string& key) { return f.value(key).get<std::int64_t>(); };
+  c.hidden_size = u("llama.embedding_length");
+  c.intermediate_size = u("llama.feed_forward_length");
+  c.num_layers = u("llama.block_count");
+  c.num_heads = u("llama.attention.head_count");
+  c.num_kv_heads = f.metadata().contains("llama.attention.head_count_kv") ? u("llama.attention.head_count_kv") : c.num_heads;
+  c.head_dim = f.metadata().contains("llama.attention.key_length") ? u("llama.attention.key_length")
+                                                                     : c.hidden_size / c.num_heads;
+  c.max_position_embeddings = u("llama.context_length");
+  c.rms_norm_eps = f.value("llama.attention.layer_norm_rms_epsilon").get<double>();
+  c.rope_theta = f.metadata().value("llama.rope.freq_base", 10000.0);
+  if (f.metadata().value("llama.rope.scaling.type", std::string("none")) == "linear") {
+    c.rope_scaling.type = "linear";
+    c.rope_scaling.factor = f.value("llama.rope.scaling.factor").get<double>();
+  }
+  const auto& embed = f.tensor("token_embd.weight");
+  if (embed.ne.size() != 2) throw Error(f.path() + ": token_embd.weight is not a matrix");
+  c.vocab_size = static_cast<std::int64_t>(embed.ne[1]);
+  c.tie_word_embeddings = !f.contains("output.weight");
+  c.bos_token_id = f.metadata().value("tokenizer.ggml.bos_token_id", std::int64_t(1));
+  c.eos_token_id = f.metadata().value("tokenizer.ggml.eos_token_id", std::int64_t(2));
+  c.validate(f.path());
+  return c;
+}
+
+model::LlamaModel load_gguf_model(const std::string& path) {
+  const GgufFile f(path);
+  if (f.metadata().contains("tessera.tensor_data_sha256") &&
+      f.tensor_data_sha256() != f.value("tessera.tensor_data_sha256").get<std::string>())
+    throw Error(path + ": the tensor data does not match its recorded SHA-256: the file is corrupted");
+  const auto c = gguf_llama_config(f);
+  auto load = [&](const std::string& name, const std::vector<std::int64_t>& shape) {
+    auto t = decode_gguf_tensor(f.tensor(name));
+    if (t.sizes().vec() != shape) throw Error(path + ": tensor \"" + name + "\" does not have the shape the metadata implies");
+    if (!torch::isfinite(t).all().item<bool>()) throw Error(path + ": tensor \"" + name + "\" contains NaN or infinite values");
+    return t;
+  };
+  const auto d = c.hidden_size, ff = c.intermediate_size;
+  const auto q_dim = c.num_heads * c.head_dim, kv_dim = c.num_kv_heads * c.head_dim;
+  model::ModelWeights w;
+  w.embed_tokens = load("token_embd.weight", {c.vocab_size, d});
+  w.final_norm = load("output_norm.weight", {d});
+  if (!c.tie_word_embeddings) w.lm_head = load("output.weight", {c.vocab_size, d});
+  for (std::int64_t l = 0; l < c.num_layers; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    model::DecoderBlockWeights b;
+    b.input_norm = load(p + "attn_norm.weight", {d});
+    b.post_attention_norm = load(p + "ffn_norm.weight", {d});
+    b.q_proj = model::interleaved_to_half_rotary(load(p + "attn_q.weight", {q_dim, d}), c.num_heads);
+    b.k_proj = model::interleaved_to_half_rotary(load(p + "attn_k.weight", {kv_dim, d}), c.num_kv_heads);
+    b.v_proj = load(p + "attn_v.weight", {kv_dim, d});
+    b.o_proj = load(p + "attn_output.weight", {d, q_dim});
+    b.gate_proj = load(p + "ffn_gate.weight", {ff, d});
+    b.up_proj = load(p + "ffn_up.weight", {ff, d});
+    b.down_proj = load(p + "ffn_down.weight", {d, ff});
+    w.blocks.push_back(std::move(b));
+  }
+  return model::LlamaModel(c, std::move(w));
+}
+
+std::unique_ptr<text::Tokenizer> load_gguf_tokenizer(const std::string& path) {
+  const GgufFile f(path);
+  const auto model = f.metadata().value("tokenizer.ggml.model", std::string());
+  if (model != "llama")
+    throw Error(path + ": tokenizer.ggml.model is \"" + model + "\"; only SentencePiece-style (llama) vocabularies are read");
+  const auto& tokens = f.value("tokenizer.ggml.tokens");
+  const auto& scores = f.value("tokenizer.ggml.scores");
+  const auto& types = f.value("tokenizer.ggml.token_type");
+  std::vector<std::string> pieces;
+  std::vector<float> score;
+  static const std::string space = "\xe2\x96\x81";  // U+2581, SentencePiece's space
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    auto piece = tokens[i].get<std::string>();
+    if (types[i].get<int>() == 1) {  // normal tokens: llama2.c spells the space as ' '
+      for (std::size_t at = piece.find(space); at != std::string::npos; at = piece.find(space, at + 1))
+        piece.replace(at, space.size(), " ");
+    }
+    pieces.push_back(piece);
+    score.push_back(scores[i].get<float>());
+  }
+  return std::make_unique<text::Llama2cTokenizer>(path, std::move(pieces), std::move(score));
+}
+
+}  // namespace tessera::exporting

@@ -1,0 +1,93 @@
+#include "export/run_source.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "io/safetensors.h"
+#include "model/tensor_bytes.h"
+#include "pipeline/run_directory.h"
+#include "util/error.h"
+
+namespace fs = std::filesystem;
+
+namespace tessera::exporting {
+namespace {
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error(path + " cannot be read");
+  auto j = nlohmann::json::parse(in, nullptr, false);
+  if (j.is_discarded()) throw Error(path + " is not valid JSON");
+  return j;
+}
+
+pipeline::QuantizedBlock load_scales_and_zeros(const std::string& path, const quant::WeightQuantSpec& spec) {
+  io::SafetensorsFile file(path);
+  pipeline::QuantizedBlock b;
+  for (auto kind : model::kAllLinears) {
+    const std::string p = std::string(model::linear_name(kind)) + ".";
+    quant::QuantizedLinear q;
+    q.spec = spec;
+    q.codes = torch::zeros({1, 1}, torch::kUInt8).expand(file.tensor(p + "codes").shape);
+    q.scale = model::tensor_from_view(file.tensor(p + "scale"));
+    q.zero = model::tensor_from_view(file.tensor(p + "zero"));
+    b.linears[kind] = q;
+  }
+  return b;
+}
+
+}  // namespace
+
+RunSource RunSource::load(const std::string& run_dir, bool codes) {
+  pipeline::RunDirectory dir(run_dir);
+  if (!dir.has_manifest()) throw Error(run_dir + " is not a Tessera run directory (no run.json)");
+  RunSource s;
+  s.run_dir = run_dir;
+  s.manifest = read_json(dir.manifest_path());
+  if (!s.manifest.value("finished", false))
+    throw Error(run_dir + " is an unfinished run; finish it with `tessera quantize --resume` first");
+  s.config = pipeline::RunConfig::from_json_text(s.manifest["config"].dump(), dir.manifest_path());
+  for (std::int64_t k = 0; k < s.manifest.value("blocks", 0); ++k)
+    s.blocks.push_back(codes ? pipeline::QuantizedBlock::load(dir.block_path(k), s.config.weight)
+                             : load_scales_and_zeros(dir.block_path(k), s.config.weight));
+  return s;
+}
+
+std::string RunSource::manifest_text() const {
+  pipeline::RunDirectory dir(run_dir);
+  nlohmann::json m = manifest;
+  nlohmann::json errors = nlohmann::json::array();
+  for (std::int64_t k = 0; k < manifest.value("blocks", 0); ++k) {
+    std::ifstream in(dir.stats_path(k));
+    auto stats = nlohmann::json::parse(in, nullptr, false);
+    if (stats.is_discarded()) continue;  // statistics are informative; their absence is not fatal
+    nlohmann::json layers = nlohmann::json::object();
+    for (const auto& l : stats["layers"]) layers[l["layer"].get<std::string>()] = l["rel_weight_error"];
+    errors.push_back({{"block", k}, {"loss", stats["loss"]}, {"loss_rtn", stats["loss_rtn"]}, {"rel_weight_error", layers}});
+  }
+  m["layer_errors"] = errors;
+  m.erase("config_identity");
+  return m.dump();
+}
+
+std::string hf_linear_module(std::int64_t block, model::LinearKind kind) {
+  const bool attention = kind == model::LinearKind::Q || kind == model::LinearKind::K ||
+                         kind == model::LinearKind::V || kind == model::LinearKind::O;
+  return "model.layers." + std::to_string(block) + (attention ? ".self_attn." : ".mlp.") + model::linear_name(kind);
+}
+
+std::int64_t folder_bytes(const std::string& folder) {
+  if (fs::is_regular_file(folder)) return static_cast<std::int64_t>(fs::file_size(folder));
+  std::int64_t total = 0;
+  for (const auto& e : fs::directory_iterator(folder)) total += static_cast<std::int64_t>(fs::file_size(e.path()));
+  return total;
+}
+
+void require_identical(const torch::Tensor& got, const torch::Tensor& expected, const std::string& what) {
+  if (got.sizes() == expected.sizes() && torch::equal(got, expected)) return;
+  const auto bad = got.sizes() == expected.sizes() ? (got != expected).sum().item<std::int64_t>() : got.numel();
+  throw Error("self-check failed: " + what + " differs from the run's codes in " + std::to_string(bad) + " of " +
+              std::to_string(expected.numel()) + " elements");
+}
+
+}  // namespace tessera::exporting

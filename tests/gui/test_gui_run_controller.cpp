@@ -1,0 +1,302 @@
+// RunController drives real quantization runs of stories260K on a worker thread: RTN and AWQ end
+// with a perplexity and fill the run store; a TesseraQ run pauses, resumes and cancels within one
+// optimisation step; a bad setting fails naming it; the GUI thread keeps turning while the plots
+// redraw from the store. The finished RTN run is then exported through the export dialog and its
+// layer detail read back.
+#include <QDir>
+#include <QFileInfo>
+#include <QSignalSpy>
+#include <algorithm>
+#include <memory>
+
+#include "api/layer_detail.h"
+#include "api/model_jobs.h"
+#include "event_loop_gap.h"
+#include "export_dialog.h"
+#include "gui_test_main.h"
+#include "gui_test_runs.h"
+#include "hardening_plot.h"
+#include "loss_plot.h"
+#include "memory_plot.h"
+#include "run_controller.h"
+#include "run_metrics_store.h"
+#include "test_data.h"
+
+using tessera::pipeline::RunConfig;
+using tessera::widgets::RunMetricsStore;
+using tessera::widgets::RunTrace;
+using tessera::workbench::RunController;
+using tessera::workbench::RunJob;
+using tessera::workbench::RunOutcome;
+
+namespace {
+constexpr int kRunTimeoutMs = 240000;
+constexpr const char* kModel = "models/stories260K/stories260K.bin";
+constexpr const char* kCalib = "text/tinystories/train-sample.txt";
+constexpr const char* kText = "text/tinystories/sample.txt";
+
+RunConfig tinyConfig(const std::string& model, const std::string& calib, const std::string& method) {
+  RunConfig c;
+  c.model = model;
+  c.calib = calib;
+  c.method = method;
+  c.weight.bits = 3;
+  c.weight.group_size = 32;
+  tessera_test::shrink_for_ci(c, 30);
+  return c;
+}
+
+std::size_t stepCount(const RunMetricsStore& store, int id) { return store.trace(id).steps.size(); }
+}  // namespace
+
+class TestGuiRunController : public QObject {
+  Q_OBJECT
+  TESSERA_TEST_FRIEND
+
+ private slots:
+  void initTestCase();
+  void rtnAndAwqFinishWithPerplexityAndStats();
+  void tesseraqPausesResumesAndCancelsWithinAStep();
+  void badSettingFailsNamingIt();
+  void guiThreadNeverBlockedDuringRun();
+  void exportDialogExportsFinishedRun();
+  void layerDetailOfRtnRunMatchesRtn();
+
+ private:
+  QString root_;
+  QString rtn_dir_;  // kept for the export and detail tests
+};
+
+void TestGuiRunController::initTestCase() {
+  tessera::api::initialize_runtime(/*reserved_cores=*/1);
+  root_ = QString::fromStdString(tessera_test::fresh_temp_dir("gui-runs"));
+}
+
+void TestGuiRunController::rtnAndAwqFinishWithPerplexityAndStats() {
+  TESSERA_REQUIRE_DATA(model, kModel);
+  TESSERA_REQUIRE_DATA(calib, kCalib);
+  TESSERA_REQUIRE_DATA(text, kText);
+  auto store = std::make_shared<RunMetricsStore>();
+  RunController controller(store);
+  QSignalSpy started(&controller, &RunController::started);
+  QSignalSpy finished(&controller, &RunController::finished);
+  QSignalSpy failed(&controller, &RunController::failed);
+  int id = 0;
+  for (const char* method : {"rtn", "awq"}) {
+    ++id;
+    RunJob job;
+    job.run_id = id;
+    job.config = tinyConfig(model, calib, method);
+    job.run_dir = root_ + "/" + method;
+    job.eval_text = QString::fromStdString(text);
+    QVERIFY(controller.start(job));
+    QVERIFY2(!controller.start(job), "a second start while running must be refused");
+    QVERIFY(finished.wait(kRunTimeoutMs));
+    QVERIFY2(failed.isEmpty(), failed.isEmpty() ? "" : qPrintable(failed.first().at(1).toString()));
+    QVERIFY(!controller.isRunning());
+    const auto outcome = finished.takeLast().at(0).value<RunOutcome>();
+    QCOMPARE(outcome.run_id, id);
+    QVERIFY(outcome.perplexity > 1 && outcome.perplexity < 1000);
+    QCOMPARE(outcome.calibration_sha256.size(), 64);
+    QVERIFY(outcome.peak_memory_bytes > 0);
+    QVERIFY(QFileInfo::exists(outcome.run_dir + "/run.json"));
+    const RunTrace t = store->trace(id);
+    QCOMPARE(t.progress.total_blocks, static_cast<std::int64_t>(5));
+    QCOMPARE(t.blocks.size(), static_cast<std::size_t>(5));
+    QCOMPARE(t.layers.size(), static_cast<std::size_t>(5 * 7));
+    QCOMPARE(t.progress.phase, std::string("finished"));
+    QVERIFY(t.steps.empty());  // RTN and AWQ do not optimise per step
+    for (const auto& b : t.blocks) QVERIFY(b.loss > 0 && b.rtn_loss > 0);
+  }
+  QCOMPARE(started.count(), 2);
+  rtn_dir_ = root_ + "/rtn";
+}
+
+void TestGuiRunController::tesseraqPausesResumesAndCancelsWithinAStep() {
+  TESSERA_REQUIRE_DATA(model, kModel);
+  TESSERA_REQUIRE_DATA(calib, kCalib);
+  auto store = std::make_shared<RunMetricsStore>();
+  RunController controller(store);
+  QSignalSpy paused(&controller, &RunController::paused);
+  QSignalSpy resumed(&controller, &RunController::resumed);
+  QSignalSpy finished(&controller, &RunController::finished);
+  QSignalSpy failed(&controller, &RunController::failed);
+  QSignalSpy cancelled(&controller, &RunController::cancelled);
+  RunJob job;
+  job.run_id = 7;
+  job.config = tinyConfig(model, calib, "tesseraq");
+  job.config.tq_steps = 200;  // long enough to steer: 5 blocks x 2 iterations x 200 steps
+  job.run_dir = root_ + "/tesseraq-steered";
+  QVERIFY(controller.start(job));
+
+  QTRY_VERIFY_WITH_TIMEOUT(stepCount(*store, 7) >= 3, kRunTimeoutMs);
+  const std::size_t at_pause_request = stepCount(*store, 7);
+  controller.pause();
+  QVERIFY(paused.wait(10000));
+  QVERIFY(controller.isPaused());
+  const std::size_t at_paused = stepCount(*store, 7);
+  QVERIFY2(at_paused <= at_pause_request + 1,
+           qPrintable(QString("paused after %1 more steps").arg(at_paused - at_pause_request)));
+  QTest::qWait(500);  // nothing moves while paused
+  QCOMPARE(stepCount(*store, 7), at_paused);
+
+  controller.resume();
+  QCOMPARE(resumed.count(), 1);
+  QVERIFY(!controller.isPaused());
+  QTRY_VERIFY_WITH_TIMEOUT(stepCount(*store, 7) >= at_paused + 3, 30000);
+
+  const std::size_t at_cancel = stepCount(*store, 7);
+  controller.cancel();
+  QVERIFY(cancelled.wait(10000));
+  QVERIFY2(stepCount(*store, 7) <= at_cancel + 1, "the run went on for more than one step after cancel");
+  QTest::qWait(200);
+  QCOMPARE(cancelled.count(), 1);
+  QCOMPARE(finished.count(), 0);
+  QCOMPARE(failed.count(), 0);
+  QVERIFY(!controller.isRunning());
+  QCOMPARE(store->trace(7).progress.phase, std::string("cancelled"));
+
+  // Cancel while paused also ends the run (the pause wait watches the stop flag).
+  job.run_id = 8;
+  job.run_dir = root_ + "/tesseraq-cancel-paused";
+  QVERIFY(controller.start(job));
+  QTRY_VERIFY_WITH_TIMEOUT(stepCount(*store, 8) >= 1, kRunTimeoutMs);
+  controller.pause();
+  QVERIFY(paused.wait(10000));
+  controller.cancel();
+  QVERIFY(cancelled.wait(10000));
+  QCOMPARE(cancelled.last().at(0).toInt(), 8);
+}
+
+void TestGuiRunController::badSettingFailsNamingIt() {
+  TESSERA_REQUIRE_DATA(model, kModel);
+  TESSERA_REQUIRE_DATA(calib, kCalib);
+  auto store = std::make_shared<RunMetricsStore>();
+  RunController controller(store);
+  QSignalSpy failed(&controller, &RunController::failed);
+  RunJob job;
+  job.run_id = 3;
+  job.config = tinyConfig(model, calib, "rtn");
+  job.config.seq_len = 4096;  // stories260K's context is 512
+  job.run_dir = root_ + "/too-long";
+  QVERIFY(controller.start(job));
+  QVERIFY(failed.wait(kRunTimeoutMs));
+  const QString message = failed.first().at(1).toString();
+  QVERIFY2(message.contains("seq_len") && message.contains("512"), qPrintable(message));
+  QCOMPARE(store->trace(3).progress.phase, std::string("failed"));
+}
+
+void TestGuiRunController::guiThreadNeverBlockedDuringRun() {
+  TESSERA_REQUIRE_DATA(model, kModel);
+  TESSERA_REQUIRE_DATA(calib, kCalib);
+  TESSERA_REQUIRE_DATA(text, kText);
+  auto store = std::make_shared<RunMetricsStore>();
+  RunController controller(store);
+  // The plots redraw from the store on their timers during the run, as in the window.
+  tessera::widgets::LossPlot loss(store);
+  tessera::widgets::HardeningPlot hardening(store);
+  tessera::widgets::MemoryPlot memory(store);
+  for (tessera::widgets::RunPlot* p : std::initializer_list<tessera::widgets::RunPlot*>{&loss, &hardening, &memory}) {
+    p->resize(480, 320);
+    p->setRuns({{5, "tesseraq", Qt::blue}});
+    p->show();
+  }
+  QSignalSpy finished(&controller, &RunController::finished);
+  QSignalSpy failed(&controller, &RunController::failed);
+
+  tessera_test::EventLoopGapMeter gaps;
+  RunJob job;
+  job.run_id = 5;
+  job.config = tinyConfig(model, calib, "tesseraq");
+  job.run_dir = root_ + "/tesseraq-timed";
+  job.eval_text = QString::fromStdString(text);
+  gaps.start();
+  QVERIFY(controller.start(job));
+  QVERIFY(finished.wait(kRunTimeoutMs) || !failed.isEmpty());
+  gaps.stop();
+  QVERIFY2(failed.isEmpty(), failed.isEmpty() ? "" : qPrintable(failed.first().at(1).toString()));
+  const qint64 run_ms = gaps.elapsedMs();
+  qInfo("event loop: %d ticks over %lld ms, longest gap %lld ms; loss plot rebuilt %d times", gaps.ticks(), run_ms,
+        gaps.maxGapMs(), loss.rebuildCount());
+  QVERIFY2(gaps.ticks() > run_ms / 20, "the 10 ms timer hardly ran");
+  QVERIFY2(gaps.maxGapMs() < 100, qPrintable(QString("the GUI thread was blocked for %1 ms").arg(gaps.maxGapMs())));
+  // Coalescing: at most one rebuild per 40 ms tick (plus the ones setRuns asked for).
+  QVERIFY(loss.rebuildCount() <= run_ms / tessera::widgets::RunPlot::kTickMs + 3);
+  const RunTrace t = store->trace(5);
+  QCOMPARE(t.steps.size(), static_cast<std::size_t>(5 * 2 * 30));
+  QCOMPARE(t.hardening.size(), static_cast<std::size_t>(5 * 2));
+  // The last iteration's target is soft fraction 0: (almost) every variable hardened; elements
+  // exactly at 0.5 may stay soft.
+  QCOMPARE(t.hardening.back().target, 1.0);
+  QVERIFY(t.hardening.back().reached > 0.99);
+  QVERIFY(std::is_sorted(t.steps.begin(), t.steps.end(), [](const auto& a, const auto& b) { return a.x < b.x; }));
+}
+
+void TestGuiRunController::exportDialogExportsFinishedRun() {
+  if (rtn_dir_.isEmpty()) QSKIP("needs the RTN run of rtnAndAwqFinishWithPerplexityAndStats");
+  tessera::widgets::ExportDialog dialog({{1, "rtn W3 g32 #1", rtn_dir_}}, 1);
+  QVERIFY(dialog.isFormatAvailable("hf"));
+  QVERIFY(dialog.selectFormat("hf"));
+  const QString out = root_ + "/rtn-export";
+  dialog.setOutputPath(out);
+  QSignalSpy exported(&dialog, &tessera::widgets::ExportDialog::exported);
+  QSignalSpy failed(&dialog, &tessera::widgets::ExportDialog::exportFailed);
+  QVERIFY(dialog.startExport());
+  QVERIFY(exported.wait(kRunTimeoutMs) || !failed.isEmpty());
+  QVERIFY2(failed.isEmpty(), failed.isEmpty() ? "" : qPrintable(failed.first().at(1).toString()));
+  const auto result = exported.first().at(1).value<tessera::api::ExportResult>();
+  QVERIFY(result.bytes > 0);
+  QVERIFY(QFileInfo::exists(out + "/model.safetensors"));
+  QVERIFY2(dialog.resultText().contains("Self-check"), qPrintable(dialog.resultText()));
+  QVERIFY(dialog.resultText().contains(QString::fromStdString(result.self_check)));
+  // A format id the core does not list is never offered.
+  QVERIFY(!dialog.selectFormat("no-such-format"));
+
+  // The packed and GGUF formats through the same dialog: W3 g32 fits GPTQ (stories260K's
+  // down_proj, 172 inputs, does not: it is written as floats and listed with the reason) and GGUF
+  // F32 (one file).
+  for (const QString id : {QString("gptq"), QString("gguf-f32")}) {
+    QVERIFY2(dialog.isFormatAvailable(id), qPrintable(id + ": " + dialog.formatReason(id)));
+    QVERIFY(dialog.selectFormat(id));
+    const QString path = root_ + "/rtn-export-" + id + (id.startsWith("gguf-") ? ".gguf" : "");
+    dialog.setOutputPath(path);
+    QSignalSpy done(&dialog, &tessera::widgets::ExportDialog::exported);
+    QVERIFY(dialog.startExport());
+    QVERIFY(done.wait(kRunTimeoutMs) || failed.size() > 0);
+    QVERIFY2(failed.isEmpty(), failed.isEmpty() ? "" : qPrintable(failed.first().at(1).toString()));
+    const auto r = done.first().at(1).value<tessera::api::ExportResult>();
+    QCOMPARE(QString::fromStdString(r.format), id);
+    QVERIFY(QFileInfo::exists(path));
+    QVERIFY(dialog.resultText().contains(QString::fromStdString(r.self_check)));
+    for (const auto& layer : r.not_converted)
+      QVERIFY2(dialog.resultText().contains(QString::fromStdString(layer)), qPrintable(dialog.resultText()));
+    if (id == "gptq") QVERIFY(!r.not_converted.empty());
+  }
+}
+
+void TestGuiRunController::layerDetailOfRtnRunMatchesRtn() {
+  if (rtn_dir_.isEmpty()) QSKIP("needs the RTN run of rtnAndAwqFinishWithPerplexityAndStats");
+  const auto d = tessera::api::layer_detail(rtn_dir_.toStdString(), 2, "down_proj");
+  QCOMPARE(d.bits, 3);
+  QCOMPARE(d.changed_fraction, 0.0);  // an RTN run's codes are RTN's codes
+  QCOMPARE(d.code_change_counts.size(), static_cast<std::size_t>(1));
+  QCOMPARE(d.code_change_counts[0], d.rows * d.cols);
+  QCOMPARE(static_cast<std::int64_t>(d.scale_ratio.size()), d.rows * d.groups);
+  for (double r : d.scale_ratio) QCOMPARE(r, 1.0);
+  QCOMPARE(d.code_counts.size(), static_cast<std::size_t>(8));
+  QVERIFY(d.dst_factors.empty());
+  bool threw = false;
+  try {
+    tessera::api::layer_detail(rtn_dir_.toStdString(), 2, "nonsense");
+  } catch (const std::exception& e) {
+    threw = QString(e.what()).contains("nonsense");
+  }
+  QVERIFY(threw);
+}
+
+TESSERA_GUI_TEST_MAIN(TestGuiRunController, rtnAndAwqFinishWithPerplexityAndStats,
+                      tesseraqPausesResumesAndCancelsWithinAStep, badSettingFailsNamingIt,
+                      guiThreadNeverBlockedDuringRun, exportDialogExportsFinishedRun, layerDetailOfRtnRunMatchesRtn)
+#ifdef TESSERA_TEST_WITH_QT
+#include "test_gui_run_controller.moc"
+#endif

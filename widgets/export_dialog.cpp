@@ -1,0 +1,290 @@
+#include "export_dialog.h"
+
+#include <QComboBox>
+#include <QDialogButtonBox>
+#include <QFileDialog>
+#include <QFormLayout>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QLineEdit>
+#include <QListWidget>
+#include <QProgressBar>
+#include <QPushButton>
+#include <QThread>
+#include <QVBoxLayout>
+
+#include "run_table.h"
+#include "util/error.h"
+
+namespace tessera::widgets {
+
+namespace {
+std::string utf8(const QString& s) { return s.toUtf8().toStdString(); }
+}
+
+ExportDialog::ExportDialog(const std::vector<Choice>& runs, int preselected_run, QWidget* parent,
+                           FormatLister lister)
+    : QDialog(parent), runs_(runs), lister_(std::move(lister)) {
+  qRegisterMetaType<api::ExportResult>();
+  setWindowTitle(tr("Export a finished run"));
+  run_ = new QComboBox;
+  for (const Choice& c : runs_) run_->addItem(c.name, c.run_id);
+  format_list_ = new QListWidget;
+  format_list_->setMinimumHeight(120);
+  dtype_ = new QComboBox;
+  dtype_->addItems({"fp16", "bf16", "fp32"});
+  dtype_->setToolTip(tr("Float type of the tensors that are not integer codes (fake-quant weights, GPTQ/AWQ "
+                        "scales, layers written as floats); the GGUF formats fix their own types"));
+  path_ = new QLineEdit;
+  browse_ = new QPushButton(tr("..."));
+  progress_ = new QProgressBar;
+  progress_->setRange(0, 1);
+  progress_->setValue(0);
+  stage_ = new QLabel;
+  result_ = new QLabel;
+  result_->setWordWrap(true);
+  result_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  export_ = new QPushButton(tr("Export"));
+  export_->setDefault(true);
+  cancel_ = new QPushButton(tr("Cancel export"));
+  close_ = new QPushButton(tr("Close"));
+
+  auto* path_row = new QHBoxLayout;
+  path_row->addWidget(path_, 1);
+  path_row->addWidget(browse_);
+  auto* form = new QFormLayout;
+  form->addRow(tr("Run"), run_);
+  form->addRow(tr("Format"), format_list_);
+  form->addRow(tr("Float type"), dtype_);
+  form->addRow(tr("Output"), path_row);
+  auto* buttons = new QHBoxLayout;
+  buttons->addStretch();
+  buttons->addWidget(export_);
+  buttons->addWidget(cancel_);
+  buttons->addWidget(close_);
+  auto* layout = new QVBoxLayout(this);
+  layout->addLayout(form);
+  layout->addWidget(progress_);
+  layout->addWidget(stage_);
+  layout->addWidget(result_);
+  layout->addLayout(buttons);
+  resize(620, 460);
+
+  connect(run_, &QComboBox::currentIndexChanged, this, &ExportDialog::loadFormats);
+  connect(format_list_, &QListWidget::currentItemChanged, this, &ExportDialog::suggestOutputPath);
+  connect(browse_, &QPushButton::clicked, this, [this] {
+    const QString path = QFileDialog::getSaveFileName(this, tr("Export to"), path_->text());
+    if (!path.isEmpty()) path_->setText(path);
+  });
+  connect(export_, &QPushButton::clicked, this, &ExportDialog::startExport);
+  connect(cancel_, &QPushButton::clicked, this, &ExportDialog::cancelExport);
+  connect(close_, &QPushButton::clicked, this, &ExportDialog::reject);
+  const int index = run_->findData(preselected_run);
+  run_->setCurrentIndex(index >= 0 ? index : 0);
+  loadFormats();
+  setBusy(false);
+}
+
+ExportDialog::~ExportDialog() {
+  if (!thread_) return;
+  stop_.request_stop();
+  thread_->wait();
+  delete thread_;
+}
+
+int ExportDialog::currentRunId() const { return run_->currentData().toInt(); }
+
+void ExportDialog::loadFormats() {
+  format_list_->clear();
+  formats_.clear();
+  const int id = currentRunId();
+  QString run_dir;
+  for (const Choice& c : runs_)
+    if (c.run_id == id) run_dir = c.run_dir;
+  if (run_dir.isEmpty()) return;
+  try {
+    formats_ = lister_(utf8(run_dir));
+  } catch (const std::exception& e) {
+    result_->setText(tr("Cannot list the formats for %1: %2").arg(run_dir, QString::fromStdString(e.what())));
+    return;
+  }
+  bool selected = false;
+  for (const auto& f : formats_) {
+    auto* item = new QListWidgetItem(format_list_);
+    const QString label = QString::fromStdString(f.label);
+    item->setData(Qt::UserRole, QString::fromStdString(f.id));
+    if (f.available) {
+      item->setText(label);
+      if (!selected) {
+        format_list_->setCurrentItem(item);
+        selected = true;
+      }
+    } else {
+      // Greyed out and not selectable, with the reason in the row itself and its tooltip.
+      item->setText(tr("%1  -  %2").arg(label, QString::fromStdString(f.reason)));
+      item->setFlags(item->flags() & ~(Qt::ItemIsEnabled | Qt::ItemIsSelectable));
+      item->setToolTip(QString::fromStdString(f.reason));
+    }
+  }
+  suggestOutputPath();
+}
+
+void ExportDialog::suggestOutputPath() {
+  QString run_dir;
+  for (const Choice& c : runs_)
+    if (c.run_id == currentRunId()) run_dir = c.run_dir;
+  if (run_dir.isEmpty()) return;
+  const auto* item = format_list_->currentItem();
+  const bool one_file = item && item->data(Qt::UserRole).toString().startsWith("gguf-");
+  const QString suggestion = run_dir + (one_file ? "-export.gguf" : "-export");
+  if (path_->text().isEmpty() || path_->text() == suggested_path_) path_->setText(suggestion);
+  suggested_path_ = suggestion;
+}
+
+bool ExportDialog::isFormatAvailable(const QString& id) const {
+  for (const auto& f : formats_)
+    if (QString::fromStdString(f.id) == id) return f.available;
+  return false;
+}
+
+QString ExportDialog::formatReason(const QString& id) const {
+  for (const auto& f : formats_)
+    if (QString::fromStdString(f.id) == id) return QString::fromStdString(f.reason);
+  return QString();
+}
+
+bool ExportDialog::selectFormat(const QString& id) {
+  for (int i = 0; i < format_list_->count(); ++i) {
+    auto* item = format_list_->item(i);
+    if (item->data(Qt::UserRole).toString() == id && (item->flags() & Qt::ItemIsEnabled)) {
+      format_list_->setCurrentItem(item);
+      return true;
+    }
+  }
+  return false;
+}
+
+void ExportDialog::setOutputPath(const QString& path) { path_->setText(path); }
+
+bool ExportDialog::selectRun(int run_id) {
+  const int index = run_->findData(run_id);
+  if (index < 0) return false;
+  run_->setCurrentIndex(index);
+  return true;
+}
+QString ExportDialog::resultText() const { return result_->text(); }
+
+void ExportDialog::setBusy(bool busy) {
+  export_->setEnabled(!busy && !runs_.empty());
+  cancel_->setEnabled(busy);
+  run_->setEnabled(!busy);
+  format_list_->setEnabled(!busy);
+  dtype_->setEnabled(!busy);
+  path_->setEnabled(!busy);
+  browse_->setEnabled(!busy);
+}
+
+bool ExportDialog::startExport() {
+  if (thread_) return false;
+  const auto* item = format_list_->currentItem();
+  QString run_dir;
+  for (const Choice& c : runs_)
+    if (c.run_id == currentRunId()) run_dir = c.run_dir;
+  if (run_dir.isEmpty() || !item || !(item->flags() & Qt::ItemIsEnabled)) {
+    result_->setText(tr("Choose a finished run and an available format."));
+    return false;
+  }
+  if (path_->text().trimmed().isEmpty()) {
+    result_->setText(tr("Choose where to write the export."));
+    return false;
+  }
+  api::ExportRequest request;
+  request.run_dir = utf8(run_dir);
+  request.out = utf8(path_->text().trimmed());
+  request.format = utf8(item->data(Qt::UserRole).toString());
+  request.dtype = utf8(dtype_->currentText());
+  stop_ = StopToken();
+  const StopToken stop = stop_;
+  const int id = currentRunId();
+  result_->setStyleSheet(QString());
+  result_->setText(QString());
+  progress_->setRange(0, 0);  // busy until the first progress report
+  stage_->setText(tr("Starting..."));
+  setBusy(true);
+  thread_ = QThread::create([this, request, stop, id] {
+    auto post = [this](auto fn) { QMetaObject::invokeMethod(this, std::move(fn), Qt::QueuedConnection); };
+    try {
+      const api::ExportResult r = api::export_run(
+          request,
+          [&](const api::ExportProgress& p) {
+            post([this, p] {
+              progress_->setRange(0, static_cast<int>(std::max<std::int64_t>(1, p.total)));
+              progress_->setValue(static_cast<int>(p.done));
+              stage_->setText(QString::fromStdString(p.stage));
+            });
+          },
+          stop);
+      post([this, id, r] {
+        finishThread();
+        QString text = tr("Written %1 (%2).\nSelf-check: %3")
+                           .arg(QString::fromStdString(r.path), formatBytes(static_cast<double>(r.bytes)),
+                                QString::fromStdString(r.self_check));
+        if (!r.not_converted.empty()) {
+          QStringList layers;
+          for (const auto& l : r.not_converted) layers << QString::fromStdString(l);
+          // Each entry is "layer: why the format cannot hold it".
+          text += tr("\nNot converted (written as dequantized floats):\n%1").arg(layers.join("\n"));
+        }
+        result_->setText(text);
+        result_->setStyleSheet("color: #2e7d32;");
+        stage_->setText(tr("Done"));
+        emit exported(id, r);
+      });
+    } catch (const Cancelled&) {
+      post([this, id] {
+        finishThread();
+        result_->setText(tr("Cancelled: nothing was written."));
+        stage_->setText(QString());
+        emit exportCancelled(id);
+      });
+    } catch (const std::exception& e) {
+      const QString message = QString::fromStdString(e.what());
+      post([this, id, message] {
+        finishThread();
+        result_->setText(tr("Export failed: %1\nNothing was left at the output path. Check the path and the "
+                            "free space, or choose another format.").arg(message));
+        result_->setStyleSheet("color: #c62828;");
+        stage_->setText(QString());
+        emit exportFailed(id, message);
+      });
+    }
+  });
+  thread_->start();
+  return true;
+}
+
+void ExportDialog::cancelExport() {
+  if (thread_) {
+    stop_.request_stop();
+    stage_->setText(tr("Cancelling..."));
+  }
+}
+
+void ExportDialog::finishThread() {
+  thread_->wait();
+  delete thread_;
+  thread_ = nullptr;
+  progress_->setRange(0, 1);
+  progress_->setValue(result_->text().isEmpty() ? 0 : 1);
+  setBusy(false);
+}
+
+void ExportDialog::reject() {
+  if (thread_) {
+    cancelExport();
+    return;  // closes once cancelled; the user sees "Cancelled: nothing was written"
+  }
+  QDialog::reject();
+}
+
+}  // namespace tessera::widgets

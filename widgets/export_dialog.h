@@ -1,0 +1,92 @@
+#pragma once
+// Export of a finished run: choose the run, a format (the list api::export_formats_for_run
+// returns for that run; formats that cannot hold it exactly are greyed out with the reason), the
+// dtype and the output path; Export runs api::export_run on a worker thread with a progress bar,
+// Cancel stops it (the core writes to a temporary path and renames only on success, so nothing is
+// left behind), and the self-check result, size and unconverted layers are shown when it ends.
+#include <QDialog>
+#include <QString>
+#include <functional>
+#include <vector>
+
+#include "api/export_jobs.h"
+#include "util/stop_token.h"
+
+class QComboBox;
+class QLabel;
+class QLineEdit;
+class QListWidget;
+class QProgressBar;
+class QPushButton;
+class QThread;
+
+namespace tessera::widgets {
+
+class ExportDialog : public QDialog {
+  Q_OBJECT
+
+ public:
+  struct Choice {
+    int run_id = 0;
+    QString name, run_dir;
+  };
+
+  // Lists the formats for a run directory; api::export_formats_for_run unless a test injects one.
+  using FormatLister = std::function<std::vector<api::ExportFormatInfo>(const std::string& run_dir)>;
+
+  ExportDialog(const std::vector<Choice>& runs, int preselected_run, QWidget* parent = nullptr,
+               FormatLister lister = api::export_formats_for_run);
+  ~ExportDialog() override;  // cancels and waits for a running export
+
+  // For tests and scripts.
+  bool selectRun(int run_id);
+  void setOutputPath(const QString& path);
+  bool selectFormat(const QString& id);  // false when missing or greyed out
+  bool isFormatAvailable(const QString& id) const;
+  QString formatReason(const QString& id) const;
+  bool isExporting() const { return thread_ != nullptr; }
+  QString resultText() const;
+
+ public slots:
+  bool startExport();  // false (reason shown) when something is missing
+  void cancelExport();
+
+ signals:
+  void exported(int run_id, const tessera::api::ExportResult& result);
+  void exportFailed(int run_id, const QString& message);
+  void exportCancelled(int run_id);
+
+ protected:
+  void reject() override;  // Close/Escape during an export cancels it first
+
+ private:
+  void loadFormats();
+  // Puts "<run dir>-export" (a folder) or "<run dir>-export.gguf" (gguf-* write one file) in the
+  // output field, unless the user typed a path of their own there.
+  void suggestOutputPath();
+  void setBusy(bool busy);
+  void finishThread();
+  int currentRunId() const;
+
+  std::vector<Choice> runs_;
+  FormatLister lister_;
+  std::vector<api::ExportFormatInfo> formats_;
+  QComboBox* run_ = nullptr;
+  QListWidget* format_list_ = nullptr;
+  QComboBox* dtype_ = nullptr;
+  QLineEdit* path_ = nullptr;
+  QPushButton* browse_ = nullptr;
+  QProgressBar* progress_ = nullptr;
+  QLabel* stage_ = nullptr;
+  QLabel* result_ = nullptr;
+  QPushButton* export_ = nullptr;
+  QPushButton* cancel_ = nullptr;
+  QPushButton* close_ = nullptr;
+  QThread* thread_ = nullptr;
+  StopToken stop_;
+  QString suggested_path_;  // the last suggestion suggestOutputPath put in path_
+};
+
+}  // namespace tessera::widgets
+
+Q_DECLARE_METATYPE(tessera::api::ExportResult)

@@ -1,0 +1,36 @@
+#pragma once
+// The live numbers of every run of the session, keyed by run id. The run's worker thread writes
+// through update() under a mutex and never touches a widget; plots poll revision() from their
+// coalescing timers and copy a run's trace only when it changed, so thousands of events a second
+// cost the GUI one repaint per tick.
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "run_trace.h"
+
+namespace tessera::widgets {
+
+class RunMetricsStore {
+ public:
+  // All thread-safe. update() creates the run's trace if needed; `edit` runs under the lock, so
+  // it must be short and must not call back into the store.
+  void update(int run_id, const std::function<void(RunTrace&)>& edit);
+  void set(int run_id, RunTrace trace);  // replaces (a reopened session)
+  void remove(int run_id);
+  void clear();
+
+  std::uint64_t revision() const;  // increases on every change
+  bool contains(int run_id) const;
+  RunTrace trace(int run_id) const;  // a copy; empty when unknown
+  std::vector<int> runIds() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<int, RunTrace> traces_;
+  std::uint64_t revision_ = 0;
+};
+
+}  // namespace tessera::widgets

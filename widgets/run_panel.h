@@ -1,0 +1,79 @@
+#pragma once
+// The settings of a quantization run: method, initialisation, weight bits, group size, symmetric,
+// activation bits, calibration samples and length, PAR schedule, steps, learning rates (TesseraQ's
+// and OmniQuant's), OmniQuant epochs, seed, device, training dtype and batch; a Presets menu (resources/presets). Every edit is checked with
+// RunConfig::validate(): an invalid value is refused inline, the field it names is outlined in red
+// with the reason below, and validityChanged(false) disables starting a run.
+#include <QString>
+#include <QWidget>
+#include <map>
+
+#include "pipeline/run_config.h"
+
+class QCheckBox;
+class QComboBox;
+class QLabel;
+class QLineEdit;
+class QSpinBox;
+class QToolButton;
+
+namespace tessera::widgets {
+
+class RunPanel : public QWidget {
+  Q_OBJECT
+
+ public:
+  explicit RunPanel(QWidget* parent = nullptr);
+
+  // The model, tokenizer and calibration text come from the data panel.
+  void setDataPaths(const QString& model, const QString& tokenizer, const QString& calib);
+  // The settings as a run config (paths included). Unparseable numbers keep their defaults;
+  // validationError() says which.
+  pipeline::RunConfig config() const;
+  void setConfig(const pipeline::RunConfig& config);  // paths are not taken over
+  // "" when the settings are valid, else the reason (the same text as under the form).
+  QString validationError() const { return error_; }
+  bool isValid() const { return error_.isEmpty(); }
+  // Applies a preset over the current settings; false (reason logged) when it cannot be read.
+  bool applyPreset(const QString& name);
+
+  // For tests and scripts: the editors by run-config key ("samples", "tesseraq.lr", ...).
+  QWidget* editor(const QString& key) const;
+
+ signals:
+  void validityChanged(bool valid);
+  void presetApplied(const QString& name);
+
+ private:
+  void revalidate();
+  void updateMethodFields();
+  void buildPresetMenu();
+
+  QComboBox* method_ = nullptr;
+  QComboBox* init_ = nullptr;
+  QSpinBox* wbits_ = nullptr;
+  QSpinBox* group_ = nullptr;
+  QCheckBox* symmetric_ = nullptr;
+  QSpinBox* abits_ = nullptr;
+  QSpinBox* samples_ = nullptr;
+  QSpinBox* seq_len_ = nullptr;
+  QComboBox* schedule_ = nullptr;
+  QSpinBox* steps_ = nullptr;
+  QLineEdit* lr_ = nullptr;
+  QLineEdit* scale_lr_ = nullptr;
+  QSpinBox* oq_epochs_ = nullptr;
+  QLineEdit* oq_lwc_lr_ = nullptr;
+  QSpinBox* seed_ = nullptr;
+  QComboBox* device_ = nullptr;
+  QComboBox* train_dtype_ = nullptr;
+  QSpinBox* batch_ = nullptr;
+  QToolButton* presets_ = nullptr;
+  QLabel* error_label_ = nullptr;
+  std::map<QString, QWidget*> editors_;
+  pipeline::RunConfig base_;  // settings the form does not show (AWQ grid, OmniQuant, ...)
+  QString model_, tokenizer_, calib_;
+  QString error_;
+  bool loading_ = false;
+};
+
+}  // namespace tessera::widgets
