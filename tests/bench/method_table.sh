@@ -49,9 +49,10 @@ jobs_list() {
 jobs_list | sed 's/ *$//' | grep -E "^(${TABLE_ONLY:-.*}) " | sort -r -t' ' -k2,2 | xargs -P "$JOBS" -L 1 bash -c 'run_one "$@"' _
 
 FP=$("$TESSERA" eval --model "$MODEL" --text "$EVAL" --device "$DEVICE" --json 2>/dev/null | python3 -c 'import json,sys; print("%.4f" % json.loads(sys.stdin.readlines()[-1])["ppl"])')
-python3 - "$WORK" "$FP" "$STEPS" "$DEVICE" "${TABLE_BITS:-2 3}" <<'PY'
+python3 - "$WORK" "$FP" "$STEPS" "$DEVICE" "${TABLE_BITS:-2 3}" "${OQ_EPOCHS:-}" <<'PY'
 import json, os, sys
 work, fp, steps, device = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+oq_epochs = sys.argv[6]
 bits = [int(b) for b in sys.argv[5].split()]
 def res(name):
     try:
@@ -61,7 +62,8 @@ def res(name):
     except Exception:
         return None, None
 print(f"stories260K, calibration 128 x 512 TinyStories train (seed 42), eval TinyStories sample (windows of 512), FP ppl {fp}, device {device}")
-print(f"OmniQuant: 40 epochs (W2, augmented loss) / 20 epochs (W3); TesseraQ: paper20 x {steps} steps, batch 4")
+oq = f"{oq_epochs} epochs" if oq_epochs else "40 epochs (W2) / 20 epochs (W3)"
+print(f"OmniQuant: {oq}, augmented loss at W2; TesseraQ: paper20 x {steps} steps, batch 4")
 print()
 methods = ["rtn", "awq", "omniquant", "tq_awq", "tq_omniquant"]
 print("| setting | RTN | AWQ | OmniQuant | TesseraQ (AWQ init) | TesseraQ (OmniQuant init) | TesseraQ best < every baseline |")
