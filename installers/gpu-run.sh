@@ -172,7 +172,7 @@ main() {
   local full_pid=""
   if [ "${FULL_RUN_BACKGROUND:-0}" = 1 ]; then
     banner "full_run started in the background"
-    ( t0=$(date +%s); timeout 560 bash -c step_full_run > "$RESULTS/full_run.log" 2>&1; echo "full_run rc=$? $(( $(date +%s) - t0 )) s" >> "$RESULTS/full_run.log" ) &
+    ( t0=$(date +%s); timeout "$(limit 560)" bash -c step_full_run > "$RESULTS/full_run.log" 2>&1; echo "full_run rc=$? $(( $(date +%s) - t0 )) s" >> "$RESULTS/full_run.log" ) &
     full_pid=$!
   fi
   skipped ctest || run_step ctest "ctest.log" 300 step_ctest
