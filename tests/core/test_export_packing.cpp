@@ -42,7 +42,10 @@ std::vector<std::uint32_t> packed_words(const PackedFormat& format, const quant:
                                         const std::string& tensor, std::vector<std::int64_t>* shape = nullptr) {
   io::SafetensorsWriter w;
   format.pack(q, "m", torch::kFloat16, w);
-  const auto path = tessera_test::fresh_temp_dir("packing") + "/p.safetensors";
+  // A new folder per call: re-creating a non-empty one needs a recursive std::filesystem::remove_all,
+  // which crashes this process in the CUDA build (libtorch 2.11 wheel; see test_tesseraq.cpp).
+  static int calls = 0;
+  const auto path = tessera_test::fresh_temp_dir("packing-" + std::to_string(++calls)) + "/p.safetensors";
   w.write_to_file(path);
   io::SafetensorsFile f(path);
   const auto& v = f.tensor("m." + tensor);
