@@ -10,7 +10,6 @@
 #include "pipeline/sample_batch.h"
 #include "quant/lwc_quantizer.h"
 #include "quant/group_quantizer.h"
-#include "runtime/torch_runtime.h"
 #include "util/error.h"
 
 namespace tessera::methods {
