@@ -149,7 +149,7 @@ std::string RunConfig::identity_json() const {
   else
     j.erase("tesseraq");
   if (!uses_omniquant) j.erase("omniquant");
-  if (method == "rtn" || method == "awq")
+  if (method != "tesseraq")
     j.erase("train_dtype");
   else if (train_dtype == "auto")  // resolved: a run resumed on another device must not mix dtypes
     j["train_dtype"] = device.rfind("cuda", 0) == 0 ? "bf16" : "fp32";
