@@ -75,12 +75,13 @@ ExportResult export_run(const ExportRequest& request, const std::function<void(c
     throw Error("cannot create " + request.out + ": " + parent.string() +
                 (std::filesystem::exists(parent) ? " is not a folder" : " does not exist"));
   if (progress) progress({"writing", 0, 1});
-  const auto dtype = runtime::parse_dtype(request.dtype);  // GGUF formats fix their own types
   exporting::ExportReport r;
   if (request.format == "hf") {
-    r = exporting::export_fake_quant_hf(request.run_dir, request.out, dtype, request.replace_existing);
+    r = exporting::export_fake_quant_hf(request.run_dir, request.out, runtime::parse_dtype(request.dtype),
+                                        request.replace_existing);
   } else if (is_packed(request.format)) {
-    r = exporting::export_packed(request.run_dir, request.out, request.format, dtype, request.replace_existing, stop);
+    r = exporting::export_packed(request.run_dir, request.out, request.format, runtime::parse_dtype(request.dtype),
+                                 request.replace_existing, stop);
   } else if (exporting::is_gguf_format(request.format)) {
     r = exporting::export_gguf(request.run_dir, request.out, request.format, request.replace_existing, stop);
   } else {

@@ -62,7 +62,7 @@ OmniquantResult omniquant_train(model::DecoderBlockWeights w, const pipeline::Bl
   if (use_let && c.num_kv_heads != c.num_heads) {
     use_let = false;
     log("LET skipped: the model uses grouped-query attention (" + std::to_string(c.num_kv_heads) + " KV heads for " +
-        std::to_string(c.num_heads) + " heads), so the v -> o scale has no equivalent transformation");
+        std::to_string(c.num_heads) + " heads); like [OQ], Tessera's LET supports multi-head attention only");
   }
   LetScales let;
   if (use_let) {

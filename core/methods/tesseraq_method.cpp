@@ -121,7 +121,11 @@ TesseraqBlockTrainer::TesseraqBlockTrainer(const model::LlamaConfig& config, con
     layer.frac = torch::Tensor();  // only the init needs it
     layers_.emplace(kind, std::move(layer));
   }
-  compute_block_ = w;
+  // Norms and biases: fp32 for soft_block(), in the compute dtype for training; the Linears come
+  // from the rounding variables at every step.
+  float_parts_ = w;
+  for (auto kind : model::kAllLinears) float_parts_.linear(kind) = torch::Tensor();
+  compute_block_ = float_parts_;
   for (auto* t : compute_block_.all_tensors())
     if (t->defined()) *t = t->to(options.compute_dtype);
   rope_.cos = rope_.cos.to(options.compute_dtype);
@@ -165,9 +169,7 @@ void TesseraqBlockTrainer::update(const torch::Tensor& loss) {
 
 model::DecoderBlockWeights TesseraqBlockTrainer::soft_block() {
   torch::NoGradGuard no_grad;
-  model::DecoderBlockWeights block = compute_block_;
-  for (auto* t : block.all_tensors())
-    if (t->defined()) *t = t->to(torch::kFloat32);
+  model::DecoderBlockWeights block = float_parts_;
   for (auto& [kind, l] : layers_) block.linear(kind) = l.soft_weight().detach();
   return block;
 }

@@ -64,7 +64,10 @@ struct TesseraqLinear {
   quant::QuantizedLinear finalize() const;
 
  private:
-  SoftWeightConstants constants_;  // must outlive the backward pass of fused_soft_weight()
+  // Read by the backward pass of the graph that fused_soft_weight() built, so it must neither be
+  // destroyed nor change (next call, harden()) before that backward has run: one forward and one
+  // backward per step, as the trainer does.
+  SoftWeightConstants constants_;
 };
 
 struct TesseraqTrainerOptions {
@@ -98,7 +101,8 @@ class TesseraqBlockTrainer {
 
  private:
   const model::LlamaConfig& config_;
-  model::DecoderBlockWeights compute_block_;  // norms/biases in the compute dtype
+  model::DecoderBlockWeights float_parts_;    // norms/biases in fp32 (Linears undefined)
+  model::DecoderBlockWeights compute_block_;  // the same in the compute dtype
   std::map<model::LinearKind, TesseraqLinear> layers_;
   TesseraqTrainerOptions options_;
   model::RopeTables rope_;

@@ -51,7 +51,8 @@ torch::Tensor run_block(const model::LlamaConfig& c, const model::DecoderBlockWe
   torch::NoGradGuard no_grad;
   model::BlockForwardOptions options;
   options.activation_bits = act_bits;
-  auto out = torch::empty_like(x);
+  // Pinned stays pinned: the methods copy batches out of it without blocking (sample_batch.h).
+  auto out = x.is_pinned() ? torch::empty_like(x).pin_memory() : torch::empty_like(x);
   for (std::int64_t i = 0; i < x.size(0); i += batch) {
     const auto n = std::min(batch, x.size(0) - i);
     out.narrow(0, i, n).copy_(model::decoder_block_forward(c, w, x.narrow(0, i, n).to(device), rope, options));
@@ -163,7 +164,7 @@ RunSummary run_quantization(const RunConfig& config, const std::string& run_dir,
   auto x_fp = torch::embedding(model.weights().embed_tokens, ids).to(torch::kFloat32);
   if (placement == "pinned host memory") x_fp = x_fp.pin_memory();
   x_fp = x_fp.to(store);
-  auto x_q = x_fp.clone();
+  auto x_q = placement == "pinned host memory" ? x_fp.clone().pin_memory() : x_fp.clone();
   const auto rope = model::make_rope_tables(mc, calib.seq_len, device, torch::kFloat32);
   auto method = make_block_method(config);
 

@@ -149,10 +149,13 @@ std::string RunConfig::identity_json() const {
   else
     j.erase("tesseraq");
   if (!uses_omniquant) j.erase("omniquant");
-  if (method != "tesseraq")
+  // train_dtype resolved (a run resumed on another device must not mix dtypes); fp32, the only
+  // dtype before the setting existed, is left out so that earlier CPU runs keep their identity.
+  const bool bf16 = train_dtype == "bf16" || (train_dtype == "auto" && device.rfind("cuda", 0) == 0);
+  if (method != "tesseraq" || !bf16)
     j.erase("train_dtype");
-  else if (train_dtype == "auto")  // resolved: a run resumed on another device must not mix dtypes
-    j["train_dtype"] = device.rfind("cuda", 0) == 0 ? "bf16" : "fp32";
+  else
+    j["train_dtype"] = "bf16";
   return j.dump();
 }
 

@@ -7,20 +7,18 @@ namespace tessera::quant {
 GroupGrid lwc_grid(const torch::Tensor& w, const WeightQuantSpec& spec, const torch::Tensor& gamma,
                    const torch::Tensor& beta) {
   const auto g = spec.effective_group(w.size(1));
-  torch::Tensor lo, hi;
-  {
-    torch::NoGradGuard no_grad;  // the bounds of the (fixed) weights; gradients go to the logits
-    auto bounds = group_min_max(w.detach().to(torch::kFloat32), g);
-    lo = torch::clamp_max(bounds.first, 0.0);
-    hi = torch::clamp_min(bounds.second, 0.0);
-  }
+  // Differentiable bounds: with LET the weights depend on the smoothing scales, and (as in [OQ])
+  // those get gradient through the group min/max as well.
+  auto bounds = group_min_max(w.to(torch::kFloat32), g);
+  auto lo = torch::clamp_max(bounds.first, 0.0);
+  auto hi = torch::clamp_min(bounds.second, 0.0);
   auto hi_c = torch::sigmoid(gamma) * hi;
   auto lo_c = torch::sigmoid(beta) * lo;
   GroupGrid grid;
   if (spec.symmetric) {
     const double qmax = std::pow(2.0, spec.bits - 1) - 1.0;
     grid.scale = torch::clamp(torch::max(lo_c.abs(), hi_c.abs()), 1e-5, 1e4) / qmax;
-    grid.zero = torch::full_like(hi, std::pow(2.0, spec.bits - 1));
+    grid.zero = torch::full_like(hi.detach(), std::pow(2.0, spec.bits - 1));
   } else {
     const double qmax = std::pow(2.0, spec.bits) - 1.0;
     grid.scale = torch::clamp(hi_c - lo_c, 1e-5, 1e4) / qmax;

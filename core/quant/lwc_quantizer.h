@@ -15,8 +15,8 @@ namespace tessera::quant {
 
 inline constexpr double kLwcInitLogit = 4.0;  // sigmoid(4) = 0.982, [OQ]'s init
 
-// The grid of w [O, I] for logits gamma, beta [O, G]; differentiable w.r.t. the logits through
-// the scale (the zero point carries no gradient).
+// The grid of w [O, I] for logits gamma, beta [O, G]; differentiable w.r.t. the logits (and w)
+// through the scale (the zero point carries no gradient).
 GroupGrid lwc_grid(const torch::Tensor& w, const WeightQuantSpec& spec, const torch::Tensor& gamma,
                    const torch::Tensor& beta);
 
