@@ -60,6 +60,15 @@ void read(const json& j, const char* key, T& out, const std::string& source) {
   }
 }
 
+// The nested object `name` of j (an empty one when absent, so that every key keeps its value).
+const json& section(const json& j, const char* name, const std::string& source) {
+  static const json empty = json::object();
+  if (!j.contains(name)) return empty;
+  const json& s = j.at(name);
+  if (!s.is_object()) throw Error(source + ": \"" + name + "\" must be an object");
+  return s;
+}
+
 }  // namespace
 
 void RunConfig::validate() const {
@@ -183,38 +192,29 @@ RunConfig RunConfig::from_json_text(const std::string& text, const std::string& 
   read(j, "device", c.device, source);
   read(j, "batch", c.batch_size, source);
   read(j, "train_dtype", c.train_dtype, source);
-  if (j.contains("awq")) {
-    const json& a = j["awq"];
-    if (!a.is_object()) throw Error(source + ": \"awq\" must be an object");
-    read(a, "grid", c.awq_grid, source);
-    read(a, "clip", c.awq_clip, source);
-    read(a, "clip_grid", c.awq_clip_grid, source);
-    read(a, "max_shrink", c.awq_max_shrink, source);
-    read(a, "clip_tokens", c.awq_clip_tokens, source);
-  }
-  if (j.contains("omniquant")) {
-    const json& o = j["omniquant"];
-    if (!o.is_object()) throw Error(source + ": \"omniquant\" must be an object");
-    read(o, "epochs", c.oq_epochs, source);
-    read(o, "lwc_lr", c.oq_lwc_lr, source);
-    read(o, "let", c.oq_let, source);
-    read(o, "let_lr", c.oq_let_lr, source);
-    read(o, "alpha", c.oq_alpha, source);
-    read(o, "aug_loss", c.oq_aug_loss, source);
-    read(o, "batch", c.oq_batch, source);
-  }
-  if (j.contains("tesseraq")) {
-    const json& t = j["tesseraq"];
-    if (!t.is_object()) throw Error(source + ": \"tesseraq\" must be an object");
-    read(t, "init", c.tq_init, source);
-    read(t, "schedule", c.tq_schedule, source);
-    read(t, "steps", c.tq_steps, source);
-    read(t, "batch", c.tq_batch, source);
-    read(t, "lr", c.tq_lr, source);
-    read(t, "scale_lr", c.tq_scale_lr, source);
-    read(t, "scale_wd", c.tq_scale_wd, source);
-    read(t, "log_every", c.tq_log_every, source);
-  }
+  const json& a = section(j, "awq", source);
+  read(a, "grid", c.awq_grid, source);
+  read(a, "clip", c.awq_clip, source);
+  read(a, "clip_grid", c.awq_clip_grid, source);
+  read(a, "max_shrink", c.awq_max_shrink, source);
+  read(a, "clip_tokens", c.awq_clip_tokens, source);
+  const json& o = section(j, "omniquant", source);
+  read(o, "epochs", c.oq_epochs, source);
+  read(o, "lwc_lr", c.oq_lwc_lr, source);
+  read(o, "let", c.oq_let, source);
+  read(o, "let_lr", c.oq_let_lr, source);
+  read(o, "alpha", c.oq_alpha, source);
+  read(o, "aug_loss", c.oq_aug_loss, source);
+  read(o, "batch", c.oq_batch, source);
+  const json& t = section(j, "tesseraq", source);
+  read(t, "init", c.tq_init, source);
+  read(t, "schedule", c.tq_schedule, source);
+  read(t, "steps", c.tq_steps, source);
+  read(t, "batch", c.tq_batch, source);
+  read(t, "lr", c.tq_lr, source);
+  read(t, "scale_lr", c.tq_scale_lr, source);
+  read(t, "scale_wd", c.tq_scale_wd, source);
+  read(t, "log_every", c.tq_log_every, source);
   return c;
 }
 
