@@ -6,6 +6,7 @@
 
 #include "export/bit_packing.h"
 #include "export/packed_format.h"
+#include "model/tensor_bytes.h"
 #include "util/error.h"
 #include "util/version.h"
 
@@ -32,10 +33,6 @@ torch::Tensor awq_unpack_rows(const torch::Tensor& words) {
   auto* dst = out.data_ptr<std::uint8_t>();
   for (std::int64_t i = 0; i < w.numel(); ++i) awq_unpack_word(src[i], dst + 8 * i);
   return out;
-}
-
-io::DType float_dtype(torch::ScalarType t) {
-  return t == torch::kFloat16 ? io::DType::F16 : t == torch::kBFloat16 ? io::DType::BF16 : io::DType::F32;
 }
 
 class AwqFormat : public PackedFormat {
@@ -70,10 +67,9 @@ class AwqFormat : public PackedFormat {
     const auto qweight = awq_pack_rows(q.codes.t().contiguous());
     const auto qzeros = awq_pack_rows(q.zero.t().contiguous());
     const auto scales = q.scale.t().contiguous().to(scale_dtype);
-    writer.add(module + ".qweight", io::DType::I32, qweight.sizes().vec(), qweight.data_ptr(), qweight.numel() * 4);
-    writer.add(module + ".qzeros", io::DType::I32, qzeros.sizes().vec(), qzeros.data_ptr(), qzeros.numel() * 4);
-    writer.add(module + ".scales", float_dtype(scale_dtype), scales.sizes().vec(), scales.data_ptr(),
-               static_cast<std::size_t>(scales.numel()) * scales.element_size());
+    model::add_tensor(writer, module + ".qweight", qweight);
+    model::add_tensor(writer, module + ".qzeros", qzeros);
+    model::add_tensor(writer, module + ".scales", scales);
   }
 
   quant::QuantizedLinear unpack(const io::SafetensorsFile& file, const std::string& module) const override {

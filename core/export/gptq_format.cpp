@@ -8,6 +8,7 @@
 
 #include "export/bit_packing.h"
 #include "export/packed_format.h"
+#include "model/tensor_bytes.h"
 #include "util/error.h"
 #include "util/version.h"
 
@@ -15,9 +16,6 @@ namespace fs = std::filesystem;
 
 namespace tessera::exporting {
 
-std::int64_t effective_group(const quant::WeightQuantSpec& spec, std::int64_t in_features) {
-  return spec.effective_group(in_features);
-}
 
 namespace {
 
@@ -78,7 +76,7 @@ class GptqFormat : public PackedFormat {
   }
 
   std::string shape_refusal(const quant::QuantizedLinear& q) const override {
-    const auto n = q.out_features(), k = q.in_features(), g = effective_group(spec_, k);
+    const auto n = q.out_features(), k = q.in_features(), g = spec_.effective_group(k);
     const int b = spec_.bits;
     if (k % g != 0)
       return "input dimension " + std::to_string(k) + " is not a multiple of the group size " + std::to_string(g);
@@ -107,30 +105,24 @@ class GptqFormat : public PackedFormat {
 
   void pack(const quant::QuantizedLinear& q, const std::string& module, torch::ScalarType scale_dtype,
             io::SafetensorsWriter& writer) const override {
-    const auto k = q.in_features(), g = effective_group(spec_, k);
+    const auto k = q.in_features(), g = spec_.effective_group(k);
     // Streams run along K for qweight (each output column n is one stream) and along N for qzeros.
     const auto qweight = pack_rows(q.codes, spec_.bits).t().contiguous();
     const auto stored_zero = v1_ ? q.zero - 1 : q.zero;
     const auto qzeros = pack_rows(stored_zero.t().contiguous(), spec_.bits);
     const auto scales = q.scale.t().contiguous().to(scale_dtype);
     const auto g_idx = torch::arange(k, torch::kInt64).div(g, "floor").to(torch::kInt32);
-    auto add = [&](const std::string& name, const torch::Tensor& t) {
-      writer.add(module + "." + name, t.scalar_type() == torch::kInt32 ? io::DType::I32
-                                      : t.scalar_type() == torch::kFloat16 ? io::DType::F16
-                                      : t.scalar_type() == torch::kBFloat16 ? io::DType::BF16 : io::DType::F32,
-                 t.sizes().vec(), t.data_ptr(), static_cast<std::size_t>(t.numel()) * t.element_size());
-    };
-    add("qweight", qweight);
-    add("qzeros", qzeros);
-    add("scales", scales);
-    add("g_idx", g_idx);
+    model::add_tensor(writer, module + ".qweight", qweight);
+    model::add_tensor(writer, module + ".qzeros", qzeros);
+    model::add_tensor(writer, module + ".scales", scales);
+    model::add_tensor(writer, module + ".g_idx", g_idx);
   }
 
   quant::QuantizedLinear unpack(const io::SafetensorsFile& file, const std::string& module) const override {
     const int b = spec_.bits;
     const auto& qw = checked_view(file, module + ".qweight", io::DType::I32, io::DType::I32, {-1, -1});
     const std::int64_t n = qw.shape[1], k = qw.shape[0] * 32 / b;
-    const auto g = spec_.group_size <= 0 ? k : spec_.group_size;
+    const auto g = spec_.effective_group(k);
     const auto groups = (k + g - 1) / g;
     const auto qweight = int32_tensor(file, module + ".qweight", {k * b / 32, n});
     const auto qzeros = int32_tensor(file, module + ".qzeros", {groups, n * b / 32});

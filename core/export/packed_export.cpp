@@ -4,6 +4,7 @@
 #include <fstream>
 #include <map>
 
+#include "io/json_file.h"
 #include "export/packed_format.h"
 #include "io/safetensors.h"
 #include "model/hf_checkpoint.h"
@@ -52,13 +53,6 @@ std::string refusal(const RunSource& run, const PackedFormat& format) {
   return why;
 }
 
-nlohmann::json read_json_file(const std::string& path) {
-  std::ifstream in(path);
-  auto j = nlohmann::json::parse(in, nullptr, false);
-  if (j.is_discarded()) throw Error(path + " is missing or not valid JSON");
-  return j;
-}
-
 }  // namespace
 
 std::string packed_export_refusal(const RunSource& run, const std::string& id) {
@@ -67,7 +61,7 @@ std::string packed_export_refusal(const RunSource& run, const std::string& id) {
 
 PackedCheck verify_packed(const RunSource& run, const std::string& folder) {
   const auto config_path = (fs::path(folder) / "config.json").string();
-  const auto qc = read_json_file(config_path).value("quantization_config", nlohmann::json());
+  const auto qc = io::read_json_file(config_path).value("quantization_config", nlohmann::json());
   const auto format = packed_format_from_config(qc, config_path);
   if (!format) throw Error("self-check failed: " + config_path + " has no GPTQ/AWQ quantization_config");
   io::SafetensorsFile file((fs::path(folder) / "model.safetensors").string());
@@ -156,7 +150,7 @@ ExportReport export_packed(const std::string& run_dir, const std::string& out_fo
     const std::string tokenizer = run.manifest.value("tokenizer", "");
     if (!tokenizer.empty() && fs::exists(tokenizer)) text::copy_tokenizer_files(tokenizer, tmp);
     const auto config_path = (fs::path(tmp) / "config.json").string();
-    auto config = read_json_file(config_path);
+    auto config = io::read_json_file(config_path);
     config["quantization_config"] = qc;
     {
       std::ofstream out(config_path, std::ios::trunc);

@@ -50,8 +50,6 @@ std::unique_ptr<PackedFormat> make_awq_format(const quant::WeightQuantSpec& spec
 std::unique_ptr<PackedFormat> packed_format_from_config(const nlohmann::json& quantization_config,
                                                         const std::string& source);
 
-// Shared by the packers: the group size a format writes (-1 = one group per row for GPTQ).
-std::int64_t effective_group(const quant::WeightQuantSpec& spec, std::int64_t in_features);
 // Reads an I32 tensor as raw 32-bit words (GPTQ/AWQ store uint32 bit patterns in int32).
 torch::Tensor int32_tensor(const io::SafetensorsFile& file, const std::string& name,
                            const std::vector<std::int64_t>& shape);

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "io/json_file.h"
 #include "io/safetensors.h"
 #include "model/tensor_bytes.h"
 #include "pipeline/run_directory.h"
@@ -12,14 +13,6 @@ namespace fs = std::filesystem;
 
 namespace tessera::exporting {
 namespace {
-
-nlohmann::json read_json(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw Error(path + " cannot be read");
-  auto j = nlohmann::json::parse(in, nullptr, false);
-  if (j.is_discarded()) throw Error(path + " is not valid JSON");
-  return j;
-}
 
 pipeline::QuantizedBlock load_scales_and_zeros(const std::string& path, const quant::WeightQuantSpec& spec) {
   io::SafetensorsFile file(path);
@@ -43,7 +36,7 @@ RunSource RunSource::load(const std::string& run_dir, bool codes) {
   if (!dir.has_manifest()) throw Error(run_dir + " is not a Tessera run directory (no run.json)");
   RunSource s;
   s.run_dir = run_dir;
-  s.manifest = read_json(dir.manifest_path());
+  s.manifest = io::read_json_file(dir.manifest_path());
   if (!s.manifest.value("finished", false))
     throw Error(run_dir + " is an unfinished run; finish it with `tessera quantize --resume` first");
   s.config = pipeline::RunConfig::from_json_text(s.manifest["config"].dump(), dir.manifest_path());

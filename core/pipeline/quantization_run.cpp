@@ -5,6 +5,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "io/json_file.h"
 #include "io/atomic_file.h"
 #include "model/model_loader.h"
 #include "pipeline/block_method.h"
@@ -24,13 +25,6 @@ namespace tessera::pipeline {
 using nlohmann::json;
 
 namespace {
-
-json read_json(const std::string& path) {
-  std::ifstream in(path);
-  json j = json::parse(in, nullptr, false);
-  if (j.is_discarded()) throw Error(path + " is not valid JSON (damaged run directory?)");
-  return j;
-}
 
 void write_json(const std::string& path, const json& j) {
   io::write_file_atomically(path, [&](std::ostream& out) { out << j.dump(2) << "\n"; });
@@ -113,7 +107,7 @@ RunSummary run_quantization(const RunConfig& config, const std::string& run_dir,
   if (dir.has_manifest()) {
     if (!resume)
       throw Error(run_dir + " already holds a run; pass --resume to continue it, or choose another --out");
-    const auto old = fingerprint_from(read_json(dir.manifest_path()));
+    const auto old = fingerprint_from(io::read_json_file(dir.manifest_path()));
     const auto diff = old.differences(fp);
     if (!diff.empty()) throw Error("cannot resume " + run_dir + ": it was made with different inputs:\n" + diff);
   } else if (resume) {
@@ -213,7 +207,7 @@ RunSummary run_quantization(const RunConfig& config, const std::string& run_dir,
     const double after = eval::block_output_loss(mc, q_weights, x_q, targets, rope, device, config.batch_size, config.act_bits);
     std::vector<eval::LayerStats> layers;
     if (restored) {
-      const auto j = read_json(dir.stats_path(k));
+      const auto j = io::read_json_file(dir.stats_path(k));
       for (const auto& l : j["layers"])
         layers.push_back({k, l["layer"].get<std::string>(), l["rel_weight_error"].get<double>(),
                           l["output_mse"].get<double>(), l["flip_ratio"].get<double>(), l.value("dst_min", 1.0),
@@ -273,7 +267,7 @@ RunSummary run_quantization(const RunConfig& config, const std::string& run_dir,
 model::LlamaModel load_quantized_model(const std::string& run_dir, RunConfig* config_out) {
   RunDirectory dir(run_dir);
   if (!dir.has_manifest()) throw Error(run_dir + " is not a Tessera run directory (no run.json)");
-  const auto manifest = read_json(dir.manifest_path());
+  const auto manifest = io::read_json_file(dir.manifest_path());
   if (!manifest.value("finished", false))
     throw Error(run_dir + " is an unfinished run; finish it with `tessera quantize --resume` first");
   const auto config = RunConfig::from_json_text(manifest["config"].dump(), dir.manifest_path());
