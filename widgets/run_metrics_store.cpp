@@ -28,12 +28,6 @@ void RunMetricsStore::set(int run_id, RunTrace trace) {
   ++revision_;
 }
 
-void RunMetricsStore::remove(int run_id) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  traces_.erase(run_id);
-  ++revision_;
-}
-
 void RunMetricsStore::clear() {
   std::lock_guard<std::mutex> lock(mutex_);
   traces_.clear();
@@ -56,11 +50,11 @@ RunTrace RunMetricsStore::trace(int run_id) const {
   return it == traces_.end() ? RunTrace() : it->second;
 }
 
-std::vector<int> RunMetricsStore::runIds() const {
+std::size_t RunMetricsStore::layerCount() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  std::vector<int> ids;
-  for (const auto& [id, trace] : traces_) ids.push_back(id);
-  return ids;
+  std::size_t n = 0;
+  for (const auto& [id, trace] : traces_) n += trace.layers.size();
+  return n;
 }
 
 }  // namespace tessera::widgets

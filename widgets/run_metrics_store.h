@@ -19,13 +19,12 @@ class RunMetricsStore {
   // it must be short and must not call back into the store.
   void update(int run_id, const std::function<void(RunTrace&)>& edit);
   void set(int run_id, RunTrace trace);  // replaces (a reopened session)
-  void remove(int run_id);
   void clear();
 
   std::uint64_t revision() const;  // increases on every change
   bool contains(int run_id) const;
   RunTrace trace(int run_id) const;  // a copy; empty when unknown
-  std::vector<int> runIds() const;
+  std::size_t layerCount() const;  // layer statistics over all runs (changes when a block ends)
 
  private:
   mutable std::mutex mutex_;

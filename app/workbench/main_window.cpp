@@ -143,9 +143,7 @@ MainWindow::MainWindow(QWidget* parent)
       if (failed) tessera::logger()->warn("the unquantized model's perplexity is not available: {}", utf8(message));
       if (failed) startNextQueued();
       else {
-        for (int id : queue_)
-          if (auto* r = findRun(id)) r->status = widgets::SessionRun::Status::Cancelled;
-        queue_.clear();
+        cancelQueued();
         updateRunViews();
         updateRunControls();
         emit queueFinished();
@@ -609,9 +607,7 @@ void MainWindow::onRunEnded(int run_id) {
   }();
   if (cancelled) {
     // Cancel stops the whole comparison, not only the run that was going.
-    for (int id : queue_)
-      if (auto* r = findRun(id)) r->status = widgets::SessionRun::Status::Cancelled;
-    queue_.clear();
+    cancelQueued();
   }
   if (!queue_.empty()) {
     startNextQueued();
@@ -635,11 +631,15 @@ void MainWindow::onRunEnded(int run_id) {
 void MainWindow::pauseRun() { run_controller_->pause(); }
 void MainWindow::resumeRun() { run_controller_->resume(); }
 
-void MainWindow::cancelRun() {
-  if (reference_pending_) controller_->cancel();
+void MainWindow::cancelQueued() {
   for (int id : queue_)
     if (auto* r = findRun(id)) r->status = widgets::SessionRun::Status::Cancelled;
   queue_.clear();
+}
+
+void MainWindow::cancelRun() {
+  if (reference_pending_) controller_->cancel();
+  cancelQueued();
   run_controller_->cancel();
   updateRunViews();
 }
@@ -717,7 +717,6 @@ void MainWindow::updateRunViews() {
   heatmap_revision_ = 0;
   heatmap_forced_ = true;  // the selection may have changed
   updateHeatmap();
-  emit sessionChanged();
 }
 
 void MainWindow::updateHeatmap() {
@@ -725,8 +724,7 @@ void MainWindow::updateHeatmap() {
   if (revision == heatmap_revision_) return;
   heatmap_revision_ = revision;
   // Most changes are step losses; the heatmap only changes when layer statistics arrive.
-  std::size_t layers = 0;
-  for (const auto& r : runs_) layers += run_metrics_->trace(r.id).layers.size();
+  const std::size_t layers = run_metrics_->layerCount();
   if (layers == heatmap_layers_ && !heatmap_forced_) return;
   heatmap_layers_ = layers;
   heatmap_forced_ = false;

@@ -75,7 +75,8 @@ class MainWindow : public QMainWindow {
   bool compareBaselines();   // RTN, AWQ, OmniQuant, TesseraQ with the same settings, evaluated
   void pauseRun();
   void resumeRun();
-  void cancelRun();          // also drops the rest of a baseline queue
+  void cancelRun();
+  void cancelQueued();  // marks every queued run cancelled and empties the queue          // also drops the rest of a baseline queue
   // Continues the selected cancelled or failed run from its last finished block.
   bool resumeSelectedRun();
   bool isBusy() const;       // a run, a queue or the reference evaluation is going
@@ -115,7 +116,6 @@ class MainWindow : public QMainWindow {
 
  signals:
   void queueFinished();  // a baseline comparison (or single run) has ended, whichever way
-  void sessionChanged();
 
  protected:
   void closeEvent(QCloseEvent* event) override;

@@ -3,6 +3,7 @@
 // gap between its ticks is the longest time nothing else could run there. The GUI tests require
 // it to stay under 100 ms while a run or an evaluation works on its thread.
 #include <QElapsedTimer>
+#include <QString>
 #include <QTimer>
 #include <algorithm>
 
@@ -35,6 +36,12 @@ class EventLoopGapMeter {
   qint64 maxGapMs() const { return max_gap_; }
   int ticks() const { return ticks_; }
   qint64 elapsedMs() const { return clock_.elapsed(); }  // since start()
+  // Empty when the loop ticked at least every other period and was never blocked for 100 ms.
+  QString problem() const {
+    if (ticks_ <= elapsedMs() / (2 * kTickMs)) return QStringLiteral("the 10 ms timer hardly ran");
+    if (max_gap_ >= 100) return QString("the GUI thread was blocked for %1 ms").arg(max_gap_);
+    return QString();
+  }
 
  private:
   QTimer timer_;

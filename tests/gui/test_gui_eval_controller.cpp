@@ -171,8 +171,7 @@ void TestGuiEvalController::guiThreadKeepsProcessingEvents() {
   gaps.stop();
   const qint64 run_ms = gaps.elapsedMs();
   qInfo("event loop: %d ticks over %lld ms, longest gap %lld ms", gaps.ticks(), run_ms, gaps.maxGapMs());
-  QVERIFY2(gaps.ticks() > run_ms / 20, "the 10 ms timer hardly ran");
-  QVERIFY2(gaps.maxGapMs() < 100, qPrintable(QString("the GUI thread was blocked for %1 ms").arg(gaps.maxGapMs())));
+  QVERIFY2(gaps.problem().isEmpty(), qPrintable(gaps.problem()));
 }
 
 TESSERA_TEST_MAIN(TestGuiEvalController, finishesWithReferencePerplexity,

@@ -218,8 +218,7 @@ void TestGuiRunController::guiThreadNeverBlockedDuringRun() {
   const qint64 run_ms = gaps.elapsedMs();
   qInfo("event loop: %d ticks over %lld ms, longest gap %lld ms; loss plot rebuilt %d times", gaps.ticks(), run_ms,
         gaps.maxGapMs(), loss.rebuildCount());
-  QVERIFY2(gaps.ticks() > run_ms / 20, "the 10 ms timer hardly ran");
-  QVERIFY2(gaps.maxGapMs() < 100, qPrintable(QString("the GUI thread was blocked for %1 ms").arg(gaps.maxGapMs())));
+  QVERIFY2(gaps.problem().isEmpty(), qPrintable(gaps.problem()));
   // Coalescing: at most one rebuild per 40 ms tick (plus the ones setRuns asked for).
   QVERIFY(loss.rebuildCount() <= run_ms / tessera::widgets::RunPlot::kTickMs + 3);
   const RunTrace t = store->trace(5);

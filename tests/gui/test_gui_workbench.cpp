@@ -409,7 +409,7 @@ void TestGuiWorkbench::baselineComparisonFillsTablePlotsAndHeatmap() {
   gaps.stop();
   QVERIFY(!window.isBusy());
   qInfo("baseline comparison: %lld ms, longest event-loop gap %lld ms", gaps.elapsedMs(), gaps.maxGapMs());
-  QVERIFY2(gaps.maxGapMs() < 100, qPrintable(QString("the GUI thread was blocked for %1 ms").arg(gaps.maxGapMs())));
+  QVERIFY2(gaps.problem().isEmpty(), qPrintable(gaps.problem()));
 
   const auto& runs = window.sessionRuns();
   QCOMPARE(runs.size(), std::size_t{4});
