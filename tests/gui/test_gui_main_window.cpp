@@ -47,9 +47,7 @@ class TestGuiMainWindow : public QObject {
 
 void TestGuiMainWindow::initTestCase() {
   // Keep QSettings (remembered paths) out of the user's real configuration.
-  QStandardPaths::setTestModeEnabled(true);
-  QApplication::setOrganizationName("Tessera");
-  QApplication::setApplicationName("Tessera Workbench Test");
+  tessera_test::use_fresh_settings("Tessera Workbench Test");
   tessera::api::initialize_runtime(/*reserved_cores=*/1);
 }
 

@@ -109,10 +109,8 @@ void TestGuiWorkbench::initTestCase() {
   // As the workbench does (app/workbench/main.cpp): one core stays free for the event loop. Without
   // it the comparison test saw a 110 ms event-loop gap in a CI run on 2 cores.
   tessera::api::initialize_runtime(/*reserved_cores=*/1);
-  QStandardPaths::setTestModeEnabled(true);
-  QApplication::setOrganizationName("Tessera");
   // Its own name: the autosaved session of these tests must not reach test_gui_main_window's.
-  QApplication::setApplicationName("Tessera Workbench Widgets Test");
+  tessera_test::use_fresh_settings("Tessera Workbench Widgets Test");
 }
 
 void TestGuiWorkbench::storeTakesConcurrentWritesAndPlotsCoalesce() {
