@@ -10,6 +10,7 @@ PACKAGES=(
   libsentencepiece-dev libpcre2-dev
   qt6-base-dev libqcustomplot-dev libqcustomplot2.1-qt6 libgl-dev
   xvfb xauth
+  python3 python3-numpy
   # Qt's offscreen platform (GUI tests, --screenshot) draws text with fontconfig's fonts.
   fonts-dejavu-core
 )

@@ -50,6 +50,13 @@ RunTrace RunMetricsStore::trace(int run_id) const {
   return it == traces_.end() ? RunTrace() : it->second;
 }
 
+RunProgress RunMetricsStore::progress(int run_id, std::size_t* blocks_done) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const auto it = traces_.find(run_id);
+  if (blocks_done) *blocks_done = it == traces_.end() ? 0 : it->second.blocks.size();
+  return it == traces_.end() ? RunProgress() : it->second.progress;
+}
+
 std::size_t RunMetricsStore::layerCount() const {
   std::lock_guard<std::mutex> lock(mutex_);
   std::size_t n = 0;

@@ -24,6 +24,9 @@ class RunMetricsStore {
   std::uint64_t revision() const;  // increases on every change
   bool contains(int run_id) const;
   RunTrace trace(int run_id) const;  // a copy; empty when unknown
+  // The run's progress and how many blocks it finished, without copying its curves (the status bar
+  // asks ten times a second).
+  RunProgress progress(int run_id, std::size_t* blocks_done) const;
   std::size_t layerCount() const;  // layer statistics over all runs (changes when a block ends)
 
  private:

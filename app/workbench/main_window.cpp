@@ -689,45 +689,40 @@ void MainWindow::updateRunViews() {
   if (shown.empty())
     for (const auto& r : runs_) shown.push_back(r.id);
   std::map<QString, int> per_method;
-  std::vector<widgets::PlottedRun> plotted;
+  std::map<int, QColor> color;  // by run id
   for (const auto& r : runs_) {
     const QString method = QString::fromStdString(r.config.method);
-    const int variant = per_method[method]++;
-    if (std::find(shown.begin(), shown.end(), r.id) == shown.end()) continue;
-    plotted.push_back({r.id, r.name, widgets::methodColor(method, variant)});
+    color[r.id] = widgets::methodColor(method, per_method[method]++);
   }
+  std::vector<widgets::PlottedRun> plotted;
+  for (const auto& r : runs_)
+    if (std::find(shown.begin(), shown.end(), r.id) != shown.end()) plotted.push_back({r.id, r.name, color[r.id]});
   loss_plot_->setRuns(plotted);
   hardening_plot_->setRuns(plotted);
   memory_plot_->setRuns(plotted);
   // Perplexity: every evaluated run of the session, whatever the selection.
   std::vector<widgets::SessionPerplexityPlot::Bar> bars;
-  per_method.clear();
   QString text;
   for (const auto& r : runs_) {
-    const QString method = QString::fromStdString(r.config.method);
-    const int variant = per_method[method]++;
     if (r.perplexity <= 0) continue;
-    bars.push_back({r.name, widgets::methodColor(method, variant), r.perplexity});
+    bars.push_back({r.name, color[r.id], r.perplexity});
     text = QFileInfo(r.eval_text).fileName();
   }
   session_ppl_->setBars(bars, text);
   session_ppl_->setReference(reference_text_.isEmpty() || text.isEmpty() || QFileInfo(reference_text_).fileName() == text
                                  ? reference_ppl_
                                  : 0.0);
-  heatmap_revision_ = 0;
-  heatmap_forced_ = true;  // the selection may have changed
-  updateHeatmap();
+  updateHeatmap(/*force=*/true);  // the selection may have changed
 }
 
-void MainWindow::updateHeatmap() {
+void MainWindow::updateHeatmap(bool force) {
   const std::uint64_t revision = run_metrics_->revision();
-  if (revision == heatmap_revision_) return;
+  if (revision == heatmap_revision_ && !force) return;
   heatmap_revision_ = revision;
   // Most changes are step losses; the heatmap only changes when layer statistics arrive.
   const std::size_t layers = run_metrics_->layerCount();
-  if (layers == heatmap_layers_ && !heatmap_forced_) return;
+  if (layers == heatmap_layers_ && !force) return;
   heatmap_layers_ = layers;
-  heatmap_forced_ = false;
   // One selected run: its errors. Two or more: the last against the first. None: the newest run.
   std::vector<int> shown = selected_;
   if (shown.empty() && !runs_.empty()) shown.push_back(runs_.back().id);
@@ -755,8 +750,8 @@ void MainWindow::updateStatus() {
     return;
   }
   const int id = run_controller_->currentRunId();
-  const widgets::RunTrace t = run_metrics_->trace(id);
-  const auto& p = t.progress;
+  std::size_t blocks_done = 0;
+  const widgets::RunProgress p = run_metrics_->progress(id, &blocks_done);
   const auto* r = findRun(id);
   QString text = r ? r->name + ": " : QString();
   double fraction = 0;
@@ -772,8 +767,8 @@ void MainWindow::updateStatus() {
       text += (omniquant ? tr(", epoch %1 of %2") : tr(", PAR iteration %1 of %2")).arg(p.iteration + 1).arg(p.total_iterations);
     if (p.total_steps > 0) text += tr(", step %1 of %2").arg(p.step).arg(p.total_steps);
     const double within = p.total_steps > 0 ? static_cast<double>(p.step) / p.total_steps : 0;
-    const double done_blocks = static_cast<double>(t.blocks.size());
-    fraction = std::min(1.0, (done_blocks + (t.blocks.size() > static_cast<std::size_t>(p.block) ? 0 : within)) /
+    const bool block_done = blocks_done > static_cast<std::size_t>(p.block);
+    fraction = std::min(1.0, (static_cast<double>(blocks_done) + (block_done ? 0 : within)) /
                                  static_cast<double>(p.total_blocks));
     if (p.eta_seconds > 0) text += tr(", ETA %1").arg(widgets::formatSeconds(p.eta_seconds));
   } else {
@@ -789,9 +784,7 @@ void MainWindow::updateStatus() {
 void MainWindow::refreshAll() {
   for (widgets::RunPlot* plot : std::initializer_list<widgets::RunPlot*>{loss_plot_, hardening_plot_, memory_plot_})
     plot->refresh();
-  heatmap_revision_ = 0;
-  heatmap_forced_ = true;
-  updateHeatmap();
+  updateHeatmap(/*force=*/true);
   for (QCustomPlot* plot : std::initializer_list<QCustomPlot*>{loss_plot_, hardening_plot_, memory_plot_, session_ppl_,
                                                                heatmap_, plot_})
     plot->replot();

@@ -141,7 +141,7 @@ class MainWindow : public QMainWindow {
   void startNextQueued();
   void onRunEnded(int run_id);
   void updateRunViews();  // table, plots' run lists, perplexity bars, heatmap
-  void updateHeatmap();
+  void updateHeatmap(bool force = false);  // force: redraw even when no layer statistics arrived
   void updateStatus();    // status bar from the running run's progress (timer)
   void updateRunControls();
   void syncDataPaths();
@@ -176,7 +176,6 @@ class MainWindow : public QMainWindow {
   QTimer status_timer_;
   std::uint64_t heatmap_revision_ = 0;
   std::size_t heatmap_layers_ = 0;  // layer statistics drawn, over all runs
-  bool heatmap_forced_ = true;
 
   std::optional<api::ModelSummary> model_;
   QString tokenizer_path_;  // "" = the one found beside the model

@@ -56,10 +56,7 @@ class AwqFormat : public PackedFormat {
   }
 
   std::string value_refusal(const quant::QuantizedLinear& q) const override {
-    if ((q.zero != q.zero.round()).any().item<bool>() || (q.zero < 0).any().item<bool>() ||
-        (q.zero > 15).any().item<bool>())
-      return "zero points are not integers in [0, 15]";
-    return "";
+    return zero_point_refusal(q, 4);
   }
 
   void pack(const quant::QuantizedLinear& q, const std::string& module, torch::ScalarType scale_dtype,

@@ -8,7 +8,6 @@
 #include "io/safetensors.h"
 #include "model/hf_checkpoint.h"
 #include "model/tensor_bytes.h"
-#include "pipeline/quantization_run.h"
 #include "runtime/torch_runtime.h"
 #include "text/tokenizer_loader.h"
 #include "util/error.h"
@@ -18,26 +17,22 @@ namespace fs = std::filesystem;
 
 namespace tessera::exporting {
 
-std::int64_t verify_fake_quant_hf(const std::string& run_dir, const std::string& folder) {
-  const auto run = RunSource::load(run_dir);
+std::int64_t verify_fake_quant_hf(const RunSource& run, const std::string& folder) {
   io::SafetensorsFile file((fs::path(folder) / "model.safetensors").string());
   std::int64_t checked = 0;
-  for (std::size_t k = 0; k < run.blocks.size(); ++k) {
-    for (const auto& [kind, q] : run.blocks[k].linears) {
-      const std::string name = hf_linear_module(static_cast<std::int64_t>(k), kind) + ".weight";
-      const auto got = model::tensor_from_view(file.tensor(name));
-      const auto expected = q.dequantize().to(got.scalar_type());
-      require_identical(got, expected, name + " in " + folder);
-      ++checked;
-    }
-  }
+  run.for_each_linear([&](std::int64_t k, model::LinearKind kind, const quant::QuantizedLinear& q) {
+    const std::string name = hf_linear_module(k, kind) + ".weight";
+    const auto got = model::tensor_from_view(file.tensor(name));
+    require_identical(got, q.dequantize().to(got.scalar_type()), name + " in " + folder);
+    ++checked;
+  });
   return checked;
 }
 
 ExportReport export_fake_quant_hf(const std::string& run_dir, const std::string& out_folder, torch::ScalarType dtype,
                                   bool replace_existing) {
-  auto model = pipeline::load_quantized_model(run_dir);  // throws for unfinished or changed runs
-  const auto run = RunSource::load(run_dir);
+  const auto run = RunSource::load(run_dir);  // throws for unfinished runs
+  auto model = run.model();                   // and for changed models
   const std::string tokenizer = run.manifest.value("tokenizer", "");
   ExportReport report;
   report.path = out_folder;
@@ -48,7 +43,7 @@ ExportReport export_fake_quant_hf(const std::string& run_dir, const std::string&
   options.tensor_digests = true;
   options.finish = [&](const std::string& tmp) {
     if (!tokenizer.empty() && fs::exists(tokenizer)) text::copy_tokenizer_files(tokenizer, tmp);
-    report.tensors_checked = verify_fake_quant_hf(run_dir, tmp);
+    report.tensors_checked = verify_fake_quant_hf(run, tmp);
     report.bytes = folder_bytes(tmp);
     report.self_check = std::to_string(report.tensors_checked) +
                         " quantized weights re-read and bit-identical to the run's codes in " + report.dtype;

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "export/export_report.h"
+#include "export/run_source.h"
 
 namespace tessera::exporting {
 
@@ -20,6 +21,6 @@ ExportReport export_fake_quant_hf(const std::string& run_dir, const std::string&
 // Compares every quantized Linear weight in `folder`'s model.safetensors with the run's codes
 // dequantized in that tensor's dtype; returns how many were compared, throws naming the first
 // tensor that differs.
-std::int64_t verify_fake_quant_hf(const std::string& run_dir, const std::string& folder);
+std::int64_t verify_fake_quant_hf(const RunSource& run, const std::string& folder);
 
 }  // namespace tessera::exporting

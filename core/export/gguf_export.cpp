@@ -4,7 +4,6 @@
 
 #include <cstring>
 #include <filesystem>
-#include <random>
 
 #include "export/bit_packing.h"
 #include "export/gguf_file.h"
@@ -12,7 +11,6 @@
 #include "io/atomic_file.h"
 #include "model/model_loader.h"
 #include "model/rotary_layout.h"
-#include "pipeline/quantization_run.h"
 #include "text/llama2c_tokenizer.h"
 #include "text/sentencepiece_tokenizer.h"
 #include "text/tokenizer_loader.h"
@@ -201,13 +199,32 @@ Vocab vocab_of(const std::string& tokenizer_path, std::int64_t model_vocab) {
   return v;
 }
 
-template <typename F>
-void for_each_linear(const RunSource& run, F&& f) {
-  for (std::size_t k = 0; k < run.blocks.size(); ++k)
-    for (const auto& [kind, q] : run.blocks[k].linears) f(static_cast<std::int64_t>(k), kind, q);
+// Why `type` cannot hold the run at all (architecture, tokenizer, bits and group size); "" when it
+// can. Fills `vocab` with the tokenizer data when given.
+std::string settings_refusal(const RunSource& run, GgmlType type, const model::LlamaConfig& c, Vocab* vocab) {
+  auto why = model_refusal(c);
+  if (!why.empty()) return why;
+  try {
+    auto v = vocab_of(run.manifest.value("tokenizer", ""), c.vocab_size);
+    if (vocab) *vocab = std::move(v);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  if (!is_block_type(type)) return "";
+  const auto& w = run.config.weight;
+  const int bits = type == GgmlType::Q4_1 ? 4 : 5;
+  if (w.bits != bits || w.symmetric || w.group_size <= 0 || w.group_size % 32 != 0)
+    return "GGUF " + ggml_type_name(type) + " needs " + std::to_string(bits) +
+           "-bit asymmetric codes with a group size that is a multiple of 32; this run is " + w.label() +
+           (w.symmetric ? " symmetric" : "");
+  return "";
 }
 
-model::LlamaConfig run_model_config(const RunSource& run) { return model::read_model_config(run.config.model); }
+// The refusal when not one layer of the run has a bit-exact block encoding.
+std::string no_exact_layer(GgmlType type, std::int64_t layers, const std::string& example) {
+  return "GGUF " + ggml_type_name(type) + " stores d = scale and m = -zero*scale as fp16 and llama.cpp decodes q*d + m: none of the run's " +
+         std::to_string(layers) + " layers would decode bit-identically (e.g. " + example + "); use gguf-f32 or gptq";
+}
 
 }  // namespace
 
@@ -217,33 +234,17 @@ bool is_gguf_format(const std::string& id) {
 
 std::string gguf_export_refusal(const RunSource& run, const std::string& id) {
   const auto type = linear_type(id);
-  const auto c = run_model_config(run);
-  auto why = model_refusal(c);
-  if (!why.empty()) return why;
-  try {
-    vocab_of(run.manifest.value("tokenizer", ""), c.vocab_size);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  if (!is_block_type(type)) return "";
-  const int bits = type == GgmlType::Q4_1 ? 4 : 5;
-  const auto& w = run.config.weight;
-  const std::string name = type == GgmlType::Q4_1 ? "GGUF Q4_1" : "GGUF Q5_1";
-  if (w.bits != bits || w.symmetric || w.group_size <= 0 || w.group_size % 32 != 0)
-    return name + " needs " + std::to_string(bits) + "-bit asymmetric codes with a group size that is a multiple of 32; this run is " +
-           w.label() + (w.symmetric ? " symmetric" : "");
+  auto why = settings_refusal(run, type, model::read_model_config(run.config.model), nullptr);
+  if (!why.empty() || !is_block_type(type)) return why;
   std::int64_t exact = 0, total = 0;
   std::string first;
-  for_each_linear(run, [&](std::int64_t, model::LinearKind, const quant::QuantizedLinear& q) {
+  run.for_each_linear([&](std::int64_t, model::LinearKind, const quant::QuantizedLinear& q) {
     ++total;
     const auto r = block_encoding(q, type, nullptr);
     if (r.empty()) ++exact;
     else if (first.empty()) first = r;
   });
-  if (exact == 0)
-    return name + " stores d = scale and m = -zero*scale as fp16 and llama.cpp decodes q*d + m: none of the run's " +
-           std::to_string(total) + " layers would decode bit-identically (e.g. " + first + "); use gguf-f32 or gptq";
-  return "";
+  return exact == 0 ? no_exact_layer(type, total, first) : "";
 }
 
 GgufCheck verify_gguf(const RunSource& run, const std::string& path) {
@@ -253,7 +254,7 @@ GgufCheck verify_gguf(const RunSource& run, const std::string& path) {
     throw Error("self-check failed: " + path + " has " + std::to_string(c.num_layers) + " blocks, the run " +
                 std::to_string(run.blocks.size()));
   GgufCheck check;
-  for_each_linear(run, [&](std::int64_t k, model::LinearKind kind, const quant::QuantizedLinear& q) {
+  run.for_each_linear([&](std::int64_t k, model::LinearKind kind, const quant::QuantizedLinear& q) {
     const auto name = gguf_name(k, kind);
     const auto& t = f.tensor(name);
     const auto rows = ggml_rows(q, kind, c);
@@ -276,13 +277,13 @@ ExportReport export_gguf(const std::string& run_dir, const std::string& out_file
                          bool replace_existing, const StopToken& stop) {
   const auto type = linear_type(id);
   const auto run = RunSource::load(run_dir);
-  const auto why = gguf_export_refusal(run, id);
-  if (!why.empty()) throw Error(id + " cannot hold the run " + run_dir + ": " + why);
   if (fs::exists(out_file) && !replace_existing)
     throw Error(out_file + " already exists; choose another output path or remove it first");
-  auto model = pipeline::load_quantized_model(run_dir);  // embeddings and the run's norms
+  const auto model = run.model();  // embeddings and the run's norms
   const auto& c = model.config();
-  const auto vocab = vocab_of(run.manifest.value("tokenizer", ""), c.vocab_size);
+  Vocab vocab;
+  const auto why = settings_refusal(run, type, c, &vocab);
+  if (!why.empty()) throw Error(id + " cannot hold the run " + run_dir + ": " + why);
 
   GgufWriter g;
   g.add_string("general.architecture", "llama");
@@ -327,6 +328,8 @@ ExportReport export_gguf(const std::string& run_dir, const std::string& out_file
   const GgmlType float_type = type == GgmlType::F16 ? GgmlType::F16 : GgmlType::F32;
   report.dtype = type == GgmlType::F16 ? "fp16" : "fp32";
   const auto& w = model.weights();
+  std::int64_t layers = 0, exact_layers = 0;
+  std::string first_inexact;
   g.add_tensor("token_embd.weight", ggml_ne(w.embed_tokens), float_type, float_bytes(w.embed_tokens, float_type));
   for (std::int64_t k = 0; k < c.num_layers; ++k) {
     stop.throw_if_stopped();
@@ -342,46 +345,43 @@ ExportReport export_gguf(const std::string& run_dir, const std::string& out_file
       if (is_block_type(type)) {
         std::vector<std::uint8_t> bytes;
         const auto r = block_encoding(rows, type, &bytes);
+        ++layers;
         if (r.empty()) {
+          ++exact_layers;
           g.add_tensor(name, {static_cast<std::uint64_t>(rows.in_features()), static_cast<std::uint64_t>(rows.out_features())},
                        type, std::move(bytes));
           continue;
         }
+        if (first_inexact.empty()) first_inexact = r;
         report.not_converted.push_back(name + ": " + r + "; written as F32");
       }
       const auto weight = rows.dequantize();
       g.add_tensor(name, ggml_ne(weight), float_type, float_bytes(weight, float_type));
     }
   }
+  if (is_block_type(type) && exact_layers == 0)
+    throw Error(id + " cannot hold the run " + run_dir + ": " + no_exact_layer(type, layers, first_inexact));
   g.add_tensor("output_norm.weight", ggml_ne(w.final_norm), GgmlType::F32, float_bytes(w.final_norm, GgmlType::F32));
   if (!c.tie_word_embeddings) g.add_tensor("output.weight", ggml_ne(w.lm_head), float_type, float_bytes(w.lm_head, float_type));
   g.add_string("tessera.tensor_data_sha256", g.tensor_data_sha256());
 
   // Written beside the destination, checked, then renamed: a file that fails is never in place.
-  std::random_device rd;
-  const std::string tmp = out_file + ".tmp-export-" + std::to_string(rd() % 1000000);
-  try {
-    io::write_file_atomically(tmp, [&](std::ostream& out) { g.write(out); });
-    stop.throw_if_stopped();
-    const auto check = verify_gguf(run, tmp);
-    report.tensors_checked = check.blocks + check.f16 + check.f32;
-    std::string parts;
-    auto part = [&](std::int64_t n, const std::string& what) {
-      if (n > 0) parts += (parts.empty() ? "" : ", ") + std::to_string(n) + " " + what;
-    };
-    part(check.blocks, ggml_type_name(type) + " (codes and decoded weights bit-identical)");
-    part(check.f32, "F32 (bit-identical)");
-    part(check.f16, "F16 (identical to the run's weights in fp16)");
-    report.self_check = std::to_string(report.tensors_checked) + " Linear weights decoded as llama.cpp does: " + parts;
-    report.bytes = static_cast<std::int64_t>(fs::file_size(tmp));
-    std::error_code ec;
-    fs::rename(tmp, out_file, ec);
-    if (ec) throw Error("cannot rename " + tmp + " to " + out_file + ": " + ec.message());
-  } catch (...) {
-    std::error_code ignored;
-    fs::remove(tmp, ignored);
-    throw;
-  }
+  io::write_file_atomically(
+      out_file, [&](std::ostream& out) { g.write(out); },
+      [&](const std::string& tmp) {
+        stop.throw_if_stopped();
+        const auto check = verify_gguf(run, tmp);
+        report.tensors_checked = check.blocks + check.f16 + check.f32;
+        std::string parts;
+        auto part = [&](std::int64_t n, const std::string& what) {
+          if (n > 0) parts += (parts.empty() ? "" : ", ") + std::to_string(n) + " " + what;
+        };
+        part(check.blocks, ggml_type_name(type) + " (codes and decoded weights bit-identical)");
+        part(check.f32, "F32 (bit-identical)");
+        part(check.f16, "F16 (identical to the run's weights in fp16)");
+        report.self_check = std::to_string(report.tensors_checked) + " Linear weights decoded as llama.cpp does: " + parts;
+        report.bytes = static_cast<std::int64_t>(fs::file_size(tmp));
+      });
   logger()->info("exported {} to {} as {} ({} bytes); self-check: {}", run_dir, out_file, id, report.bytes,
                  report.self_check);
   return report;

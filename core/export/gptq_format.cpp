@@ -90,10 +90,8 @@ class GptqFormat : public PackedFormat {
   }
 
   std::string value_refusal(const quant::QuantizedLinear& q) const override {
-    const double maxq = (1 << spec_.bits) - 1;
-    if ((q.zero != q.zero.round()).any().item<bool>() || (q.zero < 0).any().item<bool>() ||
-        (q.zero > maxq).any().item<bool>())
-      return "zero points are not integers in [0, " + std::to_string(static_cast<int>(maxq)) + "]";
+    auto why = zero_point_refusal(q, spec_.bits);
+    if (!why.empty()) return why;
     if (v1_) {
       const auto zeros = (q.zero < 1).sum().item<std::int64_t>();
       if (zeros > 0)
@@ -179,6 +177,14 @@ class GptqFormat : public PackedFormat {
 };
 
 }  // namespace
+
+std::string zero_point_refusal(const quant::QuantizedLinear& q, int bits) {
+  const double maxq = (1 << bits) - 1;
+  if ((q.zero != q.zero.round()).any().item<bool>() || (q.zero < 0).any().item<bool>() ||
+      (q.zero > maxq).any().item<bool>())
+    return "zero points are not integers in [0, " + std::to_string(static_cast<int>(maxq)) + "]";
+  return "";
+}
 
 torch::Tensor int32_tensor(const io::SafetensorsFile& file, const std::string& name,
                            const std::vector<std::int64_t>& shape) {

@@ -9,7 +9,6 @@
 #include "io/safetensors.h"
 #include "model/hf_checkpoint.h"
 #include "model/tensor_bytes.h"
-#include "pipeline/quantization_run.h"
 #include "runtime/torch_runtime.h"
 #include "text/tokenizer_loader.h"
 #include "util/error.h"
@@ -27,18 +26,13 @@ std::unique_ptr<PackedFormat> format_for(const std::string& id, const quant::Wei
   throw Error("unknown packed export format \"" + id + "\" (gptq, gptq-v1, awq)");
 }
 
-template <typename F>
-void for_each_linear(const RunSource& run, F&& f) {
-  for (std::size_t k = 0; k < run.blocks.size(); ++k)
-    for (const auto& [kind, q] : run.blocks[k].linears) f(hf_linear_module(static_cast<std::int64_t>(k), kind), q);
-}
-
 std::string refusal(const RunSource& run, const PackedFormat& format) {
   auto why = format.run_refusal(run.config.weight);
   if (!why.empty()) return why;
   std::string first_shape_refusal;
   bool any = false;
-  for_each_linear(run, [&](const std::string& module, const quant::QuantizedLinear& q) {
+  run.for_each_linear([&](std::int64_t k, model::LinearKind kind, const quant::QuantizedLinear& q) {
+    const auto module = hf_linear_module(k, kind);
     if (!why.empty()) return;
     const auto shape = format.shape_refusal(q);
     if (!shape.empty()) {
@@ -67,7 +61,8 @@ PackedCheck verify_packed(const RunSource& run, const std::string& folder) {
   io::SafetensorsFile file((fs::path(folder) / "model.safetensors").string());
   PackedCheck check;
   std::vector<std::string> floats;
-  for_each_linear(run, [&](const std::string& module, const quant::QuantizedLinear& q) {
+  run.for_each_linear([&](std::int64_t k, model::LinearKind kind, const quant::QuantizedLinear& q) {
+    const auto module = hf_linear_module(k, kind);
     if (!file.contains(module + ".qweight")) {
       const auto got = model::tensor_from_view(file.tensor(module + ".weight"));
       require_identical(got, q.dequantize().to(got.scalar_type()), module + ".weight (not converted)");
@@ -102,7 +97,7 @@ ExportReport export_packed(const std::string& run_dir, const std::string& out_fo
   const auto format = format_for(id, run.config.weight);
   const auto why = refusal(run, *format);
   if (!why.empty()) throw Error(format->label() + " cannot hold the run " + run_dir + " exactly: " + why);
-  auto model = pipeline::load_quantized_model(run_dir);  // embeddings, norms and float layers
+  auto model = run.model();  // embeddings, norms and float layers
 
   ExportReport report;
   report.path = out_folder;
@@ -110,7 +105,8 @@ ExportReport export_packed(const std::string& run_dir, const std::string& out_fo
   report.dtype = runtime::dtype_label(dtype);
   std::map<std::string, std::pair<std::string, const quant::QuantizedLinear*>> packed;  // by "<module>.weight"
   std::vector<std::string> not_converted;
-  for_each_linear(run, [&](const std::string& module, const quant::QuantizedLinear& q) {
+  run.for_each_linear([&](std::int64_t k, model::LinearKind kind, const quant::QuantizedLinear& q) {
+    const auto module = hf_linear_module(k, kind);
     const auto shape = format->shape_refusal(q);
     if (shape.empty()) {
       packed[module + ".weight"] = {module, &q};

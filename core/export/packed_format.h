@@ -50,6 +50,10 @@ std::unique_ptr<PackedFormat> make_awq_format(const quant::WeightQuantSpec& spec
 std::unique_ptr<PackedFormat> packed_format_from_config(const nlohmann::json& quantization_config,
                                                         const std::string& source);
 
+// Why the layer's zero points are not integers in [0, 2^bits - 1], the range packed formats store;
+// "" when they are.
+std::string zero_point_refusal(const quant::QuantizedLinear& q, int bits);
+
 // Reads an I32 tensor as raw 32-bit words (GPTQ/AWQ store uint32 bit patterns in int32).
 torch::Tensor int32_tensor(const io::SafetensorsFile& file, const std::string& name,
                            const std::vector<std::int64_t>& shape);

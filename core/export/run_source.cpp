@@ -6,6 +6,7 @@
 #include "io/json_file.h"
 #include "io/safetensors.h"
 #include "model/tensor_bytes.h"
+#include "pipeline/quantization_run.h"
 #include "pipeline/run_directory.h"
 #include "util/error.h"
 
@@ -40,6 +41,7 @@ RunSource RunSource::load(const std::string& run_dir, bool codes) {
   if (!s.manifest.value("finished", false))
     throw Error(run_dir + " is an unfinished run; finish it with `tessera quantize --resume` first");
   s.config = pipeline::RunConfig::from_json_text(s.manifest["config"].dump(), dir.manifest_path());
+  s.has_codes_ = codes;
   for (std::int64_t k = 0; k < s.manifest.value("blocks", 0); ++k)
     s.blocks.push_back(codes ? pipeline::QuantizedBlock::load(dir.block_path(k), s.config.weight)
                              : load_scales_and_zeros(dir.block_path(k), s.config.weight));
@@ -61,6 +63,11 @@ std::string RunSource::manifest_text() const {
   m["layer_errors"] = errors;
   m.erase("config_identity");
   return m.dump();
+}
+
+model::LlamaModel RunSource::model() const {
+  if (!has_codes_) throw Error("internal: RunSource::model() needs the run's codes (load with codes = true)");
+  return pipeline::quantized_model_from_blocks(config, manifest.value("model_sha256", ""), blocks, run_dir);
 }
 
 std::string hf_linear_module(std::int64_t block, model::LinearKind kind) {

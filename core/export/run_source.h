@@ -27,6 +27,18 @@ struct RunSource {
   // run.json (without the internal config identity) plus each block's loss and per-layer relative
   // weight error: config, seed, calibration hash and sample offsets, method, code version.
   std::string manifest_text() const;
+  // The fake-quantized model (embeddings, the run's norms, dequantized codes); needs the codes.
+  model::LlamaModel model() const;
+
+  // f(block index, kind, layer) for every quantized Linear, block by block.
+  template <typename F>
+  void for_each_linear(F&& f) const {
+    for (std::size_t k = 0; k < blocks.size(); ++k)
+      for (const auto& [kind, q] : blocks[k].linears) f(static_cast<std::int64_t>(k), kind, q);
+  }
+
+ private:
+  bool has_codes_ = true;
 };
 
 // "model.layers.3.self_attn.q_proj" (the Hugging Face module name, without ".weight").

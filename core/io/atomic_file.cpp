@@ -37,8 +37,8 @@ std::string parent_of(const std::string& path) {
 
 }  // namespace
 
-void write_file_atomically(const std::string& path,
-                           const std::function<void(std::ostream&)>& write) {
+void write_file_atomically(const std::string& path, const std::function<void(std::ostream&)>& write,
+                           const std::function<void(const std::string& tmp_path)>& check) {
   const std::string tmp = temporary_sibling(path);
   try {
     {
@@ -51,6 +51,7 @@ void write_file_atomically(const std::string& path,
       if (out.fail()) throw Error("closing " + path + " failed (disk full?)");
     }
     fsync_path(tmp, false);
+    if (check) check(tmp);
     std::error_code ec;
     fs::rename(tmp, path, ec);
     if (ec) throw Error("cannot rename " + tmp + " to " + path + ": " + ec.message());

@@ -11,7 +11,10 @@ namespace tessera::io {
 // Calls `write` with a stream onto a temporary file beside `path`, then fsyncs and renames it to
 // `path`. If `write` throws or any write fails (e.g. ENOSPC), the temporary file is removed and a
 // tessera::Error naming `path` is thrown; an existing file at `path` is left untouched.
-void write_file_atomically(const std::string& path, const std::function<void(std::ostream&)>& write);
+// `check`, when given, reads the complete temporary file before the rename; if it throws, the file
+// is removed and `path` is left untouched (an export's self-check).
+void write_file_atomically(const std::string& path, const std::function<void(std::ostream&)>& write,
+                           const std::function<void(const std::string& tmp_path)>& check = {});
 
 // Same for a folder: `fill` receives a fresh temporary folder beside `path`; on success the folder
 // is renamed to `path` (which must not exist, or is replaced when `replace` is true).

@@ -264,6 +264,17 @@ RunSummary run_quantization(const RunConfig& config, const std::string& run_dir,
   return summary;
 }
 
+namespace {
+
+// The run's original model, refused when the file changed since the run was made.
+model::LlamaModel load_run_model(const RunConfig& config, const std::string& model_sha256, const std::string& run_dir) {
+  if (hash_model_files(config.model) != model_sha256)
+    throw Error("the model " + config.model + " changed since the run " + run_dir + " was made");
+  return model::load_model(config.model);
+}
+
+}  // namespace
+
 model::LlamaModel load_quantized_model(const std::string& run_dir, RunConfig* config_out) {
   RunDirectory dir(run_dir);
   if (!dir.has_manifest()) throw Error(run_dir + " is not a Tessera run directory (no run.json)");
@@ -271,15 +282,26 @@ model::LlamaModel load_quantized_model(const std::string& run_dir, RunConfig* co
   if (!manifest.value("finished", false))
     throw Error(run_dir + " is an unfinished run; finish it with `tessera quantize --resume` first");
   const auto config = RunConfig::from_json_text(manifest["config"].dump(), dir.manifest_path());
-  if (hash_model_files(config.model) != manifest.value("model_sha256", ""))
-    throw Error("the model " + config.model + " changed since the run " + run_dir + " was made");
-  auto model = model::load_model(config.model);
+  auto model = load_run_model(config, manifest.value("model_sha256", ""), run_dir);
+  // One block's codes in memory at a time.
   for (std::int64_t k = 0; k < model.config().num_layers; ++k) {
     const auto q = QuantizedBlock::load(dir.block_path(k), config.weight);
     model.weights().blocks[static_cast<std::size_t>(k)] = q.dequantized(torch::kCPU, torch::kFloat32);
   }
   model.set_activation_bits(config.act_bits);
   if (config_out) *config_out = config;
+  return model;
+}
+
+model::LlamaModel quantized_model_from_blocks(const RunConfig& config, const std::string& model_sha256,
+                                              const std::vector<QuantizedBlock>& blocks, const std::string& run_dir) {
+  auto model = load_run_model(config, model_sha256, run_dir);
+  if (static_cast<std::int64_t>(blocks.size()) != model.config().num_layers)
+    throw Error("the run " + run_dir + " has " + std::to_string(blocks.size()) + " blocks, its model " +
+                std::to_string(model.config().num_layers));
+  for (std::size_t k = 0; k < blocks.size(); ++k)
+    model.weights().blocks[k] = blocks[k].dequantized(torch::kCPU, torch::kFloat32);
+  model.set_activation_bits(config.act_bits);
   return model;
 }
 

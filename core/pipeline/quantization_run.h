@@ -30,5 +30,9 @@ RunSummary run_quantization(const RunConfig& config, const std::string& run_dir,
 // The fake-quantized model of a finished run: every block Linear = dequantized codes, the method's
 // norms, activation quantization when the run has act bits. Throws if the run is unfinished.
 model::LlamaModel load_quantized_model(const std::string& run_dir, RunConfig* config_out = nullptr);
+// The same from the run's blocks already in memory (an export reads them once, for packing, the
+// float model and the self-check). `model_sha256` is run.json's, checked against the model file.
+model::LlamaModel quantized_model_from_blocks(const RunConfig& config, const std::string& model_sha256,
+                                              const std::vector<QuantizedBlock>& blocks, const std::string& run_dir);
 
 }  // namespace tessera::pipeline

@@ -7,6 +7,7 @@
 #include "text/llama2c_tokenizer.h"
 #include "text/sentencepiece_tokenizer.h"
 #include "util/error.h"
+#include "util/log.h"
 
 namespace fs = std::filesystem;
 
@@ -63,6 +64,11 @@ void check_tokenizer_matches_model(const Tokenizer& tokenizer, std::int64_t mode
 
 void copy_tokenizer_files(const std::string& tokenizer_path, const std::string& folder) {
   const auto ext = fs::path(tokenizer_path).extension().string();
+  if (ext == ".gguf") {  // a vocabulary inside a model file: no tokenizer file of its own to copy
+    logger()->warn("the tokenizer is the vocabulary embedded in {}; no tokenizer file was copied to {}",
+                   tokenizer_path, folder);
+    return;
+  }
   const std::string name = ext == ".model" ? "tokenizer.model" : ext == ".json" ? "tokenizer.json" : "tokenizer.bin";
   std::error_code ec;
   fs::copy_file(tokenizer_path, fs::path(folder) / name, fs::copy_options::overwrite_existing, ec);

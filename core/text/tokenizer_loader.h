@@ -23,6 +23,7 @@ void check_tokenizer_matches_model(const Tokenizer& tokenizer, std::int64_t mode
 
 // Copies a tokenizer into a model folder under the name discovery looks for (tokenizer.json /
 // tokenizer.model / tokenizer.bin), with tokenizer_config.json when it sits beside a tokenizer.json.
+// A GGUF model's embedded vocabulary has no file of its own: nothing is copied, with a warning.
 void copy_tokenizer_files(const std::string& tokenizer_path, const std::string& folder);
 
 }  // namespace tessera::text

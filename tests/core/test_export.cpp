@@ -80,7 +80,7 @@ class TestExport : public QObject {
     const auto out = tessera_test::fresh_temp_dir("export-corrupt") + "/hf";
     api::export_run({run, out, "hf", "fp32", false});
     tessera_test::flip_bits_in_tensor(out + "/model.safetensors", "model.layers.3.mlp.up_proj.weight", 100, 0x40);
-    TESSERA_VERIFY_THROWS_WITH(exporting::verify_fake_quant_hf(run, out),
+    TESSERA_VERIFY_THROWS_WITH(exporting::verify_fake_quant_hf(exporting::RunSource::load(run), out),
                                "model.layers.3.mlp.up_proj.weight");
     // The importer checks the recorded SHA-256 of every tensor.
     TESSERA_VERIFY_THROWS_WITH(model::load_model(out), "model.layers.3.mlp.up_proj.weight");

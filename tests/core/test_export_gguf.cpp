@@ -29,23 +29,6 @@ const std::string& w4_run() {
   return dir;
 }
 
-// A run whose scales have 6 significant bits: fp16 values, and -zero*scale (zero < 32, 5 bits) one too,
-// so that Q4_1/Q5_1 blocks decode to exactly the run's weights.
-std::string fp16_friendly_run(int bits) {
-  const auto dir = tessera_test::rtn_run(bits, "export-gguf-fp16-friendly-w" + std::to_string(bits));
-  pipeline::RunDirectory rd(dir);
-  const auto run = exporting::RunSource::load(dir);
-  for (std::size_t k = 0; k < run.blocks.size(); ++k) {
-    auto block = run.blocks[k];
-    for (auto& [kind, q] : block.linears) {
-      const auto e = torch::floor(torch::log2(q.scale));
-      q.scale = torch::round(q.scale * torch::pow(2.0, 5 - e)) * torch::pow(2.0, e - 5);
-    }
-    block.save(rd.block_path(static_cast<std::int64_t>(k)), {});
-  }
-  return dir;
-}
-
 }  // namespace
 
 class TestExportGguf : public QObject {
@@ -95,7 +78,7 @@ class TestExportGguf : public QObject {
     TESSERA_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
     TESSERA_REQUIRE_DATA(text, "text/tinystories/sample.txt");
     for (int bits : {4, 5}) {
-      const auto run = fp16_friendly_run(bits);
+      const auto run = tessera_test::fp16_friendly_run(bits);
       const std::string id = bits == 4 ? "gguf-q4_1" : "gguf-q5_1";
       QVERIFY2(tessera_test::export_format(run, id).available, tessera_test::export_format(run, id).reason.c_str());
       const auto out = tessera_test::fresh_temp_dir("export-" + id) + "/m.gguf";

@@ -16,6 +16,7 @@
 #include "text/tokenizer_loader.h"
 #include "resume_check.h"
 #include "small_run.h"
+#include "calibration_inputs.h"
 #include "tessera_test.h"
 #include "test_data.h"
 
@@ -153,10 +154,7 @@ class TestQuantization : public QObject {
     TESSERA_REQUIRE_DATA(model_path, kStories);
     TESSERA_REQUIRE_DATA(corpus, "text/tinystories/train-sample.txt");
     auto model = model::load_model(model_path);
-    auto tok = text::load_tokenizer(text::find_tokenizer_for_model(model_path));
-    const auto calib = text::sample_calibration(*tok, corpus, 4, 64, 42);
-    auto ids = torch::tensor(std::vector<std::int64_t>(calib.tokens.begin(), calib.tokens.end())).view({4, 64});
-    auto x = model.embed(ids);
+    auto x = tessera_test::calibration_inputs(model, model_path, corpus, 4, 64);
     auto cfg = small_run(model_path, corpus, "awq");
     cfg.awq_clip = false;
     pipeline::BlockContext ctx;

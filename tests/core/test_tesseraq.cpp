@@ -18,6 +18,7 @@
 #include "quant/group_quantizer.h"
 #include "resume_check.h"
 #include "small_run.h"
+#include "calibration_inputs.h"
 #include "tessera_test.h"
 #include "test_data.h"
 
@@ -229,11 +230,8 @@ class TestTesseraq : public QObject {
     TESSERA_REQUIRE_DATA(model_path, kStories);
     TESSERA_REQUIRE_DATA(corpus, "text/tinystories/train-sample.txt");
     auto model = model::load_model(model_path);
-    auto tok = text::load_tokenizer(text::find_tokenizer_for_model(model_path));
-    const auto calib = text::sample_calibration(*tok, corpus, 8, 32, 42);
-    auto ids = torch::tensor(std::vector<std::int64_t>(calib.tokens.begin(), calib.tokens.end())).view({8, 32});
     torch::NoGradGuard no_grad;  // as in a run
-    auto x = model.embed(ids);
+    auto x = tessera_test::calibration_inputs(model, model_path, corpus, 8, 32);
     const auto& block = model.weights().blocks[0];
     auto targets = model::decoder_block_forward(model.config(), block, x, model.rope(32));
     auto poisoned = x.clone();

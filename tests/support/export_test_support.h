@@ -8,8 +8,10 @@
 
 #include "api/export_jobs.h"
 #include "api/model_jobs.h"
+#include "export/run_source.h"
 #include "io/safetensors.h"
 #include "pipeline/quantization_run.h"
+#include "pipeline/run_directory.h"
 #include "test_data.h"
 
 namespace tessera_test {
@@ -27,6 +29,25 @@ inline std::string rtn_run(int bits, const std::string& name, std::int64_t group
   const auto dir = fresh_temp_dir(name) + "/run";
   tessera::pipeline::NullEventSink quiet;
   tessera::pipeline::run_quantization(c, dir, false, quiet);
+  return dir;
+}
+
+// A W`bits` g32 RTN run whose scales are rounded to 6 significant bits: fp16 values, and
+// -zero*scale (zero < 32, 5 bits) one too, so that GGUF Q4_1/Q5_1 blocks decode to exactly the
+// run's weights.
+inline std::string fp16_friendly_run(int bits) {
+  using namespace tessera;
+  const auto dir = rtn_run(bits, "export-fp16-friendly-w" + std::to_string(bits));
+  pipeline::RunDirectory rd(dir);
+  const auto run = exporting::RunSource::load(dir);
+  for (std::size_t k = 0; k < run.blocks.size(); ++k) {
+    auto block = run.blocks[k];
+    for (auto& [kind, q] : block.linears) {
+      const auto e = torch::floor(torch::log2(q.scale));
+      q.scale = torch::round(q.scale * torch::pow(2.0, 5 - e)) * torch::pow(2.0, e - 5);
+    }
+    block.save(rd.block_path(static_cast<std::int64_t>(k)), {});
+  }
   return dir;
 }
 

@@ -1,0 +1,102 @@
+// Exports read by an independent implementation of the engines' loaders (tests/engines/
+// engine_readers.py, numpy): GPTQ v2/v1 at 2, 3 and 4 bits, AWQ-GEMM, GGUF F32/F16/Q4_1/Q5_1, each
+// run through a float64 LLaMA forward pass with its engine's conventions (GPTQ/AWQ unpacking, GGUF
+// q/k row order with llama.cpp's adjacent-pair RoPE) must give the logits of the run's fake-quant
+// Hugging Face export, whose perplexity the other export tests tie to the run's own. Tessera's own
+// importer round trips cannot catch a convention that its writer and reader share; this can.
+#include <torch/torch.h>
+
+#include <array>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "api/export_jobs.h"
+#include "export_test_support.h"
+#include "tessera_test.h"
+#include "test_data.h"
+
+using namespace tessera;
+
+namespace {
+
+struct Output {
+  int status = -1;
+  std::string text;
+};
+
+Output run_command(const std::string& command) {
+  Output out;
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (!pipe) return out;
+  std::array<char, 4096> buffer{};
+  while (std::fgets(buffer.data(), static_cast<int>(buffer.size()), pipe)) out.text += buffer.data();
+  out.status = ::pclose(pipe);
+  return out;
+}
+
+std::string quoted(const std::string& s) { return "'" + s + "'"; }
+
+// "" when the interpreter can run the readers, else what is missing.
+std::string python_missing() {
+  const auto probe = run_command(std::string(TESSERA_TEST_PYTHON) + " -c 'import numpy'");
+  if (probe.status == 0) return "";
+  return "the engine readers need Python 3 with numpy (Debian: python3-numpy, which installers/"
+         "install-deps-debian.sh installs); " + std::string(TESSERA_TEST_PYTHON) + " says: " + probe.text;
+}
+
+// Exports `run` as `formats` (fp32 scales and floats: the run's numbers exactly) beside its fp32
+// fake-quant folder, and has the engine readers compare each with that folder's logits.
+// `half_weights`: the formats hold the Linear and embedding weights in fp16 (gguf-f16), and the
+// readers round the reference's the same way.
+void engines_agree(const std::string& run, const std::string& name, const std::vector<std::string>& formats,
+                   bool half_weights = false) {
+  const auto base = tessera_test::fresh_temp_dir("export-engines-" + name);
+  const std::string reference = base + "/reference-hf";
+  api::export_run({run, reference, "hf", "fp32", false});
+  std::string command = std::string(TESSERA_TEST_PYTHON) + " " + quoted(TESSERA_TEST_ENGINE_READERS) +
+                        (half_weights ? " --half-weights " : " ") + quoted(reference);
+  for (const auto& id : formats) {
+    const std::string out = base + "/" + id + (id.rfind("gguf", 0) == 0 ? ".gguf" : "");
+    api::export_run({run, out, id, "fp32", false});
+    command += " " + quoted(out);
+  }
+  const auto result = run_command(command);
+  std::printf("%s:\n%s", name.c_str(), result.text.c_str());
+  QVERIFY2(result.status == 0, result.text.c_str());
+}
+
+}  // namespace
+
+class TestExportEngines : public QObject {
+  Q_OBJECT
+  TESSERA_TEST_FRIEND
+
+ private slots:
+  void packedFormatsComputeTheRunsLogits() {
+    TESSERA_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
+    if (const auto why = python_missing(); !why.empty()) QSKIP(why.c_str());
+    const auto w4 = tessera_test::rtn_run(4, "export-engines-w4");
+    std::vector<std::string> formats = {"gptq", "awq"};
+    if (tessera_test::export_format(w4, "gptq-v1").available) formats.push_back("gptq-v1");
+    engines_agree(w4, "W4-g32", formats);
+    engines_agree(tessera_test::rtn_run(3, "export-engines-w3"), "W3-g32", {"gptq"});
+    engines_agree(tessera_test::rtn_run(2, "export-engines-w2"), "W2-g32", {"gptq"});
+  }
+
+  void ggufComputesTheRunsLogitsWithLlamaCppRope() {
+    TESSERA_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
+    if (const auto why = python_missing(); !why.empty()) QSKIP(why.c_str());
+    const auto w4 = tessera_test::rtn_run(4, "export-engines-gguf-w4");
+    engines_agree(w4, "gguf-W4-g32", {"gguf-f32"});
+    engines_agree(w4, "gguf-W4-g32-half", {"gguf-f16"}, /*half_weights=*/true);
+    engines_agree(tessera_test::fp16_friendly_run(4), "gguf-W4-g32-fp16-scales", {"gguf-q4_1"});
+    engines_agree(tessera_test::fp16_friendly_run(5), "gguf-W5-g32-fp16-scales", {"gguf-q5_1"});
+  }
+};
+
+TESSERA_TEST_MAIN(TestExportEngines, packedFormatsComputeTheRunsLogits,
+                  ggufComputesTheRunsLogitsWithLlamaCppRope)
+#ifdef TESSERA_TEST_WITH_QT
+#include "test_export_engines.moc"
+#endif
