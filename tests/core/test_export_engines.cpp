@@ -1,18 +1,23 @@
 // Exports read by an independent implementation of the engines' loaders (tests/engines/
-// engine_readers.py, numpy): GPTQ v2/v1 at 2, 3 and 4 bits, AWQ-GEMM, GGUF F32/F16/Q4_1/Q5_1, each
+// engine_readers.py, numpy): GPTQ v2/v1 at 2, 3 and 4 bits and AWQ-GEMM (from stories260K and from
+// the Hugging Face TinyStories-656K), GGUF F32/F16/Q4_1/Q5_1, each
 // run through a float64 LLaMA forward pass with its engine's conventions (GPTQ/AWQ unpacking, GGUF
 // q/k row order with llama.cpp's adjacent-pair RoPE) must give the logits of the run's fake-quant
-// Hugging Face export, whose perplexity the other export tests tie to the run's own. Tessera's own
-// importer round trips cannot catch a convention that its writer and reader share; this can.
+// Hugging Face export, and the readers' transformers-convention forward pass of that folder must
+// give Tessera's own logits. Tessera's importer round trips cannot catch a convention that its
+// writer and reader share; this can.
 #include <torch/torch.h>
 
 #include <array>
 #include <cstdio>
+#include <fstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "api/export_jobs.h"
 #include "export_test_support.h"
+#include "model/model_loader.h"
 #include "tessera_test.h"
 #include "test_data.h"
 
@@ -37,6 +42,14 @@ Output run_command(const std::string& command) {
 
 std::string quoted(const std::string& s) { return "'" + s + "'"; }
 
+torch::Tensor read_float64(const std::string& path, std::int64_t rows, std::int64_t cols) {
+  auto t = torch::empty({rows, cols}, torch::kFloat64);
+  std::ifstream in(path, std::ios::binary);
+  in.read(reinterpret_cast<char*>(t.data_ptr<double>()), static_cast<std::streamsize>(t.numel() * 8));
+  if (!in) throw std::runtime_error(path + " is missing or short");
+  return t;
+}
+
 // "" when the interpreter can run the readers, else what is missing.
 std::string python_missing() {
   const auto probe = run_command(std::string(TESSERA_TEST_PYTHON) + " -c 'import numpy'");
@@ -54,8 +67,16 @@ void engines_agree(const std::string& run, const std::string& name, const std::v
   const auto base = tessera_test::fresh_temp_dir("export-engines-" + name);
   const std::string reference = base + "/reference-hf";
   api::export_run({run, reference, "hf", "fp32", false});
+  // Token ids spread over the vocabulary, BOS first.
+  const auto vocab = model::read_model_config(reference).vocab_size;
+  std::vector<std::int64_t> ids = {1};
+  for (std::int64_t i = 1; i < 48; ++i) ids.push_back(3 + (i * 7919) % (vocab - 3));
+  std::string id_list;
+  for (auto id : ids) id_list += (id_list.empty() ? "" : ",") + std::to_string(id);
+  const std::string reference_logits = base + "/reference-logits.f64";
   std::string command = std::string(TESSERA_TEST_PYTHON) + " " + quoted(TESSERA_TEST_ENGINE_READERS) +
-                        (half_weights ? " --half-weights " : " ") + quoted(reference);
+                        (half_weights ? " --half-weights" : "") + " --ids " + id_list + " --write-reference-logits " +
+                        quoted(reference_logits) + " " + quoted(reference);
   for (const auto& id : formats) {
     const std::string out = base + "/" + id + (id.rfind("gguf", 0) == 0 ? ".gguf" : "");
     api::export_run({run, out, id, "fp32", false});
@@ -64,6 +85,14 @@ void engines_agree(const std::string& run, const std::string& name, const std::v
   const auto result = run_command(command);
   std::printf("%s:\n%s", name.c_str(), result.text.c_str());
   QVERIFY2(result.status == 0, result.text.c_str());
+  if (half_weights) return;
+  // The readers' transformers-convention forward pass of the reference folder is Tessera's own.
+  const auto python = read_float64(reference_logits, static_cast<std::int64_t>(ids.size()), vocab);
+  torch::NoGradGuard no_grad;
+  const auto ours = model::load_model(reference).forward(torch::tensor(ids).view({1, -1}))[0].to(torch::kFloat64);
+  const double rel = ((ours - python).abs().max() / python.abs().max()).item<double>();
+  std::printf("Tessera's forward pass of the reference vs the readers': %.3e relative\n", rel);
+  QVERIFY2(rel < 1e-5, ("Tessera's logits of " + reference + " differ from the readers' by " + std::to_string(rel)).c_str());
 }
 
 }  // namespace
@@ -82,6 +111,10 @@ class TestExportEngines : public QObject {
     engines_agree(w4, "W4-g32", formats);
     engines_agree(tessera_test::rtn_run(3, "export-engines-w3"), "W3-g32", {"gptq"});
     engines_agree(tessera_test::rtn_run(2, "export-engines-w2"), "W2-g32", {"gptq"});
+    // A Hugging Face checkpoint whose every Linear fits the packing (nothing left as float).
+    TESSERA_REQUIRE_DATA(hf_model, "models/TinyStories-656K/config.json");
+    const auto hf = tessera_test::rtn_run(4, "export-engines-hf-w4", 32, "models/TinyStories-656K");
+    engines_agree(hf, "TinyStories-656K-W4-g32", {"gptq", "awq"});
   }
 
   void ggufComputesTheRunsLogitsWithLlamaCppRope() {

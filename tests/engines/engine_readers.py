@@ -2,10 +2,13 @@
 """Reads Tessera's exports the way the inference engines do, independently of Tessera's C++ code,
 and checks that each one computes the same logits as the reference fake-quant Hugging Face folder.
 
-    python3 engine_readers.py [--half-weights] REFERENCE_HF_FOLDER EXPORT [EXPORT ...]
+    python3 engine_readers.py [--half-weights] [--ids 1,5,...] [--write-reference-logits FILE]
+                              REFERENCE_HF_FOLDER EXPORT [EXPORT ...]
 
 --half-weights rounds the reference's Linear, embedding and output weights to fp16 (norms stay
-as they are), which is what gguf-f16 holds.
+as they are), which is what gguf-f16 holds. --ids sets the token ids (default: BOS and 47 seeded
+random ids); --write-reference-logits writes the reference's logits, float64 [ids, vocab]
+little-endian, so that a caller can compare them with its own forward pass.
 
 An EXPORT is a GPTQ or AWQ folder (told apart by config.json's quantization_config), a fake-quant
 Hugging Face folder, or a .gguf file. Each is turned into weights with the conventions of the
@@ -331,16 +334,23 @@ def half_weights(m):
 
 
 def main(argv):
-    half = "--half-weights" in argv
-    argv = [a for a in argv if a != "--half-weights"]
+    options = {}
+    while len(argv) > 1 and argv[1].startswith("--"):
+        flag = argv.pop(1)
+        options[flag] = True if flag == "--half-weights" else argv.pop(1)
     if len(argv) < 3:
         raise SystemExit(__doc__)
     reference = load(argv[1])
-    if half:
+    if "--half-weights" in options:
         reference = half_weights(reference)
     vocab = reference["embed"].shape[0]
-    ids = np.concatenate([[1], np.random.default_rng(7).integers(3, vocab, 47)])
+    if "--ids" in options:
+        ids = np.array([int(i) for i in options["--ids"].split(",")])
+    else:
+        ids = np.concatenate([[1], np.random.default_rng(7).integers(3, vocab, 47)])
     ref = forward(reference, ids)
+    if "--write-reference-logits" in options:
+        ref.astype("<f8").tofile(options["--write-reference-logits"])
     worst = 0.0
     for path in argv[2:]:
         got = forward(load(path), ids)

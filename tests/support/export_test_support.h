@@ -16,11 +16,12 @@
 
 namespace tessera_test {
 
-// An RTN run of stories260K (`bits`, `group` (0 = per channel), 4 calibration samples of 64
-// tokens) in a fresh folder named after `name`.
-inline std::string rtn_run(int bits, const std::string& name, std::int64_t group = 32) {
+// An RTN run of stories260K, or of `model` under shared/data (`bits`, `group` (0 = per channel),
+// 4 calibration samples of 64 tokens) in a fresh folder named after `name`.
+inline std::string rtn_run(int bits, const std::string& name, std::int64_t group = 32,
+                           const std::string& model = "models/stories260K/stories260K.bin") {
   tessera::pipeline::RunConfig c;
-  c.model = shared_data("models/stories260K/stories260K.bin");
+  c.model = shared_data(model);
   c.calib = shared_data("text/tinystories/train-sample.txt");
   c.method = "rtn";
   c.weight = {bits, group, false};
