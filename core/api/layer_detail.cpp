@@ -34,10 +34,8 @@ LayerDetail layer_detail(const std::string& run_dir, std::int64_t block, const s
   torch::NoGradGuard no_grad;
   const auto qblock = pipeline::QuantizedBlock::load(dir.block_path(block), config.weight);
   const auto& q = qblock.linears.at(*kind);
-  // The checkpoint's weight, for the plain-RTN reference; only this block's Linear is kept.
-  const auto model = model::load_model(config.model);
-  if (block >= model.config().num_layers) throw Error("block " + std::to_string(block) + " is beyond the model's layers");
-  const torch::Tensor w = model.weights().blocks[static_cast<std::size_t>(block)].linear(*kind).to(torch::kFloat32);
+  // The checkpoint's weight, for the plain-RTN reference: only this block is read.
+  const torch::Tensor w = model::load_block_weights(config.model, block).linear(*kind).to(torch::kFloat32);
   const auto rtn = quant::quantize_rtn(w, q.spec, layer);
 
   LayerDetail d;

@@ -83,32 +83,65 @@ class TensorSource {
   std::map<std::string, std::shared_ptr<io::SafetensorsFile>> owner_;
 };
 
+// Tensors of a folder, through the resolver first when there is one.
+class ResolvedSource {
+ public:
+  ResolvedSource(const TensorSource& file, const TensorResolver& resolver, const std::string& folder)
+      : file_(file), resolver_(resolver), folder_(folder) {}
+
+  torch::Tensor load(const std::string& name, const std::vector<std::int64_t>& shape) const {
+    if (resolver_) {
+      auto t = resolver_(name);
+      if (t.defined()) {
+        if (t.sizes().vec() != shape)
+          throw Error(folder_ + ": tensor \"" + name + "\" decodes to a shape that config.json does not imply");
+        return t;
+      }
+    }
+    return file_.load(name, shape);
+  }
+
+ private:
+  const TensorSource& file_;
+  const TensorResolver& resolver_;
+  const std::string& folder_;
+};
+
+LlamaConfig folder_config(const std::string& folder) {
+  const fs::path config_path = fs::path(folder) / "config.json";
+  if (!fs::exists(config_path)) throw Error(folder + ": no config.json (not a Hugging Face model folder)");
+  return LlamaConfig::from_hf_config_file(config_path.string());
+}
+
+DecoderBlockWeights load_block(const ResolvedSource& source, const LlamaConfig& c, std::int64_t l) {
+  const std::int64_t d = c.hidden_size, ff = c.intermediate_size;
+  const std::int64_t q_dim = c.num_heads * c.head_dim, kv_dim = c.num_kv_heads * c.head_dim;
+  const std::string p = "model.layers." + std::to_string(l) + ".";
+  DecoderBlockWeights b;
+  b.input_norm = source.load(p + "input_layernorm.weight", {d});
+  b.post_attention_norm = source.load(p + "post_attention_layernorm.weight", {d});
+  b.q_proj = source.load(p + "self_attn.q_proj.weight", {q_dim, d});
+  b.k_proj = source.load(p + "self_attn.k_proj.weight", {kv_dim, d});
+  b.v_proj = source.load(p + "self_attn.v_proj.weight", {kv_dim, d});
+  b.o_proj = source.load(p + "self_attn.o_proj.weight", {d, q_dim});
+  if (c.attention_bias) {
+    b.q_bias = source.load(p + "self_attn.q_proj.bias", {q_dim});
+    b.k_bias = source.load(p + "self_attn.k_proj.bias", {kv_dim});
+    b.v_bias = source.load(p + "self_attn.v_proj.bias", {kv_dim});
+  }
+  b.gate_proj = source.load(p + "mlp.gate_proj.weight", {ff, d});
+  b.up_proj = source.load(p + "mlp.up_proj.weight", {ff, d});
+  b.down_proj = source.load(p + "mlp.down_proj.weight", {d, ff});
+  return b;
+}
+
 }  // namespace
 
 LlamaModel load_hf_checkpoint(const std::string& folder, const TensorResolver& resolver) {
-  const fs::path config_path = fs::path(folder) / "config.json";
-  if (!fs::exists(config_path)) throw Error(folder + ": no config.json (not a Hugging Face model folder)");
-  LlamaConfig c = LlamaConfig::from_hf_config_file(config_path.string());
+  const LlamaConfig c = folder_config(folder);
   const TensorSource file_source(folder);
-  struct {
-    const TensorSource& file;
-    const TensorResolver& resolver;
-    const std::string& folder;
-    torch::Tensor load(const std::string& name, const std::vector<std::int64_t>& shape) const {
-      if (resolver) {
-        auto t = resolver(name);
-        if (t.defined()) {
-          if (t.sizes().vec() != shape)
-            throw Error(folder + ": tensor \"" + name + "\" decodes to a shape that config.json does not imply");
-          return t;
-        }
-      }
-      return file.load(name, shape);
-    }
-  } source{file_source, resolver, folder};
-
-  const std::int64_t d = c.hidden_size, ff = c.intermediate_size;
-  const std::int64_t q_dim = c.num_heads * c.head_dim, kv_dim = c.num_kv_heads * c.head_dim;
+  const ResolvedSource source(file_source, resolver, folder);
+  const std::int64_t d = c.hidden_size;
   ModelWeights w;
   // Tied checkpoints written by transformers' safetensors de-duplication may store the shared
   // matrix only once, as lm_head.weight.
@@ -118,26 +151,17 @@ LlamaModel load_hf_checkpoint(const std::string& folder, const TensorResolver& r
                                {c.vocab_size, d});
   w.final_norm = source.load("model.norm.weight", {d});
   if (!c.tie_word_embeddings) w.lm_head = source.load("lm_head.weight", {c.vocab_size, d});
-  for (std::int64_t l = 0; l < c.num_layers; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    DecoderBlockWeights b;
-    b.input_norm = source.load(p + "input_layernorm.weight", {d});
-    b.post_attention_norm = source.load(p + "post_attention_layernorm.weight", {d});
-    b.q_proj = source.load(p + "self_attn.q_proj.weight", {q_dim, d});
-    b.k_proj = source.load(p + "self_attn.k_proj.weight", {kv_dim, d});
-    b.v_proj = source.load(p + "self_attn.v_proj.weight", {kv_dim, d});
-    b.o_proj = source.load(p + "self_attn.o_proj.weight", {d, q_dim});
-    if (c.attention_bias) {
-      b.q_bias = source.load(p + "self_attn.q_proj.bias", {q_dim});
-      b.k_bias = source.load(p + "self_attn.k_proj.bias", {kv_dim});
-      b.v_bias = source.load(p + "self_attn.v_proj.bias", {kv_dim});
-    }
-    b.gate_proj = source.load(p + "mlp.gate_proj.weight", {ff, d});
-    b.up_proj = source.load(p + "mlp.up_proj.weight", {ff, d});
-    b.down_proj = source.load(p + "mlp.down_proj.weight", {d, ff});
-    w.blocks.push_back(std::move(b));
-  }
+  for (std::int64_t l = 0; l < c.num_layers; ++l) w.blocks.push_back(load_block(source, c, l));
   return LlamaModel(c, std::move(w));
+}
+
+DecoderBlockWeights load_hf_block(const std::string& folder, std::int64_t block) {
+  const LlamaConfig c = folder_config(folder);
+  if (block < 0 || block >= c.num_layers)
+    throw Error(folder + " has " + std::to_string(c.num_layers) + " blocks; there is no block " + std::to_string(block));
+  const TensorSource file_source(folder);
+  const TensorResolver none;
+  return load_block(ResolvedSource(file_source, none, folder), c, block);
 }
 
 void save_hf_checkpoint(const LlamaModel& model, const std::string& folder, torch::ScalarType dtype,

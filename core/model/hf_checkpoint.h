@@ -19,6 +19,9 @@ using TensorResolver = std::function<torch::Tensor(const std::string& name)>;
 inline constexpr const char* kTensorDigestsKey = "tessera_sha256";
 
 LlamaModel load_hf_checkpoint(const std::string& folder, const TensorResolver& resolver = {});
+// One decoder block's weights, without reading the other blocks' tensors (safetensors are mapped,
+// so only this block's bytes are read): a layer inspection of a 7B run reads one block, not 13 GB.
+DecoderBlockWeights load_hf_block(const std::string& folder, std::int64_t block);
 
 // Extras for save_hf_checkpoint: safetensors metadata, and a callback that runs on the complete
 // temporary folder before it is renamed into place (to add files or verify them; throwing removes

@@ -58,6 +58,18 @@ LlamaModel load_model(const std::string& path) {
   return load_llama2c_checkpoint(path);
 }
 
+DecoderBlockWeights load_block_weights(const std::string& path, std::int64_t block) {
+  if (detect_checkpoint_format(path) == CheckpointFormat::HuggingFace) {
+    const auto folder = model_folder(path);
+    if (!exporting::is_packed_checkpoint(folder)) return load_hf_block(folder, block);
+  }
+  const auto model = load_model(path);
+  if (block < 0 || block >= model.config().num_layers)
+    throw Error(path + " has " + std::to_string(model.config().num_layers) + " blocks; there is no block " +
+                std::to_string(block));
+  return model.weights().blocks[static_cast<std::size_t>(block)];
+}
+
 LlamaConfig read_model_config(const std::string& path) {
   const auto format = detect_checkpoint_format(path);
   if (format == CheckpointFormat::Gguf) return exporting::gguf_llama_config(exporting::GgufFile(path));

@@ -13,5 +13,8 @@ CheckpointFormat detect_checkpoint_format(const std::string& path);  // throws i
 std::string checkpoint_format_name(CheckpointFormat format);
 LlamaModel load_model(const std::string& path);
 LlamaConfig read_model_config(const std::string& path);  // without loading weights
+// One decoder block's weights (fp32). Reads only that block from a Hugging Face folder; other
+// formats (small llama2.c files, GGUF, packed exports) are loaded whole.
+DecoderBlockWeights load_block_weights(const std::string& path, std::int64_t block);
 
 }  // namespace tessera::model

@@ -152,6 +152,12 @@ class TestModelLoading : public QObject {
     const auto b = model::load_model(dir);
     auto ids = torch::tensor({{1, 5, 9, 33, 400}}, torch::kInt64);
     QVERIFY(torch::equal(a.forward(ids), b.forward(ids)));
+    // One block alone (what a layer inspection reads) is that block of the whole model.
+    const auto one = model::load_block_weights(dir, 1);
+    QVERIFY(torch::equal(one.q_proj, a.weights().blocks[1].q_proj));
+    QVERIFY(torch::equal(one.down_proj, a.weights().blocks[1].down_proj));
+    QVERIFY(torch::equal(one.post_attention_norm, a.weights().blocks[1].post_attention_norm));
+    TESSERA_VERIFY_THROWS_WITH(model::load_block_weights(dir, 2), "there is no block 2");
   }
 
   void configMissingKeyIsNamed() {
