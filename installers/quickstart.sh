@@ -42,9 +42,17 @@ TESSERA=$ROOT/build/app/tessera
 echo; echo "== tessera info"; "$TESSERA" info --model "$MODEL_DIR/stories260K.bin"
 echo; echo "== tessera generate (greedy)"; "$TESSERA" generate --model "$MODEL_DIR/stories260K.bin" --max-tokens 120
 echo; echo "== tessera eval ($TEXT)"; "$TESSERA" eval --model "$MODEL_DIR/stories260K.bin" --text "$TEXT" --batch 4
-echo; echo "== tessera quantize: AWQ W4 g32 (32 x 256 calibration tokens), then perplexity"
-rm -rf "$ROOT/.demo/run-awq-w4g32"
-"$TESSERA" quantize --model "$MODEL_DIR/stories260K.bin" --calib "$CALIB" --method awq --wbits 4 --group 32 \
-  --samples 32 --seq-len 256 --out "$ROOT/.demo/run-awq-w4g32" --eval "$TEXT"
+# The main job: TesseraQ at 2 bits against its AWQ initialisation, same calibration, then the
+# TesseraQ run exported as a GPTQ folder (self-checked against the run's codes) and scored again.
+for METHOD in awq tesseraq; do
+  echo; echo "== tessera quantize: $METHOD W2 g32 (preset cpu-quick: 16 x 128 calibration tokens), then perplexity"
+  rm -rf "$ROOT/.demo/run-$METHOD-w2g32"
+  "$TESSERA" quantize --model "$MODEL_DIR/stories260K.bin" --calib "$CALIB" --preset cpu-quick --method "$METHOD" \
+    --out "$ROOT/.demo/run-$METHOD-w2g32" --eval "$TEXT"
+done
+echo; echo "== tessera export: the TesseraQ run as GPTQ (fp32 scales), then its perplexity"
+"$TESSERA" export --run "$ROOT/.demo/run-tesseraq-w2g32" --out "$ROOT/.demo/tesseraq-w2g32-gptq" --format gptq \
+  --dtype fp32 --force
+"$TESSERA" eval --model "$ROOT/.demo/tesseraq-w2g32-gptq" --text "$TEXT"
 echo
 echo "GUI: $ROOT/build/app/workbench/tessera-workbench --model $MODEL_DIR/stories260K.bin --text $TEXT"
