@@ -220,10 +220,27 @@ std::string settings_refusal(const RunSource& run, GgmlType type, const model::L
   return "";
 }
 
-// The refusal when not one layer of the run has a bit-exact block encoding.
-std::string no_exact_layer(GgmlType type, std::int64_t layers, const std::string& example) {
+// Why a block type cannot hold the run: not one of its layers has a bit-exact block encoding
+// (reads only scales and zero points). "" when at least one has.
+std::string exactness_refusal(const RunSource& run, GgmlType type) {
+  std::int64_t exact = 0, total = 0;
+  std::string first;
+  run.for_each_linear([&](std::int64_t, model::LinearKind, const quant::QuantizedLinear& q) {
+    ++total;
+    const auto r = block_encoding(q, type, nullptr);
+    if (r.empty()) ++exact;
+    else if (first.empty()) first = r;
+  });
+  if (exact > 0) return "";
   return "GGUF " + ggml_type_name(type) + " stores d = scale and m = -zero*scale as fp16 and llama.cpp decodes q*d + m: none of the run's " +
-         std::to_string(layers) + " layers would decode bit-identically (e.g. " + example + "); use gguf-f32 or gptq";
+         std::to_string(total) + " layers would decode bit-identically (e.g. " + first + "); use gguf-f32 or gptq";
+}
+
+// Why `type` cannot hold the run, everything checked; fills `vocab` when given.
+std::string refusal(const RunSource& run, GgmlType type, Vocab* vocab) {
+  auto why = settings_refusal(run, type, model::read_model_config(run.config.model), vocab);
+  if (why.empty() && is_block_type(type)) why = exactness_refusal(run, type);
+  return why;
 }
 
 }  // namespace
@@ -233,18 +250,7 @@ bool is_gguf_format(const std::string& id) {
 }
 
 std::string gguf_export_refusal(const RunSource& run, const std::string& id) {
-  const auto type = linear_type(id);
-  auto why = settings_refusal(run, type, model::read_model_config(run.config.model), nullptr);
-  if (!why.empty() || !is_block_type(type)) return why;
-  std::int64_t exact = 0, total = 0;
-  std::string first;
-  run.for_each_linear([&](std::int64_t, model::LinearKind, const quant::QuantizedLinear& q) {
-    ++total;
-    const auto r = block_encoding(q, type, nullptr);
-    if (r.empty()) ++exact;
-    else if (first.empty()) first = r;
-  });
-  return exact == 0 ? no_exact_layer(type, total, first) : "";
+  return refusal(run, linear_type(id), nullptr);
 }
 
 GgufCheck verify_gguf(const RunSource& run, const std::string& path) {
@@ -277,13 +283,13 @@ ExportReport export_gguf(const std::string& run_dir, const std::string& out_file
                          bool replace_existing, const StopToken& stop) {
   const auto type = linear_type(id);
   const auto run = RunSource::load(run_dir);
+  Vocab vocab;
+  const auto why = refusal(run, type, &vocab);  // before the model is read
+  if (!why.empty()) throw Error(id + " cannot hold the run " + run_dir + ": " + why);
   if (fs::exists(out_file) && !replace_existing)
     throw Error(out_file + " already exists; choose another output path or remove it first");
   const auto model = run.model();  // embeddings and the run's norms
   const auto& c = model.config();
-  Vocab vocab;
-  const auto why = settings_refusal(run, type, c, &vocab);
-  if (!why.empty()) throw Error(id + " cannot hold the run " + run_dir + ": " + why);
 
   GgufWriter g;
   g.add_string("general.architecture", "llama");
@@ -328,8 +334,6 @@ ExportReport export_gguf(const std::string& run_dir, const std::string& out_file
   const GgmlType float_type = type == GgmlType::F16 ? GgmlType::F16 : GgmlType::F32;
   report.dtype = type == GgmlType::F16 ? "fp16" : "fp32";
   const auto& w = model.weights();
-  std::int64_t layers = 0, exact_layers = 0;
-  std::string first_inexact;
   g.add_tensor("token_embd.weight", ggml_ne(w.embed_tokens), float_type, float_bytes(w.embed_tokens, float_type));
   for (std::int64_t k = 0; k < c.num_layers; ++k) {
     stop.throw_if_stopped();
@@ -345,22 +349,17 @@ ExportReport export_gguf(const std::string& run_dir, const std::string& out_file
       if (is_block_type(type)) {
         std::vector<std::uint8_t> bytes;
         const auto r = block_encoding(rows, type, &bytes);
-        ++layers;
         if (r.empty()) {
-          ++exact_layers;
           g.add_tensor(name, {static_cast<std::uint64_t>(rows.in_features()), static_cast<std::uint64_t>(rows.out_features())},
                        type, std::move(bytes));
           continue;
         }
-        if (first_inexact.empty()) first_inexact = r;
         report.not_converted.push_back(name + ": " + r + "; written as F32");
       }
       const auto weight = rows.dequantize();
       g.add_tensor(name, ggml_ne(weight), float_type, float_bytes(weight, float_type));
     }
   }
-  if (is_block_type(type) && exact_layers == 0)
-    throw Error(id + " cannot hold the run " + run_dir + ": " + no_exact_layer(type, layers, first_inexact));
   g.add_tensor("output_norm.weight", ggml_ne(w.final_norm), GgmlType::F32, float_bytes(w.final_norm, GgmlType::F32));
   if (!c.tie_word_embeddings) g.add_tensor("output.weight", ggml_ne(w.lm_head), float_type, float_bytes(w.lm_head, float_type));
   g.add_string("tessera.tensor_data_sha256", g.tensor_data_sha256());

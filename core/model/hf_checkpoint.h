@@ -19,8 +19,9 @@ using TensorResolver = std::function<torch::Tensor(const std::string& name)>;
 inline constexpr const char* kTensorDigestsKey = "tessera_sha256";
 
 LlamaModel load_hf_checkpoint(const std::string& folder, const TensorResolver& resolver = {});
-// One decoder block's weights, without reading the other blocks' tensors (safetensors are mapped,
-// so only this block's bytes are read): a layer inspection of a 7B run reads one block, not 13 GB.
+// One decoder block's weights, without loading the other blocks (safetensors are mapped, so a
+// plain checkpoint's other tensors are not read; a Tessera export's recorded digests are still
+// verified over the whole file): a layer inspection of a 7B run does not load the whole model.
 DecoderBlockWeights load_hf_block(const std::string& folder, std::int64_t block);
 
 // Extras for save_hf_checkpoint: safetensors metadata, and a callback that runs on the complete

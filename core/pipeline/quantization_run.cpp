@@ -297,7 +297,7 @@ model::LlamaModel quantized_model_from_blocks(const RunConfig& config, const std
                                               const std::vector<QuantizedBlock>& blocks, const std::string& run_dir) {
   auto model = load_run_model(config, model_sha256, run_dir);
   if (static_cast<std::int64_t>(blocks.size()) != model.config().num_layers)
-    throw Error("the run " + run_dir + " has " + std::to_string(blocks.size()) + " blocks, its model " +
+    throw Error("the run " + run_dir + " has " + std::to_string(blocks.size()) + " blocks, its model has " +
                 std::to_string(model.config().num_layers));
   for (std::size_t k = 0; k < blocks.size(); ++k)
     model.weights().blocks[k] = blocks[k].dequantized(torch::kCPU, torch::kFloat32);

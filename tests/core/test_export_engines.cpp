@@ -1,5 +1,5 @@
 // Exports read by an independent implementation of the engines' loaders (tests/engines/
-// engine_readers.py, numpy): GPTQ v2/v1 at 2, 3 and 4 bits and AWQ-GEMM (from stories260K and from
+// engine_readers.py, numpy): GPTQ v2 at 2, 3, 4 and 8 bits, v1 at 4, AWQ-GEMM (from stories260K and from
 // the Hugging Face TinyStories-656K), GGUF F32/F16/Q4_1/Q5_1, each
 // run through a float64 LLaMA forward pass with its engine's conventions (GPTQ/AWQ unpacking, GGUF
 // q/k row order with llama.cpp's adjacent-pair RoPE) must give the logits of the run's fake-quant
@@ -106,9 +106,8 @@ class TestExportEngines : public QObject {
     TESSERA_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
     if (const auto why = python_missing(); !why.empty()) QSKIP(why.c_str());
     const auto w4 = tessera_test::rtn_run(4, "export-engines-w4");
-    std::vector<std::string> formats = {"gptq", "awq"};
-    if (tessera_test::export_format(w4, "gptq-v1").available) formats.push_back("gptq-v1");
-    engines_agree(w4, "W4-g32", formats);
+    engines_agree(w4, "W4-g32", {"gptq", "gptq-v1", "awq"});  // this run's zero points are all >= 1
+    engines_agree(tessera_test::rtn_run(8, "export-engines-w8"), "W8-g32", {"gptq"});
     engines_agree(tessera_test::rtn_run(3, "export-engines-w3"), "W3-g32", {"gptq"});
     engines_agree(tessera_test::rtn_run(2, "export-engines-w2"), "W2-g32", {"gptq"});
     // A Hugging Face checkpoint whose every Linear fits the packing (nothing left as float).

@@ -25,8 +25,9 @@ Tessera's packers:
     llama.cpp's llama graph: q/k rows are in ggml order and RoPE rotates adjacent pairs
     (LLAMA_ROPE_TYPE_NORM), hyperparameters from the llama.* metadata, not from config.json.
   - Hugging Face: RoPE by rotate_half on the two halves of each head (transformers' LlamaAttention).
-Dequantization happens in the scales' precision (fp32 for fp32 exports), as the engines' kernels
-do; the forward pass then runs in float64 on a fixed, seeded sequence of token ids. Prints one line per
+Dequantization happens in the scales' dtype (fp32 for fp32 exports), as the engines' torch paths
+compute it; the forward pass then runs in float64 on a fixed, seeded sequence of token ids. RoPE
+scaling, a partial rotary dimension and any other checkpoint format are refused, not ignored. Prints one line per
 export and exits with 1 when any export's logits differ from the reference by more than 1e-9
 relative (equal weights give equal logits up to float64 rounding; a wrong permutation, packing
 order or zero convention gives differences of order 1).
@@ -79,14 +80,18 @@ def unpack_stream(words, bits, count):
 def gptq_weight(t, module, qc):
     bits = qc["bits"]
     qweight = t[module + ".qweight"]
-    scales = t[module + ".scales"].astype(np.float32)  # [G, N]; fp16 scales promote to fp32 as in the kernels
+    scales = t[module + ".scales"]  # [G, N]
     g_idx = t[module + ".g_idx"].astype(np.int64)  # [K]
     k, n = g_idx.shape[0], qweight.shape[1]
     q = unpack_stream(qweight, bits, k)  # [K, N]
     zeros = unpack_stream(t[module + ".qzeros"].T, bits, n).T  # [G, N]
-    if qc.get("checkpoint_format", "gptq") == "gptq":
+    checkpoint_format = qc.get("checkpoint_format", "gptq")
+    if checkpoint_format not in ("gptq", "gptq_v2"):
+        raise SystemExit(f"{module}: checkpoint_format {checkpoint_format} is neither gptq nor gptq_v2")
+    if checkpoint_format == "gptq":
         zeros = zeros + 1  # v1 stores zero - 1
-    w = scales[g_idx, :] * (q - zeros[g_idx, :]).astype(np.float32)  # [K, N], in the scales' precision
+    # In the scales' dtype, as the engines' torch paths compute (fp16 scales give fp16 weights).
+    w = scales[g_idx, :] * (q - zeros[g_idx, :]).astype(scales.dtype)  # [K, N]
     return w.T.astype(np.float64)
 
 
@@ -106,9 +111,9 @@ def awq_weight(t, module, qc):
     group = qc["group_size"]
     q = awq_unpack(t[module + ".qweight"])  # [K, N]
     z = awq_unpack(t[module + ".qzeros"])  # [G, N]
-    s = t[module + ".scales"].astype(np.float32)  # [G, N]
+    s = t[module + ".scales"]  # [G, N]
     g = np.arange(q.shape[0]) // group
-    return ((q - z[g, :]).astype(np.float32) * s[g, :]).T.astype(np.float64)
+    return ((q - z[g, :]).astype(s.dtype) * s[g, :]).T.astype(np.float64)  # in the scales' dtype
 
 
 # --------------------------------------------------------------------------------------------
@@ -143,6 +148,10 @@ def hf_model(folder):
             if kind != "hf" and name.endswith("_proj.weight") and name[: -len(".weight")] not in not_converted:
                 raise SystemExit(f"{folder}: float {name} is not listed in modules_to_not_convert")
             weights[name] = arr.astype(np.float64)
+    if cfg.get("rope_scaling"):
+        raise SystemExit(f"{folder}: rope_scaling {cfg['rope_scaling']} is not implemented by this reader")
+    if cfg.get("tie_word_embeddings", False):
+        weights.pop("lm_head.weight", None)  # transformers ties the head to the embeddings
     hp = dict(
         layers=cfg["num_hidden_layers"],
         heads=cfg["num_attention_heads"],
@@ -259,6 +268,13 @@ def read_gguf(path):
 def gguf_model(path):
     meta, t = read_gguf(path)
     assert meta["general.architecture"] == "llama", meta["general.architecture"]
+    if "llama.rope.scaling.type" in meta:
+        raise SystemExit(f"{path}: RoPE scaling {meta['llama.rope.scaling.type']} is not implemented by this reader")
+    head_dim = meta["llama.embedding_length"] // meta["llama.attention.head_count"]
+    head_dim = meta.get("llama.attention.key_length", head_dim)
+    if meta.get("llama.rope.dimension_count", head_dim) != head_dim:
+        raise SystemExit(f"{path}: llama.rope.dimension_count {meta['llama.rope.dimension_count']} is not the head "
+                         f"size {head_dim}; partial rotary embeddings are not implemented by this reader")
     hp = dict(
         layers=meta["llama.block_count"],
         heads=meta["llama.attention.head_count"],
