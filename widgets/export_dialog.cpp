@@ -235,6 +235,7 @@ bool ExportDialog::startExport() {
           // Each entry is "layer: why the format cannot hold it".
           text += tr("\nNot converted (written as dequantized floats):\n%1").arg(layers.join("\n"));
         }
+        for (const auto& w : r.warnings) text += tr("\nNote: %1").arg(QString::fromStdString(w));
         result_->setText(text);
         result_->setStyleSheet("color: #2e7d32;");
         stage_->setText(tr("Done"));

@@ -306,13 +306,15 @@ int run_export(const CliOptions& o) {
     std::cout << json{{"path", e.path},          {"format", e.format},
                       {"dtype", e.dtype},        {"bytes", e.bytes},
                       {"self_check", "passed"},  {"self_check_report", e.self_check},
-                      {"tensors_checked", e.tensors_checked}, {"not_converted", e.not_converted}}
+                      {"tensors_checked", e.tensors_checked}, {"not_converted", e.not_converted},
+                      {"warnings", e.warnings}}
                      .dump()
               << "\n";
   } else {
     std::printf("wrote        %s (%s, %s)\nsize         %lld bytes\nself-check   passed: %s\n", e.path.c_str(),
                 e.format.c_str(), e.dtype.c_str(), (long long)e.bytes, e.self_check.c_str());
     for (const auto& layer : e.not_converted) std::printf("not converted %s\n", layer.c_str());
+    for (const auto& w : e.warnings) std::printf("warning      %s\n", w.c_str());
   }
   return 0;
 }

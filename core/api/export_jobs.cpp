@@ -8,6 +8,7 @@
 #include "export/run_source.h"
 #include "runtime/torch_runtime.h"
 #include "util/error.h"
+#include "util/log.h"
 
 namespace tessera::api {
 namespace {
@@ -88,7 +89,16 @@ ExportResult export_run(const ExportRequest& request, const std::function<void(c
     throw Error("unknown export format \"" + request.format + "\" (known: " + known_ids() + ")");
   }
   if (progress) progress({"done", 1, 1});
-  return ExportResult{r.path, r.format, r.dtype, r.bytes, r.tensors_checked, r.self_check, r.not_converted};
+  ExportResult result{r.path, r.format, r.dtype, r.bytes, r.tensors_checked, r.self_check, r.not_converted, {}};
+  const int act_bits = exporting::RunSource::load(request.run_dir, /*codes=*/false).config.act_bits;
+  if (act_bits > 0) {
+    result.warnings.push_back("the run quantizes activations to " + std::to_string(act_bits) +
+                              " bits per token, which " + request.format +
+                              " cannot record: the export holds the quantized weights only, and engines keep "
+                              "activations in 16 bits, so it scores like the run without activation quantization");
+    logger()->warn("{}", result.warnings.back());
+  }
+  return result;
 }
 
 }  // namespace tessera::api

@@ -37,6 +37,9 @@ struct ExportResult {
   std::int64_t bytes = 0, tensors_checked = 0;
   std::string self_check;                  // a one-line report of the self-check that passed
   std::vector<std::string> not_converted;  // "layer: why" for layers the format could not hold, written as floats
+  // What the exported model does not carry from the run (activation quantization: the formats hold
+  // weights only, so the export scores like the run's weights with 16-bit activations).
+  std::vector<std::string> warnings;
 };
 
 // Writes atomically (nothing is left at `out` on error or cancel) and self-checks before renaming.

@@ -21,19 +21,8 @@ namespace fs = std::filesystem;
 namespace {
 
 // A W4 g32 RTN run of stories260K, made once per test process.
-std::string w4_run() {
-  static std::string dir;
-  if (!dir.empty()) return dir;
-  pipeline::RunConfig c;
-  c.model = tessera_test::shared_data("models/stories260K/stories260K.bin");
-  c.calib = tessera_test::shared_data("text/tinystories/train-sample.txt");
-  c.method = "rtn";
-  c.weight = {4, 32, false};
-  c.samples = 4;
-  c.seq_len = 64;
-  dir = tessera_test::fresh_temp_dir("export-run") + "/run";
-  pipeline::NullEventSink quiet;
-  pipeline::run_quantization(c, dir, false, quiet);
+const std::string& w4_run() {
+  static const std::string dir = tessera_test::rtn_run(4, "export-run");
   return dir;
 }
 
@@ -86,6 +75,25 @@ class TestExport : public QObject {
     TESSERA_VERIFY_THROWS_WITH(model::load_model(out), "model.layers.3.mlp.up_proj.weight");
   }
 
+  void weightActivationRunExportSaysWhatItDoesNotCarry() {
+    TESSERA_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
+    pipeline::RunConfig c;
+    c.model = model;
+    c.calib = tessera_test::shared_data("text/tinystories/train-sample.txt");
+    c.method = "rtn";
+    c.weight = {4, 32, false};
+    c.act_bits = 4;
+    c.samples = 4;
+    c.seq_len = 64;
+    const auto base = tessera_test::fresh_temp_dir("export-w4a4");
+    pipeline::NullEventSink quiet;
+    pipeline::run_quantization(c, base + "/run", false, quiet);
+    const auto r = api::export_run({base + "/run", base + "/gptq", "gptq", "fp32", false});
+    QCOMPARE(r.warnings.size(), std::size_t(1));
+    QVERIFY2(r.warnings[0].find("activations to 4 bits per token") != std::string::npos, r.warnings[0].c_str());
+    QVERIFY(api::export_run({w4_run(), base + "/weight-only", "gptq", "fp32", false}).warnings.empty());
+  }
+
   void failedExportLeavesNothing() {
     TESSERA_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
     const auto run = w4_run();
@@ -104,6 +112,7 @@ class TestExport : public QObject {
 };
 
 TESSERA_TEST_MAIN(TestExport, fp32ExportEvaluatesExactlyLikeTheRun, halfExportPassesSelfCheckAndIsSmaller,
+                  weightActivationRunExportSaysWhatItDoesNotCarry,
                   corruptedExportIsDetected, failedExportLeavesNothing)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_export.moc"

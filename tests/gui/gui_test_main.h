@@ -2,22 +2,25 @@
 // TESSERA_TEST_MAIN for tests that create widgets: the same slot-list check as
 // tests/support/tessera_test.h, with a QApplication instead of a QCoreApplication.
 #include <QApplication>
-#include <QDir>
-#include <QSettings>
-#include <QStandardPaths>
+#include <stdlib.h>
+
+#include <string>
 
 #include "tessera_test.h"
 
 namespace tessera_test {
-// Settings and the autosaved session go to Qt's test locations under the given application name,
-// emptied first: what an earlier run (or another checkout sharing this HOME) left there must not
-// decide what this run restores.
+// QSettings (XDG_CONFIG_HOME) and the autosaved session (XDG_DATA_HOME) go to a folder of this
+// test process's own under /tmp: nothing an earlier or a concurrent run left (another checkout
+// sharing this HOME) can reach this one, and the user's real settings are never touched. A
+// workbench the test starts inherits the same folders.
 inline void use_fresh_settings(const char* application_name) {
-  QStandardPaths::setTestModeEnabled(true);
+  char pattern[] = "/tmp/tessera-gui-settings-XXXXXX";
+  const char* dir = ::mkdtemp(pattern);
+  if (!dir) qFatal("cannot create a settings folder under /tmp");
+  ::setenv("XDG_CONFIG_HOME", (std::string(dir) + "/config").c_str(), 1);
+  ::setenv("XDG_DATA_HOME", (std::string(dir) + "/data").c_str(), 1);
   QApplication::setOrganizationName("Tessera");
   QApplication::setApplicationName(application_name);
-  QSettings().clear();
-  QDir(QStandardPaths::writableLocation(QStandardPaths::AppLocalDataLocation)).removeRecursively();
 }
 }  // namespace tessera_test
 

@@ -6,7 +6,6 @@
 #include <QProcess>
 #include <QProcessEnvironment>
 #include <QSignalSpy>
-#include <QStandardPaths>
 #include <QThread>
 #include <memory>
 #include <spdlog/spdlog.h>
@@ -46,7 +45,7 @@ class TestGuiMainWindow : public QObject {
 };
 
 void TestGuiMainWindow::initTestCase() {
-  // Keep QSettings (remembered paths) out of the user's real configuration.
+  // QSettings (remembered paths) and the autosave in a folder of this process, not the user's.
   tessera_test::use_fresh_settings("Tessera Workbench Test");
   tessera::api::initialize_runtime(/*reserved_cores=*/1);
 }

@@ -6,7 +6,6 @@
 #include <QListWidget>
 #include <QElapsedTimer>
 #include <QSignalSpy>
-#include <QStandardPaths>
 #include <QThread>
 #include <algorithm>
 #include <atomic>
