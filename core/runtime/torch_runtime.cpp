@@ -1,5 +1,7 @@
 #include "runtime/torch_runtime.h"
 
+#include <dlfcn.h>
+
 #include <cstdlib>
 #include <thread>
 
@@ -13,6 +15,20 @@
 
 namespace tessera::runtime {
 
+namespace {
+
+// Debian's libtorch calls the system BLAS (OpenBLAS with libopenblas0-pthread), whose own thread
+// pool torch::set_num_threads does not size. Left at its default, every core, it competed with the
+// GUI thread for the core the workbench keeps free: the event loop stalled for 104 ms in a test
+// run, 23-27 ms with the pool sized like torch's. Looked up at run time because other builds
+// (the CUDA machine's libtorch) use another BLAS.
+void size_blas_threads(int threads) {
+  using SetThreads = void (*)(int);
+  if (auto set = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(threads);
+}
+
+}  // namespace
+
 void configure_threads(int reserved_cores) {
   static bool done = false;
   if (done) return;
@@ -21,6 +37,7 @@ void configure_threads(int reserved_cores) {
   int threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) - reserved_cores);
   if (const char* env = std::getenv("TESSERA_THREADS")) threads = std::max(1, std::atoi(env));
   torch::set_num_threads(threads);
+  size_blas_threads(threads);
 }
 
 torch::Device parse_device(const std::string& name) {
