@@ -4,6 +4,8 @@
 #include <QApplication>
 #include <stdlib.h>
 
+#include <cstdlib>
+#include <filesystem>
 #include <string>
 
 #include "tessera_test.h"
@@ -12,13 +14,14 @@ namespace tessera_test {
 // QSettings (XDG_CONFIG_HOME) and the autosaved session (XDG_DATA_HOME) go to a folder of this
 // test process's own under /tmp: nothing an earlier or a concurrent run left (another checkout
 // sharing this HOME) can reach this one, and the user's real settings are never touched. A
-// workbench the test starts inherits the same folders.
+// workbench the test starts inherits the same folders. Once per process (initTestCase); the folder
+// is removed when the test exits.
 inline void use_fresh_settings(const char* application_name) {
-  char pattern[] = "/tmp/tessera-gui-settings-XXXXXX";
-  const char* dir = ::mkdtemp(pattern);
-  if (!dir) qFatal("cannot create a settings folder under /tmp");
-  ::setenv("XDG_CONFIG_HOME", (std::string(dir) + "/config").c_str(), 1);
-  ::setenv("XDG_DATA_HOME", (std::string(dir) + "/data").c_str(), 1);
+  static char folder[] = "/tmp/tessera-gui-settings-XXXXXX";
+  if (!::mkdtemp(folder)) qFatal("cannot create a settings folder under /tmp");
+  std::atexit([] { std::filesystem::remove_all(folder); });
+  ::setenv("XDG_CONFIG_HOME", (std::string(folder) + "/config").c_str(), 1);
+  ::setenv("XDG_DATA_HOME", (std::string(folder) + "/data").c_str(), 1);
   QApplication::setOrganizationName("Tessera");
   QApplication::setApplicationName(application_name);
 }
