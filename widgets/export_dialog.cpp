@@ -10,6 +10,7 @@
 #include <QListWidget>
 #include <QProgressBar>
 #include <QPushButton>
+#include <QScrollArea>
 #include <QThread>
 #include <QVBoxLayout>
 
@@ -31,6 +32,7 @@ ExportDialog::ExportDialog(const std::vector<Choice>& runs, int preselected_run,
   for (const Choice& c : runs_) run_->addItem(c.name, c.run_id);
   format_list_ = new QListWidget;
   format_list_->setMinimumHeight(120);
+  format_list_->setSizePolicy(QSizePolicy::Expanding, QSizePolicy::Maximum);  // the result area takes the rest
   dtype_ = new QComboBox;
   dtype_->addItems({"fp16", "bf16", "fp32"});
   dtype_->setToolTip(tr("Float type of the tensors that are not integer codes (fake-quant weights, GPTQ/AWQ "
@@ -43,6 +45,7 @@ ExportDialog::ExportDialog(const std::vector<Choice>& runs, int preselected_run,
   stage_ = new QLabel;
   result_ = new QLabel;
   result_->setWordWrap(true);
+  result_->setAlignment(Qt::AlignTop | Qt::AlignLeft);
   result_->setTextInteractionFlags(Qt::TextSelectableByMouse);
   export_ = new QPushButton(tr("Export"));
   export_->setDefault(true);
@@ -66,9 +69,14 @@ ExportDialog::ExportDialog(const std::vector<Choice>& runs, int preselected_run,
   layout->addLayout(form);
   layout->addWidget(progress_);
   layout->addWidget(stage_);
-  layout->addWidget(result_);
+  // The result can list many float layers: it scrolls instead of pushing the buttons away.
+  auto* result_area = new QScrollArea;
+  result_area->setWidget(result_);
+  result_area->setWidgetResizable(true);
+  result_area->setFrameShape(QFrame::NoFrame);
+  layout->addWidget(result_area, 1);
   layout->addLayout(buttons);
-  resize(620, 460);
+  resize(640, 560);
 
   connect(run_, &QComboBox::currentIndexChanged, this, &ExportDialog::loadFormats);
   connect(format_list_, &QListWidget::currentItemChanged, this, &ExportDialog::suggestOutputPath);
@@ -225,17 +233,18 @@ bool ExportDialog::startExport() {
           },
           stop);
       post([this, id, r] {
-        finishThread();
+        finishThread(/*written=*/true);
         QString text = tr("Written %1 (%2).\nSelf-check: %3")
                            .arg(QString::fromStdString(r.path), formatBytes(static_cast<double>(r.bytes)),
                                 QString::fromStdString(r.self_check));
+        // Notes first: they change what the export is; the list of float layers can be long.
+        for (const auto& w : r.warnings) text += tr("\nNote: %1").arg(QString::fromStdString(w));
         if (!r.not_converted.empty()) {
           QStringList layers;
           for (const auto& l : r.not_converted) layers << QString::fromStdString(l);
           // Each entry is "layer: why the format cannot hold it".
           text += tr("\nNot converted (written as dequantized floats):\n%1").arg(layers.join("\n"));
         }
-        for (const auto& w : r.warnings) text += tr("\nNote: %1").arg(QString::fromStdString(w));
         result_->setText(text);
         result_->setStyleSheet("color: #2e7d32;");
         stage_->setText(tr("Done"));
@@ -243,7 +252,7 @@ bool ExportDialog::startExport() {
       });
     } catch (const Cancelled&) {
       post([this, id] {
-        finishThread();
+        finishThread(/*written=*/false);
         result_->setText(tr("Cancelled: nothing was written."));
         stage_->setText(QString());
         emit exportCancelled(id);
@@ -251,7 +260,7 @@ bool ExportDialog::startExport() {
     } catch (const std::exception& e) {
       const QString message = QString::fromStdString(e.what());
       post([this, id, message] {
-        finishThread();
+        finishThread(/*written=*/false);
         result_->setText(tr("Export failed: %1\nNothing was left at the output path. Check the path and the "
                             "free space, or choose another format.").arg(message));
         result_->setStyleSheet("color: #c62828;");
@@ -271,12 +280,12 @@ void ExportDialog::cancelExport() {
   }
 }
 
-void ExportDialog::finishThread() {
+void ExportDialog::finishThread(bool written) {
   thread_->wait();
   delete thread_;
   thread_ = nullptr;
   progress_->setRange(0, 1);
-  progress_->setValue(result_->text().isEmpty() ? 0 : 1);
+  progress_->setValue(written ? 1 : 0);
   setBusy(false);
 }
 

@@ -65,7 +65,7 @@ class ExportDialog : public QDialog {
   // output field, unless the user typed a path of their own there.
   void suggestOutputPath();
   void setBusy(bool busy);
-  void finishThread();
+  void finishThread(bool written);  // written: the progress bar ends full
   int currentRunId() const;
 
   std::vector<Choice> runs_;
