@@ -72,7 +72,8 @@ step_build() {
 
 step_ctest() {
   if [ ! -f "$BUILD_DIR/CTestTestfile.cmake" ]; then echo "no build-gpu/CTestTestfile.cmake: nothing to test"; return 20; fi
-  ctest --test-dir "$BUILD_DIR" --output-on-failure --timeout 240 > "$RESULTS/ctest.log" 2>&1
+  # The engine readers' numpy may be missing there (no apt): their test then skips, saying so.
+  TESSERA_ALLOW_NO_NUMPY=1 ctest --test-dir "$BUILD_DIR" --output-on-failure --timeout 240 > "$RESULTS/ctest.log" 2>&1
   local rc=$?
   grep -E 'Test +#|tests passed|tests failed|The following tests|Failed|Timeout|Not Run' "$RESULTS/ctest.log" | tail -n 40
   return "$rc"

@@ -62,7 +62,8 @@ commands:
               gguf-q4_1, gguf-q5_1 GGUF with Q4_1/Q5_1 blocks from the codes where they decode
                          bit-identically, F32 elsewhere
             --dtype sets the float tensors and the GPTQ/AWQ scales (fp32 = the run's numbers
-            exactly); layers a format cannot hold are written as floats and listed
+            exactly; the gguf-* formats fix their own types); layers a format cannot hold are
+            written as floats and listed
   export    --run DIR --formats [--json]   the formats, and why each cannot hold this run
   convert   --model P [--tokenizer P] --out DIR [--dtype fp32|fp16|bf16] [--force]
             write a Hugging Face folder (config.json + model.safetensors) atomically

@@ -1,11 +1,11 @@
 #include "api/export_jobs.h"
 
-#include <filesystem>
 
 #include "export/fake_quant_export.h"
 #include "export/gguf_export.h"
 #include "export/packed_export.h"
 #include "export/run_source.h"
+#include "pipeline/quantization_run.h"
 #include "runtime/torch_runtime.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -69,12 +69,6 @@ std::vector<ExportFormatInfo> export_formats_for_run(const std::string& run_dir)
 ExportResult export_run(const ExportRequest& request, const std::function<void(const ExportProgress&)>& progress,
                         const StopToken& stop) {
   stop.throw_if_stopped();
-  // An export never creates folders above its destination: a typo in the parent path is an error,
-  // not a new directory tree.
-  const auto parent = std::filesystem::path(request.out).parent_path();
-  if (!parent.empty() && !std::filesystem::is_directory(parent))
-    throw Error("cannot create " + request.out + ": " + parent.string() +
-                (std::filesystem::exists(parent) ? " is not a folder" : " does not exist"));
   if (progress) progress({"writing", 0, 1});
   exporting::ExportReport r;
   if (request.format == "hf") {
@@ -90,7 +84,7 @@ ExportResult export_run(const ExportRequest& request, const std::function<void(c
   }
   if (progress) progress({"done", 1, 1});
   ExportResult result{r.path, r.format, r.dtype, r.bytes, r.tensors_checked, r.self_check, r.not_converted, {}};
-  const int act_bits = exporting::RunSource::load(request.run_dir, /*codes=*/false).config.act_bits;
+  const int act_bits = pipeline::read_run_manifest(request.run_dir, /*require_finished=*/true).config.act_bits;
   if (act_bits > 0) {
     result.warnings.push_back("the run quantizes activations to " + std::to_string(act_bits) +
                               " bits per token, which " + request.format +

@@ -28,7 +28,7 @@ struct ExportRequest {
 };
 
 struct ExportProgress {
-  std::string stage;  // "writing", "self-check", ...
+  std::string stage;  // "writing" (the write and its self-check), then "done"
   std::int64_t done = 0, total = 0;
 };
 

@@ -1,7 +1,7 @@
 #include "api/layer_detail.h"
 
-#include "io/json_file.h"
 #include "model/model_loader.h"
+#include "pipeline/quantization_run.h"
 #include "pipeline/quantized_block.h"
 #include "pipeline/run_config.h"
 #include "pipeline/run_directory.h"
@@ -20,10 +20,7 @@ std::vector<T> to_vector(const torch::Tensor& t) {
 
 LayerDetail layer_detail(const std::string& run_dir, std::int64_t block, const std::string& layer) {
   pipeline::RunDirectory dir(run_dir);
-  if (!dir.has_manifest()) throw Error(run_dir + " is not a Tessera run directory (no run.json)");
-  const auto manifest = io::read_json_file(dir.manifest_path());
-  if (!manifest.contains("config")) throw Error(dir.manifest_path() + " is not a run manifest");
-  const auto config = pipeline::RunConfig::from_json_text(manifest["config"].dump(), dir.manifest_path());
+  const auto config = pipeline::read_run_manifest(run_dir, /*require_finished=*/false).config;
   if (!dir.has_block(block))
     throw Error("block " + std::to_string(block) + " of " + run_dir + " is not finished (no " + dir.block_path(block) + ")");
   const model::LinearKind* kind = nullptr;

@@ -33,9 +33,10 @@ ExportReport export_gguf(const std::string& run_dir, const std::string& out_file
 struct GgufCheck {
   std::int64_t blocks = 0, f16 = 0, f32 = 0;  // quantized Linears by how they are stored
 };
-// Decodes every tensor of `file` as llama.cpp does and compares it with the run: Q4_1/Q5_1 codes
-// and decoded weights and F32 weights bit-identical, F16 weights identical to the run's in fp16;
-// norms and embeddings too. Throws naming the first tensor that differs.
+// Decodes every quantized Linear of `file` as llama.cpp does and compares it with the run: Q4_1/Q5_1
+// codes and decoded weights and F32 weights bit-identical, F16 weights identical to the run's in
+// fp16. Throws naming the first tensor that differs. (Norms and embeddings are covered by the
+// file's tensor_data_sha256, which the importer checks.)
 GgufCheck verify_gguf(const RunSource& run, const std::string& file);
 
 }  // namespace tessera::exporting

@@ -1,5 +1,7 @@
 #include "export/gguf_import.h"
 
+#include "export/bit_packing.h"
+
 #include <c10/util/Half.h>
 
 #include <cstring>
@@ -34,10 +36,7 @@ void for_each_block(const GgufTensorInfo& t, F&& f) {
     const std::uint8_t* p = t.data + b * block_bytes;
     const float d = half_to_float(p), m = half_to_float(p + 2);
     const std::uint8_t* qs = p + (five ? 8 : 4);
-    for (int j = 0; j < 16; ++j) {
-      codes[j] = qs[j] & 15u;
-      codes[j + 16] = static_cast<std::uint8_t>(qs[j] >> 4);
-    }
+    q4_1_unpack_nibbles(qs, codes);
     if (five) {  // ggml dequantize_row_q5_1: bit 4 of element j is bit j of qh
       std::uint32_t qh;
       std::memcpy(&qh, p + 4, 4);

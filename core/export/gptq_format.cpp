@@ -2,7 +2,9 @@
 // qweight int32 [K*b/32, N] packed along K, qzeros int32 [G, N*b/32] packed along N, scales [G, N],
 // g_idx int32 [K] = k / g. "gptq_v2" stores the true zero point; "gptq" (v1) stores zero - 1 and
 // every reader adds 1 back, so a zero point of 0 cannot be stored in v1.
+#include <algorithm>
 #include <cstring>
+#include <initializer_list>
 #include <filesystem>
 #include <fstream>
 
@@ -25,10 +27,11 @@ std::string shape_text(const std::vector<std::int64_t>& s) {
   return r + "]";
 }
 
-const io::TensorView& checked_view(const io::SafetensorsFile& file, const std::string& name, io::DType a,
-                                   io::DType b, const std::vector<std::int64_t>& shape) {
+// The tensor, refused naming it unless its dtype is one of `dtypes` and its shape matches (-1: any).
+const io::TensorView& checked_view(const io::SafetensorsFile& file, const std::string& name,
+                                   std::initializer_list<io::DType> dtypes, const std::vector<std::int64_t>& shape) {
   const auto& v = file.tensor(name);
-  if (v.dtype != a && v.dtype != b)
+  if (std::find(dtypes.begin(), dtypes.end(), v.dtype) == dtypes.end())
     throw Error(file.path() + ": tensor \"" + name + "\" has dtype " + io::dtype_name(v.dtype));
   bool ok = v.shape.size() == shape.size();
   for (std::size_t i = 0; ok && i < shape.size(); ++i) ok = shape[i] < 0 || shape[i] == v.shape[i];
@@ -118,7 +121,7 @@ class GptqFormat : public PackedFormat {
 
   quant::QuantizedLinear unpack(const io::SafetensorsFile& file, const std::string& module) const override {
     const int b = spec_.bits;
-    const auto& qw = checked_view(file, module + ".qweight", io::DType::I32, io::DType::I32, {-1, -1});
+    const auto& qw = checked_view(file, module + ".qweight", {io::DType::I32}, {-1, -1});
     const std::int64_t n = qw.shape[1], k = qw.shape[0] * 32 / b;
     const auto g = spec_.effective_group(k);
     const auto groups = (k + g - 1) / g;
@@ -188,18 +191,14 @@ std::string zero_point_refusal(const quant::QuantizedLinear& q, int bits) {
 
 torch::Tensor int32_tensor(const io::SafetensorsFile& file, const std::string& name,
                            const std::vector<std::int64_t>& shape) {
-  const auto& v = checked_view(file, name, io::DType::I32, io::DType::I32, shape);
+  const auto& v = checked_view(file, name, {io::DType::I32}, shape);
   return torch::from_blob(const_cast<std::uint8_t*>(v.data), v.shape, torch::kInt32).clone();
 }
 
 torch::Tensor float_tensor(const io::SafetensorsFile& file, const std::string& name,
                            const std::vector<std::int64_t>& shape) {
-  const auto& v = file.tensor(name);
-  if (v.dtype != io::DType::F32 && v.dtype != io::DType::F16 && v.dtype != io::DType::BF16)
-    throw Error(file.path() + ": tensor \"" + name + "\" has dtype " + io::dtype_name(v.dtype) + ", expected F16, BF16 or F32");
-  checked_view(file, name, v.dtype, v.dtype, shape);
-  const auto dtype = v.dtype == io::DType::F32 ? torch::kFloat32 : v.dtype == io::DType::F16 ? torch::kFloat16 : torch::kBFloat16;
-  return torch::from_blob(const_cast<std::uint8_t*>(v.data), v.shape, dtype).to(torch::kFloat32);
+  const auto& v = checked_view(file, name, {io::DType::F32, io::DType::F16, io::DType::BF16}, shape);
+  return model::tensor_from_view(v).to(torch::kFloat32);
 }
 
 std::unique_ptr<PackedFormat> make_gptq_format(const quant::WeightQuantSpec& spec, bool v1) {

@@ -3,7 +3,6 @@
 #include <filesystem>
 #include <fstream>
 
-#include "io/json_file.h"
 #include "io/safetensors.h"
 #include "model/tensor_bytes.h"
 #include "pipeline/quantization_run.h"
@@ -34,13 +33,11 @@ pipeline::QuantizedBlock load_scales_and_zeros(const std::string& path, const qu
 
 RunSource RunSource::load(const std::string& run_dir, bool codes) {
   pipeline::RunDirectory dir(run_dir);
-  if (!dir.has_manifest()) throw Error(run_dir + " is not a Tessera run directory (no run.json)");
+  auto manifest = pipeline::read_run_manifest(run_dir, /*require_finished=*/true);
   RunSource s;
   s.run_dir = run_dir;
-  s.manifest = io::read_json_file(dir.manifest_path());
-  if (!s.manifest.value("finished", false))
-    throw Error(run_dir + " is an unfinished run; finish it with `tessera quantize --resume` first");
-  s.config = pipeline::RunConfig::from_json_text(s.manifest["config"].dump(), dir.manifest_path());
+  s.manifest = std::move(manifest.json);
+  s.config = std::move(manifest.config);
   s.has_codes_ = codes;
   for (std::int64_t k = 0; k < s.manifest.value("blocks", 0); ++k)
     s.blocks.push_back(codes ? pipeline::QuantizedBlock::load(dir.block_path(k), s.config.weight)

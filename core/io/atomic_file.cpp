@@ -35,10 +35,20 @@ std::string parent_of(const std::string& path) {
   return parent.empty() ? std::string(".") : parent.string();
 }
 
+// Neither writer creates folders above its destination: a typo in the parent path is an error,
+// not a new directory tree.
+void require_parent_folder(const std::string& path) {
+  const std::string parent = parent_of(path);
+  std::error_code ec;
+  if (!fs::is_directory(parent, ec))
+    throw Error("cannot create " + path + ": " + parent + (fs::exists(parent, ec) ? " is not a folder" : " does not exist"));
+}
+
 }  // namespace
 
 void write_file_atomically(const std::string& path, const std::function<void(std::ostream&)>& write,
                            const std::function<void(const std::string& tmp_path)>& check) {
+  require_parent_folder(path);
   const std::string tmp = temporary_sibling(path);
   try {
     {
@@ -68,9 +78,10 @@ void write_folder_atomically(const std::string& path, bool replace,
   std::error_code ec;
   if (fs::exists(path, ec) && !replace)
     throw Error(path + " already exists; choose another output path or remove it first");
+  require_parent_folder(path);
   const std::string tmp = temporary_sibling(path);
   try {
-    fs::create_directories(tmp, ec);
+    fs::create_directory(tmp, ec);
     if (ec) throw Error("cannot create folder " + tmp + ": " + ec.message());
     fill(tmp);
     for (const auto& entry : fs::directory_iterator(tmp)) fsync_path(entry.path().string(), false);

@@ -12,7 +12,8 @@ namespace tessera::io {
 // `path`. If `write` throws or any write fails (e.g. ENOSPC), the temporary file is removed and a
 // tessera::Error naming `path` is thrown; an existing file at `path` is left untouched.
 // `check`, when given, reads the complete temporary file before the rename; if it throws, the file
-// is removed and `path` is left untouched (an export's self-check).
+// is removed and `path` is left untouched (an export's self-check). Both writers refuse a `path`
+// whose parent folder does not exist rather than create it.
 void write_file_atomically(const std::string& path, const std::function<void(std::ostream&)>& write,
                            const std::function<void(const std::string& tmp_path)>& check = {});
 

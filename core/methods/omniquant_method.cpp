@@ -87,8 +87,7 @@ OmniquantResult omniquant_train(model::DecoderBlockWeights w, const pipeline::Bl
   std::vector<torch::Tensor> lwc_params;
   for (auto kind : model::kAllLinears) {
     quant::check_finite(w.linear(kind), "block " + std::to_string(ctx.index) + " " + model::linear_name(kind));
-    const auto groups = (w.linear(kind).size(1) + spec.effective_group(w.linear(kind).size(1)) - 1) /
-                        spec.effective_group(w.linear(kind).size(1));
+    const auto groups = spec.groups(w.linear(kind).size(1));
     gamma[kind] = torch::full({w.linear(kind).size(0), groups}, quant::kLwcInitLogit, w.q_proj.options()).set_requires_grad(true);
     beta[kind] = torch::full({w.linear(kind).size(0), groups}, quant::kLwcInitLogit, w.q_proj.options()).set_requires_grad(true);
     lwc_params.push_back(gamma[kind]);
@@ -172,7 +171,6 @@ OmniquantResult omniquant_train(model::DecoderBlockWeights w, const pipeline::Bl
     state[std::string("omniquant.lwc_gamma.") + model::linear_name(kind)] = result.gamma[kind].cpu();
     state[std::string("omniquant.lwc_beta.") + model::linear_name(kind)] = result.beta[kind].cpu();
   }
-  result.used_let = use_let;
   return result;
 }
 

@@ -31,7 +31,6 @@ struct LetScales {
 struct OmniquantResult {
   model::DecoderBlockWeights weights;  // LET-transformed FP weights (norms included); = input without LET
   std::map<model::LinearKind, torch::Tensor> gamma, beta;  // trained LWC logits, [O, G]
-  bool used_let = false;
 };
 
 // Trains LWC (and LET when the run asks for it and the model allows it) for one block. Stores

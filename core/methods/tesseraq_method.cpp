@@ -16,7 +16,6 @@ namespace tessera::methods {
 
 using model::LinearKind;
 
-torch::Tensor rectified_sigmoid(const torch::Tensor& x) { return torch::clamp(1.2 * torch::sigmoid(x) - 0.1, 0.0, 1.0); }
 
 torch::Tensor rectified_sigmoid_inverse(const torch::Tensor& y) {
   // rsig^-1(y) = -ln(1.2 / (y + 0.1) - 1), finite on [0, 1] (about -2.398 .. 2.398); computed in
@@ -177,9 +176,7 @@ model::DecoderBlockWeights TesseraqBlockTrainer::soft_block() {
 namespace {
 
 torch::ScalarType train_dtype(const pipeline::RunConfig& run, const torch::Device& device) {
-  if (run.train_dtype == "fp32") return torch::kFloat32;
-  if (run.train_dtype == "bf16") return torch::kBFloat16;
-  return device.is_cuda() ? torch::kBFloat16 : torch::kFloat32;  // auto
+  return run.trains_in_bf16(device.is_cuda()) ? torch::kBFloat16 : torch::kFloat32;
 }
 
 }  // namespace
@@ -297,13 +294,7 @@ pipeline::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeigh
       }
     }
     if (ctx.events) {
-      pipeline::RunEvent e;
-      e.kind = pipeline::RunEvent::Kind::HardFraction;
-      e.block = ctx.index;
-      e.step = global_step;
-      e.total_steps = total_steps;
-      e.iteration = it;
-      e.total_iterations = iterations;
+      auto e = step_event(pipeline::RunEvent::Kind::HardFraction, ctx, global_step, total_steps, it, iterations);
       e.value = hard;
       e.before = 1.0 - t;
       ctx.events->on_event(e);

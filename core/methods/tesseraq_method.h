@@ -26,8 +26,7 @@
 
 namespace tessera::methods {
 
-// The rectified sigmoid rsig(x) = clamp(1.2 sigmoid(x) - 0.1, 0, 1) and its inverse on [0, 1].
-torch::Tensor rectified_sigmoid(const torch::Tensor& x);
+// The inverse on [0, 1] of the rectified sigmoid (methods/tesseraq_soft_weight.h).
 torch::Tensor rectified_sigmoid_inverse(const torch::Tensor& y);
 
 // TesseraQ state of one Linear, all [O, I] except the per-group tensors [O, G].

@@ -23,15 +23,20 @@ torch::Tensor rectified_sigmoid_grad(const torch::Tensor& sig) {
   return (1.2 * sig * (1.0 - sig)) * ((pre >= 0.0) & (pre <= 1.0)).to(sig.scalar_type());
 }
 
+}  // namespace
+
+torch::Tensor rectified_sigmoid(const torch::Tensor& x) { return torch::clamp(1.2 * torch::sigmoid(x) - 0.1, 0.0, 1.0); }
+
+namespace {
+
 class SoftWeightFunction : public torch::autograd::Function<SoftWeightFunction> {
  public:
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& nu, const torch::Tensor& v,
                                const SoftWeightConstants* k) {
     ctx->saved_data["constants"] = reinterpret_cast<std::int64_t>(k);
     ctx->save_for_backward({nu, v});
-    auto h = torch::clamp(1.2 * torch::sigmoid(nu) - 0.1, 0.0, 1.0);
-    h = torch::where(k->hard, k->hard_value, h);
-    auto delta = quant::expand_groups(2.0 * torch::clamp(1.2 * torch::sigmoid(v) - 0.1, 0.0, 1.0), k->group, nu.size(1));
+    auto h = torch::where(k->hard, k->hard_value, rectified_sigmoid(nu));
+    auto delta = quant::expand_groups(2.0 * rectified_sigmoid(v), k->group, nu.size(1));
     auto q = torch::clamp(k->floor_codes + h + k->zero_cols, 0.0, k->qmax);
     return ((q - k->zero_cols) * (k->scale_cols * delta)).to(k->out_dtype);
   }

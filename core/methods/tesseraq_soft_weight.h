@@ -22,6 +22,9 @@ struct SoftWeightConstants {
 };
 
 // Differentiable w.r.t. nu [O, I] and v [O, G].
+// The rectified sigmoid rsig(x) = clamp(1.2 sigmoid(x) - 0.1, 0, 1).
+torch::Tensor rectified_sigmoid(const torch::Tensor& x);
+
 torch::Tensor fused_soft_weight(const torch::Tensor& nu, const torch::Tensor& v, const SoftWeightConstants& constants);
 
 }  // namespace tessera::methods

@@ -19,7 +19,6 @@ bool NonFiniteGuard::accept(double loss, torch::optim::Optimizer& optimizer, std
     in_a_row_ = 0;
     return true;
   }
-  ++skipped_;
   const std::string where = method_ + " block " + std::to_string(ctx_.index) + " step " + std::to_string(step);
   logger()->warn("{}: non-finite loss, step skipped", where);
   if (++in_a_row_ >= 3) {
@@ -29,11 +28,7 @@ bool NonFiniteGuard::accept(double loss, torch::optim::Optimizer& optimizer, std
     logger()->warn("{}: 3 non-finite losses in a row, learning rates halved (now x{})", where, lr_factor_);
   }
   if (ctx_.events) {
-    pipeline::RunEvent e;
-    e.kind = pipeline::RunEvent::Kind::StepSkipped;
-    e.block = ctx_.index;
-    e.step = step;
-    e.iteration = iteration;
+    auto e = step_event(pipeline::RunEvent::Kind::StepSkipped, ctx_, step, 0, iteration, 0);
     e.value = lr_factor_;
     e.message = where + ": non-finite loss, step skipped; learning rates x" + std::to_string(lr_factor_);
     ctx_.events->on_event(e);
@@ -41,17 +36,23 @@ bool NonFiniteGuard::accept(double loss, torch::optim::Optimizer& optimizer, std
   return false;
 }
 
-void report_step_loss(const pipeline::BlockContext& ctx, std::int64_t step, std::int64_t total_steps,
-                      std::int64_t iteration, std::int64_t total_iterations, double loss) {
-  const auto every = std::max<std::int64_t>(1, ctx.run->tq_log_every);
-  if (!ctx.events || step % every != 0) return;
+pipeline::RunEvent step_event(pipeline::RunEvent::Kind kind, const pipeline::BlockContext& ctx, std::int64_t step,
+                              std::int64_t total_steps, std::int64_t iteration, std::int64_t total_iterations) {
   pipeline::RunEvent e;
-  e.kind = pipeline::RunEvent::Kind::StepLoss;
+  e.kind = kind;
   e.block = ctx.index;
   e.step = step;
   e.total_steps = total_steps;
   e.iteration = iteration;
   e.total_iterations = total_iterations;
+  return e;
+}
+
+void report_step_loss(const pipeline::BlockContext& ctx, std::int64_t step, std::int64_t total_steps,
+                      std::int64_t iteration, std::int64_t total_iterations, double loss) {
+  const auto every = std::max<std::int64_t>(1, ctx.run->tq_log_every);
+  if (!ctx.events || step % every != 0) return;
+  auto e = step_event(pipeline::RunEvent::Kind::StepLoss, ctx, step, total_steps, iteration, total_iterations);
   e.value = loss;
   e.gpu_memory_bytes = runtime::gpu_memory_in_use_bytes(ctx.device);
   ctx.events->on_event(e);

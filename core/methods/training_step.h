@@ -18,15 +18,17 @@ class NonFiniteGuard {
   // True when `loss` is finite and the step may go on.
   bool accept(double loss, torch::optim::Optimizer& optimizer, std::int64_t step, std::int64_t iteration);
   double lr_factor() const { return lr_factor_; }
-  std::int64_t skipped() const { return skipped_; }
 
  private:
   const pipeline::BlockContext& ctx_;
   std::string method_;
   int in_a_row_ = 0;
   double lr_factor_ = 1.0;
-  std::int64_t skipped_ = 0;
 };
+
+// An event of block ctx.index at an optimisation step (StepLoss, StepSkipped, HardFraction).
+pipeline::RunEvent step_event(pipeline::RunEvent::Kind kind, const pipeline::BlockContext& ctx, std::int64_t step,
+                              std::int64_t total_steps, std::int64_t iteration, std::int64_t total_iterations);
 
 // A StepLoss event (with the GPU memory in use) when step is a multiple of ctx.run->tq_log_every.
 void report_step_loss(const pipeline::BlockContext& ctx, std::int64_t step, std::int64_t total_steps,

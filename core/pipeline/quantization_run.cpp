@@ -79,10 +79,7 @@ RunSummary run_quantization(const RunConfig& config, const std::string& run_dir,
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
   auto log = [&](const std::string& m) {
     logger()->info("{}", m);
-    RunEvent e;
-    e.kind = RunEvent::Kind::Log;
-    e.message = m;
-    events.on_event(e);
+    events.on_event(RunEvent::log(-1, m));
   };
   const auto device = runtime::parse_device(config.device);
   auto model = model::load_model(config.model);
@@ -275,14 +272,23 @@ model::LlamaModel load_run_model(const RunConfig& config, const std::string& mod
 
 }  // namespace
 
-model::LlamaModel load_quantized_model(const std::string& run_dir, RunConfig* config_out) {
+RunManifest read_run_manifest(const std::string& run_dir, bool require_finished) {
   RunDirectory dir(run_dir);
   if (!dir.has_manifest()) throw Error(run_dir + " is not a Tessera run directory (no run.json)");
-  const auto manifest = io::read_json_file(dir.manifest_path());
-  if (!manifest.value("finished", false))
+  RunManifest m;
+  m.json = io::read_json_file(dir.manifest_path());
+  if (!m.json.contains("config")) throw Error(dir.manifest_path() + " is not a run manifest (no \"config\")");
+  if (require_finished && !m.json.value("finished", false))
     throw Error(run_dir + " is an unfinished run; finish it with `tessera quantize --resume` first");
-  const auto config = RunConfig::from_json_text(manifest["config"].dump(), dir.manifest_path());
-  auto model = load_run_model(config, manifest.value("model_sha256", ""), run_dir);
+  m.config = RunConfig::from_json_text(m.json["config"].dump(), dir.manifest_path());
+  return m;
+}
+
+model::LlamaModel load_quantized_model(const std::string& run_dir, RunConfig* config_out) {
+  RunDirectory dir(run_dir);
+  const auto manifest = read_run_manifest(run_dir, /*require_finished=*/true);
+  const auto& config = manifest.config;
+  auto model = load_run_model(config, manifest.json.value("model_sha256", ""), run_dir);
   // One block's codes in memory at a time.
   for (std::int64_t k = 0; k < model.config().num_layers; ++k) {
     const auto q = QuantizedBlock::load(dir.block_path(k), config.weight);

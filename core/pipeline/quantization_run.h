@@ -3,6 +3,8 @@
 // block the FP target (FP block on the FP chain), the method on the block, and the next block's
 // input through the quantized block. After every finished block its codes are written to the run
 // directory, so an interrupted run resumes from the last finished block.
+#include <nlohmann/json.hpp>
+
 #include <string>
 #include <vector>
 
@@ -26,6 +28,14 @@ struct RunSummary {
 
 RunSummary run_quantization(const RunConfig& config, const std::string& run_dir, bool resume,
                             EventSink& events, const StopToken& stop = StopToken());
+
+// A run's run.json and its settings. Throws naming the folder when it holds no run manifest, or,
+// with `require_finished`, when the run is not finished.
+struct RunManifest {
+  nlohmann::json json;
+  RunConfig config;
+};
+RunManifest read_run_manifest(const std::string& run_dir, bool require_finished);
 
 // The fake-quantized model of a finished run: every block Linear = dequantized codes, the method's
 // norms, activation quantization when the run has act bits. Throws if the run is unfinished.

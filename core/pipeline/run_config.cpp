@@ -160,8 +160,7 @@ std::string RunConfig::identity_json() const {
   if (!uses_omniquant) j.erase("omniquant");
   // train_dtype resolved (a run resumed on another device must not mix dtypes); fp32, the only
   // dtype before the setting existed, is left out so that earlier CPU runs keep their identity.
-  const bool bf16 = train_dtype == "bf16" || (train_dtype == "auto" && device.rfind("cuda", 0) == 0);
-  if (method != "tesseraq" || !bf16)
+  if (method != "tesseraq" || !trains_in_bf16(device.rfind("cuda", 0) == 0))
     j.erase("train_dtype");
   else
     j["train_dtype"] = "bf16";

@@ -51,6 +51,8 @@ struct RunConfig {
 
   void validate() const;
   std::int64_t omniquant_epochs() const;   // oq_epochs with "0 = auto" resolved
+  // TesseraQ's matmuls in bf16: train_dtype "bf16", or "auto" on CUDA.
+  bool trains_in_bf16(bool on_cuda) const { return train_dtype == "bf16" || (train_dtype == "auto" && on_cuda); }
   bool omniquant_let() const;              // oq_let resolved
   bool omniquant_aug_loss() const;         // oq_aug_loss resolved
   // The PAR soft fractions of tq_schedule (4.5); throws naming the bad entry.

@@ -157,12 +157,7 @@ class TestQuantization : public QObject {
     auto x = tessera_test::calibration_inputs(model, model_path, corpus, 4, 64);
     auto cfg = small_run(model_path, corpus, "awq");
     cfg.awq_clip = false;
-    pipeline::BlockContext ctx;
-    ctx.config = &model.config();
-    ctx.run = &cfg;
-    ctx.rope = model.rope(64);
-    ctx.inputs_fp = x;
-    ctx.inputs_quant = x;
+    const auto ctx = tessera_test::block0_context(model, cfg, x);
     methods::AwqMethod awq;
     const auto& original = model.weights().blocks[0];
     const auto q = awq.quantize_block(original, ctx);

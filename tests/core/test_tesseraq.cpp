@@ -241,11 +241,7 @@ class TestTesseraq : public QObject {
     cfg.tq_schedule = "0.5,0";
     cfg.tq_steps = 15;
     Collect events;
-    pipeline::BlockContext ctx;
-    ctx.config = &model.config();
-    ctx.run = &cfg;
-    ctx.rope = model.rope(32);
-    ctx.inputs_fp = x;
+    auto ctx = tessera_test::block0_context(model, cfg, x);
     ctx.inputs_quant = poisoned;
     ctx.targets = targets;
     ctx.events = &events;
