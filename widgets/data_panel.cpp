@@ -71,8 +71,6 @@ void DataPanel::browseText(QLineEdit* edit, const QString& title) {
   if (!path.isEmpty()) edit->setText(path);
 }
 
-QString DataPanel::modelPath() const { return model_->text(); }
-QString DataPanel::tokenizerPath() const { return tokenizer_->text(); }
 QString DataPanel::calibPath() const { return calib_->text(); }
 QString DataPanel::evalTextPath() const { return eval_text_->text(); }
 void DataPanel::setModelPath(const QString& path) { model_->setText(path); }

@@ -15,8 +15,6 @@ class DataPanel : public QWidget {
  public:
   explicit DataPanel(QWidget* parent = nullptr);
 
-  QString modelPath() const;
-  QString tokenizerPath() const;  // "" = the one beside the model
   QString calibPath() const;
   QString evalTextPath() const;
   void setModelPath(const QString& path);  // shown only; the owner validated it

@@ -102,13 +102,16 @@ ExportDialog::~ExportDialog() {
 
 int ExportDialog::currentRunId() const { return run_->currentData().toInt(); }
 
+QString ExportDialog::currentRunDir() const {
+  for (const Choice& c : runs_)
+    if (c.run_id == currentRunId()) return c.run_dir;
+  return QString();
+}
+
 void ExportDialog::loadFormats() {
   format_list_->clear();
   formats_.clear();
-  const int id = currentRunId();
-  QString run_dir;
-  for (const Choice& c : runs_)
-    if (c.run_id == id) run_dir = c.run_dir;
+  const QString run_dir = currentRunDir();
   if (run_dir.isEmpty()) return;
   try {
     formats_ = lister_(utf8(run_dir));
@@ -138,9 +141,7 @@ void ExportDialog::loadFormats() {
 }
 
 void ExportDialog::suggestOutputPath() {
-  QString run_dir;
-  for (const Choice& c : runs_)
-    if (c.run_id == currentRunId()) run_dir = c.run_dir;
+  const QString run_dir = currentRunDir();
   if (run_dir.isEmpty()) return;
   const auto* item = format_list_->currentItem();
   const bool one_file = item && item->data(Qt::UserRole).toString().startsWith("gguf-");
@@ -195,9 +196,7 @@ void ExportDialog::setBusy(bool busy) {
 bool ExportDialog::startExport() {
   if (thread_) return false;
   const auto* item = format_list_->currentItem();
-  QString run_dir;
-  for (const Choice& c : runs_)
-    if (c.run_id == currentRunId()) run_dir = c.run_dir;
+  const QString run_dir = currentRunDir();
   if (run_dir.isEmpty() || !item || !(item->flags() & Qt::ItemIsEnabled)) {
     result_->setText(tr("Choose a finished run and an available format."));
     return false;

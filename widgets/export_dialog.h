@@ -67,6 +67,7 @@ class ExportDialog : public QDialog {
   void setBusy(bool busy);
   void finishThread(bool written);  // written: the progress bar ends full
   int currentRunId() const;
+  QString currentRunDir() const;  // "" when no run is chosen
 
   std::vector<Choice> runs_;
   FormatLister lister_;

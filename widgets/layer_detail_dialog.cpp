@@ -110,7 +110,6 @@ LayerDetailDialog::~LayerDetailDialog() {
 }
 
 void LayerDetailDialog::showDetail(const api::LayerDetail& d) {
-  detail_ = d;
   summary_->setText(
       tr("%1 block %2 %3: %4 x %5 weights, %6-bit codes, groups of %7 (%8 per row). "
          "%9 % of the codes differ from plain RTN of the checkpoint's weight%10.")
@@ -145,7 +144,6 @@ void LayerDetailDialog::showDetail(const api::LayerDetail& d) {
 }
 
 void LayerDetailDialog::showError(const QString& message) {
-  error_ = message;
   summary_->setText(tr("Cannot show this layer: %1").arg(message));
   summary_->setStyleSheet("color: #c62828;");
   emit loaded();

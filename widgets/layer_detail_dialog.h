@@ -6,7 +6,6 @@
 #include <QDialog>
 #include <QString>
 #include <cstdint>
-#include <optional>
 
 #include "api/layer_detail.h"
 
@@ -24,11 +23,8 @@ class LayerDetailDialog : public QDialog {
                     QWidget* parent = nullptr);
   ~LayerDetailDialog() override;  // waits for the computation
 
-  const std::optional<api::LayerDetail>& detail() const { return detail_; }
-  QString errorText() const { return error_; }
-
  signals:
-  void loaded();  // detail() or errorText() is set
+  void loaded();  // the plots or the error message are shown
 
  private:
   void showDetail(const api::LayerDetail& d);
@@ -40,8 +36,6 @@ class LayerDetailDialog : public QDialog {
   QCustomPlot* dst_ = nullptr;
   QCustomPlot* codes_ = nullptr;
   QThread* thread_ = nullptr;
-  std::optional<api::LayerDetail> detail_;
-  QString error_;
 };
 
 }  // namespace tessera::widgets

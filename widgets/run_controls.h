@@ -17,7 +17,6 @@ class RunControls : public QWidget {
 
   void setState(State state);
   void setCanStart(bool can_start);  // valid settings and a model
-  State state() const { return state_; }
   QPushButton* startButton() const { return start_; }
 
  signals:

@@ -39,11 +39,6 @@ std::uint64_t RunMetricsStore::revision() const {
   return revision_;
 }
 
-bool RunMetricsStore::contains(int run_id) const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return traces_.count(run_id) != 0;
-}
-
 RunTrace RunMetricsStore::trace(int run_id) const {
   std::lock_guard<std::mutex> lock(mutex_);
   const auto it = traces_.find(run_id);

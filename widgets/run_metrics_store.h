@@ -1,8 +1,8 @@
 #pragma once
 // The live numbers of every run of the session, keyed by run id. The run's worker thread writes
 // through update() under a mutex and never touches a widget; plots poll revision() from their
-// coalescing timers and copy a run's trace only when it changed, so thousands of events a second
-// cost the GUI one repaint per tick.
+// coalescing timers and copy their runs' traces only when some run changed, so thousands of
+// events a second cost the GUI one rebuild per tick.
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -22,7 +22,6 @@ class RunMetricsStore {
   void clear();
 
   std::uint64_t revision() const;  // increases on every change
-  bool contains(int run_id) const;
   RunTrace trace(int run_id) const;  // a copy; empty when unknown
   // The run's progress and how many blocks it finished, without copying its curves (the status bar
   // asks ten times a second).

@@ -147,7 +147,6 @@ bool RunPanel::applyPreset(const QString& name) {
   try {
     setConfig(pipeline::apply_preset(utf8(name), config()));
     logger()->info("preset {} applied", utf8(name));
-    emit presetApplied(name);
     return true;
   } catch (const std::exception& e) {
     logger()->error("cannot apply preset {}: {}", utf8(name), e.what());

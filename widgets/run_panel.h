@@ -42,7 +42,6 @@ class RunPanel : public QWidget {
 
  signals:
   void validityChanged(bool valid);
-  void presetApplied(const QString& name);
 
  private:
   void revalidate();

@@ -33,7 +33,6 @@ class RunPlot : public QCustomPlot {
 
   // The runs to draw, overlaid in this order (the comparison table's selection).
   void setRuns(const std::vector<PlottedRun>& runs);
-  const std::vector<PlottedRun>& runs() const { return runs_; }
   // How many times the plot was rebuilt from the store (for tests of the coalescing).
   int rebuildCount() const { return rebuilds_; }
 

@@ -48,7 +48,6 @@ struct RunProgress {
   std::int64_t step = 0, total_steps = 0;
   std::int64_t iteration = 0, total_iterations = 0;
   double eta_seconds = 0;
-  double elapsed_seconds = 0;
 };
 
 struct RunTrace {

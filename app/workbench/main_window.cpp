@@ -241,10 +241,10 @@ void MainWindow::buildCentralArea() {
   auto* eval_page = new QSplitter(Qt::Vertical);
   eval_page->addWidget(eval_panel_);
   eval_page->addWidget(plot_);
-  left_tabs_ = new QTabWidget;
-  left_tabs_->addTab(run_scroll, tr("Quantize"));
-  left_tabs_->addTab(architecture_, tr("Model"));
-  left_tabs_->addTab(eval_page, tr("Evaluate"));
+  auto* left_tabs = new QTabWidget;
+  left_tabs->addTab(run_scroll, tr("Quantize"));
+  left_tabs->addTab(architecture_, tr("Model"));
+  left_tabs->addTab(eval_page, tr("Evaluate"));
 
   // Right: four plots, then the table beside the heatmap, then the log.
   auto* plots = new QWidget;
@@ -285,7 +285,7 @@ void MainWindow::buildCentralArea() {
   right->setSizes({480, 260, 90});
 
   auto* central = new QSplitter(Qt::Horizontal, this);
-  central->addWidget(left_tabs_);
+  central->addWidget(left_tabs);
   central->addWidget(right);
   central->setStretchFactor(0, 0);
   central->setStretchFactor(1, 1);

@@ -75,8 +75,8 @@ class MainWindow : public QMainWindow {
   bool compareBaselines();   // RTN, AWQ, OmniQuant, TesseraQ with the same settings, evaluated
   void pauseRun();
   void resumeRun();
-  void cancelRun();
-  void cancelQueued();  // marks every queued run cancelled and empties the queue          // also drops the rest of a baseline queue
+  void cancelRun();     // also drops the rest of a baseline queue
+  void cancelQueued();  // marks every queued run cancelled and empties the queue
   // Continues the selected cancelled or failed run from its last finished block.
   bool resumeSelectedRun();
   bool isBusy() const;       // a run, a queue or the reference evaluation is going
@@ -88,7 +88,8 @@ class MainWindow : public QMainWindow {
   bool addRunDirectory(const QString& run_dir);  // an existing run, read from disk
   const std::vector<widgets::SessionRun>& sessionRuns() const { return runs_; }
   double referencePerplexity() const { return reference_ppl_; }
-  // Overlays these runs in the plots (and diffs the first two in the heatmap).
+  // Overlays these runs in the plots (and, for two or more, diffs the last against the first in
+  // the heatmap).
   void selectRuns(const std::vector<int>& ids);
   // Repaints everything from the stores now, without waiting for the timers (screenshots).
   void refreshAll();
@@ -103,7 +104,6 @@ class MainWindow : public QMainWindow {
   widgets::PerplexityPlot* perplexityPlot() const { return plot_; }
   widgets::LogPane* logPane() const { return log_pane_; }
   widgets::RunPanel* runPanel() const { return run_panel_; }
-  widgets::DataPanel* dataPanel() const { return data_panel_; }
   widgets::RunTable* runTable() const { return run_table_; }
   widgets::LayerHeatmap* heatmap() const { return heatmap_; }
   widgets::LossPlot* lossPlot() const { return loss_plot_; }
@@ -169,7 +169,6 @@ class MainWindow : public QMainWindow {
   widgets::LayerHeatmap* heatmap_ = nullptr;
   QComboBox* heatmap_metric_ = nullptr;
   widgets::RunTable* run_table_ = nullptr;
-  QTabWidget* left_tabs_ = nullptr;
   QLabel* status_model_ = nullptr;
   QLabel* status_run_ = nullptr;
   QProgressBar* status_progress_ = nullptr;

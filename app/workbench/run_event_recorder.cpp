@@ -41,7 +41,6 @@ void RunEventRecorder::sampleMemory(widgets::RunTrace& t, bool force) {
 void RunEventRecorder::setPhase(const std::string& phase) {
   store_->update(run_id_, [&](widgets::RunTrace& t) {
     t.progress.phase = phase;
-    t.progress.elapsed_seconds = elapsedSeconds();
     sampleMemory(t, true);
   });
 }
@@ -54,7 +53,6 @@ void RunEventRecorder::on_event(const RunEvent& e) {
   }
   store_->update(run_id_, [&](widgets::RunTrace& t) {
     auto& p = t.progress;
-    p.elapsed_seconds = elapsedSeconds();
     switch (e.kind) {
       case RunEvent::Kind::RunStarted:
         p.phase = "quantizing";

@@ -1,8 +1,8 @@
 #pragma once
 // The EventSink a run's worker thread reports to: it turns the core's RunEvents into the run's
 // trace in the RunMetricsStore (step losses on the block axis, hardening, block losses, layer
-// statistics, progress and ETA) and samples memory at most every 100 ms (resident memory of the
-// process, and the memory allocated on the run's GPU). Method messages go to the log. Called only
+// statistics, progress and ETA) and samples memory (resident memory of the process, and the memory
+// allocated on the run's GPU) at most every 100 ms during step losses and at every other event. Method messages go to the log. Called only
 // on the worker thread; the store does the locking.
 #include <chrono>
 #include <memory>

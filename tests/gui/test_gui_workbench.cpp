@@ -306,7 +306,7 @@ void TestGuiWorkbench::windowSavesAndReopensSession() {
   QCOMPARE(second.sessionRuns()[1].name, s.runs[1].name);
   QCOMPARE(second.sessionRuns()[1].perplexity, 40.4);
   QCOMPARE(second.runMetrics()->trace(3).layers.size(), std::size_t{14});
-  // A damaged file leaves the window as it was, with the reason in the log.
+  // A session file that cannot be read leaves the window as it was, with the reason in the log.
   QVERIFY(!second.openSessionFrom(dir + "/missing.tessera-session"));
   QCOMPARE(second.sessionRuns().size(), std::size_t{2});
 
