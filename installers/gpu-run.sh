@@ -12,7 +12,11 @@
 #    stories260K ($OUT/table.md, $OUT/table_runs.log; TABLE_STEPS, TABLE_JOBS)
 # 7. nvidia-smi; everything else this script prints goes to $OUT/run.log
 # 7b. full_run: one TesseraQ run with the full paper20 x 250 schedule on stories260K ($OUT/full_run.json)
-# SKIP="ctest bench ..." leaves steps out (at most 8 files come back from a call).
+# 8. worker: the CUDA build's `tessera worker` driven as the workbench drives it
+#    (installers/gpu-worker-jobs.py: devices, TesseraQ on stories260K and TinyStories-656K;
+#    $OUT/worker-stream.jsonl, $OUT/worker-stderr.log, $OUT/gpu-run/{run.json,events.jsonl})
+# SKIP="ctest bench ..." leaves steps out (at most 8 files come back from a call); CTEST_ARGS
+# passes options to ctest (e.g. "-R worker").
 # Each step runs even when an earlier one failed; a summary table comes last. Every step has a time
 # limit so that the whole run ends inside TOTAL_BUDGET seconds (default 560). Without $OUT (a run
 # elsewhere) the files go to gpu-out/. Exit status: the number of failed steps.
@@ -73,7 +77,9 @@ step_build() {
 step_ctest() {
   if [ ! -f "$BUILD_DIR/CTestTestfile.cmake" ]; then echo "no build-gpu/CTestTestfile.cmake: nothing to test"; return 20; fi
   # The engine readers' numpy may be missing there (no apt): their test then skips, saying so.
-  TESSERA_ALLOW_NO_NUMPY=1 ctest --test-dir "$BUILD_DIR" --output-on-failure --timeout 240 > "$RESULTS/ctest.log" 2>&1
+  # shellcheck disable=SC2086
+  TESSERA_ALLOW_NO_NUMPY=1 ctest --test-dir "$BUILD_DIR" --output-on-failure --timeout 240 ${CTEST_ARGS:-} \
+    > "$RESULTS/ctest.log" 2>&1
   local rc=$?
   grep -E 'Test +#|tests passed|tests failed|The following tests|Failed|Timeout|Not Run' "$RESULTS/ctest.log" | tail -n 40
   return "$rc"
@@ -137,10 +143,15 @@ step_full_run() {  # one TesseraQ run with the paper's full schedule (20 x 250 s
   return "$rc"
 }
 
+step_worker() {
+  python3 "$ROOT/installers/gpu-worker-jobs.py" "$BUILD_DIR/app/tessera" "$DEPS/data" "$RESULTS"
+}
+
 skipped() { case " ${SKIP:-} " in *" $1 "*) record "$1" "skipped (SKIP)" 0 "-"; return 0 ;; esac; return 1; }
 
 export ROOT RESULTS BUILD_DIR DEPS TABLE_BITS TABLE_ONLY OQ_EPOCHS
-export -f step_build step_ctest step_bench step_reference step_eval step_quant step_tesseraq_bench step_table step_full_run
+export -f step_build step_ctest step_bench step_reference step_eval step_quant step_tesseraq_bench step_table step_full_run \
+  step_worker
 
 main() {
   banner "tessera gpu-run in $ROOT, results in $RESULTS"
@@ -176,6 +187,7 @@ main() {
     ( t0=$(date +%s); timeout "$(limit 560)" bash -c step_full_run > "$RESULTS/full_run.log" 2>&1; echo "full_run rc=$? $(( $(date +%s) - t0 )) s" >> "$RESULTS/full_run.log" ) &
     full_pid=$!
   fi
+  skipped worker || run_step worker "worker-stream.jsonl gpu-run/" 240 step_worker
   skipped ctest || run_step ctest "ctest.log" 300 step_ctest
   skipped bench || run_step bench "bench.log bench.json" 150 step_bench
   skipped tesseraq_bench || run_step tesseraq_bench "tesseraq_bench.log .json" 200 step_tesseraq_bench

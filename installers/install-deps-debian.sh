@@ -10,6 +10,8 @@ PACKAGES=(
   libsentencepiece-dev libpcre2-dev
   qt6-base-dev libqcustomplot-dev libqcustomplot2.1-qt6 libgl-dev
   xvfb xauth
+  # The SSH worker test starts its own sshd on 127.0.0.1 (no change to the system's ssh setup).
+  openssh-server openssh-client
   python3 python3-numpy
   # Qt's offscreen platform (GUI tests, --screenshot) draws text with fontconfig's fonts.
   fonts-dejavu-core

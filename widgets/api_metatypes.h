@@ -3,7 +3,7 @@
 // (which stores arguments in QVariants).
 #include <QMetaType>
 
-#include "api/model_jobs.h"
+#include "api/job_types.h"
 
 Q_DECLARE_METATYPE(tessera::api::ModelSummary)
 Q_DECLARE_METATYPE(tessera::api::EvalRequest)

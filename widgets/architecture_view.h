@@ -5,7 +5,7 @@
 #include <QString>
 #include <QTreeWidget>
 
-#include "api/model_jobs.h"
+#include "api/job_types.h"
 
 namespace tessera::widgets {
 

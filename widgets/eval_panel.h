@@ -4,7 +4,7 @@
 // owner (MainWindow) starts and stops the job when runRequested/cancelRequested fire.
 #include <QWidget>
 
-#include "api/model_jobs.h"
+#include "api/job_types.h"
 
 class QComboBox;
 class QLabel;

@@ -11,11 +11,11 @@
 #include <QProgressBar>
 #include <QPushButton>
 #include <QScrollArea>
-#include <QThread>
 #include <QVBoxLayout>
 
+#include "protocol/worker_protocol.h"
 #include "run_table.h"
-#include "util/error.h"
+#include "worker_job.h"
 
 namespace tessera::widgets {
 
@@ -23,10 +23,14 @@ namespace {
 std::string utf8(const QString& s) { return s.toUtf8().toStdString(); }
 }
 
-ExportDialog::ExportDialog(const std::vector<Choice>& runs, int preselected_run, QWidget* parent,
-                           FormatLister lister)
-    : QDialog(parent), runs_(runs), lister_(std::move(lister)) {
+ExportDialog::ExportDialog(const std::vector<Choice>& runs, int preselected_run, const WorkerEndpoint& worker,
+                           QWidget* parent, FormatLister lister)
+    : QDialog(parent), runs_(runs), worker_(worker), lister_(std::move(lister)) {
   qRegisterMetaType<api::ExportResult>();
+  if (!lister_)
+    lister_ = [this](const std::string& run_dir) {
+      return protocol::export_formats_from_json(WorkerJob::runToEnd(worker_, "export_formats", {{"run_dir", run_dir}}));
+    };
   setWindowTitle(tr("Export a finished run"));
   run_ = new QComboBox;
   for (const Choice& c : runs_) run_->addItem(c.name, c.run_id);
@@ -91,13 +95,6 @@ ExportDialog::ExportDialog(const std::vector<Choice>& runs, int preselected_run,
   run_->setCurrentIndex(index >= 0 ? index : 0);
   loadFormats();
   setBusy(false);
-}
-
-ExportDialog::~ExportDialog() {
-  if (!thread_) return;
-  stop_.request_stop();
-  thread_->wait();
-  delete thread_;
 }
 
 int ExportDialog::currentRunId() const { return run_->currentData().toInt(); }
@@ -194,7 +191,7 @@ void ExportDialog::setBusy(bool busy) {
 }
 
 bool ExportDialog::startExport() {
-  if (thread_) return false;
+  if (job_) return false;
   const auto* item = format_list_->currentItem();
   const QString run_dir = currentRunDir();
   if (run_dir.isEmpty() || !item || !(item->flags() & Qt::ItemIsEnabled)) {
@@ -210,86 +207,72 @@ bool ExportDialog::startExport() {
   request.out = utf8(path_->text().trimmed());
   request.format = utf8(item->data(Qt::UserRole).toString());
   request.dtype = utf8(dtype_->currentText());
-  stop_ = StopToken();
-  const StopToken stop = stop_;
   const int id = currentRunId();
   result_->setStyleSheet(QString());
   result_->setText(QString());
   progress_->setRange(0, 0);  // busy until the first progress report
   stage_->setText(tr("Starting..."));
   setBusy(true);
-  thread_ = QThread::create([this, request, stop, id] {
-    auto post = [this](auto fn) { QMetaObject::invokeMethod(this, std::move(fn), Qt::QueuedConnection); };
-    try {
-      const api::ExportResult r = api::export_run(
-          request,
-          [&](const api::ExportProgress& p) {
-            post([this, p] {
-              progress_->setRange(0, static_cast<int>(std::max<std::int64_t>(1, p.total)));
-              progress_->setValue(static_cast<int>(p.done));
-              stage_->setText(QString::fromStdString(p.stage));
-            });
-          },
-          stop);
-      post([this, id, r] {
-        finishThread(/*written=*/true);
-        QString text = tr("Written %1 (%2).\nSelf-check: %3")
-                           .arg(QString::fromStdString(r.path), formatBytes(static_cast<double>(r.bytes)),
-                                QString::fromStdString(r.self_check));
-        // Notes first: they change what the export is; the list of float layers can be long.
-        for (const auto& w : r.warnings) text += tr("\nNote: %1").arg(QString::fromStdString(w));
-        if (!r.not_converted.empty()) {
-          QStringList layers;
-          for (const auto& l : r.not_converted) layers << QString::fromStdString(l);
-          // Each entry is "layer: why the format cannot hold it".
-          text += tr("\nNot converted (written as dequantized floats):\n%1").arg(layers.join("\n"));
-        }
-        result_->setText(text);
-        result_->setStyleSheet("color: #2e7d32;");
-        stage_->setText(tr("Done"));
-        emit exported(id, r);
-      });
-    } catch (const Cancelled&) {
-      post([this, id] {
-        finishThread(/*written=*/false);
-        result_->setText(tr("Cancelled: nothing was written."));
-        stage_->setText(QString());
-        emit exportCancelled(id);
-      });
-    } catch (const std::exception& e) {
-      const QString message = QString::fromStdString(e.what());
-      post([this, id, message] {
-        finishThread(/*written=*/false);
-        result_->setText(tr("Export failed: %1\nNothing was left at the output path. Check the path and the "
-                            "free space, or choose another format.").arg(message));
-        result_->setStyleSheet("color: #c62828;");
-        stage_->setText(QString());
-        emit exportFailed(id, message);
-      });
-    }
+  job_ = new WorkerJob(worker_, "export", {{"request", protocol::to_json(request)}}, this);
+  connect(job_, &WorkerJob::progress, this, [this](const QString& stage, qint64 done, qint64 total, double) {
+    progress_->setRange(0, static_cast<int>(std::max<qint64>(1, total)));
+    progress_->setValue(static_cast<int>(done));
+    stage_->setText(stage);
   });
-  thread_->start();
+  connect(job_, &WorkerJob::succeeded, this, [this, id](const protocol::Json& json) {
+    finishJob(/*written=*/true);
+    const api::ExportResult r = protocol::export_result_from_json(json);
+    QString text = tr("Written %1 (%2).\nSelf-check: %3")
+                       .arg(QString::fromStdString(r.path), formatBytes(static_cast<double>(r.bytes)),
+                            QString::fromStdString(r.self_check));
+    // Notes first: they change what the export is; the list of float layers can be long.
+    for (const auto& w : r.warnings) text += tr("\nNote: %1").arg(QString::fromStdString(w));
+    if (!r.not_converted.empty()) {
+      QStringList layers;
+      for (const auto& l : r.not_converted) layers << QString::fromStdString(l);
+      // Each entry is "layer: why the format cannot hold it".
+      text += tr("\nNot converted (written as dequantized floats):\n%1").arg(layers.join("\n"));
+    }
+    result_->setText(text);
+    result_->setStyleSheet("color: #2e7d32;");
+    stage_->setText(tr("Done"));
+    emit exported(id, r);
+  });
+  connect(job_, &WorkerJob::cancelled, this, [this, id] {
+    finishJob(/*written=*/false);
+    result_->setText(tr("Cancelled: nothing was written."));
+    stage_->setText(QString());
+    emit exportCancelled(id);
+  });
+  connect(job_, &WorkerJob::failed, this, [this, id](const QString& message) {
+    finishJob(/*written=*/false);
+    result_->setText(tr("Export failed: %1\nNothing was left at the output path. Check the path and the "
+                        "free space, or choose another format.").arg(message));
+    result_->setStyleSheet("color: #c62828;");
+    stage_->setText(QString());
+    emit exportFailed(id, message);
+  });
+  job_->start();
   return true;
 }
 
 void ExportDialog::cancelExport() {
-  if (thread_) {
-    stop_.request_stop();
+  if (job_) {
+    job_->cancel();
     stage_->setText(tr("Cancelling..."));
   }
 }
 
-void ExportDialog::finishThread(bool written) {
-  thread_->wait();
-  delete thread_;
-  thread_ = nullptr;
+void ExportDialog::finishJob(bool written) {
+  job_->release();  // deleted once its worker has exited
+  job_ = nullptr;
   progress_->setRange(0, 1);
   progress_->setValue(written ? 1 : 0);
   setBusy(false);
 }
 
 void ExportDialog::reject() {
-  if (thread_) {
+  if (job_) {
     cancelExport();
     return;  // closes once cancelled; the user sees "Cancelled: nothing was written"
   }

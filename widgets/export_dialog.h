@@ -1,7 +1,7 @@
 #pragma once
-// Export of a finished run: choose the run, a format (the list api::export_formats_for_run
-// returns for that run; formats that cannot hold it exactly are greyed out with the reason), the
-// dtype and the output path; Export runs api::export_run on a worker thread with a progress bar,
+// Export of a finished run: choose the run, a format (the list the run's worker returns for that
+// run; formats that cannot hold it exactly are greyed out with the reason), the dtype and the
+// output path (on the worker's host); Export runs an "export" job in a worker with a progress bar,
 // Cancel stops it (the core writes to a temporary path and renames only on success, so nothing is
 // left behind), and the self-check result, size and unconverted layers are shown when it ends.
 #include <QDialog>
@@ -9,8 +9,8 @@
 #include <functional>
 #include <vector>
 
-#include "api/export_jobs.h"
-#include "util/stop_token.h"
+#include "api/job_types.h"
+#include "worker_endpoint.h"
 
 class QComboBox;
 class QLabel;
@@ -18,9 +18,10 @@ class QLineEdit;
 class QListWidget;
 class QProgressBar;
 class QPushButton;
-class QThread;
 
 namespace tessera::widgets {
+
+class WorkerJob;
 
 class ExportDialog : public QDialog {
   Q_OBJECT
@@ -31,12 +32,11 @@ class ExportDialog : public QDialog {
     QString name, run_dir;
   };
 
-  // Lists the formats for a run directory; api::export_formats_for_run unless a test injects one.
+  // Lists the formats for a run directory: the worker's "export_formats" unless a test injects one.
   using FormatLister = std::function<std::vector<api::ExportFormatInfo>(const std::string& run_dir)>;
 
-  ExportDialog(const std::vector<Choice>& runs, int preselected_run, QWidget* parent = nullptr,
-               FormatLister lister = api::export_formats_for_run);
-  ~ExportDialog() override;  // cancels and waits for a running export
+  ExportDialog(const std::vector<Choice>& runs, int preselected_run, const WorkerEndpoint& worker,
+               QWidget* parent = nullptr, FormatLister lister = {});
 
   // For tests and scripts.
   bool selectRun(int run_id);
@@ -44,7 +44,7 @@ class ExportDialog : public QDialog {
   bool selectFormat(const QString& id);  // false when missing or greyed out
   bool isFormatAvailable(const QString& id) const;
   QString formatReason(const QString& id) const;
-  bool isExporting() const { return thread_ != nullptr; }
+  bool isExporting() const { return job_ != nullptr; }
   QString resultText() const;
 
  public slots:
@@ -65,11 +65,12 @@ class ExportDialog : public QDialog {
   // output field, unless the user typed a path of their own there.
   void suggestOutputPath();
   void setBusy(bool busy);
-  void finishThread(bool written);  // written: the progress bar ends full
+  void finishJob(bool written);  // written: the progress bar ends full
   int currentRunId() const;
   QString currentRunDir() const;  // "" when no run is chosen
 
   std::vector<Choice> runs_;
+  WorkerEndpoint worker_;
   FormatLister lister_;
   std::vector<api::ExportFormatInfo> formats_;
   QComboBox* run_ = nullptr;
@@ -83,8 +84,7 @@ class ExportDialog : public QDialog {
   QPushButton* export_ = nullptr;
   QPushButton* cancel_ = nullptr;
   QPushButton* close_ = nullptr;
-  QThread* thread_ = nullptr;
-  StopToken stop_;
+  WorkerJob* job_ = nullptr;  // the running export
   QString suggested_path_;  // the last suggestion suggestOutputPath put in path_
 };
 

@@ -2,11 +2,13 @@
 
 #include <QGridLayout>
 #include <QLabel>
-#include <QThread>
 #include <QVBoxLayout>
 #include <algorithm>
 #include <cmath>
 #include <qcustomplot.h>
+
+#include "protocol/worker_protocol.h"
+#include "worker_job.h"
 
 namespace tessera::widgets {
 
@@ -71,7 +73,7 @@ void placeholder(QCustomPlot* plot, const QString& text) {
 }  // namespace
 
 LayerDetailDialog::LayerDetailDialog(const QString& run_name, const QString& run_dir, std::int64_t block,
-                                     const QString& layer, QWidget* parent)
+                                     const QString& layer, const WorkerEndpoint& worker, QWidget* parent)
     : QDialog(parent) {
   setWindowTitle(tr("%1: block %2 %3").arg(run_name).arg(block).arg(layer));
   summary_ = new QLabel(tr("Reading block %1 of %2 and the checkpoint...").arg(block).arg(run_dir));
@@ -90,23 +92,18 @@ LayerDetailDialog::LayerDetailDialog(const QString& run_name, const QString& run
   layout->addLayout(grid, 1);
   resize(900, 640);
 
-  const std::string dir = run_dir.toUtf8().toStdString(), name = layer.toUtf8().toStdString();
-  thread_ = QThread::create([this, dir, block, name] {
-    auto post = [this](auto fn) { QMetaObject::invokeMethod(this, std::move(fn), Qt::QueuedConnection); };
+  // The job belongs to the dialog: closing it ends the worker.
+  auto* job = new WorkerJob(worker, "layer_detail",
+                            {{"run_dir", run_dir.toStdString()}, {"block", block}, {"layer", layer.toStdString()}}, this);
+  connect(job, &WorkerJob::succeeded, this, [this](const protocol::Json& result) {
     try {
-      const api::LayerDetail d = api::layer_detail(dir, block, name);
-      post([this, d] { showDetail(d); });
+      showDetail(protocol::layer_detail_from_json(result));
     } catch (const std::exception& e) {
-      const QString message = QString::fromStdString(e.what());
-      post([this, message] { showError(message); });
+      showError(QString::fromStdString(e.what()));
     }
   });
-  thread_->start();
-}
-
-LayerDetailDialog::~LayerDetailDialog() {
-  thread_->wait();
-  delete thread_;
+  connect(job, &WorkerJob::failed, this, &LayerDetailDialog::showError);
+  job->start();
 }
 
 void LayerDetailDialog::showDetail(const api::LayerDetail& d) {

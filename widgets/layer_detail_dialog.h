@@ -1,17 +1,17 @@
 #pragma once
 // The detail of one quantized Linear (a heatmap click): histograms of its code changes against
 // plain RTN, of its per-group scale changes against RTN, of TesseraQ's DST factors, and of its
-// codes. The numbers come from api::layer_detail, computed on a worker thread because it reads
-// the model checkpoint.
+// codes. The numbers come from a "layer_detail" request to the run's worker (it reads the run and
+// the model checkpoint where the run lives).
 #include <QDialog>
 #include <QString>
 #include <cstdint>
 
-#include "api/layer_detail.h"
+#include "api/job_types.h"
+#include "worker_endpoint.h"
 
 class QLabel;
 class QCustomPlot;
-class QThread;
 
 namespace tessera::widgets {
 
@@ -20,8 +20,7 @@ class LayerDetailDialog : public QDialog {
 
  public:
   LayerDetailDialog(const QString& run_name, const QString& run_dir, std::int64_t block, const QString& layer,
-                    QWidget* parent = nullptr);
-  ~LayerDetailDialog() override;  // waits for the computation
+                    const WorkerEndpoint& worker, QWidget* parent = nullptr);
 
  signals:
   void loaded();  // the plots or the error message are shown
@@ -35,7 +34,6 @@ class LayerDetailDialog : public QDialog {
   QCustomPlot* scales_ = nullptr;
   QCustomPlot* dst_ = nullptr;
   QCustomPlot* codes_ = nullptr;
-  QThread* thread_ = nullptr;
 };
 
 }  // namespace tessera::widgets

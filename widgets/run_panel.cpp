@@ -274,4 +274,14 @@ void RunPanel::revalidate() {
   emit validityChanged(error_.isEmpty());
 }
 
+void RunPanel::setDevices(const QStringList& ids) {
+  if (ids.isEmpty()) return;
+  const QString current = device_->currentText();
+  const QSignalBlocker block(device_);
+  device_->clear();
+  device_->addItems(ids);
+  device_->setCurrentText(ids.contains(current) ? current : ids.front());
+  revalidate();
+}
+
 }  // namespace tessera::widgets

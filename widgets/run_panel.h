@@ -31,6 +31,8 @@ class RunPanel : public QWidget {
   // validationError() says which.
   pipeline::RunConfig config() const;
   void setConfig(const pipeline::RunConfig& config);  // paths are not taken over
+  // The devices the worker reports ("cpu", "cuda:0", ...); the current choice stays when listed.
+  void setDevices(const QStringList& ids);
   // "" when the settings are valid, else the reason (the same text as under the form).
   QString validationError() const { return error_; }
   bool isValid() const { return error_.isEmpty(); }

@@ -99,6 +99,7 @@ void saveSession(const QString& path, const Session& session) {
                          {"calib", session.calib},
                          {"eval_text", session.eval_text},
                          {"reference_perplexity", session.reference_perplexity},
+                         {"worker", session.worker.toJson()},
                          {"runs", runs}};
   // QSaveFile writes beside the target and renames on commit: an interrupted save keeps the old file.
   QSaveFile file(path);
@@ -123,6 +124,7 @@ Session loadSession(const QString& path) {
   s.calib = root["calib"].toString();
   s.eval_text = root["eval_text"].toString();
   s.reference_perplexity = root["reference_perplexity"].toDouble();
+  s.worker = WorkerEndpoint::fromJson(root["worker"].toObject());  // absent in older files: this machine
   for (const auto& v : root["runs"].toArray()) {
     const QJsonObject o = v.toObject();
     SessionRun r;

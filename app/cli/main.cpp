@@ -13,6 +13,7 @@
 #include "api/model_jobs.h"
 #include "api/quantize_jobs.h"
 #include "cli/cli_options.h"
+#include "cli/worker.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/version.h"
@@ -67,6 +68,8 @@ commands:
   export    --run DIR --formats [--json]   the formats, and why each cannot hold this run
   convert   --model P [--tokenizer P] --out DIR [--dtype fp32|fp16|bf16] [--force]
             write a Hugging Face folder (config.json + model.safetensors) atomically
+  worker    serve the workbench's jobs as JSON lines on stdin/stdout (docs/worker-protocol.md);
+            the workbench starts it on this machine or over SSH
 
 The tokenizer defaults to the one beside the model (tokenizer.json, tokenizer.model, tokenizer.bin
 or tok*.bin).
@@ -371,6 +374,10 @@ int main(int argc, char** argv) {
                                 flags_with({"sym", "resume"})));
     if (command == "export")
       return run_export(parse({"run", "out", "format", "dtype"}, flags_with({"force", "formats"})));
+    if (command == "worker") {
+      parse({}, {});  // takes no options
+      return tessera::cli::run_worker();
+    }
     if (command == "convert")
       return run_convert(parse({"model", "tokenizer", "out", "dtype"}, flags_with({"force"})));
     std::cerr << "error: unknown command \"" << command << "\" (see tessera --help)\n";

@@ -1,11 +1,8 @@
 #include "eval_controller.h"
 
-#include <QMetaObject>
-#include <QThread>
-#include <exception>
-
 #include "perplexity_plot.h"
-#include "util/error.h"
+#include "protocol/worker_protocol.h"
+#include "worker_job.h"
 
 namespace tessera::workbench {
 
@@ -16,70 +13,48 @@ EvalController::EvalController(std::shared_ptr<widgets::MetricsStore> store, QOb
   qRegisterMetaType<api::EvalProgress>();
 }
 
-EvalController::~EvalController() {
-  if (!thread_) return;
-  // Queued results still in flight are dropped with this object (Qt removes its posted events).
-  stop_.request_stop();
-  thread_->wait();
-  delete thread_;
-}
+EvalController::~EvalController() { delete job_; }  // the job's destructor ends its worker
 
 bool EvalController::start(const api::EvalRequest& request) {
-  if (thread_) return false;
-  stop_ = StopToken();  // a token stays triggered once stopped; every run gets a fresh one
+  if (job_) return false;
   if (store_) store_->clear();
-
-  // The worker gets copies of everything it needs, never a widget. It reports back by posting
-  // lambdas to this object's thread; QObject::~QObject discards those not yet run, and the
-  // destructor joins the worker first, so `this` outlives every post.
-  const StopToken stop = stop_;
-  const std::shared_ptr<widgets::MetricsStore> store = store_;
-  thread_ = QThread::create([this, request, stop, store] {
-    auto post = [this](auto fn) { QMetaObject::invokeMethod(this, std::move(fn), Qt::QueuedConnection); };
-    try {
-      const api::EvalReport report = api::evaluate_perplexity(
-          request,
-          [&](const api::EvalProgress& p) {
-            if (store && p.stage == "evaluating")
-              store->append(widgets::PerplexityPlot::kSeries, static_cast<double>(p.windows_done),
-                            p.running_perplexity);
-            post([this, p] { emit progress(p); });
-          },
-          stop);
-      post([this, report] {
-        finishRun();
-        emit finished(report);
-      });
-    } catch (const Cancelled&) {
-      post([this] {
-        finishRun();
-        emit cancelled();
-      });
-    } catch (const std::exception& e) {
-      // tessera::Error carries a message meant for the user; anything else (a libtorch error) is
-      // shown as-is rather than taking the application down.
-      const QString message = QString::fromStdString(e.what());
-      post([this, message] {
-        finishRun();
-        emit failed(message);
-      });
-    }
+  job_ = new widgets::WorkerJob(endpoint_, "evaluate", {{"request", protocol::to_json(request)}}, this);
+  connect(job_, &widgets::WorkerJob::progress, this,
+          [this](const QString& stage, qint64 done, qint64 total, double value) {
+            api::EvalProgress p;
+            p.stage = stage.toStdString();
+            p.windows_done = done;
+            p.windows_total = total;
+            p.running_perplexity = value;
+            if (store_ && p.stage == "evaluating")
+              store_->append(widgets::PerplexityPlot::kSeries, static_cast<double>(done), value);
+            emit progress(p);
+          });
+  connect(job_, &widgets::WorkerJob::succeeded, this, [this](const protocol::Json& result) {
+    const api::EvalReport report = protocol::eval_report_from_json(result);
+    finishRun();
+    emit finished(report);
   });
-  thread_->setObjectName("tessera-eval");
-  thread_->start();
+  connect(job_, &widgets::WorkerJob::failed, this, [this](const QString& message) {
+    finishRun();
+    emit failed(message);
+  });
+  connect(job_, &widgets::WorkerJob::cancelled, this, [this] {
+    finishRun();
+    emit cancelled();
+  });
+  job_->start();
   emit started();
   return true;
 }
 
 void EvalController::cancel() {
-  if (thread_) stop_.request_stop();
+  if (job_) job_->cancel();
 }
 
 void EvalController::finishRun() {
-  // The worker posted its last event just before returning, so this wait is momentary.
-  thread_->wait();
-  delete thread_;
-  thread_ = nullptr;
+  job_->release();  // deleted once its worker has exited
+  job_ = nullptr;
 }
 
 }  // namespace tessera::workbench

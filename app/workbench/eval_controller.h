@@ -1,20 +1,21 @@
 #pragma once
-// Runs tessera::api::evaluate_perplexity on a worker thread. Whatever the worker reports reaches
-// the GUI thread as queued signals; the worker itself touches no QObject but this controller's
-// event queue and the (mutex-protected) MetricsStore.
+// Runs a perplexity evaluation in a `tessera worker` process (widgets::WorkerJob), on this machine
+// or over SSH; its progress reaches the GUI thread as signals and the running perplexity goes into
+// the MetricsStore for the plot.
 //
-// Every start() ends in exactly one of finished(), failed() or cancelled(), emitted on the
-// controller's (GUI) thread after the worker has returned, so a slot may start the next run.
+// Every start() ends in exactly one of finished(), failed() or cancelled(), after which a slot may
+// start the next run.
 #include <QObject>
 #include <QString>
 #include <memory>
 
-#include "api/model_jobs.h"
 #include "api_metatypes.h"
 #include "metrics_store.h"
-#include "util/stop_token.h"
+#include "worker_endpoint.h"
 
-class QThread;
+namespace tessera::widgets {
+class WorkerJob;
+}
 
 namespace tessera::workbench {
 
@@ -26,9 +27,10 @@ class EvalController : public QObject {
   // store is cleared at each start. `store` may be null.
   explicit EvalController(std::shared_ptr<widgets::MetricsStore> store = nullptr,
                           QObject* parent = nullptr);
-  ~EvalController() override;  // cancels a running evaluation and waits for it
+  ~EvalController() override;  // cancels a running evaluation and ends its worker
 
-  bool isRunning() const { return thread_ != nullptr; }
+  void setWorker(const widgets::WorkerEndpoint& endpoint) { endpoint_ = endpoint; }
+  bool isRunning() const { return job_ != nullptr; }
 
  public slots:
   // Returns false (and does nothing) while a run is in progress.
@@ -47,8 +49,8 @@ class EvalController : public QObject {
   void finishRun();
 
   std::shared_ptr<widgets::MetricsStore> store_;
-  QThread* thread_ = nullptr;
-  StopToken stop_;
+  widgets::WorkerEndpoint endpoint_;
+  widgets::WorkerJob* job_ = nullptr;
 };
 
 }  // namespace tessera::workbench

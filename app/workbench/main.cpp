@@ -14,7 +14,6 @@
 #include <memory>
 #include <vector>
 
-#include "api/model_jobs.h"
 #include "eval_controller.h"
 #include "main_window.h"
 #include "export_dialog.h"
@@ -25,6 +24,7 @@
 #include "run_panel.h"
 #include "util/log.h"
 #include "util/version.h"
+#include "worker_endpoint.h"
 
 using tessera::workbench::EvalController;
 using tessera::workbench::MainWindow;
@@ -173,8 +173,11 @@ int main(int argc, char** argv) {
   const QCommandLineOption session_opt("save-session", "With --demo: save the session to FILE when the comparison ends.", "FILE");
   const QCommandLineOption detail_opt("detail-screenshot", "With --demo: also render a layer detail dialog (TesseraQ, block 1 gate_proj) to FILE.", "FILE");
   const QCommandLineOption paused_opt("paused-screenshot", "With --demo: pause the TesseraQ run after two blocks, render the window to FILE and resume.", "FILE");
+  const QCommandLineOption worker_opt("worker", "The tessera program that runs the jobs (default: the one beside the workbench); with --ssh, its path on the remote host.", "PATH");
+  const QCommandLineOption ssh_opt("ssh", "Run the jobs on another host through this ssh command line, e.g. \"ssh -p 2222 me@gpu-server\".", "CMD");
+  const QCommandLineOption add_run_opt("add-run", "Add this run directory (on the worker's host) to the session and follow it live while it is written; with --screenshot, the shot is taken once it is read.", "DIR");
   parser.addOptions({model_opt, tokenizer_opt, text_opt, run_opt, shot_opt, demo_opt, runs_opt, size_opt, session_opt,
-                     detail_opt, paused_opt});
+                     detail_opt, paused_opt, worker_opt, ssh_opt, add_run_opt});
   parser.process(app);
 
   const QString screenshot = parser.value(shot_opt);
@@ -183,11 +186,21 @@ int main(int argc, char** argv) {
   const QString platform = QGuiApplication::platformName();
   const bool headless = !screenshot.isEmpty() || platform == "offscreen" || platform == "minimal";
 
-  tessera::api::initialize_runtime(/*reserved_cores=*/1);
   MainWindow window;  // hooks the log pane into tessera::logger(), so log after this
   window.setDialogsEnabled(!headless);
   tessera::logger()->info("Tessera Workbench {} (Qt {}, {} platform)", tessera::kVersion, qVersion(),
                           platform.toStdString());
+
+  if (parser.isSet(worker_opt) || parser.isSet(ssh_opt)) {
+    tessera::widgets::WorkerEndpoint worker;
+    worker.kind = parser.isSet(ssh_opt) ? tessera::widgets::WorkerEndpoint::Kind::Ssh
+                                        : tessera::widgets::WorkerEndpoint::Kind::Local;
+    worker.program = parser.value(worker_opt);
+    worker.ssh_command = parser.value(ssh_opt);
+    window.setWorker(worker);
+  } else {
+    window.refreshDevices();
+  }
 
   bool opened = true;
   const bool explicit_session = parser.isSet(model_opt) || parser.isSet(tokenizer_opt) || parser.isSet(text_opt);
@@ -240,6 +253,25 @@ int main(int argc, char** argv) {
       if (!start_demo(window, root) && !screenshot.isEmpty()) take_screenshot_and_quit(window, screenshot, 1);
     });
     return app.exec();
+  }
+
+  if (parser.isSet(add_run_opt)) {
+    opened = window.addRunDirectory(parser.value(add_run_opt)) && opened;
+    if (!screenshot.isEmpty()) {
+      // The shot once the run's events are replayed (or it has ended while being followed).
+      auto* poll = new QTimer(&window);
+      poll->setInterval(100);
+      QObject::connect(poll, &QTimer::timeout, &window, [&window, poll, screenshot, opened] {
+        if (window.isFollowingRuns()) return;
+        poll->stop();
+        std::vector<int> ids;
+        for (const auto& r : window.sessionRuns()) ids.push_back(r.id);
+        window.selectRuns(ids);
+        QTimer::singleShot(300, &window, [&window, screenshot, opened] { take_screenshot_and_quit(window, screenshot, opened ? 0 : 1); });
+      });
+      poll->start();
+      return app.exec();
+    }
   }
 
   if (run_eval) {

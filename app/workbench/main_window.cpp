@@ -7,6 +7,7 @@
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QGridLayout>
+#include <QJsonDocument>
 #include <QLabel>
 #include <QMenuBar>
 #include <QMessageBox>
@@ -39,6 +40,10 @@
 #include "run_plot.h"
 #include "run_stats_reader.h"
 #include "run_table.h"
+#include "worker_job.h"
+#include "worker_panel.h"
+#include "protocol/worker_protocol.h"
+#include "run_event_recorder.h"
 #include "session_perplexity_plot.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -55,6 +60,7 @@ constexpr const char* kLastText = "session/text";
 constexpr const char* kLastCalib = "session/calib";
 constexpr const char* kLastSessionFile = "session/file";
 constexpr const char* kLastRunConfig = "session/run_config";
+constexpr const char* kLastWorker = "session/worker";
 
 // The methods "Compare baselines" queues, in order: the cheap baselines first, so that their
 // numbers are on screen while TesseraQ optimises.
@@ -219,6 +225,7 @@ void MainWindow::buildCentralArea() {
   data_panel_ = new widgets::DataPanel(this);
   run_panel_ = new widgets::RunPanel(this);
   run_controls_ = new widgets::RunControls(this);
+  worker_panel_ = new widgets::WorkerPanel(this);
   loss_plot_ = new widgets::LossPlot(run_metrics_, this);
   hardening_plot_ = new widgets::HardeningPlot(run_metrics_, this);
   memory_plot_ = new widgets::MemoryPlot(run_metrics_, this);
@@ -230,6 +237,7 @@ void MainWindow::buildCentralArea() {
   auto* run_page = new QWidget;
   auto* run_layout = new QVBoxLayout(run_page);
   run_layout->setContentsMargins(4, 4, 4, 4);
+  run_layout->addWidget(worker_panel_);
   run_layout->addWidget(data_panel_);
   run_layout->addWidget(run_panel_);
   run_layout->addWidget(run_controls_);
@@ -303,6 +311,8 @@ void MainWindow::buildCentralArea() {
     if (eval_panel_->textPath() != path) eval_panel_->setTextPath(path);
   });
   connect(run_panel_, &widgets::RunPanel::validityChanged, this, [this] { updateRunControls(); });
+  connect(worker_panel_, &widgets::WorkerPanel::endpointChanged, this, &MainWindow::setWorker);
+  connect(worker_panel_, &widgets::WorkerPanel::checkRequested, this, &MainWindow::refreshDevices);
   connect(run_controls_, &widgets::RunControls::startRequested, this, &MainWindow::startRun);
   connect(run_controls_, &widgets::RunControls::compareRequested, this, &MainWindow::compareBaselines);
   connect(run_controls_, &widgets::RunControls::pauseRequested, this, &MainWindow::pauseRun);
@@ -377,8 +387,9 @@ bool MainWindow::openModel(const QString& path) {
     return false;
   }
   try {
-    // Reads only the header or config.json, so it is quick enough for the GUI thread.
-    api::ModelSummary summary = api::describe_model(utf8(path));
+    // The worker reads only the header or config.json, so waiting for it here is short.
+    api::ModelSummary summary =
+        protocol::model_summary_from_json(widgets::WorkerJob::runToEnd(worker_, "model_info", {{"model", utf8(path)}}));
     model_ = summary;
     tokenizer_path_.clear();  // a new model brings its own tokenizer unless one is chosen again
     architecture_->showModel(summary);
@@ -409,7 +420,7 @@ bool MainWindow::openModel(const QString& path) {
 }
 
 bool MainWindow::openTokenizer(const QString& path) {
-  if (!QFileInfo(path).isFile()) {
+  if (!worker_.isRemote() && !QFileInfo(path).isFile()) {  // a remote path is checked by the worker
     reportError(tr("Cannot open the tokenizer"), tr("%1 is not a file").arg(path),
                 tr("Choose a SentencePiece .model, a llama2.c tokenizer .bin or a tokenizer.json."));
     return false;
@@ -436,14 +447,60 @@ void MainWindow::syncDataPaths() {
                            data_panel_->calibPath());
 }
 
+void MainWindow::setWorker(const widgets::WorkerEndpoint& endpoint) {
+  if (endpoint == worker_ && worker_panel_->endpoint() == endpoint) return;
+  worker_ = endpoint;
+  worker_panel_->setEndpoint(endpoint);
+  controller_->setWorker(endpoint);
+  run_controller_->setWorker(endpoint);
+  QSettings().setValue(kLastWorker, QJsonDocument(endpoint.toJson()).toJson(QJsonDocument::Compact));
+  tessera::logger()->info("jobs run on {}", utf8(endpoint.describe()));
+  refreshDevices();
+}
+
+void MainWindow::refreshDevices() {
+  if (devices_job_) {  // a check still going: its answer is no longer wanted
+    devices_job_->disconnect(this);
+    devices_job_->release();
+  }
+  devices_job_ = new widgets::WorkerJob(worker_, "devices", protocol::Json::object(), this);
+  worker_panel_->showChecking();
+  connect(devices_job_, &widgets::WorkerJob::succeeded, this, [this](const protocol::Json& result) {
+    try {
+      const auto devices = protocol::devices_from_json(result);
+      worker_panel_->showDevices(devices);
+      QStringList ids;
+      for (const auto& d : devices) ids << QString::fromStdString(d.id);
+      run_panel_->setDevices(ids);
+      for (const auto& d : devices) tessera::logger()->info("worker device: {}", utf8(widgets::describeDevice(d)));
+    } catch (const std::exception& e) {
+      worker_panel_->showError(QString::fromStdString(e.what()));
+    }
+    devices_job_->release();
+    devices_job_ = nullptr;
+  });
+  connect(devices_job_, &widgets::WorkerJob::failed, this, [this](const QString& message) {
+    worker_panel_->showError(message);
+    tessera::logger()->error("worker {}: {}", utf8(worker_.describe()), utf8(message));
+    devices_job_->release();
+    devices_job_ = nullptr;
+  });
+  devices_job_->start();
+}
+
 void MainWindow::restoreSession() {
   QSettings settings;
+  const QByteArray worker = settings.value(kLastWorker).toByteArray();
+  setWorker(worker.isEmpty() ? widgets::WorkerEndpoint()
+                             : widgets::WorkerEndpoint::fromJson(QJsonDocument::fromJson(worker).object()));
   const QString model = settings.value(kLastModel).toString();
   const QString tokenizer = settings.value(kLastTokenizer).toString();
   const QString text = settings.value(kLastText).toString();
   const QString calib = settings.value(kLastCalib).toString();
-  if (!model.isEmpty() && QFileInfo::exists(model) && openModel(model)) {
-    if (!tokenizer.isEmpty() && QFileInfo(tokenizer).isFile()) openTokenizer(tokenizer);
+  // Paths live on the worker's host: only local ones can be checked here.
+  auto exists = [this](const QString& p) { return !p.isEmpty() && (worker_.isRemote() || QFileInfo::exists(p)); };
+  if (exists(model) && openModel(model)) {
+    if (exists(tokenizer)) openTokenizer(tokenizer);
   }
   if (!text.isEmpty() && QFileInfo(text).isFile()) setTextPath(text);
   if (!calib.isEmpty() && QFileInfo(calib).isFile()) setCalibPath(calib);
@@ -648,7 +705,7 @@ bool MainWindow::resumeSelectedRun() {
   widgets::SessionRun* r = selected_.empty() ? nullptr : findRun(selected_.back());
   const bool resumable = r && (r->status == widgets::SessionRun::Status::Cancelled ||
                                r->status == widgets::SessionRun::Status::Failed) &&
-                         QFileInfo::exists(r->run_dir + "/run.json");
+                         (worker_.isRemote() || QFileInfo::exists(r->run_dir + "/run.json"));
   if (!resumable) {
     reportError(tr("Cannot resume"), tr("Select a cancelled or failed run whose run directory holds run.json."),
                 tr("Runs that failed before their first block have nothing to resume: start them again."));
@@ -802,7 +859,7 @@ QDialog* MainWindow::showExportDialog() {
     return nullptr;
   }
   const int preselected = selected_.empty() ? choices.back().run_id : selected_.back();
-  auto* dialog = new widgets::ExportDialog(choices, preselected, this);
+  auto* dialog = new widgets::ExportDialog(choices, preselected, worker_, this);
   dialog->setAttribute(Qt::WA_DeleteOnClose);
   connect(dialog, &widgets::ExportDialog::exported, this, [this](int id, const api::ExportResult& result) {
     if (auto* r = findRun(id)) {
@@ -822,7 +879,7 @@ QDialog* MainWindow::showExportDialog() {
 QDialog* MainWindow::showLayerDetail(int run_id, std::int64_t block, const QString& layer) {
   const auto* r = findRun(run_id);
   if (!r || r->run_dir.isEmpty()) return nullptr;
-  auto* dialog = new widgets::LayerDetailDialog(r->name, r->run_dir, block, layer, this);
+  auto* dialog = new widgets::LayerDetailDialog(r->name, r->run_dir, block, layer, worker_, this);
   dialog->setAttribute(Qt::WA_DeleteOnClose);
   dialog->show();
   return dialog;
@@ -839,6 +896,7 @@ widgets::Session MainWindow::currentSession() const {
   s.tokenizer = tokenizer_path_;
   s.calib = data_panel_->calibPath();
   s.eval_text = data_panel_->evalTextPath();
+  s.worker = worker_;
   return s;
 }
 
@@ -868,9 +926,10 @@ bool MainWindow::openSessionFrom(const QString& path) {
                 tr("Choose a .tessera-session file saved by the workbench."));
     return false;
   }
-  if (!s.model.isEmpty() && QFileInfo::exists(s.model) && (!model_ || QString::fromStdString(model_->path) != s.model))
-    openModel(s.model);
-  if (!s.tokenizer.isEmpty() && QFileInfo(s.tokenizer).isFile()) openTokenizer(s.tokenizer);
+  setWorker(s.worker);
+  auto exists = [this](const QString& p) { return !p.isEmpty() && (worker_.isRemote() || QFileInfo::exists(p)); };
+  if (exists(s.model) && (!model_ || QString::fromStdString(model_->path) != s.model)) openModel(s.model);
+  if (exists(s.tokenizer)) openTokenizer(s.tokenizer);
   if (!s.calib.isEmpty()) setCalibPath(s.calib);
   if (!s.eval_text.isEmpty()) setTextPath(s.eval_text);
   runs_ = s.runs;
@@ -879,7 +938,8 @@ bool MainWindow::openSessionFrom(const QString& path) {
   for (const auto& r : runs_) {
     next_run_id_ = std::max(next_run_id_, r.id + 1);
     // Layer statistics of runs whose curves were not recorded (older files): from the run folder.
-    if (run_metrics_->trace(r.id).layers.empty() && !r.run_dir.isEmpty() && QFileInfo::exists(r.run_dir)) {
+    if (run_metrics_->trace(r.id).layers.empty() && !worker_.isRemote() && !r.run_dir.isEmpty() &&
+        QFileInfo::exists(r.run_dir)) {
       widgets::RunTrace t = run_metrics_->trace(r.id);
       widgets::readRunStats(r.run_dir, t);
       run_metrics_->set(r.id, t);
@@ -896,30 +956,74 @@ bool MainWindow::openSessionFrom(const QString& path) {
 
 bool MainWindow::addRunDirectory(const QString& run_dir) {
   try {
-    const widgets::RunDirectoryInfo info = widgets::readRunDirectory(run_dir);
+    const protocol::Json info = widgets::WorkerJob::runToEnd(worker_, "run_info", {{"run_dir", utf8(run_dir)}});
     widgets::SessionRun r;
     r.id = next_run_id_++;
-    r.config = info.config;
-    r.name = QString("%1 #%2").arg(widgets::describeConfig(info.config)).arg(r.id);
+    r.config = pipeline::RunConfig::from_json_text(protocol::field<protocol::Json>(info, "config").dump(),
+                                                   utf8(run_dir) + "/run.json");
+    r.name = QString("%1 #%2").arg(widgets::describeConfig(r.config)).arg(r.id);
     r.run_dir = run_dir;
-    r.calibration_sha256 = info.calibration_sha256;
-    r.seconds = info.seconds;
-    r.status = info.finished ? widgets::SessionRun::Status::Finished : widgets::SessionRun::Status::Cancelled;
-    if (!info.finished) r.error = tr("unfinished: resume it with tessera quantize --resume");
-    widgets::RunTrace t;
-    t.progress.total_blocks = info.total_blocks;
-    widgets::readRunStats(run_dir, t);
-    t.progress.total_blocks = std::max(t.progress.total_blocks, info.total_blocks);
-    run_metrics_->set(r.id, t);
+    r.calibration_sha256 = QString::fromStdString(info.value("calibration_sha256", std::string()));
+    r.seconds = info.value("seconds", 0.0);
+    const bool finished = info.value("finished", false);
+    const bool being_written = info.value("being_written", false);
+    r.status = finished        ? widgets::SessionRun::Status::Finished
+               : being_written ? widgets::SessionRun::Status::Running
+                               : widgets::SessionRun::Status::Cancelled;
+    if (!finished && !being_written) r.error = tr("unfinished: resume it (Run > Resume Selected Run)");
+    const std::int64_t blocks = info.value("blocks", std::int64_t{0});
     runs_.push_back(r);
+    if (info.value("has_events", false)) {
+      followRun(r.id, blocks);
+    } else {
+      // Made before runs recorded their events: the statistics files hold the heatmap's numbers.
+      widgets::RunTrace t;
+      t.progress.total_blocks = blocks;
+      if (!worker_.isRemote()) widgets::readRunStats(run_dir, t);
+      t.progress.total_blocks = std::max(t.progress.total_blocks, blocks);
+      run_metrics_->set(r.id, t);
+    }
     updateRunViews();
-    tessera::logger()->info("added run {} from {}", utf8(r.name), utf8(run_dir));
+    tessera::logger()->info("added run {} from {}{}", utf8(r.name), utf8(run_dir),
+                            being_written ? " (being written: following it live)" : "");
     return true;
   } catch (const std::exception& e) {
     reportError(tr("Cannot add the run"), QString::fromStdString(e.what()),
                 tr("Choose the folder that holds run.json, blocks/ and stats/."));
     return false;
   }
+}
+
+void MainWindow::followRun(int run_id, std::int64_t total_blocks) {
+  auto* job = new widgets::WorkerJob(worker_, "follow", {{"run_dir", utf8(findRun(run_id)->run_dir)}}, this);
+  auto recorder = std::make_shared<RunEventRecorder>(run_metrics_, run_id);
+  run_metrics_->update(run_id, [&](widgets::RunTrace& t) { t.progress.total_blocks = total_blocks; });
+  connect(job, &widgets::WorkerJob::runEvent, this, [recorder](const pipeline::RunEvent& e) { recorder->on_event(e); });
+  following_.insert(run_id);
+  auto end = [this, job, run_id](bool finished, double seconds, const QString& error) {
+    job->release();
+    following_.erase(run_id);
+    if (auto* r = findRun(run_id)) {
+      if (finished) {
+        r->status = widgets::SessionRun::Status::Finished;
+        r->seconds = seconds;
+        r->error.clear();
+      } else if (r->status == widgets::SessionRun::Status::Running) {
+        r->status = widgets::SessionRun::Status::Cancelled;
+        r->error = error.isEmpty() ? tr("unfinished: resume it (Run > Resume Selected Run)") : error;
+      }
+    }
+    updateRunViews();
+    autosave();
+  };
+  connect(job, &widgets::WorkerJob::succeeded, this,
+          [end](const protocol::Json& r) { end(r.value("finished", false), r.value("seconds", 0.0), QString()); });
+  connect(job, &widgets::WorkerJob::failed, this, [end](const QString& message) {
+    tessera::logger()->error("following the run failed: {}", utf8(message));
+    end(false, 0, message);
+  });
+  connect(job, &widgets::WorkerJob::cancelled, this, [end] { end(false, 0, QString()); });
+  job->start();
 }
 
 QString MainWindow::autosavePath() const {

@@ -3,8 +3,9 @@
 // validation, and the run controls (tabs beside them: the model's architecture and a plain
 // perplexity evaluation). Right: the four live plots (reconstruction loss, PAR hardening,
 // perplexity of every run, memory), the comparison table of the session's runs beside the
-// per-layer error heatmap, and the log. Quantization runs go through a RunController on a worker
-// thread; "Compare baselines" queues RTN, AWQ, OmniQuant and TesseraQ with the same settings.
+// per-layer error heatmap, and the log. Every job runs in a `tessera worker` process on this
+// machine or over SSH (the Worker box); "Compare baselines" queues RTN, AWQ, OmniQuant and
+// TesseraQ with the same settings.
 // The session (runs, settings, results, curves) is saved to a session file and autosaved, so a
 // closed window loses nothing.
 #include <QMainWindow>
@@ -16,12 +17,13 @@
 #include <optional>
 #include <vector>
 
-#include "api/model_jobs.h"
+#include "api/job_types.h"
 #include "metrics_store.h"
 #include "run_controller.h"
 #include "run_metrics_store.h"
 #include "session_file.h"
 #include "session_run.h"
+#include "worker_endpoint.h"
 
 class QComboBox;
 class QLabel;
@@ -43,6 +45,8 @@ class RunControls;
 class RunPanel;
 class RunTable;
 class SessionPerplexityPlot;
+class WorkerJob;
+class WorkerPanel;
 }  // namespace tessera::widgets
 
 namespace tessera::workbench {
@@ -58,6 +62,11 @@ class MainWindow : public QMainWindow {
 
   // With dialogs off (offscreen, screenshots, tests) errors are logged only, never shown modally.
   void setDialogsEnabled(bool enabled) { dialogs_enabled_ = enabled; }
+
+  // Where jobs run from now on (remembered); refreshes the device list from that worker.
+  void setWorker(const widgets::WorkerEndpoint& endpoint);
+  const widgets::WorkerEndpoint& worker() const { return worker_; }
+  void refreshDevices();  // asks the worker for its devices (the Device box and the Worker box)
 
   // Each returns false after reporting the error (log, and a message box when dialogs are on).
   bool openModel(const QString& path);
@@ -85,7 +94,10 @@ class MainWindow : public QMainWindow {
 
   bool saveSessionTo(const QString& path);
   bool openSessionFrom(const QString& path);
-  bool addRunDirectory(const QString& run_dir);  // an existing run, read from disk
+  // An existing run (on the worker's host), followed live through its events.jsonl while another
+  // process is still writing it.
+  bool addRunDirectory(const QString& run_dir);
+  bool isFollowingRuns() const { return !following_.empty(); }  // an added run's events are still being read
   const std::vector<widgets::SessionRun>& sessionRuns() const { return runs_; }
   double referencePerplexity() const { return reference_ppl_; }
   // Overlays these runs in the plots (and, for two or more, diffs the last against the first in
@@ -104,6 +116,7 @@ class MainWindow : public QMainWindow {
   widgets::PerplexityPlot* perplexityPlot() const { return plot_; }
   widgets::LogPane* logPane() const { return log_pane_; }
   widgets::RunPanel* runPanel() const { return run_panel_; }
+  widgets::WorkerPanel* workerPanel() const { return worker_panel_; }
   widgets::RunTable* runTable() const { return run_table_; }
   widgets::LayerHeatmap* heatmap() const { return heatmap_; }
   widgets::LossPlot* lossPlot() const { return loss_plot_; }
@@ -140,6 +153,8 @@ class MainWindow : public QMainWindow {
   bool enqueue(const std::vector<pipeline::RunConfig>& configs);
   void startNextQueued();
   void onRunEnded(int run_id);
+  // Replays the run's events.jsonl into its trace, live while its writer runs (a "follow" job).
+  void followRun(int run_id, std::int64_t total_blocks);
   void updateRunViews();  // table, plots' run lists, perplexity bars, heatmap
   void updateHeatmap(bool force = false);  // force: redraw even when no layer statistics arrived
   void updateStatus();    // status bar from the running run's progress (timer)
@@ -161,6 +176,9 @@ class MainWindow : public QMainWindow {
   widgets::LogPane* log_pane_ = nullptr;
   widgets::DataPanel* data_panel_ = nullptr;
   widgets::RunPanel* run_panel_ = nullptr;
+  widgets::WorkerPanel* worker_panel_ = nullptr;
+  widgets::WorkerJob* devices_job_ = nullptr;
+  widgets::WorkerEndpoint worker_;
   widgets::RunControls* run_controls_ = nullptr;
   widgets::LossPlot* loss_plot_ = nullptr;
   widgets::HardeningPlot* hardening_plot_ = nullptr;
@@ -183,6 +201,7 @@ class MainWindow : public QMainWindow {
   std::vector<int> selected_;
   std::deque<int> queue_;  // run ids waiting for the controller
   std::set<int> resume_;   // queued runs that continue their run directory
+  std::set<int> following_;  // added runs whose events.jsonl a "follow" job is reading
   bool reference_pending_ = false;  // the FP evaluation runs before the queue
   double reference_ppl_ = 0;
   QString reference_text_;

@@ -1,48 +1,21 @@
 #include "run_event_recorder.h"
 
-#include <fstream>
-#include <unistd.h>
-
-#include "api/device_memory.h"
 #include "util/log.h"
 
 namespace tessera::workbench {
 
 using pipeline::RunEvent;
 
-double residentMemoryBytes() {
-  std::ifstream statm("/proc/self/statm");
-  long pages_total = 0, pages_resident = 0;
-  if (!(statm >> pages_total >> pages_resident)) return 0;
-  return static_cast<double>(pages_resident) * static_cast<double>(sysconf(_SC_PAGESIZE));
-}
-
-RunEventRecorder::RunEventRecorder(std::shared_ptr<widgets::RunMetricsStore> store, int run_id, std::string device)
-    : store_(std::move(store)), run_id_(run_id), start_(std::chrono::steady_clock::now()), device_(std::move(device)) {
+RunEventRecorder::RunEventRecorder(std::shared_ptr<widgets::RunMetricsStore> store, int run_id)
+    : store_(std::move(store)), run_id_(run_id) {
   store_->update(run_id_, [&](widgets::RunTrace& t) {
-    t = widgets::RunTrace();  // a restarted run starts its curves over
+    t = widgets::RunTrace();
     t.progress.phase = "loading";
-    sampleMemory(t, true);
   });
-}
-
-double RunEventRecorder::elapsedSeconds() const {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-}
-
-void RunEventRecorder::sampleMemory(widgets::RunTrace& t, bool force) {
-  const double now = elapsedSeconds();
-  // Both reads cost microseconds, but a point per step would bloat the trace for long runs.
-  if (!force && now - last_sample_ < 0.1) return;
-  last_sample_ = now;
-  t.memory.push_back({now, api::device_memory_in_use_bytes(device_), residentMemoryBytes()});
 }
 
 void RunEventRecorder::setPhase(const std::string& phase) {
-  store_->update(run_id_, [&](widgets::RunTrace& t) {
-    t.progress.phase = phase;
-    sampleMemory(t, true);
-  });
+  store_->update(run_id_, [&](widgets::RunTrace& t) { t.progress.phase = phase; });
 }
 
 void RunEventRecorder::on_event(const RunEvent& e) {
@@ -102,10 +75,12 @@ void RunEventRecorder::on_event(const RunEvent& e) {
         p.phase = "quantized";
         p.eta_seconds = 0;
         break;
+      case RunEvent::Kind::Memory:
+        t.memory.push_back({e.seconds, e.gpu_memory_bytes, e.rss_bytes});
+        break;
       case RunEvent::Kind::Log:
         break;
     }
-    sampleMemory(t, e.kind != RunEvent::Kind::StepLoss);
   });
 }
 

@@ -6,49 +6,14 @@
 #include <functional>
 #include <string>
 
-#include "model/llama_config.h"
+#include "api/job_types.h"
 #include "util/stop_token.h"
 
 namespace tessera::api {
 
-struct ModelSummary {
-  std::string path;
-  std::string format;  // "Hugging Face safetensors" or "llama2.c"
-  model::LlamaConfig config;
-  std::int64_t parameters = 0;
-  std::string tokenizer_path;  // the tokenizer found beside the model, "" if none
-};
 
 ModelSummary describe_model(const std::string& model_path);  // reads no weights
 
-struct EvalRequest {
-  std::string run_dir;  // a finished quantization run: scores its fake-quantized model instead
-  std::string model_path;
-  std::string tokenizer_path;  // "" = the one found beside the model
-  std::string text_path;
-  std::int64_t seq_len = 0;  // 0 = min(2048, model context)
-  std::int64_t batch_size = 1;
-  std::string device = "cpu";
-  std::string dtype = "fp32";
-};
-
-struct EvalReport {
-  double perplexity = 0;
-  double mean_loss = 0;
-  std::int64_t text_tokens = 0;
-  std::int64_t windows = 0;
-  std::int64_t seq_len = 0;
-  double seconds = 0;
-  double tokens_per_second = 0;
-  double load_seconds = 0;
-  std::string device, dtype, model_path, tokenizer_path, text_path;
-};
-
-struct EvalProgress {
-  std::string stage;  // "loading", "tokenizing", "evaluating"
-  std::int64_t windows_done = 0, windows_total = 0;
-  double running_perplexity = 0;
-};
 
 EvalReport evaluate_perplexity(const EvalRequest& request,
                                const std::function<void(const EvalProgress&)>& progress = {},

@@ -101,6 +101,8 @@ RunSummary run_quantization(const RunConfig& config, const std::string& run_dir,
   fp.code_version = kVersion;
 
   RunDirectory dir(run_dir);
+  dir.create();
+  const RunDirectoryLock lock(dir);
   if (dir.has_manifest()) {
     if (!resume)
       throw Error(run_dir + " already holds a run; pass --resume to continue it, or choose another --out");
@@ -110,7 +112,6 @@ RunSummary run_quantization(const RunConfig& config, const std::string& run_dir,
   } else if (resume) {
     log("nothing to resume in " + run_dir + "; starting a new run");
   }
-  dir.create();
   json manifest = {{"format", "tessera-run"},
                    {"config", json::parse(config.to_json_text())},
                    {"config_identity", fp.config},

@@ -1,6 +1,12 @@
 #include "pipeline/run_directory.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <vector>
 
@@ -43,6 +49,39 @@ void RunDirectory::create() const {
   fs::create_directories(path_ + "/blocks", ec);
   if (!ec) fs::create_directories(path_ + "/stats", ec);
   if (ec) throw Error("cannot create run directory " + path_ + ": " + ec.message());
+}
+
+RunDirectoryLock::RunDirectoryLock(const RunDirectory& dir) {
+  const std::string path = dir.path() + "/run.lock";
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw Error("cannot create " + path + ": " + std::strerror(errno));
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    char holder[32] = {0};
+    const ssize_t n = ::pread(fd_, holder, sizeof(holder) - 1, 0);
+    ::close(fd_);
+    fd_ = -1;
+    std::string pid = n > 0 ? std::string(holder, static_cast<std::size_t>(n)) : "";
+    while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+    throw Error(dir.path() + " is being written by another process" + (pid.empty() ? "" : " (pid " + pid + ")") +
+                "; wait for it to finish or stop it before resuming this run");
+  }
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, pid.data(), pid.size(), 0) < 0) {
+    // The pid is only shown to whoever finds the run locked; the lock itself holds.
+  }
+}
+
+bool RunDirectoryLock::is_held(const RunDirectory& dir) {
+  const std::string path = dir.path() + "/run.lock";
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  ::close(fd);  // releases the shared lock if it was granted
+  return held;
+}
+
+RunDirectoryLock::~RunDirectoryLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing the descriptor releases the flock
 }
 
 std::string hash_model_files(const std::string& model_path) {

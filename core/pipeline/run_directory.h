@@ -3,7 +3,9 @@
 //   run.json                 config, fingerprint, calibration offsets, versions, progress
 //   blocks/block_NNN.safetensors   codes, scales, zeros, changed norms, method state (per block)
 //   stats/block_NNN.json     per-layer statistics of that block
-// Every file is written atomically, after its block has finished.
+//   events.jsonl             every event of the run, as worker-protocol lines (appended as it runs)
+//   run.lock                 held (flock) by the process writing the run
+// Every file but events.jsonl is written atomically, after its block has finished.
 #include <cstdint>
 #include <map>
 #include <string>
@@ -26,12 +28,29 @@ class RunDirectory {
   std::string manifest_path() const { return path_ + "/run.json"; }
   std::string block_path(std::int64_t block) const;
   std::string stats_path(std::int64_t block) const;
+  std::string events_path() const { return path_ + "/events.jsonl"; }
   bool has_manifest() const;
   bool has_block(std::int64_t block) const;
   void create() const;
 
  private:
   std::string path_;
+};
+
+// An exclusive flock on run.lock for as long as it lives, so that two processes never write one
+// run. The kernel releases it when the holder dies (even by SIGKILL), so an interrupted run can
+// be resumed at once. Throws naming the directory and the holder's pid when another process has it.
+class RunDirectoryLock {
+ public:
+  explicit RunDirectoryLock(const RunDirectory& dir);
+  ~RunDirectoryLock();
+  // Whether some process holds the lock of `dir` now (a run is being written there).
+  static bool is_held(const RunDirectory& dir);
+  RunDirectoryLock(const RunDirectoryLock&) = delete;
+  RunDirectoryLock& operator=(const RunDirectoryLock&) = delete;
+
+ private:
+  int fd_ = -1;
 };
 
 std::string hash_model_files(const std::string& model_path);

@@ -18,6 +18,7 @@ struct RunEvent {
     LayerStats,     // block, layer, rel_weight_error, output_mse, flip_ratio, dst_* (DST scale factors)
     BlockFinished,  // block, value = output loss after, before = loss of plain RTN, seconds, eta
     RunFinished,    // seconds
+    Memory,         // seconds since the run started, gpu_memory_bytes, rss_bytes (sampled by api::quantize)
     Log,            // message
   };
   Kind kind = Kind::Log;
@@ -28,6 +29,7 @@ struct RunEvent {
   std::int64_t iteration = 0;         // PAR iteration, 0-based
   std::int64_t total_iterations = 0;
   double gpu_memory_bytes = 0;        // allocated on the run's GPU (0 on CPU)
+  double rss_bytes = 0;               // resident memory of the process running the job
   std::string layer;
   std::string message;
   double value = 0;

@@ -120,4 +120,26 @@ std::int64_t free_device_memory(const torch::Device& device) {
   return -1;
 }
 
+std::vector<CudaDeviceInfo> cuda_devices() {
+  std::vector<CudaDeviceInfo> devices;
+#ifdef TESSERA_WITH_CUDA
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) return devices;
+  for (int i = 0; i < count; ++i) {
+    CudaDeviceInfo d;
+    d.index = i;
+    cudaDeviceProp prop;
+    if (cudaGetDeviceProperties(&prop, i) == cudaSuccess) d.name = prop.name;
+    c10::cuda::set_device(i);
+    std::size_t free_bytes = 0, total = 0;
+    if (cudaMemGetInfo(&free_bytes, &total) == cudaSuccess) {
+      d.free_bytes = static_cast<std::int64_t>(free_bytes);
+      d.total_bytes = static_cast<std::int64_t>(total);
+    }
+    devices.push_back(d);
+  }
+#endif
+  return devices;
+}
+
 }  // namespace tessera::runtime

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <string>
+#include <vector>
 
 namespace tessera::runtime {
 
@@ -20,5 +21,13 @@ void reset_peak_gpu_memory(const torch::Device& device);
 void synchronize(const torch::Device& device);
 // Free memory on a CUDA device in bytes (cudaMemGetInfo); -1 on CPU or when unknown.
 std::int64_t free_device_memory(const torch::Device& device);  // waits for queued GPU work; no-op on CPU
+
+struct CudaDeviceInfo {
+  int index = 0;
+  std::string name;
+  std::int64_t free_bytes = 0, total_bytes = 0;
+};
+// Every CUDA device this process can see; empty in a CPU build or without a driver.
+std::vector<CudaDeviceInfo> cuda_devices();
 
 }  // namespace tessera::runtime

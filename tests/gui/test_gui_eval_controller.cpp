@@ -40,7 +40,7 @@ class TestGuiEvalController : public QObject {
   void guiThreadKeepsProcessingEvents();
 };
 
-void TestGuiEvalController::initTestCase() { tessera::api::initialize_runtime(/*reserved_cores=*/1); }
+void TestGuiEvalController::initTestCase() {}
 
 void TestGuiEvalController::finishesWithReferencePerplexity() {
   TESSERA_REQUIRE_DATA(model, kModel);

@@ -47,7 +47,6 @@ class TestGuiMainWindow : public QObject {
 void TestGuiMainWindow::initTestCase() {
   // QSettings (remembered paths) and the autosave in a folder of this process, not the user's.
   tessera_test::use_fresh_settings("Tessera Workbench Test");
-  tessera::api::initialize_runtime(/*reserved_cores=*/1);
 }
 
 void TestGuiMainWindow::openModelShowsArchitectureAndGrabs() {

@@ -9,8 +9,6 @@
 #include <algorithm>
 #include <memory>
 
-#include "api/layer_detail.h"
-#include "api/model_jobs.h"
 #include "event_loop_gap.h"
 #include "export_dialog.h"
 #include "gui_test_main.h"
@@ -21,6 +19,7 @@
 #include "run_controller.h"
 #include "run_metrics_store.h"
 #include "test_data.h"
+#include "worker_job.h"
 
 using tessera::pipeline::RunConfig;
 using tessera::widgets::RunMetricsStore;
@@ -68,7 +67,6 @@ class TestGuiRunController : public QObject {
 };
 
 void TestGuiRunController::initTestCase() {
-  tessera::api::initialize_runtime(/*reserved_cores=*/1);
   root_ = QString::fromStdString(tessera_test::fresh_temp_dir("gui-runs"));
 }
 
@@ -135,8 +133,15 @@ void TestGuiRunController::tesseraqPausesResumesAndCancelsWithinAStep() {
   QVERIFY(paused.wait(10000));
   QVERIFY(controller.isPaused());
   const std::size_t at_paused = stepCount(*store, 7);
-  QVERIFY2(at_paused <= at_pause_request + 1,
-           qPrintable(QString("paused after %1 more steps").arg(at_paused - at_pause_request)));
+  // The worker stopped within one step of receiving the request (steps already in the pipe when
+  // the request was sent arrive here as well, so the window's own count may have grown more).
+  const auto [worker_at_request, worker_at_pause] = controller.lastPauseStepEvents();
+  qInfo("pause: the window had %zu steps when it asked, the worker %lld when the request arrived, paused at %lld",
+        at_pause_request, worker_at_request, worker_at_pause);
+  QVERIFY(worker_at_request >= static_cast<qint64>(at_pause_request));
+  QVERIFY2(worker_at_pause <= worker_at_request + 1,
+           qPrintable(QString("paused %1 steps after the request arrived").arg(worker_at_pause - worker_at_request)));
+  QCOMPARE(static_cast<qint64>(at_paused), worker_at_pause);  // every step it sent has arrived
   QTest::qWait(500);  // nothing moves while paused
   QCOMPARE(stepCount(*store, 7), at_paused);
 
@@ -148,7 +153,10 @@ void TestGuiRunController::tesseraqPausesResumesAndCancelsWithinAStep() {
   const std::size_t at_cancel = stepCount(*store, 7);
   controller.cancel();
   QVERIFY(cancelled.wait(10000));
-  QVERIFY2(stepCount(*store, 7) <= at_cancel + 1, "the run went on for more than one step after cancel");
+  const auto [cancel_at_request, cancel_at_end] = controller.lastCancelStepEvents();
+  QVERIFY(cancel_at_request >= static_cast<qint64>(at_cancel));
+  QVERIFY2(cancel_at_end <= cancel_at_request + 1, "the run went on for more than one step after cancel");
+  QCOMPARE(static_cast<qint64>(stepCount(*store, 7)), cancel_at_end);
   QTest::qWait(200);
   QCOMPARE(cancelled.count(), 1);
   QCOMPARE(finished.count(), 0);
@@ -233,7 +241,7 @@ void TestGuiRunController::guiThreadNeverBlockedDuringRun() {
 
 void TestGuiRunController::exportDialogExportsFinishedRun() {
   if (rtn_dir_.isEmpty()) QSKIP("needs the RTN run of rtnAndAwqFinishWithPerplexityAndStats");
-  tessera::widgets::ExportDialog dialog({{1, "rtn W3 g32 #1", rtn_dir_}}, 1);
+  tessera::widgets::ExportDialog dialog({{1, "rtn W3 g32 #1", rtn_dir_}}, 1, tessera::widgets::WorkerEndpoint());
   QVERIFY(dialog.isFormatAvailable("hf"));
   QVERIFY(dialog.selectFormat("hf"));
   const QString out = root_ + "/rtn-export";
@@ -275,7 +283,11 @@ void TestGuiRunController::exportDialogExportsFinishedRun() {
 
 void TestGuiRunController::layerDetailOfRtnRunMatchesRtn() {
   if (rtn_dir_.isEmpty()) QSKIP("needs the RTN run of rtnAndAwqFinishWithPerplexityAndStats");
-  const auto d = tessera::api::layer_detail(rtn_dir_.toStdString(), 2, "down_proj");
+  // Through a worker, as the layer detail dialog asks for it.
+  using tessera::widgets::WorkerJob;
+  const tessera::widgets::WorkerEndpoint worker;
+  const auto d = tessera::protocol::layer_detail_from_json(
+      WorkerJob::runToEnd(worker, "layer_detail", {{"run_dir", rtn_dir_.toStdString()}, {"block", 2}, {"layer", "down_proj"}}));
   QCOMPARE(d.bits, 3);
   QCOMPARE(d.changed_fraction, 0.0);  // an RTN run's codes are RTN's codes
   QCOMPARE(d.code_change_counts.size(), static_cast<std::size_t>(1));
@@ -286,7 +298,7 @@ void TestGuiRunController::layerDetailOfRtnRunMatchesRtn() {
   QVERIFY(d.dst_factors.empty());
   bool threw = false;
   try {
-    tessera::api::layer_detail(rtn_dir_.toStdString(), 2, "nonsense");
+    WorkerJob::runToEnd(worker, "layer_detail", {{"run_dir", rtn_dir_.toStdString()}, {"block", 2}, {"layer", "nonsense"}});
   } catch (const std::exception& e) {
     threw = QString(e.what()).contains("nonsense");
   }

@@ -12,7 +12,6 @@
 #include <cmath>
 #include <thread>
 
-#include "api/model_jobs.h"
 #include "event_loop_gap.h"
 #include "export_dialog.h"
 #include "gui_test_main.h"
@@ -105,9 +104,6 @@ class TestGuiWorkbench : public QObject {
 };
 
 void TestGuiWorkbench::initTestCase() {
-  // As the workbench does (app/workbench/main.cpp): one core stays free for the event loop. Without
-  // it the comparison test saw a 110 ms event-loop gap in a CI run on 2 cores.
-  tessera::api::initialize_runtime(/*reserved_cores=*/1);
   // Its own name: the autosaved session of these tests must not reach test_gui_main_window's.
   tessera_test::use_fresh_settings("Tessera Workbench Widgets Test");
 }
@@ -359,7 +355,8 @@ void TestGuiWorkbench::exportDialogGreysOutFormatsWithTheReason() {
         {"awq", "AWQ-GEMM folder", false, "AWQ-GEMM holds 4-bit only"},
         {"gguf-q4_1", "GGUF Q4_1", true, ""}};
   };
-  tessera::widgets::ExportDialog dialog({{1, "tesseraq W2 g32 #1", "/runs/1"}}, 1, nullptr, lister);
+  tessera::widgets::ExportDialog dialog({{1, "tesseraq W2 g32 #1", "/runs/1"}}, 1, tessera::widgets::WorkerEndpoint(),
+                                       nullptr, lister);
   QVERIFY(dialog.isFormatAvailable("hf"));
   QVERIFY(!dialog.isFormatAvailable("awq"));
   QCOMPARE(dialog.formatReason("awq"), QString("AWQ-GEMM holds 4-bit only"));

@@ -1,0 +1,368 @@
+#include "cli/worker.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <spdlog/sinks/base_sink.h>
+#include <string>
+#include <thread>
+
+#include "api/device_memory.h"
+#include "api/export_jobs.h"
+#include "api/layer_detail.h"
+#include "api/model_jobs.h"
+#include "api/quantize_jobs.h"
+#include "pipeline/run_directory.h"
+#include "protocol/worker_protocol.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "util/stop_token.h"
+
+namespace tessera::cli {
+
+namespace {
+
+using protocol::Json;
+
+// Protocol lines go to a private copy of the process's stdout; descriptor 1 itself is pointed at
+// stderr, so that nothing a library prints can corrupt the protocol.
+class LineWriter {
+ public:
+  LineWriter() {
+    const int fd = ::dup(STDOUT_FILENO);
+    ::dup2(STDERR_FILENO, STDOUT_FILENO);
+    out_ = ::fdopen(fd, "w");
+    if (!out_) throw Error("tessera worker: cannot open its output");
+  }
+  ~LineWriter() { std::fclose(out_); }
+
+  void send(const Json& message) {
+    // Invalid UTF-8 (a file name from a hostile file, say) is replaced rather than thrown on.
+    const std::string text = message.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::fwrite(text.data(), 1, text.size(), out_);
+    std::fflush(out_);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::FILE* out_ = nullptr;
+};
+
+// The core's log lines as "log" messages (they also still go to stderr).
+class ProtocolLogSink : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  explicit ProtocolLogSink(LineWriter& out) : out_(out) {}
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    const auto level = spdlog::level::to_string_view(msg.level);
+    out_.send({{"type", "log"},
+               {"level", std::string(level.data(), level.size())},
+               {"message", std::string(msg.payload.data(), msg.payload.size())}});
+  }
+  void flush_() override {}
+
+ private:
+  LineWriter& out_;
+};
+
+struct Job {
+  std::thread thread;
+  StopToken stop;
+  bool pause_reported = false;
+  std::atomic<bool> done{false};
+  // Step-loss events sent so far, and their count when the last pause request arrived: "paused"
+  // reports both, so a client can see that the job stopped within one step of the request.
+  std::atomic<std::int64_t> step_events{0};
+  std::int64_t step_events_at_pause_request = 0;
+  std::atomic<std::int64_t> step_events_at_cancel_request{0};
+};
+
+// A job's RunEvents as "event" messages.
+class JobEventSink : public pipeline::EventSink {
+ public:
+  JobEventSink(LineWriter& out, std::int64_t id, Job& job) : out_(out), id_(id), job_(job) {}
+  void on_event(const pipeline::RunEvent& e) override {
+    out_.send(protocol::job_message("event", id_, {{"event", protocol::to_json(e)}}));
+    if (e.kind == pipeline::RunEvent::Kind::StepLoss) ++job_.step_events;
+  }
+
+ private:
+  LineWriter& out_;
+  std::int64_t id_;
+  Job& job_;
+};
+
+class WorkerServer {
+ public:
+  explicit WorkerServer(LineWriter& out) : out_(out) {}
+
+  int serve() {
+    out_.send(protocol::hello_message("worker"));
+    monitor_ = std::thread([this] { monitor(); });
+    int status = 0;
+    bool greeted = false;
+    std::string line;
+    while (std::getline(std::cin, line)) {
+      if (line.empty()) continue;
+      Json message;
+      try {
+        message = protocol::parse_line(line);
+        if (!greeted) {
+          protocol::check_hello(message, "the client");
+          greeted = true;
+          continue;
+        }
+        if (message["type"] == "shutdown") break;
+        handle(message);
+      } catch (const std::exception& e) {
+        const std::int64_t job = message.is_object() ? message.value("job", std::int64_t{-1}) : -1;
+        out_.send(protocol::job_message("error", job, {{"message", e.what()}}));
+        if (!greeted) {
+          status = 3;
+          break;
+        }
+      }
+    }
+    // stdin closed (the client quit, or its SSH connection dropped) or shutdown: nothing more can
+    // be reported, so running jobs are cancelled; a quantization resumes from its last block.
+    stop_all();
+    return status;
+  }
+
+ private:
+  void handle(const Json& m) {
+    const std::string type = m["type"];
+    const auto id = protocol::field<std::int64_t>(m, "job");
+    if (type == "cancel" || type == "pause" || type == "resume") {
+      std::lock_guard<std::mutex> lock(jobs_mutex_);
+      const auto it = jobs_.find(id);
+      if (it == jobs_.end() || it->second->done)
+        throw protocol::ProtocolError("\"" + type + "\": no running job " + std::to_string(id));
+      Job& job = *it->second;
+      if (type == "cancel") {
+        job.step_events_at_cancel_request = job.step_events.load();
+        job.stop.request_stop();
+      } else if (type == "pause") {
+        job.step_events_at_pause_request = job.step_events;
+        job.stop.request_pause();  // "paused" follows once the job waits at its next step
+      } else {
+        job.stop.resume();
+        job.pause_reported = false;
+        out_.send(protocol::job_message("resumed", id));
+      }
+      return;
+    }
+    static const char* kJobs[] = {"quantize", "evaluate", "export", "export_formats", "layer_detail",
+                                  "model_info", "devices", "run_info", "follow"};
+    bool known = false;
+    for (const char* k : kJobs) known = known || type == k;
+    if (!known) throw protocol::ProtocolError("unknown request \"" + type + "\"");
+    std::lock_guard<std::mutex> lock(jobs_mutex_);
+    if (jobs_.count(id)) throw protocol::ProtocolError("job id " + std::to_string(id) + " is already in use");
+    auto job = std::make_unique<Job>();
+    Job* raw = job.get();
+    job->thread = std::thread([this, m, id, type, raw] {
+      out_.send(protocol::job_message("started", id, {{"request", type}}));
+      try {
+        out_.send(protocol::job_message("result", id, {{"result", run_job(type, m, id, *raw)}}));
+      } catch (const Cancelled&) {
+        out_.send(protocol::job_message("cancelled", id,
+                                        {{"step_events_at_request", raw->step_events_at_cancel_request.load()},
+                                         {"step_events", raw->step_events.load()}}));
+      } catch (const std::exception& e) {
+        out_.send(protocol::job_message("error", id, {{"message", e.what()}}));
+      }
+      raw->done = true;
+    });
+    jobs_[id] = std::move(job);
+  }
+
+  Json run_job(const std::string& type, const Json& m, std::int64_t id, Job& job) {
+    const StopToken& stop = job.stop;
+    auto progress = [&](const std::string& stage, std::int64_t done, std::int64_t total, double value) {
+      out_.send(protocol::job_message("progress", id, {{"stage", stage}, {"done", done}, {"total", total}, {"value", value}}));
+    };
+    if (type == "quantize") {
+      const auto request = protocol::quantize_request_from_json(m);
+      JobEventSink events(out_, id, job);
+      protocol::QuantizeResult result;
+      result.report = api::quantize(request.config, request.run_dir, request.resume, events, stop);
+      if (!request.eval_text.empty()) {
+        api::EvalRequest eval;
+        eval.run_dir = result.report.run_dir;
+        eval.text_path = request.eval_text;
+        eval.device = request.config.device;
+        eval.batch_size = request.config.batch_size;
+        result.perplexity = api::evaluate_perplexity(
+                                eval, [&](const api::EvalProgress& p) {
+                                  progress("evaluating", p.windows_done, p.windows_total, p.running_perplexity);
+                                }, stop)
+                                .perplexity;
+      }
+      return protocol::to_json(result);
+    }
+    if (type == "evaluate") {
+      const auto request = protocol::eval_request_from_json(protocol::field<Json>(m, "request"));
+      return protocol::to_json(api::evaluate_perplexity(
+          request, [&](const api::EvalProgress& p) { progress(p.stage, p.windows_done, p.windows_total, p.running_perplexity); },
+          stop));
+    }
+    if (type == "export") {
+      const auto request = protocol::export_request_from_json(protocol::field<Json>(m, "request"));
+      return protocol::to_json(api::export_run(
+          request, [&](const api::ExportProgress& p) { progress(p.stage, p.done, p.total, 0); }, stop));
+    }
+    if (type == "export_formats")
+      return protocol::to_json(api::export_formats_for_run(protocol::field<std::string>(m, "run_dir")));
+    if (type == "layer_detail")
+      return protocol::to_json(api::layer_detail(protocol::field<std::string>(m, "run_dir"),
+                                                 protocol::field<std::int64_t>(m, "block"),
+                                                 protocol::field<std::string>(m, "layer")));
+    if (type == "model_info") return protocol::to_json(api::describe_model(protocol::field<std::string>(m, "model")));
+    if (type == "devices") return protocol::to_json(api::list_devices());
+    if (type == "run_info") return run_info(protocol::field<std::string>(m, "run_dir"));
+    return follow(protocol::field<std::string>(m, "run_dir"), id, stop);
+  }
+
+  // What run.json says of a run, and whether it can be followed (events.jsonl) or is being written.
+  static Json run_info(const std::string& run_dir) {
+    const pipeline::RunDirectory dir(run_dir);
+    std::ifstream in(dir.manifest_path());
+    if (!in) throw Error(run_dir + " holds no run.json: choose the folder a quantization run wrote");
+    Json manifest;
+    try {
+      manifest = Json::parse(in);
+    } catch (const std::exception& e) {
+      throw Error(dir.manifest_path() + " is not valid JSON: " + e.what());
+    }
+    if (!manifest.is_object() || manifest.value("format", std::string()) != "tessera-run" || !manifest.contains("config"))
+      throw Error(dir.manifest_path() + " is not a Tessera run manifest");
+    return {{"run_dir", run_dir},
+            {"config", manifest["config"]},
+            {"calibration_sha256", manifest.value("calibration_sha256", std::string())},
+            {"blocks", manifest.value("blocks", std::int64_t{0})},
+            {"finished", manifest.value("finished", false)},
+            {"seconds", manifest.value("seconds", 0.0)},
+            {"has_events", std::filesystem::exists(dir.events_path())},
+            {"being_written", pipeline::RunDirectoryLock::is_held(dir)}};
+  }
+
+  // Sends the events of a run directory's events.jsonl, then those appended while the run's
+  // writer holds its lock; ends when the writer is gone and the file is read to its end.
+  Json follow(const std::string& run_dir, std::int64_t id, const StopToken& stop) {
+    const pipeline::RunDirectory dir(run_dir);
+    if (!std::filesystem::exists(dir.events_path()))
+      throw Error(run_dir + " has no events.jsonl (not a run directory, or made before Tessera recorded events)");
+    std::ifstream in(dir.events_path(), std::ios::binary);
+    std::string pending;
+    std::int64_t events = 0, line_number = 0;
+    for (;;) {
+      const bool writer_alive = pipeline::RunDirectoryLock::is_held(dir);
+      std::string chunk;
+      char buffer[65536];
+      while (in.read(buffer, sizeof(buffer)) || in.gcount() > 0) chunk.append(buffer, static_cast<std::size_t>(in.gcount()));
+      in.clear();  // at the end of the file; later reads see what the writer appends
+      pending += chunk;
+      std::size_t start = 0, end;
+      while ((end = pending.find('\n', start)) != std::string::npos) {
+        const std::string line = pending.substr(start, end - start);
+        start = end + 1;
+        ++line_number;
+        if (line.empty()) continue;
+        const Json message = protocol::parse_line(line);
+        if (message["type"] == "hello") {
+          protocol::check_hello(message, dir.events_path() + " line " + std::to_string(line_number));
+        } else if (message["type"] == "event") {
+          const Json& event = protocol::field<Json>(message, "event");
+          protocol::run_event_from_json(event);  // refuses a malformed event here, with its line
+          out_.send(protocol::job_message("event", id, {{"event", event}}));
+          ++events;
+        }
+      }
+      pending.erase(0, start);
+      if (chunk.empty() && !writer_alive) break;
+      stop.throw_if_stopped();
+      if (chunk.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    bool finished = false;
+    double seconds = 0;
+    std::ifstream manifest(dir.manifest_path());
+    if (manifest) {
+      try {
+        const Json m = Json::parse(manifest);
+        finished = m.value("finished", false);
+        seconds = m.value("seconds", 0.0);
+      } catch (const std::exception&) {
+        // An unreadable manifest only means "not finished"; the events were sent.
+      }
+    }
+    return {{"run_dir", run_dir}, {"events", events}, {"finished", finished}, {"seconds", seconds}};
+  }
+
+  // Reports pauses (the job's thread is waiting at its step) and joins finished jobs.
+  void monitor() {
+    while (!stopping_) {
+      {
+        std::lock_guard<std::mutex> lock(jobs_mutex_);
+        for (auto it = jobs_.begin(); it != jobs_.end();) {
+          Job& job = *it->second;
+          if (job.done) {
+            job.thread.join();
+            it = jobs_.erase(it);
+            continue;
+          }
+          if (job.stop.is_paused() && !job.pause_reported) {
+            job.pause_reported = true;
+            out_.send(protocol::job_message("paused", it->first,
+                                            {{"step_events_at_request", job.step_events_at_pause_request},
+                                             {"step_events", job.step_events.load()}}));
+          }
+          ++it;
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+
+  void stop_all() {
+    {
+      std::lock_guard<std::mutex> lock(jobs_mutex_);
+      for (auto& [id, job] : jobs_) job->stop.request_stop();
+    }
+    stopping_ = true;
+    monitor_.join();
+    std::lock_guard<std::mutex> lock(jobs_mutex_);
+    for (auto& [id, job] : jobs_) job->thread.join();
+    jobs_.clear();
+  }
+
+  LineWriter& out_;
+  std::mutex jobs_mutex_;
+  std::map<std::int64_t, std::unique_ptr<Job>> jobs_;
+  std::thread monitor_;
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace
+
+int run_worker() {
+  LineWriter out;
+  logger()->sinks().push_back(std::make_shared<ProtocolLogSink>(out));
+  WorkerServer server(out);
+  const int status = server.serve();
+  logger()->sinks().pop_back();
+  return status;
+}
+
+}  // namespace tessera::cli
