@@ -7,7 +7,7 @@
 namespace tessera::workbench {
 
 EvalController::EvalController(std::shared_ptr<widgets::MetricsStore> store, QObject* parent)
-    : QObject(parent), store_(std::move(store)) {
+    : EvalExecutor(parent), store_(std::move(store)) {
   qRegisterMetaType<api::EvalRequest>();
   qRegisterMetaType<api::EvalReport>();
   qRegisterMetaType<api::EvalProgress>();

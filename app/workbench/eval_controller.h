@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "api_metatypes.h"
+#include "job_executors.h"
 #include "metrics_store.h"
 #include "worker_endpoint.h"
 
@@ -19,7 +20,7 @@ class WorkerJob;
 
 namespace tessera::workbench {
 
-class EvalController : public QObject {
+class EvalController : public EvalExecutor {
   Q_OBJECT
 
  public:
@@ -30,20 +31,13 @@ class EvalController : public QObject {
   ~EvalController() override;  // cancels a running evaluation and ends its worker
 
   void setWorker(const widgets::WorkerEndpoint& endpoint) { endpoint_ = endpoint; }
-  bool isRunning() const { return job_ != nullptr; }
+  bool isRunning() const override { return job_ != nullptr; }
 
  public slots:
   // Returns false (and does nothing) while a run is in progress.
-  bool start(const tessera::api::EvalRequest& request);
+  bool start(const tessera::api::EvalRequest& request) override;
   // Asks the worker to stop at its next check; cancelled() follows unless it had already finished.
-  void cancel();
-
- signals:
-  void started();
-  void progress(const tessera::api::EvalProgress& progress);
-  void finished(const tessera::api::EvalReport& report);
-  void failed(const QString& message);
-  void cancelled();
+  void cancel() override;
 
  private:
   void finishRun();

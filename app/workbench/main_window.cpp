@@ -37,6 +37,7 @@
 #include "qt_log_sink.h"
 #include "run_controls.h"
 #include "run_panel.h"
+#include "run_queue.h"
 #include "run_plot.h"
 #include "run_stats_reader.h"
 #include "run_table.h"
@@ -81,7 +82,8 @@ MainWindow::MainWindow(QWidget* parent)
       run_metrics_(std::make_shared<widgets::RunMetricsStore>()) {
   controller_ = new EvalController(metrics_, this);
   run_controller_ = new RunController(run_metrics_, this);
-  runs_root_ = QStandardPaths::writableLocation(QStandardPaths::AppLocalDataLocation) + "/runs";
+  queue_ = new RunQueue(run_controller_, controller_, this);
+  queue_->setRunsRoot(QStandardPaths::writableLocation(QStandardPaths::AppLocalDataLocation) + "/runs");
   buildCentralArea();
   buildMenus();
 
@@ -113,7 +115,7 @@ MainWindow::MainWindow(QWidget* parent)
 
   connect(controller_, &EvalController::started, this, [this] {
     eval_panel_->setRunning(true);
-    statusBar()->showMessage(reference_pending_ ? tr("Evaluating the unquantized model...") : tr("Evaluating..."));
+    statusBar()->showMessage(queue_->isReferencePending() ? tr("Evaluating the unquantized model...") : tr("Evaluating..."));
   });
   connect(controller_, &EvalController::progress, this, [this](const api::EvalProgress& p) {
     // One line per stage; per-window progress goes to the bar and the plot, not the log.
@@ -128,14 +130,9 @@ MainWindow::MainWindow(QWidget* parent)
     plot_->showFinal(r.perplexity);
     statusBar()->showMessage(tr("Perplexity %1 on %2").arg(r.perplexity, 0, 'f', 4)
                                  .arg(QFileInfo(QString::fromStdString(r.text_path)).fileName()));
-    // The unquantized model's perplexity is the reference line of the comparison chart.
-    reference_ppl_ = r.perplexity;
-    reference_text_ = QString::fromStdString(r.text_path);
-    updateRunViews();
-    if (reference_pending_) {
-      reference_pending_ = false;
-      startNextQueued();
-    }
+    // The unquantized model's perplexity is the reference line of the comparison chart (the run
+    // queue also takes it from the evaluation it started before a comparison).
+    queue_->setReference(r.perplexity, QString::fromStdString(r.text_path));
   });
   auto eval_stopped = [this](const QString& why, bool failed, const QString& message) {
     eval_panel_->setRunning(false);
@@ -143,20 +140,9 @@ MainWindow::MainWindow(QWidget* parent)
     plot_->showStopped(failed ? tr("the evaluation failed (see the log)")
                               : tr("cancelled; windows evaluated: %1").arg(plot_->pointCount()));
     statusBar()->showMessage(failed ? tr("Evaluation failed") : tr("Evaluation cancelled"));
-    if (reference_pending_) {
-      // The comparison goes on without the reference line.
-      reference_pending_ = false;
-      if (failed) tessera::logger()->warn("the unquantized model's perplexity is not available: {}", utf8(message));
-      if (failed) startNextQueued();
-      else {
-        cancelQueued();
-        updateRunViews();
-        updateRunControls();
-        emit queueFinished();
-      }
-    } else if (failed) {
+    // The reference evaluation before a comparison: the run queue goes on (or stops) by itself.
+    if (failed && !queue_->isBusy())
       reportError(tr("Evaluation failed"), message, tr("Check the model, tokenizer and text files."));
-    }
   };
   connect(controller_, &EvalController::cancelled, this, [this, eval_stopped] {
     tessera::logger()->warn("evaluation cancelled");
@@ -165,7 +151,7 @@ MainWindow::MainWindow(QWidget* parent)
   connect(controller_, &EvalController::failed, this, [this, eval_stopped](const QString& message) {
     eval_stopped(tr("Failed: %1").arg(message), true, message);
   });
-  connectRunController();
+  connectRunQueue();
 
   status_timer_.setInterval(100);
   connect(&status_timer_, &QTimer::timeout, this, &MainWindow::updateStatus);
@@ -328,56 +314,31 @@ void MainWindow::buildCentralArea() {
   });
   connect(heatmap_, &widgets::LayerHeatmap::cellClicked, this, [this](std::int64_t block, const QString& layer) {
     // The heatmap shows the last selected run (the compared one in a diff).
-    const int id = !selected_.empty() ? selected_.back() : runs_.empty() ? 0 : runs_.back().id;
+    const auto& runs = queue_->runs();
+    const int id = !selected_.empty() ? selected_.back() : runs.empty() ? 0 : runs.back().id;
     if (id) showLayerDetail(id, block, layer);
   });
 }
 
-void MainWindow::connectRunController() {
-  connect(run_controller_, &RunController::started, this, [this](int id) {
-    if (auto* r = findRun(id)) r->status = widgets::SessionRun::Status::Running;
+void MainWindow::connectRunQueue() {
+  connect(queue_, &RunQueue::changed, this, [this] {
     updateRunControls();
     updateRunViews();
   });
-  connect(run_controller_, &RunController::paused, this, [this](int id) {
-    if (auto* r = findRun(id)) r->status = widgets::SessionRun::Status::Paused;
-    tessera::logger()->info("run paused");
+  connect(run_controller_, &RunController::paused, this, [] { tessera::logger()->info("run paused"); });
+  connect(run_controller_, &RunController::resumed, this, [] { tessera::logger()->info("run resumed"); });
+  connect(queue_, &RunQueue::queueFinished, this, [this](bool cancelled, const QStringList& failures) {
     updateRunControls();
-    updateRunViews();
-  });
-  connect(run_controller_, &RunController::resumed, this, [this](int id) {
-    if (auto* r = findRun(id)) r->status = widgets::SessionRun::Status::Running;
-    tessera::logger()->info("run resumed");
-    updateRunControls();
-    updateRunViews();
-  });
-  connect(run_controller_, &RunController::finished, this, [this](const RunOutcome& o) {
-    if (auto* r = findRun(o.run_id)) {
-      r->status = widgets::SessionRun::Status::Finished;
-      r->run_dir = o.run_dir;
-      r->calibration_sha256 = o.calibration_sha256;
-      r->seconds = o.seconds;
-      r->perplexity = o.perplexity;
-      r->peak_memory_bytes = o.peak_memory_bytes;
-      tessera::logger()->info("{} finished in {:.1f} s{}", utf8(r->name), o.seconds,
-                              o.perplexity > 0 ? ", perplexity " + std::to_string(o.perplexity) : std::string());
-    }
-    onRunEnded(o.run_id);
-  });
-  connect(run_controller_, &RunController::failed, this, [this](int id, const QString& message) {
-    auto* r = findRun(id);
-    if (r) {
-      r->status = widgets::SessionRun::Status::Failed;
-      r->error = message;
-      queue_failures_ << tr("%1: %2").arg(r->name, message);
-    }
-    tessera::logger()->error("{} failed: {}", r ? utf8(r->name) : std::string("run"), utf8(message));
-    onRunEnded(id);
-  });
-  connect(run_controller_, &RunController::cancelled, this, [this](int id) {
-    if (auto* r = findRun(id)) r->status = widgets::SessionRun::Status::Cancelled;
-    tessera::logger()->warn("run cancelled");
-    onRunEnded(id);
+    statusBar()->showMessage(cancelled            ? tr("Run cancelled")
+                             : failures.isEmpty() ? tr("Runs finished")
+                                                  : tr("Runs finished, some failed"),
+                             10000);
+    if (!failures.isEmpty())
+      reportError(tr("Some runs failed"), failures.join("\n"),
+                  tr("The other runs are complete. Hover a failed run's status in the table for its error; "
+                     "correct the settings or choose another method and start it again."));
+    autosave();
+    emit queueFinished();
   });
 }
 
@@ -399,7 +360,7 @@ bool MainWindow::openModel(const QString& path) {
     QSettings().setValue(kLastModel, path);
     data_panel_->setModelPath(QString::fromStdString(summary.path));
     data_panel_->setTokenizerPath(QString());
-    reference_ppl_ = 0;  // the reference line belongs to the previous model
+    queue_->setReference(0, QString());  // the reference line belongs to the previous model
     status_model_->setText(tr("%1  |  %2 layers  |  %3 parameters")
                                .arg(QFileInfo(path).fileName())
                                .arg(summary.config.num_layers)
@@ -538,40 +499,12 @@ bool MainWindow::runEvaluation() {
 
 // ---- quantization runs --------------------------------------------------------------------
 
-void MainWindow::setRunsRoot(const QString& folder) { runs_root_ = folder; }
+void MainWindow::setRunsRoot(const QString& folder) { queue_->setRunsRoot(folder); }
 
-QString MainWindow::newRunDir(const pipeline::RunConfig& c, int id) const {
-  const QString group = c.weight.group_size > 0 ? QString("g%1").arg(c.weight.group_size) : QString("pc");
-  const QString name = QString("%1-%2-w%3%4%5-%6")
-                           .arg(QDateTime::currentDateTime().toString("yyyyMMdd-HHmmss"))
-                           .arg(QString::fromStdString(c.method))
-                           .arg(c.weight.bits)
-                           .arg(group)
-                           .arg(c.act_bits ? QString("a%1").arg(c.act_bits) : QString())
-                           .arg(id);
-  return runs_root_ + "/" + name;
-}
-
-widgets::SessionRun* MainWindow::findRun(int id) {
-  for (auto& r : runs_)
-    if (r.id == id) return &r;
-  return nullptr;
-}
-
-bool MainWindow::isBusy() const {
-  return run_controller_->isRunning() || !queue_.empty() || reference_pending_;
-}
-
-int MainWindow::addQueuedRun(const pipeline::RunConfig& config) {
-  widgets::SessionRun r;
-  r.id = next_run_id_++;
-  r.config = config;
-  r.name = QString("%1 #%2").arg(widgets::describeConfig(config)).arg(r.id);
-  r.run_dir = newRunDir(config, r.id);
-  r.status = widgets::SessionRun::Status::Queued;
-  runs_.push_back(r);
-  return r.id;
-}
+widgets::SessionRun* MainWindow::findRun(int id) { return queue_->findRun(id); }
+const std::vector<widgets::SessionRun>& MainWindow::sessionRuns() const { return queue_->runs(); }
+double MainWindow::referencePerplexity() const { return queue_->referencePerplexity(); }
+bool MainWindow::isBusy() const { return queue_->isBusy(); }
 
 bool MainWindow::enqueue(const std::vector<pipeline::RunConfig>& configs) {
   if (isBusy()) {
@@ -582,32 +515,22 @@ bool MainWindow::enqueue(const std::vector<pipeline::RunConfig>& configs) {
     reportError(tr("Cannot start"), run_panel_->validationError(), tr("Correct the setting outlined in red."));
     return false;
   }
-  if (!QDir().mkpath(runs_root_)) {
-    reportError(tr("Cannot start"), tr("Cannot create the runs folder %1.").arg(runs_root_),
+  if (!worker_.isRemote() && !QDir().mkpath(queue_->runsRoot())) {
+    reportError(tr("Cannot start"), tr("Cannot create the runs folder %1.").arg(queue_->runsRoot()),
                 tr("Check the permissions and the free space of that folder."));
     return false;
   }
   QSettings().setValue(kLastRunConfig, QString::fromStdString(run_panel_->config().to_json_text()));
-  queue_failures_.clear();
-  std::vector<int> ids;
-  for (const auto& c : configs) ids.push_back(addQueuedRun(c));
-  queue_.assign(ids.begin(), ids.end());
+  // The unquantized model on the same text first: the reference line of the comparison chart.
+  api::EvalRequest reference;
+  reference.model_path = model_->path;
+  reference.tokenizer_path = utf8(tokenizer_path_);
+  reference.text_path = utf8(data_panel_->evalTextPath());
+  reference.device = configs.front().device;
+  const std::vector<int> ids = queue_->enqueue(configs, data_panel_->evalTextPath(), reference);
   selected_ = ids;  // watch the new runs
   updateRunViews();
   run_table_->selectRuns(ids);
-  // The unquantized model's perplexity on the same text first, once per model and text: the
-  // reference line of the comparison chart.
-  const QString text = data_panel_->evalTextPath();
-  if (!text.isEmpty() && configs.size() > 1 && (reference_ppl_ <= 0 || reference_text_ != text) &&
-      !controller_->isRunning()) {
-    api::EvalRequest request;
-    request.model_path = model_->path;
-    request.tokenizer_path = utf8(tokenizer_path_);
-    request.text_path = utf8(text);
-    request.device = configs.front().device;
-    reference_pending_ = controller_->start(request);
-  }
-  if (!reference_pending_) startNextQueued();
   updateRunControls();
   return true;
 }
@@ -636,95 +559,27 @@ bool MainWindow::compareBaselines() {
   return enqueue(configs);
 }
 
-void MainWindow::startNextQueued() {
-  while (!queue_.empty()) {
-    const int id = queue_.front();
-    queue_.pop_front();
-    widgets::SessionRun* r = findRun(id);
-    if (!r) continue;
-    RunJob job;
-    job.run_id = id;
-    job.config = r->config;
-    job.run_dir = r->run_dir;
-    job.resume = resume_.erase(id) > 0;
-    job.eval_text = data_panel_->evalTextPath();
-    r->eval_text = job.eval_text;
-    tessera::logger()->info("starting {} in {}", utf8(r->name), utf8(r->run_dir));
-    if (run_controller_->start(job)) return;
-    r->status = widgets::SessionRun::Status::Failed;
-    r->error = tr("the run controller was busy");
-  }
-  updateRunControls();
-}
-
-void MainWindow::onRunEnded(int run_id) {
-  const bool cancelled = [&] {
-    const auto* r = findRun(run_id);
-    return r && r->status == widgets::SessionRun::Status::Cancelled;
-  }();
-  if (cancelled) {
-    // Cancel stops the whole comparison, not only the run that was going.
-    cancelQueued();
-  }
-  if (!queue_.empty()) {
-    startNextQueued();
-  } else {
-    updateRunControls();
-    statusBar()->showMessage(cancelled                   ? tr("Run cancelled")
-                             : queue_failures_.isEmpty() ? tr("Runs finished")
-                                                         : tr("Runs finished, some failed"),
-                             10000);
-    if (!queue_failures_.isEmpty())
-      reportError(tr("Some runs failed"), queue_failures_.join("\n"),
-                  tr("The other runs are complete. Hover a failed run's status in the table for its error; "
-                     "correct the settings or choose another method and start it again."));
-    queue_failures_.clear();
-    autosave();
-    emit queueFinished();
-  }
-  updateRunViews();
-}
-
-void MainWindow::pauseRun() { run_controller_->pause(); }
-void MainWindow::resumeRun() { run_controller_->resume(); }
-
-void MainWindow::cancelQueued() {
-  for (int id : queue_)
-    if (auto* r = findRun(id)) r->status = widgets::SessionRun::Status::Cancelled;
-  queue_.clear();
-}
-
-void MainWindow::cancelRun() {
-  if (reference_pending_) controller_->cancel();
-  cancelQueued();
-  run_controller_->cancel();
-  updateRunViews();
-}
+void MainWindow::pauseRun() { queue_->pause(); }
+void MainWindow::resumeRun() { queue_->resumePaused(); }
+void MainWindow::cancelRun() { queue_->cancel(); }
 
 bool MainWindow::resumeSelectedRun() {
   widgets::SessionRun* r = selected_.empty() ? nullptr : findRun(selected_.back());
-  const bool resumable = r && (r->status == widgets::SessionRun::Status::Cancelled ||
-                               r->status == widgets::SessionRun::Status::Failed) &&
-                         (worker_.isRemote() || QFileInfo::exists(r->run_dir + "/run.json"));
-  if (!resumable) {
-    reportError(tr("Cannot resume"), tr("Select a cancelled or failed run whose run directory holds run.json."),
+  // Only local run directories can be checked here; a worker elsewhere says what is missing.
+  if (r && !worker_.isRemote() && !QFileInfo::exists(r->run_dir + "/run.json")) {
+    reportError(tr("Cannot resume"), tr("%1 holds no run.json.").arg(r->run_dir),
                 tr("Runs that failed before their first block have nothing to resume: start them again."));
     return false;
   }
-  if (isBusy()) {
-    reportError(tr("Cannot resume"), tr("A run is going."), tr("Wait for it to end or cancel it first."));
+  try {
+    if (!r) throw Error("no run is selected");
+    queue_->resume(r->id);
+    return true;
+  } catch (const std::exception& e) {
+    reportError(tr("Cannot resume"), QString::fromStdString(e.what()),
+                tr("Select a cancelled or failed run whose run directory holds run.json."));
     return false;
   }
-  // The core refuses, naming the difference, when the model, settings or calibration changed.
-  r->status = widgets::SessionRun::Status::Queued;
-  r->error.clear();
-  resume_.insert(r->id);
-  queue_ = {r->id};
-  queue_failures_.clear();
-  startNextQueued();
-  updateRunControls();
-  updateRunViews();
-  return true;
 }
 
 void MainWindow::updateRunControls() {
@@ -740,19 +595,20 @@ void MainWindow::selectRuns(const std::vector<int>& ids) {
 }
 
 void MainWindow::updateRunViews() {
-  run_table_->setRuns(runs_);
+  const auto& runs = queue_->runs();
+  run_table_->setRuns(runs);
   // Plots: the selected runs, or every run when none is selected. Repeated methods get shades.
   std::vector<int> shown = selected_;
   if (shown.empty())
-    for (const auto& r : runs_) shown.push_back(r.id);
+    for (const auto& r : runs) shown.push_back(r.id);
   std::map<QString, int> per_method;
   std::map<int, QColor> color;  // by run id
-  for (const auto& r : runs_) {
+  for (const auto& r : runs) {
     const QString method = QString::fromStdString(r.config.method);
     color[r.id] = widgets::methodColor(method, per_method[method]++);
   }
   std::vector<widgets::PlottedRun> plotted;
-  for (const auto& r : runs_)
+  for (const auto& r : runs)
     if (std::find(shown.begin(), shown.end(), r.id) != shown.end()) plotted.push_back({r.id, r.name, color[r.id]});
   loss_plot_->setRuns(plotted);
   hardening_plot_->setRuns(plotted);
@@ -760,14 +616,15 @@ void MainWindow::updateRunViews() {
   // Perplexity: every evaluated run of the session, whatever the selection.
   std::vector<widgets::SessionPerplexityPlot::Bar> bars;
   QString text;
-  for (const auto& r : runs_) {
+  for (const auto& r : runs) {
     if (r.perplexity <= 0) continue;
     bars.push_back({r.name, color[r.id], r.perplexity});
     text = QFileInfo(r.eval_text).fileName();
   }
   session_ppl_->setBars(bars, text);
-  session_ppl_->setReference(reference_text_.isEmpty() || text.isEmpty() || QFileInfo(reference_text_).fileName() == text
-                                 ? reference_ppl_
+  const QString reference_text = queue_->referenceText();
+  session_ppl_->setReference(reference_text.isEmpty() || text.isEmpty() || QFileInfo(reference_text).fileName() == text
+                                 ? queue_->referencePerplexity()
                                  : 0.0);
   updateHeatmap(/*force=*/true);  // the selection may have changed
 }
@@ -782,7 +639,7 @@ void MainWindow::updateHeatmap(bool force) {
   heatmap_layers_ = layers;
   // One selected run: its errors. Two or more: the last against the first. None: the newest run.
   std::vector<int> shown = selected_;
-  if (shown.empty() && !runs_.empty()) shown.push_back(runs_.back().id);
+  if (shown.empty() && !queue_->runs().empty()) shown.push_back(queue_->runs().back().id);
   if (shown.empty()) return;
   const auto* last = findRun(shown.back());
   if (!last) return;
@@ -831,7 +688,9 @@ void MainWindow::updateStatus() {
   } else {
     text += QString::fromStdString(p.phase.empty() ? "starting" : p.phase) + "...";
   }
-  if (!queue_.empty()) text += tr("  (%1 queued)").arg(queue_.size());
+  std::size_t queued = 0;
+  for (const auto& q : queue_->runs()) queued += q.status == widgets::SessionRun::Status::Queued;
+  if (queued) text += tr("  (%1 queued)").arg(queued);
   status_run_->setText(text);
   status_progress_->setVisible(true);
   status_progress_->setValue(static_cast<int>(1000 * fraction));
@@ -851,7 +710,7 @@ void MainWindow::refreshAll() {
 
 QDialog* MainWindow::showExportDialog() {
   std::vector<widgets::ExportDialog::Choice> choices;
-  for (const auto& r : runs_)
+  for (const auto& r : queue_->runs())
     if (r.finished() && !r.run_dir.isEmpty()) choices.push_back({r.id, r.name, r.run_dir});
   if (choices.empty()) {
     reportError(tr("Nothing to export"), tr("The session has no finished run."),
@@ -889,9 +748,9 @@ QDialog* MainWindow::showLayerDetail(int run_id, std::int64_t block, const QStri
 
 widgets::Session MainWindow::currentSession() const {
   widgets::Session s;
-  s.runs = runs_;
-  for (const auto& r : runs_) s.traces.emplace_back(r.id, run_metrics_->trace(r.id));
-  s.reference_perplexity = reference_ppl_;
+  s.runs = queue_->runs();
+  for (const auto& r : s.runs) s.traces.emplace_back(r.id, run_metrics_->trace(r.id));
+  s.reference_perplexity = queue_->referencePerplexity();
   s.model = model_ ? QString::fromStdString(model_->path) : QString();
   s.tokenizer = tokenizer_path_;
   s.calib = data_panel_->calibPath();
@@ -904,7 +763,7 @@ bool MainWindow::saveSessionTo(const QString& path) {
   try {
     widgets::saveSession(path, currentSession());
     QSettings().setValue(kLastSessionFile, path);
-    tessera::logger()->info("session saved to {} ({} runs)", utf8(path), runs_.size());
+    tessera::logger()->info("session saved to {} ({} runs)", utf8(path), queue_->runs().size());
     return true;
   } catch (const std::exception& e) {
     reportError(tr("Cannot save the session"), QString::fromStdString(e.what()),
@@ -932,11 +791,9 @@ bool MainWindow::openSessionFrom(const QString& path) {
   if (exists(s.tokenizer)) openTokenizer(s.tokenizer);
   if (!s.calib.isEmpty()) setCalibPath(s.calib);
   if (!s.eval_text.isEmpty()) setTextPath(s.eval_text);
-  runs_ = s.runs;
   run_metrics_->clear();
   for (const auto& [id, trace] : s.traces) run_metrics_->set(id, trace);
-  for (const auto& r : runs_) {
-    next_run_id_ = std::max(next_run_id_, r.id + 1);
+  for (const auto& r : s.runs) {
     // Layer statistics of runs whose curves were not recorded (older files): from the run folder.
     if (run_metrics_->trace(r.id).layers.empty() && !worker_.isRemote() && !r.run_dir.isEmpty() &&
         QFileInfo::exists(r.run_dir)) {
@@ -945,12 +802,12 @@ bool MainWindow::openSessionFrom(const QString& path) {
       run_metrics_->set(r.id, t);
     }
   }
-  reference_ppl_ = s.reference_perplexity;
-  reference_text_ = s.eval_text;
+  queue_->setReference(s.reference_perplexity, s.eval_text);
   selected_.clear();
+  queue_->replaceRuns(s.runs);
   updateRunViews();
   updateRunControls();
-  tessera::logger()->info("session {} opened ({} runs)", utf8(path), runs_.size());
+  tessera::logger()->info("session {} opened ({} runs)", utf8(path), queue_->runs().size());
   return true;
 }
 
@@ -958,10 +815,8 @@ bool MainWindow::addRunDirectory(const QString& run_dir) {
   try {
     const protocol::Json info = widgets::WorkerJob::runToEnd(worker_, "run_info", {{"run_dir", utf8(run_dir)}});
     widgets::SessionRun r;
-    r.id = next_run_id_++;
     r.config = pipeline::RunConfig::from_json_text(protocol::field<protocol::Json>(info, "config").dump(),
                                                    utf8(run_dir) + "/run.json");
-    r.name = QString("%1 #%2").arg(widgets::describeConfig(r.config)).arg(r.id);
     r.run_dir = run_dir;
     r.calibration_sha256 = QString::fromStdString(info.value("calibration_sha256", std::string()));
     r.seconds = info.value("seconds", 0.0);
@@ -972,7 +827,8 @@ bool MainWindow::addRunDirectory(const QString& run_dir) {
                                : widgets::SessionRun::Status::Cancelled;
     if (!finished && !being_written) r.error = tr("unfinished: resume it (Run > Resume Selected Run)");
     const std::int64_t blocks = info.value("blocks", std::int64_t{0});
-    runs_.push_back(r);
+    r.id = queue_->addRun(r);
+    r.name = findRun(r.id)->name;
     if (info.value("has_events", false)) {
       followRun(r.id, blocks);
     } else {
@@ -1031,7 +887,7 @@ QString MainWindow::autosavePath() const {
 }
 
 void MainWindow::autosave() {
-  if (runs_.empty()) return;
+  if (queue_->runs().empty()) return;
   QDir().mkpath(QFileInfo(autosavePath()).absolutePath());
   try {
     widgets::saveSession(autosavePath(), currentSession());
@@ -1060,7 +916,7 @@ void MainWindow::chooseSessionToSave() {
 }
 
 void MainWindow::chooseRunDirectory() {
-  const QString path = QFileDialog::getExistingDirectory(this, tr("Add a run directory"), runs_root_);
+  const QString path = QFileDialog::getExistingDirectory(this, tr("Add a run directory"), queue_->runsRoot());
   if (!path.isEmpty()) addRunDirectory(path);
 }
 

@@ -5,13 +5,12 @@
 // perplexity of every run, memory), the comparison table of the session's runs beside the
 // per-layer error heatmap, and the log. Every job runs in a `tessera worker` process on this
 // machine or over SSH (the Worker box); "Compare baselines" queues RTN, AWQ, OmniQuant and
-// TesseraQ with the same settings.
+// TesseraQ with the same settings through the RunQueue.
 // The session (runs, settings, results, curves) is saved to a session file and autosaved, so a
 // closed window loses nothing.
 #include <QMainWindow>
 #include <QString>
 #include <QTimer>
-#include <deque>
 #include <set>
 #include <memory>
 #include <optional>
@@ -52,6 +51,7 @@ class WorkerPanel;
 namespace tessera::workbench {
 
 class EvalController;
+class RunQueue;
 
 class MainWindow : public QMainWindow {
   Q_OBJECT
@@ -85,7 +85,6 @@ class MainWindow : public QMainWindow {
   void pauseRun();
   void resumeRun();
   void cancelRun();     // also drops the rest of a baseline queue
-  void cancelQueued();  // marks every queued run cancelled and empties the queue
   // Continues the selected cancelled or failed run from its last finished block.
   bool resumeSelectedRun();
   bool isBusy() const;       // a run, a queue or the reference evaluation is going
@@ -98,8 +97,8 @@ class MainWindow : public QMainWindow {
   // process is still writing it.
   bool addRunDirectory(const QString& run_dir);
   bool isFollowingRuns() const { return !following_.empty(); }  // an added run's events are still being read
-  const std::vector<widgets::SessionRun>& sessionRuns() const { return runs_; }
-  double referencePerplexity() const { return reference_ppl_; }
+  const std::vector<widgets::SessionRun>& sessionRuns() const;
+  double referencePerplexity() const;
   // Overlays these runs in the plots (and, for two or more, diffs the last against the first in
   // the heatmap).
   void selectRuns(const std::vector<int>& ids);
@@ -111,6 +110,7 @@ class MainWindow : public QMainWindow {
 
   EvalController* evalController() const { return controller_; }
   RunController* runController() const { return run_controller_; }
+  RunQueue* runQueue() const { return queue_; }
   widgets::ArchitectureView* architectureView() const { return architecture_; }
   widgets::EvalPanel* evalPanel() const { return eval_panel_; }
   widgets::PerplexityPlot* perplexityPlot() const { return plot_; }
@@ -136,7 +136,7 @@ class MainWindow : public QMainWindow {
  private:
   void buildMenus();
   void buildCentralArea();
-  void connectRunController();
+  void connectRunQueue();
   void chooseModelFile();
   void chooseModelFolder();
   void chooseTokenizer();
@@ -149,10 +149,7 @@ class MainWindow : public QMainWindow {
   QString dialogStartDir(const char* key) const;
 
   widgets::SessionRun* findRun(int id);
-  int addQueuedRun(const pipeline::RunConfig& config);
   bool enqueue(const std::vector<pipeline::RunConfig>& configs);
-  void startNextQueued();
-  void onRunEnded(int run_id);
   // Replays the run's events.jsonl into its trace, live while its writer runs (a "follow" job).
   void followRun(int run_id, std::int64_t total_blocks);
   void updateRunViews();  // table, plots' run lists, perplexity bars, heatmap
@@ -163,13 +160,13 @@ class MainWindow : public QMainWindow {
   widgets::Session currentSession() const;
   void autosave();
   QString autosavePath() const;
-  QString newRunDir(const pipeline::RunConfig& config, int id) const;
 
   std::shared_ptr<widgets::MetricsStore> metrics_;
   std::shared_ptr<widgets::RunMetricsStore> run_metrics_;
   std::shared_ptr<widgets::QtLogSink> log_sink_;
   EvalController* controller_ = nullptr;
   RunController* run_controller_ = nullptr;
+  RunQueue* queue_ = nullptr;  // the session's runs
   widgets::ArchitectureView* architecture_ = nullptr;
   widgets::EvalPanel* eval_panel_ = nullptr;
   widgets::PerplexityPlot* plot_ = nullptr;
@@ -196,17 +193,8 @@ class MainWindow : public QMainWindow {
 
   std::optional<api::ModelSummary> model_;
   QString tokenizer_path_;  // "" = the one found beside the model
-  QString runs_root_;
-  std::vector<widgets::SessionRun> runs_;
   std::vector<int> selected_;
-  std::deque<int> queue_;  // run ids waiting for the controller
-  std::set<int> resume_;   // queued runs that continue their run directory
   std::set<int> following_;  // added runs whose events.jsonl a "follow" job is reading
-  bool reference_pending_ = false;  // the FP evaluation runs before the queue
-  double reference_ppl_ = 0;
-  QString reference_text_;
-  QStringList queue_failures_;
-  int next_run_id_ = 1;
   bool dialogs_enabled_ = true;
 };
 

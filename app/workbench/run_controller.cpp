@@ -9,7 +9,7 @@
 namespace tessera::workbench {
 
 RunController::RunController(std::shared_ptr<widgets::RunMetricsStore> store, QObject* parent)
-    : QObject(parent), store_(std::move(store)) {
+    : RunExecutor(parent), store_(std::move(store)) {
   qRegisterMetaType<RunJob>();
   qRegisterMetaType<RunOutcome>();
 }

@@ -8,11 +8,10 @@
 // take effect within one step. Every start() ends in exactly one of finished(), failed() or
 // cancelled(); a worker that dies (crash, SIGKILL, out of memory, dropped connection) is failed()
 // with its exit status and last stderr lines, and the run resumes from its last finished block.
-#include <QObject>
 #include <QString>
 #include <memory>
 
-#include "pipeline/run_config.h"
+#include "job_executors.h"
 #include "run_metrics_store.h"
 #include "worker_endpoint.h"
 
@@ -22,24 +21,7 @@ class WorkerJob;
 
 namespace tessera::workbench {
 
-struct RunJob {
-  int run_id = 0;
-  pipeline::RunConfig config;
-  QString run_dir;
-  bool resume = false;
-  QString eval_text;  // "" = no perplexity after quantizing
-};
-
-struct RunOutcome {
-  int run_id = 0;
-  QString run_dir;
-  QString calibration_sha256;
-  double seconds = 0;     // quantization wall time
-  double perplexity = 0;  // 0 when not evaluated
-  double peak_memory_bytes = 0;
-};
-
-class RunController : public QObject {
+class RunController : public RunExecutor {
   Q_OBJECT
 
  public:
@@ -48,9 +30,9 @@ class RunController : public QObject {
 
   // Where the next job runs (this machine's tessera by default).
   void setWorker(const widgets::WorkerEndpoint& endpoint) { endpoint_ = endpoint; }
-  bool isRunning() const { return job_ != nullptr; }
-  bool isPaused() const { return paused_; }
-  int currentRunId() const { return current_id_; }
+  bool isRunning() const override { return job_ != nullptr; }
+  bool isPaused() const override { return paused_; }
+  int currentRunId() const override { return current_id_; }
   qint64 workerPid() const;  // of the running job's worker on its host; 0 when none
   // From the worker's last "paused": the step-loss events it had sent when the pause request
   // reached it, and when the job stopped (-1 before any pause).
@@ -58,18 +40,10 @@ class RunController : public QObject {
   std::pair<qint64, qint64> lastCancelStepEvents() const { return cancel_step_events_; }  // likewise
 
  public slots:
-  bool start(const tessera::workbench::RunJob& job);  // false while a job is running
-  void pause();   // paused() follows once the worker waits at its next step
-  void resume();  // resumed() at once
-  void cancel();  // cancelled() follows unless the job had already ended
-
- signals:
-  void started(int run_id);
-  void paused(int run_id);
-  void resumed(int run_id);
-  void finished(const tessera::workbench::RunOutcome& outcome);
-  void failed(int run_id, const QString& message);
-  void cancelled(int run_id);
+  bool start(const tessera::workbench::RunJob& job) override;  // false while a job is running
+  void pause() override;   // paused() follows once the worker waits at its next step
+  void resume() override;  // resumed() at once
+  void cancel() override;  // cancelled() follows unless the job had already ended
 
  private:
   void finishRun();
@@ -83,6 +57,3 @@ class RunController : public QObject {
 };
 
 }  // namespace tessera::workbench
-
-Q_DECLARE_METATYPE(tessera::workbench::RunJob)
-Q_DECLARE_METATYPE(tessera::workbench::RunOutcome)
