@@ -1,5 +1,6 @@
 #include "export_dialog.h"
 
+#include <QCheckBox>
 #include <QComboBox>
 #include <QDialogButtonBox>
 #include <QFileDialog>
@@ -14,6 +15,7 @@
 #include <QVBoxLayout>
 
 #include "protocol/worker_protocol.h"
+#include "remote_fetch.h"
 #include "run_table.h"
 #include "worker_job.h"
 
@@ -64,6 +66,17 @@ ExportDialog::ExportDialog(const std::vector<Choice>& runs, int preselected_run,
   form->addRow(tr("Format"), format_list_);
   form->addRow(tr("Float type"), dtype_);
   form->addRow(tr("Output"), path_row);
+  if (worker_.isRemote()) {
+    // The export is written on the worker's host; it can also be brought back here.
+    copy_back_ = new QCheckBox(tr("Copy to this machine"));
+    copy_path_ = new QLineEdit;
+    copy_path_->setPlaceholderText(tr("a new path on this machine"));
+    auto* copy_row = new QHBoxLayout;
+    copy_row->addWidget(copy_back_);
+    copy_row->addWidget(copy_path_, 1);
+    form->addRow(tr("Then"), copy_row);
+    form->addRow(new QLabel(tr("Paths are on %1.").arg(worker_.describe())));
+  }
   auto* buttons = new QHBoxLayout;
   buttons->addStretch();
   buttons->addWidget(export_);
@@ -237,6 +250,7 @@ bool ExportDialog::startExport() {
     result_->setStyleSheet("color: #2e7d32;");
     stage_->setText(tr("Done"));
     emit exported(id, r);
+    if (copy_back_ && copy_back_->isChecked()) copyBack(QString::fromStdString(r.path));
   });
   connect(job_, &WorkerJob::cancelled, this, [this, id] {
     finishJob(/*written=*/false);
@@ -256,7 +270,60 @@ bool ExportDialog::startExport() {
   return true;
 }
 
+void ExportDialog::setCopyBack(const QString& local_path) {
+  if (!copy_back_) return;
+  copy_back_->setChecked(!local_path.isEmpty());
+  copy_path_->setText(local_path);
+}
+
+void ExportDialog::copyBack(const QString& remote_path) {
+  const QString local = copy_path_->text().trimmed();
+  if (local.isEmpty()) {
+    result_->setText(result_->text() + tr("\nNot copied: choose where on this machine."));
+    return;
+  }
+  fetch_ = new RemoteFetch(worker_, remote_path, local, this);
+  setBusy(true);
+  progress_->setRange(0, 0);
+  stage_->setText(tr("Copying to this machine..."));
+  auto done = [this] {
+    fetch_->deleteLater();
+    fetch_ = nullptr;
+    setBusy(false);
+    progress_->setRange(0, 1);
+  };
+  connect(fetch_, &RemoteFetch::progress, this, [this](qint64 copied, qint64 total) {
+    progress_->setRange(0, 1000);
+    progress_->setValue(total > 0 ? static_cast<int>(1000 * copied / total) : 0);
+  });
+  connect(fetch_, &RemoteFetch::finished, this, [this, done](const QString& path, qint64 bytes) {
+    done();
+    progress_->setValue(1);
+    stage_->setText(tr("Done"));
+    result_->setText(result_->text() + tr("\nCopied to %1 (%2).").arg(path, formatBytes(static_cast<double>(bytes))));
+    emit copiedBack(path);
+  });
+  connect(fetch_, &RemoteFetch::failed, this, [this, done](const QString& message) {
+    done();
+    stage_->setText(QString());
+    result_->setText(result_->text() + tr("\nNot copied to this machine: %1").arg(message));
+    emit copyFailed(message);
+  });
+  connect(fetch_, &RemoteFetch::cancelled, this, [this, done] {
+    done();
+    stage_->setText(QString());
+    result_->setText(result_->text() + tr("\nCopy cancelled: nothing was written on this machine."));
+    emit copyFailed(tr("cancelled"));
+  });
+  fetch_->start();
+}
+
 void ExportDialog::cancelExport() {
+  if (fetch_) {
+    fetch_->cancel();
+    stage_->setText(tr("Cancelling..."));
+    return;
+  }
   if (job_) {
     job_->cancel();
     stage_->setText(tr("Cancelling..."));
@@ -272,7 +339,7 @@ void ExportDialog::finishJob(bool written) {
 }
 
 void ExportDialog::reject() {
-  if (job_) {
+  if (job_ || fetch_) {
     cancelExport();
     return;  // closes once cancelled; the user sees "Cancelled: nothing was written"
   }

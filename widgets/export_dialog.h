@@ -12,6 +12,7 @@
 #include "api/job_types.h"
 #include "worker_endpoint.h"
 
+class QCheckBox;
 class QComboBox;
 class QLabel;
 class QLineEdit;
@@ -21,6 +22,7 @@ class QPushButton;
 
 namespace tessera::widgets {
 
+class RemoteFetch;
 class WorkerJob;
 
 class ExportDialog : public QDialog {
@@ -44,7 +46,10 @@ class ExportDialog : public QDialog {
   bool selectFormat(const QString& id);  // false when missing or greyed out
   bool isFormatAvailable(const QString& id) const;
   QString formatReason(const QString& id) const;
-  bool isExporting() const { return job_ != nullptr; }
+  bool isExporting() const { return job_ != nullptr || fetch_ != nullptr; }
+  // With a worker on another host: after the export, copy it to `local_path` on this machine
+  // ("" = do not copy).
+  void setCopyBack(const QString& local_path);
   QString resultText() const;
 
  public slots:
@@ -55,6 +60,8 @@ class ExportDialog : public QDialog {
   void exported(int run_id, const tessera::api::ExportResult& result);
   void exportFailed(int run_id, const QString& message);
   void exportCancelled(int run_id);
+  void copiedBack(const QString& local_path);  // the export was copied to this machine
+  void copyFailed(const QString& message);
 
  protected:
   void reject() override;  // Close/Escape during an export cancels it first
@@ -66,6 +73,7 @@ class ExportDialog : public QDialog {
   void suggestOutputPath();
   void setBusy(bool busy);
   void finishJob(bool written);  // written: the progress bar ends full
+  void copyBack(const QString& remote_path);
   int currentRunId() const;
   QString currentRunDir() const;  // "" when no run is chosen
 
@@ -85,6 +93,9 @@ class ExportDialog : public QDialog {
   QPushButton* cancel_ = nullptr;
   QPushButton* close_ = nullptr;
   WorkerJob* job_ = nullptr;  // the running export
+  RemoteFetch* fetch_ = nullptr;  // the running copy to this machine
+  QCheckBox* copy_back_ = nullptr;  // with a remote worker only
+  QLineEdit* copy_path_ = nullptr;
   QString suggested_path_;  // the last suggestion suggestOutputPath put in path_
 };
 

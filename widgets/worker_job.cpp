@@ -1,6 +1,7 @@
 #include "worker_job.h"
 
 #include <QEventLoop>
+#include <QPointer>
 #include <QThread>
 #include <algorithm>
 #include <csignal>
@@ -104,11 +105,15 @@ void WorkerJob::cancel() {
 
 void WorkerJob::readOutput() {
   stdout_buffer_ += process_->readAllStandardOutput();
+  // A slot of ours may delete this job (through a nested event loop, e.g. WorkerJob::runToEnd)
+  // while its signal is being emitted: nothing of it is touched after that.
+  const QPointer<WorkerJob> alive(this);
   int start = 0, end;
   while (isRunning() && (end = stdout_buffer_.indexOf('\n', start)) >= 0) {
     const QByteArray line = stdout_buffer_.mid(start, end - start);
     start = end + 1;
     if (!line.trimmed().isEmpty()) handleLine(line);
+    if (!alive) return;
   }
   stdout_buffer_.remove(0, start);
 }
@@ -180,6 +185,9 @@ void WorkerJob::handleMessage(const protocol::Json& m) {
   } else if (type == "progress") {
     emit progress(QString::fromStdString(m.value("stage", std::string())), m.value("done", qint64{0}),
                   m.value("total", qint64{0}), m.value("value", 0.0));
+  } else if (type == "data") {
+    emit dataChunk(QString::fromStdString(protocol::field<std::string>(m, "file")), protocol::field<qint64>(m, "offset"),
+                   QByteArray::fromBase64(QByteArray::fromStdString(protocol::field<std::string>(m, "data"))));
   } else if (type == "paused") {
     emit paused(m.value("step_events_at_request", qint64{-1}), m.value("step_events", qint64{-1}));
   } else if (type == "resumed") {
@@ -190,16 +198,17 @@ void WorkerJob::handleMessage(const protocol::Json& m) {
     const auto lvl = spdlog::level::from_str(level);
     tessera::logger()->log(lvl == spdlog::level::off ? spdlog::level::info : lvl, "[worker] {}", text);
   } else if (type == "result") {
+    const protocol::Json result = protocol::field<protocol::Json>(m, "result");
     state_ = State::Ended;
     cancel_timeout_.stop();
-    emit succeeded(protocol::field<protocol::Json>(m, "result"));
     endProcess();
+    emit succeeded(result);  // last: a slot may delete this job
   } else if (type == "cancelled") {
     cancel_step_events_ = {m.value("step_events_at_request", qint64{-1}), m.value("step_events", qint64{-1})};
     state_ = State::Ended;
     cancel_timeout_.stop();
-    emit cancelled();
     endProcess();
+    emit cancelled();  // last: a slot may delete this job
   } else if (type == "error") {
     fail(QString::fromStdString(protocol::field<std::string>(m, "message")));
   }
@@ -209,7 +218,9 @@ void WorkerJob::handleMessage(const protocol::Json& m) {
 void WorkerJob::processFinished(int exit_code, QProcess::ExitStatus status) {
   hello_timeout_.stop();
   cancel_timeout_.stop();
+  const QPointer<WorkerJob> alive(this);
   readOutput();  // lines still buffered (a result written just before exiting)
+  if (!alive) return;
   readErrors();
   if (state_ == State::Ended) return;
   if (cancel_requested_) {

@@ -58,6 +58,8 @@ class WorkerJob : public QObject {
  signals:
   void runEvent(const tessera::pipeline::RunEvent& event);
   void progress(const QString& stage, qint64 done, qint64 total, double value);
+  // A chunk of a fetched file (a "fetch" job): `file` relative to the fetched folder, "" for a file.
+  void dataChunk(const QString& file, qint64 offset, const QByteArray& bytes);
   // The job waits at its step. The worker counts the step-loss events it had sent when the pause
   // request reached it and when the job stopped, so the difference is the steps taken after the request.
   void paused(qint64 step_events_at_request, qint64 step_events);

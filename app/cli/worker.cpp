@@ -15,6 +15,7 @@
 #include <spdlog/sinks/base_sink.h>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "api/device_memory.h"
 #include "api/export_jobs.h"
@@ -164,7 +165,7 @@ class WorkerServer {
       return;
     }
     static const char* kJobs[] = {"quantize", "evaluate", "export", "export_formats", "layer_detail",
-                                  "model_info", "devices", "run_info", "follow"};
+                                  "model_info", "devices", "run_info", "follow", "fetch"};
     bool known = false;
     for (const char* k : kJobs) known = known || type == k;
     if (!known) throw protocol::ProtocolError("unknown request \"" + type + "\"");
@@ -232,7 +233,47 @@ class WorkerServer {
     if (type == "model_info") return protocol::to_json(api::describe_model(protocol::field<std::string>(m, "model")));
     if (type == "devices") return protocol::to_json(api::list_devices());
     if (type == "run_info") return run_info(protocol::field<std::string>(m, "run_dir"));
+    if (type == "fetch") return fetch(protocol::field<std::string>(m, "path"), id, stop);
     return follow(protocol::field<std::string>(m, "run_dir"), id, stop);
+  }
+
+  // Sends a file, or every file below a folder, as "data" messages of base64 chunks (an export
+  // copied back to the workbench's machine); the result lists the files and their sizes.
+  Json fetch(const std::string& path, std::int64_t id, const StopToken& stop) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const fs::path root(path);
+    if (!fs::exists(root, ec)) throw Error(path + " does not exist on the worker's host");
+    std::vector<std::pair<fs::path, std::string>> files;  // absolute, relative ("" for a single file)
+    if (fs::is_directory(root, ec)) {
+      for (const auto& e : fs::recursive_directory_iterator(root, ec))
+        if (e.is_regular_file()) files.emplace_back(e.path(), fs::relative(e.path(), root).generic_string());
+      if (ec) throw Error("cannot list " + path + ": " + ec.message());
+    } else {
+      files.emplace_back(root, "");
+    }
+    std::int64_t total = 0, sent = 0;
+    for (const auto& f : files) total += static_cast<std::int64_t>(fs::file_size(f.first, ec));
+    Json listed = Json::array();
+    constexpr std::size_t kChunk = 1 << 20;  // 1 MiB of data, 1.4 MB on the wire
+    std::vector<char> buffer(kChunk);
+    for (const auto& [absolute, relative] : files) {
+      std::ifstream in(absolute, std::ios::binary);
+      if (!in) throw Error("cannot read " + absolute.string());
+      std::int64_t offset = 0;
+      do {
+        stop.throw_if_stopped();
+        in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+        const auto n = static_cast<std::size_t>(in.gcount());
+        out_.send(protocol::job_message("data", id, {{"file", relative}, {"offset", offset},
+                                                     {"data", protocol::base64_encode(buffer.data(), n)}}));
+        offset += static_cast<std::int64_t>(n);
+        sent += static_cast<std::int64_t>(n);
+        out_.send(protocol::job_message("progress", id, {{"stage", "copying"}, {"done", sent}, {"total", total}, {"value", 0.0}}));
+      } while (in);
+      listed.push_back({{"file", relative}, {"bytes", offset}});
+    }
+    return {{"path", path}, {"files", listed}, {"bytes", sent}};
   }
 
   // What run.json says of a run, and whether it can be followed (events.jsonl) or is being written.

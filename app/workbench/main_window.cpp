@@ -854,12 +854,21 @@ void MainWindow::followRun(int run_id, std::int64_t total_blocks) {
   auto* job = new widgets::WorkerJob(worker_, "follow", {{"run_dir", utf8(findRun(run_id)->run_dir)}}, this);
   auto recorder = std::make_shared<RunEventRecorder>(run_metrics_, run_id);
   run_metrics_->update(run_id, [&](widgets::RunTrace& t) { t.progress.total_blocks = total_blocks; });
-  connect(job, &widgets::WorkerJob::runEvent, this, [recorder](const pipeline::RunEvent& e) { recorder->on_event(e); });
+  connect(job, &widgets::WorkerJob::runEvent, this, [this, recorder, run_id](const pipeline::RunEvent& e) {
+    recorder->on_event(e);
+    if (e.kind == pipeline::RunEvent::Kind::Evaluated)
+      if (auto* r = findRun(run_id)) {
+        r->perplexity = e.value;
+        r->eval_text = QString::fromStdString(e.message);
+      }
+  });
   following_.insert(run_id);
   auto end = [this, job, run_id](bool finished, double seconds, const QString& error) {
     job->release();
     following_.erase(run_id);
     if (auto* r = findRun(run_id)) {
+      const widgets::RunTrace trace = run_metrics_->trace(run_id);
+      r->peak_memory_bytes = trace.peakGpuBytes() > 0 ? trace.peakGpuBytes() : trace.peakRssBytes();
       if (finished) {
         r->status = widgets::SessionRun::Status::Finished;
         r->seconds = seconds;

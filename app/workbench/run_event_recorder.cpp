@@ -78,6 +78,8 @@ void RunEventRecorder::on_event(const RunEvent& e) {
       case RunEvent::Kind::Memory:
         t.memory.push_back({e.seconds, e.gpu_memory_bytes, e.rss_bytes});
         break;
+      case RunEvent::Kind::Evaluated:  // the run's table row takes it (MainWindow::followRun)
+        break;
       case RunEvent::Kind::Log:
         break;
     }

@@ -19,6 +19,7 @@ struct RunEvent {
     BlockFinished,  // block, value = output loss after, before = loss of plain RTN, seconds, eta
     RunFinished,    // seconds
     Memory,         // seconds since the run started, gpu_memory_bytes, rss_bytes (sampled by api::quantize)
+    Evaluated,      // value = perplexity of the quantized model, message = the text, seconds (events.jsonl only)
     Log,            // message
   };
   Kind kind = Kind::Log;

@@ -19,7 +19,8 @@ constexpr KindName kKindNames[] = {
     {Kind::StepLoss, "step_loss"},         {Kind::StepSkipped, "step_skipped"},
     {Kind::HardFraction, "hard_fraction"}, {Kind::LayerStats, "layer_stats"},
     {Kind::BlockFinished, "block_finished"}, {Kind::RunFinished, "run_finished"},
-    {Kind::Memory, "memory"},              {Kind::Log, "log"},
+    {Kind::Memory, "memory"},              {Kind::Evaluated, "evaluated"},
+    {Kind::Log, "log"},
 };
 
 // Optional fields keep their default when absent, but a present field of the wrong type is an error.
@@ -122,6 +123,9 @@ Json to_json(const pipeline::RunEvent& e) {
       break;
     case Kind::Memory:
       j.update({{"seconds", e.seconds}, {"gpu_memory_bytes", e.gpu_memory_bytes}, {"rss_bytes", e.rss_bytes}});
+      break;
+    case Kind::Evaluated:
+      j.update({{"value", e.value}, {"message", e.message}, {"seconds", e.seconds}});
       break;
     case Kind::Log:
       j["message"] = e.message;
@@ -410,6 +414,22 @@ QuantizeRequest quantize_request_from_json(const Json& j) {
   optional_field(j, "resume", r.resume);
   optional_field(j, "eval_text", r.eval_text);
   return r;
+}
+
+std::string base64_encode(const char* data, std::size_t size) {
+  static const char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((size + 2) / 3 * 4);
+  for (std::size_t i = 0; i < size; i += 3) {
+    const auto b0 = static_cast<unsigned char>(data[i]);
+    const auto b1 = i + 1 < size ? static_cast<unsigned char>(data[i + 1]) : 0u;
+    const auto b2 = i + 2 < size ? static_cast<unsigned char>(data[i + 2]) : 0u;
+    out += kAlphabet[b0 >> 2];
+    out += kAlphabet[((b0 & 0x3) << 4) | (b1 >> 4)];
+    out += i + 1 < size ? kAlphabet[((b1 & 0xf) << 2) | (b2 >> 6)] : '=';
+    out += i + 2 < size ? kAlphabet[b2 & 0x3f] : '=';
+  }
+  return out;
 }
 
 Json job_message(const std::string& type, std::int64_t job, Json fields) {

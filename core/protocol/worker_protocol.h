@@ -86,6 +86,9 @@ struct QuantizeRequest {
 Json to_json(const QuantizeRequest& r);
 QuantizeRequest quantize_request_from_json(const Json& j);
 
+// The "data" messages of a fetch carry file bytes as base64 (RFC 4648, with padding).
+std::string base64_encode(const char* data, std::size_t size);
+
 // ---- messages --------------------------------------------------------------------------------
 // {"type": type, "job": job, ...fields}; job < 0 leaves "job" out (protocol-level errors). A request
 // carries a "job" id chosen by the client, and every message about that job the same id.

@@ -113,7 +113,8 @@ class TestWorkerProtocol : public QObject {
   void runEventsRoundTrip() {
     using Kind = pipeline::RunEvent::Kind;
     for (Kind kind : {Kind::RunStarted, Kind::BlockStarted, Kind::StepLoss, Kind::StepSkipped, Kind::HardFraction,
-                      Kind::LayerStats, Kind::BlockFinished, Kind::RunFinished, Kind::Memory, Kind::Log}) {
+                      Kind::LayerStats, Kind::BlockFinished, Kind::RunFinished, Kind::Memory, Kind::Evaluated,
+                      Kind::Log}) {
       pipeline::RunEvent e;
       e.kind = kind;
       e.block = 3;
@@ -157,7 +158,8 @@ class TestWorkerProtocol : public QObject {
       }
       if (kind == Kind::BlockFinished) QCOMPARE(back.eta_seconds, e.eta_seconds);
       if (kind == Kind::Memory) QCOMPARE(back.rss_bytes, e.rss_bytes);
-      if (kind == Kind::Log || kind == Kind::RunStarted) QCOMPARE(back.message, e.message);
+      if (kind == Kind::Log || kind == Kind::RunStarted || kind == Kind::Evaluated) QCOMPARE(back.message, e.message);
+      if (kind == Kind::Evaluated) QCOMPARE(back.value, e.value);
     }
   }
 
@@ -233,6 +235,11 @@ class TestWorkerProtocol : public QObject {
                                "field \"step\" has the wrong type");
     TESSERA_VERIFY_THROWS_WITH(protocol::export_request_from_json(Json{{"type", "export"}, {"run_dir", "/r"}}),
                                "has no field \"out\"");
+    // RFC 4648's test vectors.
+    for (const auto& [plain, encoded] : std::vector<std::pair<std::string, std::string>>{
+             {"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"}, {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="},
+             {"foobar", "Zm9vYmFy"}})
+      QCOMPARE(protocol::base64_encode(plain.data(), plain.size()), encoded);
   }
 
   void quantizeRecordsItsEventsAndLocksItsDirectory() {
@@ -323,6 +330,12 @@ class TestWorkerProtocol : public QObject {
     }
     QVERIFY(events > 5 * 7);
     QVERIFY(progress > 0);
+    // Its evaluation is in its history too.
+    const auto recorded = read_jsonl(pipeline::RunDirectory(q.run_dir).events_path());
+    const auto last = protocol::run_event_from_json(recorded.back()["event"]);
+    QVERIFY(last.kind == pipeline::RunEvent::Kind::Evaluated);
+    QCOMPARE(last.value, result.perplexity);
+    QCOMPARE(last.message, text);
     // The same run read back through the worker: run_info and the recorded events.
     worker.send({{"type", "run_info"}, {"job", 4}, {"run_dir", q.run_dir}});
     lines = worker.until_end_of(4);

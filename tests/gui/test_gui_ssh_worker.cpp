@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "export_dialog.h"
 #include "gui_test_main.h"
 #include "gui_test_runs.h"
 #include "run_controller.h"
@@ -235,6 +236,32 @@ void TestGuiSshWorker::runOverSshMatchesLocalRun() {
   QCOMPARE(store->trace(2).blocks.size(), std::size_t(5));
   QCOMPARE(store->trace(2).layers.size(), std::size_t(5 * 7));
   QVERIFY(!store->trace(2).memory.empty());
+
+  // Its GPTQ export, written on the "server" and copied back through the worker.
+  tessera::widgets::ExportDialog dialog({{2, "awq W2 g32 #2", remote.run_dir}}, 2, endpoint("ssh_config"));
+  QVERIFY2(dialog.isFormatAvailable("gptq"), qPrintable(dialog.formatReason("gptq")));
+  QVERIFY(dialog.selectFormat("gptq"));
+  dialog.setOutputPath(dir_ + "/remote-gptq");
+  dialog.setCopyBack(dir_ + "/copied-gptq");
+  QSignalSpy copied(&dialog, &tessera::widgets::ExportDialog::copiedBack);
+  QSignalSpy copy_failed(&dialog, &tessera::widgets::ExportDialog::copyFailed);
+  QSignalSpy export_failed(&dialog, &tessera::widgets::ExportDialog::exportFailed);
+  QVERIFY(dialog.startExport());
+  QTRY_VERIFY_WITH_TIMEOUT(!copied.isEmpty() || !copy_failed.isEmpty() || !export_failed.isEmpty(), kRunTimeoutMs);
+  QVERIFY2(copy_failed.isEmpty() && export_failed.isEmpty(), qPrintable(dialog.resultText()));
+  const QStringList files = QDir(dir_ + "/remote-gptq").entryList(QDir::Files);
+  QVERIFY(files.contains("model.safetensors") && files.contains("quantize_config.json"));
+  QCOMPARE(QDir(dir_ + "/copied-gptq").entryList(QDir::Files), files);
+  for (const QString& f : files)
+    QVERIFY2(fileBytes(dir_ + "/copied-gptq/" + f) == fileBytes(dir_ + "/remote-gptq/" + f), qPrintable(f));
+  QVERIFY(dialog.resultText().contains("Copied to " + dir_ + "/copied-gptq"));
+  // An existing destination is never overwritten.
+  dialog.setOutputPath(dir_ + "/remote-gptq-2");
+  dialog.setCopyBack(dir_ + "/copied-gptq");
+  QVERIFY(dialog.startExport());
+  QTRY_VERIFY_WITH_TIMEOUT(!copy_failed.isEmpty() || copied.size() > 1, kRunTimeoutMs);
+  QVERIFY2(copy_failed.size() == 1 && copy_failed.first().at(0).toString().contains("already exists"),
+           qPrintable(dialog.resultText()));
 }
 
 void TestGuiSshWorker::refusedKeyAndWrongHostKeyAreClearErrors() {

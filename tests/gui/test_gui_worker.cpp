@@ -16,7 +16,11 @@
 
 #include "gui_test_main.h"
 #include "gui_test_runs.h"
+#include "hardening_plot.h"
+#include "layer_heatmap.h"
+#include "loss_plot.h"
 #include "main_window.h"
+#include "memory_plot.h"
 #include "run_controller.h"
 #include "run_metrics_store.h"
 #include "test_data.h"
@@ -82,6 +86,7 @@ class TestGuiWorker : public QObject {
   void killedWorkerResumesToIdenticalCodes();
   void runDirectoryBeingWrittenIsRefused();
   void shellRunIsFollowedLive();
+  void gpuRunReplaysIntoTheWindow();
 
  private:
   QString root_;
@@ -230,6 +235,36 @@ void TestGuiWorker::shellRunIsFollowedLive() {
   QVERIFY(!trace.memory.empty());
 }
 
+// tests/data/gpu-run-stories260K: run.json and events.jsonl of a TesseraQ run (W2 g32, paper10 x 100
+// steps, 64 x 256 calibration) that the CUDA build's worker made on an H100
+// (installers/gpu-worker-jobs.py). The window shows it from its events alone, GPU memory included.
+void TestGuiWorker::gpuRunReplaysIntoTheWindow() {
+  const QString fixture = QString(TESSERA_TEST_FIXTURES) + "/gpu-run-stories260K";
+  QVERIFY2(QFileInfo::exists(fixture + "/events.jsonl"), qPrintable(fixture + " is missing"));
+  tessera::workbench::MainWindow window;
+  window.setDialogsEnabled(false);
+  window.resize(1400, 900);
+  window.show();
+  QVERIFY(window.addRunDirectory(fixture));
+  QTRY_VERIFY_WITH_TIMEOUT(!window.isFollowingRuns(), 60000);
+  const auto& run = window.sessionRuns().front();
+  QVERIFY(run.status == tessera::widgets::SessionRun::Status::Finished);
+  QCOMPARE(run.config.device, std::string("cuda"));
+  QCOMPARE(run.config.method, std::string("tesseraq"));
+  QVERIFY(run.seconds > 40 && run.seconds < 60);  // 50.9 s on the H100
+  const auto trace = window.runMetrics()->trace(run.id);
+  QCOMPARE(trace.blocks.size(), std::size_t(5));
+  QCOMPARE(trace.layers.size(), std::size_t(5 * 7));
+  QCOMPARE(trace.steps.size(), std::size_t(5 * 10 * 100 / 5));  // every 5th of 100 steps, 10 iterations
+  QCOMPARE(trace.hardening.size(), std::size_t(5 * 10));
+  QVERIFY(trace.peakGpuBytes() > 50e6 && trace.peakGpuBytes() < 200e6);  // 103 MiB peak on the GPU
+  window.selectRuns({run.id});
+  window.refreshAll();
+  QCOMPARE(window.memoryPlot()->graphCount(), 2);  // resident memory and the GPU's
+  QVERIFY(window.lossPlot()->graphCount() >= 1);
+  QVERIFY(!window.heatmap()->cellText(4, 6).isEmpty());
+}
+
 TESSERA_GUI_TEST_MAIN(TestGuiWorker, brokenWorkersFailWithTheReason, killedWorkerResumesToIdenticalCodes,
-                      runDirectoryBeingWrittenIsRefused, shellRunIsFollowedLive)
+                      runDirectoryBeingWrittenIsRefused, shellRunIsFollowedLive, gpuRunReplaysIntoTheWindow)
 #include "test_gui_worker.moc"

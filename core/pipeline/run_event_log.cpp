@@ -1,0 +1,40 @@
+#include "pipeline/run_event_log.h"
+
+#include "pipeline/run_directory.h"
+#include "protocol/worker_protocol.h"
+#include "util/log.h"
+
+namespace tessera::pipeline {
+
+RunEventLog::~RunEventLog() {
+  if (file_) std::fclose(file_);
+}
+
+void RunEventLog::append(const RunEvent& event) {
+  if (failed_) return;
+  if (!file_) {
+    const std::string path = RunDirectory(run_dir_).events_path();
+    file_ = std::fopen(path.c_str(), "a");
+    if (!file_) {
+      logger()->warn("cannot append to {}; the run goes on without an event log", path);
+      failed_ = true;
+      return;
+    }
+    write_line(protocol::hello_message("events").dump());
+  }
+  write_line(protocol::Json{{"type", "event"}, {"event", protocol::to_json(event)}}.dump(
+      -1, ' ', false, protocol::Json::error_handler_t::replace));
+}
+
+void RunEventLog::write_line(const std::string& line) {
+  if (!file_) return;
+  const std::string text = line + "\n";
+  if (std::fwrite(text.data(), 1, text.size(), file_) != text.size() || std::fflush(file_) != 0) {
+    logger()->warn("cannot write the event log of {} (disk full?); the run goes on without it", run_dir_);
+    std::fclose(file_);
+    file_ = nullptr;
+    failed_ = true;
+  }
+}
+
+}  // namespace tessera::pipeline
