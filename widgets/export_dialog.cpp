@@ -233,8 +233,16 @@ bool ExportDialog::startExport() {
     stage_->setText(stage);
   });
   connect(job_, &WorkerJob::succeeded, this, [this, id](const protocol::Json& json) {
+    api::ExportResult r;
+    try {
+      r = protocol::export_result_from_json(json);
+    } catch (const std::exception& e) {
+      finishJob(/*written=*/false);
+      result_->setText(tr("The worker's answer is malformed: %1").arg(QString::fromUtf8(e.what())));
+      emit exportFailed(id, result_->text());
+      return;
+    }
     finishJob(/*written=*/true);
-    const api::ExportResult r = protocol::export_result_from_json(json);
     QString text = tr("Written %1 (%2).\nSelf-check: %3")
                        .arg(QString::fromStdString(r.path), formatBytes(static_cast<double>(r.bytes)),
                             QString::fromStdString(r.self_check));

@@ -92,18 +92,30 @@ LayerDetailDialog::LayerDetailDialog(const QString& run_name, const QString& run
   layout->addLayout(grid, 1);
   resize(900, 640);
 
-  // The job belongs to the dialog: closing it ends the worker.
-  auto* job = new WorkerJob(worker, "layer_detail",
-                            {{"run_dir", run_dir.toStdString()}, {"block", block}, {"layer", layer.toStdString()}}, this);
-  connect(job, &WorkerJob::succeeded, this, [this](const protocol::Json& result) {
+  job_ = new WorkerJob(worker, "layer_detail",
+                       {{"run_dir", run_dir.toStdString()}, {"block", block}, {"layer", layer.toStdString()}}, this);
+  connect(job_, &WorkerJob::succeeded, this, [this](const protocol::Json& result) {
+    job_->release();
+    job_ = nullptr;
     try {
       showDetail(protocol::layer_detail_from_json(result));
     } catch (const std::exception& e) {
       showError(QString::fromStdString(e.what()));
     }
   });
-  connect(job, &WorkerJob::failed, this, &LayerDetailDialog::showError);
-  job->start();
+  connect(job_, &WorkerJob::failed, this, [this](const QString& message) {
+    job_->release();
+    job_ = nullptr;
+    showError(message);
+  });
+  job_->start();
+}
+
+LayerDetailDialog::~LayerDetailDialog() {
+  if (!job_) return;
+  // Closed before the numbers came: the worker ends on its own, nobody waits for it.
+  job_->disconnect(this);
+  job_->release();
 }
 
 void LayerDetailDialog::showDetail(const api::LayerDetail& d) {

@@ -15,12 +15,15 @@ class QCustomPlot;
 
 namespace tessera::widgets {
 
+class WorkerJob;
+
 class LayerDetailDialog : public QDialog {
   Q_OBJECT
 
  public:
   LayerDetailDialog(const QString& run_name, const QString& run_dir, std::int64_t block, const QString& layer,
                     const WorkerEndpoint& worker, QWidget* parent = nullptr);
+  ~LayerDetailDialog() override;
 
  signals:
   void loaded();  // the plots or the error message are shown
@@ -34,6 +37,7 @@ class LayerDetailDialog : public QDialog {
   QCustomPlot* scales_ = nullptr;
   QCustomPlot* dst_ = nullptr;
   QCustomPlot* codes_ = nullptr;
+  WorkerJob* job_ = nullptr;  // until the detail has come
 };
 
 }  // namespace tessera::widgets

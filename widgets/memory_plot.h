@@ -1,5 +1,5 @@
 #pragma once
-// Memory in use while the shown runs ran: the workbench process's resident memory (solid) and, on
+// Memory in use while the shown runs ran: the worker process's resident memory (solid) and, on
 // a GPU, the memory allocated on the run's device (dashed), against seconds since the run began.
 #include "run_plot.h"
 

@@ -1,6 +1,6 @@
 #pragma once
-// Numbers that a worker thread produces and the GUI plots. The worker appends under a mutex and
-// never touches widgets; plots poll the store from a coalescing timer (see PerplexityPlot), so a
+// Numbers that a job produces and the GUI plots. They are appended under a mutex, never into a
+// widget; plots poll the store from a coalescing timer (see PerplexityPlot), so a
 // job that reports thousands of points a second costs the GUI one repaint per tick.
 #include <cstdint>
 #include <map>

@@ -1,5 +1,5 @@
 #pragma once
-// Running perplexity against the number of windows evaluated. The evaluation thread appends
+// Running perplexity against the number of windows evaluated. The evaluation's progress appends
 // points to a MetricsStore; a GUI-thread timer (40 ms) copies the new points into the graph and
 // repaints at most once per tick, however fast the points come.
 #include <QTimer>

@@ -1,7 +1,7 @@
 #pragma once
 // An spdlog sink that hands each formatted line to Qt as a signal. spdlog calls sink_it_() on
-// whichever thread logged (often a worker); the sink only formats and emits, and Qt queues the
-// signal to receivers that live on the GUI thread, so no widget is touched from the worker.
+// whichever thread logged; the sink only formats and emits, and Qt queues the signal to receivers
+// that live on the GUI thread, so no widget is touched from another thread.
 #include <QObject>
 #include <QString>
 #include <mutex>

@@ -1,5 +1,6 @@
 #include "remote_fetch.h"
 
+#include <QCoreApplication>
 #include <QDir>
 #include <QFileInfo>
 
@@ -10,7 +11,8 @@ namespace tessera::widgets {
 
 RemoteFetch::RemoteFetch(WorkerEndpoint worker, QString remote_path, QString local_path, QObject* parent)
     : QObject(parent), worker_(std::move(worker)), remote_(std::move(remote_path)), local_(std::move(local_path)) {
-  partial_ = local_ + ".partial";
+  // A name of this process's own: never a file or folder of the user's.
+  partial_ = local_ + QString(".tessera-partial-%1").arg(QCoreApplication::applicationPid());
 }
 
 RemoteFetch::~RemoteFetch() {
@@ -22,7 +24,6 @@ void RemoteFetch::start() {
     emit failed(tr("%1 already exists: choose another place to copy the export to").arg(local_));
     return;
   }
-  discardPartial();  // a leftover of an interrupted copy
   job_ = new WorkerJob(worker_, "fetch", {{"path", remote_.toStdString()}}, this);
   connect(job_, &WorkerJob::dataChunk, this, &RemoteFetch::write);
   connect(job_, &WorkerJob::progress, this, [this](const QString&, qint64 done, qint64 total, double) {
@@ -47,6 +48,7 @@ void RemoteFetch::start() {
   connect(job_, &WorkerJob::cancelled, this, [this] {
     job_->release();
     job_ = nullptr;
+    if (!error_.isEmpty()) return fail(error_);  // stopped because a write failed
     discardPartial();
     emit cancelled();
   });
@@ -59,6 +61,11 @@ void RemoteFetch::cancel() {
 
 void RemoteFetch::write(const QString& file, qint64 offset, const QByteArray& bytes) {
   if (!error_.isEmpty()) return;
+  if (file.startsWith('/') || file.split('/').contains("..")) {
+    error_ = tr("the worker sent a file outside the copied folder: %1").arg(file);
+    if (job_) job_->cancel();
+    return;
+  }
   const QString path = file.isEmpty() ? partial_ : partial_ + "/" + file;
   if (!file_ || file_name_ != path) {
     if (!file.isEmpty() && !QDir().mkpath(QFileInfo(path).absolutePath())) {
@@ -72,8 +79,10 @@ void RemoteFetch::write(const QString& file, qint64 offset, const QByteArray& by
       return;
     }
   }
-  if (!file_->seek(offset) || file_->write(bytes) != bytes.size())
+  if (!file_->seek(offset) || file_->write(bytes) != bytes.size()) {
     error_ = tr("cannot write %1 (disk full?): %2").arg(path, file_->errorString());
+    if (job_) job_->cancel();  // no use fetching the rest
+  }
 }
 
 void RemoteFetch::fail(const QString& message) {

@@ -1,6 +1,7 @@
 #pragma once
 // Copies a file or a folder from the worker's host to this machine (a "fetch" job): an export
-// written on a GPU server, brought back. The bytes go into a temporary sibling of the destination,
+// written on a GPU server, brought back. The bytes go into a temporary sibling of the destination
+// (<destination>.tessera-partial-<pid>),
 // which is renamed only when every file is complete, so a failed or cancelled copy leaves nothing;
 // an existing destination is never overwritten.
 #include <QFile>

@@ -1,6 +1,6 @@
 #pragma once
-// The live numbers of every run of the session, keyed by run id. The run's worker thread writes
-// through update() under a mutex and never touches a widget; plots poll revision() from their
+// The live numbers of every run of the session, keyed by run id. The worker's events are written
+// through update() under a mutex, never into a widget; plots poll revision() from their
 // coalescing timers and copy their runs' traces only when some run changed, so thousands of
 // events a second cost the GUI one rebuild per tick.
 #include <cstdint>

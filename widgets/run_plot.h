@@ -1,7 +1,7 @@
 #pragma once
 // The common frame of the workbench's run plots (loss, hardening, memory): a title, a subtitle
 // line above the axis rect, a placeholder while there is nothing to draw, and the coalescing
-// timer. The worker threads only write to the RunMetricsStore; every 40 ms the timer compares the
+// timer. The workers' events only go into the RunMetricsStore; every 40 ms the timer compares the
 // store's revision with the one drawn and rebuilds the plot from copies of the shown runs' traces,
 // so the repaint rate is bounded by the timer however fast events arrive.
 #include <QColor>

@@ -1,6 +1,6 @@
 #pragma once
-// Everything the workbench plots about one quantization run, as plain data: the worker thread
-// fills it through RunMetricsStore, the plots and the heatmap read copies of it, and the session
+// Everything the workbench plots about one quantization run, as plain data: the worker's events
+// fill it through RunMetricsStore, the plots and the heatmap read copies of it, and the session
 // file stores it so that a reopened session shows the same curves.
 #include <cstdint>
 #include <string>
@@ -39,7 +39,7 @@ struct BlockLoss {
 struct MemoryPoint {
   double seconds = 0;    // since the run started
   double gpu_bytes = 0;  // allocated on the run's GPU (0 on CPU)
-  double rss_bytes = 0;  // resident memory of the workbench process
+  double rss_bytes = 0;  // resident memory of the worker process that runs it
 };
 
 struct RunProgress {

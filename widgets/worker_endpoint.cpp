@@ -3,7 +3,6 @@
 #include <QCoreApplication>
 #include <QFileInfo>
 #include <QProcess>
-#include <QRegularExpression>
 
 namespace tessera::widgets {
 
@@ -33,9 +32,8 @@ QStringList WorkerEndpoint::processArguments() const {
   args.prepend("-o");
   args.prepend("-T");
   QString remote = program.isEmpty() ? QString("tessera") : program;
-  // The remote shell splits the command line: quote a path with spaces or quotes.
-  if (remote.contains(QRegularExpression("[\\s'\"$`\\\\]"))) remote = "'" + remote.replace("'", "'\\''") + "'";
-  args << remote + " worker";
+  // The remote shell parses the command line: the path is passed single-quoted, as it is.
+  args << "'" + remote.replace("'", "'\\''") + "' worker";
   return args;
 }
 

@@ -48,6 +48,7 @@ WorkerJob::~WorkerJob() {
 }
 
 void WorkerJob::release() {
+  setParent(nullptr);  // the owner may go now: deleting it must not wait for this worker's exit
   if (!process_ || process_->state() == QProcess::NotRunning) {
     deleteLater();
     return;
@@ -59,6 +60,12 @@ void WorkerJob::release() {
 void WorkerJob::start() {
   if (state_ != State::Idle) return;
   state_ = State::Starting;
+  if (endpoint_.isRemote() && endpoint_.ssh_command.trimmed().isEmpty()) {
+    QTimer::singleShot(0, this, [this] {
+      fail(tr("No ssh command is set: enter one in the Worker box, e.g. \"ssh me@gpu-server\"."));
+    });
+    return;
+  }
   process_ = new QProcess(this);
   process_->setProgram(endpoint_.processProgram());
   process_->setArguments(endpoint_.processArguments());
@@ -285,7 +292,9 @@ protocol::Json WorkerJob::runToEnd(const WorkerEndpoint& endpoint, const QString
     end(tr("%1 did not answer the %2 request within %3 s").arg(endpoint.describe(), type).arg(timeout_ms / 1000));
   });
   job.start();
-  if (!done) loop.exec();
+  // Only the worker's and the timers' events meanwhile: no click can close the window that waits.
+  if (!done) loop.exec(QEventLoop::ExcludeUserInputEvents);
+  if (!done) throw Error("the application is quitting");
   if (!error.isEmpty()) throw Error(error.toStdString());
   return result;
 }

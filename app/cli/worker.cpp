@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <csignal>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -22,6 +24,7 @@
 #include "api/layer_detail.h"
 #include "api/model_jobs.h"
 #include "api/quantize_jobs.h"
+#include "pipeline/quantization_run.h"
 #include "pipeline/run_directory.h"
 #include "protocol/worker_protocol.h"
 #include "util/error.h"
@@ -80,7 +83,9 @@ class ProtocolLogSink : public spdlog::sinks::base_sink<std::mutex> {
 struct Job {
   std::thread thread;
   StopToken stop;
-  bool pause_reported = false;
+  // Each pause request has a number; "paused" is sent once per number, and only while that pause
+  // is still requested (a resume may come before the job reached it).
+  std::int64_t pause_generation = 0, reported_generation = 0;
   std::atomic<bool> done{false};
   // Step-loss events sent so far, and their count when the last pause request arrived: "paused"
   // reports both, so a client can see that the job stopped within one step of the request.
@@ -127,8 +132,9 @@ class WorkerServer {
         if (message["type"] == "shutdown") break;
         handle(message);
       } catch (const std::exception& e) {
-        const std::int64_t job = message.is_object() ? message.value("job", std::int64_t{-1}) : -1;
-        out_.send(protocol::job_message("error", job, {{"message", e.what()}}));
+        const bool has_job = message.is_object() && message.contains("job") && message["job"].is_number_integer();
+        out_.send(protocol::job_message("error", has_job ? message["job"].get<std::int64_t>() : -1,
+                                        {{"message", e.what()}}));
         if (!greeted) {
           status = 3;
           break;
@@ -148,18 +154,20 @@ class WorkerServer {
     if (type == "cancel" || type == "pause" || type == "resume") {
       std::lock_guard<std::mutex> lock(jobs_mutex_);
       const auto it = jobs_.find(id);
-      if (it == jobs_.end() || it->second->done)
+      if (it == jobs_.end())
         throw protocol::ProtocolError("\"" + type + "\": no running job " + std::to_string(id));
       Job& job = *it->second;
+      if (job.done) return;  // it has sent its result already: nothing to steer
       if (type == "cancel") {
         job.step_events_at_cancel_request = job.step_events.load();
         job.stop.request_stop();
       } else if (type == "pause") {
         job.step_events_at_pause_request = job.step_events;
+        ++job.pause_generation;
         job.stop.request_pause();  // "paused" follows once the job waits at its next step
       } else {
         job.stop.resume();
-        job.pause_reported = false;
+        job.reported_generation = job.pause_generation;  // this pause needs no report any more
         out_.send(protocol::job_message("resumed", id));
       }
       return;
@@ -279,16 +287,7 @@ class WorkerServer {
   // What run.json says of a run, and whether it can be followed (events.jsonl) or is being written.
   static Json run_info(const std::string& run_dir) {
     const pipeline::RunDirectory dir(run_dir);
-    std::ifstream in(dir.manifest_path());
-    if (!in) throw Error(run_dir + " holds no run.json: choose the folder a quantization run wrote");
-    Json manifest;
-    try {
-      manifest = Json::parse(in);
-    } catch (const std::exception& e) {
-      throw Error(dir.manifest_path() + " is not valid JSON: " + e.what());
-    }
-    if (!manifest.is_object() || manifest.value("format", std::string()) != "tessera-run" || !manifest.contains("config"))
-      throw Error(dir.manifest_path() + " is not a Tessera run manifest");
+    const auto manifest = pipeline::read_run_manifest(run_dir, /*require_finished=*/false).json;
     return {{"run_dir", run_dir},
             {"config", manifest["config"]},
             {"calibration_sha256", manifest.value("calibration_sha256", std::string())},
@@ -303,6 +302,11 @@ class WorkerServer {
   // writer holds its lock; ends when the writer is gone and the file is read to its end.
   Json follow(const std::string& run_dir, std::int64_t id, const StopToken& stop) {
     const pipeline::RunDirectory dir(run_dir);
+    // A run that has just started writes events.jsonl a moment after taking its lock.
+    while (!std::filesystem::exists(dir.events_path()) && pipeline::RunDirectoryLock::is_held(dir)) {
+      stop.throw_if_stopped();
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
     if (!std::filesystem::exists(dir.events_path()))
       throw Error(run_dir + " has no events.jsonl (not a run directory, or made before Tessera recorded events)");
     std::ifstream in(dir.events_path(), std::ios::binary);
@@ -321,12 +325,21 @@ class WorkerServer {
         start = end + 1;
         ++line_number;
         if (line.empty()) continue;
-        const Json message = protocol::parse_line(line);
+        Json message;
+        try {
+          message = protocol::parse_line(line);
+        } catch (const protocol::ProtocolError& e) {
+          // A line cut short when its writer died or the disk filled: the rest of the run is good.
+          logger()->warn("{} line {} skipped: {}", dir.events_path(), line_number, e.what());
+          continue;
+        }
         if (message["type"] == "hello") {
           protocol::check_hello(message, dir.events_path() + " line " + std::to_string(line_number));
         } else if (message["type"] == "event") {
           const Json& event = protocol::field<Json>(message, "event");
-          protocol::run_event_from_json(event);  // refuses a malformed event here, with its line
+          // A kind of a later minor version is skipped; a malformed event is refused here.
+          if (!event.is_object() || !protocol::is_known_run_event_kind(event.value("kind", std::string()))) continue;
+          protocol::run_event_from_json(event);
           out_.send(protocol::job_message("event", id, {{"event", event}}));
           ++events;
         }
@@ -338,15 +351,12 @@ class WorkerServer {
     }
     bool finished = false;
     double seconds = 0;
-    std::ifstream manifest(dir.manifest_path());
-    if (manifest) {
-      try {
-        const Json m = Json::parse(manifest);
-        finished = m.value("finished", false);
-        seconds = m.value("seconds", 0.0);
-      } catch (const std::exception&) {
-        // An unreadable manifest only means "not finished"; the events were sent.
-      }
+    try {
+      const auto manifest = pipeline::read_run_manifest(run_dir, /*require_finished=*/false).json;
+      finished = manifest.value("finished", false);
+      seconds = manifest.value("seconds", 0.0);
+    } catch (const std::exception&) {
+      // An unreadable manifest only means "not finished"; the events were sent.
     }
     return {{"run_dir", run_dir}, {"events", events}, {"finished", finished}, {"seconds", seconds}};
   }
@@ -363,8 +373,8 @@ class WorkerServer {
             it = jobs_.erase(it);
             continue;
           }
-          if (job.stop.is_paused() && !job.pause_reported) {
-            job.pause_reported = true;
+          if (job.stop.is_paused() && job.stop.pause_requested() && job.reported_generation != job.pause_generation) {
+            job.reported_generation = job.pause_generation;
             out_.send(protocol::job_message("paused", it->first,
                                             {{"step_events_at_request", job.step_events_at_pause_request},
                                              {"step_events", job.step_events.load()}}));
@@ -398,12 +408,21 @@ class WorkerServer {
 }  // namespace
 
 int run_worker() {
+  // A client that went away makes writes fail (EPIPE) instead of killing the worker: it then sees
+  // its input close and cancels its jobs as usual.
+  std::signal(SIGPIPE, SIG_IGN);
   LineWriter out;
-  logger()->sinks().push_back(std::make_shared<ProtocolLogSink>(out));
+  auto sink = std::make_shared<ProtocolLogSink>(out);
+  logger()->sinks().push_back(sink);
+  struct Unhook {
+    std::shared_ptr<spdlog::sinks::sink> sink;
+    ~Unhook() {
+      auto& sinks = logger()->sinks();
+      sinks.erase(std::remove(sinks.begin(), sinks.end(), sink), sinks.end());
+    }
+  } unhook{sink};
   WorkerServer server(out);
-  const int status = server.serve();
-  logger()->sinks().pop_back();
-  return status;
+  return server.serve();
 }
 
 }  // namespace tessera::cli

@@ -31,7 +31,14 @@ bool EvalController::start(const api::EvalRequest& request) {
             emit progress(p);
           });
   connect(job_, &widgets::WorkerJob::succeeded, this, [this](const protocol::Json& result) {
-    const api::EvalReport report = protocol::eval_report_from_json(result);
+    api::EvalReport report;
+    try {
+      report = protocol::eval_report_from_json(result);
+    } catch (const std::exception& e) {
+      finishRun();
+      emit failed(tr("the worker's result is malformed: %1").arg(QString::fromUtf8(e.what())));
+      return;
+    }
     finishRun();
     emit finished(report);
   });

@@ -163,8 +163,8 @@ MainWindow::MainWindow(QWidget* parent)
 }
 
 MainWindow::~MainWindow() {
-  // Join the workers before unhooking the sink: spdlog's sink list is not locked against a thread
-  // that is logging.
+  // End the jobs (their workers are told to stop) before unhooking the log sink.
+  stopFollowing();
   delete run_controller_;
   run_controller_ = nullptr;
   delete controller_;
@@ -785,7 +785,21 @@ bool MainWindow::openSessionFrom(const QString& path) {
                 tr("Choose a .tessera-session file saved by the workbench."));
     return false;
   }
-  setWorker(s.worker);
+  stopFollowing();  // their runs belong to the session being closed
+  // A session file names the program its jobs ran with: one from elsewhere is not started
+  // without the user's word (it could be any command line).
+  if (!(s.worker == worker_)) {
+    const bool own = path == autosavePath();
+    const bool agreed =
+        own || (dialogs_enabled_ &&
+                QMessageBox::question(this, tr("Switch the worker?"),
+                                      tr("This session ran its jobs on %1; the workbench now uses %2. Run the "
+                                         "session's jobs there?").arg(s.worker.describe(), worker_.describe())) ==
+                           QMessageBox::Yes);
+    if (agreed) setWorker(s.worker);
+    else tessera::logger()->warn("the session's worker {} was not adopted; jobs stay on {}", utf8(s.worker.describe()),
+                                 utf8(worker_.describe()));
+  }
   auto exists = [this](const QString& p) { return !p.isEmpty() && (worker_.isRemote() || QFileInfo::exists(p)); };
   if (exists(s.model) && (!model_ || QString::fromStdString(model_->path) != s.model)) openModel(s.model);
   if (exists(s.tokenizer)) openTokenizer(s.tokenizer);
@@ -829,7 +843,7 @@ bool MainWindow::addRunDirectory(const QString& run_dir) {
     const std::int64_t blocks = info.value("blocks", std::int64_t{0});
     r.id = queue_->addRun(r);
     r.name = findRun(r.id)->name;
-    if (info.value("has_events", false)) {
+    if (info.value("has_events", false) || being_written) {
       followRun(r.id, blocks);
     } else {
       // Made before runs recorded their events: the statistics files hold the heatmap's numbers.
@@ -862,7 +876,7 @@ void MainWindow::followRun(int run_id, std::int64_t total_blocks) {
         r->eval_text = QString::fromStdString(e.message);
       }
   });
-  following_.insert(run_id);
+  following_[run_id] = job;
   auto end = [this, job, run_id](bool finished, double seconds, const QString& error) {
     job->release();
     following_.erase(run_id);
@@ -889,6 +903,15 @@ void MainWindow::followRun(int run_id, std::int64_t total_blocks) {
   });
   connect(job, &widgets::WorkerJob::cancelled, this, [end] { end(false, 0, QString()); });
   job->start();
+}
+
+void MainWindow::stopFollowing() {
+  for (auto& [id, job] : following_) {
+    job->disconnect(this);
+    job->cancel();
+    job->release();
+  }
+  following_.clear();
 }
 
 QString MainWindow::autosavePath() const {

@@ -11,7 +11,7 @@
 #include <QMainWindow>
 #include <QString>
 #include <QTimer>
-#include <set>
+#include <map>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -152,6 +152,7 @@ class MainWindow : public QMainWindow {
   bool enqueue(const std::vector<pipeline::RunConfig>& configs);
   // Replays the run's events.jsonl into its trace, live while its writer runs (a "follow" job).
   void followRun(int run_id, std::int64_t total_blocks);
+  void stopFollowing();  // ends every follow job (the session is being replaced)
   void updateRunViews();  // table, plots' run lists, perplexity bars, heatmap
   void updateHeatmap(bool force = false);  // force: redraw even when no layer statistics arrived
   void updateStatus();    // status bar from the running run's progress (timer)
@@ -194,7 +195,7 @@ class MainWindow : public QMainWindow {
   std::optional<api::ModelSummary> model_;
   QString tokenizer_path_;  // "" = the one found beside the model
   std::vector<int> selected_;
-  std::set<int> following_;  // added runs whose events.jsonl a "follow" job is reading
+  std::map<int, widgets::WorkerJob*> following_;  // added runs whose events.jsonl a "follow" job reads
   bool dialogs_enabled_ = true;
 };
 

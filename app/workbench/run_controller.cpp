@@ -44,7 +44,15 @@ bool RunController::start(const RunJob& job) {
     emit paused(id);
   });
   connect(job_, &widgets::WorkerJob::succeeded, this, [this, id, recorder](const protocol::Json& json) {
-    const protocol::QuantizeResult result = protocol::quantize_result_from_json(json);
+    protocol::QuantizeResult result;
+    try {
+      result = protocol::quantize_result_from_json(json);
+    } catch (const std::exception& e) {
+      recorder->setPhase("failed");
+      finishRun();
+      emit failed(id, tr("the worker's result is malformed: %1").arg(QString::fromUtf8(e.what())));
+      return;
+    }
     recorder->setPhase("finished");
     RunOutcome outcome;
     outcome.run_id = id;

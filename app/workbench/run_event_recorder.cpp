@@ -1,5 +1,7 @@
 #include "run_event_recorder.h"
 
+#include <algorithm>
+
 #include "util/log.h"
 
 namespace tessera::workbench {
@@ -32,6 +34,13 @@ void RunEventRecorder::on_event(const RunEvent& e) {
         p.total_blocks = e.total_blocks;
         break;
       case RunEvent::Kind::BlockStarted:
+        // A resumed run reports its restored blocks again: one entry per block and layer.
+        t.blocks.erase(std::remove_if(t.blocks.begin(), t.blocks.end(),
+                                      [&](const widgets::BlockLoss& b) { return b.block == e.block; }),
+                       t.blocks.end());
+        t.layers.erase(std::remove_if(t.layers.begin(), t.layers.end(),
+                                      [&](const eval::LayerStats& l) { return l.block == e.block; }),
+                       t.layers.end());
         p.block = e.block;
         p.total_blocks = e.total_blocks;
         p.step = p.total_steps = p.iteration = p.total_iterations = 0;

@@ -10,7 +10,7 @@ namespace tessera::api {
 
 // Bytes currently allocated by libtorch's caching allocator on `device` ("cuda", "cuda:1"); 0 for
 // "cpu", in a build without CUDA, or for a device string that does not parse. Cheap and
-// thread-safe: the workbench samples it from the run's worker thread.
+// thread-safe: a run samples it at its events (api::quantize).
 double device_memory_in_use_bytes(const std::string& device);
 
 // The CPU (cores, machine memory) and every CUDA device with its name and free/total memory.

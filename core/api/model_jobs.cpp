@@ -40,7 +40,7 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 }  // namespace
 
-void initialize_runtime(int reserved_cores) { runtime::configure_threads(reserved_cores); }
+void initialize_runtime() { runtime::configure_threads(); }
 
 ModelSummary describe_model(const std::string& model_path) {
   ModelSummary s;

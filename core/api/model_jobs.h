@@ -42,8 +42,8 @@ TokenCount count_tokens(const std::string& tokenizer_path, const std::string& te
 void convert_to_hf(const std::string& model_path, const std::string& tokenizer_path,
                    const std::string& out_folder, const std::string& dtype, bool replace_existing);
 
-// Sets libtorch's thread count to the cores minus `reserved_cores` (at least 1); call once at
-// program start. The GUI reserves one core so that its event loop is never starved by the worker.
-void initialize_runtime(int reserved_cores = 0);
+// Sets libtorch's thread count to the machine's cores (TESSERA_THREADS overrides it: the workbench
+// starts its local workers with one core fewer, for its event loop); call once at program start.
+void initialize_runtime();
 
 }  // namespace tessera::api

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <thread>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -55,7 +57,20 @@ RunDirectoryLock::RunDirectoryLock(const RunDirectory& dir) {
   const std::string path = dir.path() + "/run.lock";
   fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd_ < 0) throw Error("cannot create " + path + ": " + std::strerror(errno));
-  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+  // A follower probes the lock with a brief shared lock (is_held); a few retries keep that
+  // moment from being taken for another writer.
+  int rc = -1;
+  for (int attempt = 0; attempt < 20 && rc != 0; ++attempt) {
+    rc = ::flock(fd_, LOCK_EX | LOCK_NB);
+    if (rc != 0 && errno != EWOULDBLOCK) {
+      const std::string why = std::strerror(errno);
+      ::close(fd_);
+      fd_ = -1;
+      throw Error("cannot lock " + path + ": " + why);
+    }
+    if (rc != 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (rc != 0) {
     char holder[32] = {0};
     const ssize_t n = ::pread(fd_, holder, sizeof(holder) - 1, 0);
     ::close(fd_);

@@ -20,6 +20,14 @@ void RunEventLog::append(const RunEvent& event) {
       failed_ = true;
       return;
     }
+    // A line cut short (a full disk, a killed writer) is ended first, so that this writer's lines
+    // stay whole; the reader then refuses only that one line.
+    std::fseek(file_, 0, SEEK_END);
+    if (std::ftell(file_) > 0) {
+      std::FILE* check = std::fopen(path.c_str(), "rb");
+      if (check && std::fseek(check, -1, SEEK_END) == 0 && std::fgetc(check) != '\n') write_line("");
+      if (check) std::fclose(check);
+    }
     write_line(protocol::hello_message("events").dump());
   }
   write_line(protocol::Json{{"type", "event"}, {"event", protocol::to_json(event)}}.dump(

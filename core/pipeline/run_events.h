@@ -1,6 +1,7 @@
 #pragma once
 // Everything a quantization run reports, as plain data (no Qt, no torch), delivered to an
-// EventSink. The CLI prints them; the GUI appends them to its metrics store from the worker thread.
+// EventSink. The CLI prints them; the worker sends them to the workbench as protocol messages, and
+// every run records them in its events.jsonl.
 #include <cstdint>
 #include <string>
 #include <utility>

@@ -309,6 +309,14 @@ class TestWorkerProtocol : public QObject {
     QCOMPARE(lines.back()["type"].get<std::string>(), std::string("error"));
     QVERIFY(lines.back()["message"].get<std::string>().find("unknown request \"transmogrify\"") != std::string::npos);
 
+    // A job id that is not a whole number: an error without a job, and the worker goes on.
+    worker.send({{"type", "devices"}, {"job", "1"}});
+    const Json bad_id = worker.receive();
+    QCOMPARE(bad_id["type"].get<std::string>(), std::string("error"));
+    QVERIFY(!bad_id.contains("job"));
+    QVERIFY2(bad_id["message"].get<std::string>().find("\"job\" has the wrong type") != std::string::npos,
+             bad_id.dump().c_str());
+
     // A real quantization with its evaluation: events, then the result with the perplexity.
     protocol::QuantizeRequest q;
     q.config = tessera_test::small_run(model, calib, "rtn", 4);

@@ -1,4 +1,4 @@
-// RunController drives real quantization runs of stories260K on a worker thread: RTN and AWQ end
+// RunController drives real quantization runs of stories260K in `tessera worker` processes: RTN and AWQ end
 // with a perplexity and fill the run store; a TesseraQ run pauses, resumes and cancels within one
 // optimisation step; a bad setting fails naming it; the GUI thread keeps turning while the plots
 // redraw from the store. The finished RTN run is then exported through the export dialog and its
@@ -149,6 +149,13 @@ void TestGuiRunController::tesseraqPausesResumesAndCancelsWithinAStep() {
   QCOMPARE(resumed.count(), 1);
   QVERIFY(!controller.isPaused());
   QTRY_VERIFY_WITH_TIMEOUT(stepCount(*store, 7) >= at_paused + 3, 30000);
+  // A second pause is reported as well (each pause once, none after its resume).
+  controller.pause();
+  QVERIFY(paused.wait(10000));
+  QCOMPARE(paused.count(), 2);
+  controller.resume();
+  QTRY_VERIFY_WITH_TIMEOUT(stepCount(*store, 7) >= at_paused + 6, 30000);
+  QCOMPARE(paused.count(), 2);
 
   const std::size_t at_cancel = stepCount(*store, 7);
   controller.cancel();
