@@ -6,8 +6,6 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 
-#include "util/error.h"
-
 namespace tessera::widgets {
 
 namespace {
@@ -17,21 +15,6 @@ QJsonObject readObject(const QString& path) {
   return QJsonDocument::fromJson(file.readAll()).object();
 }
 }  // namespace
-
-RunDirectoryInfo readRunDirectory(const QString& run_dir) {
-  const QString manifest_path = run_dir + "/run.json";
-  const QJsonObject m = readObject(manifest_path);
-  if (m["format"].toString() != "tessera-run")
-    throw Error(manifest_path.toStdString() + " is missing or not a Tessera run manifest; choose a folder made by a quantization run");
-  RunDirectoryInfo info;
-  const QByteArray config = QJsonDocument(m["config"].toObject()).toJson();
-  info.config = pipeline::RunConfig::from_json_text(config.toStdString(), manifest_path.toStdString());
-  info.calibration_sha256 = m["calibration_sha256"].toString();
-  info.finished = m["finished"].toBool();
-  info.seconds = m["seconds"].toDouble();
-  info.total_blocks = m["blocks"].toInt();
-  return info;
-}
 
 void readRunStats(const QString& run_dir, RunTrace& trace) {
   const QDir stats(run_dir + "/stats");

@@ -1,7 +1,7 @@
 #pragma once
-// Reads what a run directory says about itself without the core's torch code: the settings and
-// calibration hash from run.json, and the per-layer statistics and block losses from
-// stats/block_NNN.json. Used for runs reopened from a session or opened from disk.
+// Reads the per-layer statistics and block losses from a local run directory's
+// stats/block_NNN.json, for runs made before runs recorded events.jsonl (reopened from an old
+// session or added from disk); everything newer comes through the worker.
 #include <QJsonObject>
 #include <QString>
 
@@ -10,16 +10,6 @@
 
 namespace tessera::widgets {
 
-struct RunDirectoryInfo {
-  pipeline::RunConfig config;
-  QString calibration_sha256;
-  bool finished = false;
-  double seconds = 0;
-  std::int64_t total_blocks = 0;
-};
-
-// Throws tessera::Error naming the file when run.json is missing or unreadable.
-RunDirectoryInfo readRunDirectory(const QString& run_dir);
 // Fills trace.layers, trace.blocks (losses before/after) and total_blocks from stats/; files
 // that are missing (unfinished blocks) are skipped.
 void readRunStats(const QString& run_dir, RunTrace& trace);

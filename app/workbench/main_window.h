@@ -110,13 +110,11 @@ class MainWindow : public QMainWindow {
 
   EvalController* evalController() const { return controller_; }
   RunController* runController() const { return run_controller_; }
-  RunQueue* runQueue() const { return queue_; }
   widgets::ArchitectureView* architectureView() const { return architecture_; }
   widgets::EvalPanel* evalPanel() const { return eval_panel_; }
   widgets::PerplexityPlot* perplexityPlot() const { return plot_; }
   widgets::LogPane* logPane() const { return log_pane_; }
   widgets::RunPanel* runPanel() const { return run_panel_; }
-  widgets::WorkerPanel* workerPanel() const { return worker_panel_; }
   widgets::RunTable* runTable() const { return run_table_; }
   widgets::LayerHeatmap* heatmap() const { return heatmap_; }
   widgets::LossPlot* lossPlot() const { return loss_plot_; }
