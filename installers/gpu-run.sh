@@ -6,10 +6,14 @@
 # 1. builds with installers/build-gpu.sh (build-gpu/, log $OUT/build.log)
 # 2. ctest with TESSERA_SHARED_DIR=$PWD/.gpu-deps TESSERA_TEST_DEVICE=cuda ($OUT/ctest.log)
 # 3. the decoder-block benchmark ($OUT/bench.log, $OUT/bench.json)
-# 4. only with RUN_REFERENCE=1: python3 .gpu-deps/bench/reference_tesseraq_step.py ($OUT/reference.log)
+# 4. only with RUN_REFERENCE=1: python3 .gpu-deps/bench/reference_tesseraq_step.py, the 7B- and the
+#    70B-shaped block ($OUT/reference.log)
 # 5. tessera eval of stories260K on CUDA and on the CPU ($OUT/eval_cuda.json, $OUT/eval_cpu.json)
-# 6. the TesseraQ step benchmark ($OUT/tesseraq_bench.log, .json) and the issue-4 method table on
-#    stories260K ($OUT/table.md, $OUT/table_runs.log; TABLE_STEPS, TABLE_JOBS)
+# 6. the TesseraQ step benchmark on the 7B- and the 70B-shaped block ($OUT/tesseraq_bench.log,
+#    tesseraq_bench.json, tesseraq_bench_70b.json) and the issue-4 method table on stories260K
+#    ($OUT/table.md, $OUT/table_runs.log; TABLE_STEPS, TABLE_JOBS)
+# 6b. quality: the issue-12 quality runs on stories260K, per-channel W2/W3 x seeds 42/43, in
+#    parallel ($OUT/quality.md)
 # 7. nvidia-smi; everything else this script prints goes to $OUT/run.log
 # 7b. full_run: one TesseraQ run with the full paper20 x 250 schedule on stories260K ($OUT/full_run.json)
 # 8. worker: the CUDA build's `tessera worker` driven as the workbench drives it
@@ -93,7 +97,9 @@ step_bench() {
 }
 
 step_reference() {
-  PYTHONUNBUFFERED=1 python3 "$DEPS/bench/reference_tesseraq_step.py" 2>&1 | tee "$RESULTS/reference.log"
+  { echo "=== 7B-shaped"; PYTHONUNBUFFERED=1 python3 "$DEPS/bench/reference_tesseraq_step.py"
+    echo "=== 70B-shaped"; D=8192 FF=28672 H=64 KV=8 NSAMP=256 BS=2 PYTHONUNBUFFERED=1 python3 "$DEPS/bench/reference_tesseraq_step.py"
+  } 2>&1 | tee "$RESULTS/reference.log"
 }
 
 step_eval() {  # device
@@ -117,7 +123,45 @@ step_tesseraq_bench() {
   local exe="$BUILD_DIR/tests/bench/tessera_bench_tesseraq_step"
   if [ ! -x "$exe" ]; then echo "$exe was not built"; return 20; fi
   # shellcheck disable=SC2086
-  "$exe" --json "$RESULTS/tesseraq_bench.json" ${TQ_BENCH_ARGS:-} 2>&1 | tee "$RESULTS/tesseraq_bench.log"
+  { echo "=== 7B-shaped block"
+    # shellcheck disable=SC2086
+    "$exe" --json "$RESULTS/tesseraq_bench.json" ${TQ_BENCH_ARGS:-}
+    echo; echo "=== 70B-shaped block (GQA)"
+    # shellcheck disable=SC2086
+    "$exe" --hidden 8192 --ffn 28672 --heads 64 --kv-heads 8 --samples 256 --batch 2 --variants bf16 \
+      --json "$RESULTS/tesseraq_bench_70b.json" ${TQ_BENCH_ARGS:-}
+  } 2>&1 | tee "$RESULTS/tesseraq_bench.log"
+}
+
+step_quality() {  # stories260K per-channel W2/W3 x seeds 42/43: AWQ init, paper20 x 250, c4 128 x 256
+  local exe="$BUILD_DIR/app/tessera" D="$DEPS/data" work=/tmp/tessera-quality bits seed pids=()
+  rm -rf "$work"; mkdir -p "$work"
+  tr -d '\r' < "$D/text/tinystories/sample.txt" > "$work/sample-lf.txt"  # the official code's tokens
+  for bits in 2 3; do for seed in 42 43; do
+    "$exe" quantize --model "$D/models/stories260K/stories260K.bin" --calib "$D/text/c4/c4_validation_2k.jsonl" \
+      --method tesseraq --init awq --wbits "$bits" --group 0 --samples 128 --seq-len 256 --seed "$seed" \
+      --par-schedule paper20 --par-steps 250 --device cuda --out "$work/w$bits-s$seed" --eval "$work/sample-lf.txt" \
+      --json > "$work/w$bits-s$seed.json" 2> "$work/w$bits-s$seed.log" &
+    pids+=($!)
+  done; done
+  local rc=0 p
+  for p in "${pids[@]}"; do wait "$p" || rc=1; done
+  python3 - "$work" <<'PY' | tee "$RESULTS/quality.md"
+import json, os, sys
+w = sys.argv[1]
+print("| setting | seed 42 | seed 43 |\n|---|---|---|")
+for bits in (2, 3):
+    row = []
+    for seed in (42, 43):
+        try:
+            r = json.load(open(os.path.join(w, "w%d-s%d.json" % (bits, seed))))
+            row.append("%.4f (%.0f s)" % (r["ppl"], r.get("seconds", float("nan"))))
+        except Exception as e:
+            row.append("failed: %s" % e)
+    print("| W%d per-channel | %s | %s |" % (bits, row[0], row[1]))
+PY
+  tail -n 3 "$work"/*.log
+  return "$rc"
 }
 
 step_table() {
@@ -151,7 +195,7 @@ skipped() { case " ${SKIP:-} " in *" $1 "*) record "$1" "skipped (SKIP)" 0 "-"; 
 
 export ROOT RESULTS BUILD_DIR DEPS TABLE_BITS TABLE_ONLY OQ_EPOCHS
 export -f step_build step_ctest step_bench step_reference step_eval step_quant step_tesseraq_bench step_table step_full_run \
-  step_worker
+  step_worker step_quality
 
 main() {
   banner "tessera gpu-run in $ROOT, results in $RESULTS"
@@ -190,14 +234,15 @@ main() {
   skipped worker || run_step worker "worker-stream.jsonl gpu-run/" 240 step_worker
   skipped ctest || run_step ctest "ctest.log" 300 step_ctest
   skipped bench || run_step bench "bench.log bench.json" 150 step_bench
-  skipped tesseraq_bench || run_step tesseraq_bench "tesseraq_bench.log .json" 200 step_tesseraq_bench
-  skipped table || run_step table "table.md table_runs.log" "${TABLE_LIMIT:-400}" step_table
-  skipped full_run || run_step full_run "full_run.json" 300 step_full_run
+  skipped tesseraq_bench || run_step tesseraq_bench "tesseraq_bench.log .json" 240 step_tesseraq_bench
   if [ "${RUN_REFERENCE:-0}" = 1 ]; then
     run_step reference "reference.log" 240 step_reference
   else
     record reference "skipped (RUN_REFERENCE=1 runs it)" 0 "-"
   fi
+  skipped quality || run_step quality "quality.md" 420 step_quality
+  skipped table || run_step table "table.md table_runs.log" "${TABLE_LIMIT:-400}" step_table
+  skipped full_run || run_step full_run "full_run.json" 300 step_full_run
   skipped quant || run_step quant "quant.log" 240 bash -c 'step_quant 2>&1 | tee "$RESULTS/quant.log"'
   skipped eval_cuda || run_step eval_cuda "eval_cuda.json" 90 step_eval cuda
   skipped eval_cpu || run_step eval_cpu "eval_cpu.json" 90 step_eval cpu

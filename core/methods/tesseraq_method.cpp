@@ -17,92 +17,6 @@ namespace tessera::methods {
 using model::LinearKind;
 
 
-torch::Tensor rectified_sigmoid_inverse(const torch::Tensor& y) {
-  // rsig^-1(y) = -ln(1.2 / (y + 0.1) - 1), finite on [0, 1] (about -2.398 .. 2.398); computed in
-  // double so that rsig(rsig^-1(frac)) reproduces frac to fp32 precision.
-  auto yd = torch::clamp(y.to(torch::kFloat64), 0.0, 1.0);
-  return (-torch::log(1.2 / (yd + 0.1) - 1.0)).to(y.scalar_type());
-}
-
-TesseraqLinear TesseraqLinear::init(const torch::Tensor& w, const quant::WeightQuantSpec& spec,
-                                    const std::optional<quant::GroupGrid>& grid) {
-  torch::NoGradGuard no_grad;
-  TesseraqLinear l;
-  l.spec = spec;
-  const auto in = w.size(1);
-  l.group = spec.effective_group(in);
-  const auto g = grid ? *grid : quant::compute_grid(w, spec);
-  l.scale = g.scale.detach();
-  l.zero = g.zero.detach();
-  l.scale_cols = quant::expand_groups(l.scale, l.group, in);
-  l.zero_cols = quant::expand_groups(l.zero, l.group, in);
-  auto scaled = w.to(torch::kFloat32) / l.scale_cols;
-  l.floor_codes = torch::floor(scaled);
-  l.frac = torch::clamp(scaled - l.floor_codes, 0.0, 1.0);
-  l.nu = rectified_sigmoid_inverse(l.frac).set_requires_grad(true);
-  l.v = torch::zeros_like(l.scale).set_requires_grad(true);
-  l.hard = torch::zeros(w.sizes(), w.options().dtype(torch::kBool));
-  l.hard_value = torch::zeros_like(l.frac);
-  return l;
-}
-
-torch::Tensor TesseraqLinear::rounding() const { return torch::where(hard, hard_value, rectified_sigmoid(nu)); }
-
-torch::Tensor TesseraqLinear::soft_codes() const {
-  const double qmax = std::pow(2.0, spec.bits) - 1.0;
-  return torch::clamp(floor_codes + rounding() + zero_cols, 0.0, qmax);
-}
-
-torch::Tensor TesseraqLinear::dst_factor() const { return 2.0 * rectified_sigmoid(v); }
-
-torch::Tensor TesseraqLinear::soft_weight() const {
-  const auto delta = quant::expand_groups(dst_factor(), group, nu.size(1));
-  return (soft_codes() - zero_cols) * scale_cols * delta;
-}
-
-torch::Tensor TesseraqLinear::fused_soft_weight(torch::ScalarType dtype) {
-  constants_ = {floor_codes, scale_cols, zero_cols, hard, hard_value, group, std::pow(2.0, spec.bits) - 1.0, dtype};
-  return methods::fused_soft_weight(nu, v, constants_);
-}
-
-double TesseraqLinear::harden(double soft_fraction) {
-  torch::NoGradGuard no_grad;
-  auto h = rectified_sigmoid(nu.detach());
-  auto score = torch::where(hard, torch::full_like(h, 0.5), (h - 0.5).abs());
-  // numpy.quantile's default (linear) on the sorted scores; exact for any size (no 2^24 limit).
-  auto sorted = std::get<0>(score.flatten().sort());
-  const auto n = sorted.numel();
-  const double pos = soft_fraction * static_cast<double>(n - 1);
-  const auto lo = static_cast<std::int64_t>(std::floor(pos));
-  const auto hi = std::min(lo + 1, n - 1);
-  const double a = sorted[lo].item<double>(), b = sorted[hi].item<double>();
-  const double tau = a + (b - a) * (pos - static_cast<double>(lo));
-  auto harden_up = h > 0.5 + tau, harden_down = h < 0.5 - tau;
-  auto newly = (harden_up | harden_down) & hard.logical_not();
-  hard_value = torch::where(newly, harden_up.to(torch::kFloat32), hard_value);
-  hard = hard | newly;
-  return tau;
-}
-
-double TesseraqLinear::hard_fraction() const { return hard.to(torch::kFloat64).mean().item<double>(); }
-
-torch::Tensor TesseraqLinear::final_codes() const {
-  torch::NoGradGuard no_grad;
-  const double qmax = std::pow(2.0, spec.bits) - 1.0;
-  auto h = torch::where(hard, hard_value, (nu.detach() > 0).to(torch::kFloat32));
-  return torch::clamp(floor_codes + h + zero_cols, 0.0, qmax).to(torch::kUInt8);
-}
-
-quant::QuantizedLinear TesseraqLinear::finalize() const {
-  torch::NoGradGuard no_grad;
-  quant::QuantizedLinear q;
-  q.spec = spec;
-  q.codes = final_codes();
-  q.scale = (scale * dst_factor()).detach();
-  q.zero = zero;
-  return q;
-}
-
 torch::Tensor tesseraq_loss(const torch::Tensor& out, const torch::Tensor& target) {
   return (out.to(torch::kFloat32) - target.to(torch::kFloat32)).pow(2).sum(-1).mean();
 }
@@ -117,7 +31,7 @@ TesseraqBlockTrainer::TesseraqBlockTrainer(const model::LlamaConfig& config, con
     const auto grid = grids.find(kind);
     auto layer = TesseraqLinear::init(w.linear(kind), spec,
                                       grid == grids.end() ? std::nullopt : std::optional<quant::GroupGrid>(grid->second));
-    layer.frac = torch::Tensor();  // only the init needs it
+    layer.use_kernels = options.use_kernels;
     layers_.emplace(kind, std::move(layer));
   }
   // Norms and biases: fp32 for soft_block(), in the compute dtype for training; the Linears come
@@ -133,43 +47,57 @@ TesseraqBlockTrainer::TesseraqBlockTrainer(const model::LlamaConfig& config, con
 
 double TesseraqBlockTrainer::begin_iteration(double soft_fraction, double lr_factor) {
   double hard = 0, total = 0;
-  std::vector<torch::Tensor> nus, vs;
   for (auto& [kind, l] : layers_) {
     l.harden(soft_fraction);
-    hard += static_cast<double>(l.hard.sum().item<std::int64_t>());
-    total += static_cast<double>(l.hard.numel());
-    nus.push_back(l.nu);
-    vs.push_back(l.v);
+    hard += static_cast<double>(l.codes.numel() - l.soft_count());
+    total += static_cast<double>(l.codes.numel());
   }
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(nus, std::make_unique<torch::optim::AdamOptions>(
-                               torch::optim::AdamOptions(options_.lr * lr_factor).weight_decay(0.0)));
-  groups.emplace_back(vs, std::make_unique<torch::optim::AdamOptions>(
-                              torch::optim::AdamOptions(options_.scale_lr * lr_factor).weight_decay(options_.scale_wd)));
-  optimizer_ = std::make_unique<torch::optim::Adam>(groups, torch::optim::AdamOptions(options_.lr));
+  adam_.lr_nu = options_.lr * lr_factor;
+  adam_.lr_v = options_.scale_lr * lr_factor;
+  adam_.weight_decay_v = options_.scale_wd;
+  adam_steps_ = torch::zeros({1}, layers_.begin()->second.codes.options().dtype(torch::kInt64));
   return hard / total;
 }
 
+void TesseraqBlockTrainer::scale_learning_rates(double factor) {
+  adam_.lr_nu *= factor;
+  adam_.lr_v *= factor;
+}
+
+bool TesseraqBlockTrainer::runs_kernels() const { return layers_.begin()->second.runs_kernels(); }
+
 torch::Tensor TesseraqBlockTrainer::loss(const torch::Tensor& x, const torch::Tensor& y) {
   model::DecoderBlockWeights trial = compute_block_;
-  for (auto& [kind, l] : layers_)
-    trial.linear(kind) = options_.fused_soft_weight ? l.fused_soft_weight(options_.compute_dtype)
-                                                    : l.soft_weight().to(options_.compute_dtype);
+  for (auto& [kind, l] : layers_) {
+    auto& w = weights_[kind];
+    if (!w.defined()) w = torch::empty({l.rows(), l.cols()}, l.codes.options().dtype(options_.compute_dtype)).set_requires_grad(true);
+    l.write_weight(w);
+    trial.linear(kind) = w;
+  }
   model::BlockForwardOptions forward;
   forward.activation_bits = options_.activation_bits;
   return tesseraq_loss(model::decoder_block_forward(config_, trial, x.to(options_.compute_dtype), rope_, forward), y);
 }
 
 void TesseraqBlockTrainer::update(const torch::Tensor& loss) {
-  optimizer_->zero_grad();
+  backward(loss);
+  apply_adam(loss);
+}
+
+void TesseraqBlockTrainer::backward(const torch::Tensor& loss) {
+  for (auto& [kind, w] : weights_) w.mutable_grad() = torch::Tensor();
   loss.backward();
-  optimizer_->step();
+}
+
+void TesseraqBlockTrainer::apply_adam(const torch::Tensor& loss) {
+  const auto coefficients = adam_step_coefficients(loss, adam_steps_, adam_, runs_kernels());
+  for (auto& [kind, l] : layers_) l.adam_step(weights_.at(kind).grad(), adam_, coefficients);
 }
 
 model::DecoderBlockWeights TesseraqBlockTrainer::soft_block() {
   torch::NoGradGuard no_grad;
   model::DecoderBlockWeights block = float_parts_;
-  for (auto& [kind, l] : layers_) block.linear(kind) = l.soft_weight().detach();
+  for (auto& [kind, l] : layers_) block.linear(kind) = l.weight(torch::kFloat32);
   return block;
 }
 
@@ -262,36 +190,59 @@ pipeline::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeigh
   std::vector<std::int64_t> perm(static_cast<std::size_t>(n));
   const auto bs = std::min(run.tq_batch, n);
 
+  auto draw_batch = [&] {
+    std::iota(perm.begin(), perm.end(), 0);
+    for (std::int64_t i = 0; i < bs; ++i) {
+      std::uniform_int_distribution<std::int64_t> pick(i, n - 1);
+      std::swap(perm[static_cast<std::size_t>(i)], perm[static_cast<std::size_t>(pick(rng))]);
+    }
+    return std::vector<std::int64_t>(perm.begin(), perm.begin() + bs);
+  };
+  // The next batch is copied while the current step computes.
+  pipeline::SamplePrefetcher batches({ctx.inputs_quant, ctx.targets}, ctx.device);
+
   NonFiniteGuard guard(ctx, "tesseraq");
   std::int64_t global_step = 0;
   const auto total_steps = run.tq_steps * static_cast<std::int64_t>(thresholds.size());
   const auto iterations = static_cast<std::int64_t>(thresholds.size());
+  const auto read_every = std::max<std::int64_t>(1, run.tq_log_every);
+  if (run.tq_steps > 0) batches.prefetch(draw_batch());
   for (std::int64_t it = 0; it < iterations; ++it) {
     const double t = thresholds[static_cast<std::size_t>(it)];
     const double hard = trainer.begin_iteration(t, guard.lr_factor());
     double loss_sum = 0;
     std::int64_t loss_count = 0;
+    // Losses stay on the device and are read every read_every steps (one wait instead of one per
+    // step); the trainer has already skipped the update of a non-finite one.
+    std::vector<torch::Tensor> unread;
+    std::vector<std::int64_t> unread_steps;
+    auto read_losses = [&] {
+      if (unread.empty()) return;
+      const auto values = torch::stack(unread).to(torch::kCPU, torch::kFloat64);
+      const auto* v = values.data_ptr<double>();
+      for (std::size_t i = 0; i < unread.size(); ++i) {
+        if (!guard.accept(v[i], [&](double f) { trainer.scale_learning_rates(f); }, unread_steps[i], it)) continue;
+        loss_sum += v[i];
+        ++loss_count;
+        report_step_loss(ctx, unread_steps[i], total_steps, it, iterations, v[i]);
+      }
+      unread.clear();
+      unread_steps.clear();
+    };
     {
       torch::AutoGradMode enable_grad(true);
       for (std::int64_t step = 0; step < run.tq_steps; ++step) {
         ctx.stop.throw_if_stopped();
         ++global_step;
-        std::iota(perm.begin(), perm.end(), 0);
-        for (std::int64_t i = 0; i < bs; ++i) {
-          std::uniform_int_distribution<std::int64_t> pick(i, n - 1);
-          std::swap(perm[static_cast<std::size_t>(i)], perm[static_cast<std::size_t>(pick(rng))]);
-        }
-        const std::vector<std::int64_t> idx(perm.begin(), perm.begin() + bs);
-        auto x = pipeline::gather_samples(ctx.inputs_quant, idx, ctx.device);
-        auto y = pipeline::gather_samples(ctx.targets, idx, ctx.device);
-        auto loss = trainer.loss(x, y);
-        const double value = loss.item<double>();
-        if (!guard.accept(value, trainer.optimizer(), global_step, it)) continue;
+        const auto xy = batches.take();
+        if (step + 1 < run.tq_steps || it + 1 < iterations) batches.prefetch(draw_batch());
+        auto loss = trainer.loss(xy[0], xy[1]);
         trainer.update(loss);
-        loss_sum += value;
-        ++loss_count;
-        report_step_loss(ctx, global_step, total_steps, it, iterations, value);
+        unread.push_back(loss.detach());
+        unread_steps.push_back(global_step);
+        if (static_cast<std::int64_t>(unread.size()) >= read_every) read_losses();
       }
+      read_losses();
     }
     if (ctx.events) {
       auto e = step_event(pipeline::RunEvent::Kind::HardFraction, ctx, global_step, total_steps, it, iterations);

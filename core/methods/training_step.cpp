@@ -15,6 +15,11 @@ void scale_learning_rates(torch::optim::Optimizer& optimizer, double factor) {
 }
 
 bool NonFiniteGuard::accept(double loss, torch::optim::Optimizer& optimizer, std::int64_t step, std::int64_t iteration) {
+  return accept(loss, [&](double factor) { scale_learning_rates(optimizer, factor); }, step, iteration);
+}
+
+bool NonFiniteGuard::accept(double loss, const std::function<void(double)>& scale_rates, std::int64_t step,
+                            std::int64_t iteration) {
   if (std::isfinite(loss)) {
     in_a_row_ = 0;
     return true;
@@ -24,7 +29,7 @@ bool NonFiniteGuard::accept(double loss, torch::optim::Optimizer& optimizer, std
   if (++in_a_row_ >= 3) {
     in_a_row_ = 0;
     lr_factor_ *= 0.5;
-    scale_learning_rates(optimizer, 0.5);
+    scale_rates(0.5);
     logger()->warn("{}: 3 non-finite losses in a row, learning rates halved (now x{})", where, lr_factor_);
   }
   if (ctx_.events) {

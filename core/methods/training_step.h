@@ -3,6 +3,7 @@
 // handling of non-finite losses and the StepLoss events for the GUI.
 #include <torch/torch.h>
 
+#include <functional>
 #include <string>
 
 #include "pipeline/block_method.h"
@@ -17,6 +18,8 @@ class NonFiniteGuard {
   NonFiniteGuard(const pipeline::BlockContext& ctx, std::string method) : ctx_(ctx), method_(std::move(method)) {}
   // True when `loss` is finite and the step may go on.
   bool accept(double loss, torch::optim::Optimizer& optimizer, std::int64_t step, std::int64_t iteration);
+  // The same for optimisers of their own: scale_rates(f) multiplies their learning rates by f.
+  bool accept(double loss, const std::function<void(double)>& scale_rates, std::int64_t step, std::int64_t iteration);
   double lr_factor() const { return lr_factor_; }
 
  private:

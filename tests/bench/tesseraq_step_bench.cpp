@@ -1,20 +1,23 @@
-// tessera_bench_tesseraq_step: one PAR iteration of TesseraQ (tesseraq-method.md 4.5) on one
-// LLaMA-2-7B-shaped decoder block with synthetic seeded weights, with the paper's settings: 512 x 2048
+// tessera_bench_tesseraq_step: TesseraQ's PAR steps (tesseraq-method.md 4.5) on one decoder block
+// with synthetic seeded weights, LLaMA-2-7B-shaped by default, with the paper's settings: 512 x 2048
 // calibration tokens (a few large-magnitude input channels, as in real LLaMA activations), batch 4,
-// W2 g128, 250 Adam steps timed after warm-up. The step is TesseraqBlockTrainer's, exactly what a
-// run executes. Reported per variant: ms per step, tokens/s, achieved TFLOP/s (matmul FLOPs of
-// forward + backward), the ratio to a bf16 matmul of the same FLOPs timed in the same run (the
-// floor), peak GPU memory, and the projected time of 20 iterations and of 32 blocks. Then a phase
-// profile (synchronised): soft weights, block forward, backward, Adam, batch transfer.
+// W2 g128, the paper20 schedule. The step is TesseraqBlockTrainer's and batches come through the
+// run's SamplePrefetcher: exactly what a run executes. For the first variant every PAR iteration of
+// the schedule is timed (--steps timed steps after --warmup, per iteration), since the step gets
+// cheaper as variables harden; the other variants time the first iteration only. Reported: ms per
+// step, tokens/s, achieved TFLOP/s (matmul FLOPs of forward + backward), the ratio to a bf16 matmul
+// of the same FLOPs timed in the same run (the floor), peak GPU memory, the hardening time, and the
+// projected time of the whole schedule at 250 steps per iteration. Then a synchronised phase
+// profile of the first iteration.
 //
-// Variants: bf16 matmuls + fused soft weight (what runs use on CUDA), bf16 + the composed soft
-// weight, fp32 + fused. Calibration activations are kept in bf16 in pinned host memory (17.2 GB
-// for both chains would not fit the memory target on the GPU) and each batch is copied per step;
-// --store gpu keeps them on the GPU instead.
+// Variants: bf16 (matmuls in bf16, CUDA kernels: what runs use on CUDA), bf16-ops (bf16, the
+// libtorch-op implementation of the same step), fp32 (fp32 matmuls, kernels). Calibration
+// activations are kept in bf16 in pinned host memory (17.2 GB for both chains would not fit the
+// memory target on the GPU); --store gpu keeps them on the GPU instead.
 //
 //   tessera_bench_tesseraq_step [--samples N] [--seq T] [--hidden D] [--ffn F] [--heads H]
-//       [--steps N] [--warmup N] [--wbits B] [--group G] [--store host|gpu] [--variants LIST]
-//       [--json FILE]
+//       [--kv-heads H] [--batch B] [--steps N] [--warmup N] [--wbits B] [--group G]
+//       [--schedule paper20|LIST] [--iterations N] [--store host|gpu] [--variants LIST] [--json FILE]
 #include <torch/torch.h>
 
 #include <chrono>
@@ -22,10 +25,13 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <numeric>
+#include <random>
 #include <sstream>
 #include <string>
 
 #include "methods/tesseraq_method.h"
+#include "pipeline/run_config.h"
 #include "pipeline/sample_batch.h"
 #include "runtime/torch_runtime.h"
 
@@ -39,16 +45,24 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 struct Variant {
   std::string name;
   torch::ScalarType dtype;
-  bool fused;
+  bool kernels;
 };
+
+std::string device_name(const torch::Device& device) {
+  if (!device.is_cuda()) return "cpu";
+  for (const auto& d : runtime::cuda_devices())
+    if (d.index == (device.has_index() ? device.index() : 0)) return d.name;
+  return device.str();
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
   const bool cuda = torch::cuda::is_available();
   std::int64_t samples = cuda ? 512 : 8, seq = cuda ? 2048 : 64, hidden = cuda ? 4096 : 256, ffn = cuda ? 11008 : 688;
-  std::int64_t heads = cuda ? 32 : 4, steps = cuda ? 250 : 5, warmup = cuda ? 10 : 2, wbits = 2, group = 128, batch = 4;
-  std::string store = "host", variants_arg = cuda ? "bf16-fused,bf16-composed,fp32-fused" : "fp32-fused", json_path;
+  std::int64_t heads = cuda ? 32 : 4, kv_heads = 0, steps = cuda ? 20 : 3, warmup = cuda ? 3 : 1, wbits = 2, group = 128;
+  std::int64_t batch = 4, iterations = 0;
+  std::string store = "host", variants_arg = cuda ? "bf16,bf16-ops" : "fp32", json_path, schedule = "paper20";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
     if (a == "--samples") samples = std::stoll(v);
@@ -56,6 +70,10 @@ int main(int argc, char** argv) {
     else if (a == "--hidden") hidden = std::stoll(v);
     else if (a == "--ffn") ffn = std::stoll(v);
     else if (a == "--heads") heads = std::stoll(v);
+    else if (a == "--kv-heads") kv_heads = std::stoll(v);
+    else if (a == "--batch") batch = std::stoll(v);
+    else if (a == "--schedule") schedule = v;
+    else if (a == "--iterations") iterations = std::stoll(v);
     else if (a == "--steps") steps = std::stoll(v);
     else if (a == "--warmup") warmup = std::stoll(v);
     else if (a == "--wbits") wbits = std::stoll(v);
@@ -78,7 +96,7 @@ int main(int argc, char** argv) {
   c.intermediate_size = ffn;
   c.num_layers = 1;
   c.num_heads = heads;
-  c.num_kv_heads = heads;
+  c.num_kv_heads = kv_heads > 0 ? kv_heads : heads;
   c.head_dim = hidden / heads;
   c.vocab_size = 32000;
   c.max_position_embeddings = seq;
@@ -88,8 +106,9 @@ int main(int argc, char** argv) {
   w.input_norm = torch::ones({hidden}, f32);
   w.post_attention_norm = torch::ones({hidden}, f32);
   w.q_proj = r({hidden, hidden});
-  w.k_proj = r({hidden, hidden});
-  w.v_proj = r({hidden, hidden});
+  const auto kv_dim = c.num_kv_heads * c.head_dim;
+  w.k_proj = r({kv_dim, hidden});
+  w.v_proj = r({kv_dim, hidden});
   w.o_proj = r({hidden, hidden});
   w.gate_proj = r({ffn, hidden});
   w.up_proj = r({ffn, hidden});
@@ -122,7 +141,7 @@ int main(int argc, char** argv) {
   // Matmul FLOPs of one step: forward 2 * tokens * (linear params) + attention (QK^T and PV,
   // 4 * B * T^2 * D, halved for the causal mask); backward twice the forward.
   const double tokens = static_cast<double>(batch * seq);
-  const double linear_params = 4.0 * hidden * hidden + 3.0 * hidden * ffn;
+  const double linear_params = 2.0 * hidden * hidden + 2.0 * hidden * kv_dim + 3.0 * hidden * ffn;
   const double fwd_flops = 2.0 * tokens * linear_params + 2.0 * batch * double(seq) * seq * hidden;
   const double step_flops = 3.0 * fwd_flops;
 
@@ -140,37 +159,45 @@ int main(int argc, char** argv) {
     matmul_tflops = reps * 2.0 * tokens * hidden * ffn / seconds_since(t0) / 1e12;
   }
   const double floor_ms = matmul_tflops > 0 ? step_flops / (matmul_tflops * 1e12) * 1e3 : 0;
-  std::printf("block: hidden %lld, ffn %lld, heads %lld; W%lld g%lld; batch %lld x %lld tokens; %.2f TFLOP per step\n",
-              (long long)hidden, (long long)ffn, (long long)heads, (long long)wbits, (long long)group, (long long)batch,
-              (long long)seq, step_flops / 1e12);
+  std::printf("block: hidden %lld, ffn %lld, heads %lld (kv %lld); W%lld g%lld; batch %lld x %lld tokens; %.2f TFLOP per step\n",
+              (long long)hidden, (long long)ffn, (long long)heads, (long long)c.num_kv_heads, (long long)wbits,
+              (long long)group, (long long)batch, (long long)seq, step_flops / 1e12);
+  if (cuda) std::printf("device: %s\n", device_name(device).c_str());
   std::printf("floor: bf16 matmul %.1f TFLOP/s -> %.2f ms for one step's FLOPs\n\n", matmul_tflops, floor_ms);
 
   std::vector<Variant> variants;
   std::stringstream list(variants_arg);
   for (std::string v; std::getline(list, v, ',');) {
-    if (v == "bf16-fused") variants.push_back({v, torch::kBFloat16, true});
-    else if (v == "bf16-composed") variants.push_back({v, torch::kBFloat16, false});
-    else if (v == "fp32-fused") variants.push_back({v, torch::kFloat32, true});
-    else if (v == "fp32-composed") variants.push_back({v, torch::kFloat32, false});
+    if (v == "bf16") variants.push_back({v, torch::kBFloat16, true});
+    else if (v == "bf16-ops") variants.push_back({v, torch::kBFloat16, false});
+    else if (v == "fp32") variants.push_back({v, torch::kFloat32, true});
+    else if (v == "fp32-ops") variants.push_back({v, torch::kFloat32, false});
     else {
       std::fprintf(stderr, "unknown variant %s\n", v.c_str());
       return 2;
     }
   }
+  pipeline::RunConfig schedule_config;
+  schedule_config.tq_schedule = schedule;
+  const auto thresholds = schedule_config.par_thresholds();
+  const auto timed_iterations =
+      iterations > 0 ? std::min<std::int64_t>(iterations, static_cast<std::int64_t>(thresholds.size()))
+                     : static_cast<std::int64_t>(thresholds.size());
 
   const quant::WeightQuantSpec spec{static_cast<int>(wbits), group, false};
   nlohmann::json results = nlohmann::json::array();
-  std::printf("| variant | ms/step | tokens/s | TFLOP/s | step / floor | peak GPU GiB | 20 iterations | 32 blocks |\n");
-  std::printf("|---|---|---|---|---|---|---|---|\n");
   std::map<std::string, double> profile;
+  const double paper_steps = 250;
   for (const auto& variant : variants) {
     runtime::synchronize(device);
     runtime::reset_peak_gpu_memory(device);
     methods::TesseraqTrainerOptions options;
     options.compute_dtype = variant.dtype;
-    options.fused_soft_weight = variant.fused;
+    options.use_kernels = variant.kernels;
+    const auto t_init = Clock::now();
     methods::TesseraqBlockTrainer trainer(c, w, {}, spec, options, rope);
-    trainer.begin_iteration(0.8);
+    runtime::synchronize(device);
+    const double init_s = seconds_since(t_init);
     std::mt19937_64 rng(42);
     std::vector<std::int64_t> perm(static_cast<std::size_t>(samples));
     auto batch_indices = [&] {
@@ -179,33 +206,64 @@ int main(int argc, char** argv) {
         std::swap(perm[i], perm[std::uniform_int_distribution<std::int64_t>(i, samples - 1)(rng)]);
       return std::vector<std::int64_t>(perm.begin(), perm.begin() + batch);
     };
+    pipeline::SamplePrefetcher batches({inputs, targets}, device);
+    batches.prefetch(batch_indices());
     torch::AutoGradMode grad(true);
     auto one_step = [&] {
-      auto idx = batch_indices();
-      auto x = pipeline::gather_samples(inputs, idx, device);
-      auto y = pipeline::gather_samples(targets, idx, device);
-      auto loss = trainer.loss(x, y);
+      const auto xy = batches.take();
+      batches.prefetch(batch_indices());
+      auto loss = trainer.loss(xy[0], xy[1]);
       trainer.update(loss);
       return loss;
     };
-    for (std::int64_t i = 0; i < warmup; ++i) one_step();
-    runtime::synchronize(device);
-    const auto t0 = Clock::now();
-    torch::Tensor last;
-    for (std::int64_t i = 0; i < steps; ++i) last = one_step();
-    runtime::synchronize(device);
-    const double ms = seconds_since(t0) * 1e3 / static_cast<double>(steps);
+    const bool first = variant.name == variants.front().name;
+    const auto n_iterations = first ? timed_iterations : 1;
+    std::printf("\n%s (CUDA kernels: %s, copies beside the step: %s, trainer set up in %.2f s)\n", variant.name.c_str(),
+                trainer.runs_kernels() ? "yes" : "no", batches.overlaps() ? "yes" : "no", init_s);
+    std::printf("| PAR iteration | soft | ms/step | tokens/s | TFLOP/s | step / floor | peak GPU GiB | hardening ms | loss |\n");
+    std::printf("|---|---|---|---|---|---|---|---|---|\n");
+    nlohmann::json per_iteration = nlohmann::json::array();
+    double schedule_s = 0;
+    for (std::int64_t it = 0; it < n_iterations; ++it) {
+      const double t = thresholds[static_cast<std::size_t>(it)];
+      runtime::synchronize(device);
+      const auto t_harden = Clock::now();
+      trainer.begin_iteration(t);
+      runtime::synchronize(device);
+      const double harden_ms = seconds_since(t_harden) * 1e3;
+      for (std::int64_t i = 0; i < warmup; ++i) one_step();
+      runtime::synchronize(device);
+      const auto t0 = Clock::now();
+      torch::Tensor last;
+      for (std::int64_t i = 0; i < steps; ++i) last = one_step();
+      runtime::synchronize(device);
+      const double ms = seconds_since(t0) * 1e3 / static_cast<double>(steps);
+      const double peak = runtime::peak_gpu_memory_gib(device);
+      const double tflops = step_flops / (ms * 1e-3) / 1e12;
+      const double over = floor_ms > 0 ? ms / floor_ms : 0;
+      const double loss = last.item<double>();
+      schedule_s += harden_ms * 1e-3 + paper_steps * ms * 1e-3;
+      std::printf("| %lld | %.3f | %.2f | %.4g | %.1f | %.2fx | %.2f | %.0f | %.4g |\n", (long long)(it + 1), t, ms,
+                  tokens / (ms * 1e-3), tflops, over, peak, harden_ms, loss);
+      per_iteration.push_back({{"iteration", it + 1}, {"soft_fraction", t}, {"ms_per_step", ms},
+                               {"tokens_per_s", tokens / (ms * 1e-3)}, {"tflops", tflops}, {"step_over_floor", over},
+                               {"peak_gpu_gib", peak}, {"harden_ms", harden_ms}, {"loss", loss}});
+      std::fflush(stdout);
+    }
     const double peak = runtime::peak_gpu_memory_gib(device);
-    const double tflops = step_flops / (ms * 1e-3) / 1e12;
-    const double over = floor_ms > 0 ? ms / floor_ms : 0;
-    std::printf("| %s | %.2f | %.4g | %.1f | %.2fx | %.2f | %.1f min | %.2f h |\n", variant.name.c_str(), ms,
-                tokens / (ms * 1e-3), tflops, over, peak, ms * 250 * 20 / 60e3, ms * 250 * 20 * 32 / 3600e3);
-    results.push_back({{"variant", variant.name}, {"ms_per_step", ms}, {"tokens_per_s", tokens / (ms * 1e-3)},
-                       {"tflops", tflops}, {"step_over_floor", over}, {"peak_gpu_gib", peak},
-                       {"final_loss", last.item<double>()}});
+    nlohmann::json result{{"variant", variant.name}, {"kernels", trainer.runs_kernels()},
+                          {"first_iteration_ms_per_step", per_iteration[0]["ms_per_step"]},
+                          {"peak_gpu_gib", peak}, {"iterations", per_iteration}};
+    if (n_iterations == static_cast<std::int64_t>(thresholds.size())) {
+      result["schedule_minutes_per_block"] = schedule_s / 60.0;
+      std::printf("whole schedule (%zu iterations x %.0f steps, measured per iteration): %.2f min per block, "
+                  "%.2f h for 32 blocks, %.2f h for 80 blocks; peak %.2f GiB\n",
+                  thresholds.size(), paper_steps, schedule_s / 60.0, schedule_s * 32 / 3600.0, schedule_s * 80 / 3600.0, peak);
+    }
+    results.push_back(result);
 
-    if (variant.name == variants.front().name) {
-      // Phase profile of the first variant: each phase synchronised, 20 steps.
+    if (first) {
+      // Phase profile at the last timed iteration: each phase synchronised, 20 steps.
       const int n = cuda ? 20 : 2;
       auto phase = [&](const char* name, auto&& f) {
         runtime::synchronize(device);
@@ -216,37 +274,37 @@ int main(int argc, char** argv) {
         return out;
       };
       for (int i = 0; i < n; ++i) {
-        auto idx = batch_indices();
-        auto xy = phase("batch transfer (host -> GPU)", [&] {
-          return std::make_pair(pipeline::gather_samples(inputs, idx, device), pipeline::gather_samples(targets, idx, device));
+        auto xy = phase("1 batch (prefetched copy, wait)", [&] {
+          auto b = batches.take();
+          batches.prefetch(batch_indices());
+          return b;
         });
-        auto soft = phase("soft weights (7 Linears, forward)", [&] {
-          std::vector<torch::Tensor> ws;
-          for (auto& [kind, l] : trainer.layers())
-            ws.push_back(variant.fused ? l.fused_soft_weight(variant.dtype) : l.soft_weight().to(variant.dtype));
-          return ws;
-        });
-        soft.clear();
-        auto loss = phase("block forward + loss (incl. soft weights)", [&] { return trainer.loss(xy.first, xy.second); });
-        phase("backward", [&] {
-          trainer.optimizer().zero_grad();
-          loss.backward();
+        phase("2 soft weights alone (7 Linears)", [&] {
+          for (auto& [kind, l] : trainer.layers()) l.weight(variant.dtype);
           return 0;
         });
-        phase("Adam step", [&] {
-          trainer.optimizer().step();
+        auto loss = phase("3 soft weights + block forward + loss", [&] { return trainer.loss(xy[0], xy[1]); });
+        phase("4 backward (autograd)", [&] {
+          trainer.backward(loss);
+          return 0;
+        });
+        phase("5 gradients of nu and v + Adam", [&] {
+          trainer.apply_adam(loss);
           return 0;
         });
       }
     }
   }
-  std::printf("\nphase profile (%s, synchronised, ms per step):\n", variants.front().name.c_str());
+  std::printf("\nphase profile (%s, last timed iteration, synchronised, ms per step):\n", variants.front().name.c_str());
   for (const auto& [name, ms] : profile) std::printf("  %-45s %8.2f\n", name.c_str(), ms);
-  std::printf("(the phases are timed with a synchronisation each, so they add up to more than the pipelined step)\n");
+  std::printf("(each phase is synchronised, so they add up to more than the pipelined step)\n");
   if (!json_path.empty()) {
-    nlohmann::json j{{"device", device.str()}, {"samples", samples}, {"seq", seq}, {"hidden", hidden}, {"ffn", ffn},
-                     {"batch", batch}, {"steps", steps}, {"store", store}, {"step_tflop", step_flops / 1e12},
-                     {"matmul_tflops", matmul_tflops}, {"floor_ms", floor_ms}, {"variants", results}, {"profile_ms", profile}};
+    nlohmann::json j{{"device", cuda ? device_name(device) : std::string("cpu")}, {"samples", samples},
+                     {"seq", seq}, {"hidden", hidden}, {"ffn", ffn}, {"heads", heads}, {"kv_heads", c.num_kv_heads},
+                     {"batch", batch}, {"wbits", wbits}, {"group", group}, {"steps_per_iteration", steps},
+                     {"warmup_per_iteration", warmup}, {"schedule", schedule}, {"store", store},
+                     {"step_tflop", step_flops / 1e12}, {"matmul_tflops", matmul_tflops}, {"floor_ms", floor_ms},
+                     {"variants", results}, {"profile_ms", profile}};
     std::ofstream(json_path) << j.dump(2);
   }
   return 0;
