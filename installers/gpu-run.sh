@@ -12,6 +12,7 @@
 # 6. the TesseraQ step benchmark on the 7B- and the 70B-shaped block ($OUT/tesseraq_bench.log,
 #    tesseraq_bench.json, tesseraq_bench_70b.json) and the issue-4 method table on stories260K
 #    ($OUT/table.md, $OUT/table_runs.log; TABLE_STEPS, TABLE_JOBS)
+# 6a. kernel_profile: per-kernel GPU time of the 7B-shaped step under ncu ($OUT/kernel_profile.md)
 # 6b. quality: the issue-12 quality runs on stories260K, per-channel W2/W3 x seeds 42/43, in
 #    parallel ($OUT/quality.md)
 # 7. nvidia-smi; everything else this script prints goes to $OUT/run.log
@@ -133,6 +134,10 @@ step_tesseraq_bench() {
   } 2>&1 | tee "$RESULTS/tesseraq_bench.log"
 }
 
+step_kernel_profile() {
+  bash "$ROOT/installers/kernel-profile.sh" "$BUILD_DIR" "$RESULTS/kernel_profile.md" 2
+}
+
 step_quality() {  # stories260K per-channel W2/W3 x seeds 42/43: AWQ init, paper20 x 250, c4 128 x 256
   local exe="$BUILD_DIR/app/tessera" D="$DEPS/data" work=/tmp/tessera-quality bits seed pids=()
   rm -rf "$work"; mkdir -p "$work"
@@ -195,7 +200,7 @@ skipped() { case " ${SKIP:-} " in *" $1 "*) record "$1" "skipped (SKIP)" 0 "-"; 
 
 export ROOT RESULTS BUILD_DIR DEPS TABLE_BITS TABLE_ONLY OQ_EPOCHS
 export -f step_build step_ctest step_bench step_reference step_eval step_quant step_tesseraq_bench step_table step_full_run \
-  step_worker step_quality
+  step_worker step_quality step_kernel_profile
 
 main() {
   banner "tessera gpu-run in $ROOT, results in $RESULTS"
@@ -240,6 +245,7 @@ main() {
   else
     record reference "skipped (RUN_REFERENCE=1 runs it)" 0 "-"
   fi
+  skipped kernel_profile || run_step kernel_profile "kernel_profile.md" 180 step_kernel_profile
   skipped quality || run_step quality "quality.md" 420 step_quality
   skipped table || run_step table "table.md table_runs.log" "${TABLE_LIMIT:-400}" step_table
   skipped full_run || run_step full_run "full_run.json" 300 step_full_run

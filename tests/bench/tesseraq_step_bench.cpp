@@ -18,6 +18,9 @@
 //   tessera_bench_tesseraq_step [--samples N] [--seq T] [--hidden D] [--ffn F] [--heads H]
 //       [--kv-heads H] [--batch B] [--steps N] [--warmup N] [--wbits B] [--group G]
 //       [--schedule paper20|LIST] [--iterations N] [--store host|gpu] [--variants LIST] [--json FILE]
+//       [--profile-steps N]
+// --profile-steps N brackets N steps of the first variant's first iteration (after its warm-up)
+// with cudaProfilerStart/Stop, for `ncu --profile-from-start off` (installers/kernel-profile.sh).
 #include <torch/torch.h>
 
 #include <chrono>
@@ -29,6 +32,10 @@
 #include <random>
 #include <sstream>
 #include <string>
+
+#ifdef TESSERA_WITH_CUDA
+#include <cuda_profiler_api.h>
+#endif
 
 #include "methods/tesseraq_method.h"
 #include "pipeline/run_config.h"
@@ -61,7 +68,7 @@ int main(int argc, char** argv) {
   const bool cuda = torch::cuda::is_available();
   std::int64_t samples = cuda ? 512 : 8, seq = cuda ? 2048 : 64, hidden = cuda ? 4096 : 256, ffn = cuda ? 11008 : 688;
   std::int64_t heads = cuda ? 32 : 4, kv_heads = 0, steps = cuda ? 20 : 3, warmup = cuda ? 3 : 1, wbits = 2, group = 128;
-  std::int64_t batch = 4, iterations = 0;
+  std::int64_t batch = 4, iterations = 0, profile_steps = 0;
   std::string store = "host", variants_arg = cuda ? "bf16,bf16-ops" : "fp32", json_path, schedule = "paper20";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
@@ -74,6 +81,7 @@ int main(int argc, char** argv) {
     else if (a == "--batch") batch = std::stoll(v);
     else if (a == "--schedule") schedule = v;
     else if (a == "--iterations") iterations = std::stoll(v);
+    else if (a == "--profile-steps") profile_steps = std::stoll(v);
     else if (a == "--steps") steps = std::stoll(v);
     else if (a == "--warmup") warmup = std::stoll(v);
     else if (a == "--wbits") wbits = std::stoll(v);
@@ -233,6 +241,14 @@ int main(int argc, char** argv) {
       const double harden_ms = seconds_since(t_harden) * 1e3;
       for (std::int64_t i = 0; i < warmup; ++i) one_step();
       runtime::synchronize(device);
+#ifdef TESSERA_WITH_CUDA
+      if (first && it == 0 && profile_steps > 0 && cuda) {
+        cudaProfilerStart();
+        for (std::int64_t i = 0; i < profile_steps; ++i) one_step();
+        runtime::synchronize(device);
+        cudaProfilerStop();
+      }
+#endif
       const auto t0 = Clock::now();
       torch::Tensor last;
       for (std::int64_t i = 0; i < steps; ++i) last = one_step();
