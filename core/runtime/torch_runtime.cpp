@@ -1,6 +1,7 @@
 #include "runtime/torch_runtime.h"
 
 #include <dlfcn.h>
+#include <malloc.h>
 
 #include <cstdlib>
 #include <thread>
@@ -27,6 +28,16 @@ void size_blas_threads(int threads) {
   if (auto set = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(threads);
 }
 
+// glibc returns freed blocks above its mmap threshold to the kernel, so each forward pass of the
+// CPU path got its large temporaries as fresh pages and paid a page fault per 4 KiB: stories260K
+// evaluation ran at about 3,200 tokens/s with one thread and 1,560 with two on the 2-core
+// machine (tests/bench/RESULTS.md). Keeping such blocks in the heap (largest mmap threshold glibc
+// accepts, no trimming below 1 GiB) makes the steady state reuse the same memory.
+void keep_freed_memory_in_the_heap() {
+  mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024);
+}
+
 }  // namespace
 
 void configure_threads(int reserved_cores) {
@@ -38,6 +49,7 @@ void configure_threads(int reserved_cores) {
   if (const char* env = std::getenv("TESSERA_THREADS")) threads = std::max(1, std::atoi(env));
   torch::set_num_threads(threads);
   size_blas_threads(threads);
+  keep_freed_memory_in_the_heap();
 }
 
 torch::Device parse_device(const std::string& name) {
