@@ -138,35 +138,8 @@ step_kernel_profile() {
   bash "$ROOT/installers/kernel-profile.sh" "$BUILD_DIR" "$RESULTS/kernel_profile.md" 2
 }
 
-step_quality() {  # stories260K per-channel W2/W3 x seeds 42/43: AWQ init, paper20 x 250, c4 128 x 256
-  local exe="$BUILD_DIR/app/tessera" D="$DEPS/data" work=/tmp/tessera-quality bits seed pids=()
-  rm -rf "$work"; mkdir -p "$work"
-  tr -d '\r' < "$D/text/tinystories/sample.txt" > "$work/sample-lf.txt"  # the official code's tokens
-  for bits in 2 3; do for seed in 42 43; do
-    "$exe" quantize --model "$D/models/stories260K/stories260K.bin" --calib "$D/text/c4/c4_validation_2k.jsonl" \
-      --method tesseraq --init awq --wbits "$bits" --group 0 --samples 128 --seq-len 256 --seed "$seed" \
-      --par-schedule paper20 --par-steps 250 --device cuda --out "$work/w$bits-s$seed" --eval "$work/sample-lf.txt" \
-      --json > "$work/w$bits-s$seed.json" 2> "$work/w$bits-s$seed.log" &
-    pids+=($!)
-  done; done
-  local rc=0 p
-  for p in "${pids[@]}"; do wait "$p" || rc=1; done
-  python3 - "$work" <<'PY' | tee "$RESULTS/quality.md"
-import json, os, sys
-w = sys.argv[1]
-print("| setting | seed 42 | seed 43 |\n|---|---|---|")
-for bits in (2, 3):
-    row = []
-    for seed in (42, 43):
-        try:
-            r = json.load(open(os.path.join(w, "w%d-s%d.json" % (bits, seed))))
-            row.append("%.4f (%.0f s)" % (r["ppl"], r.get("seconds", float("nan"))))
-        except Exception as e:
-            row.append("failed: %s" % e)
-    print("| W%d per-channel | %s | %s |" % (bits, row[0], row[1]))
-PY
-  tail -n 3 "$work"/*.log
-  return "$rc"
+step_quality() {
+  bash "$ROOT/tests/bench/quality_table.sh" "$BUILD_DIR" "$DEPS/data" /tmp/tessera-quality | tee "$RESULTS/quality.md"
 }
 
 step_table() {

@@ -24,7 +24,7 @@ with open(path) as f:
     lines = [l for l in f if l.startswith('"')]
 for r in csv.DictReader(lines):
     if r.get("Metric Name") == "gpu__time_duration.sum":
-        rows.append((r["Kernel Name"], float(r["Metric Value"])))
+        rows.append((r["Kernel Name"], float(r["Metric Value"].replace(",", ""))))  # ncu groups thousands
 total = sum(t for _, t in rows)
 by = collections.defaultdict(lambda: [0, 0.0])
 for name, t in rows:
