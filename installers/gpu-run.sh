@@ -14,7 +14,7 @@
 #    ($OUT/table.md, $OUT/table_runs.log; TABLE_STEPS, TABLE_JOBS)
 # 6a. kernel_profile: per-kernel GPU time of the 7B-shaped step under ncu ($OUT/kernel_profile.md)
 # 6b. quality: the issue-12 quality runs on stories260K, per-channel W2/W3 x seeds 42/43, in
-#    parallel ($OUT/quality.md)
+#    parallel ($OUT/quality.md; BITS, SEEDS and REPEAT_FIRST=1 as in tests/bench/quality_table.sh)
 # 7. nvidia-smi; everything else this script prints goes to $OUT/run.log
 # 7b. full_run: one TesseraQ run with the full paper20 x 250 schedule on stories260K ($OUT/full_run.json)
 # 8. worker: the CUDA build's `tessera worker` driven as the workbench drives it

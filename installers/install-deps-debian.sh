@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package Tessera needs to build, test and run (CPU build with GUI).
-# Idempotent: apt-get skips what is already installed.
+# Installs every Debian 12 package Tessera needs to build, test and run (CPU build with GUI), and
+# llama.cpp for the GGUF tests: the npm package node-llama-cpp with its prebuilt CPU binaries, at
+# the versions tests/llama_cpp/package-lock.json pins, into tests/llama_cpp/node_modules (git-ignored).
+# Idempotent: apt-get and npm skip what is already installed.
 set -euo pipefail
 
 PACKAGES=(
@@ -29,9 +31,21 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "tessera: all Debian packages already installed"
-  exit 0
+else
+  echo "tessera: installing ${missing[*]}"
+  $SUDO apt-get update
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
-echo "tessera: installing ${missing[*]}"
-$SUDO apt-get update
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
+# llama.cpp (node-llama-cpp needs Node >= 20; the machines have it, Debian 12's nodejs is 18).
+LLAMA_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/llama_cpp"
+if ! command -v npm >/dev/null 2>&1; then
+  echo "tessera: WARNING: npm not found: llama.cpp is not installed and test_llama_cpp will fail" >&2
+elif [ "$LLAMA_DIR/node_modules/.package-lock.json" -nt "$LLAMA_DIR/package-lock.json" ]; then
+  echo "tessera: llama.cpp (node-llama-cpp) already installed"
+else
+  echo "tessera: installing llama.cpp (node-llama-cpp, prebuilt CPU binaries) into $LLAMA_DIR/node_modules"
+  # --omit=optional: only the linux-x64 CPU binaries (a direct dependency), not the CUDA/Vulkan/ARM ones.
+  # npm install (not ci) because the lock, made on Linux, lacks the other platforms optional binaries.
+  (cd "$LLAMA_DIR" && npm install --omit=optional --ignore-scripts --no-audit --no-fund)
+fi

@@ -30,9 +30,10 @@ usage: tessera <command> [options]
 commands:
   info      --model P [--json]
             architecture of a model (llama2.c .bin or Hugging Face folder) without loading weights
-  tokenize  --tokenizer P --text F [--no-bos] [--json]
-            number of tokens of a text file (one BOS at the start unless --no-bos)
-  generate  --model P [--tokenizer P] [--prompt S] [--max-tokens N] [--temperature T] [--top-p P]
+  tokenize  --tokenizer P --text F [--no-bos] [--ids] [--json]
+            number of tokens of a text file (one BOS at the start unless --no-bos); --ids
+            prints the token ids
+  generate  --model P|--run DIR [--tokenizer P] [--prompt S] [--max-tokens N] [--temperature T] [--top-p P]
             [--seed N] [--device cpu|cuda] [--dtype fp32|fp16|bf16] [--json]
             text generation; greedy at temperature 0 (the default)
   eval      --model P [--tokenizer P] --text F [--seq-len N] [--batch N] [--device cpu|cuda]
@@ -66,8 +67,9 @@ commands:
             exactly; the gguf-* formats fix their own types); layers a format cannot hold are
             written as floats and listed
   export    --run DIR --formats [--json]   the formats, and why each cannot hold this run
-  convert   --model P [--tokenizer P] --out DIR [--dtype fp32|fp16|bf16] [--force]
-            write a Hugging Face folder (config.json + model.safetensors) atomically
+  convert   --model P [--tokenizer P] --out DIR|FILE.gguf [--dtype fp32|fp16|bf16] [--force]
+            write a Hugging Face folder (config.json + model.safetensors) or, for an output
+            ending in .gguf, a llama GGUF file (F32/F16/BF16, tokenizer embedded), atomically
   worker    serve the workbench's jobs as JSON lines on stdin/stdout (docs/worker-protocol.md);
             the workbench starts it on this machine or over SSH
 
@@ -121,10 +123,13 @@ int run_info(const CliOptions& o) {
 int run_tokenize(const CliOptions& o) {
   const auto count = tessera::api::count_tokens(o.require("tokenizer"), o.require("text"), !o.flag("no-bos"));
   if (o.flag("json")) {
-    std::cout << json{{"tokens", count.tokens}, {"bos", !o.flag("no-bos")},
-                      {"tokenizer", count.tokenizer_kind}, {"vocab_size", count.vocab_size}}
-                     .dump()
-              << "\n";
+    json j{{"tokens", count.tokens}, {"bos", !o.flag("no-bos")}, {"tokenizer", count.tokenizer_kind},
+           {"vocab_size", count.vocab_size}};
+    if (o.flag("ids")) j["ids"] = count.ids;
+    std::cout << j.dump() << "\n";
+  } else if (o.flag("ids")) {
+    for (std::size_t i = 0; i < count.ids.size(); ++i) std::cout << (i ? " " : "") << count.ids[i];
+    std::cout << "\n";
   } else {
     std::cout << count.tokens << "\n";
   }
@@ -133,7 +138,8 @@ int run_tokenize(const CliOptions& o) {
 
 int run_generate(const CliOptions& o) {
   tessera::api::GenerateRequest r;
-  r.model_path = o.require("model");
+  r.run_dir = o.get("run");
+  r.model_path = r.run_dir.empty() ? o.require("model") : "";
   r.tokenizer_path = o.get("tokenizer");
   r.prompt = o.get("prompt");
   r.max_tokens = o.get_int("max-tokens", 256);
@@ -183,7 +189,7 @@ int run_eval(const CliOptions& o) {
                       {"load_seconds", rep.load_seconds},
                       {"device", rep.device},        {"dtype", rep.dtype},
                       {"model", rep.model_path},     {"tokenizer", rep.tokenizer_path},
-                      {"text", rep.text_path}}
+                      {"text", rep.text_path},       {"newlines", rep.newlines}}
                      .dump()
               << "\n";
   } else {
@@ -324,9 +330,9 @@ int run_export(const CliOptions& o) {
 }
 
 int run_convert(const CliOptions& o) {
-  tessera::api::convert_to_hf(o.require("model"), o.get("tokenizer"), o.require("out"),
-                              o.get("dtype", "fp32"), o.flag("force"));
-  std::cout << "wrote " << o.require("out") << "\n";
+  const auto written = tessera::api::convert_model(o.require("model"), o.get("tokenizer"), o.require("out"),
+                                                  o.get("dtype", "fp32"), o.flag("force"));
+  std::cout << "wrote " << written << "\n";
   return 0;
 }
 
@@ -358,9 +364,9 @@ int main(int argc, char** argv) {
       return o;
     };
     if (command == "info") return run_info(parse({"model"}, flags_with({})));
-    if (command == "tokenize") return run_tokenize(parse({"tokenizer", "text"}, flags_with({"no-bos"})));
+    if (command == "tokenize") return run_tokenize(parse({"tokenizer", "text"}, flags_with({"no-bos", "ids"})));
     if (command == "generate")
-      return run_generate(parse({"model", "tokenizer", "prompt", "max-tokens", "temperature", "top-p",
+      return run_generate(parse({"model", "run", "tokenizer", "prompt", "max-tokens", "temperature", "top-p",
                                  "seed", "device", "dtype"},
                                 flags_with({})));
     if (command == "eval")

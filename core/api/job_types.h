@@ -40,6 +40,7 @@ struct EvalReport {
   double tokens_per_second = 0;
   double load_seconds = 0;
   std::string device, dtype, model_path, tokenizer_path, text_path;
+  std::string newlines;  // how the text's line endings were read (text/text_file.h)
 };
 
 struct EvalProgress {

@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "eval/perplexity.h"
+#include "export/gguf_export.h"
 #include "model/hf_checkpoint.h"
 #include "model/model_loader.h"
 #include "model/text_generator.h"
@@ -28,6 +29,32 @@ std::string resolve_tokenizer(const std::string& model_path, const std::string& 
   if (found.empty())
     throw Error("no tokenizer found beside " + model_path + "; pass one with --tokenizer");
   return found;
+}
+
+// The model a job runs: a checkpoint, or a finished run's quantized weights (run_dir), with the
+// tokenizer (the request's, else the run's, else the one beside the checkpoint) checked against it.
+struct JobModel {
+  std::optional<model::LlamaModel> model;
+  std::string model_path, tokenizer_path;
+  std::unique_ptr<text::Tokenizer> tokenizer;
+};
+
+JobModel load_job_model(const std::string& model_path, const std::string& run_dir, const std::string& tokenizer_path) {
+  JobModel j;
+  j.model_path = model_path;
+  std::string tokenizer_request = tokenizer_path;
+  if (!run_dir.empty()) {
+    pipeline::RunConfig run;
+    j.model.emplace(pipeline::load_quantized_model(run_dir, &run));
+    j.model_path = run.model;
+    if (tokenizer_request.empty()) tokenizer_request = run.tokenizer;
+  } else {
+    j.model.emplace(model::load_model(model_path));
+  }
+  j.tokenizer_path = resolve_tokenizer(j.model_path, tokenizer_request);
+  j.tokenizer = text::load_tokenizer(j.tokenizer_path);
+  text::check_tokenizer_matches_model(*j.tokenizer, j.model->config().vocab_size, j.model_path);
+  return j;
 }
 
 std::string model_label(const EvalRequest& request, const std::string& model_path) {
@@ -62,20 +89,11 @@ EvalReport evaluate_perplexity(const EvalRequest& request,
   const auto dtype = runtime::parse_dtype(request.dtype);
   const auto load_start = std::chrono::steady_clock::now();
   report_stage("loading");
-  std::string model_path = request.model_path, tokenizer_request = request.tokenizer_path;
-  std::optional<model::LlamaModel> loaded;
-  if (!request.run_dir.empty()) {
-    pipeline::RunConfig run;
-    loaded.emplace(pipeline::load_quantized_model(request.run_dir, &run));
-    model_path = run.model;
-    if (tokenizer_request.empty()) tokenizer_request = run.tokenizer;
-  } else {
-    loaded.emplace(model::load_model(model_path));
-  }
-  auto& model = *loaded;
-  const std::string tokenizer_path = resolve_tokenizer(model_path, tokenizer_request);
-  auto tokenizer = text::load_tokenizer(tokenizer_path);
-  text::check_tokenizer_matches_model(*tokenizer, model.config().vocab_size, model_path);
+  auto job = load_job_model(request.model_path, request.run_dir, request.tokenizer_path);
+  auto& model = *job.model;
+  const auto& model_path = job.model_path;
+  const auto& tokenizer_path = job.tokenizer_path;
+  auto& tokenizer = job.tokenizer;
   model.to(device, dtype);
   stop.throw_if_stopped();
 
@@ -111,6 +129,7 @@ EvalReport evaluate_perplexity(const EvalRequest& request,
   r.model_path = request.run_dir.empty() ? model_path : request.run_dir;
   r.tokenizer_path = tokenizer_path;
   r.text_path = request.text_path;
+  r.newlines = text::kNewlineHandling;
   logger()->info("perplexity {:.4f} over {} windows of {} ({:.0f} tokens/s)", r.perplexity,
                  r.windows, r.seq_len, r.tokens_per_second);
   if (!request.run_dir.empty()) {
@@ -129,9 +148,9 @@ std::string generate(const GenerateRequest& request,
                      const std::function<void(const std::string&)>& on_text, const StopToken& stop) {
   const auto device = runtime::parse_device(request.device);
   const auto dtype = runtime::parse_dtype(request.dtype);
-  auto model = model::load_model(request.model_path);
-  auto tokenizer = text::load_tokenizer(resolve_tokenizer(request.model_path, request.tokenizer_path));
-  text::check_tokenizer_matches_model(*tokenizer, model.config().vocab_size, request.model_path);
+  auto job = load_job_model(request.model_path, request.run_dir, request.tokenizer_path);
+  auto& model = *job.model;
+  auto& tokenizer = job.tokenizer;
   model.to(device, dtype);
   model::GenerateOptions options;
   options.max_tokens = request.max_tokens;
@@ -143,25 +162,35 @@ std::string generate(const GenerateRequest& request,
 
 TokenCount count_tokens(const std::string& tokenizer_path, const std::string& text_path, bool add_bos) {
   auto tokenizer = text::load_tokenizer(tokenizer_path);
-  const auto ids = tokenizer->encode(text::read_text_file(text_path), add_bos, false);
-  return {static_cast<std::int64_t>(ids.size()), tokenizer->kind(), tokenizer->vocab_size()};
+  auto ids = tokenizer->encode(text::read_text_file(text_path), add_bos, false);
+  TokenCount count;
+  count.tokens = static_cast<std::int64_t>(ids.size());
+  count.ids = std::move(ids);
+  count.tokenizer_kind = tokenizer->kind();
+  count.vocab_size = tokenizer->vocab_size();
+  return count;
 }
 
-void convert_to_hf(const std::string& model_path, const std::string& tokenizer_path,
-                   const std::string& out_folder, const std::string& dtype, bool replace_existing) {
+std::string convert_model(const std::string& model_path, const std::string& tokenizer_path, const std::string& out,
+                          const std::string& dtype, bool replace_existing) {
   auto model = model::load_model(model_path);
   std::string tokenizer = tokenizer_path.empty() ? text::find_tokenizer_for_model(model_path) : tokenizer_path;
   if (!tokenizer.empty()) {
     text::check_tokenizer_matches_model(*text::load_tokenizer(tokenizer), model.config().vocab_size,
                                         model_path);
   }
+  if (std::filesystem::path(out).extension() == ".gguf") {
+    const auto report = exporting::convert_model_to_gguf(model, tokenizer, out, dtype, replace_existing);
+    return out + " (GGUF " + report.dtype + ", " + std::to_string(report.bytes) + " bytes; " + report.self_check + ")";
+  }
   model::HfSaveOptions options;
   options.finish = [&](const std::string& tmp) {
     if (!tokenizer.empty()) text::copy_tokenizer_files(tokenizer, tmp);
   };
-  model::save_hf_checkpoint(model, out_folder, runtime::parse_dtype(dtype), replace_existing, options);
-  logger()->info("wrote {} ({} layers, {}){}", out_folder, model.config().num_layers, dtype,
+  model::save_hf_checkpoint(model, out, runtime::parse_dtype(dtype), replace_existing, options);
+  logger()->info("wrote {} ({} layers, {}){}", out, model.config().num_layers, dtype,
                  tokenizer.empty() ? "" : " with tokenizer " + tokenizer);
+  return out;
 }
 
 }  // namespace tessera::api

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "api/job_types.h"
 #include "util/stop_token.h"
@@ -21,6 +22,7 @@ EvalReport evaluate_perplexity(const EvalRequest& request,
 
 struct GenerateRequest {
   std::string model_path, tokenizer_path, prompt;
+  std::string run_dir;  // a finished run instead of model_path: its quantized weights and tokenizer
   std::int64_t max_tokens = 256;
   double temperature = 0.0, top_p = 1.0;
   std::uint64_t seed = 42;
@@ -33,14 +35,16 @@ std::string generate(const GenerateRequest& request,
 
 struct TokenCount {
   std::int64_t tokens = 0;
+  std::vector<std::int32_t> ids;
   std::string tokenizer_kind;
   std::int64_t vocab_size = 0;
 };
 TokenCount count_tokens(const std::string& tokenizer_path, const std::string& text_path, bool add_bos);
 
-// Any supported checkpoint -> a Hugging Face folder; copies the tokenizer file in beside it.
-void convert_to_hf(const std::string& model_path, const std::string& tokenizer_path,
-                   const std::string& out_folder, const std::string& dtype, bool replace_existing);
+// Any supported checkpoint -> a Hugging Face folder with the tokenizer file copied in, or, when
+// `out` ends in .gguf, one llama GGUF file with the tokenizer embedded. Returns what was written.
+std::string convert_model(const std::string& model_path, const std::string& tokenizer_path, const std::string& out,
+                          const std::string& dtype, bool replace_existing);
 
 // Sets libtorch's thread count to the machine's cores (TESSERA_THREADS overrides it: the workbench
 // starts its local workers with one core fewer, for its event loop); call once at program start.

@@ -4,6 +4,8 @@
 
 #include <cstring>
 #include <filesystem>
+#include <tuple>
+#include <vector>
 
 #include "export/bit_packing.h"
 #include "export/gguf_file.h"
@@ -119,8 +121,12 @@ std::string block_encoding(const quant::QuantizedLinear& q, GgmlType type, std::
   return "";
 }
 
+torch::ScalarType float_dtype(GgmlType type) {
+  return type == GgmlType::F16 ? torch::kFloat16 : type == GgmlType::BF16 ? torch::kBFloat16 : torch::kFloat32;
+}
+
 std::vector<std::uint8_t> float_bytes(const torch::Tensor& t, GgmlType type) {
-  const auto c = t.to(type == GgmlType::F16 ? torch::kFloat16 : torch::kFloat32).contiguous();
+  const auto c = t.to(float_dtype(type)).contiguous();
   std::vector<std::uint8_t> out(static_cast<std::size_t>(c.numel()) * c.element_size());
   std::memcpy(out.data(), c.data_ptr(), out.size());
   return out;
@@ -243,6 +249,43 @@ std::string refusal(const RunSource& run, GgmlType type, Vocab* vocab) {
   return why;
 }
 
+// general.*, llama.* and tokenizer.ggml.* of a llama GGUF file.
+void add_llama_header(GgufWriter& g, const model::LlamaConfig& c, const Vocab& vocab, const std::string& name,
+                      std::uint32_t llama_file_type) {
+  g.add_string("general.architecture", "llama");
+  g.add_string("general.name", name);
+  g.add_u32("general.alignment", 32);
+  g.add_u32("general.quantization_version", 2);  // GGML_QNT_VERSION
+  g.add_u32("general.file_type", llama_file_type);
+  g.add_u32("llama.context_length", static_cast<std::uint32_t>(c.max_position_embeddings));
+  g.add_u32("llama.embedding_length", static_cast<std::uint32_t>(c.hidden_size));
+  g.add_u32("llama.block_count", static_cast<std::uint32_t>(c.num_layers));
+  g.add_u32("llama.feed_forward_length", static_cast<std::uint32_t>(c.intermediate_size));
+  g.add_u32("llama.rope.dimension_count", static_cast<std::uint32_t>(c.head_dim));
+  g.add_u32("llama.attention.head_count", static_cast<std::uint32_t>(c.num_heads));
+  g.add_u32("llama.attention.head_count_kv", static_cast<std::uint32_t>(c.num_kv_heads));
+  if (c.head_dim * c.num_heads != c.hidden_size) {
+    g.add_u32("llama.attention.key_length", static_cast<std::uint32_t>(c.head_dim));
+    g.add_u32("llama.attention.value_length", static_cast<std::uint32_t>(c.head_dim));
+  }
+  g.add_f32("llama.attention.layer_norm_rms_epsilon", static_cast<float>(c.rms_norm_eps));
+  g.add_f32("llama.rope.freq_base", static_cast<float>(c.rope_theta));
+  if (c.rope_scaling.type == "linear") {
+    g.add_string("llama.rope.scaling.type", "linear");
+    g.add_f32("llama.rope.scaling.factor", static_cast<float>(c.rope_scaling.factor));
+  }
+  g.add_u32("llama.vocab_size", static_cast<std::uint32_t>(c.vocab_size));
+  g.add_string("tokenizer.ggml.model", "llama");
+  g.add_strings("tokenizer.ggml.tokens", vocab.tokens);
+  g.add_f32s("tokenizer.ggml.scores", vocab.scores);
+  g.add_i32s("tokenizer.ggml.token_type", vocab.types);
+  g.add_u32("tokenizer.ggml.bos_token_id", static_cast<std::uint32_t>(vocab.bos));
+  g.add_u32("tokenizer.ggml.eos_token_id", static_cast<std::uint32_t>(vocab.eos));
+  g.add_u32("tokenizer.ggml.unknown_token_id", 0);
+  g.add_bool("tokenizer.ggml.add_bos_token", true);  // the evaluation protocol's one BOS
+  g.add_bool("tokenizer.ggml.add_eos_token", false);
+}
+
 }  // namespace
 
 bool is_gguf_format(const std::string& id) {
@@ -292,38 +335,7 @@ ExportReport export_gguf(const std::string& run_dir, const std::string& out_file
   const auto& c = model.config();
 
   GgufWriter g;
-  g.add_string("general.architecture", "llama");
-  g.add_string("general.name", "tessera export of " + fs::path(run_dir).filename().string());
-  g.add_u32("general.alignment", 32);
-  g.add_u32("general.quantization_version", 2);  // GGML_QNT_VERSION
-  g.add_u32("general.file_type", file_type(type));
-  g.add_u32("llama.context_length", static_cast<std::uint32_t>(c.max_position_embeddings));
-  g.add_u32("llama.embedding_length", static_cast<std::uint32_t>(c.hidden_size));
-  g.add_u32("llama.block_count", static_cast<std::uint32_t>(c.num_layers));
-  g.add_u32("llama.feed_forward_length", static_cast<std::uint32_t>(c.intermediate_size));
-  g.add_u32("llama.rope.dimension_count", static_cast<std::uint32_t>(c.head_dim));
-  g.add_u32("llama.attention.head_count", static_cast<std::uint32_t>(c.num_heads));
-  g.add_u32("llama.attention.head_count_kv", static_cast<std::uint32_t>(c.num_kv_heads));
-  if (c.head_dim * c.num_heads != c.hidden_size) {
-    g.add_u32("llama.attention.key_length", static_cast<std::uint32_t>(c.head_dim));
-    g.add_u32("llama.attention.value_length", static_cast<std::uint32_t>(c.head_dim));
-  }
-  g.add_f32("llama.attention.layer_norm_rms_epsilon", static_cast<float>(c.rms_norm_eps));
-  g.add_f32("llama.rope.freq_base", static_cast<float>(c.rope_theta));
-  if (c.rope_scaling.type == "linear") {
-    g.add_string("llama.rope.scaling.type", "linear");
-    g.add_f32("llama.rope.scaling.factor", static_cast<float>(c.rope_scaling.factor));
-  }
-  g.add_u32("llama.vocab_size", static_cast<std::uint32_t>(c.vocab_size));
-  g.add_string("tokenizer.ggml.model", "llama");
-  g.add_strings("tokenizer.ggml.tokens", vocab.tokens);
-  g.add_f32s("tokenizer.ggml.scores", vocab.scores);
-  g.add_i32s("tokenizer.ggml.token_type", vocab.types);
-  g.add_u32("tokenizer.ggml.bos_token_id", static_cast<std::uint32_t>(vocab.bos));
-  g.add_u32("tokenizer.ggml.eos_token_id", static_cast<std::uint32_t>(vocab.eos));
-  g.add_u32("tokenizer.ggml.unknown_token_id", 0);
-  g.add_bool("tokenizer.ggml.add_bos_token", true);  // the evaluation protocol's one BOS
-  g.add_bool("tokenizer.ggml.add_eos_token", false);
+  add_llama_header(g, c, vocab, "tessera export of " + fs::path(run_dir).filename().string(), file_type(type));
   g.add_string("tessera.version", kVersion);
   g.add_string("tessera.run", run.manifest_text());
 
@@ -382,6 +394,70 @@ ExportReport export_gguf(const std::string& run_dir, const std::string& out_file
         report.bytes = static_cast<std::int64_t>(fs::file_size(tmp));
       });
   logger()->info("exported {} to {} as {} ({} bytes); self-check: {}", run_dir, out_file, id, report.bytes,
+                 report.self_check);
+  return report;
+}
+
+}  // namespace tessera::exporting
+
+namespace tessera::exporting {
+
+ExportReport convert_model_to_gguf(const model::LlamaModel& model, const std::string& tokenizer_path,
+                                   const std::string& out_file, const std::string& dtype, bool replace_existing) {
+  const auto& c = model.config();
+  const auto why = model_refusal(c);
+  if (!why.empty()) throw Error("cannot write " + out_file + ": " + why);
+  GgmlType type = GgmlType::F32;
+  std::uint32_t llama_file_type = 0;  // llama_ftype: ALL_F32 0, MOSTLY_F16 1, MOSTLY_BF16 32
+  if (dtype == "fp16") type = GgmlType::F16, llama_file_type = 1;
+  else if (dtype == "bf16") type = GgmlType::BF16, llama_file_type = 32;
+  else if (dtype != "fp32") throw Error("a GGUF conversion is fp32, fp16 or bf16, not " + dtype);
+  if (tokenizer_path.empty()) throw Error("GGUF embeds the tokenizer: pass --tokenizer (none was found beside the model)");
+  const auto vocab = vocab_of(tokenizer_path, c.vocab_size);
+  if (fs::exists(out_file) && !replace_existing)
+    throw Error(out_file + " already exists; choose another output path or pass --force");
+
+  GgufWriter g;
+  add_llama_header(g, c, vocab, "tessera convert of " + fs::path(out_file).stem().string(), llama_file_type);
+  g.add_string("tessera.version", kVersion);
+  // Every tensor as written (fp32, ggml row order) with its ggml type, for the self-check.
+  std::vector<std::tuple<std::string, torch::Tensor, GgmlType>> written;
+  auto add = [&](const std::string& name, const torch::Tensor& t, GgmlType as) {
+    const auto f = t.to(torch::kCPU, torch::kFloat32).contiguous();
+    g.add_tensor(name, ggml_ne(f), as, float_bytes(f, as));
+    written.emplace_back(name, f, as);
+  };
+  const auto& w = model.weights();
+  add("token_embd.weight", w.embed_tokens, type);
+  for (std::int64_t k = 0; k < c.num_layers; ++k) {
+    const auto& b = w.blocks[static_cast<std::size_t>(k)];
+    const std::string p = "blk." + std::to_string(k) + ".";
+    add(p + "attn_norm.weight", b.input_norm, GgmlType::F32);
+    add(p + "ffn_norm.weight", b.post_attention_norm, GgmlType::F32);
+    for (auto kind : model::kAllLinears) add(gguf_name(k, kind), ggml_rows(b.linear(kind).to(torch::kFloat32), kind, c), type);
+  }
+  add("output_norm.weight", w.final_norm, GgmlType::F32);
+  if (!c.tie_word_embeddings) add("output.weight", w.lm_head, type);
+  g.add_string("tessera.tensor_data_sha256", g.tensor_data_sha256());
+
+  ExportReport report;
+  report.path = out_file;
+  report.format = "gguf-" + dtype;
+  report.dtype = dtype;
+  io::write_file_atomically(
+      out_file, [&](std::ostream& out) { g.write(out); },
+      [&](const std::string& tmp) {
+        // Read back as llama.cpp decodes it: every tensor equals the model's in the file's type.
+        const GgufFile f(tmp);
+        for (const auto& [name, expected, as] : written)
+          require_identical(decode_gguf_tensor(f.tensor(name)), expected.to(float_dtype(as)).to(torch::kFloat32),
+                            name + " (decoded as llama.cpp does)");
+        report.tensors_checked = static_cast<std::int64_t>(written.size());
+        report.self_check = std::to_string(written.size()) + " tensors read back identical to the model's in " +
+                            ggml_type_name(type) + " (norms F32)";
+        report.bytes = static_cast<std::int64_t>(fs::file_size(tmp));
+      });
+  logger()->info("converted to {} ({}, {} bytes); self-check: {}", out_file, ggml_type_name(type), report.bytes,
                  report.self_check);
   return report;
 }

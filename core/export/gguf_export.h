@@ -18,6 +18,7 @@
 
 #include "export/export_report.h"
 #include "export/run_source.h"
+#include "model/llama_model.h"
 #include "util/stop_token.h"
 
 namespace tessera::exporting {
@@ -38,5 +39,11 @@ struct GgufCheck {
 // fp16. Throws naming the first tensor that differs. (Norms and embeddings are covered by the
 // file's tensor_data_sha256, which the importer checks.)
 GgufCheck verify_gguf(const RunSource& run, const std::string& file);
+
+// An unquantized model as a llama GGUF file (`tessera convert --out X.gguf`): Linear weights and
+// embeddings in `dtype` (fp32, fp16 or bf16: F32, F16 or BF16), norms F32, the tokenizer embedded
+// (SentencePiece or llama2.c). Read back and compared tensor by tensor before it is put in place.
+ExportReport convert_model_to_gguf(const model::LlamaModel& model, const std::string& tokenizer_path,
+                                   const std::string& out_file, const std::string& dtype, bool replace_existing);
 
 }  // namespace tessera::exporting

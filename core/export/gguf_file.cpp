@@ -81,6 +81,7 @@ std::string ggml_type_name(GgmlType type) {
     case GgmlType::F16: return "F16";
     case GgmlType::Q4_1: return "Q4_1";
     case GgmlType::Q5_1: return "Q5_1";
+    case GgmlType::BF16: return "BF16";
   }
   return "?";
 }
@@ -89,6 +90,7 @@ std::size_t ggml_row_bytes(GgmlType type, std::uint64_t elements) {
   switch (type) {
     case GgmlType::F32: return elements * 4;
     case GgmlType::F16: return elements * 2;
+    case GgmlType::BF16: return elements * 2;
     case GgmlType::Q4_1: return elements / 32 * 20;  // fp16 d, fp16 m, 16 bytes of nibbles
     case GgmlType::Q5_1: return elements / 32 * 24;  // fp16 d, fp16 m, 4 bytes of high bits, 16 of nibbles
   }
@@ -220,9 +222,9 @@ GgufFile::GgufFile(const std::string& path) : file_(std::make_shared<io::MappedF
       elements *= t.ne.back();
     }
     const auto type = c.get<std::uint32_t>("a tensor type");
-    if (type != 0 && type != 1 && type != 3 && type != 7)
+    if (type != 0 && type != 1 && type != 3 && type != 7 && type != 30)
       throw Error(path + ": tensor \"" + t.name + "\" has ggml type " + std::to_string(type) +
-                  ", which this reader does not decode (F32, F16, Q4_1, Q5_1)");
+                  ", which this reader does not decode (F32, F16, BF16, Q4_1, Q5_1)");
     t.type = static_cast<GgmlType>(type);
     if ((t.type == GgmlType::Q4_1 || t.type == GgmlType::Q5_1) && t.ne[0] % 32 != 0)
       throw Error(path + ": tensor \"" + t.name + "\" has rows of " + std::to_string(t.ne[0]) + ", not whole 32-element blocks");

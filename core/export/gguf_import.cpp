@@ -55,6 +55,8 @@ torch::Tensor decode_gguf_tensor(const GgufTensorInfo& t) {
       return torch::from_blob(const_cast<std::uint8_t*>(t.data), shape, torch::kFloat32).clone();
     case GgmlType::F16:
       return torch::from_blob(const_cast<std::uint8_t*>(t.data), shape, torch::kFloat16).to(torch::kFloat32);
+    case GgmlType::BF16:
+      return torch::from_blob(const_cast<std::uint8_t*>(t.data), shape, torch::kBFloat16).to(torch::kFloat32);
     case GgmlType::Q4_1:
     case GgmlType::Q5_1: {
       auto out = torch::empty(shape, torch::kFloat32);

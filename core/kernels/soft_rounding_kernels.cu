@@ -3,10 +3,10 @@
 // Per step and Linear, with n elements of which S are soft and G groups:
 //   forward:  step = s * 2 rsig(v) (G); a dense pass codes -> W (reads 1 byte, writes the weight);
 //             a pass over the soft list overwriting W at the soft positions.
-//   backward: a dense pass dW, codes -> per-group sums of dW * s * (clamp(code) - z) (one warp per
-//             group); a pass over the soft list: d(nu), Adam on nu, and the difference the soft
-//             rounding makes to the group sums (reduced within the warp: soft positions are sorted,
-//             so neighbours share a group); then Adam on v (G).
+//   backward: one warp per group: the dense sum of dW * s * (clamp(code) - z), then the group's run
+//             of the soft list (positions ascend, so it is contiguous): the difference the soft
+//             rounding makes to that sum, d(nu) and Adam on nu; then Adam on v (G). Fixed
+//             summation order, no atomics: a run is bit-reproducible.
 #include "kernels/soft_rounding_kernels.h"
 
 #include <cuda_bf16.h>
@@ -102,19 +102,42 @@ __global__ void soft_weight_kernel(const std::int32_t* index, const float* nu, c
 
 // ---- backward ----
 
-// One warp per (row, group): group_grad = s * sum dW * (clamp(code) - z), soft elements at their
-// floor code (the soft pass adds the rest).
-template <typename Code, typename Grad, int VEC>
-__global__ void group_grad_kernel(const Code* codes, const Grad* grad, const float* scale, const float* zero,
-                                  float* group_grad, std::int64_t rows, std::int64_t cols, std::int64_t group,
-                                  std::int64_t groups, float qmax) {
+// soft_group_start[k] = the first soft-list entry whose group is >= k, for k = 0 .. rows * groups
+// (soft positions ascend, so each group's soft elements are one run of the list). One thread per
+// entry writes the starts of the groups between its predecessor's group and its own.
+__global__ void soft_group_start_kernel(const std::int32_t* index, std::int32_t* start, std::int64_t count,
+                                        std::int64_t cols, std::int64_t group, std::int64_t groups,
+                                        std::int64_t n_groups) {
+  for (std::int64_t j = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; j <= count;
+       j += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    auto group_of = [&](std::int64_t i) {
+      const std::int64_t p = index[i], r = p / cols;
+      return r * groups + (p - r * cols) / group;
+    };
+    const std::int64_t first = j == 0 ? 0 : group_of(j - 1) + 1;
+    const std::int64_t last = j == count ? n_groups : group_of(j);
+    for (std::int64_t k = first; k <= last; ++k) start[k] = static_cast<std::int32_t>(j);
+  }
+}
+
+// One warp per (row, group), in a fixed order so that runs are bit-reproducible (no atomics):
+//   group_grad = s * sum over the group of dW * (clamp(code (+ rsig(nu) where soft), 0, qmax) - z),
+// the dense elements at their code, then the group's run of the soft list, where the warp also
+// computes d(nu) = dW * s * delta * rsig'(nu) (zero where the clamp is active) and, with ADAM,
+// updates nu and its moments (the group sum reads nu before the update).
+template <typename Code, typename Grad, int VEC, bool ADAM>
+__global__ void group_backward_kernel(const Code* codes, const Grad* grad, const float* scale, const float* zero,
+                                      const float* step, float* group_grad, const std::int32_t* soft_index,
+                                      const std::int32_t* soft_group_start, float* nu, float* grad_nu, AdamGroups adam,
+                                      std::int64_t rows, std::int64_t cols, std::int64_t group, std::int64_t groups,
+                                      float qmax) {
   const int lane = threadIdx.x & 31;
   const std::int64_t warps = static_cast<std::int64_t>(gridDim.x) * (blockDim.x / 32);
   for (std::int64_t w = (blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x) / 32; w < rows * groups;
        w += warps) {
     const std::int64_t r = w / groups, g = w - r * groups, c0 = g * group;
     const std::int64_t len = min(group, cols - c0);
-    const float z = zero[w];
+    const float z = zero[w], st = step[w];
     float sum = 0.0f;
     for (std::int64_t c = lane * VEC; c < len; c += 32 * VEC) {
       const std::int64_t e = r * cols + c0 + c;
@@ -123,45 +146,22 @@ __global__ void group_grad_kernel(const Code* codes, const Grad* grad, const flo
 #pragma unroll
       for (int j = 0; j < VEC; ++j) sum += to_float(gd.v[j]) * (clamp_code(static_cast<float>(cd.v[j]), qmax) - z);
     }
+    if (soft_group_start != nullptr) {
+      const bool update = ADAM && adam.coefficients[0] != 0.0f;
+      for (std::int64_t j = soft_group_start[w] + lane; j < soft_group_start[w + 1]; j += 32) {
+        const std::int64_t p = soft_index[j];
+        const float gw = to_float(grad[p]), code = static_cast<float>(codes[p]), x = nu[j];
+        const float t = code + rsig(x);
+        sum += gw * (clamp_code(t, qmax) - clamp_code(code, qmax));
+        const float d = (t >= 0.0f && t <= qmax) ? gw * st * rsig_grad(x) : 0.0f;
+        if (!ADAM) grad_nu[j] = d;
+        else if (update) nu[j] = adam_update(x, d, adam.nu_m + j, adam.nu_v + j, adam.lr_nu, adam);
+      }
+    }
 #pragma unroll
     for (int off = 16; off > 0; off >>= 1) sum += __shfl_down_sync(0xffffffffu, sum, off);
     if (lane == 0) group_grad[w] = scale[w] * sum;
   }
-}
-
-// One thread per soft element (the whole warp takes part in the segmented reduction).
-template <typename Code, typename Grad, bool ADAM>
-__global__ void soft_grad_kernel(const std::int32_t* index, float* nu, const Code* codes, const Grad* grad,
-                                 const float* scale, const float* step, float* group_grad, float* grad_nu,
-                                 AdamGroups adam, std::int64_t count, std::int64_t cols, std::int64_t group,
-                                 std::int64_t groups, float qmax) {
-  const std::int64_t j = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-  const int lane = threadIdx.x & 31;
-  std::int64_t k = -1;
-  float part = 0.0f;
-  if (j < count) {
-    const std::int64_t p = index[j], r = p / cols, c = p - r * cols;
-    k = r * groups + c / group;
-    const float g = to_float(grad[p]), code = static_cast<float>(codes[p]), x = nu[j];
-    const float t = code + rsig(x);
-    part = g * scale[k] * (clamp_code(t, qmax) - clamp_code(code, qmax));
-    const float d = (t >= 0.0f && t <= qmax) ? g * step[k] * rsig_grad(x) : 0.0f;
-    if (ADAM) {
-      if (adam.coefficients[0] != 0.0f) nu[j] = adam_update(x, d, adam.nu_m + j, adam.nu_v + j, adam.lr_nu, adam);
-    } else {
-      grad_nu[j] = d;
-    }
-  }
-  // Inclusive scan of `part` over runs of equal k (soft positions ascend, so equal k are adjacent);
-  // the last lane of each run adds the run's sum.
-#pragma unroll
-  for (int off = 1; off < 32; off <<= 1) {
-    const float other = __shfl_up_sync(0xffffffffu, part, off);
-    const long long other_k = __shfl_up_sync(0xffffffffu, static_cast<long long>(k), off);
-    if (lane >= off && other_k == k) part += other;
-  }
-  const long long next_k = __shfl_down_sync(0xffffffffu, static_cast<long long>(k), 1);
-  if (k >= 0 && (lane == 31 || next_k != k)) atomicAdd(group_grad + k, part);
 }
 
 template <bool ADAM>
@@ -242,6 +242,7 @@ template <bool ADAM>
 void backward(const SoftLayer& l, Dtype grad_type, const void* grad_w, float* grad_nu, float* grad_v,
               const AdamGroups& adam, cudaStream_t stream) {
   const auto n_groups = l.rows * l.groups;
+  const auto* starts = l.soft_count > 0 ? l.soft_group_start : nullptr;
   with_code_type(l.code_type, [&](auto code_tag) {
     using Code = decltype(code_tag);
     with_dtype(grad_type, [&](auto grad_tag) {
@@ -250,23 +251,25 @@ void backward(const SoftLayer& l, Dtype grad_type, const void* grad_w, float* gr
       const auto* g = static_cast<const Grad*>(grad_w);
       const int warp_blocks = blocks_for(n_groups, kThreads / 32);
       if (vectorizable(l, 4))
-        group_grad_kernel<Code, Grad, 4><<<warp_blocks, kThreads, 0, stream>>>(codes, g, l.scale, l.zero, l.group_grad,
-                                                                                l.rows, l.cols, l.group, l.groups, l.qmax);
+        group_backward_kernel<Code, Grad, 4, ADAM><<<warp_blocks, kThreads, 0, stream>>>(
+            codes, g, l.scale, l.zero, l.step, l.group_grad, l.soft_index, starts, l.soft_nu, grad_nu, adam, l.rows,
+            l.cols, l.group, l.groups, l.qmax);
       else
-        group_grad_kernel<Code, Grad, 1><<<warp_blocks, kThreads, 0, stream>>>(codes, g, l.scale, l.zero, l.group_grad,
-                                                                                l.rows, l.cols, l.group, l.groups, l.qmax);
-      if (l.soft_count > 0) {
-        const auto blocks = (l.soft_count + kThreads - 1) / kThreads;  // one thread per element
-        soft_grad_kernel<Code, Grad, ADAM><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
-            l.soft_index, l.soft_nu, codes, g, l.scale, l.step, l.group_grad, grad_nu, adam, l.soft_count, l.cols,
-            l.group, l.groups, l.qmax);
-      }
+        group_backward_kernel<Code, Grad, 1, ADAM><<<warp_blocks, kThreads, 0, stream>>>(
+            codes, g, l.scale, l.zero, l.step, l.group_grad, l.soft_index, starts, l.soft_nu, grad_nu, adam, l.rows,
+            l.cols, l.group, l.groups, l.qmax);
     });
   });
   dst_kernel<ADAM><<<blocks_for(n_groups), kThreads, 0, stream>>>(l.v, l.group_grad, grad_v, adam, n_groups);
 }
 
 }  // namespace
+
+void index_soft_groups(const SoftLayer& l, std::int32_t* soft_group_start, cudaStream_t stream) {
+  soft_group_start_kernel<<<blocks_for(l.soft_count + 1), kThreads, 0, stream>>>(
+      l.soft_index, soft_group_start, l.soft_count, l.cols, l.group, l.groups, l.rows * l.groups);
+  check(cudaGetLastError(), "index_soft_groups");
+}
 
 void soft_weight_gradients(const SoftLayer& l, Dtype grad_type, const void* grad_w, float* grad_nu, float* grad_v,
                            cudaStream_t stream) {

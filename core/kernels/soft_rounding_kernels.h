@@ -32,7 +32,13 @@ struct SoftLayer {
   std::int64_t soft_count = 0;
   const std::int32_t* soft_index = nullptr;  // ascending flat positions of the soft elements
   float* soft_nu = nullptr;                  // their rounding variables
+  // [rows * groups + 1]: the soft-list entries of group k are soft_group_start[k] .. [k + 1] - 1
+  // (index_soft_groups writes it whenever the soft list changes; the backward passes read it).
+  const std::int32_t* soft_group_start = nullptr;
 };
+
+// Writes layer.soft_group_start's content into `soft_group_start` from layer.soft_index.
+void index_soft_groups(const SoftLayer& layer, std::int32_t* soft_group_start, cudaStream_t stream);
 
 // Adam (torch.optim.Adam semantics: L2 weight decay added to the gradient, bias-corrected moments)
 // for the method's two parameter groups. A step whose loss is not finite changes nothing, so the
@@ -62,6 +68,7 @@ void adam_begin_step(std::int64_t* step_count, const float* loss, float* coeffic
                      cudaStream_t stream);
 
 // The gradients of soft_weight_gradients and one Adam step on soft_nu and v, in two passes.
+// Both need layer.soft_group_start.
 void soft_weight_adam_step(const SoftLayer& layer, Dtype grad_type, const void* grad_w, const AdamGroups& adam,
                            cudaStream_t stream);
 

@@ -62,7 +62,10 @@ kernels::Dtype kernel_dtype(torch::ScalarType t) {
   }
 }
 
-kernels::SoftLayer kernel_layer(TesseraqLinear& l, torch::Tensor& step, torch::Tensor& group_grad) {
+cudaStream_t current_stream() { return c10::cuda::getCurrentCUDAStream().stream(); }
+
+kernels::SoftLayer kernel_layer(TesseraqLinear& l, torch::Tensor& step, torch::Tensor& group_grad,
+                                torch::Tensor& soft_group_start) {
   if (!step.defined()) step = torch::empty_like(l.scale);
   if (!group_grad.defined()) group_grad = torch::empty_like(l.scale);
   kernels::SoftLayer k;
@@ -81,10 +84,14 @@ kernels::SoftLayer kernel_layer(TesseraqLinear& l, torch::Tensor& step, torch::T
   k.soft_count = l.soft_count();
   k.soft_index = l.soft_count() ? l.soft_index.data_ptr<std::int32_t>() : nullptr;
   k.soft_nu = l.soft_count() ? l.soft_nu.data_ptr<float>() : nullptr;
+  if (!soft_group_start.defined()) {  // the soft list changed (init, harden)
+    soft_group_start = torch::empty({k.rows * k.groups + 1}, l.codes.options().dtype(torch::kInt32));
+    kernels::index_soft_groups(k, soft_group_start.data_ptr<std::int32_t>(), current_stream());
+  }
+  k.soft_group_start = soft_group_start.data_ptr<std::int32_t>();
   return k;
 }
 
-cudaStream_t current_stream() { return c10::cuda::getCurrentCUDAStream().stream(); }
 #endif
 
 }  // namespace
@@ -155,8 +162,8 @@ void TesseraqLinear::write_weight(torch::Tensor& out) {
     throw Error("TesseraQ: the weight buffer must be a contiguous [" + std::to_string(rows()) + ", " + std::to_string(cols()) + "] tensor");
 #ifdef TESSERA_CUDA_KERNELS
   if (runs_kernels()) {
-    kernels::soft_weight_forward(kernel_layer(*this, step_, group_grad_), kernel_dtype(out.scalar_type()),
-                                 out.data_ptr(), current_stream());
+    const auto k = kernel_layer(*this, step_, group_grad_, soft_group_start_);
+    kernels::soft_weight_forward(k, kernel_dtype(out.scalar_type()), out.data_ptr(), current_stream());
     return;
   }
 #endif
@@ -189,7 +196,8 @@ TesseraqLinear::Gradients TesseraqLinear::gradients(const torch::Tensor& grad_w)
     out.nu = torch::empty_like(soft_nu);
     out.v = torch::empty_like(v);
     step_ = (scale * dst_factor()).contiguous();
-    kernels::soft_weight_gradients(kernel_layer(*this, step_, group_grad_), kernel_dtype(g.scalar_type()), g.data_ptr(),
+    const auto k = kernel_layer(*this, step_, group_grad_, soft_group_start_);
+    kernels::soft_weight_gradients(k, kernel_dtype(g.scalar_type()), g.data_ptr(),
                                    out.nu.data_ptr<float>(), out.v.data_ptr<float>(), current_stream());
     return out;
   }
@@ -240,8 +248,8 @@ void TesseraqLinear::adam_step(const torch::Tensor& grad_w, const TesseraqAdam& 
     a.v_v = v_v_.data_ptr<float>();
     const auto c = coefficients.to(codes.device(), torch::kFloat32).contiguous();
     a.coefficients = c.data_ptr<float>();
-    kernels::soft_weight_adam_step(kernel_layer(*this, step_, group_grad_), kernel_dtype(g.scalar_type()), g.data_ptr(),
-                                   a, current_stream());
+    const auto k = kernel_layer(*this, step_, group_grad_, soft_group_start_);
+    kernels::soft_weight_adam_step(k, kernel_dtype(g.scalar_type()), g.data_ptr(), a, current_stream());
     return;
   }
 #endif
@@ -282,6 +290,7 @@ double TesseraqLinear::harden(double soft_fraction) {
     }
   }
   reset_adam();
+  soft_group_start_ = torch::Tensor();
   return tau;
 }
 

@@ -90,6 +90,7 @@ class TesseraqLinear {
 
  private:
   torch::Tensor step_, group_grad_;          // scratch for the kernels, [O, G]
+  torch::Tensor soft_group_start_;           // the kernels' index of the soft list by group; reset when it changes
   torch::Tensor nu_m_, nu_v_, v_m_, v_v_;    // Adam moments
 };
 

@@ -13,6 +13,7 @@
 #include "pipeline/run_directory.h"
 #include "runtime/torch_runtime.h"
 #include "text/calibration.h"
+#include "text/text_file.h"
 #include "text/tokenizer_loader.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -118,7 +119,8 @@ RunSummary run_quantization(const RunConfig& config, const std::string& run_dir,
                    {"model_sha256", fp.model_sha256},
                    {"calibration_sha256", fp.calibration_sha256},
                    {"calibration", {{"source", calib.source}, {"samples", calib.samples}, {"seq_len", calib.seq_len},
-                                    {"seed", calib.seed}, {"offsets", calib.offsets}, {"corpus_tokens", calib.corpus_tokens}}},
+                                    {"seed", calib.seed}, {"offsets", calib.offsets}, {"corpus_tokens", calib.corpus_tokens},
+                                    {"newlines", text::kNewlineHandling}}},
                    {"tokenizer", tokenizer_path},
                    {"code_version", kVersion},
                    {"torch_version", TORCH_VERSION},

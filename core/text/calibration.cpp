@@ -1,7 +1,7 @@
 #include "text/calibration.h"
 
 #include <filesystem>
-#include <fstream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -14,13 +14,13 @@ namespace tessera::text {
 std::string read_corpus(const std::string& path) {
   const auto ext = std::filesystem::path(path).extension().string();
   if (ext != ".jsonl" && ext != ".json") return read_text_file(path);
-  std::ifstream in(path);
-  if (!in) throw Error("cannot open calibration corpus " + path);
+  // Lines as Python's text mode splits them; "\r" escaped inside a JSON string stays, as in json.loads.
+  std::istringstream in(read_text_file(path));
   std::string line, joined;
   std::int64_t line_no = 0, documents = 0;
   while (std::getline(in, line)) {
     ++line_no;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
     nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
     if (j.is_discarded() || !j.is_object() || !j.contains("text") || !j["text"].is_string())
       throw Error(path + ":" + std::to_string(line_no) + ": expected a JSON object with a \"text\" string");

@@ -8,15 +8,28 @@
 
 namespace tessera::text {
 
+std::string universal_newlines(std::string text) {
+  std::size_t out = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '\r') {
+      text[out++] = text[i];
+      continue;
+    }
+    text[out++] = '\n';
+    if (i + 1 < text.size() && text[i + 1] == '\n') ++i;
+  }
+  text.resize(out);
+  return text;
+}
+
 std::string read_text_file(const std::string& path) {
   if (std::filesystem::is_directory(path)) throw Error(path + " is a folder, expected a text file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error("cannot open text file " + path);
   std::stringstream ss;
   ss << in.rdbuf();
-  std::string text = ss.str();
-  if (text.find_first_not_of(" \t\r\n") == std::string::npos)
-    throw Error("text file " + path + " is empty");
+  std::string text = universal_newlines(ss.str());
+  if (text.find_first_not_of(" \t\n") == std::string::npos) throw Error("text file " + path + " is empty");
   return text;
 }
 

@@ -1,46 +1,14 @@
 // The tessera command line, run as a user would run it: outputs, --json, exit codes and messages.
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
-#include <sys/wait.h>
 
+#include "cli_runner.h"
 #include "tessera_test.h"
 #include "test_data.h"
 
 namespace {
-
-struct Result {
-  int status = -1;
-  std::string out;  // stdout and stderr together
-};
-
-Result run_cli(const std::string& args) {
-  const std::string cmd = "\"" + tessera_test::cli_binary() + "\" " + args + " 2>&1";
-  Result r;
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  if (pipe == nullptr) return r;
-  std::array<char, 4096> buf{};
-  while (std::fgets(buf.data(), static_cast<int>(buf.size()), pipe) != nullptr) r.out += buf.data();
-  const int status = ::pclose(pipe);
-  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-// The last line that parses as a JSON object (log lines may precede it).
-nlohmann::json last_json(const std::string& out) {
-  nlohmann::json j;
-  std::size_t start = 0;
-  while (start < out.size()) {
-    const auto end = out.find('\n', start);
-    const auto line = out.substr(start, end == std::string::npos ? std::string::npos : end - start);
-    if (!line.empty() && line[0] == '{') j = nlohmann::json::parse(line, nullptr, false);
-    if (end == std::string::npos) break;
-    start = end + 1;
-  }
-  return j;
-}
-
+using tessera_test::last_json;
+using tessera_test::run_cli;
 }  // namespace
 
 class TestCli : public QObject {
@@ -78,7 +46,8 @@ class TestCli : public QObject {
     r = run_cli("eval --model \"" + model + "\" --text \"" + text + "\" --seq-len 256 --batch 4 --json");
     QCOMPARE(r.status, 0);
     const auto j = last_json(r.out);
-    QCOMPARE(j["windows"].get<int>(), 15555 / 256);
+    QCOMPARE(j["windows"].get<int>(), 15537 / 256);
+    QCOMPARE(j["newlines"].get<std::string>(), std::string("universal"));
     QCOMPARE(j["seq_len"].get<int>(), 256);
     QVERIFY(j["ppl"].get<double>() > 1.0 && j["ppl"].get<double>() < 20.0);
     for (const char* key : {"tokens", "seconds", "tokens_per_s", "device", "dtype"}) QVERIFY(j.contains(key));

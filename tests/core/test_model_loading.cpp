@@ -107,7 +107,7 @@ class TestModelLoading : public QObject {
   void convertedFolderGivesIdenticalLogits() {
     TESSERA_REQUIRE_DATA(path, kStories);
     const auto out = tessera_test::fresh_temp_dir("convert") + "/stories260K-hf";
-    api::convert_to_hf(path, "", out, "fp32", false);
+    api::convert_model(path, "", out, "fp32", false);
     QVERIFY(fs::exists(out + "/config.json"));
     QVERIFY(fs::exists(out + "/tokenizer.bin"));
     const auto a = model::load_llama2c_checkpoint(path);
@@ -115,7 +115,7 @@ class TestModelLoading : public QObject {
     auto ids = torch::randint(0, 512, {2, 64}, torch::kInt64);
     QVERIFY(torch::equal(a.forward(ids), b.forward(ids)));
     // A second convert to the same place must refuse rather than overwrite silently.
-    TESSERA_VERIFY_THROWS_WITH(api::convert_to_hf(path, "", out, "fp32", false), "already exists");
+    TESSERA_VERIFY_THROWS_WITH(api::convert_model(path, "", out, "fp32", false), "already exists");
   }
 
   void bf16AndFp16CheckpointsLoad() {

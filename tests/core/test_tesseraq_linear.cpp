@@ -202,6 +202,19 @@ class TestTesseraqLinear : public QObject {
       }
       // Hardening and final codes on the same state agree (hardening is shared code, on the device).
       QVERIFY2(torch::equal(k.final_codes(), t.final_codes()), c.name().c_str());
+      // After a hardening the soft list is shorter; the kernels' index of it by group must follow.
+      // The kernels sum in a fixed order, so the same state gives bit-identical gradients.
+      k.harden(0.5);
+      t.codes = k.codes.clone();
+      t.soft_index = k.soft_index.clone();
+      t.soft_nu = k.soft_nu.clone();
+      t.v = k.v.clone();
+      k.weight(torch::kBFloat16);
+      const auto g = probe.to(torch::kBFloat16);
+      const auto gk = k.gradients(g), gt = t.gradients(g), again = k.gradients(g);
+      CHECK_CLOSE(gk.nu, gt.nu, 1e-5 * (1.0 + gt.nu.abs().max().item<double>()), "dL/dnu after hardening");
+      CHECK_CLOSE(gk.v, gt.v, 1e-4 * (1.0 + gt.v.abs().max().item<double>()), "dL/dv after hardening");
+      QVERIFY2(torch::equal(gk.nu, again.nu) && torch::equal(gk.v, again.v), (c.name() + ": gradients not reproducible").c_str());
     }
   }
 };

@@ -2,9 +2,11 @@
 // algorithm checked against SentencePiece on the same vocabulary, and bad inputs.
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <sstream>
 
+#include "text/calibration.h"
 #include "text/llama2c_tokenizer.h"
 #include "text/sentencepiece_tokenizer.h"
 #include "text/text_file.h"
@@ -188,6 +190,30 @@ class TestTokenizers : public QObject {
     TESSERA_VERIFY_THROWS_WITH(text::read_text_file(dir + "/absent.txt"), "cannot open");
   }
 
+  void textIsReadWithUniversalNewlines() {
+    QCOMPARE(text::universal_newlines("a\r\nb\rc\n\r\r\nd\r"), std::string("a\nb\nc\n\n\nd\n"));
+    const auto dir = tessera_test::fresh_temp_dir("newlines");
+    std::ofstream(dir + "/crlf.txt", std::ios::binary) << "Once upon a time.\r\nThe end.\r\n";
+    std::ofstream(dir + "/lf.txt", std::ios::binary) << "Once upon a time.\nThe end.\n";
+    QCOMPARE(text::read_text_file(dir + "/crlf.txt"), text::read_text_file(dir + "/lf.txt"));
+    // A JSON-lines corpus with CRLF line ends: lines split as Python's text mode splits them; a
+    // "\r" escaped inside the JSON string is content and stays (as json.loads keeps it).
+    std::ofstream(dir + "/c.jsonl", std::ios::binary) << "{\"text\": \"a\\r\\nb\"}\r\n{\"text\": \"c\"}\r\n";
+    QCOMPARE(text::read_corpus(dir + "/c.jsonl"), std::string("a\r\nb\n\nc"));
+    // The real CRLF file: the same ids as the file with its "\r" removed.
+    TESSERA_REQUIRE_DATA(sample, "text/tinystories/sample.txt");
+    TESSERA_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
+    std::ifstream in(sample, std::ios::binary);
+    std::string raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()), lf;
+    QVERIFY(raw.find("\r\n") != std::string::npos);
+    for (char c : raw)
+      if (c != '\r') lf += c;
+    const auto tok = text::load_tokenizer(text::find_tokenizer_for_model(model));
+    const auto ids = tok->encode(text::read_text_file(sample), true, false);
+    QCOMPARE(ids.size(), std::size_t(15537));
+    QVERIFY(ids == tok->encode(lf, true, false));
+  }
+
   void tokenizerIsFoundBesideModel() {
     TESSERA_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
     QVERIFY(text::find_tokenizer_for_model(model).find("tok512.bin") != std::string::npos);
@@ -198,7 +224,7 @@ TESSERA_TEST_MAIN(TestTokenizers, llama2TokenizerCountsWikiText2Exactly,
                   llama2cAlgorithmMatchesSentencePieceOnLlama2Vocabulary, fastMergeEqualsRunCLoop,
                   llama2cDecodeRoundTripsWithByteFallback, emptyTextGivesOnlyBos,
                   tokenizerModelVocabMismatchIsReported, damagedTokenizerFilesAreRejected,
-                  emptyTextFileIsRejected, tokenizerIsFoundBesideModel)
+                  emptyTextFileIsRejected, textIsReadWithUniversalNewlines, tokenizerIsFoundBesideModel)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_tokenizers.moc"
 #endif

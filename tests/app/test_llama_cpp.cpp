@@ -1,0 +1,141 @@
+// llama.cpp itself reads every GGUF Tessera writes: its prebuilt CPU binaries, driven through the
+// npm package node-llama-cpp (pinned in tests/llama_cpp/package.json, installed by
+// installers/install-deps-debian.sh), by tests/llama_cpp/llama_check.mjs. For each file it must
+// give Tessera's token ids for the evaluation text, Tessera's perplexity of the same model and the
+// same greedy continuation.
+//
+// Perplexity bounds: F32 files within 1e-6 relative (F32 KV cache; what is left is the order of
+// fp32 sums; measured 4.8e-7). For F16 and BF16 weights ggml's CPU matmul first rounds the
+// activations to the weight's type (its vec_dot_type), which Tessera's fp32 forward does not: one
+// rounding of relative size 2^-11 (fp16) or 2^-8 (bf16) per activation, which averages out over a
+// dot product; the bounds are a tenth of that unit, 5e-5 and 4e-4 (measured on stories260K:
+// 6.9e-6 and 3.5e-6 for F16, 9.0e-5 for BF16).
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "cli_runner.h"
+#include "tessera_test.h"
+#include "test_data.h"
+
+namespace {
+
+using nlohmann::json;
+using tessera_test::last_json;
+using tessera_test::run_cli;
+using tessera_test::run_command;
+
+const char* const kModel = "models/stories260K/stories260K.bin";
+const char* const kText = "text/tinystories/sample.txt";  // CRLF line endings: read with universal newlines
+constexpr int kGreedyTokens = 40;
+
+std::string quoted(const std::string& s) { return "\"" + s + "\""; }
+
+json llama_cpp(const std::string& gguf, const std::string& text) {
+  const auto r = run_command("cd " + quoted(TESSERA_TEST_LLAMA_CPP_DIR) + " && " + quoted(TESSERA_TEST_NODE) +
+                             " llama_check.mjs --model " + quoted(gguf) + " --text " + quoted(text) +
+                             " --window 512 --max-tokens " + std::to_string(kGreedyTokens));
+  const auto j = last_json(r.out);
+  if (r.status != 0 || j.is_null()) qWarning("llama_check.mjs failed (exit %d):\n%s", r.status, r.out.c_str());
+  return j;
+}
+
+struct TesseraView {
+  double ppl = 0;
+  std::vector<std::int32_t> ids;
+  std::string greedy;
+};
+
+// Tessera's evaluation of the same file, its token ids and its greedy text.
+TesseraView tessera(const std::string& gguf, const std::string& text) {
+  TesseraView v;
+  auto r = run_cli("eval --model " + quoted(gguf) + " --text " + quoted(text) + " --seq-len 512 --json");
+  if (r.status != 0) qWarning("%s", r.out.c_str());
+  v.ppl = last_json(r.out).value("ppl", 0.0);
+  r = run_cli("tokenize --tokenizer " + quoted(gguf) + " --text " + quoted(text) + " --ids --json");
+  v.ids = last_json(r.out).value("ids", std::vector<std::int32_t>{});
+  r = run_cli("generate --model " + quoted(gguf) + " --max-tokens " + std::to_string(kGreedyTokens) + " --json");
+  v.greedy = last_json(r.out).value("text", std::string());
+  return v;
+}
+
+// Token ids, perplexity within `bound` (relative) and greedy text of llama.cpp against Tessera's.
+void compare(const std::string& gguf, const std::string& text, double bound, const std::string& what) {
+  const auto l = llama_cpp(gguf, text);
+  const auto t = tessera(gguf, text);
+  QVERIFY2(!l.is_null() && l.contains("ppl"), ("llama.cpp gave no result for " + what).c_str());
+  const auto llama_ids = l["tokens"].get<std::vector<std::int32_t>>();
+  QCOMPARE(llama_ids.size(), t.ids.size());
+  QVERIFY2(llama_ids == t.ids, (what + ": llama.cpp tokenizes the text differently").c_str());
+  const double rel = std::fabs(l["ppl"].get<double>() / t.ppl - 1.0);
+  std::printf("%-34s tessera ppl %.9f  llama.cpp %.9f  relative %.2e (bound %.1e)\n", what.c_str(), t.ppl,
+              l["ppl"].get<double>(), rel, bound);
+  QVERIFY2(rel <= bound, (what + ": perplexity differs by " + std::to_string(rel)).c_str());
+  // Tessera's text begins where llama.cpp's detokenized continuation does (both greedy).
+  const auto llama_text = l["greedy_text"].get<std::string>();
+  std::printf("%-34s greedy: %s\n", what.c_str(), llama_text.c_str());
+  QVERIFY2(!llama_text.empty() && t.greedy.find(llama_text) != std::string::npos,
+           (what + ": greedy texts differ:\n  tessera:   " + t.greedy + "\n  llama.cpp: " + llama_text).c_str());
+}
+
+}  // namespace
+
+#define REQUIRE_LLAMA_CPP()                                                                                          \
+  if (std::string(TESSERA_TEST_NODE).find("NOTFOUND") != std::string::npos ||                                       \
+      !std::filesystem::exists(std::filesystem::path(TESSERA_TEST_LLAMA_CPP_DIR) / "node_modules" / "node-llama-cpp")) \
+  QFAIL("llama.cpp is not installed (Node 20 and node-llama-cpp in tests/llama_cpp/node_modules): run "              \
+        "bash installers/install-deps-debian.sh, then cmake again")
+
+class TestLlamaCpp : public QObject {
+  Q_OBJECT
+  TESSERA_TEST_FRIEND
+
+ private slots:
+  void unquantizedConversionsMatch() {
+    REQUIRE_LLAMA_CPP();
+    TESSERA_REQUIRE_DATA(model, kModel);
+    TESSERA_REQUIRE_DATA(text, kText);
+    const auto dir = tessera_test::fresh_temp_dir("llama-cpp-convert");
+    const auto fp = last_json(run_cli("eval --model " + quoted(model) + " --text " + quoted(text) + " --json").out);
+    for (const auto& [dtype, bound] : {std::pair<std::string, double>{"fp32", 1e-6}, {"fp16", 5e-5}, {"bf16", 4e-4}}) {
+      const auto gguf = dir + "/stories260K-" + dtype + ".gguf";
+      const auto r = run_cli("convert --model " + quoted(model) + " --out " + quoted(gguf) + " --dtype " + dtype);
+      QVERIFY2(r.status == 0, r.out.c_str());
+      compare(gguf, text, bound, "convert " + dtype);
+      if (dtype == "fp32") {  // the conversion itself is exact
+        const auto j = last_json(run_cli("eval --model " + quoted(gguf) + " --text " + quoted(text) + " --json").out);
+        QCOMPARE(j["ppl"].get<double>(), fp["ppl"].get<double>());
+      }
+    }
+  }
+
+  void quantizedRunExportsMatch() {
+    REQUIRE_LLAMA_CPP();
+    TESSERA_REQUIRE_DATA(model, kModel);
+    TESSERA_REQUIRE_DATA(text, kText);
+    TESSERA_REQUIRE_DATA(calib, "text/tinystories/train-sample.txt");
+    const auto dir = tessera_test::fresh_temp_dir("llama-cpp-run");
+    auto r = run_cli("quantize --model " + quoted(model) + " --calib " + quoted(calib) + " --out " + quoted(dir + "/run") +
+                     " --method rtn --wbits 4 --group 32 --samples 8 --seq-len 128 --json");
+    QVERIFY2(r.status == 0, r.out.c_str());
+    const auto run_ppl =
+        last_json(run_cli("eval --run " + quoted(dir + "/run") + " --text " + quoted(text) + " --json").out)["ppl"].get<double>();
+    for (const auto& [format, bound] : {std::pair<std::string, double>{"gguf-f32", 1e-6}, {"gguf-f16", 5e-5}}) {
+      const auto gguf = dir + "/" + format + ".gguf";
+      r = run_cli("export --run " + quoted(dir + "/run") + " --format " + format + " --out " + quoted(gguf));
+      QVERIFY2(r.status == 0, r.out.c_str());
+      compare(gguf, text, bound, "W4 g32 RTN run, " + format);
+      if (format == "gguf-f32") {  // the file is the run
+        const auto j = last_json(run_cli("eval --model " + quoted(gguf) + " --text " + quoted(text) + " --json").out);
+        QCOMPARE(j["ppl"].get<double>(), run_ppl);
+      }
+    }
+  }
+};
+
+TESSERA_TEST_MAIN(TestLlamaCpp, unquantizedConversionsMatch, quantizedRunExportsMatch)
+#ifdef TESSERA_TEST_WITH_QT
+#include "test_llama_cpp.moc"
+#endif
