@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "io/json_file.h"
 #include "io/atomic_file.h"
@@ -169,6 +170,17 @@ RunSummary run_quantization(const RunConfig& config, const std::string& run_dir,
   summary.placement = placement;
   double method_seconds = 0;
   std::int64_t computed = 0;
+  // A small block's operations are too small to split across cores. TesseraQ steps of 4 x 128
+  // tokens on the 2-core machine (tessera_bench_tesseraq_step, fp32, ms per step on 1 / 2 threads):
+  // hidden 64 10.8 / 28.0, 256 72 / 112, 512 215-254 / 300-317, 1024 969 / 717. Below the work of
+  // that last one (step tokens x hidden = 2^19) the blocks run on one intra-op thread.
+  std::optional<runtime::ScopedIntraOpThreads> one_thread;
+  const auto step_work = calib.seq_len * std::min(config.tq_batch, calib.samples) * mc.hidden_size;
+  if (device.is_cpu() && torch::get_num_threads() > 1 && step_work < (std::int64_t{1} << 19)) {
+    one_thread.emplace(1);
+    log("blocks on one CPU thread: " + std::to_string(calib.seq_len * std::min(config.tq_batch, calib.samples)) +
+        " tokens x hidden " + std::to_string(mc.hidden_size) + " per step are too small to split");
+  }
   for (std::int64_t k = 0; k < mc.num_layers; ++k) {
     stop.throw_if_stopped();
     const auto block_start = std::chrono::steady_clock::now();

@@ -52,6 +52,16 @@ void configure_threads(int reserved_cores) {
   keep_freed_memory_in_the_heap();
 }
 
+ScopedIntraOpThreads::ScopedIntraOpThreads(int threads) : previous_(torch::get_num_threads()) {
+  torch::set_num_threads(threads);
+  size_blas_threads(threads);
+}
+
+ScopedIntraOpThreads::~ScopedIntraOpThreads() {
+  torch::set_num_threads(previous_);
+  size_blas_threads(previous_);
+}
+
 torch::Device parse_device(const std::string& name) {
   if (name == "cpu") return torch::Device(torch::kCPU);
   if (name.rfind("cuda", 0) == 0) {

@@ -10,6 +10,19 @@ namespace tessera::runtime {
 // Sets libtorch's intra-op threads to the machine's cores minus `reserved_cores`, at least one
 // (Debian's libtorch starts with one). TESSERA_THREADS overrides the count.
 void configure_threads(int reserved_cores = 0);
+// Inside its scope libtorch's intra-op threads and the BLAS's threads are `threads`; the previous
+// counts come back at its end. For work parallel at a coarser grain (evaluation windows on their
+// own threads), where splitting each small operation again only adds waiting.
+class ScopedIntraOpThreads {
+ public:
+  explicit ScopedIntraOpThreads(int threads);
+  ~ScopedIntraOpThreads();
+  ScopedIntraOpThreads(const ScopedIntraOpThreads&) = delete;
+  ScopedIntraOpThreads& operator=(const ScopedIntraOpThreads&) = delete;
+
+ private:
+  int previous_;
+};
 torch::Device parse_device(const std::string& name);  // "cpu", "cuda", "cuda:1"; throws if unusable
 torch::ScalarType parse_dtype(const std::string& name);  // fp32|float32, fp16|float16, bf16|bfloat16
 std::string dtype_label(torch::ScalarType dtype);         // "fp32", "fp16", "bf16"
