@@ -13,6 +13,7 @@
 #include "io/atomic_file.h"
 #include "model/model_loader.h"
 #include "model/rotary_layout.h"
+#include "text/hf_tokenizer.h"
 #include "text/llama2c_tokenizer.h"
 #include "text/sentencepiece_tokenizer.h"
 #include "text/tokenizer_loader.h"
@@ -191,9 +192,21 @@ Vocab vocab_of(const std::string& tokenizer_path, std::int64_t model_vocab) {
       v.scores.push_back(sp->score(i));
       v.types.push_back(sp->is_byte(i) ? 6 : (i == v.bos || i == v.eos) ? 3 : p == "<unk>" ? 2 : 1);
     }
+  } else if (const auto* hf = dynamic_cast<const text::HfTokenizer*>(tokenizer.get()); hf && !hf->byte_level()) {
+    // A SentencePiece-style BPE tokenizer.json as llama.cpp's "llama" (SentencePiece) model, which
+    // merges the adjacent pair whose joined token has the highest score: score = -(rank of the
+    // first merge forming the token) makes that the lowest-ranked merge, as BPE picks it.
+    // test_llama_cpp checks that llama.cpp then tokenizes as Tessera does.
+    for (std::int32_t i = 0; i < static_cast<std::int32_t>(hf->vocab_size()); ++i) {
+      const auto p = hf->token(i);
+      const auto rank = hf->merge_rank(p);
+      v.tokens.push_back(p.empty() ? "[UNUSED" + std::to_string(i) + "]" : p);
+      v.scores.push_back(rank >= 0 ? -static_cast<float>(rank) : 0.f);
+      v.types.push_back(p.empty() ? 5 : p == "<unk>" ? 2 : hf->is_special(i) || i == v.bos || i == v.eos ? 3 : is_byte_piece(p) ? 6 : 1);
+    }
   } else {
-    throw Error("GGUF export needs a SentencePiece or llama2.c tokenizer; the run's tokenizer " + tokenizer_path +
-                " is a " + tokenizer->kind() + " one");
+    throw Error("GGUF export needs a SentencePiece, llama2.c or SentencePiece-style tokenizer.json tokenizer; " +
+                tokenizer_path + " is a " + tokenizer->kind() + " one");
   }
   if (static_cast<std::int64_t>(v.tokens.size()) > model_vocab)
     throw Error("tokenizer " + tokenizer_path + " has more tokens than the model has embeddings");

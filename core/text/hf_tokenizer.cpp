@@ -229,6 +229,8 @@ struct HfTokenizer::Impl {
   std::int32_t bos = -1, eos = -1;
   std::int64_t vocab_size = 0;
   bool byte_level = false;
+  // The rank of the first merge whose result is the token (what SentencePiece-style scores encode).
+  std::unordered_map<std::string, std::int64_t> first_merge_forming;
 
   std::int32_t token_to_id(const std::string& t) const {
     auto it = added_ids.find(t);
@@ -317,6 +319,8 @@ void HfTokenizer::Impl::read_model(const json& root) {
       ++rank;
     }
   }
+  for (std::size_t r = 0; r < merges.size(); ++r)
+    first_merge_forming.emplace(merges[r].first + merges[r].second, static_cast<std::int64_t>(r));
   BpeOptions options;
   if (const json* u = member(*m, "unk_token"); u != nullptr) {
     if (!u->is_string()) throw Error(file + ": BPE \"unk_token\" must be a string");
@@ -866,5 +870,9 @@ std::string HfTokenizer::kind() const {
 std::string HfTokenizer::token(std::int32_t id) const { return impl_->id_to_token(id); }
 std::int32_t HfTokenizer::token_id(const std::string& t) const { return impl_->token_to_id(t); }
 bool HfTokenizer::is_special(std::int32_t id) const { return impl_->is_special(id); }
+std::int64_t HfTokenizer::merge_rank(const std::string& t) const {
+  const auto it = impl_->first_merge_forming.find(t);
+  return it == impl_->first_merge_forming.end() ? -1 : it->second;
+}
 
 }  // namespace tessera::text

@@ -47,6 +47,9 @@ class HfTokenizer : public Tokenizer {
   std::string token(std::int32_t id) const;
   std::int32_t token_id(const std::string& token) const;  // -1 if none
   bool is_special(std::int32_t id) const;
+  // The rank of the first merge that forms `token`, -1 if no merge does (single characters, bytes,
+  // added tokens).
+  std::int64_t merge_rank(const std::string& token) const;
 
  private:
   struct Impl;
