@@ -147,9 +147,13 @@ class TestLlamaCpp : public QObject {
       r = run_cli("export --run " + quoted(dir + "/run") + " --format " + format + " --out " + quoted(gguf));
       QVERIFY2(r.status == 0, r.out.c_str());
       compare(gguf, text, bound, "W4 g32 RTN run, " + format);
-      if (format == "gguf-f32") {  // the file is the run
+      if (format == "gguf-f32") {  // the file is the run: same perplexity, same greedy text as generate --run
         const auto j = last_json(run_cli("eval --model " + quoted(gguf) + " --text " + quoted(text) + " --json").out);
         QCOMPARE(j["ppl"].get<double>(), run_ppl);
+        const auto from_run = last_json(run_cli("generate --run " + quoted(dir + "/run") + " --max-tokens 40 --json").out);
+        const auto from_file = last_json(run_cli("generate --model " + quoted(gguf) + " --max-tokens 40 --json").out);
+        QVERIFY(!from_run.value("text", std::string()).empty());
+        QCOMPARE(from_run.value("text", std::string()), from_file.value("text", std::string()));
       }
     }
   }
