@@ -2,10 +2,12 @@
 
 #include <dlfcn.h>
 #include <malloc.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <thread>
 
+#include "runtime/cpu_block_cache.h"
 #include "util/error.h"
 
 #ifdef TESSERA_WITH_CUDA
@@ -50,6 +52,9 @@ void configure_threads(int reserved_cores) {
   torch::set_num_threads(threads);
   size_blas_threads(threads);
   keep_freed_memory_in_the_heap();
+  // Freed blocks above glibc's mmap threshold are kept too, up to a quarter of the memory.
+  const auto physical = static_cast<std::size_t>(::sysconf(_SC_PHYS_PAGES)) * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  install_cpu_block_cache(physical / 4);
 }
 
 ScopedIntraOpThreads::ScopedIntraOpThreads(int threads) : previous_(torch::get_num_threads()) {

@@ -8,7 +8,8 @@
 namespace tessera::runtime {
 
 // Sets libtorch's intra-op threads to the machine's cores minus `reserved_cores`, at least one
-// (Debian's libtorch starts with one). TESSERA_THREADS overrides the count.
+// (Debian's libtorch starts with one). TESSERA_THREADS overrides the count. Also keeps freed CPU
+// memory for reuse (glibc's heap settings, runtime/cpu_block_cache.h).
 void configure_threads(int reserved_cores = 0);
 // Inside its scope libtorch's intra-op threads and the BLAS's threads are `threads`; the previous
 // counts come back at its end. For work parallel at a coarser grain (evaluation windows on their

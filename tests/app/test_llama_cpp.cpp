@@ -11,6 +11,7 @@
 // dot product; the bounds are a tenth of that unit, 5e-5 and 4e-4 (measured on stories260K:
 // 6.9e-6 and 3.5e-6 for F16, 9.0e-5 for BF16).
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -38,7 +39,7 @@ json llama_cpp(const std::string& gguf, const std::string& text) {
                              " llama_check.mjs --model " + quoted(gguf) + " --text " + quoted(text) +
                              " --window 512 --max-tokens " + std::to_string(kGreedyTokens));
   const auto j = last_json(r.out);
-  if (r.status != 0 || j.is_null()) qWarning("llama_check.mjs failed (exit %d):\n%s", r.status, r.out.c_str());
+  if (r.status != 0 || j.is_null()) std::fprintf(stderr, "llama_check.mjs failed (exit %d):\n%s\n", r.status, r.out.c_str());
   return j;
 }
 
@@ -52,7 +53,7 @@ struct TesseraView {
 TesseraView tessera(const std::string& gguf, const std::string& text) {
   TesseraView v;
   auto r = run_cli("eval --model " + quoted(gguf) + " --text " + quoted(text) + " --seq-len 512 --json");
-  if (r.status != 0) qWarning("%s", r.out.c_str());
+  if (r.status != 0) std::fprintf(stderr, "%s\n", r.out.c_str());
   v.ppl = last_json(r.out).value("ppl", 0.0);
   r = run_cli("tokenize --tokenizer " + quoted(gguf) + " --text " + quoted(text) + " --ids --json");
   v.ids = last_json(r.out).value("ids", std::vector<std::int32_t>{});
