@@ -1,5 +1,7 @@
 #include "cli/cli_options.h"
 
+#include <limits>
+
 #include "util/error.h"
 
 namespace tessera::cli {
@@ -53,6 +55,13 @@ long long CliOptions::get_int(const std::string& name, long long fallback) const
   } catch (const std::exception&) {
     throw Error("--" + name + " expects an integer, got \"" + it->second + "\"");
   }
+}
+
+int CliOptions::get_int32(const std::string& name, int fallback) const {
+  const auto v = get_int(name, fallback);
+  if (v < std::numeric_limits<int>::min() || v > std::numeric_limits<int>::max())
+    throw Error("--" + name + " " + std::to_string(v) + " is out of range");
+  return static_cast<int>(v);
 }
 
 double CliOptions::get_double(const std::string& name, double fallback) const {

@@ -18,6 +18,9 @@ class CliOptions {
   std::string get(const std::string& name, const std::string& fallback = "") const;
   std::string require(const std::string& name) const;  // throws "--name is required"
   long long get_int(const std::string& name, long long fallback) const;
+  // For int settings: a value outside int's range is an error, never truncated (--wbits 4294967298
+  // must not become 2).
+  int get_int32(const std::string& name, int fallback) const;
   double get_double(const std::string& name, double fallback) const;
   bool flag(const std::string& name) const { return flags_.count(name) != 0; }
 

@@ -239,10 +239,10 @@ int run_quantize(const CliOptions& o) {
   if (o.has("tokenizer")) c.tokenizer = o.get("tokenizer");
   if (o.has("calib")) c.calib = o.get("calib");
   if (o.has("method")) c.method = o.get("method");
-  c.weight.bits = static_cast<int>(o.get_int("wbits", c.weight.bits));
+  c.weight.bits = o.get_int32("wbits", c.weight.bits);
   c.weight.group_size = o.get_int("group", c.weight.group_size);
   if (o.flag("sym")) c.weight.symmetric = true;
-  c.act_bits = static_cast<int>(o.get_int("abits", c.act_bits));
+  c.act_bits = o.get_int32("abits", c.act_bits);
   if (c.act_bits >= 16) c.act_bits = 0;
   c.samples = o.get_int("samples", c.samples);
   c.seq_len = o.get_int("seq-len", c.seq_len);

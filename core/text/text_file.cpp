@@ -24,6 +24,10 @@ std::string universal_newlines(std::string text) {
 
 std::string read_text_file(const std::string& path) {
   if (std::filesystem::is_directory(path)) throw Error(path + " is a folder, expected a text file");
+  // A FIFO or a device would block or never end; a text is a regular file.
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec))
+    throw Error(path + " is not a regular file (a pipe, socket or device), expected a text file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error("cannot open text file " + path);
   std::stringstream ss;

@@ -1,4 +1,6 @@
 // The tessera command line, run as a user would run it: outputs, --json, exit codes and messages.
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -77,10 +79,28 @@ class TestCli : public QObject {
     r = run_cli("generate --model x.bin --max-tokens lots");
     QVERIFY(r.out.find("--max-tokens expects an integer") != std::string::npos);
   }
+
+  // Hostile values: an int setting beyond int's range is refused, not truncated (4294967298 was
+  // taken as 2 bits); a FIFO as the text is refused instead of blocking forever; nothing is written.
+  void hostileValuesAreRefused() {
+    TESSERA_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
+    TESSERA_REQUIRE_DATA(calib, "text/tinystories/train-sample.txt");
+    const auto dir = tessera_test::fresh_temp_dir("cli-hostile");
+    auto r = run_cli("quantize --model \"" + model + "\" --calib \"" + calib + "\" --out \"" + dir +
+                     "/run\" --method rtn --wbits 4294967298");
+    QCOMPARE(r.status, 1);
+    QVERIFY2(r.out.find("--wbits 4294967298 is out of range") != std::string::npos, r.out.c_str());
+    QVERIFY(!std::filesystem::exists(dir + "/run"));
+    const auto fifo = dir + "/text.fifo";
+    QCOMPARE(::mkfifo(fifo.c_str(), 0600), 0);
+    r = run_cli("eval --model \"" + model + "\" --text \"" + fifo + "\"");
+    QCOMPARE(r.status, 1);
+    QVERIFY2(r.out.find("is not a regular file") != std::string::npos, r.out.c_str());
+  }
 };
 
 TESSERA_TEST_MAIN(TestCli, infoJsonDescribesTheModel, tokenizeCountsWikiText2, generateAndEvalWork,
-                  convertWritesALoadableFolder, errorsAreMessagesWithNonZeroExit)
+                  convertWritesALoadableFolder, errorsAreMessagesWithNonZeroExit, hostileValuesAreRefused)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_cli.moc"
 #endif
