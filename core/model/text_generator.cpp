@@ -1,6 +1,7 @@
 #include "model/text_generator.h"
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <random>
 
@@ -37,11 +38,18 @@ std::string generate_text(const LlamaModel& model, const text::Tokenizer& tokeni
                           const std::function<void(const std::string&)>& on_text,
                           const StopToken& stop) {
   if (options.max_tokens < 1) throw Error("--max-tokens must be at least 1");
-  if (options.top_p <= 0 || options.top_p > 1) throw Error("--top-p must be in (0, 1]");
+  // !(x >= a) rather than x < a, so that NaN is refused too.
+  if (!(options.top_p > 0 && options.top_p <= 1)) throw Error("--top-p must be in (0, 1]");
+  if (!(options.temperature >= 0) || !std::isfinite(options.temperature))
+    throw Error("--temperature must be a finite number >= 0");
   torch::NoGradGuard no_grad;
   std::mt19937_64 rng(options.seed);
   std::vector<std::int32_t> ids = tokenizer.encode(prompt, true, false);
+  if (ids.empty()) throw Error("the prompt is empty and the tokenizer adds no BOS token: nothing to continue from");
   const auto context = model.config().max_position_embeddings;
+  if (static_cast<std::int64_t>(ids.size()) >= context)
+    throw Error("the prompt has " + std::to_string(ids.size()) + " tokens, the model's context is " +
+                std::to_string(context) + ": no room to generate");
   std::string out;
   std::int32_t previous = ids.back();
   for (std::int64_t step = 0; step < options.max_tokens; ++step) {

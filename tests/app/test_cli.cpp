@@ -96,6 +96,15 @@ class TestCli : public QObject {
     r = run_cli("eval --model \"" + model + "\" --text \"" + fifo + "\"");
     QCOMPARE(r.status, 1);
     QVERIFY2(r.out.find("is not a regular file") != std::string::npos, r.out.c_str());
+    // Generation: NaN temperature, a prompt longer than the context (stories260K: 512 tokens).
+    r = run_cli("generate --model \"" + model + "\" --temperature nan");
+    QCOMPARE(r.status, 1);
+    QVERIFY2(r.out.find("--temperature must be a finite number") != std::string::npos, r.out.c_str());
+    std::string long_prompt;
+    for (int i = 0; i < 400; ++i) long_prompt += "the cat ";
+    r = run_cli("generate --model \"" + model + "\" --prompt \"" + long_prompt + "\"");
+    QCOMPARE(r.status, 1);
+    QVERIFY2(r.out.find("the model's context is 512: no room to generate") != std::string::npos, r.out.c_str());
   }
 };
 
