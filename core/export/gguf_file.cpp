@@ -22,6 +22,8 @@ void put_string(std::string& s, const std::string& v) {
   s += v;
 }
 
+constexpr int kMaxArrayNesting = 4;  // llama.cpp's files use one level
+
 struct Cursor {
   const std::uint8_t* p;
   const std::uint8_t* end;
@@ -45,7 +47,8 @@ struct Cursor {
     p += n;
     return s;
   }
-  nlohmann::json value(std::uint32_t type, const std::string& key) {
+  // depth: arrays within arrays; bounded so that a crafted file cannot exhaust the stack.
+  nlohmann::json value(std::uint32_t type, const std::string& key, int depth = 0) {
     switch (type) {
       case kU8: return get<std::uint8_t>("a value");
       case kI8: return get<std::int8_t>("a value");
@@ -62,10 +65,12 @@ struct Cursor {
       case kArray: {
         const auto inner = get<std::uint32_t>("an array type");
         const auto n = get<std::uint64_t>("an array length");
+        if (depth >= kMaxArrayNesting)
+          throw Error(path + ": metadata \"" + key + "\" nests arrays deeper than " + std::to_string(kMaxArrayNesting));
         if (n > static_cast<std::uint64_t>(end - p))
           throw Error(path + ": metadata array \"" + key + "\" claims " + std::to_string(n) + " elements, more than the file holds");
         nlohmann::json a = nlohmann::json::array();
-        for (std::uint64_t i = 0; i < n; ++i) a.push_back(value(inner, key));
+        for (std::uint64_t i = 0; i < n; ++i) a.push_back(value(inner, key, depth + 1));
         return a;
       }
       default: throw Error(path + ": metadata \"" + key + "\" has unknown value type " + std::to_string(type));
@@ -201,6 +206,16 @@ GgufFile::GgufFile(const std::string& path) : file_(std::make_shared<io::MappedF
   if (version != 3) throw Error(path + ": GGUF version " + std::to_string(version) + " is not supported (3)");
   const auto n_tensors = c.get<std::uint64_t>("the tensor count");
   const auto n_kv = c.get<std::uint64_t>("the metadata count");
+  // Counts checked against the size before anything is read: a metadata entry takes at least 13
+  // bytes (key length, type, one byte of value), a tensor entry 32 (name length, dimension count,
+  // one dimension, type, offset).
+  const auto left = static_cast<std::uint64_t>(c.end - c.p);
+  if (n_kv > left / 13)
+    throw Error(path + ": claims " + std::to_string(n_kv) + " metadata entries, more than its " +
+                std::to_string(file_->size()) + " bytes can hold");
+  if (n_tensors > left / 32)
+    throw Error(path + ": claims " + std::to_string(n_tensors) + " tensors, more than its " +
+                std::to_string(file_->size()) + " bytes can hold");
   for (std::uint64_t i = 0; i < n_kv; ++i) {
     const auto key = c.string("a metadata key");
     const auto type = c.get<std::uint32_t>("a metadata type");

@@ -84,7 +84,13 @@ model::LlamaConfig gguf_llama_config(const GgufFile& f) {
   const auto arch = f.value("general.architecture").get<std::string>();
   if (arch != "llama") throw Error(f.path() + ": general.architecture is \"" + arch + "\"; only llama is read");
   model::LlamaConfig c;
-  auto u = [&](const std::string& key) { return f.value(key).get<std::int64_t>(); };
+  // Every count must be positive before it divides anything or sizes anything.
+  auto u = [&](const std::string& key) {
+    const auto& v = f.value(key);
+    if (!v.is_number_integer() || v.get<std::int64_t>() <= 0)
+      throw Error(f.path() + ": " + key + " is " + v.dump() + ", expected a positive integer");
+    return v.get<std::int64_t>();
+  };
   c.hidden_size = u("llama.embedding_length");
   c.intermediate_size = u("llama.feed_forward_length");
   c.num_layers = u("llama.block_count");
@@ -152,10 +158,17 @@ std::unique_ptr<text::Tokenizer> load_gguf_tokenizer(const std::string& path) {
   const auto& tokens = f.value("tokenizer.ggml.tokens");
   const auto& scores = f.value("tokenizer.ggml.scores");
   const auto& types = f.value("tokenizer.ggml.token_type");
+  if (!tokens.is_array() || !scores.is_array() || !types.is_array() || scores.size() != tokens.size() ||
+      types.size() != tokens.size())
+    throw Error(path + ": tokenizer.ggml.tokens, .scores and .token_type must be arrays of one length (" +
+                std::to_string(tokens.size()) + ", " + std::to_string(scores.size()) + ", " +
+                std::to_string(types.size()) + ")");
   std::vector<std::string> pieces;
   std::vector<float> score;
   static const std::string space = "\xe2\x96\x81";  // U+2581, SentencePiece's space
   for (std::size_t i = 0; i < tokens.size(); ++i) {
+    if (!tokens[i].is_string() || !scores[i].is_number() || !types[i].is_number_integer())
+      throw Error(path + ": vocabulary entry " + std::to_string(i) + " is not (string, number, integer)");
     auto piece = tokens[i].get<std::string>();
     if (types[i].get<int>() == 1) {  // normal tokens: llama2.c spells the space as ' '
       for (std::size_t at = piece.find(space); at != std::string::npos; at = piece.find(space, at + 1))

@@ -4,8 +4,10 @@
 // run whose scales and offsets are fp16 values; corruption and truncation are detected.
 #include <torch/torch.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include "api/export_jobs.h"
 #include "api/model_jobs.h"
@@ -118,9 +120,46 @@ class TestExportGguf : public QObject {
     for (const auto& e : fs::directory_iterator(base)) { (void)e; ++entries; }
     QCOMPARE(entries, std::size_t(1));
   }
+
+  // Crafted headers of a real file: a count of 10^9 tensors, a head count of 0, arrays nested
+  // without end. Each is a message naming the file and the field, never a crash.
+  void craftedHeadersAreRefused() {
+    TESSERA_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
+    const auto dir = tessera_test::fresh_temp_dir("export-gguf-crafted");
+    const auto good = dir + "/good.gguf";
+    api::convert_model(model, "", good, "fp32", false);
+    std::string bytes;
+    {
+      std::ifstream in(good, std::ios::binary);
+      bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    auto write = [&](const std::string& name, const std::string& content) {
+      std::ofstream(dir + "/" + name, std::ios::binary) << content;
+      return dir + "/" + name;
+    };
+    auto tensors = bytes;
+    const std::uint64_t billion = 1000000000;
+    std::memcpy(&tensors[8], &billion, 8);  // after "GGUF" and the version
+    TESSERA_VERIFY_THROWS_WITH(model::load_model(write("tensors.gguf", tensors)), "claims 1000000000 tensors");
+    // The u32 value after the key "llama.attention.head_count" (its length, 26, in front) and its type.
+    const std::string key = std::string("\x1a\0\0\0\0\0\0\0", 8) + "llama.attention.head_count";
+    const auto at = bytes.find(key);
+    QVERIFY(at != std::string::npos);
+    auto heads = bytes;
+    std::memset(&heads[at + key.size() + 4], 0, 4);
+    TESSERA_VERIFY_THROWS_WITH(model::load_model(write("heads.gguf", heads)),
+                               "llama.attention.head_count is 0, expected a positive integer");
+    // A header whose one metadata entry is an array of arrays of ... (type 9) 100,000 levels deep.
+    std::string nested("GGUF", 4);
+    auto put32 = [&](std::uint32_t v) { nested.append(reinterpret_cast<const char*>(&v), 4); };
+    auto put64 = [&](std::uint64_t v) { nested.append(reinterpret_cast<const char*>(&v), 8); };
+    put32(3), put64(0), put64(1), put64(1), nested += "k", put32(9);
+    for (int i = 0; i < 100000; ++i) put32(9), put64(1);
+    TESSERA_VERIFY_THROWS_WITH(model::load_model(write("nested.gguf", nested)), "nests arrays deeper than 4");
+  }
 };
 
-TESSERA_TEST_MAIN(TestExportGguf, f32ScoresExactlyLikeTheRun, f16PassesItsSelfCheck, q41IsRefusedWhenNotExact,
+TESSERA_TEST_MAIN(TestExportGguf, craftedHeadersAreRefused, f32ScoresExactlyLikeTheRun, f16PassesItsSelfCheck, q41IsRefusedWhenNotExact,
                   blocksFromCodesAreExactWhenScalesAreHalfValues, failedGgufExportLeavesNothing)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_export_gguf.moc"
