@@ -209,12 +209,27 @@ std::unique_ptr<PackedFormat> packed_format_from_config(const nlohmann::json& qc
   if (!qc.is_object() || !qc.contains("quant_method")) return nullptr;
   const auto method = qc["quant_method"].get<std::string>();
   if (method != "gptq" && method != "awq") return nullptr;
+  // Integers only, checked before use: "bits": 3.9 must not become 3, a group size of 0 must not
+  // reach a division.
+  auto integer = [&](const char* key, const char* alias, std::int64_t fallback) {
+    const auto* k = qc.contains(key) ? key : qc.contains(alias) ? alias : nullptr;
+    if (k == nullptr) return fallback;
+    if (!qc[k].is_number_integer())
+      throw Error(source + ": quantization_config \"" + k + "\" is " + qc[k].dump() + ", expected an integer");
+    return qc[k].get<std::int64_t>();
+  };
   quant::WeightQuantSpec spec;
-  spec.bits = qc.contains("bits") ? qc["bits"].get<int>() : qc.value("w_bit", 4);
-  const auto g = qc.contains("group_size") ? qc["group_size"].get<std::int64_t>() : qc.value("q_group_size", std::int64_t(128));
-  spec.group_size = g <= 0 ? 0 : g;
+  const auto bits = integer("bits", "w_bit", 4);
+  if (bits < 2 || bits > 8)
+    throw Error(source + ": quantization_config bits " + std::to_string(bits) + " is not 2..8");
+  spec.bits = static_cast<int>(bits);
+  const auto g = integer("group_size", "q_group_size", 128);
+  if (g == 0 || g < -1)
+    throw Error(source + ": quantization_config group_size " + std::to_string(g) + " is neither positive nor -1 (per-channel)");
+  spec.group_size = g < 0 ? 0 : g;
   spec.symmetric = qc.value("sym", false);
   if (method == "awq") {
+    if (spec.group_size <= 0) throw Error(source + ": AWQ needs a positive group_size, not " + std::to_string(g));
     const auto version = qc.value("version", std::string("gemm"));
     if (version != "gemm" && version != "GEMM")
       throw Error(source + ": AWQ version \"" + version + "\" is not supported (only gemm)");

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "api/export_jobs.h"
 #include "api/model_jobs.h"
@@ -121,6 +122,29 @@ class TestExportFormats : public QObject {
     TESSERA_VERIFY_THROWS_WITH(model::load_model(out), "truncated");
   }
 
+  // A config.json whose quantization_config lies: group sizes of 0 and -1 for AWQ (a division by
+  // zero before), bits of 3.9 (read as 3 before), a string for an integer.
+  void lyingQuantizationConfigIsRefused() {
+    TESSERA_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
+    const auto out = tessera_test::fresh_temp_dir("export-lying-config") + "/awq";
+    api::export_run({run_with(4), out, "awq", "fp16", false});
+    const auto config_path = out + "/config.json";
+    nlohmann::json good;
+    std::ifstream(config_path) >> good;
+    const std::vector<std::pair<nlohmann::json, std::string>> lies = {
+        {{{"group_size", 0}}, "neither positive nor -1"},
+        {{{"group_size", -1}}, "AWQ needs a positive group_size"},
+        {{{"bits", 3.9}}, "\"bits\" is 3.9, expected an integer"},
+        {{{"group_size", "32"}}, "\"group_size\" is \"32\", expected an integer"},
+    };
+    for (const auto& [patch, message] : lies) {
+      auto config = good;
+      config["quantization_config"].merge_patch(patch);
+      std::ofstream(config_path) << config.dump();
+      TESSERA_VERIFY_THROWS_WITH(model::load_model(out), message);
+    }
+  }
+
   void failedExportsLeaveNothing() {
     TESSERA_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
     const auto base = tessera_test::fresh_temp_dir("export-fail-packed");
@@ -142,7 +166,7 @@ class TestExportFormats : public QObject {
 
 TESSERA_TEST_MAIN(TestExportFormats, formatListGivesReasons, everyPackedExportScoresLikeTheRun,
                   perChannelRunIsGroupSizeMinusOne, halfScalesPassTheSelfCheck, corruptionIsDetected,
-                  failedExportsLeaveNothing)
+                  lyingQuantizationConfigIsRefused, failedExportsLeaveNothing)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_export_formats.moc"
 #endif
