@@ -42,17 +42,21 @@ std::int64_t token_id(const json& j, const char* key, std::int64_t fallback) {
 }  // namespace
 
 void LlamaConfig::validate(const std::string& source) const {
-  auto positive = [&](std::int64_t v, const char* name) {
+  // Positive and below bounds far above any real model (hidden 16k, FFN 53k, vocabulary 256k,
+  // 126 layers), so that sizes and the parameter count computed from them cannot overflow.
+  auto positive = [&](std::int64_t v, const char* name, std::int64_t at_most = std::int64_t{1} << 22) {
     if (v <= 0) throw Error(source + ": " + name + " must be positive (got " + std::to_string(v) + ")");
+    if (v > at_most)
+      throw Error(source + ": " + name + " " + std::to_string(v) + " is absurd (more than " + std::to_string(at_most) + ")");
   };
   positive(hidden_size, "hidden_size");
   positive(intermediate_size, "intermediate_size");
-  positive(num_layers, "num_hidden_layers");
-  positive(num_heads, "num_attention_heads");
-  positive(num_kv_heads, "num_key_value_heads");
-  positive(head_dim, "head_dim");
+  positive(num_layers, "num_hidden_layers", 4096);
+  positive(num_heads, "num_attention_heads", 4096);
+  positive(num_kv_heads, "num_key_value_heads", 4096);
+  positive(head_dim, "head_dim", 4096);
   positive(vocab_size, "vocab_size");
-  positive(max_position_embeddings, "max_position_embeddings");
+  positive(max_position_embeddings, "max_position_embeddings", std::int64_t{1} << 24);
   if (num_heads % num_kv_heads != 0)
     throw Error(source + ": num_attention_heads (" + std::to_string(num_heads) +
                 ") is not a multiple of num_key_value_heads (" + std::to_string(num_kv_heads) + ")");

@@ -172,6 +172,15 @@ class TestModelLoading : public QObject {
     TESSERA_VERIFY_THROWS_WITH(model::load_model(dir), "not a multiple of num_key_value_heads");
   }
 
+  // Sizes whose products overflow 64 bits (the parameter count of `info` wrapped before).
+  void absurdSizesAreRejected() {
+    TESSERA_REQUIRE_DATA(src, kTinyStoriesHf);
+    auto dir = hf_copy_with_config(src, "cfg-absurd", [](nlohmann::json& c) { c["intermediate_size"] = 1000000000000LL; });
+    TESSERA_VERIFY_THROWS_WITH(model::load_model(dir), "intermediate_size 1000000000000 is absurd");
+    dir = hf_copy_with_config(src, "cfg-absurd-layers", [](nlohmann::json& c) { c["num_hidden_layers"] = 1 << 30; });
+    TESSERA_VERIFY_THROWS_WITH(model::load_model(dir), "num_hidden_layers 1073741824 is absurd");
+  }
+
   void missingTensorIsNamed() {
     TESSERA_REQUIRE_DATA(src, kTinyStoriesHf);
     const auto dir = hf_copy_with_config(src, "missing-tensor", [](nlohmann::json&) {});
@@ -222,7 +231,7 @@ class TestModelLoading : public QObject {
 
 TESSERA_TEST_MAIN(TestModelLoading, llama2cHeaderGivesStories260KArchitecture, truncatedLlama2cFileIsRejected,
                   hfFolderLoadsTinyStories656K, convertedFolderGivesIdenticalLogits, bf16AndFp16CheckpointsLoad,
-                  shardedCheckpointLoadsThroughIndex, configMissingKeyIsNamed, configInconsistentHeadsIsRejected,
+                  shardedCheckpointLoadsThroughIndex, configMissingKeyIsNamed, configInconsistentHeadsIsRejected, absurdSizesAreRejected,
                   missingTensorIsNamed, wrongShapeIsNamed, nanWeightsAreRejected, integerWeightsAreRejected,
                   unknownFormatsAreRejected, rejectsUnsupportedModelType)
 #ifdef TESSERA_TEST_WITH_QT
