@@ -39,11 +39,6 @@ class CpuBlockCache final : public c10::Allocator {
   void copy_data(void* dest, const void* src, std::size_t count) const override { std::memcpy(dest, src, count); }
 #endif
 
-  CpuBlockCacheStats stats() {
-    const std::lock_guard<std::mutex> lock(mutex_);
-    return stats_;
-  }
-
  private:
   struct Block {
     CpuBlockCache* cache;
@@ -60,11 +55,9 @@ class CpuBlockCache final : public c10::Allocator {
         n = it->first;
         void* p = it->second;
         free_.erase(it);
-        stats_.cached_bytes -= n;
-        ++stats_.hits;
+        cached_bytes_ -= n;
         return p;
       }
-      ++stats_.misses;
     }
     void* p = std::aligned_alloc(kAlignment, (n + kAlignment - 1) / kAlignment * kAlignment);
     if (p == nullptr) throw std::bad_alloc();
@@ -80,9 +73,9 @@ class CpuBlockCache final : public c10::Allocator {
   void give_back(void* p, std::size_t n) {
     {
       const std::lock_guard<std::mutex> lock(mutex_);
-      if (stats_.cached_bytes + n <= cap_) {
+      if (cached_bytes_ + n <= cap_) {
         free_.emplace(n, p);
-        stats_.cached_bytes += n;
+        cached_bytes_ += n;
         return;
       }
     }
@@ -93,10 +86,8 @@ class CpuBlockCache final : public c10::Allocator {
   std::size_t cap_;
   std::mutex mutex_;
   std::multimap<std::size_t, void*> free_;
-  CpuBlockCacheStats stats_;
+  std::size_t cached_bytes_ = 0;
 };
-
-CpuBlockCache* installed = nullptr;
 
 }  // namespace
 
@@ -104,11 +95,8 @@ void install_cpu_block_cache(std::size_t cap_bytes) {
   static std::once_flag once;
   std::call_once(once, [&] {
     // Never destroyed: tensors may be freed during static destruction.
-    installed = new CpuBlockCache(c10::GetCPUAllocator(), cap_bytes);
-    c10::SetCPUAllocator(installed, /*priority=*/1);
+    c10::SetCPUAllocator(new CpuBlockCache(c10::GetCPUAllocator(), cap_bytes), /*priority=*/1);
   });
 }
-
-CpuBlockCacheStats cpu_block_cache_stats() { return installed ? installed->stats() : CpuBlockCacheStats{}; }
 
 }  // namespace tessera::runtime

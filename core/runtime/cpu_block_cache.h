@@ -13,9 +13,4 @@ namespace tessera::runtime {
 // the memory kept in freed blocks; beyond it blocks go back to the system.
 void install_cpu_block_cache(std::size_t cap_bytes);
 
-struct CpuBlockCacheStats {
-  std::size_t hits = 0, misses = 0, cached_bytes = 0;
-};
-CpuBlockCacheStats cpu_block_cache_stats();
-
 }  // namespace tessera::runtime
