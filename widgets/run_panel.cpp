@@ -13,6 +13,7 @@
 #include <climits>
 
 #include "pipeline/run_presets.h"
+#include "quant/grid_target.h"
 #include "util/log.h"
 
 namespace tessera::widgets {
@@ -43,6 +44,15 @@ RunPanel::RunPanel(QWidget* parent) : QWidget(parent) {
   group_ = spin(0, 1 << 20, static_cast<int>(base_.weight.group_size));
   group_->setSpecialValueText(tr("per channel"));  // shown for 0
   symmetric_ = new QCheckBox(tr("symmetric"));
+  target_ = new QComboBox;
+  target_->addItem(tr("none (fp32 scales)"), QString());
+  for (const auto& t : quant::grid_targets())
+    target_->addItem(QString::fromStdString(t.id), QString::fromStdString(t.id));
+  target_->setToolTip(tr("Quantize onto exactly what one GGUF block type stores (bits, groups of 32, fp16 "
+                         "scales), so that the GGUF export of the same name is bit-exact"));
+  for (int i = 1; i < target_->count(); ++i)
+    target_->setItemData(i, QString::fromStdString(quant::grid_targets()[static_cast<std::size_t>(i - 1)].description),
+                         Qt::ToolTipRole);
   abits_ = spin(0, 16, base_.act_bits);
   abits_->setSpecialValueText(tr("none (A16)"));
   samples_ = spin(0, 1 << 24, static_cast<int>(base_.samples));
@@ -71,7 +81,7 @@ RunPanel::RunPanel(QWidget* parent) : QWidget(parent) {
   presets_->setToolButtonStyle(Qt::ToolButtonTextOnly);
   buildPresetMenu();
 
-  editors_ = {{"method", method_},      {"tesseraq.init", init_}, {"wbits", wbits_},
+  editors_ = {{"method", method_},      {"tesseraq.init", init_}, {"wbits", wbits_}, {"target", target_},
               {"group", group_},        {"abits", abits_},        {"samples", samples_},
               {"seq_len", seq_len_},    {"tesseraq.schedule", schedule_}, {"tesseraq.steps", steps_},
               {"tesseraq.lr", lr_},     {"tesseraq.scale_lr", scale_lr_}, {"omniquant.epochs", oq_epochs_},
@@ -87,6 +97,7 @@ RunPanel::RunPanel(QWidget* parent) : QWidget(parent) {
   bits_row->addWidget(symmetric_);
   form->addRow(tr("Weight bits"), bits_row);
   form->addRow(tr("Group size"), group_);
+  form->addRow(tr("GGUF grid"), target_);
   form->addRow(tr("Activation bits"), abits_);
   form->addRow(tr("Samples"), samples_);
   form->addRow(tr("Sequence length"), seq_len_);
@@ -118,7 +129,7 @@ RunPanel::RunPanel(QWidget* parent) : QWidget(parent) {
   outer->setContentsMargins(0, 0, 0, 0);
   outer->addWidget(box);
 
-  for (QComboBox* c : {method_, init_, schedule_, device_, train_dtype_})
+  for (QComboBox* c : {method_, init_, schedule_, device_, train_dtype_, target_})
     connect(c, &QComboBox::currentTextChanged, this, &RunPanel::revalidate);
   for (QSpinBox* s : {wbits_, group_, abits_, samples_, seq_len_, steps_, oq_epochs_, seed_, batch_})
     connect(s, &QSpinBox::valueChanged, this, &RunPanel::revalidate);
@@ -171,6 +182,9 @@ pipeline::RunConfig RunPanel::config() const {
   c.weight.bits = wbits_->value();
   c.weight.group_size = group_->value();
   c.weight.symmetric = symmetric_->isChecked();
+  c.target = utf8(target_->currentData().toString());
+  c.weight.scale_bits = 0;  // fp32 scales unless a target says otherwise
+  if (quant::find_grid_target(c.target)) c.apply_target();  // the target's grid, whatever the fields say
   c.act_bits = abits_->value();
   c.samples = samples_->value();
   c.seq_len = seq_len_->value();
@@ -196,6 +210,7 @@ void RunPanel::setConfig(const pipeline::RunConfig& c) {
   wbits_->setValue(c.weight.bits);
   group_->setValue(static_cast<int>(c.weight.group_size));
   symmetric_->setChecked(c.weight.symmetric);
+  target_->setCurrentIndex(std::max(0, target_->findData(QString::fromStdString(c.target))));
   abits_->setValue(c.act_bits);
   samples_->setValue(static_cast<int>(c.samples));
   seq_len_->setValue(static_cast<int>(c.seq_len));
@@ -225,6 +240,15 @@ void RunPanel::updateMethodFields() {
   // OmniQuant's settings also drive TesseraQ's OmniQuant initialisation.
   const bool oq = m == "omniquant" || (tq && init_->currentText() == "omniquant");
   for (QWidget* w : std::initializer_list<QWidget*>{oq_epochs_, oq_lwc_lr_}) w->setEnabled(oq);
+  // A GGUF grid target fixes bits, group size and symmetry: show its values, locked.
+  if (const auto* t = quant::find_grid_target(utf8(target_->currentData().toString()))) {
+    const QSignalBlocker b1(wbits_), b2(group_), b3(symmetric_);
+    wbits_->setValue(t->spec.bits);
+    group_->setValue(static_cast<int>(t->spec.group_size));
+    symmetric_->setChecked(t->spec.symmetric);
+  }
+  const bool free_grid = target_->currentIndex() <= 0;
+  for (QWidget* w : std::initializer_list<QWidget*>{wbits_, group_, symmetric_}) w->setEnabled(free_grid);
 }
 
 void RunPanel::revalidate() {

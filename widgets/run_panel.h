@@ -55,6 +55,7 @@ class RunPanel : public QWidget {
   QSpinBox* wbits_ = nullptr;
   QSpinBox* group_ = nullptr;
   QCheckBox* symmetric_ = nullptr;
+  QComboBox* target_ = nullptr;  // a GGUF grid target fixes bits, group and symmetry
   QSpinBox* abits_ = nullptr;
   QSpinBox* samples_ = nullptr;
   QSpinBox* seq_len_ = nullptr;

@@ -26,8 +26,11 @@ constexpr FormatEntry kFormats[] = {
     {"awq", "AWQ-GEMM folder (4-bit, interleaved)"},
     {"gguf-f32", "GGUF file for llama.cpp, F32 tensors"},
     {"gguf-f16", "GGUF file for llama.cpp, F16 weights (the run's weights rounded to fp16)"},
+    {"gguf-q4_0", "GGUF file for llama.cpp, Q4_0 blocks from the codes where exact, else F32"},
     {"gguf-q4_1", "GGUF file for llama.cpp, Q4_1 blocks from the codes where exact, else F32"},
+    {"gguf-q5_0", "GGUF file for llama.cpp, Q5_0 blocks from the codes where exact, else F32"},
     {"gguf-q5_1", "GGUF file for llama.cpp, Q5_1 blocks from the codes where exact, else F32"},
+    {"gguf-q8_0", "GGUF file for llama.cpp, Q8_0 blocks from the codes where exact, else F32"},
 };
 
 bool is_packed(const std::string& id) { return id == "gptq" || id == "gptq-v1" || id == "awq"; }

@@ -61,7 +61,7 @@ struct QuantizeReport {
 
 // One export format and whether it can hold a given run exactly (for the GUI's format list).
 struct ExportFormatInfo {
-  std::string id;      // the --format value: hf, gptq, gptq-v1, awq, gguf-f32, gguf-f16, gguf-q4_1, gguf-q5_1
+  std::string id;      // the --format value: hf, gptq, gptq-v1, awq, gguf-f32, gguf-f16, gguf-q4_0 ... gguf-q8_0
   std::string label;   // "Fake-quant Hugging Face folder (safetensors)"
   bool available = false;
   std::string reason;  // why not, when !available ("AWQ-GEMM holds 4-bit only")

@@ -1,18 +1,18 @@
 #include "export/gguf_export.h"
 
-#include <c10/util/Half.h>
-
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <tuple>
 #include <vector>
 
-#include "export/bit_packing.h"
+#include "export/gguf_blocks.h"
 #include "export/gguf_file.h"
 #include "export/gguf_import.h"
 #include "io/atomic_file.h"
 #include "model/model_loader.h"
 #include "model/rotary_layout.h"
+#include "quant/grid_target.h"
 #include "text/hf_tokenizer.h"
 #include "text/llama2c_tokenizer.h"
 #include "text/sentencepiece_tokenizer.h"
@@ -47,16 +47,16 @@ std::string gguf_name(std::int64_t block, model::LinearKind kind) {
 GgmlType linear_type(const std::string& id) {
   if (id == "gguf-f32") return GgmlType::F32;
   if (id == "gguf-f16") return GgmlType::F16;
-  if (id == "gguf-q4_1") return GgmlType::Q4_1;
-  if (id == "gguf-q5_1") return GgmlType::Q5_1;
-  throw Error("unknown GGUF export format \"" + id + "\" (gguf-f32, gguf-f16, gguf-q4_1, gguf-q5_1)");
+  if (const auto* b = gguf_block_type(id)) return b->type;
+  throw Error("unknown GGUF export format \"" + id + "\" (gguf-f32, gguf-f16, " + quant::grid_target_ids() + ")");
 }
 
-bool is_block_type(GgmlType t) { return t == GgmlType::Q4_1 || t == GgmlType::Q5_1; }
+bool is_block_type(GgmlType t) { return gguf_block_type(t) != nullptr; }
 
-// llama_ftype: ALL_F32 0, MOSTLY_F16 1, MOSTLY_Q4_1 3, MOSTLY_Q5_1 9.
+// llama_ftype: ALL_F32 0, MOSTLY_F16 1, the block types' own.
 std::uint32_t file_type(GgmlType t) {
-  return t == GgmlType::F32 ? 0 : t == GgmlType::F16 ? 1 : t == GgmlType::Q4_1 ? 3 : 9;
+  if (const auto* b = gguf_block_type(t)) return b->llama_file_type;
+  return t == GgmlType::F16 ? 1 : 0;
 }
 
 // Rows in ggml's q/k order (llama.cpp permutes Hugging Face's rotate_half rows back to pairs).
@@ -74,49 +74,38 @@ quant::QuantizedLinear ggml_rows(const quant::QuantizedLinear& q, model::LinearK
   return r;
 }
 
-std::uint16_t half_bits(float v) { return c10::Half(v).x; }
-
-// Q4_1 / Q5_1 blocks of a layer whose rows are already in ggml order, or why the blocks would not
-// decode to the run's weights bit for bit. d = fp16(s) and m = fp16(-z * d); llama.cpp computes
-// y = q*d + m in fp32. When s and -z*s are fp16 values, q*d and m are exact and so is their sum
-// (q - z) * s (at most 5 + 11 significant bits), which is the run's weight for every code q;
-// otherwise some code decodes differently. The condition needs only scales and zero points.
+// The blocks of a layer whose rows are already in ggml order, or why they would not decode to the
+// run's weights bit for bit. d = fp16(s); llama.cpp computes y = (q - 2^(b-1)) d for the symmetric
+// types and y = q d + m with m = fp16(-z d) for the _1 types, in fp32. When s (and -z s) are fp16
+// values those products are exact and equal the run's (q - z) s (at most 8 + 11 significant bits);
+// otherwise some code decodes differently. The condition needs only scales and zero points; a run
+// made with the matching --target (quant/grid_target.h) meets it by construction.
 std::string block_encoding(const quant::QuantizedLinear& q, GgmlType type, std::vector<std::uint8_t>* bytes) {
-  const int bits = type == GgmlType::Q4_1 ? 4 : 5;
-  if (q.spec.bits != bits) return std::to_string(q.spec.bits) + "-bit codes";
+  const auto& bt = *gguf_block_type(type);
+  if (q.spec.bits != bt.bits) return std::to_string(q.spec.bits) + "-bit codes";
   const auto k = q.in_features(), g = q.spec.effective_group(k);
   if (k % 32 != 0 || g % 32 != 0)
     return "input dimension " + std::to_string(k) + " / group size " + std::to_string(g) +
            " is not whole 32-weight blocks";
   const auto d = q.scale.to(torch::kFloat16).to(torch::kFloat32);
   const auto m = (-q.zero * d).to(torch::kFloat16).to(torch::kFloat32);
-  const auto inexact = (d != q.scale).logical_or(m != -q.zero * q.scale);
+  const auto inexact = bt.symmetric ? (d != q.scale).logical_or(q.zero != std::pow(2.0, bt.bits - 1))
+                                    : (d != q.scale).logical_or(m != -q.zero * q.scale);
   if (inexact.any().item<bool>())
     return std::to_string(inexact.sum().item<std::int64_t>()) + " of " + std::to_string(inexact.numel()) +
-           " groups have a scale or -zero*scale that is not an fp16 value";
+           (bt.symmetric ? " groups have a scale that is not an fp16 value or a zero point other than " +
+                               std::to_string(1 << (bt.bits - 1))
+                         : " groups have a scale or -zero*scale that is not an fp16 value");
   if (!bytes) return "";
   const auto codes = q.codes.contiguous();
   const auto dc = d.contiguous(), mc = m.contiguous();
-  const std::size_t block_bytes = bits == 4 ? 20 : 24;
   const auto n = q.out_features(), blocks_per_row = k / 32;
-  bytes->assign(static_cast<std::size_t>(n * blocks_per_row) * block_bytes, 0);
+  bytes->assign(static_cast<std::size_t>(n * blocks_per_row) * bt.bytes, 0);
   for (std::int64_t r = 0; r < n; ++r) {
     for (std::int64_t b = 0; b < blocks_per_row; ++b) {
-      std::uint8_t* p = bytes->data() + static_cast<std::size_t>(r * blocks_per_row + b) * block_bytes;
-      const std::uint8_t* c = codes.data_ptr<std::uint8_t>() + r * k + b * 32;
-      const auto grp = (b * 32) / g;
-      const auto at = r * dc.size(1) + grp;
-      const auto dh = half_bits(dc.data_ptr<float>()[at]), mh = half_bits(mc.data_ptr<float>()[at]);
-      std::memcpy(p, &dh, 2);
-      std::memcpy(p + 2, &mh, 2);
-      std::uint8_t low[32];
-      std::uint32_t qh = 0;
-      for (int j = 0; j < 32; ++j) {
-        low[j] = c[j] & 15u;
-        qh |= static_cast<std::uint32_t>((c[j] >> 4) & 1u) << j;  // Q5_1: the fifth bit of element j
-      }
-      if (bits == 5) std::memcpy(p + 4, &qh, 4);
-      q4_1_pack_nibbles(low, p + (bits == 4 ? 4 : 8));
+      const auto at = r * dc.size(1) + (b * 32) / g;
+      pack_gguf_block(bt, codes.data_ptr<std::uint8_t>() + r * k + b * 32, dc.data_ptr<float>()[at],
+                      mc.data_ptr<float>()[at], bytes->data() + static_cast<std::size_t>(r * blocks_per_row + b) * bt.bytes);
     }
   }
   return "";
@@ -229,13 +218,14 @@ std::string settings_refusal(const RunSource& run, GgmlType type, const model::L
   } catch (const Error& e) {
     return e.what();
   }
-  if (!is_block_type(type)) return "";
+  const auto* bt = gguf_block_type(type);
+  if (!bt) return "";
   const auto& w = run.config.weight;
-  const int bits = type == GgmlType::Q4_1 ? 4 : 5;
-  if (w.bits != bits || w.symmetric || w.group_size <= 0 || w.group_size % 32 != 0)
-    return "GGUF " + ggml_type_name(type) + " needs " + std::to_string(bits) +
-           "-bit asymmetric codes with a group size that is a multiple of 32; this run is " + w.label() +
-           (w.symmetric ? " symmetric" : "");
+  if (w.bits != bt->bits || w.symmetric != bt->symmetric || w.group_size <= 0 || w.group_size % 32 != 0)
+    return "GGUF " + ggml_type_name(type) + " needs " + std::to_string(bt->bits) + "-bit " +
+           (bt->symmetric ? "symmetric" : "asymmetric") +
+           " codes with a group size that is a multiple of 32 (quantize with --target " + bt->format_id +
+           "); this run is " + w.label();
   return "";
 }
 
@@ -251,8 +241,10 @@ std::string exactness_refusal(const RunSource& run, GgmlType type) {
     else if (first.empty()) first = r;
   });
   if (exact > 0) return "";
-  return "GGUF " + ggml_type_name(type) + " stores d = scale and m = -zero*scale as fp16 and llama.cpp decodes q*d + m: none of the run's " +
-         std::to_string(total) + " layers would decode bit-identically (e.g. " + first + "); use gguf-f32 or gptq";
+  const auto& bt = *gguf_block_type(type);
+  return "GGUF " + ggml_type_name(type) + " stores its scales as fp16: none of the run's " + std::to_string(total) +
+         " layers would decode bit-identically (e.g. " + first + "); quantize with --target " + bt.format_id +
+         ", or use gguf-f32 or gptq";
 }
 
 // Why `type` cannot hold the run, everything checked; fills `vocab` when given.
@@ -302,7 +294,7 @@ void add_llama_header(GgufWriter& g, const model::LlamaConfig& c, const Vocab& v
 }  // namespace
 
 bool is_gguf_format(const std::string& id) {
-  return id == "gguf-f32" || id == "gguf-f16" || id == "gguf-q4_1" || id == "gguf-q5_1";
+  return id == "gguf-f32" || id == "gguf-f16" || gguf_block_type(id) != nullptr;
 }
 
 std::string gguf_export_refusal(const RunSource& run, const std::string& id) {

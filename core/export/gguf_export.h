@@ -5,11 +5,12 @@
 // row permutation follow llama.cpp's convert_hf_to_gguf.py.
 //   gguf-f32   every tensor F32: the run's weights exactly
 //   gguf-f16   Linear weights F16 (the run's weights rounded to fp16, as the fp16 HF export), rest F32
-//   gguf-q4_1 / gguf-q5_1  Q4_1 / Q5_1 blocks written from the codes: d = fp16(scale),
-//              m = fp16(-zero * d); llama.cpp decodes y = q*d + m in fp32. That equals the run's
-//              (q - z) * s only when the scale and the offset are fp16 values, so a layer is written
-//              as blocks only when every weight decodes bit-identically, otherwise as F32 (listed
-//              as not converted); a run where no layer can be exact is refused.
+//   gguf-q4_0 / q4_1 / q5_0 / q5_1 / q8_0  blocks of 32 written from the codes
+//              (export/gguf_blocks.h): d = fp16(scale), for the _1 types m = fp16(-zero * d). That
+//              decodes to the run's (q - z) * s only when those are fp16 values (a run made with
+//              the matching --target, quant/grid_target.h, always), so a layer is written as blocks
+//              only when every weight decodes bit-identically, otherwise as F32 (listed as not
+//              converted); a run where no layer can be exact is refused.
 // The file is written beside its destination, self-checked (decoded as llama.cpp does and compared
 // with the run), and only then renamed into place.
 #include <torch/torch.h>
@@ -23,7 +24,7 @@
 
 namespace tessera::exporting {
 
-bool is_gguf_format(const std::string& id);  // gguf-f32, gguf-f16, gguf-q4_1, gguf-q5_1
+bool is_gguf_format(const std::string& id);  // gguf-f32, gguf-f16 and the block types of gguf_blocks.h
 
 // "" when format `id` can hold the run, else why not.
 std::string gguf_export_refusal(const RunSource& run, const std::string& id);
@@ -34,7 +35,7 @@ ExportReport export_gguf(const std::string& run_dir, const std::string& out_file
 struct GgufCheck {
   std::int64_t blocks = 0, f16 = 0, f32 = 0;  // quantized Linears by how they are stored
 };
-// Decodes every quantized Linear of `file` as llama.cpp does and compares it with the run: Q4_1/Q5_1
+// Decodes every quantized Linear of `file` as llama.cpp does and compares it with the run: block
 // codes and decoded weights and F32 weights bit-identical, F16 weights identical to the run's in
 // fp16. Throws naming the first tensor that differs. (Norms and embeddings are covered by the
 // file's tensor_data_sha256, which the importer checks.)

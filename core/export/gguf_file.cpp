@@ -1,5 +1,7 @@
 #include "export/gguf_file.h"
 
+#include "export/gguf_blocks.h"
+
 #include <cstring>
 #include <type_traits>
 
@@ -84,8 +86,11 @@ std::string ggml_type_name(GgmlType type) {
   switch (type) {
     case GgmlType::F32: return "F32";
     case GgmlType::F16: return "F16";
+    case GgmlType::Q4_0: return "Q4_0";
     case GgmlType::Q4_1: return "Q4_1";
+    case GgmlType::Q5_0: return "Q5_0";
     case GgmlType::Q5_1: return "Q5_1";
+    case GgmlType::Q8_0: return "Q8_0";
     case GgmlType::BF16: return "BF16";
   }
   return "?";
@@ -96,10 +101,11 @@ std::size_t ggml_row_bytes(GgmlType type, std::uint64_t elements) {
     case GgmlType::F32: return elements * 4;
     case GgmlType::F16: return elements * 2;
     case GgmlType::BF16: return elements * 2;
-    case GgmlType::Q4_1: return elements / 32 * 20;  // fp16 d, fp16 m, 16 bytes of nibbles
-    case GgmlType::Q5_1: return elements / 32 * 24;  // fp16 d, fp16 m, 4 bytes of high bits, 16 of nibbles
+    default: {
+      const auto* b = gguf_block_type(type);  // 32-weight blocks (export/gguf_blocks.h)
+      return b ? elements / 32 * b->bytes : 0;
+    }
   }
-  return 0;
 }
 
 namespace {
@@ -237,11 +243,12 @@ GgufFile::GgufFile(const std::string& path) : file_(std::make_shared<io::MappedF
       elements *= t.ne.back();
     }
     const auto type = c.get<std::uint32_t>("a tensor type");
-    if (type != 0 && type != 1 && type != 3 && type != 7 && type != 30)
+    const bool blocks = gguf_block_type(static_cast<GgmlType>(type)) != nullptr;
+    if (type != 0 && type != 1 && type != 30 && !blocks)
       throw Error(path + ": tensor \"" + t.name + "\" has ggml type " + std::to_string(type) +
-                  ", which this reader does not decode (F32, F16, BF16, Q4_1, Q5_1)");
+                  ", which this reader does not decode (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0)");
     t.type = static_cast<GgmlType>(type);
-    if ((t.type == GgmlType::Q4_1 || t.type == GgmlType::Q5_1) && t.ne[0] % 32 != 0)
+    if (blocks && t.ne[0] % 32 != 0)
       throw Error(path + ": tensor \"" + t.name + "\" has rows of " + std::to_string(t.ne[0]) + ", not whole 32-element blocks");
     t.nbytes = ggml_row_bytes(t.type, elements);
     offsets.push_back(c.get<std::uint64_t>("a tensor offset"));

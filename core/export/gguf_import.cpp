@@ -1,8 +1,6 @@
 #include "export/gguf_import.h"
 
-#include "export/bit_packing.h"
-
-#include <c10/util/Half.h>
+#include "export/gguf_blocks.h"
 
 #include <cstring>
 
@@ -13,35 +11,20 @@
 namespace tessera::exporting {
 namespace {
 
-float half_to_float(const std::uint8_t* p) {
-  std::uint16_t bits;
-  std::memcpy(&bits, p, 2);
-  return static_cast<float>(c10::Half(bits, c10::Half::from_bits()));
-}
-
 std::vector<std::int64_t> torch_shape(const GgufTensorInfo& t) {
   std::vector<std::int64_t> s;
   for (auto it = t.ne.rbegin(); it != t.ne.rend(); ++it) s.push_back(static_cast<std::int64_t>(*it));
   return s;
 }
 
-// Walks the 32-weight blocks of a Q4_1/Q5_1 tensor: f(block index, d, m, codes[32]).
+// Walks the 32-weight blocks of a block-type tensor: f(block index, d, m, codes[32]).
 template <typename F>
-void for_each_block(const GgufTensorInfo& t, F&& f) {
-  const bool five = t.type == GgmlType::Q5_1;
-  const std::size_t block_bytes = five ? 24 : 20;
-  const std::size_t blocks = t.nbytes / block_bytes;
+void for_each_block(const GgufTensorInfo& t, const GgufBlockType& type, F&& f) {
+  const std::size_t blocks = t.nbytes / type.bytes;
   std::uint8_t codes[32];
+  float d = 0, m = 0;
   for (std::size_t b = 0; b < blocks; ++b) {
-    const std::uint8_t* p = t.data + b * block_bytes;
-    const float d = half_to_float(p), m = half_to_float(p + 2);
-    const std::uint8_t* qs = p + (five ? 8 : 4);
-    q4_1_unpack_nibbles(qs, codes);
-    if (five) {  // ggml dequantize_row_q5_1: bit 4 of element j is bit j of qh
-      std::uint32_t qh;
-      std::memcpy(&qh, p + 4, 4);
-      for (int j = 0; j < 32; ++j) codes[j] = static_cast<std::uint8_t>(codes[j] | (((qh >> j) & 1u) << 4));
-    }
+    unpack_gguf_block(type, t.data + b * type.bytes, codes, d, m);
     f(b, d, m, codes);
   }
 }
@@ -57,26 +40,26 @@ torch::Tensor decode_gguf_tensor(const GgufTensorInfo& t) {
       return torch::from_blob(const_cast<std::uint8_t*>(t.data), shape, torch::kFloat16).to(torch::kFloat32);
     case GgmlType::BF16:
       return torch::from_blob(const_cast<std::uint8_t*>(t.data), shape, torch::kBFloat16).to(torch::kFloat32);
-    case GgmlType::Q4_1:
-    case GgmlType::Q5_1: {
-      auto out = torch::empty(shape, torch::kFloat32);
-      float* y = out.data_ptr<float>();
-      // ggml dequantize_row_q4_1 / q5_1: y = x*d + m with d and m widened from fp16.
-      for_each_block(t, [&](std::size_t b, float d, float m, const std::uint8_t* codes) {
-        for (int j = 0; j < 32; ++j) y[b * 32 + static_cast<std::size_t>(j)] = static_cast<float>(codes[j]) * d + m;
-      });
-      return out;
-    }
+    default:
+      if (const auto* type = gguf_block_type(t.type)) {
+        auto out = torch::empty(shape, torch::kFloat32);
+        float* y = out.data_ptr<float>();
+        // ggml's dequantize_row_*: d and m widened from fp16, then one product (and sum) in fp32.
+        for_each_block(t, *type, [&](std::size_t b, float d, float m, const std::uint8_t* codes) {
+          for (int j = 0; j < 32; ++j) y[b * 32 + static_cast<std::size_t>(j)] = gguf_block_value(*type, codes[j], d, m);
+        });
+        return out;
+      }
   }
   throw Error("GGUF tensor \"" + t.name + "\" has an unsupported type");
 }
 
 torch::Tensor gguf_block_codes(const GgufTensorInfo& t) {
-  if (t.type != GgmlType::Q4_1 && t.type != GgmlType::Q5_1)
-    throw Error("GGUF tensor \"" + t.name + "\" is " + ggml_type_name(t.type) + ", not a block type");
+  const auto* type = gguf_block_type(t.type);
+  if (!type) throw Error("GGUF tensor \"" + t.name + "\" is " + ggml_type_name(t.type) + ", not a block type");
   auto out = torch::empty(torch_shape(t), torch::kUInt8);
   auto* dst = out.data_ptr<std::uint8_t>();
-  for_each_block(t, [&](std::size_t b, float, float, const std::uint8_t* codes) { std::memcpy(dst + b * 32, codes, 32); });
+  for_each_block(t, *type, [&](std::size_t b, float, float, const std::uint8_t* codes) { std::memcpy(dst + b * 32, codes, 32); });
   return out;
 }
 

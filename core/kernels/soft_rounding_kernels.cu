@@ -65,10 +65,20 @@ struct alignas(sizeof(T) * N <= 16 ? sizeof(T) * N : 16) Pack {
 
 // ---- forward ----
 
-__global__ void step_kernel(const float* scale, const float* v, float* step, std::int64_t n) {
+// x rounded to an fp16 value of at most `bits` significant bits, as quant::representable_scales:
+// x = m 2^e, spacing 2^max(e - bits, -24); only rintf rounds (ties to even, as torch.round).
+__device__ __forceinline__ float representable_scale(float x, int bits) {
+  if (bits <= 0) return x;
+  int e;
+  frexpf(x, &e);
+  const int k = max(e - bits, -24);
+  return ldexpf(rintf(ldexpf(x, -k)), k);
+}
+
+__global__ void step_kernel(const float* scale, const float* v, float* step, std::int64_t n, int scale_bits) {
   for (std::int64_t k = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; k < n;
        k += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
-    step[k] = scale[k] * 2.0f * rsig(v[k]);
+    step[k] = representable_scale(scale[k] * 2.0f * rsig(v[k]), scale_bits);
 }
 
 // VEC consecutive elements per thread; VEC divides cols and group, so they share row and group.
@@ -214,7 +224,7 @@ bool vectorizable(const SoftLayer& l, int vec) { return l.cols % vec == 0 && l.g
 
 void soft_weight_forward(const SoftLayer& l, Dtype out_type, void* out, cudaStream_t stream) {
   const auto n_groups = l.rows * l.groups;
-  step_kernel<<<blocks_for(n_groups), kThreads, 0, stream>>>(l.scale, l.v, l.step, n_groups);
+  step_kernel<<<blocks_for(n_groups), kThreads, 0, stream>>>(l.scale, l.v, l.step, n_groups, l.scale_bits);
   with_code_type(l.code_type, [&](auto code_tag) {
     using Code = decltype(code_tag);
     with_dtype(out_type, [&](auto out_tag) {

@@ -10,15 +10,17 @@
 
 #include <cstdint>
 
+#include "kernels/kernel_types.h"
+
 namespace tessera::kernels {
 
-enum class Dtype { F32, BF16, F16 };  // of the weight the matmul reads and of its gradient
 enum class CodeType { I8, I16 };
 
 // One Linear [rows, cols] with groups of `group` columns (the last one may be shorter).
 struct SoftLayer {
   std::int64_t rows = 0, cols = 0, group = 0, groups = 0;
   float qmax = 0;
+  int scale_bits = 0;  // s * delta rounded to fp16 values of this many significant bits (0: not rounded)
   CodeType code_type = CodeType::I8;
   // Hard elements: their final code (floor(W/s) + z + rounding, before the clamp to [0, qmax]);
   // soft elements: floor(W/s) + z, clamped to [-1, qmax] (outside it the clamp of the soft code
@@ -54,7 +56,7 @@ struct AdamGroups {
 };
 
 // W = s * delta * (clamp(code (+ rsig(nu) where soft), 0, qmax) - z) into `out` ([rows, cols],
-// contiguous), and layer.step = s * delta for the backward pass.
+// contiguous), and layer.step = s * delta (rounded per layer.scale_bits) for the backward pass.
 void soft_weight_forward(const SoftLayer& layer, Dtype out_type, void* out, cudaStream_t stream);
 
 // From dL/dW: grad_nu [soft_count] and grad_v [rows, groups] (for tests; training uses the fused

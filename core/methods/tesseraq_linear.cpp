@@ -1,6 +1,8 @@
 #include "methods/tesseraq_linear.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "util/error.h"
@@ -20,6 +22,37 @@ torch::Tensor rectified_sigmoid_inverse(const torch::Tensor& y) {
   // double so that rsig(rsig^-1(frac)) reproduces frac to fp32 precision.
   auto yd = torch::clamp(y.to(torch::kFloat64), 0.0, 1.0);
   return (-torch::log(1.2 / (yd + 0.1) - 1.0)).to(y.scalar_type());
+}
+
+std::vector<double> nonnegative_order_statistics(const torch::Tensor& x, const std::vector<std::int64_t>& ranks) {
+  torch::NoGradGuard no_grad;
+  if (x.scalar_type() != torch::kFloat32) throw Error("order statistics: fp32 values expected");
+  const auto n = x.numel();
+  std::vector<double> out;
+  if (ranks.empty()) return out;
+  for (auto r : ranks)
+    if (r < 0 || r >= n) throw Error("order statistics: rank " + std::to_string(r) + " outside 0.." + std::to_string(n - 1));
+  // Non-negative fp32 values order as their bit patterns read as int32, so the k-th smallest is
+  // found digit by digit: a histogram of the high 16 bits picks the bucket that holds rank k, a
+  // histogram of the low 16 bits inside that bucket picks the value. Two passes over the list,
+  // where kthvalue on one CUDA slice of 10^8 elements takes about a second.
+  const auto bits = x.contiguous().view({-1}).view(torch::kInt32);
+  const auto high = bits.__rshift__(16);
+  const auto high_counts = torch::bincount(high, {}, 1 << 16).cumsum(0).to(torch::kCPU);
+  const auto* high_cum = high_counts.data_ptr<std::int64_t>();
+  const auto cum = [](const std::int64_t* c, std::int64_t i) { return i > 0 ? c[i - 1] : std::int64_t{0}; };
+  for (auto r : ranks) {
+    const auto h = static_cast<std::int64_t>(std::upper_bound(high_cum, high_cum + (1 << 16), r) - high_cum);
+    const auto low = bits.masked_select(high == h).__and__(0xFFFF);
+    const auto low_counts = torch::bincount(low, {}, 1 << 16).cumsum(0).to(torch::kCPU);
+    const auto* low_cum = low_counts.data_ptr<std::int64_t>();
+    const auto l = static_cast<std::int64_t>(std::upper_bound(low_cum, low_cum + (1 << 16), r - cum(high_cum, h)) - low_cum);
+    const auto pattern = static_cast<std::uint32_t>((h << 16) | l);
+    float value;
+    std::memcpy(&value, &pattern, sizeof value);
+    out.push_back(value);
+  }
+  return out;
 }
 
 namespace {
@@ -74,6 +107,7 @@ kernels::SoftLayer kernel_layer(TesseraqLinear& l, torch::Tensor& step, torch::T
   k.group = l.group;
   k.groups = l.scale.size(1);
   k.qmax = static_cast<float>(l.qmax());
+  k.scale_bits = l.spec.scale_bits;
   k.code_type = l.codes.scalar_type() == torch::kInt8 ? kernels::CodeType::I8 : kernels::CodeType::I16;
   k.codes = l.codes.data_ptr();
   k.scale = l.scale.data_ptr<float>();
@@ -156,6 +190,10 @@ bool TesseraqLinear::runs_kernels() const {
 
 torch::Tensor TesseraqLinear::dst_factor() const { return 2.0 * rectified_sigmoid(v); }
 
+torch::Tensor TesseraqLinear::grid_step() const {
+  return quant::representable_scales(scale * dst_factor(), spec.scale_bits);
+}
+
 void TesseraqLinear::write_weight(torch::Tensor& out) {
   torch::NoGradGuard no_grad;
   if (!out.is_contiguous() || out.dim() != 2 || out.size(0) != rows() || out.size(1) != cols())
@@ -168,7 +206,7 @@ void TesseraqLinear::write_weight(torch::Tensor& out) {
   }
 #endif
   const auto in = cols();
-  const auto step = scale * dst_factor();
+  const auto step = grid_step();
   auto dense = (torch::clamp(codes.to(torch::kFloat32), 0.0, qmax()) - quant::expand_groups(zero, group, in)) *
                quant::expand_groups(step, group, in);
   if (soft_count() > 0) {
@@ -195,7 +233,7 @@ TesseraqLinear::Gradients TesseraqLinear::gradients(const torch::Tensor& grad_w)
     auto g = grad_w.contiguous();
     out.nu = torch::empty_like(soft_nu);
     out.v = torch::empty_like(v);
-    step_ = (scale * dst_factor()).contiguous();
+    step_ = grid_step().contiguous();
     const auto k = kernel_layer(*this, step_, group_grad_, soft_group_start_);
     kernels::soft_weight_gradients(k, kernel_dtype(g.scalar_type()), g.data_ptr(),
                                    out.nu.data_ptr<float>(), out.v.data_ptr<float>(), current_stream());
@@ -204,7 +242,7 @@ TesseraqLinear::Gradients TesseraqLinear::gradients(const torch::Tensor& grad_w)
 #endif
   const auto in = cols();
   const auto g = grad_w.to(torch::kFloat32);
-  const auto step = scale * dst_factor();
+  const auto step = grid_step();
   const auto floor_q = torch::clamp(codes.to(torch::kFloat32), 0.0, qmax());
   auto group_grad = group_sum(g * (floor_q - quant::expand_groups(zero, group, in)), group) * scale;
   out.nu = torch::zeros_like(soft_nu);
@@ -224,6 +262,13 @@ TesseraqLinear::Gradients TesseraqLinear::gradients(const torch::Tensor& grad_w)
 }
 
 void TesseraqLinear::reset_adam() {
+  // Released here and allocated (zero) by the next adam_step, so that they never coexist with the
+  // hardening's temporaries or with the moments of a list about to shrink.
+  nu_m_ = nu_v_ = v_m_ = v_v_ = torch::Tensor();
+}
+
+void TesseraqLinear::ensure_adam_moments() {
+  if (nu_m_.defined()) return;
   nu_m_ = torch::zeros_like(soft_nu);
   nu_v_ = torch::zeros_like(soft_nu);
   v_m_ = torch::zeros_like(v);
@@ -232,6 +277,7 @@ void TesseraqLinear::reset_adam() {
 
 void TesseraqLinear::adam_step(const torch::Tensor& grad_w, const TesseraqAdam& adam, const torch::Tensor& coefficients) {
   torch::NoGradGuard no_grad;
+  ensure_adam_moments();
 #ifdef TESSERA_CUDA_KERNELS
   if (runs_kernels()) {
     auto g = grad_w.contiguous();
@@ -263,34 +309,40 @@ void TesseraqLinear::adam_step(const torch::Tensor& grad_w, const TesseraqAdam& 
 
 double TesseraqLinear::harden(double soft_fraction) {
   torch::NoGradGuard no_grad;
-  const auto n = codes.numel(), s = soft_count();
-  double tau = 0.5;
-  if (s > 0) {
-    const auto h = rectified_sigmoid(soft_nu);
-    const auto score = (h - 0.5).abs();
-    // numpy.quantile (linear) over all n scores: the soft ones sorted, then the hard ones at 0.5,
-    // the largest score there is. kthvalue selects without sorting the whole list.
-    const double pos = soft_fraction * static_cast<double>(n - 1);
-    const auto lo = static_cast<std::int64_t>(std::floor(pos));
-    const auto hi = std::min(lo + 1, n - 1);
-    auto order_statistic = [&](std::int64_t i) {
-      return i < s ? std::get<0>(score.kthvalue(i + 1)).item<double>() : 0.5;
-    };
-    const double a = order_statistic(lo), b = hi == lo ? a : order_statistic(hi);
-    tau = a + (b - a) * (pos - static_cast<double>(lo));
-    const auto newly = score > tau;
-    const auto idx = soft_index.masked_select(newly).to(torch::kInt64);
-    if (idx.numel() > 0) {
-      auto flat = codes.view({-1});
-      const auto up = (h.masked_select(newly) > 0.5).to(codes.scalar_type());
-      flat.index_put_({idx}, flat.index_select(0, idx) + up);
-      const auto keep = newly.logical_not();
-      soft_index = soft_index.masked_select(keep);
-      soft_nu = soft_nu.masked_select(keep);
-    }
-  }
+  // The Adam moments restart after hardening anyway; releasing them first keeps them out of the
+  // peak (8 bytes per soft element, 6.8 GB on a 70B-shaped block in the first iteration).
   reset_adam();
   soft_group_start_ = torch::Tensor();
+  const auto n = codes.numel(), s = soft_count();
+  double tau = 0.5;
+  if (s == 0) return tau;
+  // score = |rsig(nu) - 0.5|, built in place: one temporary of the list's size.
+  auto score = torch::sigmoid(soft_nu);
+  score.mul_(1.2).sub_(0.1).clamp_(0.0, 1.0).sub_(0.5).abs_();
+  // numpy.quantile (linear) over all n scores: the soft ones sorted, then the hard ones at 0.5,
+  // the largest score there is.
+  const double pos = soft_fraction * static_cast<double>(n - 1);
+  const auto lo = static_cast<std::int64_t>(std::floor(pos));
+  const auto hi = std::min(lo + 1, n - 1);
+  std::vector<std::int64_t> ranks;
+  for (auto r : {lo, hi})
+    if (r < s) ranks.push_back(r);
+  const auto stats = nonnegative_order_statistics(score, ranks);
+  const double a = lo < s ? stats[0] : 0.5;
+  const double b = hi < s ? stats.back() : 0.5;
+  tau = a + (b - a) * (pos - static_cast<double>(lo));
+  const auto newly = score > tau;
+  score = torch::Tensor();
+  const auto idx = soft_index.masked_select(newly).to(torch::kInt64);
+  if (idx.numel() > 0) {
+    auto flat = codes.view({-1});
+    // rsig(nu) > 0.5 exactly when nu > 0.
+    const auto up = (soft_nu.masked_select(newly) > 0).to(codes.scalar_type());
+    flat.index_put_({idx}, flat.index_select(0, idx) + up);
+    const auto keep = newly.logical_not();
+    soft_index = soft_index.masked_select(keep);
+    soft_nu = soft_nu.masked_select(keep);
+  }
   return tau;
 }
 
@@ -320,7 +372,7 @@ quant::QuantizedLinear TesseraqLinear::finalize() const {
   quant::QuantizedLinear q;
   q.spec = spec;
   q.codes = final_codes();
-  q.scale = (scale * dst_factor()).detach();
+  q.scale = grid_step().detach();
   q.zero = zero;
   return q;
 }

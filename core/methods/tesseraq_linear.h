@@ -14,6 +14,7 @@
 #include <torch/torch.h>
 
 #include <optional>
+#include <vector>
 
 #include "quant/group_quantizer.h"
 #include "quant/quantized_linear.h"
@@ -23,6 +24,10 @@ namespace tessera::methods {
 // The rectified sigmoid rsig(x) = clamp(1.2 sigmoid(x) - 0.1, 0, 1) and its inverse on [0, 1].
 torch::Tensor rectified_sigmoid(const torch::Tensor& x);
 torch::Tensor rectified_sigmoid_inverse(const torch::Tensor& y);
+
+// The values of the given ranks (0-based, ascending order) among the non-negative fp32 values x,
+// equal to kthvalue(rank + 1) but in two histogram passes over x (radix select).
+std::vector<double> nonnegative_order_statistics(const torch::Tensor& x, const std::vector<std::int64_t>& ranks);
 
 // Adam for the method's two parameter groups (torch.optim.Adam semantics, weight decay as L2).
 struct TesseraqAdam {
@@ -59,6 +64,9 @@ class TesseraqLinear {
   double qmax() const;
   bool runs_kernels() const;  // the CUDA kernels serve this layer
   torch::Tensor dst_factor() const;  // delta = 2 rsig(v), [O, G]
+  // s * delta, [O, G], rounded to the scales spec.scale_bits allows (DST moves only to scales a
+  // GGUF target stores; the gradient of v passes straight through the rounding).
+  torch::Tensor grid_step() const;
 
   // The soft weight into `out` ([O, I], contiguous, fp32/bf16/fp16), or as a new tensor.
   void write_weight(torch::Tensor& out);
@@ -69,7 +77,7 @@ class TesseraqLinear {
     torch::Tensor nu, v;
   };
   Gradients gradients(const torch::Tensor& grad_w);
-  // Fresh Adam moments (each PAR iteration starts a new Adam).
+  // Fresh Adam moments (each PAR iteration starts a new Adam): released now, zero at the next step.
   void reset_adam();
   // One Adam step from dL/dW. `coefficients` (fp32 [3], on this layer's device for the kernels):
   // {0 (skip the step) or 1, 1 / (1 - beta1^t), 1 / sqrt(1 - beta2^t)}. Follows write_weight of
@@ -91,7 +99,8 @@ class TesseraqLinear {
  private:
   torch::Tensor step_, group_grad_;          // scratch for the kernels, [O, G]
   torch::Tensor soft_group_start_;           // the kernels' index of the soft list by group; reset when it changes
-  torch::Tensor nu_m_, nu_v_, v_m_, v_v_;    // Adam moments
+  torch::Tensor nu_m_, nu_v_, v_m_, v_v_;    // Adam moments; undefined until the first adam_step
+  void ensure_adam_moments();
 };
 
 }  // namespace tessera::methods

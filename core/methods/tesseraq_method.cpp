@@ -47,6 +47,8 @@ TesseraqBlockTrainer::TesseraqBlockTrainer(const model::LlamaConfig& config, con
 
 double TesseraqBlockTrainer::begin_iteration(double soft_fraction, double lr_factor) {
   double hard = 0, total = 0;
+  // Every layer's moments go before any layer hardens: the peak then holds no Adam state.
+  for (auto& [kind, l] : layers_) l.reset_adam();
   for (auto& [kind, l] : layers_) {
     l.harden(soft_fraction);
     hard += static_cast<double>(l.codes.numel() - l.soft_count());
@@ -76,6 +78,7 @@ torch::Tensor TesseraqBlockTrainer::loss(const torch::Tensor& x, const torch::Te
   }
   model::BlockForwardOptions forward;
   forward.activation_bits = options_.activation_bits;
+  forward.fused_kernels = options_.use_kernels;
   return tesseraq_loss(model::decoder_block_forward(config_, trial, x.to(options_.compute_dtype), rope_, forward), y);
 }
 

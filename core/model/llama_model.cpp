@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "model/fused_rms_norm.h"
 #include "model/torch_compat.h"
 #include "quant/activation_quantizer.h"
 #include "util/error.h"
@@ -152,8 +153,13 @@ torch::Tensor mlp_forward(const DecoderBlockWeights& w, const torch::Tensor& m_i
 torch::Tensor decoder_block_forward(const LlamaConfig& c, const DecoderBlockWeights& w,
                                     const torch::Tensor& x, const RopeTables& rope,
                                     const BlockForwardOptions& options) {
-  auto hidden = x + attention_forward(c, w, rms_norm(x, w.input_norm, c.rms_norm_eps), rope, options);
-  return hidden + mlp_forward(w, rms_norm(hidden, w.post_attention_norm, c.rms_norm_eps), options);
+  auto norm = [&](const torch::Tensor& in, const torch::Tensor& weight) {
+    if (options.fused_kernels)
+      if (auto fused = fused_rms_norm(in, weight, c.rms_norm_eps)) return *fused;
+    return rms_norm(in, weight, c.rms_norm_eps);
+  };
+  auto hidden = x + attention_forward(c, w, norm(x, w.input_norm), rope, options);
+  return hidden + mlp_forward(w, norm(hidden, w.post_attention_norm), options);
 }
 
 torch::Tensor decoder_block_forward(const LlamaConfig& c, const DecoderBlockWeights& w,

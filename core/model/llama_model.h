@@ -56,6 +56,8 @@ torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, doub
 struct BlockForwardOptions {
   int activation_bits = 0;
   const LinearInputObserver* observer = nullptr;  // sees the input of every Linear
+  // The fused CUDA RMSNorm (model/fused_rms_norm.h) where it serves; false: libtorch ops only.
+  bool fused_kernels = true;
 };
 
 // The attention sub-layer on normalized input h [B, T, hidden]: o_proj(attention(q, k, v)).

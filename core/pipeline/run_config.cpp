@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "quant/grid_target.h"
 #include "util/error.h"
 
 namespace tessera::pipeline {
@@ -14,7 +15,7 @@ using nlohmann::json;
 namespace {
 
 json to_json(const RunConfig& c) {
-  return {{"model", c.model},
+  json j = {{"model", c.model},
           {"tokenizer", c.tokenizer},
           {"calib", c.calib},
           {"method", c.method},
@@ -48,6 +49,8 @@ json to_json(const RunConfig& c) {
                         {"scale_lr", c.tq_scale_lr},
                         {"scale_wd", c.tq_scale_wd},
                         {"log_every", c.tq_log_every}}}};
+  if (!c.target.empty()) j["target"] = c.target;
+  return j;
 }
 
 template <typename T>
@@ -88,6 +91,14 @@ void RunConfig::validate() const {
     throw Error("run config: omniquant.aug_loss must be auto, on or off, got \"" + oq_aug_loss + "\"");
   if (oq_batch < 1) throw Error("run config: omniquant.batch must be at least 1");
   weight.validate();
+  if (!target.empty()) {
+    const auto* t = quant::find_grid_target(target);
+    if (!t) throw Error("run config: unknown target \"" + target + "\" (available: " + quant::grid_target_ids() + ")");
+    const auto& w = t->spec;
+    if (weight.bits != w.bits || weight.group_size != w.group_size || weight.symmetric != w.symmetric ||
+        weight.scale_bits != w.scale_bits)
+      throw Error("run config: target " + target + " is " + w.label() + ", the weight settings say " + weight.label());
+  }
   if (act_bits != 0 && (act_bits < 2 || act_bits > 8))
     throw Error("run config: abits must be 0 (no activation quantization) or 2..8, got " + std::to_string(act_bits));
   if (samples < 1) throw Error("run config: samples must be at least 1");
@@ -107,6 +118,13 @@ void RunConfig::validate() const {
   if (!(tq_scale_wd >= 0) || !std::isfinite(tq_scale_wd))
     throw Error("run config: tesseraq.scale_wd must not be negative");
   if (tq_log_every < 1) throw Error("run config: tesseraq.log_every must be at least 1");
+}
+
+void RunConfig::apply_target() {
+  if (target.empty()) return;
+  const auto* t = quant::find_grid_target(target);
+  if (!t) throw Error("unknown target \"" + target + "\" (available: " + quant::grid_target_ids() + ")");
+  weight = t->spec;
 }
 
 std::vector<double> RunConfig::par_thresholds() const {
@@ -171,7 +189,8 @@ RunConfig RunConfig::from_json_text(const std::string& text, const std::string& 
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) throw Error(source + ": not a JSON object");
   static const char* known[] = {"model", "tokenizer", "calib", "method", "wbits", "group", "symmetric",
-                                "abits", "samples", "seq_len", "seed", "device", "batch", "train_dtype", "awq", "omniquant", "tesseraq"};
+                                "abits", "samples", "seq_len", "seed", "device", "batch", "train_dtype", "awq", "omniquant", "tesseraq",
+                                "target"};
   for (auto it = j.begin(); it != j.end(); ++it) {
     if (std::find(std::begin(known), std::end(known), it.key()) == std::end(known))
       throw Error(source + ": unknown setting \"" + it.key() + "\"");
@@ -191,6 +210,19 @@ RunConfig RunConfig::from_json_text(const std::string& text, const std::string& 
   read(j, "device", c.device, source);
   read(j, "batch", c.batch_size, source);
   read(j, "train_dtype", c.train_dtype, source);
+  read(j, "target", c.target, source);
+  if (!c.target.empty()) {  // the grid is the target's; wbits, group and symmetric must agree with it
+    const auto stated = c.weight;
+    try {
+      c.apply_target();
+    } catch (const Error& e) {
+      throw Error(source + ": " + e.what());
+    }
+    if ((j.contains("wbits") && stated.bits != c.weight.bits) || (j.contains("group") && stated.group_size != c.weight.group_size) ||
+        (j.contains("symmetric") && stated.symmetric != c.weight.symmetric))
+      throw Error(source + ": target " + c.target + " is " + c.weight.label() + ", but wbits/group/symmetric say " +
+                  stated.label());
+  }
   const json& a = section(j, "awq", source);
   read(a, "grid", c.awq_grid, source);
   read(a, "clip", c.awq_clip, source);

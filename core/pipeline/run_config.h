@@ -15,6 +15,10 @@ struct RunConfig {
   std::string calib;      // calibration corpus (text or JSON lines)
   std::string method = "rtn";  // rtn | awq | omniquant | tesseraq
   quant::WeightQuantSpec weight;
+  // "" or a GGUF grid target (quant/grid_target.h, e.g. "gguf-q4_0"): `weight` is then exactly that
+  // block type's grid (bits, group 32, symmetric or not, fp16 scales) and the run exports to it
+  // bit-exactly. Written to JSON only when set, so that other runs keep their identity.
+  std::string target;
   int act_bits = 0;  // 0 = activations not quantized (A16)
   std::int64_t samples = 128;
   std::int64_t seq_len = 512;
@@ -50,6 +54,8 @@ struct RunConfig {
   std::int64_t tq_log_every = 10;         // StepLoss event every n steps (OmniQuant's too)
 
   void validate() const;
+  // Sets `weight` to the target's grid; throws naming the target when it is unknown.
+  void apply_target();
   std::int64_t omniquant_epochs() const;   // oq_epochs with "0 = auto" resolved
   // TesseraQ's matmuls in bf16: train_dtype "bf16", or "auto" on CUDA.
   bool trains_in_bf16(bool on_cuda) const { return train_dtype == "bf16" || (train_dtype == "auto" && on_cuda); }

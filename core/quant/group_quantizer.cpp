@@ -23,6 +23,24 @@ std::pair<torch::Tensor, torch::Tensor> group_min_max(const torch::Tensor& w, st
   return {std::get<0>(g.min(2)), std::get<0>(g.max(2))};
 }
 
+torch::Tensor representable_scales(const torch::Tensor& s, int scale_bits) {
+  if (scale_bits <= 0) return s;
+  torch::Tensor rounded;
+  {
+    torch::NoGradGuard no_grad;
+    const auto x = s.detach().to(torch::kFloat32);
+    // x = m 2^e with m in [0.5, 1): a p-bit significand has spacing 2^(e - p), fp16's subnormals
+    // 2^-24 at least. Dividing and multiplying by powers of two is exact, so only the round rounds.
+    const auto e = std::get<1>(torch::frexp(x)).to(torch::kFloat32);
+    const auto spacing = torch::exp2(torch::clamp_min(e - static_cast<double>(scale_bits), -24.0));
+    rounded = torch::round(x / spacing) * spacing;
+    if ((rounded.abs() > 65504.0).any().item<bool>())
+      throw Error("a quantization scale of " + std::to_string(x.abs().max().item<double>()) +
+                  " is beyond fp16's range (65504), which the chosen GGUF target stores");
+  }
+  return s + (rounded.to(s.scalar_type()) - s).detach();
+}
+
 GroupGrid compute_grid(const torch::Tensor& w, const WeightQuantSpec& spec, const torch::Tensor& clip_ratio) {
   const auto g = spec.effective_group(w.size(1));
   auto [lo, hi] = group_min_max(w.to(torch::kFloat32), g);
@@ -40,11 +58,11 @@ GroupGrid compute_grid(const torch::Tensor& w, const WeightQuantSpec& spec, cons
   GroupGrid grid;
   if (spec.symmetric) {
     const double qmax = std::pow(2.0, spec.bits - 1) - 1.0;
-    grid.scale = torch::clamp_min(torch::max(lo.abs(), hi.abs()), 1e-5) / qmax;
+    grid.scale = representable_scales(torch::clamp_min(torch::max(lo.abs(), hi.abs()), 1e-5) / qmax, spec.scale_bits);
     grid.zero = torch::full_like(grid.scale, std::pow(2.0, spec.bits - 1));
   } else {
     const double qmax = std::pow(2.0, spec.bits) - 1.0;
-    grid.scale = torch::clamp_min(hi - lo, 1e-5) / qmax;
+    grid.scale = representable_scales(torch::clamp_min(hi - lo, 1e-5) / qmax, spec.scale_bits);
     grid.zero = torch::clamp(-torch::round(lo / grid.scale), 0.0, qmax);
   }
   return grid;

@@ -7,11 +7,13 @@ namespace tessera::quant {
 void WeightQuantSpec::validate() const {
   if (bits < 2 || bits > 8) throw Error("weight bits must be between 2 and 8 (got " + std::to_string(bits) + ")");
   if (group_size < 0) throw Error("group size must be positive, or 0 for per-channel (got " + std::to_string(group_size) + ")");
+  if (scale_bits < 0 || scale_bits > 11)
+    throw Error("scale bits must be 0 (fp32 scales) or 1..11 (fp16 scales), not " + std::to_string(scale_bits));
 }
 
 std::string WeightQuantSpec::label() const {
   return "W" + std::to_string(bits) + (group_size <= 0 ? " per-channel" : " g" + std::to_string(group_size)) +
-         (symmetric ? " sym" : "");
+         (symmetric ? " sym" : "") + (scale_bits > 0 ? " fp16-scales" : "");
 }
 
 }  // namespace tessera::quant

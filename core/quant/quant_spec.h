@@ -11,6 +11,9 @@ struct WeightQuantSpec {
   int bits = 4;
   std::int64_t group_size = 128;  // 0 = per channel
   bool symmetric = false;
+  // 0: scales are any fp32 value. p in 1..11: every scale is an fp16 value of at most p significant
+  // bits, so that a GGUF block type stores it, and -zero * scale, exactly (quant/grid_target.h).
+  int scale_bits = 0;
 
   void validate() const;  // throws naming the bad field
   std::int64_t effective_group(std::int64_t in_features) const {

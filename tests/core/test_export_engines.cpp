@@ -132,8 +132,11 @@ class TestExportEngines : public QObject {
     const auto w4 = tessera_test::rtn_run(4, "export-engines-gguf-w4");
     engines_agree(w4, "gguf-W4-g32", {"gguf-f32"});
     engines_agree(w4, "gguf-W4-g32-half", {"gguf-f16"}, /*half_weights=*/true);
-    engines_agree(tessera_test::fp16_friendly_run(4), "gguf-W4-g32-fp16-scales", {"gguf-q4_1"});
-    engines_agree(tessera_test::fp16_friendly_run(5), "gguf-W5-g32-fp16-scales", {"gguf-q5_1"});
+    engines_agree(tessera_test::target_run("gguf-q4_1"), "gguf-W4-g32-target-q4_1", {"gguf-q4_1"});
+    engines_agree(tessera_test::target_run("gguf-q5_1"), "gguf-W5-g32-target-q5_1", {"gguf-q5_1"});
+    engines_agree(tessera_test::target_run("gguf-q4_0"), "gguf-W4-g32-target-q4_0", {"gguf-q4_0"});
+    engines_agree(tessera_test::target_run("gguf-q5_0"), "gguf-W5-g32-target-q5_0", {"gguf-q5_0"});
+    engines_agree(tessera_test::target_run("gguf-q8_0"), "gguf-W8-g32-target-q8_0", {"gguf-q8_0"});
   }
 };
 

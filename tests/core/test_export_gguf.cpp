@@ -1,7 +1,8 @@
 // GGUF exports of stories260K runs: F32 re-imported (model and embedded vocabulary) scores exactly
-// the run's perplexity; Q4_1/Q5_1 blocks are refused for real RTN runs (their fp32 scales are not
-// fp16 values, so llama.cpp's q*d + m cannot reproduce (q - z) * s) and written, bit-exact, for a
-// run whose scales and offsets are fp16 values; corruption and truncation are detected.
+// the run's perplexity; each 32-weight block type packs as ggml lays it out; block types are
+// refused for plain RTN runs (their fp32 scales are not fp16 values, so llama.cpp cannot reproduce
+// (q - z) * s) and written, bit-exact, for runs made with the matching --target by every method;
+// corruption and truncation are detected.
 #include <torch/torch.h>
 
 #include <cstring>
@@ -11,12 +12,14 @@
 
 #include "api/export_jobs.h"
 #include "api/model_jobs.h"
+#include "export/gguf_blocks.h"
 #include "export/gguf_export.h"
 #include "export/gguf_file.h"
 #include "export/run_source.h"
 #include "model/model_loader.h"
 #include "pipeline/quantization_run.h"
 #include "pipeline/run_directory.h"
+#include "quant/grid_target.h"
 #include "tessera_test.h"
 #include "export_test_support.h"
 #include "test_data.h"
@@ -74,25 +77,74 @@ class TestExportGguf : public QObject {
     const auto q51 = tessera_test::export_format(w4_run(), "gguf-q5_1");
     QVERIFY2(!q51.available && q51.reason.find("5-bit asymmetric codes with a group size that is a multiple of 32") !=
                                    std::string::npos, q51.reason.c_str());
+    const auto q40 = tessera_test::export_format(w4_run(), "gguf-q4_0");
+    QVERIFY2(!q40.available && q40.reason.find("4-bit symmetric codes") != std::string::npos, q40.reason.c_str());
   }
 
-  void blocksFromCodesAreExactWhenScalesAreHalfValues() {
+  // Each block type packs and unpacks one block as ggml lays it out (block_q4_0 ... block_q8_0):
+  // golden bytes for d = 0.5 (fp16 0x3800), m = -1.25 (0xBD00) and the codes j mod 2^bits.
+  void blockCodecsMatchGgmlsLayout() {
+    for (const auto& t : exporting::gguf_block_types()) {
+      std::uint8_t codes[32], bytes[40], back[32];
+      for (int j = 0; j < 32; ++j) codes[j] = static_cast<std::uint8_t>((j * (t.bits == 8 ? 8 : 1)) % (1 << t.bits));
+      exporting::pack_gguf_block(t, codes, 0.5f, -1.25f, bytes);
+      const std::string name = exporting::ggml_type_name(t.type);
+      QVERIFY2(bytes[0] == 0x00 && bytes[1] == 0x38, (name + ": d").c_str());
+      std::size_t at = 2;
+      if (!t.symmetric) {
+        QVERIFY2(bytes[2] == 0x00 && bytes[3] == 0xBD, (name + ": m").c_str());
+        at = 4;
+      }
+      if (t.bits == 5) {  // codes j mod 32: the fifth bit is set for j = 16..31
+        QVERIFY2(bytes[at] == 0 && bytes[at + 1] == 0 && bytes[at + 2] == 0xFF && bytes[at + 3] == 0xFF,
+                 (name + ": fifth bits").c_str());
+        at += 4;
+      }
+      if (t.bits == 8) {
+        QCOMPARE(static_cast<int>(static_cast<std::int8_t>(bytes[at])), -128);      // code 0
+        QCOMPARE(static_cast<int>(static_cast<std::int8_t>(bytes[at + 31])), 120);  // code 248
+      } else {  // byte j: element j low, element j + 16 high; both are j mod 16 here
+        QCOMPARE(static_cast<int>(bytes[at + 3]), 0x33);
+        QCOMPARE(static_cast<int>(bytes[at + 15]), 0xFF);
+      }
+      QCOMPARE(at + (t.bits == 8 ? 32 : 16), t.bytes);
+      float d = 0, m = 0;
+      exporting::unpack_gguf_block(t, bytes, back, d, m);
+      QVERIFY2(std::memcmp(codes, back, 32) == 0, (name + ": codes after unpacking").c_str());
+      QCOMPARE(d, 0.5f);
+      QCOMPARE(m, t.symmetric ? 0.f : -1.25f);
+      const float expected = t.symmetric ? (static_cast<float>(codes[5]) - static_cast<float>(1 << (t.bits - 1))) * 0.5f
+                                         : static_cast<float>(codes[5]) * 0.5f - 1.25f;
+      QCOMPARE(exporting::gguf_block_value(t, codes[5], d, m), expected);
+      codes[7] = static_cast<std::uint8_t>(1 << t.bits);
+      if (t.bits < 8) TESSERA_VERIFY_THROWS_WITH(exporting::pack_gguf_block(t, codes, 0.5f, 0.f, bytes), "does not fit");
+    }
+  }
+
+  // A run made with --target X exports to X bit-exactly: every Linear whose input dimension is
+  // whole blocks is written as blocks (down_proj's 172 inputs are not: F32), the self-check
+  // compares codes and decoded weights, and the file scores the run's perplexity exactly.
+  void targetRunsExportBitExactly() {
     TESSERA_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
     TESSERA_REQUIRE_DATA(text, "text/tinystories/sample.txt");
-    for (int bits : {4, 5}) {
-      const auto run = tessera_test::fp16_friendly_run(bits);
-      const std::string id = bits == 4 ? "gguf-q4_1" : "gguf-q5_1";
+    for (const auto& target : quant::grid_targets()) {
+      const auto run = tessera_test::target_run(target.id);
+      const auto& id = target.id;
       QVERIFY2(tessera_test::export_format(run, id).available, tessera_test::export_format(run, id).reason.c_str());
       const auto out = tessera_test::fresh_temp_dir("export-" + id) + "/m.gguf";
       const auto r = api::export_run({run, out, id, "fp32", false});
-      // down_proj has 172 inputs, not whole 32-weight blocks: F32 in all 5 blocks.
       QCOMPARE(r.not_converted.size(), std::size_t(5));
-      QVERIFY2(r.self_check.find("30 " + std::string(bits == 4 ? "Q4_1" : "Q5_1")) != std::string::npos, r.self_check.c_str());
+      const auto type_name = exporting::ggml_type_name(exporting::gguf_block_type(id)->type);
+      QVERIFY2(r.self_check.find("30 " + type_name) != std::string::npos, r.self_check.c_str());
       const double from_run = tessera_test::perplexity(run, "", text), from_export = tessera_test::perplexity("", out, text);
       std::printf("%s: ppl run %.9f export %.9f, %lld bytes\n  self-check: %s\n", id.c_str(), from_run, from_export,
                   (long long)r.bytes, r.self_check.c_str());
       QCOMPARE(from_export, from_run);
-      if (bits == 4) {
+      // The other block types of the same bit width cannot hold it exactly (symmetric vs not).
+      for (const auto& other : exporting::gguf_block_types())
+        if (other.format_id != id && other.bits == target.spec.bits)
+          QVERIFY2(!tessera_test::export_format(run, other.format_id).available, other.format_id.c_str());
+      if (id == "gguf-q4_1") {
         // A flipped bit in a block is caught by the self-check and by the importer; so is truncation.
         const auto source = exporting::RunSource::load(run);
         const auto at = exporting::GgufFile(out).tensor("blk.1.attn_v.weight").file_offset;
@@ -106,11 +158,27 @@ class TestExportGguf : public QObject {
     }
   }
 
+  // AWQ, OmniQuant and TesseraQ honour the target too: AWQ's clip search, OmniQuant's learned
+  // clipping and TesseraQ's DST scales all land on fp16 scales, and PAR's codes export exactly.
+  void everyMethodHonoursTheTarget() {
+    TESSERA_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
+    TESSERA_REQUIRE_DATA(text, "text/tinystories/sample.txt");
+    for (const std::string method : {"awq", "omniquant", "tesseraq"}) {
+      const auto run = tessera_test::target_run("gguf-q4_0", method);
+      const auto out = tessera_test::fresh_temp_dir("export-q4_0-" + method) + "/m.gguf";
+      const auto r = api::export_run({run, out, "gguf-q4_0", "fp32", false});
+      QVERIFY2(r.self_check.find("30 Q4_0") != std::string::npos, (method + ": " + r.self_check).c_str());
+      const double from_run = tessera_test::perplexity(run, "", text), from_export = tessera_test::perplexity("", out, text);
+      std::printf("%s on gguf-q4_0: ppl run %.9f export %.9f\n", method.c_str(), from_run, from_export);
+      QCOMPARE(from_export, from_run);
+    }
+  }
+
   void failedGgufExportLeavesNothing() {
     TESSERA_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
     const auto base = tessera_test::fresh_temp_dir("export-gguf-fail");
     TESSERA_VERIFY_THROWS_WITH(api::export_run({w4_run(), base + "/q.gguf", "gguf-q4_1", "fp32", false}),
-                               "would decode bit-identically");
+                               "quantize with --target gguf-q4_1");
     TESSERA_VERIFY_THROWS_WITH(api::export_run({w4_run(), "/proc/tessera-export-test.gguf", "gguf-f32", "fp32", false}),
                                "cannot create");
     std::ofstream(base + "/taken.gguf") << "x";
@@ -160,7 +228,8 @@ class TestExportGguf : public QObject {
 };
 
 TESSERA_TEST_MAIN(TestExportGguf, craftedHeadersAreRefused, f32ScoresExactlyLikeTheRun, f16PassesItsSelfCheck, q41IsRefusedWhenNotExact,
-                  blocksFromCodesAreExactWhenScalesAreHalfValues, failedGgufExportLeavesNothing)
+                  blockCodecsMatchGgmlsLayout, targetRunsExportBitExactly, everyMethodHonoursTheTarget,
+                  failedGgufExportLeavesNothing)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_export_gguf.moc"
 #endif

@@ -11,6 +11,7 @@
 #include "pipeline/quantization_run.h"
 #include "pipeline/run_directory.h"
 #include "quant/activation_quantizer.h"
+#include "pipeline/run_config.h"
 #include "quant/group_quantizer.h"
 #include "text/calibration.h"
 #include "text/tokenizer_loader.h"
@@ -191,6 +192,52 @@ class TestQuantization : public QObject {
     TESSERA_VERIFY_THROWS_WITH(pipeline::run_quantization(cfg, dir, true, quiet), "calibration tokens");
   }
 
+  // GGUF grid targets: scales rounded to fp16 values of the target's significant bits (11: exactly
+  // fp16's round-to-nearest-even; 7 for Q4_1 so that -z*s, z < 16, is an fp16 value as well),
+  // beyond fp16's range refused; the target in run.json only when set, consistent with wbits/group.
+  void gridTargetsRoundScalesAndRoundTrip() {
+    torch::manual_seed(9);
+    const auto s = torch::cat({torch::rand({1000}) * 0.1, torch::rand({100}) * 1e-4, torch::tensor({1e-5f, 3.0e-7f, 65000.f})});
+    const auto s11 = quant::representable_scales(s, 11);
+    QVERIFY(torch::equal(s11, s.to(torch::kHalf).to(torch::kFloat32)));
+    QVERIFY(torch::equal(quant::representable_scales(s, 0), s));
+    const auto s7 = quant::representable_scales(s, 7);
+    const auto normal = s >= 6.2e-5;  // below, fp16's subnormal spacing 2^-24 limits the precision
+    QVERIFY((((s7 - s).abs() / s).masked_select(normal) <= 1.0 / 128 + 1e-7).all().item<bool>());
+    const auto moderate = s7.masked_select(s7 < 1000);  // z * 65000 is beyond fp16's range anyway
+    for (int z = 0; z < 16; ++z) {
+      const auto m = -z * moderate;
+      QVERIFY2(torch::equal(m.to(torch::kHalf).to(torch::kFloat32), m), ("-z*s with z = " + std::to_string(z)).c_str());
+    }
+    // Straight-through: the gradient of the rounded scale is that of the scale.
+    auto x = s.clone().set_requires_grad(true);
+    quant::representable_scales(x, 7).sum().backward();
+    QVERIFY(torch::equal(x.grad(), torch::ones_like(s)));
+    TESSERA_VERIFY_THROWS_WITH(quant::representable_scales(torch::tensor({70000.f}), 11), "beyond fp16's range");
+
+    pipeline::RunConfig c;
+    c.model = "m.bin";
+    c.calib = "c.txt";
+    QVERIFY(c.to_json_text().find("target") == std::string::npos);
+    c.target = "gguf-q4_1";
+    c.apply_target();
+    QCOMPARE(c.weight.bits, 4);
+    QCOMPARE(c.weight.group_size, std::int64_t(32));
+    QCOMPARE(c.weight.scale_bits, 7);
+    c.validate();
+    const auto back = pipeline::RunConfig::from_json_text(c.to_json_text(), "run.json");
+    QCOMPARE(back.target, std::string("gguf-q4_1"));
+    QCOMPARE(back.weight.scale_bits, 7);
+    QCOMPARE(back.identity_json(), c.identity_json());
+    TESSERA_VERIFY_THROWS_WITH(
+        pipeline::RunConfig::from_json_text(R"({"model":"m","calib":"c","target":"gguf-q4_0","wbits":3})", "x.json"),
+        "target gguf-q4_0 is W4 g32 sym fp16-scales");
+    TESSERA_VERIFY_THROWS_WITH(pipeline::RunConfig::from_json_text(R"({"model":"m","calib":"c","target":"gguf-q2_k"})", "x.json"),
+                               "unknown target \"gguf-q2_k\" (available: gguf-q4_0, gguf-q4_1");
+    c.weight.bits = 3;
+    TESSERA_VERIFY_THROWS_WITH(c.validate(), "target gguf-q4_1 is W4 g32 fp16-scales");
+  }
+
   void runConfigRoundTripsAndNamesBadFields() {
     pipeline::RunConfig c;
     c.model = "m.bin";
@@ -249,7 +296,8 @@ TESSERA_TEST_MAIN(TestQuantization, handComputedTwoBitGroup, roundTripErrorIsAtM
                   activationQuantizerIsPerTokenWithStraightThroughGradient, calibrationIsSeeded,
                   calibrationReadsJsonLinesAndRejectsEmptyCorpora, awqScalingPreservesTheBlockFunction,
                   interruptedRunResumesToIdenticalCodes, resumeWithChangedSettingsIsRefused,
-                  runConfigRoundTripsAndNamesBadFields, w8RtnStaysWithinOnePercentOfFp)
+                  gridTargetsRoundScalesAndRoundTrip, runConfigRoundTripsAndNamesBadFields,
+                  w8RtnStaysWithinOnePercentOfFp)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_quantization.moc"
 #endif

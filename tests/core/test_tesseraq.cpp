@@ -21,6 +21,7 @@
 #include "calibration_inputs.h"
 #include "tessera_test.h"
 #include "test_data.h"
+#include "test_device.h"
 
 using namespace tessera;
 namespace fs = std::filesystem;
@@ -116,6 +117,37 @@ class TestTesseraq : public QObject {
     // Inverse at the ends stays finite and exact.
     auto ends = methods::rectified_sigmoid(methods::rectified_sigmoid_inverse(torch::tensor({0.0f, 1.0f, 0.5f})));
     QVERIFY(torch::allclose(ends, torch::tensor({0.0f, 1.0f, 0.5f}), 0, 1e-6));
+  }
+
+  // The radix select behind hardening returns exactly kthvalue's values: random scores, ties,
+  // zeros and the clamp's 0.5, on the CPU and (where present) on CUDA.
+  void orderStatisticsEqualKthvalue() {
+    torch::manual_seed(5);
+    auto scores = (torch::rand({100003}) - 0.5).abs();
+    scores.narrow(0, 0, 20000).fill_(0.5);
+    scores.narrow(0, 20000, 3000).zero_();
+    scores.narrow(0, 30000, 5000).fill_(0.25f);
+    scores = scores.index_select(0, torch::randperm(scores.numel()));
+    std::vector<torch::Device> devices{torch::kCPU};
+    if (tessera_test::cuda_wanted()) devices.emplace_back(torch::kCUDA, 0);
+    const std::vector<std::int64_t> ranks{0, 1, 2999, 3000, 3001, 50000, 80002, 80003, 100002};
+    for (const auto& device : devices) {
+      const auto x = scores.to(device);
+      const auto got = methods::nonnegative_order_statistics(x, ranks);
+      QCOMPARE(got.size(), ranks.size());
+      for (std::size_t i = 0; i < ranks.size(); ++i) {
+        const double expected = std::get<0>(scores.kthvalue(ranks[i] + 1)).item<double>();
+        QVERIFY2(got[i] == expected, ("rank " + std::to_string(ranks[i]) + ": " + std::to_string(got[i]) +
+                                      " against kthvalue " + std::to_string(expected)).c_str());
+      }
+    }
+    bool refused = false;
+    try {
+      methods::nonnegative_order_statistics(scores, {scores.numel()});
+    } catch (const std::exception&) {
+      refused = true;
+    }
+    QVERIFY(refused);
   }
 
   void hardeningKeepsTheRequestedSoftFraction() {
@@ -380,7 +412,8 @@ class TestTesseraq : public QObject {
   }
 };
 
-TESSERA_TEST_MAIN(TestTesseraq, rectifiedSigmoidInitReproducesTheGridWeight, hardeningKeepsTheRequestedSoftFraction,
+TESSERA_TEST_MAIN(TestTesseraq, rectifiedSigmoidInitReproducesTheGridWeight, orderStatisticsEqualKthvalue,
+                  hardeningKeepsTheRequestedSoftFraction,
                   finalCodesComeFromTheFrozenGrid, shortRunBeatsItsAwqInit,
                   nonFiniteLossIsSkippedAndReported,
                   runIsReproducibleAndResumesToIdenticalCodes, cpuPresetBeatsAwqOnStories260K,

@@ -24,9 +24,10 @@ struct Case {
   std::int64_t rows, cols, group;
   int bits;
   double soft_fraction;  // 1: no hardening
+  int scale_bits = 0;    // > 0: s * delta rounded to fp16 values (a GGUF grid target)
   std::string name() const {
     return std::to_string(rows) + "x" + std::to_string(cols) + " g" + std::to_string(group) + " W" + std::to_string(bits) +
-           " soft " + std::to_string(soft_fraction);
+           " soft " + std::to_string(soft_fraction) + (scale_bits ? " scale bits " + std::to_string(scale_bits) : "");
   }
 };
 
@@ -37,13 +38,14 @@ const std::vector<Case> kCases = {
     {33, 136, 128, 2, 0.05},  // ragged, mostly hard
     {8, 256, 128, 8, 0.5},    // int16 codes
     {12, 96, 32, 3, 0.0},     // all hard
+    {24, 96, 32, 4, 0.6, 7},  // GGUF Q4_1 target: scales of 7 significant bits
 };
 
 // A layer in a trained-looking state: nu and v moved, some elements saturated, hardened to the case.
 methods::TesseraqLinear make_layer(const Case& c, torch::Device device) {
   torch::manual_seed(1234 + c.rows + c.cols + c.bits);
   const auto w = torch::randn({c.rows, c.cols}) * 0.05;
-  auto l = methods::TesseraqLinear::init(w.to(device), {c.bits, c.group, false});
+  auto l = methods::TesseraqLinear::init(w.to(device), {c.bits, c.group, false, c.scale_bits});
   torch::NoGradGuard no_grad;
   l.soft_nu.add_(torch::randn({l.soft_count()}).to(device) * 1.5);
   l.v.add_(torch::randn(l.v.sizes()).to(device) * 0.5);
@@ -58,9 +60,11 @@ torch::Tensor formula(const methods::TesseraqLinear& l, const torch::Tensor& nu,
   soft.index_fill_(0, l.soft_index.to(torch::kInt64), true);
   soft = soft.view({l.rows(), l.cols()});
   const auto h = torch::where(soft, methods::rectified_sigmoid(nu), torch::zeros_like(nu));
-  const auto s = quant::expand_groups(l.scale, l.group, l.cols()), z = quant::expand_groups(l.zero, l.group, l.cols());
-  const auto delta = quant::expand_groups(2.0 * methods::rectified_sigmoid(v), l.group, l.cols());
-  return s * delta * (torch::clamp(l.codes.to(torch::kFloat32) + h, 0.0, l.qmax()) - z);
+  // s * delta on the scales a GGUF target allows (straight through the rounding).
+  const auto step = quant::expand_groups(
+      quant::representable_scales(l.scale * (2.0 * methods::rectified_sigmoid(v)), l.spec.scale_bits), l.group, l.cols());
+  const auto z = quant::expand_groups(l.zero, l.group, l.cols());
+  return step * (torch::clamp(l.codes.to(torch::kFloat32) + h, 0.0, l.qmax()) - z);
 }
 
 // The layer's variables as dense autograd leaves.

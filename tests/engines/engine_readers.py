@@ -21,7 +21,7 @@ Tessera's packers:
     W[n, k] = scales[g_idx[k], n] * (q[k, n] - zero[g_idx[k], n]).
   - AWQ-GEMM (AutoAWQ): qweight [K, N/8], nibble i of a word holds column 8c + [0,2,4,6,1,3,5,7][i];
     qzeros [G, N/8] the same; W^T = (q - z) * scales.
-  - GGUF (llama.cpp): F32/F16/Q4_1/Q5_1 as ggml dequantizes them, and the forward pass of
+  - GGUF (llama.cpp): F32/F16/Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 as ggml dequantizes them, and the forward pass of
     llama.cpp's llama graph: q/k rows are in ggml order and RoPE rotates adjacent pairs
     (LLAMA_ROPE_TYPE_NORM), hyperparameters from the llama.* metadata, not from config.json.
   - Hugging Face: RoPE by rotate_half on the two halves of each head (transformers' LlamaAttention).
@@ -259,6 +259,23 @@ def read_gguf(path):
                 high = (qh >> np.arange(32)[None, :]) & 1
                 x = x | (high << 4)
             arr = (x.astype(np.float32) * d + m).astype(np.float64)  # fp32 as ggml computes it
+        elif typ in (2, 6):  # Q4_0, Q5_0: ggml's dequantize_row_q4_0 / q5_0, y = (x - 8|16) d
+            block = 18 if typ == 2 else 22
+            nb = count // 32
+            raw = np.frombuffer(data, np.uint8, nb * block, start).reshape(nb, block)
+            d = raw[:, 0:2].copy().view(np.float16).astype(np.float32)
+            qs = raw[:, block - 16 :].astype(np.int64)
+            x = np.concatenate([qs & 0xF, qs >> 4], axis=1)
+            if typ == 6:
+                qh = raw[:, 2:6].copy().view(np.uint32).astype(np.int64)
+                x = x | (((qh >> np.arange(32)[None, :]) & 1) << 4)
+            arr = ((x - (8 if typ == 2 else 16)).astype(np.float32) * d).astype(np.float64)
+        elif typ == 8:  # Q8_0: ggml's dequantize_row_q8_0, y = qs d with qs int8
+            nb = count // 32
+            raw = np.frombuffer(data, np.uint8, nb * 34, start).reshape(nb, 34)
+            d = raw[:, 0:2].copy().view(np.float16).astype(np.float32)
+            qs = raw[:, 2:].copy().view(np.int8).astype(np.float32)
+            arr = (qs * d).astype(np.float64)
         else:
             raise SystemExit(f"{path}: tensor {name} has ggml type {typ}, which this reader does not decode")
         tensors[name] = arr.reshape(shape)

@@ -209,6 +209,20 @@ void TestGuiWorkbench::badSettingsAreRefusedInline() {
   QVERIFY(panel->isValid());
   QCOMPARE(panel->config().tq_lr, 2e-3);
 
+  // A GGUF grid target fixes bits, group and symmetry (shown, locked) and goes into the config.
+  auto* target = qobject_cast<QComboBox*>(panel->editor("target"));
+  QVERIFY(target);
+  target->setCurrentIndex(target->findData("gguf-q5_0"));
+  QVERIFY2(panel->isValid(), qPrintable(panel->validationError()));
+  QCOMPARE(qobject_cast<QSpinBox*>(panel->editor("wbits"))->value(), 5);
+  QCOMPARE(qobject_cast<QSpinBox*>(panel->editor("group"))->value(), 32);
+  QVERIFY(!panel->editor("wbits")->isEnabled() && !panel->editor("group")->isEnabled());
+  QCOMPARE(panel->config().target, std::string("gguf-q5_0"));
+  QVERIFY(panel->config().weight.symmetric && panel->config().weight.scale_bits == 11);
+  target->setCurrentIndex(0);
+  QVERIFY(panel->editor("wbits")->isEnabled());
+  QVERIFY(panel->config().target.empty());
+
   // A preset applies over the settings and keeps the data paths.
   QVERIFY(panel->applyPreset("cpu-quick"));
   QCOMPARE(panel->config().samples, static_cast<std::int64_t>(16));

@@ -33,22 +33,23 @@ inline std::string rtn_run(int bits, const std::string& name, std::int64_t group
   return dir;
 }
 
-// A W`bits` g32 RTN run whose scales are rounded to 6 significant bits: fp16 values, and
-// -zero*scale (zero < 32, 5 bits) one too, so that GGUF Q4_1/Q5_1 blocks decode to exactly the
-// run's weights.
-inline std::string fp16_friendly_run(int bits) {
-  using namespace tessera;
-  const auto dir = rtn_run(bits, "export-fp16-friendly-w" + std::to_string(bits));
-  pipeline::RunDirectory rd(dir);
-  const auto run = exporting::RunSource::load(dir);
-  for (std::size_t k = 0; k < run.blocks.size(); ++k) {
-    auto block = run.blocks[k];
-    for (auto& [kind, q] : block.linears) {
-      const auto e = torch::floor(torch::log2(q.scale));
-      q.scale = torch::round(q.scale * torch::pow(2.0, 5 - e)) * torch::pow(2.0, e - 5);
-    }
-    block.save(rd.block_path(static_cast<std::int64_t>(k)), {});
-  }
+// A run of stories260K (or `model`) made with `--target target` (quant/grid_target.h), whose grid
+// is exactly what that GGUF block type stores; same calibration as rtn_run.
+inline std::string target_run(const std::string& target, const std::string& method = "rtn",
+                              const std::string& model = "models/stories260K/stories260K.bin") {
+  tessera::pipeline::RunConfig c;
+  c.model = shared_data(model);
+  c.calib = shared_data("text/tinystories/train-sample.txt");
+  c.method = method;
+  c.target = target;
+  c.apply_target();
+  c.samples = 4;
+  c.seq_len = 64;
+  c.tq_schedule = "0.5,0.2,0";  // a short TesseraQ schedule: PAR still chooses every code
+  c.tq_steps = 10;
+  const auto dir = fresh_temp_dir("target-" + target + "-" + method) + "/run";
+  tessera::pipeline::NullEventSink quiet;
+  tessera::pipeline::run_quantization(c, dir, false, quiet);
   return dir;
 }
 

@@ -1,0 +1,26 @@
+#pragma once
+// Quantization grids that are exactly what one GGUF block type stores, so that a run made on one
+// exports bit-exactly and llama.cpp computes the run's weights (`--target gguf-q4_0`). Every type
+// has blocks of 32 weights with an fp16 scale d:
+//   Q4_0 / Q5_0 / Q8_0  y = (q - 2^(b-1)) d             symmetric codes, d any fp16 value
+//   Q4_1 / Q5_1         y = q d + m,  m = -z d in fp16   asymmetric codes with an integer zero z;
+//                       -z d is an fp16 value when d has at most 11 - b significant bits
+// (llama.cpp's ggml-quants.c dequantize_row_*; the packing is export/gguf_blocks.h).
+#include <string>
+#include <vector>
+
+#include "quant/quant_spec.h"
+
+namespace tessera::quant {
+
+struct GridTarget {
+  std::string id;           // the --target value and the matching export format, e.g. "gguf-q4_0"
+  WeightQuantSpec spec;     // bits, group 32, symmetric, scale_bits
+  std::string description;  // one line for help texts
+};
+
+const std::vector<GridTarget>& grid_targets();
+const GridTarget* find_grid_target(const std::string& id);  // nullptr when unknown
+std::string grid_target_ids();                              // "gguf-q4_0, gguf-q4_1, ..."
+
+}  // namespace tessera::quant
