@@ -1,9 +1,12 @@
 #include "io/atomic_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -44,11 +47,32 @@ void require_parent_folder(const std::string& path) {
     throw Error("cannot create " + path + ": " + parent + (fs::exists(parent, ec) ? " is not a folder" : " does not exist"));
 }
 
+// Temporaries of `path` that a killed writer left (PATH.tmp-PID-N, with ".old" for a replaced
+// folder) are removed once their process is gone, so that kill -9 never leaves a full-size copy
+// behind for good. A live process (kill(pid, 0) succeeds or is not permitted) keeps its own.
+void remove_stale_temporaries(const std::string& path) {
+  const fs::path p(path);
+  const std::string prefix = p.filename().string() + ".tmp-";
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(parent_of(path), ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string rest = name.substr(prefix.size());
+    const auto dash = rest.find('-');
+    if (dash == std::string::npos || dash == 0 || rest.find_first_not_of("0123456789") != dash) continue;
+    const long pid = std::strtol(rest.substr(0, dash).c_str(), nullptr, 10);
+    if (pid <= 0 || pid == ::getpid() || ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
+    std::error_code ignored;
+    fs::remove_all(entry.path(), ignored);
+  }
+}
+
 }  // namespace
 
 void write_file_atomically(const std::string& path, const std::function<void(std::ostream&)>& write,
                            const std::function<void(const std::string& tmp_path)>& check) {
   require_parent_folder(path);
+  remove_stale_temporaries(path);
   const std::string tmp = temporary_sibling(path);
   try {
     {
@@ -79,14 +103,19 @@ void write_folder_atomically(const std::string& path, bool replace,
   if (fs::exists(path, ec) && !replace)
     throw Error(path + " already exists; choose another output path or remove it first");
   require_parent_folder(path);
+  remove_stale_temporaries(path);
   const std::string tmp = temporary_sibling(path);
   try {
     fs::create_directory(tmp, ec);
     if (ec) throw Error("cannot create folder " + tmp + ": " + ec.message());
     fill(tmp);
     for (const auto& entry : fs::directory_iterator(tmp)) fsync_path(entry.path().string(), false);
-    if (fs::exists(path)) {
-      // Move the old folder aside first so that the destination is never half old, half new.
+    if (fs::exists(path) && ::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_EXCHANGE) == 0) {
+      // One atomic swap: the destination is the old folder or the new one at every instant.
+      fs::remove_all(tmp, ec);
+    } else if (fs::exists(path)) {
+      // No RENAME_EXCHANGE on this file system: move the old folder aside first, so that the
+      // destination is never half old, half new (a kill between the renames leaves it absent).
       const std::string old = temporary_sibling(path) + ".old";
       fs::rename(path, old, ec);
       if (ec) throw Error("cannot replace " + path + ": " + ec.message());

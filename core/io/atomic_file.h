@@ -1,7 +1,8 @@
 #pragma once
 // Outputs are written next to their destination under a temporary name, flushed to disk and then
 // renamed over the destination: a crash, a full disk or a cancel never leaves a half-written file
-// where a finished one is expected.
+// where a finished one is expected. Temporaries a killed process left beside a destination are
+// removed by the next write to it.
 #include <functional>
 #include <ostream>
 #include <string>
@@ -18,7 +19,8 @@ void write_file_atomically(const std::string& path, const std::function<void(std
                            const std::function<void(const std::string& tmp_path)>& check = {});
 
 // Same for a folder: `fill` receives a fresh temporary folder beside `path`; on success the folder
-// is renamed to `path` (which must not exist, or is replaced when `replace` is true).
+// is renamed to `path` (which must not exist, or is replaced when `replace` is true, by one atomic
+// exchange where the file system has RENAME_EXCHANGE).
 void write_folder_atomically(const std::string& path, bool replace,
                              const std::function<void(const std::string& tmp_dir)>& fill);
 
