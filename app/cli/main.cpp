@@ -1,17 +1,23 @@
 // tessera: the headless command line. Every subcommand prints a human-readable report, or one JSON
 // object with --json; errors print "error: ..." and exit with status 1 (2 for usage errors).
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "api/export_jobs.h"
 #include "pipeline/run_presets.h"
 #include "api/model_jobs.h"
 #include "api/quantize_jobs.h"
+#include "api/device_memory.h"
+#include "pipeline/memory_forecast.h"
 #include "cli/cli_options.h"
 #include "cli/worker.h"
 #include "util/error.h"
@@ -41,17 +47,25 @@ commands:
             perplexity: one tokenization with one BOS, non-overlapping windows of --seq-len
             (default min(2048, model context)), trailing tokens dropped, fp32 loss
   quantize  --model P [--tokenizer P] --calib F --out DIR [--method rtn|awq|omniquant|tesseraq]
-            [--preset NAME|FILE] [--wbits N] [--group N] [--sym] [--abits N] [--samples N]
+            [--preset NAME|FILE] [--wbits N] [--group N] [--sym] [--target T] [--abits N] [--samples N]
             [--seq-len N] [--seed N] [--device cpu|cuda] [--batch N] [--config run.json]
-            [--resume] [--eval F] [--json]
+            [--resume] [--eval F] [--force] [--json]
             OmniQuant: [--epochs N] [--lwc-lr X] [--let auto|on|off] [--aug-loss auto|on|off]
             TesseraQ: [--init awq|omniquant|none] [--par-schedule paper20|paper10|t1,t2,...]
             [--par-steps N] [--par-batch N] [--lr X] [--scale-lr X] [--log-every N]
             block-wise quantization; --group 0 = per channel; every finished block is saved in
             DIR, --resume continues an interrupted run; --eval F scores the result on F;
-            --lr sets both TesseraQ learning rates unless --scale-lr is given; presets
+            --lr sets both TesseraQ learning rates unless --scale-lr is given; --target
+            gguf-q4_0|gguf-q4_1|gguf-q5_0|gguf-q5_1|gguf-q8_0 restricts the grid to exactly what that
+            GGUF block type stores (bits, groups of 32, fp16 scales), so `export --format` of the
+            same name is bit-exact (none: no target); presets
             (resources/presets: W2A16g128, W2A16g64, W2A16, W3A16g128, W4A16, W4A4, cpu-quick)
-            apply first, the other options override them
+            apply first, the other options override them; before any work the peak host and
+            GPU memory is forecast (as `plan` prints it) and the run refused, naming settings
+            that would fit, when it exceeds the available memory (--force runs anyway)
+  plan      the options of quantize (--out not needed) [--json]
+            the memory forecast of that run without running it: peak host and GPU memory with
+            an itemised breakdown, and whether it fits this machine
   eval      --run DIR --text F ...   scores a finished quantization run's fake-quantized model
   export    --run DIR --out PATH [--format F] [--dtype fp16|bf16|fp32] [--force] [--json]
             a finished run, written atomically and self-checked against the run's codes (read
@@ -61,8 +75,9 @@ commands:
               gptq-v1    GPTQ folder, checkpoint_format gptq (only when every zero point >= 1)
               awq        AWQ-GEMM folder (4-bit with groups)
               gguf-f32, gguf-f16   GGUF file for llama.cpp
-              gguf-q4_1, gguf-q5_1 GGUF with Q4_1/Q5_1 blocks from the codes where they decode
-                         bit-identically, F32 elsewhere
+              gguf-q4_0, gguf-q4_1, gguf-q5_0, gguf-q5_1, gguf-q8_0   GGUF with those blocks from
+                         the codes where they decode bit-identically (always after quantize
+                         --target of the same name), F32 elsewhere
             --dtype sets the float tensors and the GPTQ/AWQ scales (fp32 = the run's numbers
             exactly; the gguf-* formats fix their own types); layers a format cannot hold are
             written as floats and listed
@@ -231,7 +246,8 @@ class CliProgress : public tessera::pipeline::EventSink {
   std::int64_t total_ = 0;
 };
 
-int run_quantize(const CliOptions& o) {
+// The run that quantize's (and plan's) options describe.
+tessera::pipeline::RunConfig quantize_config(const CliOptions& o) {
   tessera::pipeline::RunConfig c;
   if (o.has("config")) c = tessera::pipeline::RunConfig::from_file(o.get("config"));
   if (o.has("preset")) c = tessera::pipeline::apply_preset(o.get("preset"), c);
@@ -242,6 +258,14 @@ int run_quantize(const CliOptions& o) {
   c.weight.bits = o.get_int32("wbits", c.weight.bits);
   c.weight.group_size = o.get_int("group", c.weight.group_size);
   if (o.flag("sym")) c.weight.symmetric = true;
+  if (o.has("target")) {
+    c.target = o.get("target") == "none" ? "" : o.get("target");
+    const auto stated = c.weight;
+    c.apply_target();
+    if ((o.has("wbits") && stated.bits != c.weight.bits) || (o.has("group") && stated.group_size != c.weight.group_size) ||
+        (o.flag("sym") && !c.weight.symmetric))
+      throw tessera::Error("--target " + c.target + " is " + c.weight.label() + "; leave out --wbits/--group/--sym or match it");
+  }
   c.act_bits = o.get_int32("abits", c.act_bits);
   if (c.act_bits >= 16) c.act_bits = 0;
   c.samples = o.get_int("samples", c.samples);
@@ -260,14 +284,112 @@ int run_quantize(const CliOptions& o) {
   c.oq_lwc_lr = o.get_double("lwc-lr", c.oq_lwc_lr);
   if (o.has("let")) c.oq_let = o.get("let");
   if (o.has("aug-loss")) c.oq_aug_loss = o.get("aug-loss");
+  return c;
+}
+
+// What the forecast needs beyond the two configs, read from this machine and the options.
+tessera::pipeline::ForecastOptions forecast_options(const CliOptions& o, const tessera::pipeline::RunConfig& c,
+                                                    tessera::pipeline::MemoryBudget* budget) {
+  tessera::pipeline::ForecastOptions f;
+  struct stat st {};
+  if (!c.calib.empty() && ::stat(c.calib.c_str(), &st) == 0) f.corpus_bytes = static_cast<double>(st.st_size);
+  f.cpu_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));  // as configure_threads
+  if (const char* env = std::getenv("TESSERA_THREADS")) f.cpu_threads = std::max(1, std::atoi(env));
+  f.evaluate = o.has("eval");
+  if (f.evaluate && ::stat(o.get("eval").c_str(), &st) == 0) f.eval_text_bytes = static_cast<double>(st.st_size);
+  if (c.device.rfind("cuda", 0) == 0)
+    for (const auto& d : tessera::api::list_devices())
+      if (d.id == c.device || (c.device == "cuda" && d.id == "cuda:0")) f.gpu_free_bytes = d.free_bytes;
+  if (budget) {
+    // This process's pages are part of the forecast's baseline and not in MemAvailable.
+    const double available = tessera::pipeline::host_available_bytes();
+    budget->host_available_bytes = available < 0 ? -1 : available + tessera::api::resident_memory_bytes();
+    budget->gpu_free_bytes = f.gpu_free_bytes;
+  }
+  return f;
+}
+
+json forecast_json(const tessera::pipeline::MemoryForecast& f) {
+  auto terms = [](const std::vector<tessera::pipeline::MemoryTerm>& ts) {
+    json a = json::array();
+    for (const auto& t : ts) a.push_back({{"name", t.name}, {"bytes", t.bytes}, {"detail", t.detail}});
+    return a;
+  };
+  return {{"host_bytes", f.host_bytes},     {"gpu_bytes", f.gpu_bytes},
+          {"host_peak_phase", f.host_peak_phase}, {"gpu_peak_phase", f.gpu_peak_phase},
+          {"placement", f.placement},       {"activation_bytes", f.activation_bytes},
+          {"host_terms", terms(f.host_terms)}, {"gpu_terms", terms(f.gpu_terms)}, {"notes", f.notes}};
+}
+
+int run_plan(const CliOptions& o) {
+  auto c = quantize_config(o);
+  const bool no_calib = c.calib.empty();  // --calib is optional here: the corpus is only read
+  if (no_calib) c.calib = "(none)";
+  c.validate();
+  const auto model = tessera::api::describe_model(c.model).config;
+  tessera::pipeline::MemoryBudget budget;
+  const auto options = forecast_options(o, c, &budget);
+  auto f = tessera::pipeline::forecast_memory(c, model, options);
+  if (no_calib) f.notes.push_back("no --calib: the memory of tokenizing the corpus (tens of bytes per byte of text) is not included");
+  const auto refusal = tessera::pipeline::memory_refusal(f, c, model, options, budget);
+  if (o.flag("json")) {
+    auto j = forecast_json(f);
+    j["method"] = c.method;
+    j["device"] = c.device;
+    j["samples"] = c.samples;
+    j["seq_len"] = c.seq_len;
+    j["batch"] = c.batch_size;
+    j["corpus_bytes"] = options.corpus_bytes;
+    j["cpu_threads"] = options.cpu_threads;
+    j["host_available_bytes"] = budget.host_available_bytes;
+    j["gpu_free_bytes"] = budget.gpu_free_bytes;
+    j["fits"] = refusal.empty();
+    if (!refusal.empty()) j["refusal"] = refusal;
+    std::cout << j.dump() << "\n";
+    return 0;
+  }
+  std::printf("%s %s, %lld samples x %lld tokens, batch %lld, on %s\n", c.method.c_str(), c.weight.label().c_str(),
+              (long long)c.samples, (long long)c.seq_len, (long long)c.batch_size, c.device.c_str());
+  std::cout << tessera::pipeline::format_memory_forecast(f);
+  if (refusal.empty())
+    std::printf("fits: %s host memory available%s\n", tessera::pipeline::format_bytes(budget.host_available_bytes).c_str(),
+                budget.gpu_free_bytes >= 0
+                    ? (", " + tessera::pipeline::format_bytes(budget.gpu_free_bytes) + " free on " + c.device).c_str()
+                    : "");
+  else
+    std::printf("does not fit: %s\n", refusal.c_str());
+  return 0;
+}
+
+int run_quantize(const CliOptions& o) {
+  const auto c = quantize_config(o);
   const std::string out = o.require("out");
+  // Pre-flight: the memory forecast, before any work; refused when it does not fit (--force).
+  c.validate();
+  const auto model = tessera::api::describe_model(c.model).config;
+  tessera::pipeline::MemoryBudget budget;
+  const auto fo = forecast_options(o, c, &budget);
+  const auto forecast = tessera::pipeline::forecast_memory(c, model, fo);
+  tessera::logger()->info("memory forecast: host {} (peak in {}){}", tessera::pipeline::format_bytes(forecast.host_bytes),
+                          forecast.host_peak_phase,
+                          forecast.gpu_bytes > 0 ? ", gpu " + tessera::pipeline::format_bytes(forecast.gpu_bytes) + " (peak in " +
+                                                       forecast.gpu_peak_phase + ")"
+                                                 : std::string());
+  tessera::logger()->debug("{}", tessera::pipeline::format_memory_forecast(forecast));
+  const auto refusal = tessera::pipeline::memory_refusal(forecast, c, model, fo, budget);
+  if (!refusal.empty()) {
+    if (!o.flag("force")) throw tessera::Error("not enough memory: " + refusal);
+    tessera::logger()->warn("memory forecast exceeds what is available (--force): {}", refusal);
+  }
   const bool as_json = o.flag("json");
   CliProgress progress(as_json || o.flag("quiet"), o.flag("verbose"));
   const auto rep = tessera::api::quantize(c, out, o.flag("resume"), progress);
   json result = {{"run", rep.run_dir}, {"method", c.method}, {"wbits", c.weight.bits},
                  {"group", c.weight.group_size}, {"abits", c.act_bits}, {"blocks", rep.blocks},
                  {"restored_blocks", rep.restored_blocks}, {"seconds", rep.seconds},
-                 {"calibration_sha256", rep.calibration_sha256}, {"loss_rtn", rep.loss_rtn}, {"loss", rep.loss}};
+                 {"calibration_sha256", rep.calibration_sha256}, {"loss_rtn", rep.loss_rtn}, {"loss", rep.loss},
+                 {"forecast_host_bytes", forecast.host_bytes}, {"forecast_gpu_bytes", forecast.gpu_bytes},
+                 {"peak_rss_bytes", rep.peak_rss_bytes}, {"peak_gpu_bytes", rep.peak_gpu_bytes}};
   if (o.has("eval")) {
     tessera::api::EvalRequest r;
     r.run_dir = out;
@@ -279,6 +401,8 @@ int run_quantize(const CliOptions& o) {
     result["eval_windows"] = ev.windows;
     result["eval_seq_len"] = ev.seq_len;
   }
+  struct rusage usage {};
+  if (::getrusage(RUSAGE_SELF, &usage) == 0) result["max_rss_bytes"] = static_cast<double>(usage.ru_maxrss) * 1024.0;
   if (as_json) {
     std::cout << result.dump() << "\n";
   } else {
@@ -373,11 +497,17 @@ int main(int argc, char** argv) {
       return run_eval(parse({"model", "run", "tokenizer", "text", "seq-len", "batch", "device", "dtype"},
                             flags_with({})));
     if (command == "quantize")
-      return run_quantize(parse({"model", "tokenizer", "calib", "out", "method", "wbits", "group", "abits",
+      return run_quantize(parse({"model", "tokenizer", "calib", "out", "method", "wbits", "group", "target", "abits",
                                  "samples", "seq-len", "seed", "device", "batch", "config", "eval", "init",
                                  "par-schedule", "par-steps", "par-batch", "lr", "scale-lr", "log-every",
                                  "preset", "epochs", "lwc-lr", "let", "aug-loss"},
-                                flags_with({"sym", "resume"})));
+                                flags_with({"sym", "resume", "force"})));
+    if (command == "plan")
+      return run_plan(parse({"model", "tokenizer", "calib", "out", "method", "wbits", "group", "target", "abits",
+                             "samples", "seq-len", "seed", "device", "batch", "config", "eval", "init",
+                             "par-schedule", "par-steps", "par-batch", "lr", "scale-lr", "log-every",
+                             "preset", "epochs", "lwc-lr", "let", "aug-loss"},
+                            flags_with({"sym", "resume", "force"})));
     if (command == "export")
       return run_export(parse({"run", "out", "format", "dtype"}, flags_with({"force", "formats"})));
     if (command == "worker") {

@@ -31,6 +31,10 @@ using tessera_test::run_command;
 const char* const kModel = "models/stories260K/stories260K.bin";
 const char* const kText = "text/tinystories/sample.txt";  // CRLF line endings: read with universal newlines
 constexpr int kGreedyTokens = 40;
+// Block types: ggml's CPU matmul rounds the activations to 8 bits per 32 (Q8_0 / Q8_1, its
+// vec_dot_type) before the dot product, a relative rounding of up to 2^-8 per activation that
+// averages out over a dot product; the bound is half that unit.
+constexpr double kBlockBound = 2e-3;
 
 std::string quoted(const std::string& s) { return "\"" + s + "\""; }
 
@@ -158,9 +162,33 @@ class TestLlamaCpp : public QObject {
       }
     }
   }
+
+  // Runs quantized onto each GGUF block type's grid (--target) export as those blocks bit-exactly:
+  // Tessera scores the file exactly as the run, and llama.cpp within kBlockBound.
+  void blockTypeExportsMatch() {
+    REQUIRE_LLAMA_CPP();
+    TESSERA_REQUIRE_DATA(model, kModel);
+    TESSERA_REQUIRE_DATA(text, kText);
+    TESSERA_REQUIRE_DATA(calib, "text/tinystories/train-sample.txt");
+    const auto dir = tessera_test::fresh_temp_dir("llama-cpp-targets");
+    for (const std::string target : {"gguf-q4_0", "gguf-q4_1", "gguf-q5_0", "gguf-q5_1", "gguf-q8_0"}) {
+      const auto run = dir + "/" + target;
+      auto r = run_cli("quantize --model " + quoted(model) + " --calib " + quoted(calib) + " --out " + quoted(run) +
+                       " --method awq --target " + target + " --samples 8 --seq-len 128 --json");
+      QVERIFY2(r.status == 0, r.out.c_str());
+      const auto gguf = run + ".gguf";
+      r = run_cli("export --run " + quoted(run) + " --format " + target + " --out " + quoted(gguf) + " --json");
+      QVERIFY2(r.status == 0, r.out.c_str());
+      const auto run_ppl = last_json(run_cli("eval --run " + quoted(run) + " --text " + quoted(text) + " --json").out)["ppl"].get<double>();
+      const auto file_ppl = last_json(run_cli("eval --model " + quoted(gguf) + " --text " + quoted(text) + " --json").out)["ppl"].get<double>();
+      QCOMPARE(file_ppl, run_ppl);
+      compare(gguf, text, kBlockBound, "AWQ run on " + target);
+    }
+  }
 };
 
-TESSERA_TEST_MAIN(TestLlamaCpp, unquantizedConversionsMatch, tokenizerJsonModelMatches, quantizedRunExportsMatch)
+TESSERA_TEST_MAIN(TestLlamaCpp, unquantizedConversionsMatch, tokenizerJsonModelMatches, quantizedRunExportsMatch,
+                  blockTypeExportsMatch)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_llama_cpp.moc"
 #endif
