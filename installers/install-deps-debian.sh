@@ -7,6 +7,8 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git ca-certificates curl
+  # clang's libFuzzer, ASan and UBSan for the parser fuzz harnesses (tests/fuzz).
+  clang libclang-rt-14-dev
   libtorch-dev libopenblas0-pthread
   libspdlog-dev libfmt-dev nlohmann-json3-dev
   libsentencepiece-dev libpcre2-dev

@@ -1,6 +1,7 @@
 #include "export/gguf_file.h"
 
 #include "export/gguf_blocks.h"
+#include "text/utf8.h"
 
 #include <cstring>
 #include <type_traits>
@@ -47,6 +48,9 @@ struct Cursor {
     need(n, what);
     std::string s(reinterpret_cast<const char*>(p), n);
     p += n;
+    // GGUF strings are UTF-8; anything else would surface later as a raw JSON error.
+    if (const auto bad = text::utf8::find_invalid(s); bad != std::string::npos)
+      throw Error(path + ": " + what + " is not valid UTF-8 (byte " + std::to_string(bad) + " of " + std::to_string(n) + ")");
     return s;
   }
   // depth: arrays within arrays; bounded so that a crafted file cannot exhaust the stack.
@@ -228,7 +232,11 @@ GgufFile::GgufFile(const std::string& path) : file_(std::make_shared<io::MappedF
     metadata_[key] = c.value(type, key);
   }
   std::uint64_t alignment = kAlignment;
-  if (metadata_.contains("general.alignment")) alignment = metadata_["general.alignment"].get<std::uint64_t>();
+  if (metadata_.contains("general.alignment")) {
+    const auto& a = metadata_["general.alignment"];
+    if (!a.is_number_unsigned()) throw Error(path + ": general.alignment is " + a.dump() + ", not an unsigned integer");
+    alignment = a.get<std::uint64_t>();
+  }
   if (alignment == 0 || (alignment & (alignment - 1)) != 0)
     throw Error(path + ": general.alignment " + std::to_string(alignment) + " is not a power of two");
   std::vector<std::uint64_t> offsets;

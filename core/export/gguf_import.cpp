@@ -63,8 +63,27 @@ torch::Tensor gguf_block_codes(const GgufTensorInfo& t) {
   return out;
 }
 
+namespace {
+
+// A metadata value of the JSON type the reader expects, or an error naming the key and what it holds
+// (never a raw JSON type error).
+const nlohmann::json& typed(const GgufFile& f, const std::string& key, bool (nlohmann::json::*is)() const noexcept,
+                            const char* expected) {
+  const auto& v = f.value(key);
+  if (!(v.*is)()) throw Error(f.path() + ": " + key + " is " + v.dump() + ", expected " + expected);
+  return v;
+}
+
+template <typename T>
+T typed_or(const GgufFile& f, const std::string& key, T fallback, bool (nlohmann::json::*is)() const noexcept,
+           const char* expected) {
+  return f.metadata().contains(key) ? typed(f, key, is, expected).get<T>() : fallback;
+}
+
+}  // namespace
+
 model::LlamaConfig gguf_llama_config(const GgufFile& f) {
-  const auto arch = f.value("general.architecture").get<std::string>();
+  const auto arch = typed(f, "general.architecture", &nlohmann::json::is_string, "a string").get<std::string>();
   if (arch != "llama") throw Error(f.path() + ": general.architecture is \"" + arch + "\"; only llama is read");
   model::LlamaConfig c;
   // Every count must be positive before it divides anything or sizes anything.
@@ -82,18 +101,18 @@ model::LlamaConfig gguf_llama_config(const GgufFile& f) {
   c.head_dim = f.metadata().contains("llama.attention.key_length") ? u("llama.attention.key_length")
                                                                      : c.hidden_size / c.num_heads;
   c.max_position_embeddings = u("llama.context_length");
-  c.rms_norm_eps = f.value("llama.attention.layer_norm_rms_epsilon").get<double>();
-  c.rope_theta = f.metadata().value("llama.rope.freq_base", 10000.0);
-  if (f.metadata().value("llama.rope.scaling.type", std::string("none")) == "linear") {
+  c.rms_norm_eps = typed(f, "llama.attention.layer_norm_rms_epsilon", &nlohmann::json::is_number, "a number").get<double>();
+  c.rope_theta = typed_or(f, "llama.rope.freq_base", 10000.0, &nlohmann::json::is_number, "a number");
+  if (typed_or(f, "llama.rope.scaling.type", std::string("none"), &nlohmann::json::is_string, "a string") == "linear") {
     c.rope_scaling.type = "linear";
-    c.rope_scaling.factor = f.value("llama.rope.scaling.factor").get<double>();
+    c.rope_scaling.factor = typed(f, "llama.rope.scaling.factor", &nlohmann::json::is_number, "a number").get<double>();
   }
   const auto& embed = f.tensor("token_embd.weight");
   if (embed.ne.size() != 2) throw Error(f.path() + ": token_embd.weight is not a matrix");
   c.vocab_size = static_cast<std::int64_t>(embed.ne[1]);
   c.tie_word_embeddings = !f.contains("output.weight");
-  c.bos_token_id = f.metadata().value("tokenizer.ggml.bos_token_id", std::int64_t(1));
-  c.eos_token_id = f.metadata().value("tokenizer.ggml.eos_token_id", std::int64_t(2));
+  c.bos_token_id = typed_or(f, "tokenizer.ggml.bos_token_id", std::int64_t(1), &nlohmann::json::is_number_integer, "an integer");
+  c.eos_token_id = typed_or(f, "tokenizer.ggml.eos_token_id", std::int64_t(2), &nlohmann::json::is_number_integer, "an integer");
   c.validate(f.path());
   return c;
 }
@@ -101,7 +120,7 @@ model::LlamaConfig gguf_llama_config(const GgufFile& f) {
 model::LlamaModel load_gguf_model(const std::string& path) {
   const GgufFile f(path);
   if (f.metadata().contains("tessera.tensor_data_sha256") &&
-      f.tensor_data_sha256() != f.value("tessera.tensor_data_sha256").get<std::string>())
+      f.tensor_data_sha256() != typed(f, "tessera.tensor_data_sha256", &nlohmann::json::is_string, "a string").get<std::string>())
     throw Error(path + ": the tensor data does not match its recorded SHA-256: the file is corrupted");
   const auto c = gguf_llama_config(f);
   auto load = [&](const std::string& name, const std::vector<std::int64_t>& shape) {
@@ -135,7 +154,7 @@ model::LlamaModel load_gguf_model(const std::string& path) {
 
 std::unique_ptr<text::Tokenizer> load_gguf_tokenizer(const std::string& path) {
   const GgufFile f(path);
-  const auto model = f.metadata().value("tokenizer.ggml.model", std::string());
+  const auto model = typed_or(f, "tokenizer.ggml.model", std::string(), &nlohmann::json::is_string, "a string");
   if (model != "llama")
     throw Error(path + ": tokenizer.ggml.model is \"" + model + "\"; only SentencePiece-style (llama) vocabularies are read");
   const auto& tokens = f.value("tokenizer.ggml.tokens");

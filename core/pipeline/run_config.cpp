@@ -1,6 +1,9 @@
 #include "pipeline/run_config.h"
 
 #include <cmath>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -53,13 +56,35 @@ json to_json(const RunConfig& c) {
   return j;
 }
 
+// Reads j[key] into `out` when present. The JSON value must be of the setting's own kind: an
+// integer setting takes only an integer within its type's range ("wbits": 3.9 or 9e96 are
+// refused, not truncated), a number setting any finite number, a flag a boolean, text a string.
 template <typename T>
 void read(const json& j, const char* key, T& out, const std::string& source) {
   if (!j.contains(key)) return;
-  try {
-    out = j.at(key).get<T>();
-  } catch (const json::exception&) {
-    throw Error(source + ": \"" + key + "\" has the wrong type");
+  const json& v = j.at(key);
+  const auto wrong = [&](const std::string& expected) {
+    return Error(source + ": \"" + key + "\" is " + v.dump() + ", expected " + expected);
+  };
+  if constexpr (std::is_same_v<T, bool>) {
+    if (!v.is_boolean()) throw wrong("true or false");
+    out = v.get<bool>();
+  } else if constexpr (std::is_integral_v<T>) {
+    if (!v.is_number_integer()) throw wrong("an integer");
+    const bool fits = v.is_number_unsigned()
+                          ? v.get<std::uint64_t>() <= static_cast<std::uint64_t>(std::numeric_limits<T>::max())
+                          : (std::is_signed_v<T> ? v.get<std::int64_t>() >= static_cast<std::int64_t>(std::numeric_limits<T>::min()) &&
+                                                       v.get<std::int64_t>() <= static_cast<std::int64_t>(std::numeric_limits<T>::max())
+                                                 : v.get<std::int64_t>() >= 0);
+    if (!fits) throw wrong("an integer in " + std::to_string(std::numeric_limits<T>::min()) + ".." +
+                           std::to_string(std::numeric_limits<T>::max()));
+    out = v.is_number_unsigned() ? static_cast<T>(v.get<std::uint64_t>()) : static_cast<T>(v.get<std::int64_t>());
+  } else if constexpr (std::is_floating_point_v<T>) {
+    if (!v.is_number()) throw wrong("a number");
+    out = v.get<T>();
+  } else {
+    if (!v.is_string()) throw wrong("a string");
+    out = v.get<T>();
   }
 }
 

@@ -34,7 +34,9 @@ BpeModel::BpeModel(std::unordered_map<std::string, std::int32_t> vocab,
   }
   merges_.reserve(merges.size());
   for (std::size_t rank = 0; rank < merges.size(); ++rank) {
-    const auto& [a, b] = merges[rank];
+    // Plain references, not a structured binding: lambdas may capture those only from C++20.
+    const auto& a = merges[rank].first;
+    const auto& b = merges[rank].second;
     auto describe = [&] { return "merge " + std::to_string(rank) + " (\"" + a + "\" \"" + b + "\")"; };
     const auto a_id = token_to_id(a), b_id = token_to_id(b);
     if (a_id < 0) throw Error(source + ": " + describe() + " names \"" + a + "\", which is not in the vocabulary");

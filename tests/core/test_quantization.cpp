@@ -255,7 +255,16 @@ class TestQuantization : public QObject {
     TESSERA_VERIFY_THROWS_WITH(pipeline::RunConfig::from_json_text(R"({"wbit": 4})", "run.json"),
                                "unknown setting \"wbit\"");
     TESSERA_VERIFY_THROWS_WITH(pipeline::RunConfig::from_json_text(R"({"wbits": "four"})", "run.json"),
-                               "\"wbits\" has the wrong type");
+                               "\"wbits\" is \"four\", expected an integer");
+    // Numbers that are not what they claim are refused, not truncated (found by fuzz_run_config).
+    TESSERA_VERIFY_THROWS_WITH(pipeline::RunConfig::from_json_text(R"({"wbits": 3.9})", "run.json"),
+                               "\"wbits\" is 3.9, expected an integer");
+    TESSERA_VERIFY_THROWS_WITH(pipeline::RunConfig::from_json_text(R"({"wbits": 9e96})", "run.json"), "expected an integer");
+    TESSERA_VERIFY_THROWS_WITH(pipeline::RunConfig::from_json_text(R"({"wbits": 4294967298})", "run.json"),
+                               "expected an integer in -2147483648..2147483647");
+    TESSERA_VERIFY_THROWS_WITH(pipeline::RunConfig::from_json_text(R"({"seed": -1})", "run.json"), "\"seed\" is -1");
+    TESSERA_VERIFY_THROWS_WITH(pipeline::RunConfig::from_json_text(R"({"symmetric": 1})", "run.json"), "expected true or false");
+    QCOMPARE(pipeline::RunConfig::from_json_text(R"({"tesseraq": {"lr": 2}})", "run.json").tq_lr, 2.0);
     auto bad = c;
     bad.method = "gptq";
     TESSERA_VERIFY_THROWS_WITH(bad.validate(), "unknown method \"gptq\"");

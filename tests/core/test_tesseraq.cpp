@@ -406,7 +406,7 @@ class TestTesseraq : public QObject {
     bad.tq_scale_wd = -1;
     TESSERA_VERIFY_THROWS_WITH(bad.validate(), "tesseraq.scale_wd");
     TESSERA_VERIFY_THROWS_WITH(pipeline::RunConfig::from_json_text(R"({"tesseraq": {"steps": "many"}})", "run.json"),
-                               "\"steps\" has the wrong type");
+                               "\"steps\" is \"many\", expected an integer");
     TESSERA_VERIFY_THROWS_WITH(pipeline::RunConfig::from_json_text(R"({"tesseraq": 3})", "run.json"),
                                "\"tesseraq\" must be an object");
   }
