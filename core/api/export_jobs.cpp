@@ -1,5 +1,7 @@
 #include "api/export_jobs.h"
 
+#include <filesystem>
+
 
 #include "export/fake_quant_export.h"
 #include "export/gguf_export.h"
@@ -9,6 +11,8 @@
 #include "runtime/torch_runtime.h"
 #include "util/error.h"
 #include "util/log.h"
+
+namespace fs = std::filesystem;
 
 namespace tessera::api {
 namespace {
@@ -69,9 +73,23 @@ std::vector<ExportFormatInfo> export_formats_for_run(const std::string& run_dir)
   return out;
 }
 
+// An export never writes over the run it reads: `out` equal to the run directory, or a folder
+// that holds it, would be replaced (with --force) and the run lost.
+static void refuse_export_over_run(const ExportRequest& request) {
+  std::error_code ec;
+  const auto run = fs::weakly_canonical(request.run_dir, ec);
+  const auto out = fs::weakly_canonical(request.out, ec);
+  if (ec) return;  // the export itself reports paths it cannot use
+  const auto rel = run.lexically_relative(out);
+  if (!rel.empty() && *rel.begin() != "..")
+    throw Error("the export destination " + request.out + (rel == "." ? " is the run directory " : " holds the run directory ") +
+                request.run_dir + "; writing it would replace the run. Choose another output path");
+}
+
 ExportResult export_run(const ExportRequest& request, const std::function<void(const ExportProgress&)>& progress,
                         const StopToken& stop) {
   stop.throw_if_stopped();
+  refuse_export_over_run(request);
   if (progress) progress({"writing", 0, 1});
   exporting::ExportReport r;
   if (request.format == "hf") {

@@ -48,6 +48,30 @@ void QuantizedBlock::save(const std::string& path, const std::map<std::string, s
   writer.write_to_file(path);
 }
 
+namespace {
+
+// A block file must hold what its run's settings say, or every reader downstream (evaluation,
+// every export and its self-check) would take a corrupted or foreign file for the run.
+void check_linear(const quant::QuantizedLinear& q, const std::string& what) {
+  if (q.codes.dim() != 2) throw Error(what + ".codes is not a matrix");
+  const auto rows = q.codes.size(0), groups = q.spec.groups(q.codes.size(1));
+  for (const auto* t : {&q.scale, &q.zero}) {
+    if (t->scalar_type() != torch::kFloat32 || t->dim() != 2 || t->size(0) != rows || t->size(1) != groups)
+      throw Error(what + (t == &q.scale ? ".scale" : ".zero") + " is not an fp32 [" + std::to_string(rows) + ", " +
+                  std::to_string(groups) + "] tensor for " + q.spec.label());
+  }
+  const auto qmax = (std::int64_t{1} << q.spec.bits) - 1;
+  if (q.codes.numel() > 0 && q.codes.max().item<std::int64_t>() > qmax)
+    throw Error(what + ".codes holds " + std::to_string(q.codes.max().item<std::int64_t>()) +
+                ", out of range for the run's " + std::to_string(q.spec.bits) + "-bit codes (0.." + std::to_string(qmax) + ")");
+  if (!torch::isfinite(q.scale).all().item<bool>()) throw Error(what + ".scale is not finite");
+  const auto z = q.zero;
+  if (!(z >= 0).logical_and(z <= static_cast<double>(qmax)).logical_and(z == torch::round(z)).all().item<bool>())
+    throw Error(what + ".zero holds values that are not integer zero points in 0.." + std::to_string(qmax));
+}
+
+}  // namespace
+
 QuantizedBlock QuantizedBlock::load(const std::string& path, const quant::WeightQuantSpec& spec) {
   io::SafetensorsFile file(path);
   QuantizedBlock b;
@@ -60,6 +84,7 @@ QuantizedBlock QuantizedBlock::load(const std::string& path, const quant::Weight
     q.scale = get(p + "scale");
     q.zero = get(p + "zero");
     if (q.codes.scalar_type() != torch::kUInt8) throw Error(path + ": " + p + "codes must be U8");
+    check_linear(q, path + ": " + std::string(model::linear_name(kind)));
     b.linears[kind] = q;
   }
   b.input_norm = get("input_norm");

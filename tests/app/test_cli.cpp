@@ -105,11 +105,37 @@ class TestCli : public QObject {
     r = run_cli("generate --model \"" + model + "\" --prompt \"" + long_prompt + "\"");
     QCOMPARE(r.status, 1);
     QVERIFY2(r.out.find("the model's context is 512: no room to generate") != std::string::npos, r.out.c_str());
+    // An absurd group size is refused before anything is allocated or written (was std::bad_alloc
+    // and a half-made run directory).
+    r = run_cli("quantize --model \"" + model + "\" --calib \"" + calib + "\" --out \"" + dir +
+                "/run\" --method rtn --group 1000000000000");
+    QCOMPARE(r.status, 1);
+    QVERIFY2(r.out.find("group size 1000000000000 is larger than any row") != std::string::npos, r.out.c_str());
+    QVERIFY(!std::filesystem::exists(dir + "/run"));
+  }
+
+  // export --out naming the run itself (or a folder holding it) would replace the run with --force:
+  // refused, and the run is untouched.
+  void exportNeverReplacesItsRun() {
+    TESSERA_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
+    TESSERA_REQUIRE_DATA(calib, "text/tinystories/train-sample.txt");
+    const auto dir = tessera_test::fresh_temp_dir("cli-export-over-run");
+    const auto run = dir + "/run";
+    auto r = run_cli("quantize --model \"" + model + "\" --calib \"" + calib + "\" --out \"" + run +
+                     "\" --method rtn --wbits 4 --group 32 --samples 4 --seq-len 64");
+    QVERIFY2(r.status == 0, r.out.c_str());
+    for (const std::string out : {run, run + "/", dir}) {
+      r = run_cli("export --run \"" + run + "\" --out \"" + out + "\" --format hf --force");
+      QCOMPARE(r.status, 1);
+      QVERIFY2(r.out.find("writing it would replace the run") != std::string::npos, r.out.c_str());
+      QVERIFY(std::filesystem::exists(run + "/run.json"));
+    }
   }
 };
 
 TESSERA_TEST_MAIN(TestCli, infoJsonDescribesTheModel, tokenizeCountsWikiText2, generateAndEvalWork,
-                  convertWritesALoadableFolder, errorsAreMessagesWithNonZeroExit, hostileValuesAreRefused)
+                  convertWritesALoadableFolder, errorsAreMessagesWithNonZeroExit, hostileValuesAreRefused,
+                  exportNeverReplacesItsRun)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_cli.moc"
 #endif

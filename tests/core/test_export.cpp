@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include "api/export_jobs.h"
 #include "api/model_jobs.h"
@@ -11,6 +12,8 @@
 #include "io/safetensors.h"
 #include "model/model_loader.h"
 #include "pipeline/quantization_run.h"
+#include "pipeline/quantized_block.h"
+#include "pipeline/run_directory.h"
 #include "tessera_test.h"
 #include "export_test_support.h"
 #include "test_data.h"
@@ -109,11 +112,42 @@ class TestExport : public QObject {
     for (const auto& e : fs::directory_iterator(base)) { (void)e; ++entries; }
     QCOMPARE(entries, std::size_t(2));  // "file" and "taken" only: no temporary folders left
   }
+
+  // A block file that does not hold what the run says (codes beyond the run's bits, a zero point
+  // that is not one, a scale of the wrong shape) is refused by every reader, naming file and
+  // tensor; it was exported with "self-check passed" before.
+  void corruptedBlockFilesAreRefused() {
+    TESSERA_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
+    TESSERA_REQUIRE_DATA(text, "text/tinystories/sample.txt");
+    const auto run = tessera_test::rtn_run(2, "export-corrupt-block");
+    pipeline::RunDirectory rd(run);
+    const auto good = pipeline::QuantizedBlock::load(rd.block_path(1), {2, 32, false});
+    auto write = [&](const std::function<void(quant::QuantizedLinear&)>& corrupt) {
+      auto b = good;
+      auto& q = b.linears.at(model::LinearKind::V);
+      q.codes = q.codes.clone();  // the copy shares its tensors with `good`
+      q.scale = q.scale.clone();
+      q.zero = q.zero.clone();
+      corrupt(q);
+      b.save(rd.block_path(1), {});
+    };
+    const auto out = tessera_test::fresh_temp_dir("export-corrupt-block-out");
+    write([](quant::QuantizedLinear& q) { q.codes[0][0] = 200; });
+    TESSERA_VERIFY_THROWS_WITH(api::export_run({run, out + "/hf", "hf", "fp32", false}),
+                               "v_proj.codes holds 200, out of range for the run's 2-bit codes (0..3)");
+    TESSERA_VERIFY_THROWS_WITH(tessera_test::perplexity(run, "", text), "block_001");
+    write([](quant::QuantizedLinear& q) { q.zero[0][0] = 1.5; });
+    TESSERA_VERIFY_THROWS_WITH(api::export_run({run, out + "/gptq", "gptq", "fp32", false}),
+                               "v_proj.zero holds values that are not integer zero points");
+    write([](quant::QuantizedLinear& q) { q.scale = q.scale.narrow(1, 0, 1).contiguous(); });
+    TESSERA_VERIFY_THROWS_WITH(api::export_run({run, out + "/hf", "hf", "fp32", false}), "v_proj.scale is not an fp32");
+    QVERIFY(!fs::exists(out + "/hf") && !fs::exists(out + "/gptq"));
+  }
 };
 
 TESSERA_TEST_MAIN(TestExport, fp32ExportEvaluatesExactlyLikeTheRun, halfExportPassesSelfCheckAndIsSmaller,
                   weightActivationRunExportSaysWhatItDoesNotCarry,
-                  corruptedExportIsDetected, failedExportLeavesNothing)
+                  corruptedExportIsDetected, failedExportLeavesNothing, corruptedBlockFilesAreRefused)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_export.moc"
 #endif
