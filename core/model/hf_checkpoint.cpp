@@ -1,5 +1,6 @@
 #include "model/hf_checkpoint.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -41,7 +42,13 @@ class TensorSource {
         throw Error(index.string() + ": missing \"weight_map\"");
       std::map<std::string, std::shared_ptr<io::SafetensorsFile>> shards;
       for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
+        if (!it.value().is_string())
+          throw Error(index.string() + ": weight_map[\"" + it.key() + "\"] is " + it.value().dump() + ", not a file name");
         const std::string shard = it.value().get<std::string>();
+        // A shard is a file in this folder: no absolute path, no folder part, no "..".
+        const fs::path shard_name(shard);
+        if (shard.empty() || shard_name.has_parent_path() || shard_name.is_absolute() || shard == "." || shard == "..")
+          throw Error(index.string() + " names shard \"" + shard + "\", which is not a file name inside " + folder);
         if (!shards.count(shard)) {
           const fs::path shard_path = dir / shard;
           if (!fs::exists(shard_path))
@@ -56,6 +63,20 @@ class TensorSource {
   }
 
   bool contains(const std::string& name) const { return owner_.count(name) != 0; }
+
+  // The number of decoder layers the checkpoint holds tensors for (highest model.layers.N + 1).
+  std::int64_t stored_layers() const {
+    static const std::string prefix = "model.layers.";
+    std::int64_t n = 0;
+    for (const auto& [name, file] : owner_) {
+      if (name.compare(0, prefix.size(), prefix) != 0) continue;
+      const auto end = name.find('.', prefix.size());
+      const auto digits = name.substr(prefix.size(), end == std::string::npos ? std::string::npos : end - prefix.size());
+      if (digits.empty() || digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+      n = std::max<std::int64_t>(n, std::stoll(digits) + 1);
+    }
+    return n;
+  }
 
   torch::Tensor load(const std::string& name, const std::vector<std::int64_t>& shape) const {
     auto it = owner_.find(name);
@@ -140,6 +161,10 @@ DecoderBlockWeights load_block(const ResolvedSource& source, const LlamaConfig& 
 LlamaModel load_hf_checkpoint(const std::string& folder, const TensorResolver& resolver) {
   const LlamaConfig c = folder_config(folder);
   const TensorSource file_source(folder);
+  // Fewer layers in config.json than in the weights would silently drop the rest.
+  if (const auto stored = file_source.stored_layers(); stored > c.num_layers)
+    throw Error(folder + ": the checkpoint holds " + std::to_string(stored) + " layers, config.json's num_hidden_layers says " +
+                std::to_string(c.num_layers));
   const ResolvedSource source(file_source, resolver, folder);
   const std::int64_t d = c.hidden_size;
   ModelWeights w;

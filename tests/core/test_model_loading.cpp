@@ -158,6 +158,21 @@ class TestModelLoading : public QObject {
     QVERIFY(torch::equal(one.down_proj, a.weights().blocks[1].down_proj));
     QVERIFY(torch::equal(one.post_attention_norm, a.weights().blocks[1].post_attention_norm));
     TESSERA_VERIFY_THROWS_WITH(model::load_block_weights(dir, 2), "there is no block 2");
+    // An index naming a shard outside the folder (absolute, "..", a sub-path) or a non-string entry.
+    for (const nlohmann::json& bad : {nlohmann::json("../model-00001-of-00002.safetensors"), nlohmann::json("/etc/passwd"),
+                                      nlohmann::json("sub/x.safetensors"), nlohmann::json(7)}) {
+      auto m = map;
+      m["model.norm.weight"] = bad;
+      std::ofstream(dir + "/model.safetensors.index.json") << nlohmann::json{{"weight_map", m}}.dump();
+      TESSERA_VERIFY_THROWS_WITH(model::load_model(dir), bad.is_string() ? "which is not a file name inside" : "not a file name");
+    }
+  }
+
+  // config.json's num_hidden_layers below the checkpoint's layers silently dropped layers.
+  void fewerConfigLayersThanStoredAreRefused() {
+    TESSERA_REQUIRE_DATA(src, kTinyStoriesHf);
+    const auto dir = hf_copy_with_config(src, "cfg-fewer-layers", [](nlohmann::json& c) { c["num_hidden_layers"] = 1; });
+    TESSERA_VERIFY_THROWS_WITH(model::load_model(dir), "the checkpoint holds 2 layers, config.json's num_hidden_layers says 1");
   }
 
   void configMissingKeyIsNamed() {
@@ -233,7 +248,7 @@ TESSERA_TEST_MAIN(TestModelLoading, llama2cHeaderGivesStories260KArchitecture, t
                   hfFolderLoadsTinyStories656K, convertedFolderGivesIdenticalLogits, bf16AndFp16CheckpointsLoad,
                   shardedCheckpointLoadsThroughIndex, configMissingKeyIsNamed, configInconsistentHeadsIsRejected, absurdSizesAreRejected,
                   missingTensorIsNamed, wrongShapeIsNamed, nanWeightsAreRejected, integerWeightsAreRejected,
-                  unknownFormatsAreRejected, rejectsUnsupportedModelType)
+                  unknownFormatsAreRejected, rejectsUnsupportedModelType, fewerConfigLayersThanStoredAreRefused)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_model_loading.moc"
 #endif
