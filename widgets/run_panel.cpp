@@ -2,16 +2,20 @@
 
 #include <QCheckBox>
 #include <QComboBox>
+#include <QFileInfo>
 #include <QFormLayout>
 #include <QGroupBox>
 #include <QLabel>
 #include <QLineEdit>
 #include <QMenu>
 #include <QSpinBox>
+#include <QThread>
 #include <QToolButton>
 #include <QVBoxLayout>
+#include <algorithm>
 #include <climits>
 
+#include "pipeline/memory_forecast.h"
 #include "pipeline/run_presets.h"
 #include "quant/grid_target.h"
 #include "util/log.h"
@@ -116,6 +120,9 @@ RunPanel::RunPanel(QWidget* parent) : QWidget(parent) {
   error_label_->setWordWrap(true);
   error_label_->setStyleSheet("color: #c62828;");
   error_label_->setVisible(false);
+  forecast_label_ = new QLabel;
+  forecast_label_->setWordWrap(true);
+  forecast_label_->setVisible(false);
 
   auto* box = new QGroupBox(tr("Run settings"));
   auto* box_layout = new QVBoxLayout(box);
@@ -125,6 +132,7 @@ RunPanel::RunPanel(QWidget* parent) : QWidget(parent) {
   box_layout->addLayout(top);
   box_layout->addLayout(form);
   box_layout->addWidget(error_label_);
+  box_layout->addWidget(forecast_label_);
   auto* outer = new QVBoxLayout(this);
   outer->setContentsMargins(0, 0, 0, 0);
   outer->addWidget(box);
@@ -162,6 +170,34 @@ bool RunPanel::applyPreset(const QString& name) {
   } catch (const std::exception& e) {
     logger()->error("cannot apply preset {}: {}", utf8(name), e.what());
     return false;
+  }
+}
+
+void RunPanel::setModelConfig(const std::optional<model::LlamaConfig>& config) {
+  model_config_ = config;
+  revalidate();
+}
+
+QString RunPanel::forecastText() const { return forecast_label_->isHidden() ? QString() : forecast_label_->text(); }
+
+// The same forecast as `tessera plan` for these settings, on the machine's view of the files.
+void RunPanel::updateForecast() {
+  forecast_label_->setVisible(false);
+  if (!model_config_ || !settings_valid_) return;
+  try {
+    const auto c = config();
+    pipeline::ForecastOptions options;
+    options.corpus_bytes = static_cast<double>(QFileInfo(calib_).size());
+    options.cpu_threads = std::max(1, QThread::idealThreadCount());
+    const auto f = pipeline::forecast_memory(c, *model_config_, options);
+    QString text = tr("Memory forecast: %1 host").arg(QString::fromStdString(pipeline::format_bytes(f.host_bytes)));
+    if (f.gpu_bytes > 0) text += tr(", %1 GPU").arg(QString::fromStdString(pipeline::format_bytes(f.gpu_bytes)));
+    text += tr(" at the peak (%1)").arg(QString::fromStdString(f.gpu_bytes > 0 ? f.gpu_peak_phase : f.host_peak_phase));
+    forecast_label_->setText(text);
+    forecast_label_->setToolTip(QString::fromStdString(pipeline::format_memory_forecast(f)));
+    forecast_label_->setVisible(true);
+  } catch (const std::exception& e) {
+    logger()->warn("memory forecast: {}", e.what());
   }
 }
 
@@ -257,6 +293,7 @@ void RunPanel::revalidate() {
   for (const auto& [key, w] : editors_) w->setStyleSheet(QString());
   QString error;
   QWidget* culprit = nullptr;
+  bool settings_valid = false;  // the settings themselves, whatever the data paths say
   // A learning rate that is not a number never reaches validate(): say so here.
   for (const auto& [edit, name] : {std::pair<QLineEdit*, QString>{lr_, tr("Rounding lr")},
                                    {scale_lr_, tr("DST scale lr")}, {oq_lwc_lr_, tr("OmniQuant LWC lr")}}) {
@@ -275,6 +312,7 @@ void RunPanel::revalidate() {
     if (no_calib) c.calib = "-";
     try {
       c.validate();
+      settings_valid = true;
       if (no_model) error = tr("Open a model to start a run (File > Open Model File...).");
       else if (no_calib) error = tr("Choose a calibration text in the model and data panel.");
     } catch (const std::exception& e) {
@@ -292,9 +330,11 @@ void RunPanel::revalidate() {
     }
   }
   if (culprit) culprit->setStyleSheet("border: 1px solid #c62828;");
+  settings_valid_ = settings_valid;
   error_ = error;
   error_label_->setText(error);
   error_label_->setVisible(!error.isEmpty());
+  updateForecast();
   emit validityChanged(error_.isEmpty());
 }
 

@@ -3,11 +3,14 @@
 // activation bits, calibration samples and length, PAR schedule, steps, learning rates (TesseraQ's
 // and OmniQuant's), OmniQuant epochs, seed, device, training dtype and batch; a Presets menu (resources/presets). Every edit is checked with
 // RunConfig::validate(): an invalid value is refused inline, the field it names is outlined in red
-// with the reason below, and validityChanged(false) disables starting a run.
+// with the reason below, and validityChanged(false) disables starting a run. Below it, the run's
+// memory forecast (pipeline/memory_forecast.h, what `tessera plan` prints) follows every edit.
 #include <QString>
 #include <QWidget>
 #include <map>
+#include <optional>
 
+#include "model/llama_config.h"
 #include "pipeline/run_config.h"
 
 class QCheckBox;
@@ -27,6 +30,11 @@ class RunPanel : public QWidget {
 
   // The model, tokenizer and calibration text come from the data panel.
   void setDataPaths(const QString& model, const QString& tokenizer, const QString& calib);
+  // The open model's architecture, for the memory forecast shown under the settings (none: hidden).
+  void setModelConfig(const std::optional<model::LlamaConfig>& config);
+  // The forecast line as shown ("" while no model is open or the settings are invalid; a missing
+  // calibration text counts as empty).
+  QString forecastText() const;
   // The settings as a run config (paths included). Unparseable numbers keep their defaults;
   // validationError() says which.
   pipeline::RunConfig config() const;
@@ -71,6 +79,10 @@ class RunPanel : public QWidget {
   QSpinBox* batch_ = nullptr;
   QToolButton* presets_ = nullptr;
   QLabel* error_label_ = nullptr;
+  QLabel* forecast_label_ = nullptr;  // pipeline::forecast_memory of the settings, live
+  std::optional<model::LlamaConfig> model_config_;
+  bool settings_valid_ = false;  // validate() passed (a missing data path aside): the forecast shows
+  void updateForecast();
   std::map<QString, QWidget*> editors_;
   pipeline::RunConfig base_;  // settings the form does not show (AWQ grid, OmniQuant, ...)
   QString model_, tokenizer_, calib_;

@@ -404,6 +404,7 @@ void MainWindow::setTextPath(const QString& path) {
 void MainWindow::setCalibPath(const QString& path) { data_panel_->setCalibPath(path); }
 
 void MainWindow::syncDataPaths() {
+  run_panel_->setModelConfig(model_ ? std::optional<model::LlamaConfig>(model_->config) : std::nullopt);
   run_panel_->setDataPaths(model_ ? QString::fromStdString(model_->path) : QString(), tokenizer_path_,
                            data_panel_->calibPath());
 }

@@ -183,6 +183,17 @@ void TestGuiWorkbench::badSettingsAreRefusedInline() {
   QVERIFY(samples->styleSheet().isEmpty());
   QVERIFY(start->isEnabled());
 
+  // The memory forecast (what `tessera plan` prints) follows the settings; hidden while invalid.
+  const QString forecast = panel->forecastText();
+  QVERIFY2(forecast.startsWith("Memory forecast: "), qPrintable(forecast));
+  samples->setValue(4096);
+  QVERIFY2(panel->forecastText().startsWith("Memory forecast: ") && panel->forecastText() != forecast,
+           qPrintable(panel->forecastText()));
+  samples->setValue(0);
+  QVERIFY(panel->forecastText().isEmpty());
+  samples->setValue(16);
+  QCOMPARE(panel->forecastText(), forecast);
+
   qobject_cast<QSpinBox*>(panel->editor("wbits"))->setValue(9);
   QVERIFY2(panel->validationError().contains("weight bits"), qPrintable(panel->validationError()));
   qobject_cast<QSpinBox*>(panel->editor("wbits"))->setValue(2);
