@@ -51,11 +51,21 @@ std::string RunSource::manifest_text() const {
   nlohmann::json errors = nlohmann::json::array();
   for (std::int64_t k = 0; k < manifest.value("blocks", 0); ++k) {
     std::ifstream in(dir.stats_path(k));
-    auto stats = nlohmann::json::parse(in, nullptr, false);
-    if (stats.is_discarded()) continue;  // statistics are informative; their absence is not fatal
+    const auto stats = nlohmann::json::parse(in, nullptr, false);
+    // Statistics are informative: a missing, damaged or foreign file (or entry) is left out, never
+    // fatal and never copied into the export's metadata as it is.
+    if (stats.is_discarded() || !stats.is_object()) continue;
     nlohmann::json layers = nlohmann::json::object();
-    for (const auto& l : stats["layers"]) layers[l["layer"].get<std::string>()] = l["rel_weight_error"];
-    errors.push_back({{"block", k}, {"loss", stats["loss"]}, {"loss_rtn", stats["loss_rtn"]}, {"rel_weight_error", layers}});
+    if (const auto it = stats.find("layers"); it != stats.end() && it->is_array())
+      for (const auto& l : *it)
+        if (l.is_object() && l.contains("layer") && l.at("layer").is_string() && l.contains("rel_weight_error") &&
+            l.at("rel_weight_error").is_number())
+          layers[l.at("layer").get<std::string>()] = l.at("rel_weight_error");
+    auto number = [&](const char* key) {
+      const auto it = stats.find(key);
+      return it != stats.end() && it->is_number() ? *it : nlohmann::json();
+    };
+    errors.push_back({{"block", k}, {"loss", number("loss")}, {"loss_rtn", number("loss_rtn")}, {"rel_weight_error", layers}});
   }
   m["layer_errors"] = errors;
   m.erase("config_identity");

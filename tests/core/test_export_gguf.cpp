@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <nlohmann/json.hpp>
 
 #include "api/export_jobs.h"
 #include "api/model_jobs.h"
@@ -174,6 +175,28 @@ class TestExportGguf : public QObject {
     }
   }
 
+  // Damaged statistics files (they are informative) neither stop an export nor reach its
+  // metadata as they are: wrong types and foreign entries are left out.
+  void damagedStatisticsAreLeftOut() {
+    TESSERA_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
+    const auto run = tessera_test::rtn_run(4, "export-gguf-damaged-stats");
+    pipeline::RunDirectory rd(run);
+    std::ofstream(rd.stats_path(0)) << R"({"loss": "x", "layers": [{"layer": 3}, 5, {"layer": "q_proj", "rel_weight_error": 0.1}]})";
+    std::ofstream(rd.stats_path(1)) << "[1, 2]";
+    std::ofstream(rd.stats_path(2)) << "not json";
+    const auto out = tessera_test::fresh_temp_dir("export-gguf-damaged-stats-out") + "/m.gguf";
+    api::export_run({run, out, "gguf-f32", "fp32", false});
+    const auto m = nlohmann::json::parse(exporting::GgufFile(out).value("tessera.run").get<std::string>());
+    const auto& e = m.at("layer_errors");
+    QCOMPARE(e.size(), std::size_t(3));  // blocks 1 and 2 left out
+    QCOMPARE(e[0]["block"].get<int>(), 0);
+    QVERIFY(e[0]["loss"].is_null());
+    QCOMPARE(e[0]["rel_weight_error"].size(), std::size_t(1));
+    QCOMPARE(e[0]["rel_weight_error"]["q_proj"].get<double>(), 0.1);
+    QCOMPARE(e[1]["block"].get<int>(), 3);
+    QVERIFY(e[1]["loss"].is_number());
+  }
+
   void failedGgufExportLeavesNothing() {
     TESSERA_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
     const auto base = tessera_test::fresh_temp_dir("export-gguf-fail");
@@ -229,7 +252,7 @@ class TestExportGguf : public QObject {
 
 TESSERA_TEST_MAIN(TestExportGguf, craftedHeadersAreRefused, f32ScoresExactlyLikeTheRun, f16PassesItsSelfCheck, q41IsRefusedWhenNotExact,
                   blockCodecsMatchGgmlsLayout, targetRunsExportBitExactly, everyMethodHonoursTheTarget,
-                  failedGgufExportLeavesNothing)
+                  damagedStatisticsAreLeftOut, failedGgufExportLeavesNothing)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_export_gguf.moc"
 #endif
