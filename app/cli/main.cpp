@@ -475,6 +475,12 @@ int main(int argc, char** argv) {
   const std::string command = args[0];
   args.erase(args.begin());
   const std::set<std::string> common_flags = {"json", "verbose", "quiet"};
+  // quantize and plan take the same options: plan forecasts the run quantize would make.
+  const std::set<std::string> kQuantizeOptions = {
+      "model", "tokenizer", "calib", "out", "method", "wbits", "group", "target", "abits", "samples",
+      "seq-len", "seed", "device", "batch", "config", "eval", "init", "par-schedule", "par-steps", "par-batch",
+      "lr", "scale-lr", "log-every", "preset", "epochs", "lwc-lr", "let", "aug-loss"};
+  const std::set<std::string> kQuantizeFlags = {"sym", "resume", "force"};
   auto flags_with = [&](std::set<std::string> extra) {
     extra.insert(common_flags.begin(), common_flags.end());
     return extra;
@@ -497,17 +503,9 @@ int main(int argc, char** argv) {
       return run_eval(parse({"model", "run", "tokenizer", "text", "seq-len", "batch", "device", "dtype"},
                             flags_with({})));
     if (command == "quantize")
-      return run_quantize(parse({"model", "tokenizer", "calib", "out", "method", "wbits", "group", "target", "abits",
-                                 "samples", "seq-len", "seed", "device", "batch", "config", "eval", "init",
-                                 "par-schedule", "par-steps", "par-batch", "lr", "scale-lr", "log-every",
-                                 "preset", "epochs", "lwc-lr", "let", "aug-loss"},
-                                flags_with({"sym", "resume", "force"})));
+      return run_quantize(parse(kQuantizeOptions, flags_with(kQuantizeFlags)));
     if (command == "plan")
-      return run_plan(parse({"model", "tokenizer", "calib", "out", "method", "wbits", "group", "target", "abits",
-                             "samples", "seq-len", "seed", "device", "batch", "config", "eval", "init",
-                             "par-schedule", "par-steps", "par-batch", "lr", "scale-lr", "log-every",
-                             "preset", "epochs", "lwc-lr", "let", "aug-loss"},
-                            flags_with({"sym", "resume", "force"})));
+      return run_plan(parse(kQuantizeOptions, flags_with(kQuantizeFlags)));
     if (command == "export")
       return run_export(parse({"run", "out", "format", "dtype"}, flags_with({"force", "formats"})));
     if (command == "worker") {
