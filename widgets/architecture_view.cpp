@@ -49,8 +49,8 @@ QTreeWidgetItem* ArchitectureView::section(const QString& title) {
   return item;
 }
 
-QTreeWidgetItem* ArchitectureView::row(QTreeWidgetItem* parent, const QString& property,
-                                       const QString& value, const QString& tooltip) {
+QTreeWidgetItem* ArchitectureView::row(QTreeWidgetItem* parent, const QString& property, const QString& value,
+                                       const QString& tooltip) {
   auto* item = new QTreeWidgetItem(parent, {property, value});
   item->setToolTip(1, tooltip.isEmpty() ? value : tooltip);
   return item;
@@ -135,8 +135,7 @@ void ArchitectureView::addLayers(const model::LlamaConfig& c) {
   QTreeWidgetItem* layers = section(tr("Decoder layers"));
   for (std::int64_t i = 0; i < c.num_layers; ++i) {
     auto* layer = row(layers, tr("layer %1").arg(i), tr("%1 parameters").arg(number(per_layer)));
-    for (const Linear& l : linears)
-      row(layer, l.name, QString("%1 x %2").arg(number(l.out), number(l.in)));
+    for (const Linear& l : linears) row(layer, l.name, QString("%1 x %2").arg(number(l.out), number(l.in)));
     layer->setExpanded(i == 0);  // one open as an example; the rest stay compact
   }
 }

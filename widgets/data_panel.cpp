@@ -67,7 +67,8 @@ DataPanel::DataPanel(QWidget* parent) : QWidget(parent) {
 
 void DataPanel::browseText(QLineEdit* edit, const QString& title) {
   const QString start = edit->text().isEmpty() ? QString() : QFileInfo(edit->text()).absolutePath();
-  const QString path = QFileDialog::getOpenFileName(this, title, start, tr("Text (*.txt *.jsonl *.json);;All files (*)"));
+  const QString path =
+      QFileDialog::getOpenFileName(this, title, start, tr("Text (*.txt *.jsonl *.json);;All files (*)"));
   if (!path.isEmpty()) edit->setText(path);
 }
 

@@ -23,7 +23,7 @@ class DataPanel : public QWidget {
   void setEvalTextPath(const QString& path);
 
  signals:
-  void modelBrowseRequested();      // the owner shows its file/folder dialog
+  void modelBrowseRequested();  // the owner shows its file/folder dialog
   void tokenizerBrowseRequested();
   void calibPathChanged(const QString& path);
   void evalTextPathChanged(const QString& path);

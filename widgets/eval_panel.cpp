@@ -133,8 +133,7 @@ void EvalPanel::showProgress(const api::EvalProgress& p) {
     stage_->setText(tr("Evaluating: running perplexity %1").arg(p.running_perplexity, 0, 'f', 4));
   } else {
     progress_->setRange(0, 0);
-    stage_->setText(p.stage == "loading" ? tr("Loading model and tokenizer...")
-                                         : tr("Tokenizing the text..."));
+    stage_->setText(p.stage == "loading" ? tr("Loading model and tokenizer...") : tr("Tokenizing the text..."));
   }
 }
 
@@ -167,8 +166,8 @@ void EvalPanel::showStopped(const QString& why) {
 
 void EvalPanel::chooseTextFile() {
   const QString start = textPath().isEmpty() ? QString() : QFileInfo(textPath()).absolutePath();
-  const QString path = QFileDialog::getOpenFileName(this, tr("Choose a text file"), start,
-                                                    tr("Text files (*.txt);;All files (*)"));
+  const QString path =
+      QFileDialog::getOpenFileName(this, tr("Choose a text file"), start, tr("Text files (*.txt);;All files (*)"));
   if (!path.isEmpty()) setTextPath(path);
 }
 

@@ -23,7 +23,7 @@ namespace tessera::widgets {
 
 namespace {
 std::string utf8(const QString& s) { return s.toUtf8().toStdString(); }
-}
+}  // namespace
 
 ExportDialog::ExportDialog(const std::vector<Choice>& runs, int preselected_run, const WorkerEndpoint& worker,
                            QWidget* parent, FormatLister lister)
@@ -41,8 +41,9 @@ ExportDialog::ExportDialog(const std::vector<Choice>& runs, int preselected_run,
   format_list_->setSizePolicy(QSizePolicy::Expanding, QSizePolicy::Maximum);  // the result area takes the rest
   dtype_ = new QComboBox;
   dtype_->addItems({"fp16", "bf16", "fp32"});
-  dtype_->setToolTip(tr("Float type of the tensors that are not integer codes (fake-quant weights, GPTQ/AWQ "
-                        "scales, layers written as floats); the GGUF formats fix their own types"));
+  dtype_->setToolTip(
+      tr("Float type of the tensors that are not integer codes (fake-quant weights, GPTQ/AWQ "
+         "scales, layers written as floats); the GGUF formats fix their own types"));
   path_ = new QLineEdit;
   browse_ = new QPushButton(tr("..."));
   progress_ = new QProgressBar;
@@ -269,7 +270,8 @@ bool ExportDialog::startExport() {
   connect(job_, &WorkerJob::failed, this, [this, id](const QString& message) {
     finishJob(/*written=*/false);
     result_->setText(tr("Export failed: %1\nNothing was left at the output path. Check the path and the "
-                        "free space, or choose another format.").arg(message));
+                        "free space, or choose another format.")
+                         .arg(message));
     result_->setStyleSheet("color: #c62828;");
     stage_->setText(QString());
     emit exportFailed(id, message);

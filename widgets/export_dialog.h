@@ -92,8 +92,8 @@ class ExportDialog : public QDialog {
   QPushButton* export_ = nullptr;
   QPushButton* cancel_ = nullptr;
   QPushButton* close_ = nullptr;
-  WorkerJob* job_ = nullptr;  // the running export
-  RemoteFetch* fetch_ = nullptr;  // the running copy to this machine
+  WorkerJob* job_ = nullptr;        // the running export
+  RemoteFetch* fetch_ = nullptr;    // the running copy to this machine
   QCheckBox* copy_back_ = nullptr;  // with a remote worker only
   QLineEdit* copy_path_ = nullptr;
   QString suggested_path_;  // the last suggestion suggestOutputPath put in path_

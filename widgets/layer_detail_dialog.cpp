@@ -1,11 +1,12 @@
 #include "layer_detail_dialog.h"
 
+#include <qcustomplot.h>
+
 #include <QGridLayout>
 #include <QLabel>
 #include <QVBoxLayout>
 #include <algorithm>
 #include <cmath>
-#include <qcustomplot.h>
 
 #include "protocol/worker_protocol.h"
 #include "worker_job.h"
@@ -119,19 +120,19 @@ LayerDetailDialog::~LayerDetailDialog() {
 }
 
 void LayerDetailDialog::showDetail(const api::LayerDetail& d) {
-  summary_->setText(
-      tr("%1 block %2 %3: %4 x %5 weights, %6-bit codes, groups of %7 (%8 per row). "
-         "%9 % of the codes differ from plain RTN of the checkpoint's weight%10.")
-          .arg(QString::fromStdString(d.method))
-          .arg(d.block)
-          .arg(QString::fromStdString(d.layer))
-          .arg(d.rows)
-          .arg(d.cols)
-          .arg(d.bits)
-          .arg(d.group_size)
-          .arg(d.groups)
-          .arg(100.0 * d.changed_fraction, 0, 'f', 3)
-          .arg(d.method == "rtn" ? QString()
+  summary_->setText(tr("%1 block %2 %3: %4 x %5 weights, %6-bit codes, groups of %7 (%8 per row). "
+                       "%9 % of the codes differ from plain RTN of the checkpoint's weight%10.")
+                        .arg(QString::fromStdString(d.method))
+                        .arg(d.block)
+                        .arg(QString::fromStdString(d.layer))
+                        .arg(d.rows)
+                        .arg(d.cols)
+                        .arg(d.bits)
+                        .arg(d.group_size)
+                        .arg(d.groups)
+                        .arg(100.0 * d.changed_fraction, 0, 'f', 3)
+                        .arg(d.method == "rtn"
+                                 ? QString()
                                  : tr(" (for AWQ-initialised methods this includes the AWQ scaling of the weight)")));
   QVector<double> keys, counts;
   for (std::size_t i = 0; i < d.code_change_counts.size(); ++i) {
@@ -140,8 +141,10 @@ void LayerDetailDialog::showDetail(const api::LayerDetail& d) {
   }
   fillBars(changes_, keys, counts, 0.7, QColor(0x1f, 0x6f, 0xb4));
   fillHistogram(scales_, d.scale_ratio, 40, QColor(0xe6, 0x7e, 0x22));
-  if (d.dst_factors.empty()) placeholder(dst_, tr("no DST in a %1 run").arg(QString::fromStdString(d.method)));
-  else fillHistogram(dst_, d.dst_factors, 40, QColor(0x8e, 0x44, 0xad));
+  if (d.dst_factors.empty())
+    placeholder(dst_, tr("no DST in a %1 run").arg(QString::fromStdString(d.method)));
+  else
+    fillHistogram(dst_, d.dst_factors, 40, QColor(0x8e, 0x44, 0xad));
   keys.clear();
   counts.clear();
   for (std::size_t i = 0; i < d.code_counts.size(); ++i) {

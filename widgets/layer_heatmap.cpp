@@ -15,10 +15,14 @@ bool logScaled(LayerHeatmap::Metric m) { return m == LayerHeatmap::Metric::Outpu
 
 QString formatValue(LayerHeatmap::Metric m, double v) {
   switch (m) {
-    case LayerHeatmap::Metric::OutputMse: return QString::number(v, 'e', 4);
-    case LayerHeatmap::Metric::RelWeightError: return QString::number(v, 'f', 5);
-    case LayerHeatmap::Metric::FlipRatio: return QString("%1 %").arg(100.0 * v, 0, 'f', 3);
-    case LayerHeatmap::Metric::DstSpread: return QString::number(v, 'f', 5);
+    case LayerHeatmap::Metric::OutputMse:
+      return QString::number(v, 'e', 4);
+    case LayerHeatmap::Metric::RelWeightError:
+      return QString::number(v, 'f', 5);
+    case LayerHeatmap::Metric::FlipRatio:
+      return QString("%1 %").arg(100.0 * v, 0, 'f', 3);
+    case LayerHeatmap::Metric::DstSpread:
+      return QString::number(v, 'f', 5);
   }
   return QString::number(v);
 }
@@ -26,26 +30,35 @@ QString formatValue(LayerHeatmap::Metric m, double v) {
 
 QString LayerHeatmap::metricName(Metric metric) {
   switch (metric) {
-    case Metric::OutputMse: return tr("Output MSE");
-    case Metric::RelWeightError: return tr("Relative weight error");
-    case Metric::FlipRatio: return tr("Flip ratio vs RTN");
-    case Metric::DstSpread: return tr("DST scale spread (max - min)");
+    case Metric::OutputMse:
+      return tr("Output MSE");
+    case Metric::RelWeightError:
+      return tr("Relative weight error");
+    case Metric::FlipRatio:
+      return tr("Flip ratio vs RTN");
+    case Metric::DstSpread:
+      return tr("DST scale spread (max - min)");
   }
   return QString();
 }
 
 double LayerHeatmap::metricValue(const eval::LayerStats& s, Metric metric) {
   switch (metric) {
-    case Metric::OutputMse: return s.output_mse;
-    case Metric::RelWeightError: return s.rel_weight_error;
-    case Metric::FlipRatio: return s.flip_ratio;
-    case Metric::DstSpread: return s.dst_max - s.dst_min;
+    case Metric::OutputMse:
+      return s.output_mse;
+    case Metric::RelWeightError:
+      return s.rel_weight_error;
+    case Metric::FlipRatio:
+      return s.flip_ratio;
+    case Metric::DstSpread:
+      return s.dst_max - s.dst_min;
   }
   return 0;
 }
 
 const std::vector<QString>& LayerHeatmap::layerNames() {
-  static const std::vector<QString> names = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+  static const std::vector<QString> names = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
+                                             "gate_proj", "up_proj", "down_proj"};
   return names;
 }
 
@@ -182,8 +195,10 @@ void LayerHeatmap::rebuild() {
     const bool log = logScaled(metric_) && lo > 0;
     map_->setDataScaleType(log ? QCPAxis::stLogarithmic : QCPAxis::stLinear);
     scale_->axis()->setScaleType(log ? QCPAxis::stLogarithmic : QCPAxis::stLinear);
-    if (log) scale_->axis()->setTicker(QSharedPointer<QCPAxisTickerLog>(new QCPAxisTickerLog));
-    else scale_->axis()->setTicker(QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
+    if (log)
+      scale_->axis()->setTicker(QSharedPointer<QCPAxisTickerLog>(new QCPAxisTickerLog));
+    else
+      scale_->axis()->setTicker(QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
     if (hi < lo) {
       lo = 0;
       hi = 1;
@@ -240,8 +255,10 @@ void LayerHeatmap::mouseMoveEvent(QMouseEvent* event) {
   std::int64_t block = 0;
   int layer = 0;
   const QString text = cellAt(event->pos(), block, layer) ? cellText(block, layer) : QString();
-  if (text.isEmpty()) QToolTip::hideText();
-  else QToolTip::showText(event->globalPosition().toPoint(), text, this);
+  if (text.isEmpty())
+    QToolTip::hideText();
+  else
+    QToolTip::showText(event->globalPosition().toPoint(), text, this);
 }
 
 void LayerHeatmap::mouseReleaseEvent(QMouseEvent* event) {

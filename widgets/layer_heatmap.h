@@ -2,8 +2,9 @@
 // Where the quantization error sits: a blocks x {q,k,v,o,gate,up,down} heatmap of one per-layer
 // metric of a run, or of the difference between two runs (the second against the first). Hovering
 // a cell shows its exact values; clicking it emits cellClicked for the layer's detail view.
-#include <QString>
 #include <qcustomplot.h>
+
+#include <QString>
 #include <vector>
 
 #include "eval/layer_stats_record.h"

@@ -1,9 +1,10 @@
 #include "log_pane.h"
 
+#include <spdlog/common.h>
+
 #include <QFontDatabase>
 #include <QScrollBar>
 #include <QTextCharFormat>
-#include <spdlog/common.h>
 
 namespace tessera::widgets {
 

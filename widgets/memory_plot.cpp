@@ -40,8 +40,10 @@ bool MemoryPlot::rebuild(const std::vector<Shown>& shown) {
     any = true;
   }
   if (!any) return false;
-  if (!any_gpu) setSubtitle(tr("process resident memory (CPU runs use no GPU memory)"));
-  else setSubtitle(tr("solid: resident memory;  dashed: GPU memory allocated"));
+  if (!any_gpu)
+    setSubtitle(tr("process resident memory (CPU runs use no GPU memory)"));
+  else
+    setSubtitle(tr("solid: resident memory;  dashed: GPU memory allocated"));
   xAxis->setRange(0, x_max * 1.03);
   yAxis->setRange(0, y_max * 1.15);
   return true;

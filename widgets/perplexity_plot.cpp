@@ -74,9 +74,8 @@ void PerplexityPlot::showFinal(double perplexity) {
   final_line_->point1->setCoords(0, perplexity);
   final_line_->point2->setCoords(1, perplexity);
   final_line_->setVisible(true);
-  subtitle_->setText(tr("final perplexity %1 over %2 windows (dashed line)")
-                         .arg(perplexity, 0, 'f', 4)
-                         .arg(graph_->dataCount()));
+  subtitle_->setText(
+      tr("final perplexity %1 over %2 windows (dashed line)").arg(perplexity, 0, 'f', 4).arg(graph_->dataCount()));
   subtitle_->setTextColor(kFinal);
   rescale();
   replot();
@@ -115,11 +114,9 @@ void PerplexityPlot::refresh() {
   seen_points_ += slice.points.size();
   if (!slice.points.empty() && !final_line_->visible() && !stopped_) {
     const MetricPoint& last = slice.points.back();
-    subtitle_->setText(total_windows_ > 0 ? tr("%1 after window %2 of %3")
-                                                .arg(last.y, 0, 'f', 4)
-                                                .arg(last.x)
-                                                .arg(total_windows_)
-                                          : tr("%1 after window %2").arg(last.y, 0, 'f', 4).arg(last.x));
+    subtitle_->setText(total_windows_ > 0
+                           ? tr("%1 after window %2 of %3").arg(last.y, 0, 'f', 4).arg(last.x).arg(total_windows_)
+                           : tr("%1 after window %2").arg(last.y, 0, 'f', 4).arg(last.x));
   }
   placeholder_->setVisible(graph_->dataCount() == 0);
   rescale();

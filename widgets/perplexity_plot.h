@@ -2,10 +2,11 @@
 // Running perplexity against the number of windows evaluated. The evaluation's progress appends
 // points to a MetricsStore; a GUI-thread timer (40 ms) copies the new points into the graph and
 // repaints at most once per tick, however fast the points come.
+#include <qcustomplot.h>
+
 #include <QTimer>
 #include <cstdint>
 #include <memory>
-#include <qcustomplot.h>
 
 #include "metrics_store.h"
 
@@ -21,8 +22,8 @@ class PerplexityPlot : public QCustomPlot {
   explicit PerplexityPlot(std::shared_ptr<const MetricsStore> store, QWidget* parent = nullptr);
 
   void setTotalWindows(std::int64_t total);  // fixes the x range while a run is going
-  void showFinal(double perplexity);          // marks the final value with a dashed line
-  void showStopped(const QString& why);       // a failed or cancelled run: says so above the plot
+  void showFinal(double perplexity);         // marks the final value with a dashed line
+  void showStopped(const QString& why);      // a failed or cancelled run: says so above the plot
   int pointCount() const;
 
  public slots:

@@ -2,10 +2,11 @@
 // An spdlog sink that hands each formatted line to Qt as a signal. spdlog calls sink_it_() on
 // whichever thread logged; the sink only formats and emits, and Qt queues the signal to receivers
 // that live on the GUI thread, so no widget is touched from another thread.
+#include <spdlog/sinks/base_sink.h>
+
 #include <QObject>
 #include <QString>
 #include <mutex>
-#include <spdlog/sinks/base_sink.h>
 
 namespace tessera::widgets {
 

@@ -26,9 +26,8 @@ void RemoteFetch::start() {
   }
   job_ = new WorkerJob(worker_, "fetch", {{"path", remote_.toStdString()}}, this);
   connect(job_, &WorkerJob::dataChunk, this, &RemoteFetch::write);
-  connect(job_, &WorkerJob::progress, this, [this](const QString&, qint64 done, qint64 total, double) {
-    emit progress(done, total);
-  });
+  connect(job_, &WorkerJob::progress, this,
+          [this](const QString&, qint64 done, qint64 total, double) { emit progress(done, total); });
   connect(job_, &WorkerJob::succeeded, this, [this](const protocol::Json& result) {
     job_->release();
     job_ = nullptr;
@@ -94,8 +93,10 @@ void RemoteFetch::fail(const QString& message) {
 void RemoteFetch::discardPartial() {
   file_.reset();
   const QFileInfo info(partial_);
-  if (info.isDir()) QDir(partial_).removeRecursively();
-  else if (info.exists()) QFile::remove(partial_);
+  if (info.isDir())
+    QDir(partial_).removeRecursively();
+  else if (info.exists())
+    QFile::remove(partial_);
 }
 
 }  // namespace tessera::widgets

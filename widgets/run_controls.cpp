@@ -21,8 +21,10 @@ RunControls::RunControls(QWidget* parent) : QWidget(parent) {
   connect(start_, &QPushButton::clicked, this, &RunControls::startRequested);
   connect(compare_, &QPushButton::clicked, this, &RunControls::compareRequested);
   connect(pause_, &QPushButton::clicked, this, [this] {
-    if (state_ == State::Paused) emit resumeRequested();
-    else emit pauseRequested();
+    if (state_ == State::Paused)
+      emit resumeRequested();
+    else
+      emit pauseRequested();
   });
   connect(cancel_, &QPushButton::clicked, this, &RunControls::cancelRequested);
   update();

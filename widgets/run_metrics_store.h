@@ -21,7 +21,7 @@ class RunMetricsStore {
   void set(int run_id, RunTrace trace);  // replaces (a reopened session)
   void clear();
 
-  std::uint64_t revision() const;  // increases on every change
+  std::uint64_t revision() const;    // increases on every change
   RunTrace trace(int run_id) const;  // a copy; empty when unknown
   // The run's progress and how many blocks it finished, without copying its curves (the status bar
   // asks ten times a second).

@@ -52,8 +52,9 @@ RunPanel::RunPanel(QWidget* parent) : QWidget(parent) {
   target_->addItem(tr("none (fp32 scales)"), QString());
   for (const auto& t : quant::grid_targets())
     target_->addItem(QString::fromStdString(t.id), QString::fromStdString(t.id));
-  target_->setToolTip(tr("Quantize onto exactly what one GGUF block type stores (bits, groups of 32, fp16 "
-                         "scales), so that the GGUF export of the same name is bit-exact"));
+  target_->setToolTip(
+      tr("Quantize onto exactly what one GGUF block type stores (bits, groups of 32, fp16 "
+         "scales), so that the GGUF export of the same name is bit-exact"));
   for (int i = 1; i < target_->count(); ++i)
     target_->setItemData(i, QString::fromStdString(quant::grid_targets()[static_cast<std::size_t>(i - 1)].description),
                          Qt::ToolTipRole);
@@ -85,12 +86,24 @@ RunPanel::RunPanel(QWidget* parent) : QWidget(parent) {
   presets_->setToolButtonStyle(Qt::ToolButtonTextOnly);
   buildPresetMenu();
 
-  editors_ = {{"method", method_},      {"tesseraq.init", init_}, {"wbits", wbits_}, {"target", target_},
-              {"group", group_},        {"abits", abits_},        {"samples", samples_},
-              {"seq_len", seq_len_},    {"tesseraq.schedule", schedule_}, {"tesseraq.steps", steps_},
-              {"tesseraq.lr", lr_},     {"tesseraq.scale_lr", scale_lr_}, {"omniquant.epochs", oq_epochs_},
-              {"omniquant.lwc_lr", oq_lwc_lr_}, {"seed", seed_},
-              {"device", device_},      {"train_dtype", train_dtype_}, {"batch", batch_}};
+  editors_ = {{"method", method_},
+              {"tesseraq.init", init_},
+              {"wbits", wbits_},
+              {"target", target_},
+              {"group", group_},
+              {"abits", abits_},
+              {"samples", samples_},
+              {"seq_len", seq_len_},
+              {"tesseraq.schedule", schedule_},
+              {"tesseraq.steps", steps_},
+              {"tesseraq.lr", lr_},
+              {"tesseraq.scale_lr", scale_lr_},
+              {"omniquant.epochs", oq_epochs_},
+              {"omniquant.lwc_lr", oq_lwc_lr_},
+              {"seed", seed_},
+              {"device", device_},
+              {"train_dtype", train_dtype_},
+              {"batch", batch_}};
 
   auto* form = new QFormLayout;
   form->setFieldGrowthPolicy(QFormLayout::AllNonFixedFieldsGrow);
@@ -219,7 +232,7 @@ pipeline::RunConfig RunPanel::config() const {
   c.weight.group_size = group_->value();
   c.weight.symmetric = symmetric_->isChecked();
   c.target = utf8(target_->currentData().toString());
-  c.weight.scale_bits = 0;  // fp32 scales unless a target says otherwise
+  c.weight.scale_bits = 0;                                  // fp32 scales unless a target says otherwise
   if (quant::find_grid_target(c.target)) c.apply_target();  // the target's grid, whatever the fields say
   c.act_bits = abits_->value();
   c.samples = samples_->value();
@@ -296,7 +309,8 @@ void RunPanel::revalidate() {
   bool settings_valid = false;  // the settings themselves, whatever the data paths say
   // A learning rate that is not a number never reaches validate(): say so here.
   for (const auto& [edit, name] : {std::pair<QLineEdit*, QString>{lr_, tr("Rounding lr")},
-                                   {scale_lr_, tr("DST scale lr")}, {oq_lwc_lr_, tr("OmniQuant LWC lr")}}) {
+                                   {scale_lr_, tr("DST scale lr")},
+                                   {oq_lwc_lr_, tr("OmniQuant LWC lr")}}) {
     bool ok = false;
     edit->text().toDouble(&ok);
     if (!ok && error.isEmpty()) {
@@ -313,8 +327,10 @@ void RunPanel::revalidate() {
     try {
       c.validate();
       settings_valid = true;
-      if (no_model) error = tr("Open a model to start a run (File > Open Model File...).");
-      else if (no_calib) error = tr("Choose a calibration text in the model and data panel.");
+      if (no_model)
+        error = tr("Open a model to start a run (File > Open Model File...).");
+      else if (no_calib)
+        error = tr("Choose a calibration text in the model and data panel.");
     } catch (const std::exception& e) {
       error = QString::fromStdString(e.what());
       // validate() names the field: outline the editor it means.

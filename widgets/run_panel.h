@@ -1,8 +1,8 @@
 #pragma once
 // The settings of a quantization run: method, initialisation, weight bits, group size, symmetric,
 // activation bits, calibration samples and length, PAR schedule, steps, learning rates (TesseraQ's
-// and OmniQuant's), OmniQuant epochs, seed, device, training dtype and batch; a Presets menu (resources/presets). Every edit is checked with
-// RunConfig::validate(): an invalid value is refused inline, the field it names is outlined in red
+// and OmniQuant's), OmniQuant epochs, seed, device, training dtype and batch; a Presets menu (resources/presets). Every
+// edit is checked with RunConfig::validate(): an invalid value is refused inline, the field it names is outlined in red
 // with the reason below, and validityChanged(false) disables starting a run. Below it, the run's
 // memory forecast (pipeline/memory_forecast.h, what `tessera plan` prints) follows every edit.
 #include <QString>

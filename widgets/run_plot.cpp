@@ -89,13 +89,20 @@ void RunPlot::placeLegend() {
 
 QColor methodColor(const QString& method, int variant) {
   QColor base;
-  if (method == "rtn") base = QColor(0x75, 0x75, 0x75);
-  else if (method == "awq") base = QColor(0xe6, 0x7e, 0x22);
-  else if (method == "omniquant") base = QColor(0x8e, 0x44, 0xad);
-  else if (method == "tesseraq") base = QColor(0x1f, 0x6f, 0xb4);
-  else base = QColor(0x2e, 0x7d, 0x32);
+  if (method == "rtn")
+    base = QColor(0x75, 0x75, 0x75);
+  else if (method == "awq")
+    base = QColor(0xe6, 0x7e, 0x22);
+  else if (method == "omniquant")
+    base = QColor(0x8e, 0x44, 0xad);
+  else if (method == "tesseraq")
+    base = QColor(0x1f, 0x6f, 0xb4);
+  else
+    base = QColor(0x2e, 0x7d, 0x32);
   // Further runs of the same method: darker/lighter shades, still recognisably the method.
-  return variant == 0 ? base : (variant % 2 ? base.darker(100 + 35 * ((variant + 1) / 2)) : base.lighter(100 + 30 * (variant / 2)));
+  return variant == 0
+             ? base
+             : (variant % 2 ? base.darker(100 + 35 * ((variant + 1) / 2)) : base.lighter(100 + 30 * (variant / 2)));
 }
 
 }  // namespace tessera::widgets

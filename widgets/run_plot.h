@@ -4,12 +4,13 @@
 // timer. The workers' events only go into the RunMetricsStore; every 40 ms the timer compares the
 // store's revision with the one drawn and rebuilds the plot from copies of the shown runs' traces,
 // so the repaint rate is bounded by the timer however fast events arrive.
+#include <qcustomplot.h>
+
 #include <QColor>
 #include <QString>
 #include <QTimer>
 #include <cstdint>
 #include <memory>
-#include <qcustomplot.h>
 #include <vector>
 
 #include "run_metrics_store.h"

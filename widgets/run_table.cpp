@@ -29,8 +29,7 @@ QString formatSeconds(double seconds) {
 RunTable::RunTable(QWidget* parent) : QTableWidget(parent) {
   setColumnCount(ColumnCount);
   setHorizontalHeaderLabels({tr("Run"), tr("Method"), tr("Init"), tr("W bits"), tr("Group"), tr("A bits"),
-                             tr("Calib hash"), tr("PPL"), tr("Wall time"), tr("Peak mem"), tr("Export"),
-                             tr("Status")});
+                             tr("Calib hash"), tr("PPL"), tr("Wall time"), tr("Peak mem"), tr("Export"), tr("Status")});
   setSelectionBehavior(QAbstractItemView::SelectRows);
   setSelectionMode(QAbstractItemView::ExtendedSelection);
   setEditTriggers(QAbstractItemView::NoEditTriggers);
@@ -67,19 +66,18 @@ void RunTable::setRuns(const std::vector<SessionRun>& runs) {
     const SessionRun& r = runs_[static_cast<std::size_t>(row)];
     const auto& c = r.config;
     const bool tq = c.method == "tesseraq";
-    const QString cells[ColumnCount] = {
-        QString("#%1").arg(r.id),  // the plots' legends carry the full name
-        QString::fromStdString(c.method),
-        tq ? QString::fromStdString(c.tq_init) : QStringLiteral("-"),
-        QString::number(c.weight.bits),
-        c.weight.group_size > 0 ? QString::number(c.weight.group_size) : tr("channel"),
-        c.act_bits ? QString::number(c.act_bits) : tr("16"),
-        r.calibration_sha256.left(12),
-        r.perplexity > 0 ? QString::number(r.perplexity, 'f', 3) : QString(),
-        formatSeconds(r.seconds),
-        formatBytes(r.peak_memory_bytes),
-        formatBytes(static_cast<double>(r.export_bytes)),
-        statusName(r.status)};
+    const QString cells[ColumnCount] = {QString("#%1").arg(r.id),  // the plots' legends carry the full name
+                                        QString::fromStdString(c.method),
+                                        tq ? QString::fromStdString(c.tq_init) : QStringLiteral("-"),
+                                        QString::number(c.weight.bits),
+                                        c.weight.group_size > 0 ? QString::number(c.weight.group_size) : tr("channel"),
+                                        c.act_bits ? QString::number(c.act_bits) : tr("16"),
+                                        r.calibration_sha256.left(12),
+                                        r.perplexity > 0 ? QString::number(r.perplexity, 'f', 3) : QString(),
+                                        formatSeconds(r.seconds),
+                                        formatBytes(r.peak_memory_bytes),
+                                        formatBytes(static_cast<double>(r.export_bytes)),
+                                        statusName(r.status)};
     for (int col = 0; col < ColumnCount; ++col) {
       auto* item = new QTableWidgetItem(cells[col]);
       item->setData(Qt::UserRole, r.id);
@@ -97,11 +95,13 @@ void RunTable::setRuns(const std::vector<SessionRun>& runs) {
       cell->setText(cell->text() + QStringLiteral(" \u26A0"));
       cell->setBackground(QColor(0xff, 0xe0, 0x82));
       cell->setToolTip(tr("Calibrated on different data than the first finished run (%1...): "
-                          "its numbers do not compare with the others.").arg(reference_hash_.left(12)));
+                          "its numbers do not compare with the others.")
+                           .arg(reference_hash_.left(12)));
     } else if (!r.calibration_sha256.isEmpty()) {
       item(row, Calib)->setToolTip(tr("SHA-256 of the calibration token ids: %1").arg(r.calibration_sha256));
     }
-    if (item(row, Name)->toolTip().isEmpty()) item(row, Name)->setToolTip(r.name + (r.run_dir.isEmpty() ? QString() : "\n" + r.run_dir));
+    if (item(row, Name)->toolTip().isEmpty())
+      item(row, Name)->setToolTip(r.name + (r.run_dir.isEmpty() ? QString() : "\n" + r.run_dir));
   }
   selectRuns(selected);
   rebuilding_ = false;
@@ -129,7 +129,8 @@ void RunTable::selectRuns(const std::vector<int>& ids) {
 
 bool RunTable::isCalibrationFlagged(int run_id) const {
   for (const auto& r : runs_)
-    if (r.id == run_id) return !r.calibration_sha256.isEmpty() && !reference_hash_.isEmpty() && r.calibration_sha256 != reference_hash_;
+    if (r.id == run_id)
+      return !r.calibration_sha256.isEmpty() && !reference_hash_.isEmpty() && r.calibration_sha256 != reference_hash_;
   return false;
 }
 

@@ -22,8 +22,7 @@ QJsonObject traceToJson(const RunTrace& t) {
   QJsonArray steps, hard, blocks, memory, layers;
   for (const auto& p : t.steps) steps.append(QJsonArray{p.x, p.loss, static_cast<double>(p.iteration)});
   for (const auto& p : t.hardening) hard.append(QJsonArray{p.x, p.reached, p.target});
-  for (const auto& b : t.blocks)
-    blocks.append(QJsonArray{static_cast<double>(b.block), b.rtn_loss, b.loss, b.seconds});
+  for (const auto& b : t.blocks) blocks.append(QJsonArray{static_cast<double>(b.block), b.rtn_loss, b.loss, b.seconds});
   for (const auto& m : t.memory) memory.append(QJsonArray{m.seconds, m.gpu_bytes, m.rss_bytes});
   for (const auto& s : t.layers)
     layers.append(QJsonObject{{"block", static_cast<double>(s.block)},
@@ -109,12 +108,14 @@ void saveSession(const QString& path, const Session& session) {
 
 Session loadSession(const QString& path) {
   QFile file(path);
-  if (!file.open(QIODevice::ReadOnly)) throw Error("cannot open the session file " + utf8(path) + ": " + utf8(file.errorString()));
+  if (!file.open(QIODevice::ReadOnly))
+    throw Error("cannot open the session file " + utf8(path) + ": " + utf8(file.errorString()));
   QJsonParseError error;
   const QJsonDocument doc = QJsonDocument::fromJson(file.readAll(), &error);
   if (doc.isNull()) throw Error(utf8(path) + " is not a session file: " + utf8(error.errorString()));
   const QJsonObject root = doc.object();
-  if (root["format"].toString() != kFormat) throw Error(utf8(path) + " is not a Tessera session file (no \"format\": \"tessera-session\")");
+  if (root["format"].toString() != kFormat)
+    throw Error(utf8(path) + " is not a Tessera session file (no \"format\": \"tessera-session\")");
   if (root["version"].toInt() > kVersion)
     throw Error(utf8(path) + " was written by a newer Tessera (session version " +
                 std::to_string(root["version"].toInt()) + "); update the workbench to open it");
@@ -131,7 +132,8 @@ Session loadSession(const QString& path) {
     r.id = o["id"].toInt();
     r.name = o["name"].toString();
     const QByteArray config = QJsonDocument(o["config"].toObject()).toJson();
-    r.config = pipeline::RunConfig::from_json_text(config.toStdString(), utf8(path) + " (run \"" + utf8(r.name) + "\")");
+    r.config =
+        pipeline::RunConfig::from_json_text(config.toStdString(), utf8(path) + " (run \"" + utf8(r.name) + "\")");
     r.run_dir = o["run_dir"].toString();
     r.status = statusFromName(o["status"].toString());
     // A run that was going when the session was saved did not finish in this file's life.

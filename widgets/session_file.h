@@ -14,9 +14,9 @@ namespace tessera::widgets {
 struct Session {
   std::vector<SessionRun> runs;
   std::vector<std::pair<int, RunTrace>> traces;  // by run id
-  double reference_perplexity = 0;  // the unquantized model on the evaluation text, 0 = unknown
-  QString model, tokenizer, calib, eval_text;  // paths on the worker's host
-  WorkerEndpoint worker;                        // where the session's jobs run
+  double reference_perplexity = 0;               // the unquantized model on the evaluation text, 0 = unknown
+  QString model, tokenizer, calib, eval_text;    // paths on the worker's host
+  WorkerEndpoint worker;                         // where the session's jobs run
 };
 
 // Both throw tessera::Error naming the file and what is wrong with it.

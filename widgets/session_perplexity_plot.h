@@ -3,9 +3,10 @@
 // method's colour, its value above it, and the unquantized model's perplexity as a dashed line
 // when it was evaluated on the same text. Log scale when the values span more than a factor 8
 // (2-bit RTN is often 50x worse than the rest).
+#include <qcustomplot.h>
+
 #include <QColor>
 #include <QString>
-#include <qcustomplot.h>
 #include <vector>
 
 namespace tessera::widgets {

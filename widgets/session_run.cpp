@@ -4,12 +4,18 @@ namespace tessera::widgets {
 
 QString statusName(SessionRun::Status status) {
   switch (status) {
-    case SessionRun::Status::Queued: return "queued";
-    case SessionRun::Status::Running: return "running";
-    case SessionRun::Status::Paused: return "paused";
-    case SessionRun::Status::Finished: return "finished";
-    case SessionRun::Status::Failed: return "failed";
-    case SessionRun::Status::Cancelled: return "cancelled";
+    case SessionRun::Status::Queued:
+      return "queued";
+    case SessionRun::Status::Running:
+      return "running";
+    case SessionRun::Status::Paused:
+      return "paused";
+    case SessionRun::Status::Finished:
+      return "finished";
+    case SessionRun::Status::Failed:
+      return "failed";
+    case SessionRun::Status::Cancelled:
+      return "cancelled";
   }
   return "failed";
 }

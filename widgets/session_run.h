@@ -19,10 +19,10 @@ struct SessionRun {
   Status status = Status::Queued;
   QString error;  // why it failed
   QString calibration_sha256;
-  QString eval_text;          // the text its perplexity was measured on ("" = not evaluated)
-  double perplexity = 0;      // 0 = not evaluated
-  double seconds = 0;         // quantization wall time
-  double peak_memory_bytes = 0;  // GPU when it ran on one, else process resident memory
+  QString eval_text;              // the text its perplexity was measured on ("" = not evaluated)
+  double perplexity = 0;          // 0 = not evaluated
+  double seconds = 0;             // quantization wall time
+  double peak_memory_bytes = 0;   // GPU when it ran on one, else process resident memory
   std::int64_t export_bytes = 0;  // size of its last export, 0 = not exported
   QString export_path;
 

@@ -13,7 +13,7 @@
 namespace tessera::widgets {
 
 namespace {
-constexpr int kJobId = 1;            // one job per worker process
+constexpr int kJobId = 1;               // one job per worker process
 constexpr int kHelloTimeoutMs = 30000;  // an SSH login can take seconds; a silent program never answers
 constexpr int kCancelTimeoutMs = 10000;
 constexpr int kStderrLinesKept = 8;
@@ -27,7 +27,9 @@ WorkerJob::WorkerJob(WorkerEndpoint endpoint, QString type, protocol::Json field
   cancel_timeout_.setSingleShot(true);
   connect(&hello_timeout_, &QTimer::timeout, this, [this] {
     fail(tr("%1 did not answer within %2 s: it is not a Tessera worker, or it is stuck (e.g. an ssh "
-            "prompt)").arg(endpoint_.describe()).arg(kHelloTimeoutMs / 1000));
+            "prompt)")
+             .arg(endpoint_.describe())
+             .arg(kHelloTimeoutMs / 1000));
   });
   connect(&cancel_timeout_, &QTimer::timeout, this, [this] {
     if (process_) process_->kill();  // processFinished() then reports cancelled()
@@ -193,7 +195,8 @@ void WorkerJob::handleMessage(const protocol::Json& m) {
     emit progress(QString::fromStdString(m.value("stage", std::string())), m.value("done", qint64{0}),
                   m.value("total", qint64{0}), m.value("value", 0.0));
   } else if (type == "data") {
-    emit dataChunk(QString::fromStdString(protocol::field<std::string>(m, "file")), protocol::field<qint64>(m, "offset"),
+    emit dataChunk(QString::fromStdString(protocol::field<std::string>(m, "file")),
+                   protocol::field<qint64>(m, "offset"),
                    QByteArray::fromBase64(QByteArray::fromStdString(protocol::field<std::string>(m, "data"))));
   } else if (type == "paused") {
     emit paused(m.value("step_events_at_request", qint64{-1}), m.value("step_events", qint64{-1}));

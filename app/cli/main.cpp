@@ -12,14 +12,14 @@
 #include <thread>
 #include <vector>
 
+#include "api/device_memory.h"
 #include "api/export_jobs.h"
-#include "pipeline/run_presets.h"
 #include "api/model_jobs.h"
 #include "api/quantize_jobs.h"
-#include "api/device_memory.h"
-#include "pipeline/memory_forecast.h"
 #include "cli/cli_options.h"
 #include "cli/worker.h"
+#include "pipeline/memory_forecast.h"
+#include "pipeline/run_presets.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/version.h"
@@ -125,11 +125,11 @@ int run_info(const CliOptions& o) {
   std::printf("model        %s\nformat       %s (%s, stored as %s)\n", s.path.c_str(), s.format.c_str(),
               c.architecture.c_str(), c.torch_dtype.c_str());
   std::printf("layers       %lld\nhidden       %lld\nffn          %lld\nheads        %lld (kv %lld, head_dim %lld)\n",
-              (long long)c.num_layers, (long long)c.hidden_size, (long long)c.intermediate_size,
-              (long long)c.num_heads, (long long)c.num_kv_heads, (long long)c.head_dim);
-  std::printf("vocab        %lld%s\ncontext      %lld\nrope         theta %g, scaling %s\n",
-              (long long)c.vocab_size, c.tie_word_embeddings ? " (tied embeddings)" : "",
-              (long long)c.max_position_embeddings, c.rope_theta, c.rope_scaling.type.c_str());
+              (long long)c.num_layers, (long long)c.hidden_size, (long long)c.intermediate_size, (long long)c.num_heads,
+              (long long)c.num_kv_heads, (long long)c.head_dim);
+  std::printf("vocab        %lld%s\ncontext      %lld\nrope         theta %g, scaling %s\n", (long long)c.vocab_size,
+              c.tie_word_embeddings ? " (tied embeddings)" : "", (long long)c.max_position_embeddings, c.rope_theta,
+              c.rope_scaling.type.c_str());
   std::printf("parameters   %lld\ntokenizer    %s\n", (long long)s.parameters,
               s.tokenizer_path.empty() ? "(none found beside the model)" : s.tokenizer_path.c_str());
   return 0;
@@ -138,7 +138,9 @@ int run_info(const CliOptions& o) {
 int run_tokenize(const CliOptions& o) {
   const auto count = tessera::api::count_tokens(o.require("tokenizer"), o.require("text"), !o.flag("no-bos"));
   if (o.flag("json")) {
-    json j{{"tokens", count.tokens}, {"bos", !o.flag("no-bos")}, {"tokenizer", count.tokenizer_kind},
+    json j{{"tokens", count.tokens},
+           {"bos", !o.flag("no-bos")},
+           {"tokenizer", count.tokenizer_kind},
            {"vocab_size", count.vocab_size}};
     if (o.flag("ids")) j["ids"] = count.ids;
     std::cout << j.dump() << "\n";
@@ -169,9 +171,7 @@ int run_generate(const CliOptions& o) {
     if (!as_json) std::cout << piece << std::flush;
   });
   if (as_json) {
-    std::cout << json{{"prompt", r.prompt}, {"text", text}, {"temperature", r.temperature},
-                      {"seed", r.seed}}
-                     .dump()
+    std::cout << json{{"prompt", r.prompt}, {"text", text}, {"temperature", r.temperature}, {"seed", r.seed}}.dump()
               << "\n";
   } else {
     std::cout << "\n";
@@ -192,26 +192,33 @@ int run_eval(const CliOptions& o) {
   const bool as_json = o.flag("json");
   const auto rep = tessera::api::evaluate_perplexity(r, [&](const tessera::api::EvalProgress& p) {
     if (!as_json && p.stage == "evaluating" && ::isatty(2))
-      std::fprintf(stderr, "\r  window %lld/%lld  ppl %.4f", (long long)p.windows_done,
-                   (long long)p.windows_total, p.running_perplexity);
+      std::fprintf(stderr, "\r  window %lld/%lld  ppl %.4f", (long long)p.windows_done, (long long)p.windows_total,
+                   p.running_perplexity);
   });
   if (!as_json) std::fprintf(stderr, "\n");
   if (as_json) {
-    std::cout << json{{"ppl", rep.perplexity},       {"mean_loss", rep.mean_loss},
-                      {"tokens", rep.text_tokens},   {"windows", rep.windows},
-                      {"seq_len", rep.seq_len},      {"seconds", rep.seconds},
+    std::cout << json{{"ppl", rep.perplexity},
+                      {"mean_loss", rep.mean_loss},
+                      {"tokens", rep.text_tokens},
+                      {"windows", rep.windows},
+                      {"seq_len", rep.seq_len},
+                      {"seconds", rep.seconds},
                       {"tokens_per_s", rep.tokens_per_second},
                       {"load_seconds", rep.load_seconds},
-                      {"device", rep.device},        {"dtype", rep.dtype},
-                      {"model", rep.model_path},     {"tokenizer", rep.tokenizer_path},
-                      {"text", rep.text_path},       {"newlines", rep.newlines}}
+                      {"device", rep.device},
+                      {"dtype", rep.dtype},
+                      {"model", rep.model_path},
+                      {"tokenizer", rep.tokenizer_path},
+                      {"text", rep.text_path},
+                      {"newlines", rep.newlines}}
                      .dump()
               << "\n";
   } else {
-    std::printf("ppl          %.6f\ntokens       %lld\nwindows      %lld x %lld\nseconds      %.3f\ntokens/s     %.1f\ndevice       %s %s\n",
-                rep.perplexity, (long long)rep.text_tokens, (long long)rep.windows,
-                (long long)rep.seq_len, rep.seconds, rep.tokens_per_second, rep.device.c_str(),
-                rep.dtype.c_str());
+    std::printf(
+        "ppl          %.6f\ntokens       %lld\nwindows      %lld x %lld\nseconds      %.3f\ntokens/s     %.1f\ndevice  "
+        "     %s %s\n",
+        rep.perplexity, (long long)rep.text_tokens, (long long)rep.windows, (long long)rep.seq_len, rep.seconds,
+        rep.tokens_per_second, rep.device.c_str(), rep.dtype.c_str());
   }
   return 0;
 }
@@ -262,9 +269,10 @@ tessera::pipeline::RunConfig quantize_config(const CliOptions& o) {
     c.target = o.get("target") == "none" ? "" : o.get("target");
     const auto stated = c.weight;
     c.apply_target();
-    if ((o.has("wbits") && stated.bits != c.weight.bits) || (o.has("group") && stated.group_size != c.weight.group_size) ||
-        (o.flag("sym") && !c.weight.symmetric))
-      throw tessera::Error("--target " + c.target + " is " + c.weight.label() + "; leave out --wbits/--group/--sym or match it");
+    if ((o.has("wbits") && stated.bits != c.weight.bits) ||
+        (o.has("group") && stated.group_size != c.weight.group_size) || (o.flag("sym") && !c.weight.symmetric))
+      throw tessera::Error("--target " + c.target + " is " + c.weight.label() +
+                           "; leave out --wbits/--group/--sym or match it");
   }
   c.act_bits = o.get_int32("abits", c.act_bits);
   if (c.act_bits >= 16) c.act_bits = 0;
@@ -315,10 +323,10 @@ json forecast_json(const tessera::pipeline::MemoryForecast& f) {
     for (const auto& t : ts) a.push_back({{"name", t.name}, {"bytes", t.bytes}, {"detail", t.detail}});
     return a;
   };
-  return {{"host_bytes", f.host_bytes},     {"gpu_bytes", f.gpu_bytes},
-          {"host_peak_phase", f.host_peak_phase}, {"gpu_peak_phase", f.gpu_peak_phase},
-          {"placement", f.placement},       {"activation_bytes", f.activation_bytes},
-          {"host_terms", terms(f.host_terms)}, {"gpu_terms", terms(f.gpu_terms)}, {"notes", f.notes}};
+  return {
+      {"host_bytes", f.host_bytes},         {"gpu_bytes", f.gpu_bytes},        {"host_peak_phase", f.host_peak_phase},
+      {"gpu_peak_phase", f.gpu_peak_phase}, {"placement", f.placement},        {"activation_bytes", f.activation_bytes},
+      {"host_terms", terms(f.host_terms)},  {"gpu_terms", terms(f.gpu_terms)}, {"notes", f.notes}};
 }
 
 int run_plan(const CliOptions& o) {
@@ -330,7 +338,9 @@ int run_plan(const CliOptions& o) {
   tessera::pipeline::MemoryBudget budget;
   const auto options = forecast_options(o, c, &budget);
   auto f = tessera::pipeline::forecast_memory(c, model, options);
-  if (no_calib) f.notes.push_back("no --calib: the memory of tokenizing the corpus (tens of bytes per byte of text) is not included");
+  if (no_calib)
+    f.notes.push_back(
+        "no --calib: the memory of tokenizing the corpus (tens of bytes per byte of text) is not included");
   const auto refusal = tessera::pipeline::memory_refusal(f, c, model, options, budget);
   if (o.flag("json")) {
     auto j = forecast_json(f);
@@ -352,7 +362,8 @@ int run_plan(const CliOptions& o) {
               (long long)c.samples, (long long)c.seq_len, (long long)c.batch_size, c.device.c_str());
   std::cout << tessera::pipeline::format_memory_forecast(f);
   if (refusal.empty())
-    std::printf("fits: %s host memory available%s\n", tessera::pipeline::format_bytes(budget.host_available_bytes).c_str(),
+    std::printf("fits: %s host memory available%s\n",
+                tessera::pipeline::format_bytes(budget.host_available_bytes).c_str(),
                 budget.gpu_free_bytes >= 0
                     ? (", " + tessera::pipeline::format_bytes(budget.gpu_free_bytes) + " free on " + c.device).c_str()
                     : "");
@@ -370,10 +381,10 @@ int run_quantize(const CliOptions& o) {
   tessera::pipeline::MemoryBudget budget;
   const auto fo = forecast_options(o, c, &budget);
   const auto forecast = tessera::pipeline::forecast_memory(c, model, fo);
-  tessera::logger()->info("memory forecast: host {} (peak in {}){}", tessera::pipeline::format_bytes(forecast.host_bytes),
-                          forecast.host_peak_phase,
-                          forecast.gpu_bytes > 0 ? ", gpu " + tessera::pipeline::format_bytes(forecast.gpu_bytes) + " (peak in " +
-                                                       forecast.gpu_peak_phase + ")"
+  tessera::logger()->info("memory forecast: host {} (peak in {}){}",
+                          tessera::pipeline::format_bytes(forecast.host_bytes), forecast.host_peak_phase,
+                          forecast.gpu_bytes > 0 ? ", gpu " + tessera::pipeline::format_bytes(forecast.gpu_bytes) +
+                                                       " (peak in " + forecast.gpu_peak_phase + ")"
                                                  : std::string());
   tessera::logger()->debug("{}", tessera::pipeline::format_memory_forecast(forecast));
   const auto refusal = tessera::pipeline::memory_refusal(forecast, c, model, fo, budget);
@@ -384,12 +395,21 @@ int run_quantize(const CliOptions& o) {
   const bool as_json = o.flag("json");
   CliProgress progress(as_json || o.flag("quiet"), o.flag("verbose"));
   const auto rep = tessera::api::quantize(c, out, o.flag("resume"), progress);
-  json result = {{"run", rep.run_dir}, {"method", c.method}, {"wbits", c.weight.bits},
-                 {"group", c.weight.group_size}, {"abits", c.act_bits}, {"blocks", rep.blocks},
-                 {"restored_blocks", rep.restored_blocks}, {"seconds", rep.seconds},
-                 {"calibration_sha256", rep.calibration_sha256}, {"loss_rtn", rep.loss_rtn}, {"loss", rep.loss},
-                 {"forecast_host_bytes", forecast.host_bytes}, {"forecast_gpu_bytes", forecast.gpu_bytes},
-                 {"peak_rss_bytes", rep.peak_rss_bytes}, {"peak_gpu_bytes", rep.peak_gpu_bytes}};
+  json result = {{"run", rep.run_dir},
+                 {"method", c.method},
+                 {"wbits", c.weight.bits},
+                 {"group", c.weight.group_size},
+                 {"abits", c.act_bits},
+                 {"blocks", rep.blocks},
+                 {"restored_blocks", rep.restored_blocks},
+                 {"seconds", rep.seconds},
+                 {"calibration_sha256", rep.calibration_sha256},
+                 {"loss_rtn", rep.loss_rtn},
+                 {"loss", rep.loss},
+                 {"forecast_host_bytes", forecast.host_bytes},
+                 {"forecast_gpu_bytes", forecast.gpu_bytes},
+                 {"peak_rss_bytes", rep.peak_rss_bytes},
+                 {"peak_gpu_bytes", rep.peak_gpu_bytes}};
   if (o.has("eval")) {
     tessera::api::EvalRequest r;
     r.run_dir = out;
@@ -437,10 +457,14 @@ int run_export(const CliOptions& o) {
   r.replace_existing = o.flag("force");
   const auto e = tessera::api::export_run(r);
   if (o.flag("json")) {
-    std::cout << json{{"path", e.path},          {"format", e.format},
-                      {"dtype", e.dtype},        {"bytes", e.bytes},
-                      {"self_check", "passed"},  {"self_check_report", e.self_check},
-                      {"tensors_checked", e.tensors_checked}, {"not_converted", e.not_converted},
+    std::cout << json{{"path", e.path},
+                      {"format", e.format},
+                      {"dtype", e.dtype},
+                      {"bytes", e.bytes},
+                      {"self_check", "passed"},
+                      {"self_check_report", e.self_check},
+                      {"tensors_checked", e.tensors_checked},
+                      {"not_converted", e.not_converted},
                       {"warnings", e.warnings}}
                      .dump()
               << "\n";
@@ -455,7 +479,7 @@ int run_export(const CliOptions& o) {
 
 int run_convert(const CliOptions& o) {
   const auto written = tessera::api::convert_model(o.require("model"), o.get("tokenizer"), o.require("out"),
-                                                  o.get("dtype", "fp32"), o.flag("force"));
+                                                   o.get("dtype", "fp32"), o.flag("force"));
   std::cout << "wrote " << written << "\n";
   return 0;
 }
@@ -477,9 +501,10 @@ int main(int argc, char** argv) {
   const std::set<std::string> common_flags = {"json", "verbose", "quiet"};
   // quantize and plan take the same options: plan forecasts the run quantize would make.
   const std::set<std::string> kQuantizeOptions = {
-      "model", "tokenizer", "calib", "out", "method", "wbits", "group", "target", "abits", "samples",
-      "seq-len", "seed", "device", "batch", "config", "eval", "init", "par-schedule", "par-steps", "par-batch",
-      "lr", "scale-lr", "log-every", "preset", "epochs", "lwc-lr", "let", "aug-loss"};
+      "model",    "tokenizer", "calib",   "out",          "method",    "wbits",     "group",
+      "target",   "abits",     "samples", "seq-len",      "seed",      "device",    "batch",
+      "config",   "eval",      "init",    "par-schedule", "par-steps", "par-batch", "lr",
+      "scale-lr", "log-every", "preset",  "epochs",       "lwc-lr",    "let",       "aug-loss"};
   const std::set<std::string> kQuantizeFlags = {"sym", "resume", "force"};
   auto flags_with = [&](std::set<std::string> extra) {
     extra.insert(common_flags.begin(), common_flags.end());
@@ -496,24 +521,21 @@ int main(int argc, char** argv) {
     if (command == "info") return run_info(parse({"model"}, flags_with({})));
     if (command == "tokenize") return run_tokenize(parse({"tokenizer", "text"}, flags_with({"no-bos", "ids"})));
     if (command == "generate")
-      return run_generate(parse({"model", "run", "tokenizer", "prompt", "max-tokens", "temperature", "top-p",
-                                 "seed", "device", "dtype"},
-                                flags_with({})));
+      return run_generate(parse(
+          {"model", "run", "tokenizer", "prompt", "max-tokens", "temperature", "top-p", "seed", "device", "dtype"},
+          flags_with({})));
     if (command == "eval")
-      return run_eval(parse({"model", "run", "tokenizer", "text", "seq-len", "batch", "device", "dtype"},
-                            flags_with({})));
-    if (command == "quantize")
-      return run_quantize(parse(kQuantizeOptions, flags_with(kQuantizeFlags)));
-    if (command == "plan")
-      return run_plan(parse(kQuantizeOptions, flags_with(kQuantizeFlags)));
+      return run_eval(
+          parse({"model", "run", "tokenizer", "text", "seq-len", "batch", "device", "dtype"}, flags_with({})));
+    if (command == "quantize") return run_quantize(parse(kQuantizeOptions, flags_with(kQuantizeFlags)));
+    if (command == "plan") return run_plan(parse(kQuantizeOptions, flags_with(kQuantizeFlags)));
     if (command == "export")
       return run_export(parse({"run", "out", "format", "dtype"}, flags_with({"force", "formats"})));
     if (command == "worker") {
       parse({}, {});  // takes no options
       return tessera::cli::run_worker();
     }
-    if (command == "convert")
-      return run_convert(parse({"model", "tokenizer", "out", "dtype"}, flags_with({"force"})));
+    if (command == "convert") return run_convert(parse({"model", "tokenizer", "out", "dtype"}, flags_with({"force"})));
     std::cerr << "error: unknown command \"" << command << "\" (see tessera --help)\n";
     return 2;
   } catch (const tessera::Cancelled&) {

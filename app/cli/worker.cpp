@@ -1,12 +1,13 @@
 #include "cli/worker.h"
 
 #include <fcntl.h>
+#include <spdlog/sinks/base_sink.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <csignal>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -14,7 +15,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <spdlog/sinks/base_sink.h>
 #include <string>
 #include <thread>
 #include <vector>
@@ -133,8 +133,8 @@ class WorkerServer {
         handle(message);
       } catch (const std::exception& e) {
         const bool has_job = message.is_object() && message.contains("job") && message["job"].is_number_integer();
-        out_.send(protocol::job_message("error", has_job ? message["job"].get<std::int64_t>() : -1,
-                                        {{"message", e.what()}}));
+        out_.send(
+            protocol::job_message("error", has_job ? message["job"].get<std::int64_t>() : -1, {{"message", e.what()}}));
         if (!greeted) {
           status = 3;
           break;
@@ -154,8 +154,7 @@ class WorkerServer {
     if (type == "cancel" || type == "pause" || type == "resume") {
       std::lock_guard<std::mutex> lock(jobs_mutex_);
       const auto it = jobs_.find(id);
-      if (it == jobs_.end())
-        throw protocol::ProtocolError("\"" + type + "\": no running job " + std::to_string(id));
+      if (it == jobs_.end()) throw protocol::ProtocolError("\"" + type + "\": no running job " + std::to_string(id));
       Job& job = *it->second;
       if (job.done) return;  // it has sent its result already: nothing to steer
       if (type == "cancel") {
@@ -172,8 +171,8 @@ class WorkerServer {
       }
       return;
     }
-    static const char* kJobs[] = {"quantize", "evaluate", "export", "export_formats", "layer_detail",
-                                  "model_info", "devices", "run_info", "follow", "fetch"};
+    static const char* kJobs[] = {"quantize",   "evaluate", "export",   "export_formats", "layer_detail",
+                                  "model_info", "devices",  "run_info", "follow",         "fetch"};
     bool known = false;
     for (const char* k : kJobs) known = known || type == k;
     if (!known) throw protocol::ProtocolError("unknown request \"" + type + "\"");
@@ -200,7 +199,8 @@ class WorkerServer {
   Json run_job(const std::string& type, const Json& m, std::int64_t id, Job& job) {
     const StopToken& stop = job.stop;
     auto progress = [&](const std::string& stage, std::int64_t done, std::int64_t total, double value) {
-      out_.send(protocol::job_message("progress", id, {{"stage", stage}, {"done", done}, {"total", total}, {"value", value}}));
+      out_.send(protocol::job_message("progress", id,
+                                      {{"stage", stage}, {"done", done}, {"total", total}, {"value", value}}));
     };
     if (type == "quantize") {
       const auto request = protocol::quantize_request_from_json(m);
@@ -214,9 +214,11 @@ class WorkerServer {
         eval.device = request.config.device;
         eval.batch_size = request.config.batch_size;
         result.perplexity = api::evaluate_perplexity(
-                                eval, [&](const api::EvalProgress& p) {
+                                eval,
+                                [&](const api::EvalProgress& p) {
                                   progress("evaluating", p.windows_done, p.windows_total, p.running_perplexity);
-                                }, stop)
+                                },
+                                stop)
                                 .perplexity;
       }
       return protocol::to_json(result);
@@ -224,7 +226,8 @@ class WorkerServer {
     if (type == "evaluate") {
       const auto request = protocol::eval_request_from_json(protocol::field<Json>(m, "request"));
       return protocol::to_json(api::evaluate_perplexity(
-          request, [&](const api::EvalProgress& p) { progress(p.stage, p.windows_done, p.windows_total, p.running_perplexity); },
+          request,
+          [&](const api::EvalProgress& p) { progress(p.stage, p.windows_done, p.windows_total, p.running_perplexity); },
           stop));
     }
     if (type == "export") {
@@ -273,11 +276,12 @@ class WorkerServer {
         stop.throw_if_stopped();
         in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
         const auto n = static_cast<std::size_t>(in.gcount());
-        out_.send(protocol::job_message("data", id, {{"file", relative}, {"offset", offset},
-                                                     {"data", protocol::base64_encode(buffer.data(), n)}}));
+        out_.send(protocol::job_message(
+            "data", id, {{"file", relative}, {"offset", offset}, {"data", protocol::base64_encode(buffer.data(), n)}}));
         offset += static_cast<std::int64_t>(n);
         sent += static_cast<std::int64_t>(n);
-        out_.send(protocol::job_message("progress", id, {{"stage", "copying"}, {"done", sent}, {"total", total}, {"value", 0.0}}));
+        out_.send(protocol::job_message("progress", id,
+                                        {{"stage", "copying"}, {"done", sent}, {"total", total}, {"value", 0.0}}));
       } while (in);
       listed.push_back({{"file", relative}, {"bytes", offset}});
     }
@@ -316,7 +320,8 @@ class WorkerServer {
       const bool writer_alive = pipeline::RunDirectoryLock::is_held(dir);
       std::string chunk;
       char buffer[65536];
-      while (in.read(buffer, sizeof(buffer)) || in.gcount() > 0) chunk.append(buffer, static_cast<std::size_t>(in.gcount()));
+      while (in.read(buffer, sizeof(buffer)) || in.gcount() > 0)
+        chunk.append(buffer, static_cast<std::size_t>(in.gcount()));
       in.clear();  // at the end of the file; later reads see what the writer appends
       pending += chunk;
       std::size_t start = 0, end;

@@ -26,8 +26,7 @@ class EvalController : public EvalExecutor {
  public:
   // Running perplexity is appended to `store` (series PerplexityPlot::kSeries) by the worker; the
   // store is cleared at each start. `store` may be null.
-  explicit EvalController(std::shared_ptr<widgets::MetricsStore> store = nullptr,
-                          QObject* parent = nullptr);
+  explicit EvalController(std::shared_ptr<widgets::MetricsStore> store = nullptr, QObject* parent = nullptr);
   ~EvalController() override;  // cancels a running evaluation and ends its worker
 
   void setWorker(const widgets::WorkerEndpoint& endpoint) { endpoint_ = endpoint; }

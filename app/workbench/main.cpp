@@ -15,9 +15,9 @@
 #include <vector>
 
 #include "eval_controller.h"
-#include "main_window.h"
 #include "export_dialog.h"
 #include "layer_detail_dialog.h"
+#include "main_window.h"
 #include "perplexity_plot.h"
 #include "run_controller.h"
 #include "run_metrics_store.h"
@@ -112,7 +112,8 @@ void detail_screenshot_then(MainWindow& window, int run_id, const QString& file,
   }
   QObject::connect(dialog, &tessera::widgets::LayerDetailDialog::loaded, &window, [dialog, file, done] {
     QTimer::singleShot(200, dialog, [dialog, file, done] {
-      if (!dialog->grab().save(file, "PNG")) std::fprintf(stderr, "error: cannot write screenshot %s\n", qPrintable(file));
+      if (!dialog->grab().save(file, "PNG"))
+        std::fprintf(stderr, "error: cannot write screenshot %s\n", qPrintable(file));
       dialog->close();
       done();
     });
@@ -139,7 +140,8 @@ void pause_screenshot_during_tesseraq(MainWindow& window, const QString& file) {
       QTimer::singleShot(250, &window, [&window, file] {
         window.refreshAll();
         QApplication::processEvents();
-        if (!window.grab().save(file, "PNG")) std::fprintf(stderr, "error: cannot write screenshot %s\n", qPrintable(file));
+        if (!window.grab().save(file, "PNG"))
+          std::fprintf(stderr, "error: cannot write screenshot %s\n", qPrintable(file));
         window.resumeRun();
       });
     });
@@ -166,16 +168,35 @@ int main(int argc, char** argv) {
   const QCommandLineOption tokenizer_opt("tokenizer", "Use this tokenizer instead of the one beside the model.", "P");
   const QCommandLineOption text_opt("text", "Text file for the perplexity evaluation.", "F");
   const QCommandLineOption run_opt("run-eval", "Start the evaluation at launch.");
-  const QCommandLineOption shot_opt("screenshot", "Render the window to a PNG and exit (after the evaluation with --run-eval, after the comparison with --demo).", "FILE");
-  const QCommandLineOption demo_opt("demo", "Run the quick CPU baseline comparison (RTN, AWQ, OmniQuant, TesseraQ; preset cpu-quick) on stories260K.");
-  const QCommandLineOption runs_opt("runs-dir", "Folder for the run directories of this session (--demo: a temporary folder).", "DIR");
+  const QCommandLineOption shot_opt(
+      "screenshot",
+      "Render the window to a PNG and exit (after the evaluation with --run-eval, after the comparison with --demo).",
+      "FILE");
+  const QCommandLineOption demo_opt(
+      "demo",
+      "Run the quick CPU baseline comparison (RTN, AWQ, OmniQuant, TesseraQ; preset cpu-quick) on stories260K.");
+  const QCommandLineOption runs_opt(
+      "runs-dir", "Folder for the run directories of this session (--demo: a temporary folder).", "DIR");
   const QCommandLineOption size_opt("size", "Window size WxH (default 1280x800).", "WxH");
-  const QCommandLineOption session_opt("save-session", "With --demo: save the session to FILE when the comparison ends.", "FILE");
-  const QCommandLineOption detail_opt("detail-screenshot", "With --demo: also render a layer detail dialog (TesseraQ, block 1 gate_proj) to FILE.", "FILE");
-  const QCommandLineOption paused_opt("paused-screenshot", "With --demo: pause the TesseraQ run after two blocks, render the window to FILE and resume.", "FILE");
-  const QCommandLineOption worker_opt("worker", "The tessera program that runs the jobs (default: the one beside the workbench); with --ssh, its path on the remote host.", "PATH");
-  const QCommandLineOption ssh_opt("ssh", "Run the jobs on another host through this ssh command line, e.g. \"ssh -p 2222 me@gpu-server\".", "CMD");
-  const QCommandLineOption add_run_opt("add-run", "Add this run directory (on the worker's host) to the session and follow it live while it is written; with --screenshot, the shot is taken once it is read.", "DIR");
+  const QCommandLineOption session_opt("save-session",
+                                       "With --demo: save the session to FILE when the comparison ends.", "FILE");
+  const QCommandLineOption detail_opt(
+      "detail-screenshot", "With --demo: also render a layer detail dialog (TesseraQ, block 1 gate_proj) to FILE.",
+      "FILE");
+  const QCommandLineOption paused_opt(
+      "paused-screenshot",
+      "With --demo: pause the TesseraQ run after two blocks, render the window to FILE and resume.", "FILE");
+  const QCommandLineOption worker_opt("worker",
+                                      "The tessera program that runs the jobs (default: the one beside the workbench); "
+                                      "with --ssh, its path on the remote host.",
+                                      "PATH");
+  const QCommandLineOption ssh_opt(
+      "ssh", "Run the jobs on another host through this ssh command line, e.g. \"ssh -p 2222 me@gpu-server\".", "CMD");
+  const QCommandLineOption add_run_opt(
+      "add-run",
+      "Add this run directory (on the worker's host) to the session and follow it live while it is written; with "
+      "--screenshot, the shot is taken once it is read.",
+      "DIR");
   parser.addOptions({model_opt, tokenizer_opt, text_opt, run_opt, shot_opt, demo_opt, runs_opt, size_opt, session_opt,
                      detail_opt, paused_opt, worker_opt, ssh_opt, add_run_opt});
   parser.process(app);
@@ -242,10 +263,13 @@ int main(int argc, char** argv) {
         auto shoot = [&window, screenshot] {
           // A moment for the plots' coalescing timers and the layout, then the shot.
           if (!screenshot.isEmpty())
-            QTimer::singleShot(300, &window, [&window, screenshot] { take_screenshot_and_quit(window, screenshot, 0); });
+            QTimer::singleShot(300, &window,
+                               [&window, screenshot] { take_screenshot_and_quit(window, screenshot, 0); });
         };
-        if (detail_file.isEmpty() || !last_finished) shoot();
-        else detail_screenshot_then(window, last_finished, detail_file, shoot);
+        if (detail_file.isEmpty() || !last_finished)
+          shoot();
+        else
+          detail_screenshot_then(window, last_finished, detail_file, shoot);
       });
     });
     if (parser.isSet(paused_opt)) pause_screenshot_during_tesseraq(window, parser.value(paused_opt));
@@ -267,7 +291,9 @@ int main(int argc, char** argv) {
         std::vector<int> ids;
         for (const auto& r : window.sessionRuns()) ids.push_back(r.id);
         window.selectRuns(ids);
-        QTimer::singleShot(300, &window, [&window, screenshot, opened] { take_screenshot_and_quit(window, screenshot, opened ? 0 : 1); });
+        QTimer::singleShot(300, &window, [&window, screenshot, opened] {
+          take_screenshot_and_quit(window, screenshot, opened ? 0 : 1);
+        });
       });
       poll->start();
       return app.exec();

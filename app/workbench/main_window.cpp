@@ -34,21 +34,21 @@
 #include "loss_plot.h"
 #include "memory_plot.h"
 #include "perplexity_plot.h"
+#include "protocol/worker_protocol.h"
 #include "qt_log_sink.h"
 #include "run_controls.h"
+#include "run_event_recorder.h"
 #include "run_panel.h"
-#include "run_queue.h"
 #include "run_plot.h"
+#include "run_queue.h"
 #include "run_stats_reader.h"
 #include "run_table.h"
-#include "worker_job.h"
-#include "worker_panel.h"
-#include "protocol/worker_protocol.h"
-#include "run_event_recorder.h"
 #include "session_perplexity_plot.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/version.h"
+#include "worker_job.h"
+#include "worker_panel.h"
 
 namespace tessera::workbench {
 namespace {
@@ -110,12 +110,12 @@ MainWindow::MainWindow(QWidget* parent)
     QSettings().setValue(kLastText, path);
     if (data_panel_->evalTextPath() != path) data_panel_->setEvalTextPath(path);
   });
-  connect(eval_panel_, &widgets::EvalPanel::runtimeChanged, architecture_,
-          &widgets::ArchitectureView::setRuntime);
+  connect(eval_panel_, &widgets::EvalPanel::runtimeChanged, architecture_, &widgets::ArchitectureView::setRuntime);
 
   connect(controller_, &EvalController::started, this, [this] {
     eval_panel_->setRunning(true);
-    statusBar()->showMessage(queue_->isReferencePending() ? tr("Evaluating the unquantized model...") : tr("Evaluating..."));
+    statusBar()->showMessage(queue_->isReferencePending() ? tr("Evaluating the unquantized model...")
+                                                          : tr("Evaluating..."));
   });
   connect(controller_, &EvalController::progress, this, [this](const api::EvalProgress& p) {
     // One line per stage; per-window progress goes to the bar and the plot, not the log.
@@ -128,7 +128,8 @@ MainWindow::MainWindow(QWidget* parent)
     eval_panel_->setRunning(false);
     eval_panel_->showResult(r);
     plot_->showFinal(r.perplexity);
-    statusBar()->showMessage(tr("Perplexity %1 on %2").arg(r.perplexity, 0, 'f', 4)
+    statusBar()->showMessage(tr("Perplexity %1 on %2")
+                                 .arg(r.perplexity, 0, 'f', 4)
                                  .arg(QFileInfo(QString::fromStdString(r.text_path)).fileName()));
     // The unquantized model's perplexity is the reference line of the comparison chart (the run
     // queue also takes it from the evaluation it started before a comparison).
@@ -148,9 +149,8 @@ MainWindow::MainWindow(QWidget* parent)
     tessera::logger()->warn("evaluation cancelled");
     eval_stopped(tr("Cancelled."), false, QString());
   });
-  connect(controller_, &EvalController::failed, this, [this, eval_stopped](const QString& message) {
-    eval_stopped(tr("Failed: %1").arg(message), true, message);
-  });
+  connect(controller_, &EvalController::failed, this,
+          [this, eval_stopped](const QString& message) { eval_stopped(tr("Failed: %1").arg(message), true, message); });
   connectRunQueue();
 
   status_timer_.setInterval(100);
@@ -679,12 +679,14 @@ void MainWindow::updateStatus() {
     // TesseraQ's iterations are PAR hardening rounds, OmniQuant's are epochs.
     const bool omniquant = r && r->config.method == "omniquant";
     if (p.total_iterations > 0)
-      text += (omniquant ? tr(", epoch %1 of %2") : tr(", PAR iteration %1 of %2")).arg(p.iteration + 1).arg(p.total_iterations);
+      text += (omniquant ? tr(", epoch %1 of %2") : tr(", PAR iteration %1 of %2"))
+                  .arg(p.iteration + 1)
+                  .arg(p.total_iterations);
     if (p.total_steps > 0) text += tr(", step %1 of %2").arg(p.step).arg(p.total_steps);
     const double within = p.total_steps > 0 ? static_cast<double>(p.step) / p.total_steps : 0;
     const bool block_done = blocks_done > static_cast<std::size_t>(p.block);
-    fraction = std::min(1.0, (static_cast<double>(blocks_done) + (block_done ? 0 : within)) /
-                                 static_cast<double>(p.total_blocks));
+    fraction = std::min(
+        1.0, (static_cast<double>(blocks_done) + (block_done ? 0 : within)) / static_cast<double>(p.total_blocks));
     if (p.eta_seconds > 0) text += tr(", ETA %1").arg(widgets::formatSeconds(p.eta_seconds));
   } else {
     text += QString::fromStdString(p.phase.empty() ? "starting" : p.phase) + "...";
@@ -702,8 +704,8 @@ void MainWindow::refreshAll() {
   for (widgets::RunPlot* plot : std::initializer_list<widgets::RunPlot*>{loss_plot_, hardening_plot_, memory_plot_})
     plot->refresh();
   updateHeatmap(/*force=*/true);
-  for (QCustomPlot* plot : std::initializer_list<QCustomPlot*>{loss_plot_, hardening_plot_, memory_plot_, session_ppl_,
-                                                               heatmap_, plot_})
+  for (QCustomPlot* plot :
+       std::initializer_list<QCustomPlot*>{loss_plot_, hardening_plot_, memory_plot_, session_ppl_, heatmap_, plot_})
     plot->replot();
 }
 
@@ -729,9 +731,8 @@ QDialog* MainWindow::showExportDialog() {
     updateRunViews();
     autosave();
   });
-  connect(dialog, &widgets::ExportDialog::exportFailed, this, [](int, const QString& message) {
-    tessera::logger()->error("export failed: {}", utf8(message));
-  });
+  connect(dialog, &widgets::ExportDialog::exportFailed, this,
+          [](int, const QString& message) { tessera::logger()->error("export failed: {}", utf8(message)); });
   dialog->show();
   return dialog;
 }
@@ -795,11 +796,13 @@ bool MainWindow::openSessionFrom(const QString& path) {
         own || (dialogs_enabled_ &&
                 QMessageBox::question(this, tr("Switch the worker?"),
                                       tr("This session ran its jobs on %1; the workbench now uses %2. Run the "
-                                         "session's jobs there?").arg(s.worker.describe(), worker_.describe())) ==
-                           QMessageBox::Yes);
-    if (agreed) setWorker(s.worker);
-    else tessera::logger()->warn("the session's worker {} was not adopted; jobs stay on {}", utf8(s.worker.describe()),
-                                 utf8(worker_.describe()));
+                                         "session's jobs there?")
+                                          .arg(s.worker.describe(), worker_.describe())) == QMessageBox::Yes);
+    if (agreed)
+      setWorker(s.worker);
+    else
+      tessera::logger()->warn("the session's worker {} was not adopted; jobs stay on {}", utf8(s.worker.describe()),
+                              utf8(worker_.describe()));
   }
   auto exists = [this](const QString& p) { return !p.isEmpty() && (worker_.isRemote() || QFileInfo::exists(p)); };
   if (exists(s.model) && (!model_ || QString::fromStdString(model_->path) != s.model)) openModel(s.model);
@@ -954,30 +957,30 @@ void MainWindow::chooseRunDirectory() {
 }
 
 void MainWindow::chooseModelFile() {
-  const QString path = QFileDialog::getOpenFileName(
-      this, tr("Open model file"), dialogStartDir(kLastModel),
-      tr("Checkpoints (*.bin *.safetensors config.json *.gguf);;All files (*)"));
+  const QString path =
+      QFileDialog::getOpenFileName(this, tr("Open model file"), dialogStartDir(kLastModel),
+                                   tr("Checkpoints (*.bin *.safetensors config.json *.gguf);;All files (*)"));
   // The core maps a .safetensors or config.json file to its Hugging Face folder.
   if (!path.isEmpty()) openModel(path);
 }
 
 void MainWindow::chooseModelFolder() {
-  const QString path = QFileDialog::getExistingDirectory(this, tr("Open Hugging Face model folder"),
-                                                         dialogStartDir(kLastModel));
+  const QString path =
+      QFileDialog::getExistingDirectory(this, tr("Open Hugging Face model folder"), dialogStartDir(kLastModel));
   if (!path.isEmpty()) openModel(path);
 }
 
 void MainWindow::chooseTokenizer() {
-  const QString path = QFileDialog::getOpenFileName(
-      this, tr("Open tokenizer"), dialogStartDir(kLastTokenizer),
-      tr("Tokenizers (*.model *.bin *.json);;All files (*)"));
+  const QString path = QFileDialog::getOpenFileName(this, tr("Open tokenizer"), dialogStartDir(kLastTokenizer),
+                                                    tr("Tokenizers (*.model *.bin *.json);;All files (*)"));
   if (!path.isEmpty()) openTokenizer(path);
 }
 
 void MainWindow::showAbout() {
   QMessageBox::about(this, tr("About Tessera Workbench"),
                      tr("<b>Tessera Workbench %1</b><p>Quantization workbench for LLaMA-family "
-                        "models.</p>").arg(kVersion));
+                        "models.</p>")
+                         .arg(kVersion));
 }
 
 void MainWindow::reportError(const QString& title, const QString& message, const QString& advice) {

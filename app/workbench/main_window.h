@@ -80,14 +80,14 @@ class MainWindow : public QMainWindow {
   bool runEvaluation();
 
   // Quantization runs. Each returns false (reason reported) when it cannot start.
-  bool startRun();           // one run with the run panel's settings
-  bool compareBaselines();   // RTN, AWQ, OmniQuant, TesseraQ with the same settings, evaluated
+  bool startRun();          // one run with the run panel's settings
+  bool compareBaselines();  // RTN, AWQ, OmniQuant, TesseraQ with the same settings, evaluated
   void pauseRun();
   void resumeRun();
-  void cancelRun();     // also drops the rest of a baseline queue
+  void cancelRun();  // also drops the rest of a baseline queue
   // Continues the selected cancelled or failed run from its last finished block.
   bool resumeSelectedRun();
-  bool isBusy() const;       // a run, a queue or the reference evaluation is going
+  bool isBusy() const;  // a run, a queue or the reference evaluation is going
   // Where new run directories go (default: the application's data folder).
   void setRunsRoot(const QString& folder);
 
@@ -150,10 +150,10 @@ class MainWindow : public QMainWindow {
   bool enqueue(const std::vector<pipeline::RunConfig>& configs);
   // Replays the run's events.jsonl into its trace, live while its writer runs (a "follow" job).
   void followRun(int run_id, std::int64_t total_blocks);
-  void stopFollowing();  // ends every follow job (the session is being replaced)
-  void updateRunViews();  // table, plots' run lists, perplexity bars, heatmap
+  void stopFollowing();                    // ends every follow job (the session is being replaced)
+  void updateRunViews();                   // table, plots' run lists, perplexity bars, heatmap
   void updateHeatmap(bool force = false);  // force: redraw even when no layer statistics arrived
-  void updateStatus();    // status bar from the running run's progress (timer)
+  void updateStatus();                     // status bar from the running run's progress (timer)
   void updateRunControls();
   void syncDataPaths();
   widgets::Session currentSession() const;

@@ -2,7 +2,6 @@
 
 #include <filesystem>
 
-
 #include "export/fake_quant_export.h"
 #include "export/gguf_export.h"
 #include "export/packed_export.h"
@@ -82,8 +81,9 @@ static void refuse_export_over_run(const ExportRequest& request) {
   if (ec) return;  // the export itself reports paths it cannot use
   const auto rel = run.lexically_relative(out);
   if (!rel.empty() && *rel.begin() != "..")
-    throw Error("the export destination " + request.out + (rel == "." ? " is the run directory " : " holds the run directory ") +
-                request.run_dir + "; writing it would replace the run. Choose another output path");
+    throw Error("the export destination " + request.out +
+                (rel == "." ? " is the run directory " : " holds the run directory ") + request.run_dir +
+                "; writing it would replace the run. Choose another output path");
 }
 
 ExportResult export_run(const ExportRequest& request, const std::function<void(const ExportProgress&)>& progress,

@@ -10,10 +10,8 @@
 
 namespace tessera::api {
 
-
 // The formats this build knows, each checked against the run in `run_dir`.
 std::vector<ExportFormatInfo> export_formats_for_run(const std::string& run_dir);
-
 
 // Writes atomically (nothing is left at `out` on error or cancel) and self-checks before renaming.
 ExportResult export_run(const ExportRequest& request, const std::function<void(const ExportProgress&)>& progress = {},

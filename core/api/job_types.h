@@ -55,21 +55,21 @@ struct QuantizeReport {
   double seconds = 0;
   std::string calibration_sha256, placement;
   std::vector<eval::LayerStats> layers;
-  std::vector<double> loss_rtn, loss;  // per block output loss: plain RTN vs the method
+  std::vector<double> loss_rtn, loss;             // per block output loss: plain RTN vs the method
   double peak_gpu_bytes = 0, peak_rss_bytes = 0;  // of the sampled memory (Memory events)
 };
 
 // One export format and whether it can hold a given run exactly (for the GUI's format list).
 struct ExportFormatInfo {
-  std::string id;      // the --format value: hf, gptq, gptq-v1, awq, gguf-f32, gguf-f16, gguf-q4_0 ... gguf-q8_0
-  std::string label;   // "Fake-quant Hugging Face folder (safetensors)"
+  std::string id;     // the --format value: hf, gptq, gptq-v1, awq, gguf-f32, gguf-f16, gguf-q4_0 ... gguf-q8_0
+  std::string label;  // "Fake-quant Hugging Face folder (safetensors)"
   bool available = false;
   std::string reason;  // why not, when !available ("AWQ-GEMM holds 4-bit only")
 };
 
 struct ExportRequest {
   std::string run_dir, out;
-  std::string format = "hf";  // an ExportFormatInfo::id; gguf-* write one file at `out`, the others a folder
+  std::string format = "hf";   // an ExportFormatInfo::id; gguf-* write one file at `out`, the others a folder
   std::string dtype = "fp16";  // float tensors (hf), scales and float layers (gptq/awq); unused by gguf-*
   bool replace_existing = false;
 };
@@ -114,10 +114,10 @@ struct LayerDetail {
 
 // A device a worker can run on, as it reports it.
 struct DeviceInfo {
-  std::string id;    // the RunConfig::device value: "cpu", "cuda:0", ...
-  std::string name;  // "NVIDIA H100 80GB HBM3", or the CPU's model name
+  std::string id;                          // the RunConfig::device value: "cpu", "cuda:0", ...
+  std::string name;                        // "NVIDIA H100 80GB HBM3", or the CPU's model name
   double total_bytes = 0, free_bytes = 0;  // GPU memory, or the machine's memory for the CPU
-  int cores = 0;     // CPU cores (0 for GPUs)
+  int cores = 0;                           // CPU cores (0 for GPUs)
 };
 
 }  // namespace tessera::api

@@ -22,11 +22,14 @@ LayerDetail layer_detail(const std::string& run_dir, std::int64_t block, const s
   pipeline::RunDirectory dir(run_dir);
   const auto config = pipeline::read_run_manifest(run_dir, /*require_finished=*/false).config;
   if (!dir.has_block(block))
-    throw Error("block " + std::to_string(block) + " of " + run_dir + " is not finished (no " + dir.block_path(block) + ")");
+    throw Error("block " + std::to_string(block) + " of " + run_dir + " is not finished (no " + dir.block_path(block) +
+                ")");
   const model::LinearKind* kind = nullptr;
   for (const auto& k : model::kAllLinears)
     if (layer == model::linear_name(k)) kind = &k;
-  if (!kind) throw Error("unknown layer \"" + layer + "\" (expected q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj or down_proj)");
+  if (!kind)
+    throw Error("unknown layer \"" + layer +
+                "\" (expected q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj or down_proj)");
 
   torch::NoGradGuard no_grad;
   const auto qblock = pipeline::QuantizedBlock::load(dir.block_path(block), config.weight);
@@ -50,7 +53,8 @@ LayerDetail layer_detail(const std::string& run_dir, std::int64_t block, const s
   d.code_change_counts = to_vector<std::int64_t>(torch::bincount((delta - lo).flatten(), {}, hi - lo + 1));
   d.changed_fraction = delta.ne(0).to(torch::kFloat64).mean().item<double>();
   d.scale_ratio = to_vector<double>((q.scale / rtn.scale.clamp_min(1e-30)).to(torch::kFloat64));
-  d.code_counts = to_vector<std::int64_t>(torch::bincount(q.codes.to(torch::kInt64).flatten(), {}, std::int64_t{1} << d.bits));
+  d.code_counts =
+      to_vector<std::int64_t>(torch::bincount(q.codes.to(torch::kInt64).flatten(), {}, std::int64_t{1} << d.bits));
   const auto dst = qblock.method_state.find("tesseraq.dst." + layer);
   if (dst != qblock.method_state.end()) d.dst_factors = to_vector<double>(dst->second.to(torch::kFloat64));
   return d;

@@ -11,7 +11,6 @@
 
 namespace tessera::api {
 
-
 // Throws tessera::Error naming the run, block or layer when it is not there.
 LayerDetail layer_detail(const std::string& run_dir, std::int64_t block, const std::string& layer);
 

@@ -26,8 +26,7 @@ namespace {
 std::string resolve_tokenizer(const std::string& model_path, const std::string& tokenizer_path) {
   if (!tokenizer_path.empty()) return tokenizer_path;
   const std::string found = text::find_tokenizer_for_model(model_path);
-  if (found.empty())
-    throw Error("no tokenizer found beside " + model_path + "; pass one with --tokenizer");
+  if (found.empty()) throw Error("no tokenizer found beside " + model_path + "; pass one with --tokenizer");
   return found;
 }
 
@@ -79,8 +78,7 @@ ModelSummary describe_model(const std::string& model_path) {
   return s;
 }
 
-EvalReport evaluate_perplexity(const EvalRequest& request,
-                               const std::function<void(const EvalProgress&)>& progress,
+EvalReport evaluate_perplexity(const EvalRequest& request, const std::function<void(const EvalProgress&)>& progress,
                                const StopToken& stop) {
   auto report_stage = [&](const char* stage) {
     if (progress) progress({stage, 0, 0, 0});
@@ -130,8 +128,8 @@ EvalReport evaluate_perplexity(const EvalRequest& request,
   r.tokenizer_path = tokenizer_path;
   r.text_path = request.text_path;
   r.newlines = text::kNewlineHandling;
-  logger()->info("perplexity {:.4f} over {} windows of {} ({:.0f} tokens/s)", r.perplexity,
-                 r.windows, r.seq_len, r.tokens_per_second);
+  logger()->info("perplexity {:.4f} over {} windows of {} ({:.0f} tokens/s)", r.perplexity, r.windows, r.seq_len,
+                 r.tokens_per_second);
   if (!request.run_dir.empty()) {
     // A run's evaluations belong to its history: the workbench replays them with its events.
     pipeline::RunEvent e;
@@ -144,8 +142,8 @@ EvalReport evaluate_perplexity(const EvalRequest& request,
   return r;
 }
 
-std::string generate(const GenerateRequest& request,
-                     const std::function<void(const std::string&)>& on_text, const StopToken& stop) {
+std::string generate(const GenerateRequest& request, const std::function<void(const std::string&)>& on_text,
+                     const StopToken& stop) {
   const auto device = runtime::parse_device(request.device);
   const auto dtype = runtime::parse_dtype(request.dtype);
   auto job = load_job_model(request.model_path, request.run_dir, request.tokenizer_path);
@@ -176,8 +174,7 @@ std::string convert_model(const std::string& model_path, const std::string& toke
   auto model = model::load_model(model_path);
   std::string tokenizer = tokenizer_path.empty() ? text::find_tokenizer_for_model(model_path) : tokenizer_path;
   if (!tokenizer.empty()) {
-    text::check_tokenizer_matches_model(*text::load_tokenizer(tokenizer), model.config().vocab_size,
-                                        model_path);
+    text::check_tokenizer_matches_model(*text::load_tokenizer(tokenizer), model.config().vocab_size, model_path);
   }
   if (std::filesystem::path(out).extension() == ".gguf") {
     const auto report = exporting::convert_model_to_gguf(model, tokenizer, out, dtype, replace_existing);

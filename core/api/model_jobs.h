@@ -12,9 +12,7 @@
 
 namespace tessera::api {
 
-
 ModelSummary describe_model(const std::string& model_path);  // reads no weights
-
 
 EvalReport evaluate_perplexity(const EvalRequest& request,
                                const std::function<void(const EvalProgress&)>& progress = {},
@@ -29,8 +27,7 @@ struct GenerateRequest {
   std::string device = "cpu", dtype = "fp32";
 };
 
-std::string generate(const GenerateRequest& request,
-                     const std::function<void(const std::string&)>& on_text = {},
+std::string generate(const GenerateRequest& request, const std::function<void(const std::string&)>& on_text = {},
                      const StopToken& stop = StopToken());
 
 struct TokenCount {

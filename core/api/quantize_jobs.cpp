@@ -40,8 +40,10 @@ class RecordingSink : public pipeline::EventSink {
 
  private:
   void record(const RunEvent& e) {
-    if (started_) log_.append(e);
-    else pending_.push_back(e);
+    if (started_)
+      log_.append(e);
+    else
+      pending_.push_back(e);
   }
 
   void sample_memory(bool force) {

@@ -10,7 +10,6 @@
 
 namespace tessera::api {
 
-
 QuantizeReport quantize(const pipeline::RunConfig& config, const std::string& run_dir, bool resume,
                         pipeline::EventSink& events, const StopToken& stop = StopToken());
 

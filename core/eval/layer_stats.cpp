@@ -64,7 +64,8 @@ double block_output_loss(const model::LlamaConfig& config, const model::DecoderB
   std::int64_t tokens = 0;
   for (std::int64_t i = 0; i < inputs.size(0); i += batch_size) {
     const auto n = std::min(batch_size, inputs.size(0) - i);
-    auto y = model::decoder_block_forward(config, weights, inputs.narrow(0, i, n).to(device, torch::kFloat32), rope, options);
+    auto y = model::decoder_block_forward(config, weights, inputs.narrow(0, i, n).to(device, torch::kFloat32), rope,
+                                          options);
     auto diff = y - targets.narrow(0, i, n).to(device, torch::kFloat32);
     sum += diff.pow(2).sum().item<double>();
     tokens += n * inputs.size(1);

@@ -37,17 +37,17 @@ std::vector<double> window_losses(const model::LlamaModel& model, const torch::T
   for (std::int64_t i = 0; i < count; ++i) {
     out[static_cast<std::size_t>(i)] = losses[i].item<double>();
     if (!std::isfinite(out[static_cast<std::size_t>(i)]))
-      throw Error("window " + std::to_string(first + i) + " has a non-finite loss: the model's weights or dtype overflow");
+      throw Error("window " + std::to_string(first + i) +
+                  " has a non-finite loss: the model's weights or dtype overflow");
   }
   return out;
 }
 
 }  // namespace
 
-PerplexityResult evaluate_perplexity(const model::LlamaModel& model,
-                                     const std::vector<std::int32_t>& token_ids,
-                                     const PerplexityOptions& options,
-                                     const PerplexityProgress& progress, const StopToken& stop) {
+PerplexityResult evaluate_perplexity(const model::LlamaModel& model, const std::vector<std::int32_t>& token_ids,
+                                     const PerplexityOptions& options, const PerplexityProgress& progress,
+                                     const StopToken& stop) {
   const std::int64_t seq = options.seq_len;
   if (seq < 2) throw Error("--seq-len must be at least 2 (got " + std::to_string(seq) + ")");
   if (seq > model.config().max_position_embeddings)
@@ -65,8 +65,7 @@ PerplexityResult evaluate_perplexity(const model::LlamaModel& model,
   result.windows = windows;
   result.seq_len = seq;
   result.window_losses.assign(static_cast<std::size_t>(windows), 0.0);
-  auto all = torch::from_blob(const_cast<std::int32_t*>(token_ids.data()), {windows * seq},
-                              torch::kInt32)
+  auto all = torch::from_blob(const_cast<std::int32_t*>(token_ids.data()), {windows * seq}, torch::kInt32)
                  .to(torch::kInt64)
                  .view({windows, seq});
   const auto batches = (windows + options.batch_size - 1) / options.batch_size;

@@ -19,12 +19,12 @@ struct PerplexityOptions {
 
 struct PerplexityResult {
   double perplexity = 0;
-  double mean_loss = 0;             // mean over windows of the per-window mean NLL (nats)
-  std::int64_t text_tokens = 0;     // tokens of the whole text, BOS included
+  double mean_loss = 0;          // mean over windows of the per-window mean NLL (nats)
+  std::int64_t text_tokens = 0;  // tokens of the whole text, BOS included
   std::int64_t windows = 0;
   std::int64_t seq_len = 0;
-  double seconds = 0;               // model time (tokenization excluded)
-  double tokens_per_second = 0;     // windows * seq_len / seconds
+  double seconds = 0;            // model time (tokenization excluded)
+  double tokens_per_second = 0;  // windows * seq_len / seconds
   std::vector<double> window_losses;
 };
 
@@ -34,10 +34,8 @@ using PerplexityProgress = std::function<void(std::int64_t, std::int64_t, double
 // The default window: the smaller of 2048 and the model's context.
 std::int64_t default_seq_len(const model::LlamaConfig& config);
 
-PerplexityResult evaluate_perplexity(const model::LlamaModel& model,
-                                     const std::vector<std::int32_t>& token_ids,
-                                     const PerplexityOptions& options,
-                                     const PerplexityProgress& progress = {},
+PerplexityResult evaluate_perplexity(const model::LlamaModel& model, const std::vector<std::int32_t>& token_ids,
+                                     const PerplexityOptions& options, const PerplexityProgress& progress = {},
                                      const StopToken& stop = StopToken());
 
 }  // namespace tessera::eval

@@ -55,9 +55,7 @@ class AwqFormat : public PackedFormat {
     return "";
   }
 
-  std::string value_refusal(const quant::QuantizedLinear& q) const override {
-    return zero_point_refusal(q, 4);
-  }
+  std::string value_refusal(const quant::QuantizedLinear& q) const override { return zero_point_refusal(q, 4); }
 
   void pack(const quant::QuantizedLinear& q, const std::string& module, torch::ScalarType scale_dtype,
             io::SafetensorsWriter& writer) const override {
@@ -79,7 +77,8 @@ class AwqFormat : public PackedFormat {
     quant::QuantizedLinear q;
     q.spec = spec_;
     q.codes = awq_unpack_rows(int32_tensor(file, module + ".qweight", {k, n / 8})).t().contiguous();
-    q.zero = awq_unpack_rows(int32_tensor(file, module + ".qzeros", {k / g, n / 8})).t().contiguous().to(torch::kFloat32);
+    q.zero =
+        awq_unpack_rows(int32_tensor(file, module + ".qzeros", {k / g, n / 8})).t().contiguous().to(torch::kFloat32);
     q.scale = float_tensor(file, module + ".scales", {k / g, n}).t().contiguous();
     return q;
   }
@@ -87,9 +86,13 @@ class AwqFormat : public PackedFormat {
   nlohmann::json quantization_config(const std::vector<std::string>& not_converted,
                                      const nlohmann::json& meta) const override {
     (void)meta;  // AWQ's config has no place for it; it goes into quantize_config.json
-    return {{"quant_method", "awq"},       {"zero_point", true}, {"group_size", spec_.group_size},
-            {"bits", 4},                   {"version", "gemm"},
-            {"modules_to_not_convert", not_converted.empty() ? nlohmann::json(nullptr) : nlohmann::json(not_converted)}};
+    return {
+        {"quant_method", "awq"},
+        {"zero_point", true},
+        {"group_size", spec_.group_size},
+        {"bits", 4},
+        {"version", "gemm"},
+        {"modules_to_not_convert", not_converted.empty() ? nlohmann::json(nullptr) : nlohmann::json(not_converted)}};
   }
 
   void write_side_files(const std::string& folder, const nlohmann::json& config,

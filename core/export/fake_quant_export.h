@@ -15,8 +15,8 @@
 
 namespace tessera::exporting {
 
-ExportReport export_fake_quant_hf(const std::string& run_dir, const std::string& out_folder,
-                                  torch::ScalarType dtype, bool replace_existing);
+ExportReport export_fake_quant_hf(const std::string& run_dir, const std::string& out_folder, torch::ScalarType dtype,
+                                  bool replace_existing);
 
 // Compares every quantized Linear weight in `folder`'s model.safetensors with the run's codes
 // dequantized in that tensor's dtype; returns how many were compared, throws naming the first

@@ -29,8 +29,8 @@ std::size_t scales_bytes(const GgufBlockType& t) { return t.symmetric ? 2 : 4; }
 const std::vector<GgufBlockType>& gguf_block_types() {
   // llama_ftype: MOSTLY_Q4_0 2, MOSTLY_Q4_1 3, MOSTLY_Q8_0 7, MOSTLY_Q5_0 8, MOSTLY_Q5_1 9.
   static const std::vector<GgufBlockType> types = {
-      {GgmlType::Q4_0, "gguf-q4_0", 4, true, 18, 2},  {GgmlType::Q4_1, "gguf-q4_1", 4, false, 20, 3},
-      {GgmlType::Q5_0, "gguf-q5_0", 5, true, 22, 8},  {GgmlType::Q5_1, "gguf-q5_1", 5, false, 24, 9},
+      {GgmlType::Q4_0, "gguf-q4_0", 4, true, 18, 2}, {GgmlType::Q4_1, "gguf-q4_1", 4, false, 20, 3},
+      {GgmlType::Q5_0, "gguf-q5_0", 5, true, 22, 8}, {GgmlType::Q5_1, "gguf-q5_1", 5, false, 24, 9},
       {GgmlType::Q8_0, "gguf-q8_0", 8, true, 34, 7},
   };
   return types;

@@ -21,15 +21,15 @@ namespace tessera::exporting {
 
 struct GgufBlockType {
   GgmlType type;
-  std::string format_id;           // the export format writing it, e.g. "gguf-q4_0"
+  std::string format_id;  // the export format writing it, e.g. "gguf-q4_0"
   int bits;
-  bool symmetric;                  // y = (q - 2^(bits-1)) d; else y = q d + m
-  std::size_t bytes;               // per block of 32
-  std::uint32_t llama_file_type;   // general.file_type (llama_ftype MOSTLY_*)
+  bool symmetric;                 // y = (q - 2^(bits-1)) d; else y = q d + m
+  std::size_t bytes;              // per block of 32
+  std::uint32_t llama_file_type;  // general.file_type (llama_ftype MOSTLY_*)
 };
 
 const std::vector<GgufBlockType>& gguf_block_types();
-const GgufBlockType* gguf_block_type(GgmlType type);                  // nullptr: not a block type
+const GgufBlockType* gguf_block_type(GgmlType type);                 // nullptr: not a block type
 const GgufBlockType* gguf_block_type(const std::string& format_id);  // nullptr: no such format
 
 // One block: 32 codes (each < 2^bits, else throws), d and (for the _1 types) m -> bytes.
@@ -38,7 +38,8 @@ void pack_gguf_block(const GgufBlockType& t, const std::uint8_t* codes, float d,
 void unpack_gguf_block(const GgufBlockType& t, const std::uint8_t* in, std::uint8_t* codes, float& d, float& m);
 // The weight llama.cpp computes from one code, in fp32 as ggml does.
 inline float gguf_block_value(const GgufBlockType& t, std::uint8_t code, float d, float m) {
-  return t.symmetric ? static_cast<float>(static_cast<int>(code) - (1 << (t.bits - 1))) * d : static_cast<float>(code) * d + m;
+  return t.symmetric ? static_cast<float>(static_cast<int>(code) - (1 << (t.bits - 1))) * d
+                     : static_cast<float>(code) * d + m;
 }
 
 }  // namespace tessera::exporting

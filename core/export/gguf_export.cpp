@@ -29,13 +29,20 @@ namespace {
 // llama.cpp's tensor names (llama-arch.cpp LLM_TENSOR_NAMES for LLM_ARCH_LLAMA).
 const char* gguf_linear(model::LinearKind kind) {
   switch (kind) {
-    case model::LinearKind::Q: return "attn_q";
-    case model::LinearKind::K: return "attn_k";
-    case model::LinearKind::V: return "attn_v";
-    case model::LinearKind::O: return "attn_output";
-    case model::LinearKind::Gate: return "ffn_gate";
-    case model::LinearKind::Up: return "ffn_up";
-    case model::LinearKind::Down: return "ffn_down";
+    case model::LinearKind::Q:
+      return "attn_q";
+    case model::LinearKind::K:
+      return "attn_k";
+    case model::LinearKind::V:
+      return "attn_v";
+    case model::LinearKind::O:
+      return "attn_output";
+    case model::LinearKind::Gate:
+      return "ffn_gate";
+    case model::LinearKind::Up:
+      return "ffn_up";
+    case model::LinearKind::Down:
+      return "ffn_down";
   }
   return "?";
 }
@@ -105,7 +112,8 @@ std::string block_encoding(const quant::QuantizedLinear& q, GgmlType type, std::
     for (std::int64_t b = 0; b < blocks_per_row; ++b) {
       const auto at = r * dc.size(1) + (b * 32) / g;
       pack_gguf_block(bt, codes.data_ptr<std::uint8_t>() + r * k + b * 32, dc.data_ptr<float>()[at],
-                      mc.data_ptr<float>()[at], bytes->data() + static_cast<std::size_t>(r * blocks_per_row + b) * bt.bytes);
+                      mc.data_ptr<float>()[at],
+                      bytes->data() + static_cast<std::size_t>(r * blocks_per_row + b) * bt.bytes);
     }
   }
   return "";
@@ -144,9 +152,7 @@ struct Vocab {
   std::int32_t bos = 1, eos = 2;
 };
 
-bool is_byte_piece(const std::string& p) {
-  return p.size() == 6 && p.compare(0, 3, "<0x") == 0 && p[5] == '>';
-}
+bool is_byte_piece(const std::string& p) { return p.size() == 6 && p.compare(0, 3, "<0x") == 0 && p[5] == '>'; }
 
 // The run's tokenizer as tokenizer.ggml.* data; throws when it is neither SentencePiece nor llama2.c.
 Vocab vocab_of(const std::string& tokenizer_path, std::int64_t model_vocab) {
@@ -191,7 +197,11 @@ Vocab vocab_of(const std::string& tokenizer_path, std::int64_t model_vocab) {
       const auto rank = hf->merge_rank(p);
       v.tokens.push_back(p.empty() ? "[UNUSED" + std::to_string(i) + "]" : p);
       v.scores.push_back(rank >= 0 ? -static_cast<float>(rank) : 0.f);
-      v.types.push_back(p.empty() ? 5 : p == "<unk>" ? 2 : hf->is_special(i) || i == v.bos || i == v.eos ? 3 : is_byte_piece(p) ? 6 : 1);
+      v.types.push_back(p.empty()                                       ? 5
+                        : p == "<unk>"                                  ? 2
+                        : hf->is_special(i) || i == v.bos || i == v.eos ? 3
+                        : is_byte_piece(p)                              ? 6
+                                                                        : 1);
     }
   } else {
     throw Error("GGUF export needs a SentencePiece, llama2.c or SentencePiece-style tokenizer.json tokenizer; " +
@@ -237,8 +247,10 @@ std::string exactness_refusal(const RunSource& run, GgmlType type) {
   run.for_each_linear([&](std::int64_t, model::LinearKind, const quant::QuantizedLinear& q) {
     ++total;
     const auto r = block_encoding(q, type, nullptr);
-    if (r.empty()) ++exact;
-    else if (first.empty()) first = r;
+    if (r.empty())
+      ++exact;
+    else if (first.empty())
+      first = r;
   });
   if (exact > 0) return "";
   const auto& bt = *gguf_block_type(type);
@@ -357,7 +369,8 @@ ExportReport export_gguf(const std::string& run_dir, const std::string& out_file
     const auto& b = w.blocks[static_cast<std::size_t>(k)];
     const auto& qb = run.blocks[static_cast<std::size_t>(k)];
     const std::string p = "blk." + std::to_string(k) + ".";
-    g.add_tensor(p + "attn_norm.weight", ggml_ne(b.input_norm), GgmlType::F32, float_bytes(b.input_norm, GgmlType::F32));
+    g.add_tensor(p + "attn_norm.weight", ggml_ne(b.input_norm), GgmlType::F32,
+                 float_bytes(b.input_norm, GgmlType::F32));
     g.add_tensor(p + "ffn_norm.weight", ggml_ne(b.post_attention_norm), GgmlType::F32,
                  float_bytes(b.post_attention_norm, GgmlType::F32));
     for (auto kind : model::kAllLinears) {
@@ -367,8 +380,9 @@ ExportReport export_gguf(const std::string& run_dir, const std::string& out_file
         std::vector<std::uint8_t> bytes;
         const auto r = block_encoding(rows, type, &bytes);
         if (r.empty()) {
-          g.add_tensor(name, {static_cast<std::uint64_t>(rows.in_features()), static_cast<std::uint64_t>(rows.out_features())},
-                       type, std::move(bytes));
+          g.add_tensor(
+              name, {static_cast<std::uint64_t>(rows.in_features()), static_cast<std::uint64_t>(rows.out_features())},
+              type, std::move(bytes));
           continue;
         }
         report.not_converted.push_back(name + ": " + r + "; written as F32");
@@ -378,7 +392,8 @@ ExportReport export_gguf(const std::string& run_dir, const std::string& out_file
     }
   }
   g.add_tensor("output_norm.weight", ggml_ne(w.final_norm), GgmlType::F32, float_bytes(w.final_norm, GgmlType::F32));
-  if (!c.tie_word_embeddings) g.add_tensor("output.weight", ggml_ne(w.lm_head), float_type, float_bytes(w.lm_head, float_type));
+  if (!c.tie_word_embeddings)
+    g.add_tensor("output.weight", ggml_ne(w.lm_head), float_type, float_bytes(w.lm_head, float_type));
   g.add_string("tessera.tensor_data_sha256", g.tensor_data_sha256());
 
   // Written beside the destination, checked, then renamed: a file that fails is never in place.
@@ -395,7 +410,8 @@ ExportReport export_gguf(const std::string& run_dir, const std::string& out_file
         part(check.blocks, ggml_type_name(type) + " (codes and decoded weights bit-identical)");
         part(check.f32, "F32 (bit-identical)");
         part(check.f16, "F16 (identical to the run's weights in fp16)");
-        report.self_check = std::to_string(report.tensors_checked) + " Linear weights decoded as llama.cpp does: " + parts;
+        report.self_check =
+            std::to_string(report.tensors_checked) + " Linear weights decoded as llama.cpp does: " + parts;
         report.bytes = static_cast<std::int64_t>(fs::file_size(tmp));
       });
   logger()->info("exported {} to {} as {} ({} bytes); self-check: {}", run_dir, out_file, id, report.bytes,
@@ -414,10 +430,14 @@ ExportReport convert_model_to_gguf(const model::LlamaModel& model, const std::st
   if (!why.empty()) throw Error("cannot write " + out_file + ": " + why);
   GgmlType type = GgmlType::F32;
   std::uint32_t llama_file_type = 0;  // llama_ftype: ALL_F32 0, MOSTLY_F16 1, MOSTLY_BF16 32
-  if (dtype == "fp16") type = GgmlType::F16, llama_file_type = 1;
-  else if (dtype == "bf16") type = GgmlType::BF16, llama_file_type = 32;
-  else if (dtype != "fp32") throw Error("a GGUF conversion is fp32, fp16 or bf16, not " + dtype);
-  if (tokenizer_path.empty()) throw Error("GGUF embeds the tokenizer: pass --tokenizer (none was found beside the model)");
+  if (dtype == "fp16")
+    type = GgmlType::F16, llama_file_type = 1;
+  else if (dtype == "bf16")
+    type = GgmlType::BF16, llama_file_type = 32;
+  else if (dtype != "fp32")
+    throw Error("a GGUF conversion is fp32, fp16 or bf16, not " + dtype);
+  if (tokenizer_path.empty())
+    throw Error("GGUF embeds the tokenizer: pass --tokenizer (none was found beside the model)");
   const auto vocab = vocab_of(tokenizer_path, c.vocab_size);
   if (fs::exists(out_file) && !replace_existing)
     throw Error(out_file + " already exists; choose another output path or pass --force");
@@ -439,7 +459,8 @@ ExportReport convert_model_to_gguf(const model::LlamaModel& model, const std::st
     const std::string p = "blk." + std::to_string(k) + ".";
     add(p + "attn_norm.weight", b.input_norm, GgmlType::F32);
     add(p + "ffn_norm.weight", b.post_attention_norm, GgmlType::F32);
-    for (auto kind : model::kAllLinears) add(gguf_name(k, kind), ggml_rows(b.linear(kind).to(torch::kFloat32), kind, c), type);
+    for (auto kind : model::kAllLinears)
+      add(gguf_name(k, kind), ggml_rows(b.linear(kind).to(torch::kFloat32), kind, c), type);
   }
   add("output_norm.weight", w.final_norm, GgmlType::F32);
   if (!c.tie_word_embeddings) add("output.weight", w.lm_head, type);

@@ -1,11 +1,10 @@
 #include "export/gguf_file.h"
 
-#include "export/gguf_blocks.h"
-#include "text/utf8.h"
-
 #include <cstring>
 #include <type_traits>
 
+#include "export/gguf_blocks.h"
+#include "text/utf8.h"
 #include "util/error.h"
 #include "util/sha256.h"
 
@@ -50,36 +49,51 @@ struct Cursor {
     p += n;
     // GGUF strings are UTF-8; anything else would surface later as a raw JSON error.
     if (const auto bad = text::utf8::find_invalid(s); bad != std::string::npos)
-      throw Error(path + ": " + what + " is not valid UTF-8 (byte " + std::to_string(bad) + " of " + std::to_string(n) + ")");
+      throw Error(path + ": " + what + " is not valid UTF-8 (byte " + std::to_string(bad) + " of " + std::to_string(n) +
+                  ")");
     return s;
   }
   // depth: arrays within arrays; bounded so that a crafted file cannot exhaust the stack.
   nlohmann::json value(std::uint32_t type, const std::string& key, int depth = 0) {
     switch (type) {
-      case kU8: return get<std::uint8_t>("a value");
-      case kI8: return get<std::int8_t>("a value");
-      case kU16: return get<std::uint16_t>("a value");
-      case kI16: return get<std::int16_t>("a value");
-      case kU32: return get<std::uint32_t>("a value");
-      case kI32: return get<std::int32_t>("a value");
-      case kF32: return get<float>("a value");
-      case kBool: return get<std::uint8_t>("a value") != 0;
-      case kString: return string("a string value");
-      case kU64: return get<std::uint64_t>("a value");
-      case kI64: return get<std::int64_t>("a value");
-      case kF64: return get<double>("a value");
+      case kU8:
+        return get<std::uint8_t>("a value");
+      case kI8:
+        return get<std::int8_t>("a value");
+      case kU16:
+        return get<std::uint16_t>("a value");
+      case kI16:
+        return get<std::int16_t>("a value");
+      case kU32:
+        return get<std::uint32_t>("a value");
+      case kI32:
+        return get<std::int32_t>("a value");
+      case kF32:
+        return get<float>("a value");
+      case kBool:
+        return get<std::uint8_t>("a value") != 0;
+      case kString:
+        return string("a string value");
+      case kU64:
+        return get<std::uint64_t>("a value");
+      case kI64:
+        return get<std::int64_t>("a value");
+      case kF64:
+        return get<double>("a value");
       case kArray: {
         const auto inner = get<std::uint32_t>("an array type");
         const auto n = get<std::uint64_t>("an array length");
         if (depth >= kMaxArrayNesting)
           throw Error(path + ": metadata \"" + key + "\" nests arrays deeper than " + std::to_string(kMaxArrayNesting));
         if (n > static_cast<std::uint64_t>(end - p))
-          throw Error(path + ": metadata array \"" + key + "\" claims " + std::to_string(n) + " elements, more than the file holds");
+          throw Error(path + ": metadata array \"" + key + "\" claims " + std::to_string(n) +
+                      " elements, more than the file holds");
         nlohmann::json a = nlohmann::json::array();
         for (std::uint64_t i = 0; i < n; ++i) a.push_back(value(inner, key, depth + 1));
         return a;
       }
-      default: throw Error(path + ": metadata \"" + key + "\" has unknown value type " + std::to_string(type));
+      default:
+        throw Error(path + ": metadata \"" + key + "\" has unknown value type " + std::to_string(type));
     }
   }
 };
@@ -88,23 +102,34 @@ struct Cursor {
 
 std::string ggml_type_name(GgmlType type) {
   switch (type) {
-    case GgmlType::F32: return "F32";
-    case GgmlType::F16: return "F16";
-    case GgmlType::Q4_0: return "Q4_0";
-    case GgmlType::Q4_1: return "Q4_1";
-    case GgmlType::Q5_0: return "Q5_0";
-    case GgmlType::Q5_1: return "Q5_1";
-    case GgmlType::Q8_0: return "Q8_0";
-    case GgmlType::BF16: return "BF16";
+    case GgmlType::F32:
+      return "F32";
+    case GgmlType::F16:
+      return "F16";
+    case GgmlType::Q4_0:
+      return "Q4_0";
+    case GgmlType::Q4_1:
+      return "Q4_1";
+    case GgmlType::Q5_0:
+      return "Q5_0";
+    case GgmlType::Q5_1:
+      return "Q5_1";
+    case GgmlType::Q8_0:
+      return "Q8_0";
+    case GgmlType::BF16:
+      return "BF16";
   }
   return "?";
 }
 
 std::size_t ggml_row_bytes(GgmlType type, std::uint64_t elements) {
   switch (type) {
-    case GgmlType::F32: return elements * 4;
-    case GgmlType::F16: return elements * 2;
-    case GgmlType::BF16: return elements * 2;
+    case GgmlType::F32:
+      return elements * 4;
+    case GgmlType::F16:
+      return elements * 2;
+    case GgmlType::BF16:
+      return elements * 2;
     default: {
       const auto* b = gguf_block_type(type);  // 32-weight blocks (export/gguf_blocks.h)
       return b ? elements / 32 * b->bytes : 0;
@@ -128,8 +153,10 @@ std::string array_value(std::uint32_t type, const std::vector<T>& v) {
   put(s, type);
   put<std::uint64_t>(s, v.size());
   for (const auto& x : v) {
-    if constexpr (std::is_same_v<T, std::string>) put_string(s, x);
-    else put(s, x);
+    if constexpr (std::is_same_v<T, std::string>)
+      put_string(s, x);
+    else
+      put(s, x);
   }
   return s;
 }
@@ -151,7 +178,9 @@ void GgufWriter::add_string(const std::string& key, const std::string& v) {
 void GgufWriter::add_strings(const std::string& key, const std::vector<std::string>& v) {
   kv_.emplace_back(key, array_value(kString, v));
 }
-void GgufWriter::add_f32s(const std::string& key, const std::vector<float>& v) { kv_.emplace_back(key, array_value(kF32, v)); }
+void GgufWriter::add_f32s(const std::string& key, const std::vector<float>& v) {
+  kv_.emplace_back(key, array_value(kF32, v));
+}
 void GgufWriter::add_i32s(const std::string& key, const std::vector<std::int32_t>& v) {
   kv_.emplace_back(key, array_value(kI32, v));
 }
@@ -244,7 +273,8 @@ GgufFile::GgufFile(const std::string& path) : file_(std::make_shared<io::MappedF
     GgufTensorInfo t;
     t.name = c.string("a tensor name");
     const auto dims = c.get<std::uint32_t>("a tensor's dimension count");
-    if (dims == 0 || dims > 4) throw Error(path + ": tensor \"" + t.name + "\" has " + std::to_string(dims) + " dimensions");
+    if (dims == 0 || dims > 4)
+      throw Error(path + ": tensor \"" + t.name + "\" has " + std::to_string(dims) + " dimensions");
     std::uint64_t elements = 1;
     for (std::uint32_t d = 0; d < dims; ++d) {
       t.ne.push_back(c.get<std::uint64_t>("a tensor dimension"));
@@ -257,7 +287,8 @@ GgufFile::GgufFile(const std::string& path) : file_(std::make_shared<io::MappedF
                   ", which this reader does not decode (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0)");
     t.type = static_cast<GgmlType>(type);
     if (blocks && t.ne[0] % 32 != 0)
-      throw Error(path + ": tensor \"" + t.name + "\" has rows of " + std::to_string(t.ne[0]) + ", not whole 32-element blocks");
+      throw Error(path + ": tensor \"" + t.name + "\" has rows of " + std::to_string(t.ne[0]) +
+                  ", not whole 32-element blocks");
     t.nbytes = ggml_row_bytes(t.type, elements);
     offsets.push_back(c.get<std::uint64_t>("a tensor offset"));
     if (offsets.back() % alignment != 0) throw Error(path + ": tensor \"" + t.name + "\" is not aligned");
@@ -268,8 +299,8 @@ GgufFile::GgufFile(const std::string& path) : file_(std::make_shared<io::MappedF
   for (std::size_t i = 0; i < tensors_.size(); ++i) {
     auto& t = tensors_[i];
     if (data_start + offsets[i] + t.nbytes > file_->size())
-      throw Error(path + ": tensor \"" + t.name + "\" runs past the end of the file (" +
-                  std::to_string(file_->size()) + " bytes): the file is truncated");
+      throw Error(path + ": tensor \"" + t.name + "\" runs past the end of the file (" + std::to_string(file_->size()) +
+                  " bytes): the file is truncated");
     t.file_offset = data_start + offsets[i];
     t.data = file_->data() + t.file_offset;
     if (!index_.emplace(t.name, i).second) throw Error(path + ": tensor \"" + t.name + "\" appears twice");

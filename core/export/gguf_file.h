@@ -4,11 +4,10 @@
 // ggml type, offset into the data section); then the data section, every tensor aligned to
 // general.alignment (32). The reader validates every length and offset against the file size, so a
 // truncated or damaged file fails with a message instead of reading past the end.
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <ostream>
 #include <string>
 #include <vector>

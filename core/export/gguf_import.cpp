@@ -1,9 +1,8 @@
 #include "export/gguf_import.h"
 
-#include "export/gguf_blocks.h"
-
 #include <cstring>
 
+#include "export/gguf_blocks.h"
 #include "model/rotary_layout.h"
 #include "text/llama2c_tokenizer.h"
 #include "util/error.h"
@@ -46,7 +45,8 @@ torch::Tensor decode_gguf_tensor(const GgufTensorInfo& t) {
         float* y = out.data_ptr<float>();
         // ggml's dequantize_row_*: d and m widened from fp16, then one product (and sum) in fp32.
         for_each_block(t, *type, [&](std::size_t b, float d, float m, const std::uint8_t* codes) {
-          for (int j = 0; j < 32; ++j) y[b * 32 + static_cast<std::size_t>(j)] = gguf_block_value(*type, codes[j], d, m);
+          for (int j = 0; j < 32; ++j)
+            y[b * 32 + static_cast<std::size_t>(j)] = gguf_block_value(*type, codes[j], d, m);
         });
         return out;
       }
@@ -59,7 +59,8 @@ torch::Tensor gguf_block_codes(const GgufTensorInfo& t) {
   if (!type) throw Error("GGUF tensor \"" + t.name + "\" is " + ggml_type_name(t.type) + ", not a block type");
   auto out = torch::empty(torch_shape(t), torch::kUInt8);
   auto* dst = out.data_ptr<std::uint8_t>();
-  for_each_block(t, *type, [&](std::size_t b, float, float, const std::uint8_t* codes) { std::memcpy(dst + b * 32, codes, 32); });
+  for_each_block(t, *type,
+                 [&](std::size_t b, float, float, const std::uint8_t* codes) { std::memcpy(dst + b * 32, codes, 32); });
   return out;
 }
 
@@ -97,11 +98,13 @@ model::LlamaConfig gguf_llama_config(const GgufFile& f) {
   c.intermediate_size = u("llama.feed_forward_length");
   c.num_layers = u("llama.block_count");
   c.num_heads = u("llama.attention.head_count");
-  c.num_kv_heads = f.metadata().contains("llama.attention.head_count_kv") ? u("llama.attention.head_count_kv") : c.num_heads;
+  c.num_kv_heads =
+      f.metadata().contains("llama.attention.head_count_kv") ? u("llama.attention.head_count_kv") : c.num_heads;
   c.head_dim = f.metadata().contains("llama.attention.key_length") ? u("llama.attention.key_length")
-                                                                     : c.hidden_size / c.num_heads;
+                                                                   : c.hidden_size / c.num_heads;
   c.max_position_embeddings = u("llama.context_length");
-  c.rms_norm_eps = typed(f, "llama.attention.layer_norm_rms_epsilon", &nlohmann::json::is_number, "a number").get<double>();
+  c.rms_norm_eps =
+      typed(f, "llama.attention.layer_norm_rms_epsilon", &nlohmann::json::is_number, "a number").get<double>();
   c.rope_theta = typed_or(f, "llama.rope.freq_base", 10000.0, &nlohmann::json::is_number, "a number");
   if (typed_or(f, "llama.rope.scaling.type", std::string("none"), &nlohmann::json::is_string, "a string") == "linear") {
     c.rope_scaling.type = "linear";
@@ -111,8 +114,10 @@ model::LlamaConfig gguf_llama_config(const GgufFile& f) {
   if (embed.ne.size() != 2) throw Error(f.path() + ": token_embd.weight is not a matrix");
   c.vocab_size = static_cast<std::int64_t>(embed.ne[1]);
   c.tie_word_embeddings = !f.contains("output.weight");
-  c.bos_token_id = typed_or(f, "tokenizer.ggml.bos_token_id", std::int64_t(1), &nlohmann::json::is_number_integer, "an integer");
-  c.eos_token_id = typed_or(f, "tokenizer.ggml.eos_token_id", std::int64_t(2), &nlohmann::json::is_number_integer, "an integer");
+  c.bos_token_id =
+      typed_or(f, "tokenizer.ggml.bos_token_id", std::int64_t(1), &nlohmann::json::is_number_integer, "an integer");
+  c.eos_token_id =
+      typed_or(f, "tokenizer.ggml.eos_token_id", std::int64_t(2), &nlohmann::json::is_number_integer, "an integer");
   c.validate(f.path());
   return c;
 }
@@ -120,13 +125,16 @@ model::LlamaConfig gguf_llama_config(const GgufFile& f) {
 model::LlamaModel load_gguf_model(const std::string& path) {
   const GgufFile f(path);
   if (f.metadata().contains("tessera.tensor_data_sha256") &&
-      f.tensor_data_sha256() != typed(f, "tessera.tensor_data_sha256", &nlohmann::json::is_string, "a string").get<std::string>())
+      f.tensor_data_sha256() !=
+          typed(f, "tessera.tensor_data_sha256", &nlohmann::json::is_string, "a string").get<std::string>())
     throw Error(path + ": the tensor data does not match its recorded SHA-256: the file is corrupted");
   const auto c = gguf_llama_config(f);
   auto load = [&](const std::string& name, const std::vector<std::int64_t>& shape) {
     auto t = decode_gguf_tensor(f.tensor(name));
-    if (t.sizes().vec() != shape) throw Error(path + ": tensor \"" + name + "\" does not have the shape the metadata implies");
-    if (!torch::isfinite(t).all().item<bool>()) throw Error(path + ": tensor \"" + name + "\" contains NaN or infinite values");
+    if (t.sizes().vec() != shape)
+      throw Error(path + ": tensor \"" + name + "\" does not have the shape the metadata implies");
+    if (!torch::isfinite(t).all().item<bool>())
+      throw Error(path + ": tensor \"" + name + "\" contains NaN or infinite values");
     return t;
   };
   const auto d = c.hidden_size, ff = c.intermediate_size;
@@ -156,7 +164,8 @@ std::unique_ptr<text::Tokenizer> load_gguf_tokenizer(const std::string& path) {
   const GgufFile f(path);
   const auto model = typed_or(f, "tokenizer.ggml.model", std::string(), &nlohmann::json::is_string, "a string");
   if (model != "llama")
-    throw Error(path + ": tokenizer.ggml.model is \"" + model + "\"; only SentencePiece-style (llama) vocabularies are read");
+    throw Error(path + ": tokenizer.ggml.model is \"" + model +
+                "\"; only SentencePiece-style (llama) vocabularies are read");
   const auto& tokens = f.value("tokenizer.ggml.tokens");
   const auto& scores = f.value("tokenizer.ggml.scores");
   const auto& types = f.value("tokenizer.ggml.token_type");

@@ -4,9 +4,9 @@
 // every reader adds 1 back, so a zero point of 0 cannot be stored in v1.
 #include <algorithm>
 #include <cstring>
-#include <initializer_list>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 
 #include "export/bit_packing.h"
 #include "export/packed_format.h"
@@ -17,7 +17,6 @@
 namespace fs = std::filesystem;
 
 namespace tessera::exporting {
-
 
 namespace {
 
@@ -59,8 +58,9 @@ torch::Tensor unpack_rows(const torch::Tensor& words, int bits) {
   const auto rows = w.size(0), count = w.size(1) * 32 / bits;
   auto out = torch::empty({rows, count}, torch::kUInt8);
   for (std::int64_t r = 0; r < rows; ++r) {
-    const auto values = unpack_bitstream(reinterpret_cast<const std::uint32_t*>(w.data_ptr<std::int32_t>()) + r * w.size(1),
-                                         static_cast<std::size_t>(count), bits);
+    const auto values =
+        unpack_bitstream(reinterpret_cast<const std::uint32_t*>(w.data_ptr<std::int32_t>()) + r * w.size(1),
+                         static_cast<std::size_t>(count), bits);
     std::memcpy(out.data_ptr<std::uint8_t>() + r * count, values.data(), values.size());
   }
   return out;
@@ -70,7 +70,9 @@ class GptqFormat : public PackedFormat {
  public:
   GptqFormat(const quant::WeightQuantSpec& spec, bool v1) : spec_(spec), v1_(v1) {}
   std::string id() const override { return v1_ ? "gptq-v1" : "gptq"; }
-  std::string label() const override { return v1_ ? "GPTQ v1 (checkpoint_format gptq)" : "GPTQ (checkpoint_format gptq_v2)"; }
+  std::string label() const override {
+    return v1_ ? "GPTQ v1 (checkpoint_format gptq)" : "GPTQ (checkpoint_format gptq_v2)";
+  }
 
   std::string run_refusal(const quant::WeightQuantSpec& spec) const override {
     if (spec.bits != 2 && spec.bits != 3 && spec.bits != 4 && spec.bits != 8)
@@ -220,12 +222,12 @@ std::unique_ptr<PackedFormat> packed_format_from_config(const nlohmann::json& qc
   };
   quant::WeightQuantSpec spec;
   const auto bits = integer("bits", "w_bit", 4);
-  if (bits < 2 || bits > 8)
-    throw Error(source + ": quantization_config bits " + std::to_string(bits) + " is not 2..8");
+  if (bits < 2 || bits > 8) throw Error(source + ": quantization_config bits " + std::to_string(bits) + " is not 2..8");
   spec.bits = static_cast<int>(bits);
   const auto g = integer("group_size", "q_group_size", 128);
   if (g == 0 || g < -1)
-    throw Error(source + ": quantization_config group_size " + std::to_string(g) + " is neither positive nor -1 (per-channel)");
+    throw Error(source + ": quantization_config group_size " + std::to_string(g) +
+                " is neither positive nor -1 (per-channel)");
   spec.group_size = g < 0 ? 0 : g;
   spec.symmetric = qc.value("sym", false);
   if (method == "awq") {

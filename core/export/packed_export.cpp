@@ -4,8 +4,8 @@
 #include <fstream>
 #include <map>
 
-#include "io/json_file.h"
 #include "export/packed_format.h"
+#include "io/json_file.h"
 #include "io/safetensors.h"
 #include "model/hf_checkpoint.h"
 #include "model/tensor_bytes.h"

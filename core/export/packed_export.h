@@ -25,7 +25,7 @@ ExportReport export_packed(const std::string& run_dir, const std::string& out_fo
 
 struct PackedCheck {
   std::int64_t packed = 0, floats = 0;  // layers compared as packed codes / as float weights
-  std::string scale_dtype;             // how the scales are stored ("F16", "F32")
+  std::string scale_dtype;              // how the scales are stored ("F16", "F32")
 };
 // Re-reads `folder` the way a reader of its format does and compares every layer with the run:
 // codes and zero points bit-identical, scales identical to the run's rounded to the stored dtype,

@@ -3,10 +3,10 @@
 // folder (GPTQ v1/v2, AWQ-GEMM): how it packs a layer's codes, how a reader of that format unpacks
 // them again (the self-check and the importer use the reader's conventions, not the writer's), and
 // which layers and runs it cannot hold exactly.
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -25,7 +25,10 @@ class PackedFormat {
   // Why one layer's shape does not fit (the layer is then written as a float weight); "" when it fits.
   virtual std::string shape_refusal(const quant::QuantizedLinear& q) const = 0;
   // Why the layer's code values cannot be stored exactly (refuses the whole export); "" when they can.
-  virtual std::string value_refusal(const quant::QuantizedLinear& q) const { (void)q; return ""; }
+  virtual std::string value_refusal(const quant::QuantizedLinear& q) const {
+    (void)q;
+    return "";
+  }
   // Adds the layer's tensors ("<module>.qweight", ...) with scales in `scale_dtype`.
   virtual void pack(const quant::QuantizedLinear& q, const std::string& module, torch::ScalarType scale_dtype,
                     io::SafetensorsWriter& writer) const = 0;

@@ -65,7 +65,8 @@ std::string RunSource::manifest_text() const {
       const auto it = stats.find(key);
       return it != stats.end() && it->is_number() ? *it : nlohmann::json();
     };
-    errors.push_back({{"block", k}, {"loss", number("loss")}, {"loss_rtn", number("loss_rtn")}, {"rel_weight_error", layers}});
+    errors.push_back(
+        {{"block", k}, {"loss", number("loss")}, {"loss_rtn", number("loss_rtn")}, {"rel_weight_error", layers}});
   }
   m["layer_errors"] = errors;
   m.erase("config_identity");
@@ -78,8 +79,8 @@ model::LlamaModel RunSource::model() const {
 }
 
 std::string hf_linear_module(std::int64_t block, model::LinearKind kind) {
-  const bool attention = kind == model::LinearKind::Q || kind == model::LinearKind::K ||
-                         kind == model::LinearKind::V || kind == model::LinearKind::O;
+  const bool attention = kind == model::LinearKind::Q || kind == model::LinearKind::K || kind == model::LinearKind::V ||
+                         kind == model::LinearKind::O;
   return "model.layers." + std::to_string(block) + (attention ? ".self_attn." : ".mlp.") + model::linear_name(kind);
 }
 

@@ -3,7 +3,6 @@
 // codes (the source of truth; nothing is re-derived from float weights), plus the helpers that
 // name Hugging Face tensors and build the reproducibility manifest every format embeds.
 #include <nlohmann/json.hpp>
-
 #include <string>
 #include <vector>
 

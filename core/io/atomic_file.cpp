@@ -44,7 +44,8 @@ void require_parent_folder(const std::string& path) {
   const std::string parent = parent_of(path);
   std::error_code ec;
   if (!fs::is_directory(parent, ec))
-    throw Error("cannot create " + path + ": " + parent + (fs::exists(parent, ec) ? " is not a folder" : " does not exist"));
+    throw Error("cannot create " + path + ": " + parent +
+                (fs::exists(parent, ec) ? " is not a folder" : " does not exist"));
 }
 
 // Temporaries of `path` that a killed writer left (PATH.tmp-PID-N, with ".old" for a replaced

@@ -15,40 +15,53 @@ using nlohmann::json;
 std::size_t dtype_size(DType dtype) {
   switch (dtype) {
     case DType::F64:
-    case DType::I64: return 8;
+    case DType::I64:
+      return 8;
     case DType::F32:
-    case DType::I32: return 4;
+    case DType::I32:
+      return 4;
     case DType::F16:
     case DType::BF16:
-    case DType::I16: return 2;
+    case DType::I16:
+      return 2;
     case DType::I8:
     case DType::U8:
-    case DType::BOOL: return 1;
+    case DType::BOOL:
+      return 1;
   }
   return 0;
 }
 
 std::string dtype_name(DType dtype) {
   switch (dtype) {
-    case DType::F64: return "F64";
-    case DType::F32: return "F32";
-    case DType::F16: return "F16";
-    case DType::BF16: return "BF16";
-    case DType::I64: return "I64";
-    case DType::I32: return "I32";
-    case DType::I16: return "I16";
-    case DType::I8: return "I8";
-    case DType::U8: return "U8";
-    case DType::BOOL: return "BOOL";
+    case DType::F64:
+      return "F64";
+    case DType::F32:
+      return "F32";
+    case DType::F16:
+      return "F16";
+    case DType::BF16:
+      return "BF16";
+    case DType::I64:
+      return "I64";
+    case DType::I32:
+      return "I32";
+    case DType::I16:
+      return "I16";
+    case DType::I8:
+      return "I8";
+    case DType::U8:
+      return "U8";
+    case DType::BOOL:
+      return "BOOL";
   }
   return "?";
 }
 
 DType dtype_from_name(const std::string& name, const std::string& context) {
   static const std::map<std::string, DType> names = {
-      {"F64", DType::F64}, {"F32", DType::F32}, {"F16", DType::F16}, {"BF16", DType::BF16},
-      {"I64", DType::I64}, {"I32", DType::I32}, {"I16", DType::I16}, {"I8", DType::I8},
-      {"U8", DType::U8},   {"BOOL", DType::BOOL}};
+      {"F64", DType::F64}, {"F32", DType::F32}, {"F16", DType::F16}, {"BF16", DType::BF16}, {"I64", DType::I64},
+      {"I32", DType::I32}, {"I16", DType::I16}, {"I8", DType::I8},   {"U8", DType::U8},     {"BOOL", DType::BOOL}};
   auto it = names.find(name);
   if (it == names.end()) throw Error(context + ": unsupported dtype \"" + name + "\"");
   return it->second;
@@ -60,8 +73,7 @@ std::int64_t TensorView::numel() const {
   return n;
 }
 
-SafetensorsFile::SafetensorsFile(const std::string& path)
-    : file_(std::make_shared<MappedFile>(path)) {
+SafetensorsFile::SafetensorsFile(const std::string& path) : file_(std::make_shared<MappedFile>(path)) {
   const std::size_t file_size = file_->size();
   if (file_size < 8)
     throw Error(path + ": not a safetensors file (" + std::to_string(file_size) +
@@ -69,9 +81,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path)
   std::uint64_t header_len = 0;
   std::memcpy(&header_len, file_->data(), 8);  // little-endian on every platform we build for
   if (header_len > file_size - 8)
-    throw Error(path + ": header length " + std::to_string(header_len) +
-                " is longer than the file (" + std::to_string(file_size) +
-                " bytes): the file is truncated or not safetensors");
+    throw Error(path + ": header length " + std::to_string(header_len) + " is longer than the file (" +
+                std::to_string(file_size) + " bytes): the file is truncated or not safetensors");
   const char* header_begin = reinterpret_cast<const char*>(file_->data() + 8);
   json header;
   try {
@@ -95,15 +106,13 @@ SafetensorsFile::SafetensorsFile(const std::string& path)
     if (name == "__metadata__") {
       if (!entry.is_object()) throw Error(path + ": __metadata__ is not an object");
       for (auto m = entry.begin(); m != entry.end(); ++m) {
-        if (!m.value().is_string())
-          throw Error(path + ": __metadata__ value for \"" + m.key() + "\" is not a string");
+        if (!m.value().is_string()) throw Error(path + ": __metadata__ value for \"" + m.key() + "\" is not a string");
         metadata_[m.key()] = m.value().get<std::string>();
       }
       continue;
     }
     const std::string where = path + ": tensor \"" + name + "\"";
-    if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") ||
-        !entry.contains("data_offsets"))
+    if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") || !entry.contains("data_offsets"))
       throw Error(where + " lacks dtype, shape or data_offsets");
     if (!entry["dtype"].is_string()) throw Error(where + ": dtype is not a string");
     TensorView view;
@@ -132,17 +141,15 @@ SafetensorsFile::SafetensorsFile(const std::string& path)
                   ") run past the end of the data (" + std::to_string(data_size) +
                   " bytes): the file is truncated or the header lies");
     if (end - begin != expected)
-      throw Error(where + ": dtype " + dtype_name(view.dtype) + " and shape need " +
-                  std::to_string(expected) + " bytes but data_offsets span " +
-                  std::to_string(end - begin));
+      throw Error(where + ": dtype " + dtype_name(view.dtype) + " and shape need " + std::to_string(expected) +
+                  " bytes but data_offsets span " + std::to_string(end - begin));
     view.data = data_begin + begin;
     view.nbytes = expected;
     ranges.push_back({begin, end, name});
     tensors_.emplace(name, std::move(view));
   }
 
-  std::sort(ranges.begin(), ranges.end(),
-            [](const Range& a, const Range& b) { return a.begin < b.begin; });
+  std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return a.begin < b.begin; });
   for (std::size_t i = 1; i < ranges.size(); ++i) {
     if (ranges[i].begin < ranges[i - 1].end)
       throw Error(path + ": tensors \"" + ranges[i - 1].name + "\" and \"" + ranges[i].name +
@@ -156,17 +163,15 @@ const TensorView& SafetensorsFile::tensor(const std::string& name) const {
   return it->second;
 }
 
-void SafetensorsWriter::add(const std::string& name, DType dtype,
-                            const std::vector<std::int64_t>& shape, const void* data,
-                            std::size_t nbytes) {
+void SafetensorsWriter::add(const std::string& name, DType dtype, const std::vector<std::int64_t>& shape,
+                            const void* data, std::size_t nbytes) {
   std::size_t expected = dtype_size(dtype);
   for (auto d : shape) expected *= static_cast<std::size_t>(d);
   if (expected != nbytes)
     throw Error("safetensors writer: tensor \"" + name + "\" has " + std::to_string(nbytes) +
                 " bytes, its shape needs " + std::to_string(expected));
   Entry e{dtype, shape, {}};
-  e.bytes.assign(static_cast<const std::uint8_t*>(data),
-                 static_cast<const std::uint8_t*>(data) + nbytes);
+  e.bytes.assign(static_cast<const std::uint8_t*>(data), static_cast<const std::uint8_t*>(data) + nbytes);
   entries_[name] = std::move(e);
 }
 
@@ -181,9 +186,8 @@ void SafetensorsWriter::write(std::ostream& out) const {
   if (!metadata.empty()) header["__metadata__"] = metadata;
   std::uint64_t offset = 0;
   for (const auto& [name, e] : entries_) {
-    header[name] = {{"dtype", dtype_name(e.dtype)},
-                    {"shape", e.shape},
-                    {"data_offsets", {offset, offset + e.bytes.size()}}};
+    header[name] = {
+        {"dtype", dtype_name(e.dtype)}, {"shape", e.shape}, {"data_offsets", {offset, offset + e.bytes.size()}}};
     offset += e.bytes.size();
   }
   std::string text = header.dump();
@@ -192,8 +196,7 @@ void SafetensorsWriter::write(std::ostream& out) const {
   out.write(reinterpret_cast<const char*>(&header_len), 8);
   out.write(text.data(), static_cast<std::streamsize>(text.size()));
   for (const auto& [name, e] : entries_)
-    out.write(reinterpret_cast<const char*>(e.bytes.data()),
-              static_cast<std::streamsize>(e.bytes.size()));
+    out.write(reinterpret_cast<const char*>(e.bytes.data()), static_cast<std::streamsize>(e.bytes.size()));
 }
 
 bool verify_tensor_digests(const SafetensorsFile& file, const std::string& key) {

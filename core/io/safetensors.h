@@ -50,8 +50,8 @@ class SafetensorsFile {
 // name order with contiguous offsets and the header padded to 8 bytes, as the reference library does.
 class SafetensorsWriter {
  public:
-  void add(const std::string& name, DType dtype, const std::vector<std::int64_t>& shape,
-           const void* data, std::size_t nbytes);
+  void add(const std::string& name, DType dtype, const std::vector<std::int64_t>& shape, const void* data,
+           std::size_t nbytes);
   void set_metadata(const std::string& key, const std::string& value) { metadata_[key] = value; }
   // Also store the SHA-256 of every tensor's bytes as a JSON object {name: hex} under the metadata
   // key `key`, so that a reader can tell a corrupted tensor from a valid one (see verify_tensor_digests).

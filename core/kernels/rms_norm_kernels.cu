@@ -1,10 +1,10 @@
-#include "kernels/rms_norm_kernels.h"
-
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include <stdexcept>
 #include <string>
+
+#include "kernels/rms_norm_kernels.h"
 
 namespace tessera::kernels {
 namespace {
@@ -18,11 +18,17 @@ __device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
 template <typename T>
 __device__ __forceinline__ T from_float(float v);
 template <>
-__device__ __forceinline__ float from_float<float>(float v) { return v; }
+__device__ __forceinline__ float from_float<float>(float v) {
+  return v;
+}
 template <>
-__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);
+}
 template <>
-__device__ __forceinline__ __half from_float<__half>(float v) { return __float2half_rn(v); }
+__device__ __forceinline__ __half from_float<__half>(float v) {
+  return __float2half_rn(v);
+}
 
 // Sum over the block's threads; every thread gets the result.
 __device__ float block_sum(float v) {
@@ -119,9 +125,9 @@ void rms_norm_backward(Dtype type, const void* x, const void* weight, const floa
   const dim3 grid(static_cast<unsigned>(rows));
   switch (type) {
     case Dtype::F32:
-      rms_norm_backward_kernel<float><<<grid, kThreads, 0, stream>>>(
-          static_cast<const float*>(x), static_cast<const float*>(weight), rstd, static_cast<const float*>(grad_y),
-          static_cast<float*>(grad_x), cols);
+      rms_norm_backward_kernel<float>
+          <<<grid, kThreads, 0, stream>>>(static_cast<const float*>(x), static_cast<const float*>(weight), rstd,
+                                          static_cast<const float*>(grad_y), static_cast<float*>(grad_x), cols);
       break;
     case Dtype::BF16:
       rms_norm_backward_kernel<__nv_bfloat16><<<grid, kThreads, 0, stream>>>(
@@ -129,9 +135,9 @@ void rms_norm_backward(Dtype type, const void* x, const void* weight, const floa
           static_cast<const __nv_bfloat16*>(grad_y), static_cast<__nv_bfloat16*>(grad_x), cols);
       break;
     case Dtype::F16:
-      rms_norm_backward_kernel<__half><<<grid, kThreads, 0, stream>>>(
-          static_cast<const __half*>(x), static_cast<const __half*>(weight), rstd, static_cast<const __half*>(grad_y),
-          static_cast<__half*>(grad_x), cols);
+      rms_norm_backward_kernel<__half>
+          <<<grid, kThreads, 0, stream>>>(static_cast<const __half*>(x), static_cast<const __half*>(weight), rstd,
+                                          static_cast<const __half*>(grad_y), static_cast<__half*>(grad_x), cols);
       break;
   }
   check_launch("rms_norm_backward");

@@ -7,8 +7,6 @@
 //             of the soft list (positions ascend, so it is contiguous): the difference the soft
 //             rounding makes to that sum, d(nu) and Adam on nu; then Adam on v (G). Fixed
 //             summation order, no atomics: a run is bit-reproducible.
-#include "kernels/soft_rounding_kernels.h"
-
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -16,6 +14,8 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
+
+#include "kernels/soft_rounding_kernels.h"
 
 namespace tessera::kernels {
 
@@ -35,10 +35,20 @@ int blocks_for(std::int64_t work_items, int per_block = kThreads) {
 __device__ __forceinline__ float to_float(float x) { return x; }
 __device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
 __device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
-template <typename T> __device__ __forceinline__ T from_float(float x);
-template <> __device__ __forceinline__ float from_float<float>(float x) { return x; }
-template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
-template <> __device__ __forceinline__ __half from_float<__half>(float x) { return __float2half_rn(x); }
+template <typename T>
+__device__ __forceinline__ T from_float(float x);
+template <>
+__device__ __forceinline__ float from_float<float>(float x) {
+  return x;
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
+  return __float2bfloat16_rn(x);
+}
+template <>
+__device__ __forceinline__ __half from_float<__half>(float x) {
+  return __float2half_rn(x);
+}
 
 __device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 __device__ __forceinline__ float rsig(float x) { return fminf(fmaxf(1.2f * sigmoid(x) - 0.1f, 0.0f), 1.0f); }
@@ -164,8 +174,10 @@ __global__ void group_backward_kernel(const Code* codes, const Grad* grad, const
         const float t = code + rsig(x);
         sum += gw * (clamp_code(t, qmax) - clamp_code(code, qmax));
         const float d = (t >= 0.0f && t <= qmax) ? gw * st * rsig_grad(x) : 0.0f;
-        if (!ADAM) grad_nu[j] = d;
-        else if (update) nu[j] = adam_update(x, d, adam.nu_m + j, adam.nu_v + j, adam.lr_nu, adam);
+        if (!ADAM)
+          grad_nu[j] = d;
+        else if (update)
+          nu[j] = adam_update(x, d, adam.nu_m + j, adam.nu_v + j, adam.lr_nu, adam);
       }
     }
 #pragma unroll
@@ -205,16 +217,24 @@ __global__ void adam_begin_kernel(std::int64_t* step_count, const float* loss, f
 
 template <typename F>
 void with_code_type(CodeType t, F&& f) {
-  if (t == CodeType::I8) f(std::int8_t{});
-  else f(std::int16_t{});
+  if (t == CodeType::I8)
+    f(std::int8_t{});
+  else
+    f(std::int16_t{});
 }
 
 template <typename F>
 void with_dtype(Dtype t, F&& f) {
   switch (t) {
-    case Dtype::F32: f(float{}); break;
-    case Dtype::BF16: f(__nv_bfloat16{}); break;
-    case Dtype::F16: f(__half{}); break;
+    case Dtype::F32:
+      f(float{});
+      break;
+    case Dtype::BF16:
+      f(__nv_bfloat16{});
+      break;
+    case Dtype::F16:
+      f(__half{});
+      break;
   }
 }
 
@@ -233,11 +253,11 @@ void soft_weight_forward(const SoftLayer& l, Dtype out_type, void* out, cudaStre
       auto* o = static_cast<Out*>(out);
       const auto n = l.rows * l.cols;
       if (vectorizable(l, 8))
-        dense_weight_kernel<Code, Out, 8><<<blocks_for(n / 8), kThreads, 0, stream>>>(codes, l.zero, l.step, o, n / 8,
-                                                                                       l.cols, l.group, l.groups, l.qmax);
+        dense_weight_kernel<Code, Out, 8><<<blocks_for(n / 8), kThreads, 0, stream>>>(
+            codes, l.zero, l.step, o, n / 8, l.cols, l.group, l.groups, l.qmax);
       else
-        dense_weight_kernel<Code, Out, 1><<<blocks_for(n), kThreads, 0, stream>>>(codes, l.zero, l.step, o, n, l.cols,
-                                                                                  l.group, l.groups, l.qmax);
+        dense_weight_kernel<Code, Out, 1>
+            <<<blocks_for(n), kThreads, 0, stream>>>(codes, l.zero, l.step, o, n, l.cols, l.group, l.groups, l.qmax);
       if (l.soft_count > 0)
         soft_weight_kernel<Code, Out><<<blocks_for(l.soft_count), kThreads, 0, stream>>>(
             l.soft_index, l.soft_nu, codes, l.zero, l.step, o, l.soft_count, l.cols, l.group, l.groups, l.qmax);

@@ -50,7 +50,7 @@ struct AdamGroups {
   float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
   float* nu_m = nullptr;  // [soft_count]
   float* nu_v = nullptr;
-  float* v_m = nullptr;   // [rows, groups]
+  float* v_m = nullptr;  // [rows, groups]
   float* v_v = nullptr;
   const float* coefficients = nullptr;  // adam_begin_step's output for this step
 };

@@ -103,11 +103,10 @@ AwqScaled awq_apply_scales(model::DecoderBlockWeights w, const pipeline::BlockCo
     if (kind == LinearKind::Q || kind == LinearKind::O || kind == LinearKind::Gate || kind == LinearKind::Down)
       recorded[kind].push_back(in.detach());
   };
-  batched(x, batch, [&](const torch::Tensor& xb) {
-    return model::decoder_block_forward(c, w, xb, ctx.rope, &observer);
-  });
-  auto feat_qkv = torch::cat(recorded[LinearKind::Q], 0);   // [n, L, D] normalized input of q/k/v
-  auto feat_o = torch::cat(recorded[LinearKind::O], 0);     // [n, L, H*hd]
+  batched(x, batch,
+          [&](const torch::Tensor& xb) { return model::decoder_block_forward(c, w, xb, ctx.rope, &observer); });
+  auto feat_qkv = torch::cat(recorded[LinearKind::Q], 0);  // [n, L, D] normalized input of q/k/v
+  auto feat_o = torch::cat(recorded[LinearKind::O], 0);    // [n, L, H*hd]
   auto feat_gate = torch::cat(recorded[LinearKind::Gate], 0);
   auto feat_down = torch::cat(recorded[LinearKind::Down], 0);
   recorded.clear();
@@ -116,33 +115,35 @@ AwqScaled awq_apply_scales(model::DecoderBlockWeights w, const pipeline::BlockCo
   auto mean_abs = [](const torch::Tensor& f) { return f.abs().reshape({-1, f.size(-1)}).mean(0); };
 
   // Search alpha for one subset: `evaluate(weights)` returns the subset module's output on `feat`.
-  auto search = [&](const char* name, const std::vector<LinearKind>& layers, const torch::Tensor& feat,
-                    const std::function<torch::Tensor(const model::DecoderBlockWeights&, const torch::Tensor&)>& module) {
-    ctx.stop.throw_if_stopped();
-    auto a = mean_abs(feat);
-    auto ref = batched(feat, batch, [&](const torch::Tensor& f) { return module(w, f); });
-    double best_loss = std::numeric_limits<double>::infinity();
-    double best_alpha = 0;
-    torch::Tensor best_scale;
-    for (int n = 0; n < grid; ++n) {
-      const double alpha = static_cast<double>(n) / grid;
-      auto s = awq_scale(a, alpha);
-      model::DecoderBlockWeights trial = w;
-      for (auto kind : layers) {
-        auto ws = w.linear(kind) * s.unsqueeze(0);
-        trial.linear(kind) = quant::fake_quantize(ws, spec) / s.unsqueeze(0);
-      }
-      const double loss = batched_mse(feat, batch, ref, [&](const torch::Tensor& f) { return module(trial, f); });
-      if (loss < best_loss) {
-        best_loss = loss;
-        best_alpha = alpha;
-        best_scale = s;
-      }
-    }
-    log(std::string("awq ") + name + ": alpha " + std::to_string(best_alpha) + ", loss " + std::to_string(best_loss));
-    state[std::string("awq.scale.") + name] = best_scale.cpu();
-    return best_scale;
-  };
+  auto search =
+      [&](const char* name, const std::vector<LinearKind>& layers, const torch::Tensor& feat,
+          const std::function<torch::Tensor(const model::DecoderBlockWeights&, const torch::Tensor&)>& module) {
+        ctx.stop.throw_if_stopped();
+        auto a = mean_abs(feat);
+        auto ref = batched(feat, batch, [&](const torch::Tensor& f) { return module(w, f); });
+        double best_loss = std::numeric_limits<double>::infinity();
+        double best_alpha = 0;
+        torch::Tensor best_scale;
+        for (int n = 0; n < grid; ++n) {
+          const double alpha = static_cast<double>(n) / grid;
+          auto s = awq_scale(a, alpha);
+          model::DecoderBlockWeights trial = w;
+          for (auto kind : layers) {
+            auto ws = w.linear(kind) * s.unsqueeze(0);
+            trial.linear(kind) = quant::fake_quantize(ws, spec) / s.unsqueeze(0);
+          }
+          const double loss = batched_mse(feat, batch, ref, [&](const torch::Tensor& f) { return module(trial, f); });
+          if (loss < best_loss) {
+            best_loss = loss;
+            best_alpha = alpha;
+            best_scale = s;
+          }
+        }
+        log(std::string("awq ") + name + ": alpha " + std::to_string(best_alpha) + ", loss " +
+            std::to_string(best_loss));
+        state[std::string("awq.scale.") + name] = best_scale.cpu();
+        return best_scale;
+      };
   auto scale_columns = [&](std::initializer_list<LinearKind> layers, const torch::Tensor& s) {
     for (auto kind : layers) w.linear(kind) = w.linear(kind) * s.unsqueeze(0);
   };
@@ -171,17 +172,18 @@ AwqScaled awq_apply_scales(model::DecoderBlockWeights w, const pipeline::BlockCo
   }
   // S3: post_attention_layernorm -> gate, up; compared on the whole MLP output.
   {
-    auto s = search("gate_up", {LinearKind::Gate, LinearKind::Up}, feat_gate,
-                    [&](const model::DecoderBlockWeights& ww, const torch::Tensor& f) { return model::mlp_forward(ww, f); });
+    auto s =
+        search("gate_up", {LinearKind::Gate, LinearKind::Up}, feat_gate,
+               [&](const model::DecoderBlockWeights& ww, const torch::Tensor& f) { return model::mlp_forward(ww, f); });
     w.post_attention_norm = w.post_attention_norm / s;
     scale_columns({LinearKind::Gate, LinearKind::Up}, s);
     feat_gate = feat_gate / s;
   }
   // S4: up_proj rows -> down_proj.
   {
-    auto s = search("down", {LinearKind::Down}, feat_down, [&](const model::DecoderBlockWeights& ww, const torch::Tensor& f) {
-      return at::linear(f, ww.down_proj);
-    });
+    auto s = search(
+        "down", {LinearKind::Down}, feat_down,
+        [&](const model::DecoderBlockWeights& ww, const torch::Tensor& f) { return at::linear(f, ww.down_proj); });
     w.up_proj = w.up_proj / s.unsqueeze(1);
     scale_columns({LinearKind::Down}, s);
     feat_down = feat_down / s;
@@ -220,7 +222,8 @@ void awq_clip_weights(model::DecoderBlockWeights& w, const std::map<LinearKind, 
   }
 }
 
-pipeline::QuantizedBlock AwqMethod::quantize_block(model::DecoderBlockWeights weights, const pipeline::BlockContext& ctx) {
+pipeline::QuantizedBlock AwqMethod::quantize_block(model::DecoderBlockWeights weights,
+                                                   const pipeline::BlockContext& ctx) {
   torch::NoGradGuard no_grad;
   std::map<std::string, torch::Tensor> state;
   auto scaled = awq_apply_scales(std::move(weights), ctx, state);

@@ -53,7 +53,9 @@ OmniquantResult omniquant_train(model::DecoderBlockWeights w, const pipeline::Bl
   const auto& spec = run.weight;
   const auto n = ctx.inputs_quant.size(0);
   auto log = [&](const std::string& m) {
-    if (ctx.events) ctx.events->on_event(pipeline::RunEvent::log(ctx.index, "omniquant block " + std::to_string(ctx.index) + ": " + m));
+    if (ctx.events)
+      ctx.events->on_event(
+          pipeline::RunEvent::log(ctx.index, "omniquant block " + std::to_string(ctx.index) + ": " + m));
   };
   model::BlockForwardOptions forward;
   forward.activation_bits = run.act_bits;
@@ -75,8 +77,9 @@ OmniquantResult omniquant_train(model::DecoderBlockWeights w, const pipeline::Bl
       act_max[kind] = act_max.count(kind) ? torch::max(act_max[kind], m) : m;
     };
     for (std::int64_t i = 0; i < n; i += run.batch_size)
-      model::decoder_block_forward(c, w, ctx.inputs_fp.narrow(0, i, std::min(run.batch_size, n - i)).to(ctx.device, torch::kFloat32),
-                                   ctx.rope, &observer);
+      model::decoder_block_forward(
+          c, w, ctx.inputs_fp.narrow(0, i, std::min(run.batch_size, n - i)).to(ctx.device, torch::kFloat32), ctx.rope,
+          &observer);
     let.s1 = let_init(act_max[LinearKind::Q], w.q_proj, run.oq_alpha).set_requires_grad(true);
     let.s2 = let_init(act_max[LinearKind::O], w.o_proj, run.oq_alpha).set_requires_grad(true);
     let.s3 = let_init(act_max[LinearKind::Up], w.up_proj, run.oq_alpha).set_requires_grad(true);
@@ -88,8 +91,10 @@ OmniquantResult omniquant_train(model::DecoderBlockWeights w, const pipeline::Bl
   for (auto kind : model::kAllLinears) {
     quant::check_finite(w.linear(kind), "block " + std::to_string(ctx.index) + " " + model::linear_name(kind));
     const auto groups = spec.groups(w.linear(kind).size(1));
-    gamma[kind] = torch::full({w.linear(kind).size(0), groups}, quant::kLwcInitLogit, w.q_proj.options()).set_requires_grad(true);
-    beta[kind] = torch::full({w.linear(kind).size(0), groups}, quant::kLwcInitLogit, w.q_proj.options()).set_requires_grad(true);
+    gamma[kind] =
+        torch::full({w.linear(kind).size(0), groups}, quant::kLwcInitLogit, w.q_proj.options()).set_requires_grad(true);
+    beta[kind] =
+        torch::full({w.linear(kind).size(0), groups}, quant::kLwcInitLogit, w.q_proj.options()).set_requires_grad(true);
     lwc_params.push_back(gamma[kind]);
     lwc_params.push_back(beta[kind]);
   }
@@ -97,13 +102,15 @@ OmniquantResult omniquant_train(model::DecoderBlockWeights w, const pipeline::Bl
   groups.emplace_back(lwc_params, std::make_unique<torch::optim::AdamWOptions>(
                                       torch::optim::AdamWOptions(run.oq_lwc_lr).weight_decay(0.0)));
   if (use_let)
-    groups.emplace_back(std::vector<torch::Tensor>{let.s1, let.s2, let.s3, let.s4},
-                        std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(run.oq_let_lr).weight_decay(0.0)));
+    groups.emplace_back(
+        std::vector<torch::Tensor>{let.s1, let.s2, let.s3, let.s4},
+        std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(run.oq_let_lr).weight_decay(0.0)));
   torch::optim::AdamW opt(groups, torch::optim::AdamWOptions(run.oq_lwc_lr).weight_decay(0.0));
 
   auto quantized_block = [&] {
     model::DecoderBlockWeights t = use_let ? let.apply(w, c) : w;
-    for (auto kind : model::kAllLinears) t.linear(kind) = quant::lwc_fake_quantize(t.linear(kind), spec, gamma[kind], beta[kind]);
+    for (auto kind : model::kAllLinears)
+      t.linear(kind) = quant::lwc_fake_quantize(t.linear(kind), spec, gamma[kind], beta[kind]);
     return t;
   };
 

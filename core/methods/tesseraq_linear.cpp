@@ -15,7 +15,9 @@
 
 namespace tessera::methods {
 
-torch::Tensor rectified_sigmoid(const torch::Tensor& x) { return torch::clamp(1.2 * torch::sigmoid(x) - 0.1, 0.0, 1.0); }
+torch::Tensor rectified_sigmoid(const torch::Tensor& x) {
+  return torch::clamp(1.2 * torch::sigmoid(x) - 0.1, 0.0, 1.0);
+}
 
 torch::Tensor rectified_sigmoid_inverse(const torch::Tensor& y) {
   // rsig^-1(y) = -ln(1.2 / (y + 0.1) - 1), finite on [0, 1] (about -2.398 .. 2.398); computed in
@@ -31,7 +33,8 @@ std::vector<double> nonnegative_order_statistics(const torch::Tensor& x, const s
   std::vector<double> out;
   if (ranks.empty()) return out;
   for (auto r : ranks)
-    if (r < 0 || r >= n) throw Error("order statistics: rank " + std::to_string(r) + " outside 0.." + std::to_string(n - 1));
+    if (r < 0 || r >= n)
+      throw Error("order statistics: rank " + std::to_string(r) + " outside 0.." + std::to_string(n - 1));
   // Non-negative fp32 values order as their bit patterns read as int32, so the k-th smallest is
   // found digit by digit: a histogram of the high 16 bits picks the bucket that holds rank k, a
   // histogram of the low 16 bits inside that bucket picks the value. Two passes over the list,
@@ -46,7 +49,8 @@ std::vector<double> nonnegative_order_statistics(const torch::Tensor& x, const s
     const auto low = bits.masked_select(high == h).__and__(0xFFFF);
     const auto low_counts = torch::bincount(low, {}, 1 << 16).cumsum(0).to(torch::kCPU);
     const auto* low_cum = low_counts.data_ptr<std::int64_t>();
-    const auto l = static_cast<std::int64_t>(std::upper_bound(low_cum, low_cum + (1 << 16), r - cum(high_cum, h)) - low_cum);
+    const auto l =
+        static_cast<std::int64_t>(std::upper_bound(low_cum, low_cum + (1 << 16), r - cum(high_cum, h)) - low_cum);
     const auto pattern = static_cast<std::uint32_t>((h << 16) | l);
     float value;
     std::memcpy(&value, &pattern, sizeof value);
@@ -88,10 +92,14 @@ void adam_update(torch::Tensor& p, const torch::Tensor& g, torch::Tensor& m, tor
 #ifdef TESSERA_CUDA_KERNELS
 kernels::Dtype kernel_dtype(torch::ScalarType t) {
   switch (t) {
-    case torch::kFloat32: return kernels::Dtype::F32;
-    case torch::kBFloat16: return kernels::Dtype::BF16;
-    case torch::kHalf: return kernels::Dtype::F16;
-    default: throw Error(std::string("TesseraQ kernels: unsupported weight dtype ") + c10::toString(t));
+    case torch::kFloat32:
+      return kernels::Dtype::F32;
+    case torch::kBFloat16:
+      return kernels::Dtype::BF16;
+    case torch::kHalf:
+      return kernels::Dtype::F16;
+    default:
+      throw Error(std::string("TesseraQ kernels: unsupported weight dtype ") + c10::toString(t));
   }
 }
 
@@ -154,9 +162,11 @@ torch::Tensor adam_step_coefficients(const torch::Tensor& loss, torch::Tensor& s
 TesseraqLinear TesseraqLinear::init(const torch::Tensor& w, const quant::WeightQuantSpec& spec,
                                     const std::optional<quant::GroupGrid>& grid) {
   torch::NoGradGuard no_grad;
-  if (spec.bits < 1 || spec.bits > 8) throw Error("TesseraQ: weight bits must be 1..8, not " + std::to_string(spec.bits));
+  if (spec.bits < 1 || spec.bits > 8)
+    throw Error("TesseraQ: weight bits must be 1..8, not " + std::to_string(spec.bits));
   if (w.numel() >= std::numeric_limits<std::int32_t>::max())
-    throw Error("TesseraQ: a Linear of " + std::to_string(w.numel()) + " elements exceeds the 2^31 soft-list positions");
+    throw Error("TesseraQ: a Linear of " + std::to_string(w.numel()) +
+                " elements exceeds the 2^31 soft-list positions");
   TesseraqLinear l;
   l.spec = spec;
   const auto in = w.size(1);
@@ -197,7 +207,8 @@ torch::Tensor TesseraqLinear::grid_step() const {
 void TesseraqLinear::write_weight(torch::Tensor& out) {
   torch::NoGradGuard no_grad;
   if (!out.is_contiguous() || out.dim() != 2 || out.size(0) != rows() || out.size(1) != cols())
-    throw Error("TesseraQ: the weight buffer must be a contiguous [" + std::to_string(rows()) + ", " + std::to_string(cols()) + "] tensor");
+    throw Error("TesseraQ: the weight buffer must be a contiguous [" + std::to_string(rows()) + ", " +
+                std::to_string(cols()) + "] tensor");
 #ifdef TESSERA_CUDA_KERNELS
   if (runs_kernels()) {
     const auto k = kernel_layer(*this, step_, group_grad_, soft_group_start_);
@@ -212,8 +223,8 @@ void TesseraqLinear::write_weight(torch::Tensor& out) {
   if (soft_count() > 0) {
     const auto idx = soft_index.to(torch::kInt64);
     const auto k = group_of(idx, in, group, scale.size(1));
-    const auto q = torch::clamp(codes.flatten().index_select(0, idx).to(torch::kFloat32) + rectified_sigmoid(soft_nu), 0.0,
-                                qmax());
+    const auto q = torch::clamp(codes.flatten().index_select(0, idx).to(torch::kFloat32) + rectified_sigmoid(soft_nu),
+                                0.0, qmax());
     dense.view({-1}).index_copy_(0, idx, (q - zero.flatten().index_select(0, k)) * step.flatten().index_select(0, k));
   }
   out.copy_(dense);
@@ -235,8 +246,8 @@ TesseraqLinear::Gradients TesseraqLinear::gradients(const torch::Tensor& grad_w)
     out.v = torch::empty_like(v);
     step_ = grid_step().contiguous();
     const auto k = kernel_layer(*this, step_, group_grad_, soft_group_start_);
-    kernels::soft_weight_gradients(k, kernel_dtype(g.scalar_type()), g.data_ptr(),
-                                   out.nu.data_ptr<float>(), out.v.data_ptr<float>(), current_stream());
+    kernels::soft_weight_gradients(k, kernel_dtype(g.scalar_type()), g.data_ptr(), out.nu.data_ptr<float>(),
+                                   out.v.data_ptr<float>(), current_stream());
     return out;
   }
 #endif
@@ -253,7 +264,8 @@ TesseraqLinear::Gradients TesseraqLinear::gradients(const torch::Tensor& grad_w)
     const auto base = codes.flatten().index_select(0, idx).to(torch::kFloat32);
     const auto t = base + rectified_sigmoid(soft_nu);
     group_grad.view({-1}).index_add_(
-        0, k, gs * scale.flatten().index_select(0, k) * (torch::clamp(t, 0.0, qmax()) - torch::clamp(base, 0.0, qmax())));
+        0, k,
+        gs * scale.flatten().index_select(0, k) * (torch::clamp(t, 0.0, qmax()) - torch::clamp(base, 0.0, qmax())));
     const auto inside = ((t >= 0.0) & (t <= qmax())).to(torch::kFloat32);
     out.nu = gs * step.flatten().index_select(0, k) * rectified_sigmoid_grad(soft_nu) * inside;
   }
@@ -275,7 +287,8 @@ void TesseraqLinear::ensure_adam_moments() {
   v_v_ = torch::zeros_like(v);
 }
 
-void TesseraqLinear::adam_step(const torch::Tensor& grad_w, const TesseraqAdam& adam, const torch::Tensor& coefficients) {
+void TesseraqLinear::adam_step(const torch::Tensor& grad_w, const TesseraqAdam& adam,
+                               const torch::Tensor& coefficients) {
   torch::NoGradGuard no_grad;
   ensure_adam_moments();
 #ifdef TESSERA_CUDA_KERNELS

@@ -62,7 +62,7 @@ class TesseraqLinear {
   std::int64_t rows() const { return codes.size(0); }
   std::int64_t cols() const { return codes.size(1); }
   double qmax() const;
-  bool runs_kernels() const;  // the CUDA kernels serve this layer
+  bool runs_kernels() const;         // the CUDA kernels serve this layer
   torch::Tensor dst_factor() const;  // delta = 2 rsig(v), [O, G]
   // s * delta, [O, G], rounded to the scales spec.scale_bits allows (DST moves only to scales a
   // GGUF target stores; the gradient of v passes straight through the rounding).
@@ -97,9 +97,9 @@ class TesseraqLinear {
   quant::QuantizedLinear finalize() const;
 
  private:
-  torch::Tensor step_, group_grad_;          // scratch for the kernels, [O, G]
-  torch::Tensor soft_group_start_;           // the kernels' index of the soft list by group; reset when it changes
-  torch::Tensor nu_m_, nu_v_, v_m_, v_v_;    // Adam moments; undefined until the first adam_step
+  torch::Tensor step_, group_grad_;        // scratch for the kernels, [O, G]
+  torch::Tensor soft_group_start_;         // the kernels' index of the soft list by group; reset when it changes
+  torch::Tensor nu_m_, nu_v_, v_m_, v_v_;  // Adam moments; undefined until the first adam_step
   void ensure_adam_moments();
 };
 

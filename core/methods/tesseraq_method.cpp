@@ -8,14 +8,13 @@
 #include "methods/omniquant_method.h"
 #include "methods/training_step.h"
 #include "pipeline/sample_batch.h"
-#include "quant/lwc_quantizer.h"
 #include "quant/group_quantizer.h"
+#include "quant/lwc_quantizer.h"
 #include "util/error.h"
 
 namespace tessera::methods {
 
 using model::LinearKind;
-
 
 torch::Tensor tesseraq_loss(const torch::Tensor& out, const torch::Tensor& target) {
   return (out.to(torch::kFloat32) - target.to(torch::kFloat32)).pow(2).sum(-1).mean();
@@ -29,8 +28,8 @@ TesseraqBlockTrainer::TesseraqBlockTrainer(const model::LlamaConfig& config, con
   torch::NoGradGuard no_grad;
   for (auto kind : model::kAllLinears) {
     const auto grid = grids.find(kind);
-    auto layer = TesseraqLinear::init(w.linear(kind), spec,
-                                      grid == grids.end() ? std::nullopt : std::optional<quant::GroupGrid>(grid->second));
+    auto layer = TesseraqLinear::init(
+        w.linear(kind), spec, grid == grids.end() ? std::nullopt : std::optional<quant::GroupGrid>(grid->second));
     layer.use_kernels = options.use_kernels;
     layers_.emplace(kind, std::move(layer));
   }
@@ -72,7 +71,8 @@ torch::Tensor TesseraqBlockTrainer::loss(const torch::Tensor& x, const torch::Te
   model::DecoderBlockWeights trial = compute_block_;
   for (auto& [kind, l] : layers_) {
     auto& w = weights_[kind];
-    if (!w.defined()) w = torch::empty({l.rows(), l.cols()}, l.codes.options().dtype(options_.compute_dtype)).set_requires_grad(true);
+    if (!w.defined())
+      w = torch::empty({l.rows(), l.cols()}, l.codes.options().dtype(options_.compute_dtype)).set_requires_grad(true);
     l.write_weight(w);
     trial.linear(kind) = w;
   }
@@ -112,7 +112,8 @@ torch::ScalarType train_dtype(const pipeline::RunConfig& run, const torch::Devic
 
 }  // namespace
 
-pipeline::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeights w, const pipeline::BlockContext& ctx) {
+pipeline::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeights w,
+                                                        const pipeline::BlockContext& ctx) {
   const auto& c = *ctx.config;
   const auto& run = *ctx.run;
   const auto& spec = run.weight;
@@ -178,12 +179,12 @@ pipeline::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeigh
   auto probe_loss = [&](const model::DecoderBlockWeights& weights) {
     model::BlockForwardOptions forward;
     forward.activation_bits = run.act_bits;
-    auto out = model::decoder_block_forward(c, weights, ctx.inputs_quant.narrow(0, 0, probe).to(ctx.device, torch::kFloat32),
-                                            ctx.rope, forward);
+    auto out = model::decoder_block_forward(
+        c, weights, ctx.inputs_quant.narrow(0, 0, probe).to(ctx.device, torch::kFloat32), ctx.rope, forward);
     return tesseraq_loss(out, ctx.targets.narrow(0, 0, probe).to(ctx.device)).item<double>();
   };
-  log("init " + run.tq_init + ", loss before PAR " + std::to_string(probe_loss(trainer.soft_block())) + ", matmuls in " +
-      (options.compute_dtype == torch::kBFloat16 ? "bf16" : "fp32"));
+  log("init " + run.tq_init + ", loss before PAR " + std::to_string(probe_loss(trainer.soft_block())) +
+      ", matmuls in " + (options.compute_dtype == torch::kBFloat16 ? "bf16" : "fp32"));
 
   // Samples per step: distinct within a step, drawn anew every step (randperm(n)[:bs]); seeded by
   // the run seed and the block index so that a resumed run redoes a block identically.
@@ -224,7 +225,9 @@ pipeline::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeigh
       const auto values = torch::stack(unread).to(torch::kCPU, torch::kFloat64);
       const auto* v = values.data_ptr<double>();
       for (std::size_t i = 0; i < unread.size(); ++i) {
-        if (!guard.accept(v[i], [&](double f) { trainer.scale_learning_rates(f); }, unread_steps[i], it)) continue;
+        if (!guard.accept(
+                v[i], [&](double f) { trainer.scale_learning_rates(f); }, unread_steps[i], it))
+          continue;
         loss_sum += v[i];
         ++loss_count;
         report_step_loss(ctx, unread_steps[i], total_steps, it, iterations, v[i]);

@@ -30,7 +30,7 @@ struct TesseraqTrainerOptions {
   int activation_bits = 0;
   double lr = 1e-3, scale_lr = 1e-3, scale_wd = 1e-4;
   torch::ScalarType compute_dtype = torch::kFloat32;  // dtype of the block's matmuls
-  bool use_kernels = true;  // false: libtorch ops even on CUDA (the benchmark's comparison)
+  bool use_kernels = true;                            // false: libtorch ops even on CUDA (the benchmark's comparison)
 };
 
 // The trainable state of one block and its PAR steps, apart from the run plumbing so that the

@@ -14,8 +14,10 @@ void scale_learning_rates(torch::optim::Optimizer& optimizer, double factor) {
   }
 }
 
-bool NonFiniteGuard::accept(double loss, torch::optim::Optimizer& optimizer, std::int64_t step, std::int64_t iteration) {
-  return accept(loss, [&](double factor) { scale_learning_rates(optimizer, factor); }, step, iteration);
+bool NonFiniteGuard::accept(double loss, torch::optim::Optimizer& optimizer, std::int64_t step,
+                            std::int64_t iteration) {
+  return accept(
+      loss, [&](double factor) { scale_learning_rates(optimizer, factor); }, step, iteration);
 }
 
 bool NonFiniteGuard::accept(double loss, const std::function<void(double)>& scale_rates, std::int64_t step,

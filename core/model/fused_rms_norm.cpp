@@ -13,10 +13,14 @@ namespace {
 
 std::optional<kernels::Dtype> kernel_dtype(torch::ScalarType t) {
   switch (t) {
-    case torch::kFloat32: return kernels::Dtype::F32;
-    case torch::kBFloat16: return kernels::Dtype::BF16;
-    case torch::kHalf: return kernels::Dtype::F16;
-    default: return std::nullopt;
+    case torch::kFloat32:
+      return kernels::Dtype::F32;
+    case torch::kBFloat16:
+      return kernels::Dtype::BF16;
+    case torch::kHalf:
+      return kernels::Dtype::F16;
+    default:
+      return std::nullopt;
   }
 }
 
@@ -63,8 +67,8 @@ class FusedRmsNorm : public torch::autograd::Function<FusedRmsNorm> {
 
 std::optional<torch::Tensor> fused_rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
 #ifdef TESSERA_CUDA_KERNELS
-  if (x.is_cuda() && weight.is_cuda() && x.scalar_type() == weight.scalar_type() && weight.dim() == 1 &&
-      x.dim() >= 1 && x.size(-1) == weight.size(0) && kernel_dtype(x.scalar_type()))
+  if (x.is_cuda() && weight.is_cuda() && x.scalar_type() == weight.scalar_type() && weight.dim() == 1 && x.dim() >= 1 &&
+      x.size(-1) == weight.size(0) && kernel_dtype(x.scalar_type()))
     return FusedRmsNorm::apply(x, weight, eps);
 #else
   (void)x;

@@ -43,7 +43,8 @@ class TensorSource {
       std::map<std::string, std::shared_ptr<io::SafetensorsFile>> shards;
       for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
         if (!it.value().is_string())
-          throw Error(index.string() + ": weight_map[\"" + it.key() + "\"] is " + it.value().dump() + ", not a file name");
+          throw Error(index.string() + ": weight_map[\"" + it.key() + "\"] is " + it.value().dump() +
+                      ", not a file name");
         const std::string shard = it.value().get<std::string>();
         // A shard is a file in this folder: no absolute path, no folder part, no "..".
         const fs::path shard_name(shard);
@@ -71,7 +72,8 @@ class TensorSource {
     for (const auto& [name, file] : owner_) {
       if (name.compare(0, prefix.size(), prefix) != 0) continue;
       const auto end = name.find('.', prefix.size());
-      const auto digits = name.substr(prefix.size(), end == std::string::npos ? std::string::npos : end - prefix.size());
+      const auto digits =
+          name.substr(prefix.size(), end == std::string::npos ? std::string::npos : end - prefix.size());
       if (digits.empty() || digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
       n = std::max<std::int64_t>(n, std::stoll(digits) + 1);
     }
@@ -84,8 +86,7 @@ class TensorSource {
     const io::TensorView& view = it->second->tensor(name);
     const std::string where = it->second->path() + ": tensor \"" + name + "\"";
     if (view.dtype != io::DType::F32 && view.dtype != io::DType::F16 && view.dtype != io::DType::BF16)
-      throw Error(where + " has dtype " + io::dtype_name(view.dtype) +
-                  "; model weights must be F32, F16 or BF16");
+      throw Error(where + " has dtype " + io::dtype_name(view.dtype) + "; model weights must be F32, F16 or BF16");
     if (view.shape != shape) {
       auto str = [](const std::vector<std::int64_t>& s) {
         std::string r = "[";
@@ -95,8 +96,7 @@ class TensorSource {
       throw Error(where + " has shape " + str(view.shape) + ", config.json implies " + str(shape));
     }
     auto t = tensor_from_view(view).to(torch::kFloat32);
-    if (!torch::isfinite(t).all().item<bool>())
-      throw Error(where + " contains NaN or infinite values");
+    if (!torch::isfinite(t).all().item<bool>()) throw Error(where + " contains NaN or infinite values");
     return t;
   }
 
@@ -163,8 +163,8 @@ LlamaModel load_hf_checkpoint(const std::string& folder, const TensorResolver& r
   const TensorSource file_source(folder);
   // Fewer layers in config.json than in the weights would silently drop the rest.
   if (const auto stored = file_source.stored_layers(); stored > c.num_layers)
-    throw Error(folder + ": the checkpoint holds " + std::to_string(stored) + " layers, config.json's num_hidden_layers says " +
-                std::to_string(c.num_layers));
+    throw Error(folder + ": the checkpoint holds " + std::to_string(stored) +
+                " layers, config.json's num_hidden_layers says " + std::to_string(c.num_layers));
   const ResolvedSource source(file_source, resolver, folder);
   const std::int64_t d = c.hidden_size;
   ModelWeights w;
@@ -172,8 +172,8 @@ LlamaModel load_hf_checkpoint(const std::string& folder, const TensorResolver& r
   // matrix only once, as lm_head.weight.
   const bool embed_stored_as_head = c.tie_word_embeddings && !file_source.contains("model.embed_tokens.weight") &&
                                     file_source.contains("lm_head.weight");
-  w.embed_tokens = source.load(embed_stored_as_head ? "lm_head.weight" : "model.embed_tokens.weight",
-                               {c.vocab_size, d});
+  w.embed_tokens =
+      source.load(embed_stored_as_head ? "lm_head.weight" : "model.embed_tokens.weight", {c.vocab_size, d});
   w.final_norm = source.load("model.norm.weight", {d});
   if (!c.tie_word_embeddings) w.lm_head = source.load("lm_head.weight", {c.vocab_size, d});
   for (std::int64_t l = 0; l < c.num_layers; ++l) w.blocks.push_back(load_block(source, c, l));
@@ -183,7 +183,8 @@ LlamaModel load_hf_checkpoint(const std::string& folder, const TensorResolver& r
 DecoderBlockWeights load_hf_block(const std::string& folder, std::int64_t block) {
   const LlamaConfig c = folder_config(folder);
   if (block < 0 || block >= c.num_layers)
-    throw Error(folder + " has " + std::to_string(c.num_layers) + " blocks; there is no block " + std::to_string(block));
+    throw Error(folder + " has " + std::to_string(c.num_layers) + " blocks; there is no block " +
+                std::to_string(block));
   const TensorSource file_source(folder);
   const TensorResolver none;
   return load_block(ResolvedSource(file_source, none, folder), c, block);

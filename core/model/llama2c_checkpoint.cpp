@@ -15,8 +15,8 @@ struct Header {
 
 Header read_header(const io::MappedFile& file) {
   if (file.size() < sizeof(Header))
-    throw Error(file.path() + ": too short for a llama2.c checkpoint (" +
-                std::to_string(file.size()) + " bytes, the header alone is 28)");
+    throw Error(file.path() + ": too short for a llama2.c checkpoint (" + std::to_string(file.size()) +
+                " bytes, the header alone is 28)");
   Header h{};
   std::memcpy(&h, file.data(), sizeof(Header));
   return h;
@@ -37,8 +37,8 @@ LlamaConfig config_from_header(const Header& h, const std::string& path) {
   c.rope_theta = 10000.0;
   c.torch_dtype = "float32";
   if (h.n_heads > 0 && h.dim % h.n_heads != 0)
-    throw Error(path + ": dim " + std::to_string(h.dim) + " is not divisible by n_heads " +
-                std::to_string(h.n_heads) + " (not a llama2.c checkpoint?)");
+    throw Error(path + ": dim " + std::to_string(h.dim) + " is not divisible by n_heads " + std::to_string(h.n_heads) +
+                " (not a llama2.c checkpoint?)");
   c.validate(path + " (llama2.c header)");
   return c;
 }
@@ -59,16 +59,14 @@ LlamaModel load_llama2c_checkpoint(const std::string& path) {
   const std::int64_t vocab = c.vocab_size, seq = c.max_position_embeddings;
 
   // Every float the file must hold, in order, to check the size before reading anything.
-  const std::int64_t per_layer = dim + dim * q_dim + 2 * dim * kv_dim + q_dim * dim + dim +
-                                 3 * dim * hidden;
+  const std::int64_t per_layer = dim + dim * q_dim + 2 * dim * kv_dim + q_dim * dim + dim + 3 * dim * hidden;
   std::int64_t floats = vocab * dim + layers * per_layer + dim + seq * c.head_dim;
   if (!c.tie_word_embeddings) floats += vocab * dim;
   const std::size_t expected = sizeof(Header) + static_cast<std::size_t>(floats) * sizeof(float);
   if (file.size() < expected)
-    throw Error(path + ": truncated llama2.c checkpoint: the header (dim " + std::to_string(dim) +
-                ", layers " + std::to_string(layers) + ", vocab " + std::to_string(vocab) +
-                ") needs " + std::to_string(expected) + " bytes, the file has " +
-                std::to_string(file.size()));
+    throw Error(path + ": truncated llama2.c checkpoint: the header (dim " + std::to_string(dim) + ", layers " +
+                std::to_string(layers) + ", vocab " + std::to_string(vocab) + ") needs " + std::to_string(expected) +
+                " bytes, the file has " + std::to_string(file.size()));
   if (file.size() > expected)
     throw Error(path + ": " + std::to_string(file.size() - expected) +
                 " unexpected bytes after the weights: not a llama2.c legacy checkpoint, or the "

@@ -13,10 +13,8 @@ using nlohmann::json;
 namespace {
 
 std::int64_t required_int(const json& j, const char* key, const std::string& source) {
-  if (!j.contains(key))
-    throw Error(source + ": missing required key \"" + key + "\"");
-  if (!j[key].is_number_integer())
-    throw Error(source + ": key \"" + key + "\" must be an integer");
+  if (!j.contains(key)) throw Error(source + ": missing required key \"" + key + "\"");
+  if (!j[key].is_number_integer()) throw Error(source + ": key \"" + key + "\" must be an integer");
   return j[key].get<std::int64_t>();
 }
 
@@ -33,8 +31,7 @@ T optional_value(const json& j, const char* key, T fallback, const std::string& 
 // eos_token_id may be an int or a list of ints (LLaMA-3); the first is the primary one.
 std::int64_t token_id(const json& j, const char* key, std::int64_t fallback) {
   if (!j.contains(key) || j[key].is_null()) return fallback;
-  if (j[key].is_array() && !j[key].empty() && j[key][0].is_number_integer())
-    return j[key][0].get<std::int64_t>();
+  if (j[key].is_array() && !j[key].empty() && j[key][0].is_number_integer()) return j[key][0].get<std::int64_t>();
   if (j[key].is_number_integer()) return j[key].get<std::int64_t>();
   return fallback;
 }
@@ -47,7 +44,8 @@ void LlamaConfig::validate(const std::string& source) const {
   auto positive = [&](std::int64_t v, const char* name, std::int64_t at_most = std::int64_t{1} << 22) {
     if (v <= 0) throw Error(source + ": " + name + " must be positive (got " + std::to_string(v) + ")");
     if (v > at_most)
-      throw Error(source + ": " + name + " " + std::to_string(v) + " is absurd (more than " + std::to_string(at_most) + ")");
+      throw Error(source + ": " + name + " " + std::to_string(v) + " is absurd (more than " + std::to_string(at_most) +
+                  ")");
   };
   positive(hidden_size, "hidden_size");
   positive(intermediate_size, "intermediate_size");
@@ -72,8 +70,8 @@ void LlamaConfig::validate(const std::string& source) const {
 
 std::int64_t LlamaConfig::parameter_count() const {
   const std::int64_t q = num_heads * head_dim, kv = num_kv_heads * head_dim;
-  std::int64_t block = hidden_size * q + 2 * hidden_size * kv + q * hidden_size +
-                       3 * hidden_size * intermediate_size + 2 * hidden_size;
+  std::int64_t block =
+      hidden_size * q + 2 * hidden_size * kv + q * hidden_size + 3 * hidden_size * intermediate_size + 2 * hidden_size;
   if (attention_bias) block += q + 2 * kv;
   std::int64_t total = vocab_size * hidden_size + num_layers * block + hidden_size;
   if (!tie_word_embeddings) total += vocab_size * hidden_size;
@@ -99,10 +97,8 @@ LlamaConfig LlamaConfig::from_hf_json_text(const std::string& json_text, const s
   c.num_heads = required_int(j, "num_attention_heads", source);
   c.vocab_size = required_int(j, "vocab_size", source);
   c.num_kv_heads = optional_value<std::int64_t>(j, "num_key_value_heads", c.num_heads, source);
-  c.head_dim = optional_value<std::int64_t>(
-      j, "head_dim", c.num_heads > 0 ? c.hidden_size / c.num_heads : 0, source);
-  c.max_position_embeddings =
-      optional_value<std::int64_t>(j, "max_position_embeddings", 2048, source);
+  c.head_dim = optional_value<std::int64_t>(j, "head_dim", c.num_heads > 0 ? c.hidden_size / c.num_heads : 0, source);
+  c.max_position_embeddings = optional_value<std::int64_t>(j, "max_position_embeddings", 2048, source);
   c.rms_norm_eps = optional_value<double>(j, "rms_norm_eps", 1e-6, source);
   c.rope_theta = optional_value<double>(j, "rope_theta", 10000.0, source);
   c.tie_word_embeddings = optional_value<bool>(j, "tie_word_embeddings", false, source);

@@ -9,8 +9,8 @@ namespace tessera::model {
 struct RopeScaling {
   std::string type = "none";  // "none", "linear" or "llama3"
   double factor = 1.0;
-  double low_freq_factor = 1.0;              // llama3 only
-  double high_freq_factor = 4.0;             // llama3 only
+  double low_freq_factor = 1.0;               // llama3 only
+  double high_freq_factor = 4.0;              // llama3 only
   std::int64_t original_max_position = 8192;  // llama3 only
 };
 

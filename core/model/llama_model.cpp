@@ -11,26 +11,40 @@ namespace tessera::model {
 
 const char* linear_name(LinearKind kind) {
   switch (kind) {
-    case LinearKind::Q: return "q_proj";
-    case LinearKind::K: return "k_proj";
-    case LinearKind::V: return "v_proj";
-    case LinearKind::O: return "o_proj";
-    case LinearKind::Gate: return "gate_proj";
-    case LinearKind::Up: return "up_proj";
-    case LinearKind::Down: return "down_proj";
+    case LinearKind::Q:
+      return "q_proj";
+    case LinearKind::K:
+      return "k_proj";
+    case LinearKind::V:
+      return "v_proj";
+    case LinearKind::O:
+      return "o_proj";
+    case LinearKind::Gate:
+      return "gate_proj";
+    case LinearKind::Up:
+      return "up_proj";
+    case LinearKind::Down:
+      return "down_proj";
   }
   return "?";
 }
 
 torch::Tensor& DecoderBlockWeights::linear(LinearKind kind) {
   switch (kind) {
-    case LinearKind::Q: return q_proj;
-    case LinearKind::K: return k_proj;
-    case LinearKind::V: return v_proj;
-    case LinearKind::O: return o_proj;
-    case LinearKind::Gate: return gate_proj;
-    case LinearKind::Up: return up_proj;
-    case LinearKind::Down: return down_proj;
+    case LinearKind::Q:
+      return q_proj;
+    case LinearKind::K:
+      return k_proj;
+    case LinearKind::V:
+      return v_proj;
+    case LinearKind::O:
+      return o_proj;
+    case LinearKind::Gate:
+      return gate_proj;
+    case LinearKind::Up:
+      return up_proj;
+    case LinearKind::Down:
+      return down_proj;
   }
   throw Error("unknown linear kind");
 }
@@ -40,8 +54,8 @@ const torch::Tensor& DecoderBlockWeights::linear(LinearKind kind) const {
 }
 
 std::vector<torch::Tensor*> DecoderBlockWeights::all_tensors() {
-  return {&input_norm, &post_attention_norm, &q_proj, &k_proj,   &v_proj,  &o_proj,
-          &q_bias,     &k_bias,              &v_bias, &gate_proj, &up_proj, &down_proj};
+  return {&input_norm, &post_attention_norm, &q_proj,  &k_proj,   &v_proj, &o_proj, &q_bias, &k_bias,
+          &v_bias,     &gate_proj,           &up_proj, &down_proj};
 }
 
 torch::Tensor rope_inverse_frequencies(const LlamaConfig& config) {
@@ -107,13 +121,11 @@ torch::Tensor project(const torch::Tensor& x, const torch::Tensor& w, const torc
 
 }  // namespace
 
-torch::Tensor attention_forward(const LlamaConfig& c, const DecoderBlockWeights& w,
-                                const torch::Tensor& h_in, const RopeTables& rope,
-                                const BlockForwardOptions& options) {
+torch::Tensor attention_forward(const LlamaConfig& c, const DecoderBlockWeights& w, const torch::Tensor& h_in,
+                                const RopeTables& rope, const BlockForwardOptions& options) {
   const auto batch = h_in.size(0), t = h_in.size(1);
   if (rope.cos.size(0) < t)
-    throw Error("rope tables cover " + std::to_string(rope.cos.size(0)) + " positions, input has " +
-                std::to_string(t));
+    throw Error("rope tables cover " + std::to_string(rope.cos.size(0)) + " positions, input has " + std::to_string(t));
   const auto* observer = options.observer;
   auto h = quantize_input(h_in, options);
   if (observer) {
@@ -137,8 +149,7 @@ torch::Tensor attention_forward(const LlamaConfig& c, const DecoderBlockWeights&
   return project(attn, w.o_proj);
 }
 
-torch::Tensor mlp_forward(const DecoderBlockWeights& w, const torch::Tensor& m_in,
-                          const BlockForwardOptions& options) {
+torch::Tensor mlp_forward(const DecoderBlockWeights& w, const torch::Tensor& m_in, const BlockForwardOptions& options) {
   const auto* observer = options.observer;
   auto m = quantize_input(m_in, options);
   if (observer) {
@@ -150,9 +161,8 @@ torch::Tensor mlp_forward(const DecoderBlockWeights& w, const torch::Tensor& m_i
   return project(act, w.down_proj);
 }
 
-torch::Tensor decoder_block_forward(const LlamaConfig& c, const DecoderBlockWeights& w,
-                                    const torch::Tensor& x, const RopeTables& rope,
-                                    const BlockForwardOptions& options) {
+torch::Tensor decoder_block_forward(const LlamaConfig& c, const DecoderBlockWeights& w, const torch::Tensor& x,
+                                    const RopeTables& rope, const BlockForwardOptions& options) {
   auto norm = [&](const torch::Tensor& in, const torch::Tensor& weight) {
     if (options.fused_kernels)
       if (auto fused = fused_rms_norm(in, weight, c.rms_norm_eps)) return *fused;
@@ -162,9 +172,8 @@ torch::Tensor decoder_block_forward(const LlamaConfig& c, const DecoderBlockWeig
   return hidden + mlp_forward(w, norm(hidden, w.post_attention_norm), options);
 }
 
-torch::Tensor decoder_block_forward(const LlamaConfig& c, const DecoderBlockWeights& w,
-                                    const torch::Tensor& x, const RopeTables& rope,
-                                    const LinearInputObserver* observer) {
+torch::Tensor decoder_block_forward(const LlamaConfig& c, const DecoderBlockWeights& w, const torch::Tensor& x,
+                                    const RopeTables& rope, const LinearInputObserver* observer) {
   BlockForwardOptions options;
   options.observer = observer;
   return decoder_block_forward(c, w, x, rope, options);
@@ -192,14 +201,12 @@ torch::Tensor LlamaModel::embed(const torch::Tensor& token_ids) const {
   return torch::embedding(weights_.embed_tokens, token_ids.to(device()));
 }
 
-torch::Tensor LlamaModel::block_forward(std::int64_t index, const torch::Tensor& x,
-                                        const RopeTables& rope,
+torch::Tensor LlamaModel::block_forward(std::int64_t index, const torch::Tensor& x, const RopeTables& rope,
                                         const LinearInputObserver* observer) const {
   BlockForwardOptions options;
   options.observer = observer;
   options.activation_bits = activation_bits_;
-  return decoder_block_forward(config_, weights_.blocks.at(static_cast<std::size_t>(index)), x, rope,
-                               options);
+  return decoder_block_forward(config_, weights_.blocks.at(static_cast<std::size_t>(index)), x, rope, options);
 }
 
 const torch::Tensor& LlamaModel::output_embedding() const {

@@ -14,9 +14,8 @@ namespace tessera::model {
 
 enum class LinearKind { Q, K, V, O, Gate, Up, Down };
 const char* linear_name(LinearKind kind);  // "q_proj", ... as in Hugging Face names
-constexpr LinearKind kAllLinears[] = {LinearKind::Q,    LinearKind::K,  LinearKind::V,
-                                      LinearKind::O,    LinearKind::Gate, LinearKind::Up,
-                                      LinearKind::Down};
+constexpr LinearKind kAllLinears[] = {LinearKind::Q,    LinearKind::K,  LinearKind::V,   LinearKind::O,
+                                      LinearKind::Gate, LinearKind::Up, LinearKind::Down};
 
 // Weights in PyTorch layout ([out, in]); the rotary convention is Hugging Face's (rotate_half).
 struct DecoderBlockWeights {
@@ -61,21 +60,18 @@ struct BlockForwardOptions {
 };
 
 // The attention sub-layer on normalized input h [B, T, hidden]: o_proj(attention(q, k, v)).
-torch::Tensor attention_forward(const LlamaConfig& config, const DecoderBlockWeights& w,
-                                const torch::Tensor& h, const RopeTables& rope,
-                                const BlockForwardOptions& options = {});
+torch::Tensor attention_forward(const LlamaConfig& config, const DecoderBlockWeights& w, const torch::Tensor& h,
+                                const RopeTables& rope, const BlockForwardOptions& options = {});
 // The SwiGLU MLP on normalized input m: down(silu(gate(m)) * up(m)).
 torch::Tensor mlp_forward(const DecoderBlockWeights& w, const torch::Tensor& m,
                           const BlockForwardOptions& options = {});
 
 // One decoder block on x [B, T, hidden]; returns the block output. `observer`, when given, sees the
 // input of every Linear (q/k/v share one input, as do gate/up).
-torch::Tensor decoder_block_forward(const LlamaConfig& config, const DecoderBlockWeights& w,
-                                    const torch::Tensor& x, const RopeTables& rope,
-                                    const LinearInputObserver* observer = nullptr);
-torch::Tensor decoder_block_forward(const LlamaConfig& config, const DecoderBlockWeights& w,
-                                    const torch::Tensor& x, const RopeTables& rope,
-                                    const BlockForwardOptions& options);
+torch::Tensor decoder_block_forward(const LlamaConfig& config, const DecoderBlockWeights& w, const torch::Tensor& x,
+                                    const RopeTables& rope, const LinearInputObserver* observer = nullptr);
+torch::Tensor decoder_block_forward(const LlamaConfig& config, const DecoderBlockWeights& w, const torch::Tensor& x,
+                                    const RopeTables& rope, const BlockForwardOptions& options);
 
 class LlamaModel {
  public:
@@ -97,7 +93,7 @@ class LlamaModel {
   // weight-activation quantized runs.
   void set_activation_bits(int bits) { activation_bits_ = bits; }
   int activation_bits() const { return activation_bits_; }
-  torch::Tensor logits(const torch::Tensor& hidden) const;  // final norm + lm_head
+  torch::Tensor logits(const torch::Tensor& hidden) const;      // final norm + lm_head
   torch::Tensor forward(const torch::Tensor& token_ids) const;  // [B, T] -> logits [B, T, vocab]
   RopeTables rope(std::int64_t seq_len) const;
 

@@ -39,9 +39,12 @@ CheckpointFormat detect_checkpoint_format(const std::string& path) {
 
 std::string checkpoint_format_name(CheckpointFormat format) {
   switch (format) {
-    case CheckpointFormat::HuggingFace: return "Hugging Face safetensors";
-    case CheckpointFormat::Llama2c: return "llama2.c";
-    case CheckpointFormat::Gguf: return "GGUF";
+    case CheckpointFormat::HuggingFace:
+      return "Hugging Face safetensors";
+    case CheckpointFormat::Llama2c:
+      return "llama2.c";
+    case CheckpointFormat::Gguf:
+      return "GGUF";
   }
   return "?";
 }

@@ -33,9 +33,8 @@ std::int32_t sample(const torch::Tensor& logits, const GenerateOptions& options,
 
 }  // namespace
 
-std::string generate_text(const LlamaModel& model, const text::Tokenizer& tokenizer,
-                          const std::string& prompt, const GenerateOptions& options,
-                          const std::function<void(const std::string&)>& on_text,
+std::string generate_text(const LlamaModel& model, const text::Tokenizer& tokenizer, const std::string& prompt,
+                          const GenerateOptions& options, const std::function<void(const std::string&)>& on_text,
                           const StopToken& stop) {
   if (options.max_tokens < 1) throw Error("--max-tokens must be at least 1");
   // !(x >= a) rather than x < a, so that NaN is refused too.
@@ -55,8 +54,8 @@ std::string generate_text(const LlamaModel& model, const text::Tokenizer& tokeni
   for (std::int64_t step = 0; step < options.max_tokens; ++step) {
     stop.throw_if_stopped();
     if (static_cast<std::int64_t>(ids.size()) >= context) break;
-    auto input = torch::from_blob(ids.data(), {1, static_cast<std::int64_t>(ids.size())}, torch::kInt32)
-                     .to(torch::kInt64);
+    auto input =
+        torch::from_blob(ids.data(), {1, static_cast<std::int64_t>(ids.size())}, torch::kInt32).to(torch::kInt64);
     auto logits = model.forward(input).select(1, input.size(1) - 1).squeeze(0).to(torch::kFloat32);
     const auto next = sample(logits, options, rng);
     if (next == tokenizer.eos_id() || next == tokenizer.bos_id()) break;

@@ -20,9 +20,8 @@ struct GenerateOptions {
 };
 
 // `on_text` receives each decoded piece as soon as it is produced; returns the whole text.
-std::string generate_text(const LlamaModel& model, const text::Tokenizer& tokenizer,
-                          const std::string& prompt, const GenerateOptions& options,
-                          const std::function<void(const std::string&)>& on_text = {},
+std::string generate_text(const LlamaModel& model, const text::Tokenizer& tokenizer, const std::string& prompt,
+                          const GenerateOptions& options, const std::function<void(const std::string&)>& on_text = {},
                           const StopToken& stop = StopToken());
 
 }  // namespace tessera::model

@@ -20,9 +20,9 @@ struct BlockContext {
   const model::LlamaConfig* config = nullptr;
   const RunConfig* run = nullptr;
   model::RopeTables rope;
-  torch::Tensor inputs_quant;  // [n, L, D]: output of the already-quantized blocks
-  torch::Tensor inputs_fp;     // [n, L, D]: output of the FP blocks (the FP chain)
-  torch::Tensor targets;       // [n, L, D]: FP block applied to inputs_fp
+  torch::Tensor inputs_quant;          // [n, L, D]: output of the already-quantized blocks
+  torch::Tensor inputs_fp;             // [n, L, D]: output of the FP blocks (the FP chain)
+  torch::Tensor targets;               // [n, L, D]: FP block applied to inputs_fp
   torch::Device device = torch::kCPU;  // where the block computes; tensors above may live elsewhere
   EventSink* events = nullptr;
   StopToken stop;

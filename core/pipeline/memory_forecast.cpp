@@ -88,7 +88,9 @@ std::string dims(std::initializer_list<double> d, const char* dtype) {
   return s + "] " + dtype;
 }
 
-const char* dtype_name(double bytes) { return bytes == 2 ? "bf16" : bytes == 1 ? "int8" : bytes == 8 ? "int64" : "fp32"; }
+const char* dtype_name(double bytes) {
+  return bytes == 2 ? "bf16" : bytes == 1 ? "int8" : bytes == 8 ? "int64" : "fp32";
+}
 
 // Names of the breakdown lines.
 const char* const kWeights = "model weights (fp32, host)";
@@ -140,7 +142,7 @@ Shapes shapes_of(const RunConfig& c, const model::LlamaConfig& m) {
   s.V = static_cast<double>(m.vocab_size);
   s.layers = static_cast<double>(m.num_layers);
   s.act = s.n * s.L * s.D * 4.0;
-  s.linears = {{"q_proj", s.Hq, s.D},   {"k_proj", s.Hk, s.D}, {"v_proj", s.Hk, s.D}, {"o_proj", s.D, s.Hq},
+  s.linears = {{"q_proj", s.Hq, s.D},   {"k_proj", s.Hk, s.D}, {"v_proj", s.Hk, s.D},  {"o_proj", s.D, s.Hq},
                {"gate_proj", s.I, s.D}, {"up_proj", s.I, s.D}, {"down_proj", s.D, s.I}};
   for (const auto& l : s.linears) {
     s.block_linear_params += l.out * l.in;
@@ -169,7 +171,7 @@ struct Ctx {
   Mem store = Mem::Host;  // where the calibration activations live
   bool fused = false;     // attention without a score matrix
   int act_bits = 0;
-  double b = 1;           // forward batch (run_block, eval, AWQ): min(batch_size, samples)
+  double b = 1;  // forward batch (run_block, eval, AWQ): min(batch_size, samples)
 };
 
 // --- one block's forward pass (model/llama_model.cpp decoder_block_forward), without gradients ---
@@ -236,13 +238,15 @@ std::vector<Allocs> training_moments(const Ctx& c, double rows, double e, const 
       {kSaved, "hidden in fp32 (rms_norm), loss diff " + dims({rows, T, s.D}, "fp32"), d * 4, 2, c.dev},
       {kSaved, "q, k, v, attention output " + dims({rows, T, s.Hq}, dt), q * e, 4.0 + (c.fused ? 1 : 0), c.dev},
       {kSaved, "gate, silu, up, product " + dims({rows, T, s.I}, dt), f * e, 4, c.dev}};
-  if (!c.fused) saved.push_back({kScores + tag, "softmax saved " + dims({rows, s.H, T, T}, dt), rows * s.H * T * T * e, 1, c.dev});
+  if (!c.fused)
+    saved.push_back({kScores + tag, "softmax saved " + dims({rows, s.H, T, T}, dt), rows * s.H * T * T * e, 1, c.dev});
   Allocs fwd_attention = saved, backward = saved;
   if (!c.fused)
     fwd_attention.push_back({kScores + tag, "scores " + dims({rows, s.H, T, T}, dt), rows * s.H * T * T * e, 1, c.dev});
   fwd_attention.push_back({kForward + tag, "matmul copies " + dims({rows, T, s.Hq}, dt), q * e, 2, c.dev});
   if (!c.fused)
-    backward.push_back({kScores + tag, "score gradients " + dims({rows, s.H, T, T}, dt), rows * s.H * T * T * e, 2, c.dev});
+    backward.push_back(
+        {kScores + tag, "score gradients " + dims({rows, s.H, T, T}, dt), rows * s.H * T * T * e, 2, c.dev});
   backward.push_back({kGrads, "dq, dk, dv, d(attention) " + dims({rows, T, s.Hq}, dt), q * e, 4, c.dev});
   backward.push_back({kGrads, "d(hidden), d(normed) " + dims({rows, T, s.D}, dt), d * e, 2, c.dev});
   Allocs mlp_backward = saved;
@@ -276,12 +280,16 @@ Allocs awq_scales_phases(const Ctx& c, Replay& r, const Allocs& base, const std:
   Allocs around = base;
   // x = inputs_fp.to(device): a copy of the whole chain when it lives on the host and the blocks
   // on the GPU.
-  if (c.store != c.dev) around.push_back({kStaging, "inputs_fp on the device " + dims({n, T, s.D}, "fp32"), s.act, 1, c.dev});
+  if (c.store != c.dev)
+    around.push_back({kStaging, "inputs_fp on the device " + dims({n, T, s.D}, "fp32"), s.act, 1, c.dev});
   const Allocs recorded = {
-      {kAwqFeatures, "recorded batch parts q/gate inputs " + dims({b, T, s.D}, "fp32"), b * T * s.D * 4, 2 * parts, c.dev},
+      {kAwqFeatures, "recorded batch parts q/gate inputs " + dims({b, T, s.D}, "fp32"), b * T * s.D * 4, 2 * parts,
+       c.dev},
       {kAwqFeatures, "recorded batch parts o_proj input " + dims({b, T, s.Hq}, "fp32"), b * T * s.Hq * 4, parts, c.dev},
-      {kAwqFeatures, "recorded batch parts down_proj input " + dims({b, T, s.I}, "fp32"), b * T * s.I * 4, parts, c.dev}};
-  const Allocs outputs = {{kAwqSearch, "block outputs per batch " + dims({b, T, s.D}, "fp32"), b * T * s.D * 4, parts, c.dev}};
+      {kAwqFeatures, "recorded batch parts down_proj input " + dims({b, T, s.I}, "fp32"), b * T * s.I * 4, parts,
+       c.dev}};
+  const Allocs outputs = {
+      {kAwqSearch, "block outputs per batch " + dims({b, T, s.D}, "fp32"), b * T * s.D * 4, parts, c.dev}};
   const Allocs out_cat = {{kAwqSearch, "torch::cat of the outputs " + dims({n, T, s.D}, "fp32"), s.act, 1, c.dev}};
   const Allocs features = {
       {kAwqFeatures, "q/k/v and gate/up inputs " + dims({n, T, s.D}, "fp32"), n * T * s.D * 4, 2, c.dev},
@@ -294,10 +302,12 @@ Allocs awq_scales_phases(const Ctx& c, Replay& r, const Allocs& base, const std:
     r.add(p + "record inputs", join({&with, &out_cat}));
     r.add(p + "features", join({&around, &recorded, &features}));
   }
-  const Allocs ref_parts = {{kAwqSearch, "reference output parts " + dims({b, T, s.D}, "fp32"), b * T * s.D * 4, parts, c.dev}};
+  const Allocs ref_parts = {
+      {kAwqSearch, "reference output parts " + dims({b, T, s.D}, "fp32"), b * T * s.D * 4, parts, c.dev}};
   const Allocs ref = {{kAwqSearch, "reference output " + dims({n, T, s.D}, "fp32"), s.act, 1, c.dev}};
   const Allocs abs_d = {{kAwqSearch, "|feature| / feature / s " + dims({n, T, s.D}, "fp32"), s.act, 1, c.dev}};
-  const Allocs abs_f = {{kAwqSearch, "|feature| / feature / s " + dims({n, T, s.I}, "fp32"), n * T * s.I * 4, 1, c.dev}};
+  const Allocs abs_f = {
+      {kAwqSearch, "|feature| / feature / s " + dims({n, T, s.I}, "fp32"), n * T * s.I * 4, 1, c.dev}};
   const auto feats = join({&around, &features});
   // S1 qkv / S3 gate_up: reference and trial outputs of the attention / MLP sub-layer.
   for (const char* sub : {"qkv", "gate_up"}) {
@@ -320,7 +330,8 @@ Allocs awq_scales_phases(const Ctx& c, Replay& r, const Allocs& base, const std:
 Allocs awq_clip_allocs(const Ctx& c) {
   const auto& s = c.s;
   const double tokens_all = s.n * s.L;
-  const double step = std::max(1.0, std::floor(tokens_all / std::max<double>(1.0, static_cast<double>(c.run->awq_clip_tokens))));
+  const double step =
+      std::max(1.0, std::floor(tokens_all / std::max<double>(1.0, static_cast<double>(c.run->awq_clip_tokens))));
   const double tokens = std::ceil(tokens_all / step);
   double worst = 0;
   for (const auto& l : s.linears) {
@@ -346,7 +357,8 @@ void tesseraq_clip_features(const Ctx& c, Replay& r, const Allocs& base, const s
       {kAwqFeatures, "clip features q, gate " + dims({used, T, s.D}, "fp32"), used * T * s.D * 4, 2, c.dev},
       {kAwqFeatures, "clip features o_proj " + dims({used, T, s.Hq}, "fp32"), used * T * s.Hq * 4, 1, c.dev},
       {kAwqFeatures, "clip features down_proj " + dims({used, T, s.I}, "fp32"), used * T * s.I * 4, 1, c.dev}};
-  r.add_each(block + "tesseraq awq-clip inputs", join({&base, &recorded}), batched_moments(c, b, used, T, c.store != c.dev));
+  r.add_each(block + "tesseraq awq-clip inputs", join({&base, &recorded}),
+             batched_moments(c, b, used, T, c.store != c.dev));
   r.add(block + "tesseraq awq-clip inputs", join({&base, &recorded, &features}));
   const auto clip = awq_clip_allocs(c);
   r.add(block + "tesseraq awq-clip search", join({&base, &features, &clip}));
@@ -362,10 +374,12 @@ void omniquant_phases(const Ctx& c, Replay& r, const Allocs& base, const std::st
   const auto& s = c.s;
   const auto& run = *c.run;
   double groups_elems = 0;
-  for (const auto& l : s.linears) groups_elems += l.out * static_cast<double>(run.weight.groups(static_cast<std::int64_t>(l.in)));
+  for (const auto& l : s.linears)
+    groups_elems += l.out * static_cast<double>(run.weight.groups(static_cast<std::int64_t>(l.in)));
   const bool let = run.omniquant_let() && s.KV == s.H;
   const double rows = std::min(static_cast<double>(run.oq_batch), s.n);
-  Allocs state = {{kOqState, "gamma, beta [out, groups] x (param, grad, 2 AdamW moments)", groups_elems * 4, 2 * 4, c.dev}};
+  Allocs state = {
+      {kOqState, "gamma, beta [out, groups] x (param, grad, 2 AdamW moments)", groups_elems * 4, 2 * 4, c.dev}};
   if (let) {
     // LET's activation maxima: a forward over all samples with an observer (no gradients).
     r.add_each(block + "omniquant LET init", base, batched_moments(c, c.b, s.n, s.L, c.store != c.dev));
@@ -373,7 +387,8 @@ void omniquant_phases(const Ctx& c, Replay& r, const Allocs& base, const std::st
   }
   const auto weights = block_weights(s, kOqWeights, 4, c.dev, 3 + (let ? 1 : 0));
   Allocs batch;
-  if (c.store != c.dev) batch.push_back({kBatch, "x, y " + dims({rows, s.L, s.D}, "fp32"), rows * s.L * s.D * 4, 2, c.dev});
+  if (c.store != c.dev)
+    batch.push_back({kBatch, "x, y " + dims({rows, s.L, s.D}, "fp32"), rows * s.L * s.D * 4, 2, c.dev});
   const auto with = join({&base, &state, &weights, &batch});
   r.add_each(block + "omniquant step", with, training_moments(c, rows, 4, ""));
   if (run.omniquant_aug_loss()) {
@@ -411,7 +426,8 @@ void tesseraq_phases(const Ctx& c, Replay& r, const Allocs& base, const std::str
     const double groups = l.out * static_cast<double>(run.weight.groups(static_cast<std::int64_t>(l.in)));
     const std::string shape = std::string(l.name) + " " + dims({l.out, l.in}, "");
     codes.push_back({kTqCodes, "codes " + shape + (code_bytes == 1 ? "int8" : "int16"), elems * code_bytes, 1, c.dev});
-    codes.push_back({kTqCodes, "scale, zero, v" + std::string(kernels ? ", step, group grad" : "") + " [out, groups] fp32",
+    codes.push_back({kTqCodes,
+                     "scale, zero, v" + std::string(kernels ? ", step, group grad" : "") + " [out, groups] fp32",
                      groups * 4, kernels ? 5.0 : 3.0, c.dev});
     soft_all.push_back({kTqSoft, "index int32 + nu fp32 of every element (init)", elems * 4, 2, c.dev});
     soft.push_back({kTqSoft, "index int32 + nu fp32, " + soft_label, std::floor(t0 * elems) * 4, 2, c.dev});
@@ -472,8 +488,10 @@ std::vector<Allocs> eval_phases(const Ctx& c, const ForecastOptions& o, double t
       x.count *= times;
       a.push_back(x);
     }
-    a.push_back({kEval, "logits, shifted logits, log_softmax " + dims({r, T, s.V}, "fp32"), r * T * s.V * 4, 3 * times, dev});
-    a.push_back({kEval, "embeddings, block input/output " + dims({r, T, s.D}, "fp32"), r * T * s.D * 4, 2 * times, dev});
+    a.push_back(
+        {kEval, "logits, shifted logits, log_softmax " + dims({r, T, s.V}, "fp32"), r * T * s.V * 4, 3 * times, dev});
+    a.push_back(
+        {kEval, "embeddings, block input/output " + dims({r, T, s.D}, "fp32"), r * T * s.D * 4, 2 * times, dev});
   };
   std::vector<Allocs> phases(1);
   add(phases[0], rows, threads);  // every thread on a full batch
@@ -577,8 +595,10 @@ Peak host_peak(const std::vector<Phase>& phases, double baseline) {
     double small_torch = 0;
     Allocs raw;
     for (const auto& a : small)
-      if (a.mem == Mem::Host) small_torch += a.bytes * a.count;
-      else raw.push_back(a);
+      if (a.mem == Mem::Host)
+        small_torch += a.bytes * a.count;
+      else
+        raw.push_back(a);
     if (small_torch > small_high) {
       small_high = small_torch;
       small_high_allocs.clear();
@@ -589,9 +609,12 @@ Peak host_peak(const std::vector<Phase>& phases, double baseline) {
     double heap = small_high, mapped = 0, free_heap = 0;
     for (const auto& [key, k] : retained) (key.first == 0 ? heap : mapped) += key.second * k.count;
     for (const auto& a : raw) {
-      if (a.free_heap) free_heap += a.bytes * a.count;
-      else if (a.mem == Mem::HostHeap) heap += a.bytes * a.count;
-      else mapped += a.bytes * a.count;
+      if (a.free_heap)
+        free_heap += a.bytes * a.count;
+      else if (a.mem == Mem::HostHeap)
+        heap += a.bytes * a.count;
+      else
+        mapped += a.bytes * a.count;
     }
     const double sum = baseline + std::max(heap, free_heap) + mapped;
     if (!found || sum > best.bytes) {
@@ -609,8 +632,9 @@ Peak host_peak(const std::vector<Phase>& phases, double baseline) {
     // Blocks of a size the peak phase does not use all of: freed earlier, kept by the cache.
     const auto live = best_here.find(key);
     const double in_use = live == best_here.end() ? 0 : live->second.count;
-    const std::string note = in_use >= k.count ? "" : in_use == 0 ? " (freed, kept by the block cache)"
-                                                                 : " (" + fmt_count(in_use) + " in use, the rest kept by the block cache)";
+    const std::string note = in_use >= k.count ? ""
+                             : in_use == 0     ? " (freed, kept by the block cache)"
+                                           : " (" + fmt_count(in_use) + " in use, the rest kept by the block cache)";
     for (const auto& a : k.owners) {
       Alloc sized = a;
       sized.bytes = key.second;  // pinned: rounded up
@@ -622,8 +646,10 @@ Peak host_peak(const std::vector<Phase>& phases, double baseline) {
   for (const auto& [key, k] : best_retained)
     if (key.first == 0) heap_at_best += key.second * k.count;
   for (const auto& a : best_small) {
-    if (a.free_heap) free_at_best += a.bytes * a.count;
-    else if (a.mem == Mem::Host || a.mem == Mem::HostHeap) heap_at_best += a.bytes * a.count;
+    if (a.free_heap)
+      free_at_best += a.bytes * a.count;
+    else if (a.mem == Mem::Host || a.mem == Mem::HostHeap)
+      heap_at_best += a.bytes * a.count;
   }
   for (const auto& a : best_small) {
     if (!a.free_heap) {
@@ -635,7 +661,8 @@ Peak host_peak(const std::vector<Phase>& phases, double baseline) {
     }
   }
   best.terms = sorted_terms(terms);
-  best.terms.insert(best.terms.begin(), {"process baseline", "libtorch loaded, thread pools, BLAS buffers (measured)", baseline});
+  best.terms.insert(best.terms.begin(),
+                    {"process baseline", "libtorch loaded, thread pools, BLAS buffers (measured)", baseline});
   return best;
 }
 
@@ -653,10 +680,14 @@ double dtype_bytes(const std::string& torch_dtype) {
 std::string format_bytes(double bytes) {
   char buf[48];
   const double a = std::fabs(bytes);
-  if (a >= 1024.0 * 1024 * 1024) std::snprintf(buf, sizeof buf, "%.2f GiB", bytes / (1024.0 * 1024 * 1024));
-  else if (a >= 1024.0 * 1024) std::snprintf(buf, sizeof buf, "%.1f MiB", bytes / (1024.0 * 1024));
-  else if (a >= 1024.0) std::snprintf(buf, sizeof buf, "%.1f KiB", bytes / 1024.0);
-  else std::snprintf(buf, sizeof buf, "%.0f B", bytes);
+  if (a >= 1024.0 * 1024 * 1024)
+    std::snprintf(buf, sizeof buf, "%.2f GiB", bytes / (1024.0 * 1024 * 1024));
+  else if (a >= 1024.0 * 1024)
+    std::snprintf(buf, sizeof buf, "%.1f MiB", bytes / (1024.0 * 1024));
+  else if (a >= 1024.0)
+    std::snprintf(buf, sizeof buf, "%.1f KiB", bytes / 1024.0);
+  else
+    std::snprintf(buf, sizeof buf, "%.0f B", bytes);
   return buf;
 }
 
@@ -687,14 +718,16 @@ MemoryForecast forecast_memory(const RunConfig& run, const model::LlamaConfig& m
       f.placement = "pinned host memory";
     }
   }
-  if (!c.fused) f.notes.push_back("attention computes the full [batch, heads, T, T] score matrix (libtorch < 2 or CPU)");
+  if (!c.fused)
+    f.notes.push_back("attention computes the full [batch, heads, T, T] score matrix (libtorch < 2 or CPU)");
 
   std::vector<Phase> phases;
   Replay r(phases);
   // Model weights as loaded (model/model_loader.cpp): fp32 on the host, each block's tensors
   // separate; the embedding (and an untied lm_head) one tensor each.
   Allocs weights = block_weights(s, kWeights, 4, Mem::Host, s.layers);
-  weights.push_back({kWeights, "embed_tokens " + dims({s.V, s.D}, "fp32"), s.V * s.D * 4, m.tie_word_embeddings ? 1.0 : 2.0, Mem::Host});
+  weights.push_back({kWeights, "embed_tokens " + dims({s.V, s.D}, "fp32"), s.V * s.D * 4,
+                     m.tie_word_embeddings ? 1.0 : 2.0, Mem::Host});
   weights.push_back({kWeights, "final norm", s.D * 4, 1, Mem::Host});
   // Loading: llama2.c (.bin) maps the file and clones each kind's stack of all layers, then each
   // layer's slice again (llama2c_checkpoint.cpp), so the stacks are freed at the end; Hugging Face
@@ -708,22 +741,31 @@ MemoryForecast forecast_memory(const RunConfig& run, const model::LlamaConfig& m
                         s.layers * l.out * l.in * 4, 1, Mem::Host});
     } else if (dtype_bytes(m.torch_dtype) != 4) {
       for (const auto& l : s.linears)
-        load.push_back({kLoad, std::string(l.name) + " in the stored dtype " + dims({l.out, l.in}, "bf16/fp16"), l.out * l.in * 2, 1, Mem::Host});
+        load.push_back({kLoad, std::string(l.name) + " in the stored dtype " + dims({l.out, l.in}, "bf16/fp16"),
+                        l.out * l.in * 2, 1, Mem::Host});
     }
     r.add("load model", join({&weights, &load}));
   }
   // Tokenizing the corpus (text/calibration.cpp reads and encodes the whole file), then the
   // calibration windows' ids (int32, kept) and their int64 copy (`ids` in run_quantization).
-  const Allocs corpus = {{kCorpus, "corpus text, pieces, ids", o.corpus_bytes * kTokenizerBytesPerCorpusByte, 1, Mem::HostRaw}};
+  const Allocs corpus = {
+      {kCorpus, "corpus text, pieces, ids", o.corpus_bytes * kTokenizerBytesPerCorpusByte, 1, Mem::HostRaw}};
   r.add("tokenize calibration corpus", join({&weights, &corpus}));
   Allocs base = weights;
-  const Alloc base_warmup = {"libtorch compute warm-up", "thread pools, BLAS buffers (measured)", kCpuComputeWarmupBytes, 1, Mem::HostRaw};
+  const Alloc base_warmup = {"libtorch compute warm-up", "thread pools, BLAS buffers (measured)",
+                             kCpuComputeWarmupBytes, 1, Mem::HostRaw};
   base.push_back(base_warmup);
   // CUDA's context and kernels in host memory arrive with the first CUDA call, after tokenizing.
-  if (c.cuda) base.push_back({"CUDA runtime on the host", "context, kernels (one H100 run)", kCudaHostOverheadBytes, 1, Mem::HostRaw});
+  if (c.cuda)
+    base.push_back(
+        {"CUDA runtime on the host", "context, kernels (one H100 run)", kCudaHostOverheadBytes, 1, Mem::HostRaw});
   base.push_back({kTokens, "windows (std::vector) " + dims({s.n, s.L}, "int32"), s.n * s.L * 4, 1, Mem::HostHeap});
-  const Alloc corpus_left = {kCorpus, "heap the tokenizer left free (reused by later allocations)",
-                             o.corpus_bytes * kTokenizerFreeHeapPerCorpusByte, 1, Mem::HostRaw, true};
+  const Alloc corpus_left = {kCorpus,
+                             "heap the tokenizer left free (reused by later allocations)",
+                             o.corpus_bytes * kTokenizerFreeHeapPerCorpusByte,
+                             1,
+                             Mem::HostRaw,
+                             true};
   base.push_back(corpus_left);
   base.push_back({kTokens, "ids int64 " + dims({s.n, s.L}, "int64"), s.n * s.L * 8, 1, Mem::Host});
   const std::string sd = dims({s.n, s.L, s.D}, "fp32");
@@ -750,7 +792,8 @@ MemoryForecast forecast_memory(const RunConfig& run, const model::LlamaConfig& m
   {
     const auto with = join({&base, &chains2, &fp_block});
     Allocs targets = {{kChains, "targets " + sd, s.act, 1, c.store}};
-    if (c.store == Mem::Pinned) targets.push_back({kStaging, "empty_like (pageable) before pin_memory " + sd, s.act, 1, Mem::Host});
+    if (c.store == Mem::Pinned)
+      targets.push_back({kStaging, "empty_like (pageable) before pin_memory " + sd, s.act, 1, Mem::Host});
     r.add_each(block + "targets", join({&with, &targets}), batched_moments(c, c.b, s.n, s.L, copy_in));
   }
   {
@@ -774,14 +817,16 @@ MemoryForecast forecast_memory(const RunConfig& run, const model::LlamaConfig& m
   }
   {
     Allocs with = join({&base, &chains4, &fp_block, &eval_blocks});
-    if (c.store == Mem::Pinned) with.push_back({kStaging, "empty_like (pageable) before pin_memory " + sd, s.act, 1, Mem::Host});
+    if (c.store == Mem::Pinned)
+      with.push_back({kStaging, "empty_like (pageable) before pin_memory " + sd, s.act, 1, Mem::Host});
     r.add_each(block + "next quantized-chain inputs", with, batched_moments(c, c.b, s.n, s.L, copy_in));
   }
   if (o.evaluate) {
     // run_quantization has returned; the evaluation loads the run's model again.
     const double threads = c.cuda ? 1.0 : std::max(1, o.cpu_threads);
     const auto ev = eval_phases(c, o, threads);
-    const Allocs text = {{kEval, "evaluation text tokenized", o.eval_text_bytes * kTokenizerBytesPerCorpusByte, 1, Mem::HostRaw}};
+    const Allocs text = {
+        {kEval, "evaluation text tokenized", o.eval_text_bytes * kTokenizerBytesPerCorpusByte, 1, Mem::HostRaw}};
     const Allocs left = {corpus_left, base_warmup};
     r.add("evaluate (--eval): tokenize text", join({&weights, &text, &left}));
     // At least 2 bytes of text per token (stories260K's 512-token vocabulary: 1.95 on sample.txt).
@@ -810,10 +855,10 @@ MemoryForecast forecast_memory(const RunConfig& run, const model::LlamaConfig& m
     f.gpu_bytes = gpu.bytes;
     f.gpu_terms = gpu.terms;
     f.gpu_peak_phase = gpu.phase;
-    f.notes.push_back("CUDA terms rest on one recorded H100 run (host: libraries " + format_bytes(kCudaHostLibrariesBytes) +
-                      ", runtime " + format_bytes(kCudaHostOverheadBytes) + "; cuBLAS workspaces " +
-                      format_bytes(kCublasWorkspaceBytes) + ") and an estimate (device context " +
-                      format_bytes(kCudaDeviceOverheadBytes) + ")");
+    f.notes.push_back("CUDA terms rest on one recorded H100 run (host: libraries " +
+                      format_bytes(kCudaHostLibrariesBytes) + ", runtime " + format_bytes(kCudaHostOverheadBytes) +
+                      "; cuBLAS workspaces " + format_bytes(kCublasWorkspaceBytes) +
+                      ") and an estimate (device context " + format_bytes(kCudaDeviceOverheadBytes) + ")");
   }
   return f;
 }
@@ -875,11 +920,12 @@ std::string memory_refusal(const MemoryForecast& f, const RunConfig& config, con
   std::string msg;
   if (budget.host_available_bytes >= 0 && f.host_bytes > budget.host_available_bytes)
     msg += "the run needs about " + format_bytes(f.host_bytes) + " of host memory (peak in " + f.host_peak_phase +
-           "), the machine has " + format_bytes(budget.host_available_bytes) + " available; largest terms: " +
-           largest_terms(f.host_terms, 3) + ". ";
+           "), the machine has " + format_bytes(budget.host_available_bytes) +
+           " available; largest terms: " + largest_terms(f.host_terms, 3) + ". ";
   if (cuda && budget.gpu_free_bytes >= 0 && f.gpu_bytes > budget.gpu_free_bytes)
-    msg += "the run needs about " + format_bytes(f.gpu_bytes) + " on " + config.device + " (peak in " + f.gpu_peak_phase +
-           "), " + format_bytes(budget.gpu_free_bytes) + " are free; largest terms: " + largest_terms(f.gpu_terms, 3) + ". ";
+    msg += "the run needs about " + format_bytes(f.gpu_bytes) + " on " + config.device + " (peak in " +
+           f.gpu_peak_phase + "), " + format_bytes(budget.gpu_free_bytes) +
+           " are free; largest terms: " + largest_terms(f.gpu_terms, 3) + ". ";
   std::vector<std::string> fixes;
   if (const auto n = largest_fitting(config, model, options, budget, config.samples, 1,
                                      [](RunConfig& c, std::int64_t v) { c.samples = v; }))
@@ -898,8 +944,8 @@ std::string memory_refusal(const MemoryForecast& f, const RunConfig& config, con
     gpu_options.gpu_free_bytes = -1;  // a GPU that holds the activations
     const auto on_gpu = forecast_memory(g, model, gpu_options);
     if (budget.host_available_bytes < 0 || on_gpu.host_bytes <= budget.host_available_bytes)
-      fixes.push_back("--device cuda on a machine with a GPU of " + format_bytes(on_gpu.gpu_bytes) +
-                      " (host then " + format_bytes(on_gpu.host_bytes) + ")");
+      fixes.push_back("--device cuda on a machine with a GPU of " + format_bytes(on_gpu.gpu_bytes) + " (host then " +
+                      format_bytes(on_gpu.host_bytes) + ")");
   }
   msg += fixes.empty() ? std::string("no smaller --samples, --seq-len or --batch fits")
                        : "settings that would fit: " + [&] {
@@ -919,7 +965,8 @@ std::string format_memory_forecast(const MemoryForecast& f) {
     out << line;
     for (const auto& t : terms) {
       const auto detail = t.detail.size() > 110 ? t.detail.substr(0, 107) + "..." : t.detail;
-      std::snprintf(line, sizeof line, "  %-58s %12s  %s\n", t.name.c_str(), format_bytes(t.bytes).c_str(), detail.c_str());
+      std::snprintf(line, sizeof line, "  %-58s %12s  %s\n", t.name.c_str(), format_bytes(t.bytes).c_str(),
+                    detail.c_str());
       out << line;
     }
   };

@@ -32,15 +32,15 @@ struct MemoryTerm {
 };
 
 struct MemoryForecast {
-  double host_bytes = 0;  // peak resident memory of the process
-  double gpu_bytes = 0;   // peak memory on the CUDA device, 0 on the CPU
-  std::vector<MemoryTerm> host_terms;  // sum to host_bytes, largest first
-  std::vector<MemoryTerm> gpu_terms;   // sum to gpu_bytes, largest first
+  double host_bytes = 0;                        // peak resident memory of the process
+  double gpu_bytes = 0;                         // peak memory on the CUDA device, 0 on the CPU
+  std::vector<MemoryTerm> host_terms;           // sum to host_bytes, largest first
+  std::vector<MemoryTerm> gpu_terms;            // sum to gpu_bytes, largest first
   std::string host_peak_phase, gpu_peak_phase;  // where each peak happens, e.g. "block 0: awq scale search"
   // Where the calibration activations live: "cpu", "gpu" or "pinned host memory" (the rule of
   // quantization_run.cpp: on the GPU when 3 chains take less than half its free memory).
   std::string placement = "cpu";
-  double activation_bytes = 0;  // one [samples, seq_len, hidden] fp32 chain
+  double activation_bytes = 0;     // one [samples, seq_len, hidden] fp32 chain
   std::vector<std::string> notes;  // assumptions the numbers rest on
 };
 
@@ -53,10 +53,10 @@ struct ForecastOptions {
   // Free memory of the CUDA device now, which decides where the activations go; < 0: unknown,
   // assumed to hold them (the forecast notes it).
   double gpu_free_bytes = -1;
-  double corpus_bytes = 0;     // size of the calibration text file (read and tokenized whole)
-  int cpu_threads = 1;         // libtorch's intra-op threads (evaluation runs one batch per thread)
-  bool evaluate = false;       // quantize --eval: perplexity of the result afterwards
-  double eval_text_bytes = 0;  // size of the --eval text file
+  double corpus_bytes = 0;        // size of the calibration text file (read and tokenized whole)
+  int cpu_threads = 1;            // libtorch's intra-op threads (evaluation runs one batch per thread)
+  bool evaluate = false;          // quantize --eval: perplexity of the result afterwards
+  double eval_text_bytes = 0;     // size of the --eval text file
   std::int64_t eval_seq_len = 0;  // 0: min(2048, model context), perplexity.cpp's default
   // Attention without a [batch, heads, T, T] score matrix (scaled_dot_product_attention's flash /
   // memory-efficient kernels): -1 = as this build does it (libtorch >= 2 on CUDA; never with the

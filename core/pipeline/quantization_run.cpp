@@ -1,13 +1,15 @@
 #include "pipeline/quantization_run.h"
 
+#include <torch/version.h>
+
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
 
-#include "io/json_file.h"
 #include "io/atomic_file.h"
+#include "io/json_file.h"
 #include "model/model_loader.h"
 #include "pipeline/block_method.h"
 #include "pipeline/quantized_block.h"
@@ -19,8 +21,6 @@
 #include "util/error.h"
 #include "util/log.h"
 #include "util/version.h"
-
-#include <torch/version.h>
 
 namespace tessera::pipeline {
 
@@ -66,9 +66,13 @@ model::DecoderBlockWeights block_on(const model::DecoderBlockWeights& w, torch::
 json stats_json(const std::vector<eval::LayerStats>& layers, double before, double after) {
   json j = {{"loss_rtn", before}, {"loss", after}, {"layers", json::array()}};
   for (const auto& s : layers)
-    j["layers"].push_back({{"layer", s.layer}, {"rel_weight_error", s.rel_weight_error},
-                           {"output_mse", s.output_mse}, {"flip_ratio", s.flip_ratio},
-                           {"dst_min", s.dst_min}, {"dst_max", s.dst_max}, {"dst_std", s.dst_std}});
+    j["layers"].push_back({{"layer", s.layer},
+                           {"rel_weight_error", s.rel_weight_error},
+                           {"output_mse", s.output_mse},
+                           {"flip_ratio", s.flip_ratio},
+                           {"dst_min", s.dst_min},
+                           {"dst_max", s.dst_max},
+                           {"dst_std", s.dst_std}});
   return j;
 }
 
@@ -86,7 +90,8 @@ RunSummary run_quantization(const RunConfig& config, const std::string& run_dir,
   const auto device = runtime::parse_device(config.device);
   auto model = model::load_model(config.model);
   const auto& mc = model.config();
-  const std::string tokenizer_path = config.tokenizer.empty() ? text::find_tokenizer_for_model(config.model) : config.tokenizer;
+  const std::string tokenizer_path =
+      config.tokenizer.empty() ? text::find_tokenizer_for_model(config.model) : config.tokenizer;
   if (tokenizer_path.empty()) throw Error("no tokenizer found beside " + config.model + "; set \"tokenizer\"");
   auto tokenizer = text::load_tokenizer(tokenizer_path);
   text::check_tokenizer_matches_model(*tokenizer, mc.vocab_size, config.model);
@@ -106,8 +111,7 @@ RunSummary run_quantization(const RunConfig& config, const std::string& run_dir,
   dir.create();
   const RunDirectoryLock lock(dir);
   if (dir.has_manifest()) {
-    if (!resume)
-      throw Error(run_dir + " already holds a run; pass --resume to continue it, or choose another --out");
+    if (!resume) throw Error(run_dir + " already holds a run; pass --resume to continue it, or choose another --out");
     const auto old = fingerprint_from(io::read_json_file(dir.manifest_path()));
     const auto diff = old.differences(fp);
     if (!diff.empty()) throw Error("cannot resume " + run_dir + ": it was made with different inputs:\n" + diff);
@@ -119,9 +123,14 @@ RunSummary run_quantization(const RunConfig& config, const std::string& run_dir,
                    {"config_identity", fp.config},
                    {"model_sha256", fp.model_sha256},
                    {"calibration_sha256", fp.calibration_sha256},
-                   {"calibration", {{"source", calib.source}, {"samples", calib.samples}, {"seq_len", calib.seq_len},
-                                    {"seed", calib.seed}, {"offsets", calib.offsets}, {"corpus_tokens", calib.corpus_tokens},
-                                    {"newlines", text::kNewlineHandling}}},
+                   {"calibration",
+                    {{"source", calib.source},
+                     {"samples", calib.samples},
+                     {"seq_len", calib.seq_len},
+                     {"seed", calib.seed},
+                     {"offsets", calib.offsets},
+                     {"corpus_tokens", calib.corpus_tokens},
+                     {"newlines", text::kNewlineHandling}}},
                    {"tokenizer", tokenizer_path},
                    {"code_version", kVersion},
                    {"torch_version", TORCH_VERSION},
@@ -150,12 +159,14 @@ RunSummary run_quantization(const RunConfig& config, const std::string& run_dir,
   RunEvent started;
   started.kind = RunEvent::Kind::RunStarted;
   started.total_blocks = mc.num_layers;
-  started.message = config.method + " " + config.weight.label() + (config.act_bits ? " A" + std::to_string(config.act_bits) : "");
+  started.message =
+      config.method + " " + config.weight.label() + (config.act_bits ? " A" + std::to_string(config.act_bits) : "");
   events.on_event(started);
 
   torch::NoGradGuard no_grad;
-  auto ids = torch::from_blob(const_cast<std::int32_t*>(calib.tokens.data()), {calib.samples, calib.seq_len}, torch::kInt32)
-                 .to(torch::kInt64);
+  auto ids =
+      torch::from_blob(const_cast<std::int32_t*>(calib.tokens.data()), {calib.samples, calib.seq_len}, torch::kInt32)
+          .to(torch::kInt64);
   auto x_fp = torch::embedding(model.weights().embed_tokens, ids).to(torch::kFloat32);
   if (placement == "pinned host memory") x_fp = x_fp.pin_memory();
   x_fp = x_fp.to(store);
@@ -215,8 +226,10 @@ RunSummary run_quantization(const RunConfig& config, const std::string& run_dir,
     }
     const auto q_weights = qblock.dequantized(device, torch::kFloat32);
     const auto rtn_weights = quantize_block_rtn(fp_weights, config.weight, k).dequantized(device, torch::kFloat32);
-    const double before = eval::block_output_loss(mc, rtn_weights, x_q, targets, rope, device, config.batch_size, config.act_bits);
-    const double after = eval::block_output_loss(mc, q_weights, x_q, targets, rope, device, config.batch_size, config.act_bits);
+    const double before =
+        eval::block_output_loss(mc, rtn_weights, x_q, targets, rope, device, config.batch_size, config.act_bits);
+    const double after =
+        eval::block_output_loss(mc, q_weights, x_q, targets, rope, device, config.batch_size, config.act_bits);
     std::vector<eval::LayerStats> layers;
     if (restored) {
       const auto j = io::read_json_file(dir.stats_path(k));
@@ -227,7 +240,8 @@ RunSummary run_quantization(const RunConfig& config, const std::string& run_dir,
     } else {
       layers = eval::compute_layer_stats(mc, qblock, k, x_q, rope, device, config.batch_size);
       // Codes first, then stats: a block counts as finished only when both are on disk.
-      qblock.save(dir.block_path(k), {{"format", "pt"}, {"tessera_block", std::to_string(k)}, {"method", config.method}});
+      qblock.save(dir.block_path(k),
+                  {{"format", "pt"}, {"tessera_block", std::to_string(k)}, {"method", config.method}});
       write_json(dir.stats_path(k), stats_json(layers, before, after));
     }
     for (const auto& s : layers) {

@@ -4,7 +4,6 @@
 // input through the quantized block. After every finished block its codes are written to the run
 // directory, so an interrupted run resumes from the last finished block.
 #include <nlohmann/json.hpp>
-
 #include <string>
 #include <vector>
 
@@ -26,8 +25,8 @@ struct RunSummary {
   std::vector<double> loss_before, loss_after;  // per block: plain RTN vs method, on the quantized chain
 };
 
-RunSummary run_quantization(const RunConfig& config, const std::string& run_dir, bool resume,
-                            EventSink& events, const StopToken& stop = StopToken());
+RunSummary run_quantization(const RunConfig& config, const std::string& run_dir, bool resume, EventSink& events,
+                            const StopToken& stop = StopToken());
 
 // A run's run.json and its settings. Throws naming the folder when it holds no run manifest, or,
 // with `require_finished`, when the run is not finished.

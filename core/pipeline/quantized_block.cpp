@@ -63,7 +63,8 @@ void check_linear(const quant::QuantizedLinear& q, const std::string& what) {
   const auto qmax = (std::int64_t{1} << q.spec.bits) - 1;
   if (q.codes.numel() > 0 && q.codes.max().item<std::int64_t>() > qmax)
     throw Error(what + ".codes holds " + std::to_string(q.codes.max().item<std::int64_t>()) +
-                ", out of range for the run's " + std::to_string(q.spec.bits) + "-bit codes (0.." + std::to_string(qmax) + ")");
+                ", out of range for the run's " + std::to_string(q.spec.bits) + "-bit codes (0.." +
+                std::to_string(qmax) + ")");
   if (!torch::isfinite(q.scale).all().item<bool>()) throw Error(what + ".scale is not finite");
   const auto z = q.zero;
   if (!(z >= 0).logical_and(z <= static_cast<double>(qmax)).logical_and(z == torch::round(z)).all().item<bool>())

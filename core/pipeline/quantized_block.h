@@ -15,8 +15,8 @@ namespace tessera::pipeline {
 
 struct QuantizedBlock {
   std::map<model::LinearKind, quant::QuantizedLinear> linears;
-  torch::Tensor input_norm, post_attention_norm;  // float32, possibly rescaled by the method
-  torch::Tensor q_bias, k_bias, v_bias;           // float32 or undefined
+  torch::Tensor input_norm, post_attention_norm;      // float32, possibly rescaled by the method
+  torch::Tensor q_bias, k_bias, v_bias;               // float32 or undefined
   std::map<std::string, torch::Tensor> method_state;  // e.g. "awq.scale.qkv", "awq.clip.o_proj"
   // The float weights the codes quantize (after the method's function-preserving transforms,
   // before clipping); used for per-layer statistics, not saved.

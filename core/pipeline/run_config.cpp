@@ -2,11 +2,11 @@
 
 #include <cmath>
 #include <cstdint>
-#include <limits>
-#include <type_traits>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <type_traits>
 
 #include "quant/grid_target.h"
 #include "util/error.h"
@@ -19,39 +19,42 @@ namespace {
 
 json to_json(const RunConfig& c) {
   json j = {{"model", c.model},
-          {"tokenizer", c.tokenizer},
-          {"calib", c.calib},
-          {"method", c.method},
-          {"wbits", c.weight.bits},
-          {"group", c.weight.group_size},
-          {"symmetric", c.weight.symmetric},
-          {"abits", c.act_bits},
-          {"samples", c.samples},
-          {"seq_len", c.seq_len},
-          {"seed", c.seed},
-          {"device", c.device},
-          {"batch", c.batch_size},
-          {"train_dtype", c.train_dtype},
-          {"awq", {{"grid", c.awq_grid},
-                   {"clip", c.awq_clip},
-                   {"clip_grid", c.awq_clip_grid},
-                   {"max_shrink", c.awq_max_shrink},
-                   {"clip_tokens", c.awq_clip_tokens}}},
-          {"omniquant", {{"epochs", c.oq_epochs},
-                         {"lwc_lr", c.oq_lwc_lr},
-                         {"let", c.oq_let},
-                         {"let_lr", c.oq_let_lr},
-                         {"alpha", c.oq_alpha},
-                         {"aug_loss", c.oq_aug_loss},
-                         {"batch", c.oq_batch}}},
-          {"tesseraq", {{"init", c.tq_init},
-                        {"schedule", c.tq_schedule},
-                        {"steps", c.tq_steps},
-                        {"batch", c.tq_batch},
-                        {"lr", c.tq_lr},
-                        {"scale_lr", c.tq_scale_lr},
-                        {"scale_wd", c.tq_scale_wd},
-                        {"log_every", c.tq_log_every}}}};
+            {"tokenizer", c.tokenizer},
+            {"calib", c.calib},
+            {"method", c.method},
+            {"wbits", c.weight.bits},
+            {"group", c.weight.group_size},
+            {"symmetric", c.weight.symmetric},
+            {"abits", c.act_bits},
+            {"samples", c.samples},
+            {"seq_len", c.seq_len},
+            {"seed", c.seed},
+            {"device", c.device},
+            {"batch", c.batch_size},
+            {"train_dtype", c.train_dtype},
+            {"awq",
+             {{"grid", c.awq_grid},
+              {"clip", c.awq_clip},
+              {"clip_grid", c.awq_clip_grid},
+              {"max_shrink", c.awq_max_shrink},
+              {"clip_tokens", c.awq_clip_tokens}}},
+            {"omniquant",
+             {{"epochs", c.oq_epochs},
+              {"lwc_lr", c.oq_lwc_lr},
+              {"let", c.oq_let},
+              {"let_lr", c.oq_let_lr},
+              {"alpha", c.oq_alpha},
+              {"aug_loss", c.oq_aug_loss},
+              {"batch", c.oq_batch}}},
+            {"tesseraq",
+             {{"init", c.tq_init},
+              {"schedule", c.tq_schedule},
+              {"steps", c.tq_steps},
+              {"batch", c.tq_batch},
+              {"lr", c.tq_lr},
+              {"scale_lr", c.tq_scale_lr},
+              {"scale_wd", c.tq_scale_wd},
+              {"log_every", c.tq_log_every}}}};
   if (!c.target.empty()) j["target"] = c.target;
   return j;
 }
@@ -73,11 +76,13 @@ void read(const json& j, const char* key, T& out, const std::string& source) {
     if (!v.is_number_integer()) throw wrong("an integer");
     const bool fits = v.is_number_unsigned()
                           ? v.get<std::uint64_t>() <= static_cast<std::uint64_t>(std::numeric_limits<T>::max())
-                          : (std::is_signed_v<T> ? v.get<std::int64_t>() >= static_cast<std::int64_t>(std::numeric_limits<T>::min()) &&
-                                                       v.get<std::int64_t>() <= static_cast<std::int64_t>(std::numeric_limits<T>::max())
-                                                 : v.get<std::int64_t>() >= 0);
-    if (!fits) throw wrong("an integer in " + std::to_string(std::numeric_limits<T>::min()) + ".." +
-                           std::to_string(std::numeric_limits<T>::max()));
+                          : (std::is_signed_v<T>
+                                 ? v.get<std::int64_t>() >= static_cast<std::int64_t>(std::numeric_limits<T>::min()) &&
+                                       v.get<std::int64_t>() <= static_cast<std::int64_t>(std::numeric_limits<T>::max())
+                                 : v.get<std::int64_t>() >= 0);
+    if (!fits)
+      throw wrong("an integer in " + std::to_string(std::numeric_limits<T>::min()) + ".." +
+                  std::to_string(std::numeric_limits<T>::max()));
     out = v.is_number_unsigned() ? static_cast<T>(v.get<std::uint64_t>()) : static_cast<T>(v.get<std::int64_t>());
   } else if constexpr (std::is_floating_point_v<T>) {
     if (!v.is_number()) throw wrong("a number");
@@ -155,7 +160,8 @@ void RunConfig::apply_target() {
 std::vector<double> RunConfig::par_thresholds() const {
   // tesseraq-method.md 4.5: the official 20- and 10-step lists.
   if (tq_schedule == "paper20")
-    return {0.8, 0.65, 0.5, 0.43, 0.38, 0.34, 0.3, 0.27, 0.24, 0.21, 0.18, 0.15, 0.12, 0.10, 0.08, 0.06, 0.04, 0.02, 0.01, 0.005};
+    return {0.8,  0.65, 0.5,  0.43, 0.38, 0.34, 0.3,  0.27, 0.24, 0.21,
+            0.18, 0.15, 0.12, 0.10, 0.08, 0.06, 0.04, 0.02, 0.01, 0.005};
   if (tq_schedule == "paper10") return {0.75, 0.5, 0.375, 0.25, 0.125, 0.09, 0.06, 0.04, 0.02, 0.005};
   const std::string what = "run config: tesseraq.schedule \"" + tq_schedule + "\"";
   std::vector<double> out;
@@ -213,9 +219,9 @@ std::string RunConfig::identity_json() const {
 RunConfig RunConfig::from_json_text(const std::string& text, const std::string& source, const RunConfig& base) {
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) throw Error(source + ": not a JSON object");
-  static const char* known[] = {"model", "tokenizer", "calib", "method", "wbits", "group", "symmetric",
-                                "abits", "samples", "seq_len", "seed", "device", "batch", "train_dtype", "awq", "omniquant", "tesseraq",
-                                "target"};
+  static const char* known[] = {"model",     "tokenizer",   "calib",   "method",    "wbits",    "group",
+                                "symmetric", "abits",       "samples", "seq_len",   "seed",     "device",
+                                "batch",     "train_dtype", "awq",     "omniquant", "tesseraq", "target"};
   for (auto it = j.begin(); it != j.end(); ++it) {
     if (std::find(std::begin(known), std::end(known), it.key()) == std::end(known))
       throw Error(source + ": unknown setting \"" + it.key() + "\"");
@@ -243,7 +249,8 @@ RunConfig RunConfig::from_json_text(const std::string& text, const std::string& 
     } catch (const Error& e) {
       throw Error(source + ": " + e.what());
     }
-    if ((j.contains("wbits") && stated.bits != c.weight.bits) || (j.contains("group") && stated.group_size != c.weight.group_size) ||
+    if ((j.contains("wbits") && stated.bits != c.weight.bits) ||
+        (j.contains("group") && stated.group_size != c.weight.group_size) ||
         (j.contains("symmetric") && stated.symmetric != c.weight.symmetric))
       throw Error(source + ": target " + c.target + " is " + c.weight.label() + ", but wbits/group/symmetric say " +
                   stated.label());

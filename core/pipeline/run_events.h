@@ -27,11 +27,11 @@ struct RunEvent {
   std::int64_t block = -1;
   std::int64_t total_blocks = 0;
   std::int64_t step = 0;
-  std::int64_t total_steps = 0;       // optimisation steps this block will take (0 = no optimisation)
-  std::int64_t iteration = 0;         // PAR iteration, 0-based
+  std::int64_t total_steps = 0;  // optimisation steps this block will take (0 = no optimisation)
+  std::int64_t iteration = 0;    // PAR iteration, 0-based
   std::int64_t total_iterations = 0;
-  double gpu_memory_bytes = 0;        // allocated on the run's GPU (0 on CPU)
-  double rss_bytes = 0;               // resident memory of the process running the job
+  double gpu_memory_bytes = 0;  // allocated on the run's GPU (0 on CPU)
+  double rss_bytes = 0;         // resident memory of the process running the job
   std::string layer;
   std::string message;
   double value = 0;

@@ -19,7 +19,8 @@ std::string presets_dir() {
   }
   const fs::path built_in = TESSERA_PRESETS_SOURCE_DIR;
   if (!fs::is_directory(built_in))
-    throw Error("no run presets: " + built_in.string() + " is missing (set TESSERA_PRESETS_DIR to a folder of presets)");
+    throw Error("no run presets: " + built_in.string() +
+                " is missing (set TESSERA_PRESETS_DIR to a folder of presets)");
   return built_in.string();
 }
 

@@ -27,7 +27,7 @@ class SamplePrefetcher {
   SamplePrefetcher& operator=(const SamplePrefetcher&) = delete;
 
   void prefetch(const std::vector<std::int64_t>& idx);
-  std::vector<torch::Tensor> take();  // one batch per store, in the stores' order
+  std::vector<torch::Tensor> take();                  // one batch per store, in the stores' order
   bool overlaps() const { return side_ != nullptr; }  // copies run beside the computation
 
  private:

@@ -15,11 +15,16 @@ struct KindName {
   const char* name;
 };
 constexpr KindName kKindNames[] = {
-    {Kind::RunStarted, "run_started"},     {Kind::BlockStarted, "block_started"},
-    {Kind::StepLoss, "step_loss"},         {Kind::StepSkipped, "step_skipped"},
-    {Kind::HardFraction, "hard_fraction"}, {Kind::LayerStats, "layer_stats"},
-    {Kind::BlockFinished, "block_finished"}, {Kind::RunFinished, "run_finished"},
-    {Kind::Memory, "memory"},              {Kind::Evaluated, "evaluated"},
+    {Kind::RunStarted, "run_started"},
+    {Kind::BlockStarted, "block_started"},
+    {Kind::StepLoss, "step_loss"},
+    {Kind::StepSkipped, "step_skipped"},
+    {Kind::HardFraction, "hard_fraction"},
+    {Kind::LayerStats, "layer_stats"},
+    {Kind::BlockFinished, "block_finished"},
+    {Kind::RunFinished, "run_finished"},
+    {Kind::Memory, "memory"},
+    {Kind::Evaluated, "evaluated"},
     {Kind::Log, "log"},
 };
 
@@ -100,22 +105,38 @@ Json to_json(const pipeline::RunEvent& e) {
       j["total_blocks"] = e.total_blocks;
       break;
     case Kind::StepLoss:
-      j.update({{"step", e.step}, {"total_steps", e.total_steps}, {"iteration", e.iteration},
-                {"total_iterations", e.total_iterations}, {"value", e.value}, {"gpu_memory_bytes", e.gpu_memory_bytes}});
+      j.update({{"step", e.step},
+                {"total_steps", e.total_steps},
+                {"iteration", e.iteration},
+                {"total_iterations", e.total_iterations},
+                {"value", e.value},
+                {"gpu_memory_bytes", e.gpu_memory_bytes}});
       break;
     case Kind::StepSkipped:
       j.update({{"step", e.step}, {"value", e.value}, {"message", e.message}});
       break;
     case Kind::HardFraction:
-      j.update({{"step", e.step}, {"total_steps", e.total_steps}, {"iteration", e.iteration},
-                {"total_iterations", e.total_iterations}, {"value", e.value}, {"before", e.before}});
+      j.update({{"step", e.step},
+                {"total_steps", e.total_steps},
+                {"iteration", e.iteration},
+                {"total_iterations", e.total_iterations},
+                {"value", e.value},
+                {"before", e.before}});
       break;
     case Kind::LayerStats:
-      j.update({{"layer", e.layer}, {"rel_weight_error", e.rel_weight_error}, {"output_mse", e.output_mse},
-                {"flip_ratio", e.flip_ratio}, {"dst_min", e.dst_min}, {"dst_max", e.dst_max}, {"dst_std", e.dst_std}});
+      j.update({{"layer", e.layer},
+                {"rel_weight_error", e.rel_weight_error},
+                {"output_mse", e.output_mse},
+                {"flip_ratio", e.flip_ratio},
+                {"dst_min", e.dst_min},
+                {"dst_max", e.dst_max},
+                {"dst_std", e.dst_std}});
       break;
     case Kind::BlockFinished:
-      j.update({{"total_blocks", e.total_blocks}, {"value", e.value}, {"before", e.before}, {"seconds", e.seconds},
+      j.update({{"total_blocks", e.total_blocks},
+                {"value", e.value},
+                {"before", e.before},
+                {"seconds", e.seconds},
                 {"eta_seconds", e.eta_seconds}});
       break;
     case Kind::RunFinished:
@@ -172,8 +193,9 @@ pipeline::RunEvent run_event_from_json(const Json& j) {
 }
 
 Json to_json(const api::EvalRequest& r) {
-  return {{"run_dir", r.run_dir}, {"model", r.model_path}, {"tokenizer", r.tokenizer_path}, {"text", r.text_path},
-          {"seq_len", r.seq_len},  {"batch", r.batch_size},  {"device", r.device},            {"dtype", r.dtype}};
+  return {{"run_dir", r.run_dir}, {"model", r.model_path}, {"tokenizer", r.tokenizer_path},
+          {"text", r.text_path},  {"seq_len", r.seq_len},  {"batch", r.batch_size},
+          {"device", r.device},   {"dtype", r.dtype}};
 }
 
 api::EvalRequest eval_request_from_json(const Json& j) {
@@ -190,11 +212,19 @@ api::EvalRequest eval_request_from_json(const Json& j) {
 }
 
 Json to_json(const api::EvalReport& r) {
-  return {{"ppl", r.perplexity},         {"mean_loss", r.mean_loss}, {"tokens", r.text_tokens},
-          {"windows", r.windows},        {"seq_len", r.seq_len},     {"seconds", r.seconds},
-          {"tokens_per_second", r.tokens_per_second}, {"load_seconds", r.load_seconds},
-          {"device", r.device},          {"dtype", r.dtype},         {"model", r.model_path},
-          {"tokenizer", r.tokenizer_path}, {"text", r.text_path}};
+  return {{"ppl", r.perplexity},
+          {"mean_loss", r.mean_loss},
+          {"tokens", r.text_tokens},
+          {"windows", r.windows},
+          {"seq_len", r.seq_len},
+          {"seconds", r.seconds},
+          {"tokens_per_second", r.tokens_per_second},
+          {"load_seconds", r.load_seconds},
+          {"device", r.device},
+          {"dtype", r.dtype},
+          {"model", r.model_path},
+          {"tokenizer", r.tokenizer_path},
+          {"text", r.text_path}};
 }
 
 api::EvalReport eval_report_from_json(const Json& j) {
@@ -216,7 +246,8 @@ api::EvalReport eval_report_from_json(const Json& j) {
 }
 
 Json to_json(const api::ExportRequest& r) {
-  return {{"run_dir", r.run_dir}, {"out", r.out}, {"format", r.format}, {"dtype", r.dtype}, {"force", r.replace_existing}};
+  return {
+      {"run_dir", r.run_dir}, {"out", r.out}, {"format", r.format}, {"dtype", r.dtype}, {"force", r.replace_existing}};
 }
 
 api::ExportRequest export_request_from_json(const Json& j) {
@@ -230,9 +261,14 @@ api::ExportRequest export_request_from_json(const Json& j) {
 }
 
 Json to_json(const api::ExportResult& r) {
-  return {{"path", r.path},   {"format", r.format},         {"dtype", r.dtype},
-          {"bytes", r.bytes}, {"tensors_checked", r.tensors_checked}, {"self_check", r.self_check},
-          {"not_converted", r.not_converted}, {"warnings", r.warnings}};
+  return {{"path", r.path},
+          {"format", r.format},
+          {"dtype", r.dtype},
+          {"bytes", r.bytes},
+          {"tensors_checked", r.tensors_checked},
+          {"self_check", r.self_check},
+          {"not_converted", r.not_converted},
+          {"warnings", r.warnings}};
 }
 
 api::ExportResult export_result_from_json(const Json& j) {
@@ -326,7 +362,10 @@ api::ModelSummary model_summary_from_json(const Json& j) {
 Json to_json(const std::vector<api::DeviceInfo>& devices) {
   Json list = Json::array();
   for (const auto& d : devices)
-    list.push_back({{"id", d.id}, {"name", d.name}, {"total_bytes", d.total_bytes}, {"free_bytes", d.free_bytes},
+    list.push_back({{"id", d.id},
+                    {"name", d.name},
+                    {"total_bytes", d.total_bytes},
+                    {"free_bytes", d.free_bytes},
                     {"cores", d.cores}});
   return list;
 }
@@ -347,7 +386,7 @@ std::vector<api::DeviceInfo> devices_from_json(const Json& j) {
 }
 
 Json to_json(const eval::LayerStats& s) {
-  return {{"block", s.block},           {"layer", s.layer},     {"rel_weight_error", s.rel_weight_error},
+  return {{"block", s.block},           {"layer", s.layer},           {"rel_weight_error", s.rel_weight_error},
           {"output_mse", s.output_mse}, {"flip_ratio", s.flip_ratio}, {"dst_min", s.dst_min},
           {"dst_max", s.dst_max},       {"dst_std", s.dst_std}};
 }

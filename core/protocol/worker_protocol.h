@@ -98,9 +98,11 @@ Json job_message(const std::string& type, std::int64_t job, Json fields = Json::
 // missing or of the wrong type.
 template <typename T>
 T field(const Json& message, const char* key) {
-  const std::string type =
-      message.is_object() && message.contains("type") && message["type"].is_string() ? message["type"].get<std::string>() : "?";
-  if (!message.is_object()) throw ProtocolError("message \"" + type + "\" is not an object where \"" + key + "\" was expected");
+  const std::string type = message.is_object() && message.contains("type") && message["type"].is_string()
+                               ? message["type"].get<std::string>()
+                               : "?";
+  if (!message.is_object())
+    throw ProtocolError("message \"" + type + "\" is not an object where \"" + key + "\" was expected");
   const auto it = message.find(key);
   if (it == message.end()) throw ProtocolError("message \"" + type + "\" has no field \"" + key + "\"");
   try {

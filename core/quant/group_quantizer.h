@@ -31,8 +31,7 @@ std::pair<torch::Tensor, torch::Tensor> group_min_max(const torch::Tensor& w, st
 torch::Tensor representable_scales(const torch::Tensor& s, int scale_bits);
 
 // The grid from (optionally clipped) group bounds. `clip_ratio` [O, G] or undefined (= 1).
-GroupGrid compute_grid(const torch::Tensor& w, const WeightQuantSpec& spec,
-                       const torch::Tensor& clip_ratio = {});
+GroupGrid compute_grid(const torch::Tensor& w, const WeightQuantSpec& spec, const torch::Tensor& clip_ratio = {});
 
 torch::Tensor quantize_to_codes(const torch::Tensor& w, const GroupGrid& grid, const WeightQuantSpec& spec);
 

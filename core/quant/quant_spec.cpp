@@ -10,7 +10,8 @@ constexpr std::int64_t kMaxGroupSize = std::int64_t{1} << 20;
 
 void WeightQuantSpec::validate() const {
   if (bits < 2 || bits > 8) throw Error("weight bits must be between 2 and 8 (got " + std::to_string(bits) + ")");
-  if (group_size < 0) throw Error("group size must be positive, or 0 for per-channel (got " + std::to_string(group_size) + ")");
+  if (group_size < 0)
+    throw Error("group size must be positive, or 0 for per-channel (got " + std::to_string(group_size) + ")");
   // Far above any model's rows (2^17 for the largest today); a larger group would only be padding.
   if (group_size > kMaxGroupSize)
     throw Error("group size " + std::to_string(group_size) + " is larger than any row (at most " +

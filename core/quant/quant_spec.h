@@ -16,9 +16,7 @@ struct WeightQuantSpec {
   int scale_bits = 0;
 
   void validate() const;  // throws naming the bad field
-  std::int64_t effective_group(std::int64_t in_features) const {
-    return group_size <= 0 ? in_features : group_size;
-  }
+  std::int64_t effective_group(std::int64_t in_features) const { return group_size <= 0 ? in_features : group_size; }
   std::int64_t groups(std::int64_t in_features) const {  // ragged last group counts as one
     const auto g = effective_group(in_features);
     return (in_features + g - 1) / g;

@@ -8,8 +8,7 @@ torch::Tensor expand_groups(const torch::Tensor& per_group, std::int64_t group_s
 
 torch::Tensor QuantizedLinear::dequantize() const {
   const auto g = spec.effective_group(in_features());
-  return (codes.to(torch::kFloat32) - expand_groups(zero, g, in_features())) *
-         expand_groups(scale, g, in_features());
+  return (codes.to(torch::kFloat32) - expand_groups(zero, g, in_features())) * expand_groups(scale, g, in_features());
 }
 
 }  // namespace tessera::quant

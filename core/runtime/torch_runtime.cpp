@@ -53,7 +53,8 @@ void configure_threads(int reserved_cores) {
   size_blas_threads(threads);
   keep_freed_memory_in_the_heap();
   // Freed blocks above glibc's mmap threshold are kept too, up to a quarter of the memory.
-  const auto physical = static_cast<std::size_t>(::sysconf(_SC_PHYS_PAGES)) * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  const auto physical =
+      static_cast<std::size_t>(::sysconf(_SC_PHYS_PAGES)) * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
   install_cpu_block_cache(physical / 4);
 }
 
@@ -90,10 +91,14 @@ torch::ScalarType parse_dtype(const std::string& name) {
 
 std::string dtype_label(torch::ScalarType dtype) {
   switch (dtype) {
-    case torch::kFloat32: return "fp32";
-    case torch::kFloat16: return "fp16";
-    case torch::kBFloat16: return "bf16";
-    default: return c10::toString(dtype);
+    case torch::kFloat32:
+      return "fp32";
+    case torch::kFloat16:
+      return "fp16";
+    case torch::kBFloat16:
+      return "bf16";
+    default:
+      return c10::toString(dtype);
   }
 }
 

@@ -24,9 +24,9 @@ class ScopedIntraOpThreads {
  private:
   int previous_;
 };
-torch::Device parse_device(const std::string& name);  // "cpu", "cuda", "cuda:1"; throws if unusable
+torch::Device parse_device(const std::string& name);     // "cpu", "cuda", "cuda:1"; throws if unusable
 torch::ScalarType parse_dtype(const std::string& name);  // fp32|float32, fp16|float16, bf16|bfloat16
-std::string dtype_label(torch::ScalarType dtype);         // "fp32", "fp16", "bf16"
+std::string dtype_label(torch::ScalarType dtype);        // "fp32", "fp16", "bf16"
 // Peak memory held by libtorch's CUDA allocator since the last reset; 0 on CPU builds.
 double peak_gpu_memory_gib(const torch::Device& device);
 // Bytes currently held by tensors on a CUDA device (no synchronisation); 0 on CPU.

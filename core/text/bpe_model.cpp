@@ -154,7 +154,8 @@ void BpeModel::merge_all(std::vector<std::int32_t>& symbols) const {
   }
   std::vector<std::int32_t> merged;
   merged.reserve(n);
-  for (std::int64_t i = 0; i >= 0; i = next[static_cast<std::size_t>(i)]) merged.push_back(symbols[static_cast<std::size_t>(i)]);
+  for (std::int64_t i = 0; i >= 0; i = next[static_cast<std::size_t>(i)])
+    merged.push_back(symbols[static_cast<std::size_t>(i)]);
   symbols = std::move(merged);
 }
 

@@ -31,8 +31,8 @@ class BpeModel {
 
   // Appends the ids of `word` to `out`.
   void tokenize(std::string_view word, std::vector<std::int32_t>& out) const;
-  std::int32_t token_to_id(std::string_view token) const;  // -1 if absent
-  const std::string& id_to_token(std::int32_t id) const;   // "" if no token has this id
+  std::int32_t token_to_id(std::string_view token) const;                              // -1 if absent
+  const std::string& id_to_token(std::int32_t id) const;                               // "" if no token has this id
   std::int64_t id_limit() const { return static_cast<std::int64_t>(pieces_.size()); }  // max id + 1
   std::size_t merge_count() const { return merges_.size(); }
   // Whether the vocabulary has the 256 <0xNN> byte tokens byte fallback needs.

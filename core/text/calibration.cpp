@@ -1,9 +1,9 @@
 #include "text/calibration.h"
 
 #include <filesystem>
-#include <sstream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <sstream>
 
 #include "text/text_file.h"
 #include "util/error.h"
@@ -32,8 +32,8 @@ std::string read_corpus(const std::string& path) {
   return joined;
 }
 
-CalibrationSet sample_calibration(const Tokenizer& tokenizer, const std::string& corpus_path,
-                                  std::int64_t samples, std::int64_t seq_len, std::uint64_t seed) {
+CalibrationSet sample_calibration(const Tokenizer& tokenizer, const std::string& corpus_path, std::int64_t samples,
+                                  std::int64_t seq_len, std::uint64_t seed) {
   if (samples < 1) throw Error("calibration samples must be at least 1");
   if (seq_len < 2) throw Error("calibration sequence length must be at least 2");
   const auto ids = tokenizer.encode(read_corpus(corpus_path), true, false);

@@ -25,7 +25,7 @@ struct CalibrationSet {
 // Reads a corpus: plain text, or (for .jsonl / .json files) one JSON object per line with "text".
 std::string read_corpus(const std::string& path);
 
-CalibrationSet sample_calibration(const Tokenizer& tokenizer, const std::string& corpus_path,
-                                  std::int64_t samples, std::int64_t seq_len, std::uint64_t seed);
+CalibrationSet sample_calibration(const Tokenizer& tokenizer, const std::string& corpus_path, std::int64_t samples,
+                                  std::int64_t seq_len, std::uint64_t seed);
 
 }  // namespace tessera::text

@@ -42,13 +42,11 @@ std::string type_of(const json& obj, const std::string& where, const std::string
 
 std::string string_field(const json& obj, const char* key, const std::string& where, const std::string& file) {
   const json* v = member(obj, key);
-  if (v == nullptr || !v->is_string())
-    throw Error(file + ": " + where + ": \"" + key + "\" must be a string");
+  if (v == nullptr || !v->is_string()) throw Error(file + ": " + where + ": \"" + key + "\" must be a string");
   return v->get<std::string>();
 }
 
-bool bool_field(const json& obj, const char* key, bool fallback, const std::string& where,
-                const std::string& file) {
+bool bool_field(const json& obj, const char* key, bool fallback, const std::string& where, const std::string& file) {
   const json* v = member(obj, key);
   if (v == nullptr) return fallback;
   if (!v->is_boolean()) throw Error(file + ": " + where + ": \"" + key + "\" must be true or false");
@@ -109,12 +107,11 @@ std::string replace_all(const Pattern& p, const std::string& content, std::strin
 // unchanged (characters with no canonical decomposition and combining class 0 that compose with
 // nothing), and refuses other text rather than guess.
 bool nfc_inert(char32_t c) {
-  return c < 0x300 || (c >= 0x400 && c <= 0x482) || (c >= 0x48A && c <= 0x4FF) ||
-         (c >= 0x2002 && c <= 0x206F) || (c >= 0x20A0 && c <= 0x20C0) || (c >= 0x2500 && c <= 0x27BF) ||
-         (c >= 0x3000 && c <= 0x3029) || (c >= 0x3030 && c <= 0x303F) || (c >= 0x3041 && c <= 0x3096) ||
-         (c >= 0x30A1 && c <= 0x30FA) || (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x4E00 && c <= 0x9FFF) ||
-         (c >= 0xAC00 && c <= 0xD7A3) || (c >= 0xFE00 && c <= 0xFE0F) || (c >= 0xFF01 && c <= 0xFFEE) ||
-         (c >= 0x1F000 && c <= 0x1FAFF);
+  return c < 0x300 || (c >= 0x400 && c <= 0x482) || (c >= 0x48A && c <= 0x4FF) || (c >= 0x2002 && c <= 0x206F) ||
+         (c >= 0x20A0 && c <= 0x20C0) || (c >= 0x2500 && c <= 0x27BF) || (c >= 0x3000 && c <= 0x3029) ||
+         (c >= 0x3030 && c <= 0x303F) || (c >= 0x3041 && c <= 0x3096) || (c >= 0x30A1 && c <= 0x30FA) ||
+         (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0xAC00 && c <= 0xD7A3) ||
+         (c >= 0xFE00 && c <= 0xFE0F) || (c >= 0xFF01 && c <= 0xFFEE) || (c >= 0x1F000 && c <= 0x1FAFF);
 }
 
 void check_nfc_inert(std::string_view text, const std::string& file) {
@@ -125,9 +122,8 @@ void check_nfc_inert(std::string_view text, const std::string& file) {
     if (!nfc_inert(c)) {
       char hex[16];
       std::snprintf(hex, sizeof(hex), "U+%04X", static_cast<unsigned>(c));
-      throw Error(file + ": the NFC normalizer is supported only for text it leaves unchanged; " + hex +
-                  " (byte " + std::to_string(i) +
-                  ") may need composing, which Tessera does not implement");
+      throw Error(file + ": the NFC normalizer is supported only for text it leaves unchanged; " + hex + " (byte " +
+                  std::to_string(i) + ") may need composing, which Tessera does not implement");
     }
     i += n;
   }
@@ -145,7 +141,7 @@ enum class SplitBehavior { kIsolated, kRemoved, kMergedWithPrevious, kMergedWith
 
 struct PreTokenizerStep {
   enum Kind { kByteLevel, kSplit, kMetaspace, kDigits } kind;
-  bool add_prefix_space = false;  // ByteLevel
+  bool add_prefix_space = false;        // ByteLevel
   std::shared_ptr<UnicodeRegex> regex;  // ByteLevel (use_regex), Digits
   Pattern pattern;                      // Split
   SplitBehavior behavior = SplitBehavior::kIsolated;
@@ -181,9 +177,8 @@ class TokenMatcher {
     if (token->pattern.empty()) return;
     auto& list = by_first_[static_cast<unsigned char>(token->pattern[0])];
     list.push_back(token);
-    std::stable_sort(list.begin(), list.end(), [](const AddedToken* a, const AddedToken* b) {
-      return a->pattern.size() > b->pattern.size();
-    });
+    std::stable_sort(list.begin(), list.end(),
+                     [](const AddedToken* a, const AddedToken* b) { return a->pattern.size() > b->pattern.size(); });
     empty_ = false;
   }
   bool empty() const { return empty_; }
@@ -266,8 +261,7 @@ struct HfTokenizer::Impl {
 
 void HfTokenizer::Impl::read_model(const json& root) {
   const json* m = member(root, "model");
-  if (m == nullptr || !m->is_object())
-    throw Error(file + ": no \"model\" section: not a Hugging Face tokenizer.json");
+  if (m == nullptr || !m->is_object()) throw Error(file + ": no \"model\" section: not a Hugging Face tokenizer.json");
   std::string type;
   if (const json* t = member(*m, "type"); t != nullptr) {
     if (!t->is_string()) throw Error(file + ": model \"type\" must be a string");
@@ -286,13 +280,11 @@ void HfTokenizer::Impl::read_model(const json& root) {
       throw Error(file + ": BPE " + affix + " " + v->dump() + " is not supported");
   }
   const json* vocab_json = member(*m, "vocab");
-  if (vocab_json == nullptr || !vocab_json->is_object())
-    throw Error(file + ": the BPE model has no \"vocab\" object");
+  if (vocab_json == nullptr || !vocab_json->is_object()) throw Error(file + ": the BPE model has no \"vocab\" object");
   std::unordered_map<std::string, std::int32_t> vocab;
   vocab.reserve(vocab_json->size());
   for (auto it = vocab_json->begin(); it != vocab_json->end(); ++it) {
-    if (!it->is_number_integer())
-      throw Error(file + ": vocabulary entry \"" + it.key() + "\" has no integer id");
+    if (!it->is_number_integer()) throw Error(file + ": vocabulary entry \"" + it.key() + "\" has no integer id");
     const auto id = it->get<std::int64_t>();
     if (id < 0 || id > 0x7FFFFFFF)
       throw Error(file + ": vocabulary entry \"" + it.key() + "\" has the id " + std::to_string(id));
@@ -308,7 +300,8 @@ void HfTokenizer::Impl::read_model(const json& root) {
         const auto s = entry.get<std::string>();
         const auto space = s.find(' ');
         if (space == std::string::npos || s.find(' ', space + 1) != std::string::npos)
-          throw Error(file + ": merge " + std::to_string(rank) + " \"" + s + "\" is not two tokens separated by a space");
+          throw Error(file + ": merge " + std::to_string(rank) + " \"" + s +
+                      "\" is not two tokens separated by a space");
         merges.emplace_back(s.substr(0, space), s.substr(space + 1));
       } else if (entry.is_array() && entry.size() == 2 && entry[0].is_string() && entry[1].is_string()) {
         merges.emplace_back(entry[0].get<std::string>(), entry[1].get<std::string>());  // ["a", "b"]
@@ -359,7 +352,8 @@ void HfTokenizer::Impl::read_normalizer(const json& node, const std::string& whe
   const std::string type = type_of(node, where, file);
   if (type == "Sequence") {
     const json* list = member(node, "normalizers");
-    if (list == nullptr || !list->is_array()) throw Error(file + ": " + where + " Sequence has no \"normalizers\" list");
+    if (list == nullptr || !list->is_array())
+      throw Error(file + ": " + where + " Sequence has no \"normalizers\" list");
     for (const auto& n : *list) read_normalizer(n, where);
   } else if (type == "Prepend") {
     normalizers.push_back({NormalizerStep::kPrepend, string_field(node, "prepend", where + " Prepend", file), {}});
@@ -394,12 +388,18 @@ void HfTokenizer::Impl::read_pre_tokenizer(const json& node, const std::string& 
     step.pattern = read_pattern(node, where + " Split", file);
     step.invert = bool_field(node, "invert", false, where + " Split", file);
     const std::string b = string_field(node, "behavior", where + " Split", file);
-    if (b == "Isolated") step.behavior = SplitBehavior::kIsolated;
-    else if (b == "Removed") step.behavior = SplitBehavior::kRemoved;
-    else if (b == "MergedWithPrevious") step.behavior = SplitBehavior::kMergedWithPrevious;
-    else if (b == "MergedWithNext") step.behavior = SplitBehavior::kMergedWithNext;
-    else if (b == "Contiguous") step.behavior = SplitBehavior::kContiguous;
-    else throw Error(file + ": " + where + " Split behavior \"" + b + "\" is not supported");
+    if (b == "Isolated")
+      step.behavior = SplitBehavior::kIsolated;
+    else if (b == "Removed")
+      step.behavior = SplitBehavior::kRemoved;
+    else if (b == "MergedWithPrevious")
+      step.behavior = SplitBehavior::kMergedWithPrevious;
+    else if (b == "MergedWithNext")
+      step.behavior = SplitBehavior::kMergedWithNext;
+    else if (b == "Contiguous")
+      step.behavior = SplitBehavior::kContiguous;
+    else
+      throw Error(file + ": " + where + " Split behavior \"" + b + "\" is not supported");
   } else if (type == "Metaspace") {
     step.kind = PreTokenizerStep::kMetaspace;
     step.replacement = string_field(node, "replacement", where + " Metaspace", file);
@@ -407,14 +407,17 @@ void HfTokenizer::Impl::read_pre_tokenizer(const json& node, const std::string& 
       throw Error(file + ": " + where + " Metaspace replacement must be one character");
     if (const json* s = member(node, "prepend_scheme"); s != nullptr) {
       const std::string scheme = s->is_string() ? s->get<std::string>() : s->dump();
-      if (scheme == "always") step.prepend = PreTokenizerStep::kAlways;
-      else if (scheme == "first") step.prepend = PreTokenizerStep::kFirst;
-      else if (scheme == "never") step.prepend = PreTokenizerStep::kNever;
-      else throw Error(file + ": " + where + " Metaspace prepend_scheme \"" + scheme + "\" is not supported");
+      if (scheme == "always")
+        step.prepend = PreTokenizerStep::kAlways;
+      else if (scheme == "first")
+        step.prepend = PreTokenizerStep::kFirst;
+      else if (scheme == "never")
+        step.prepend = PreTokenizerStep::kNever;
+      else
+        throw Error(file + ": " + where + " Metaspace prepend_scheme \"" + scheme + "\" is not supported");
     } else {
-      step.prepend = bool_field(node, "add_prefix_space", true, where + " Metaspace", file)
-                         ? PreTokenizerStep::kAlways
-                         : PreTokenizerStep::kNever;
+      step.prepend = bool_field(node, "add_prefix_space", true, where + " Metaspace", file) ? PreTokenizerStep::kAlways
+                                                                                            : PreTokenizerStep::kNever;
     }
     step.split = bool_field(node, "split", true, where + " Metaspace", file);
   } else if (type == "Digits") {
@@ -448,14 +451,16 @@ void HfTokenizer::Impl::read_post_processor(const json& node, const std::string&
       if (const json* seq = member(item, "Sequence"); seq != nullptr) {
         const std::string id = string_field(*seq, "id", where + " TemplateProcessing", file);
         if (id != "A" || seen_a)
-          throw Error(file + ": " + where + " TemplateProcessing's single template must hold $A once, not " + item.dump());
+          throw Error(file + ": " + where + " TemplateProcessing's single template must hold $A once, not " +
+                      item.dump());
         seen_a = true;
       } else if (const json* sp = member(item, "SpecialToken"); sp != nullptr) {
         const std::string name = string_field(*sp, "id", where + " TemplateProcessing", file);
         const json* entry = specials ? member(*specials, name.c_str()) : nullptr;
         const json* ids = entry ? member(*entry, "ids") : nullptr;
         if (ids == nullptr || !ids->is_array())
-          throw Error(file + ": " + where + " TemplateProcessing uses \"" + name + "\", which its special_tokens do not define");
+          throw Error(file + ": " + where + " TemplateProcessing uses \"" + name +
+                      "\", which its special_tokens do not define");
         for (const auto& v : *ids) {
           if (!v.is_number_integer()) throw Error(file + ": " + where + " special token \"" + name + "\" has a bad id");
           (seen_a ? template_suffix : template_prefix).push_back(v.get<std::int32_t>());
@@ -492,7 +497,8 @@ void HfTokenizer::Impl::read_decoder(const json& node, const std::string& where)
     step.text = string_field(node, "content", where + " Strip", file);
     step.start = int_field(node, "start", 0, where + " Strip", file);
     if (int_field(node, "stop", 0, where + " Strip", file) != 0)
-      throw Error(file + ": " + where + " Strip with stop > 0 (strip the end of the text) is not supported: "
+      throw Error(file + ": " + where +
+                  " Strip with stop > 0 (strip the end of the text) is not supported: "
                   "text is decoded token by token");
   } else if (type == "ByteLevel") {
     step.kind = DecoderStep::kByteLevel;
@@ -525,9 +531,12 @@ void HfTokenizer::Impl::read_config(const fs::path& config_path) {
       const json* v = member(cfg, key);
       if (v == nullptr) return -1;
       std::string content;
-      if (v->is_string()) content = v->get<std::string>();
-      else if (v->is_object() && member(*v, "content") && (*v)["content"].is_string()) content = (*v)["content"].get<std::string>();
-      else throw Error(cfile + ": \"" + key + "\" must be a string or {\"content\": ...}");
+      if (v->is_string())
+        content = v->get<std::string>();
+      else if (v->is_object() && member(*v, "content") && (*v)["content"].is_string())
+        content = (*v)["content"].get<std::string>();
+      else
+        throw Error(cfile + ": \"" + key + "\" must be a string or {\"content\": ...}");
       const auto id = token_to_id(content);
       if (id < 0) throw Error(cfile + ": " + key + " \"" + content + "\" is not a token of " + file);
       return id;
@@ -574,8 +583,7 @@ std::string HfTokenizer::Impl::normalize(std::string s) const {
 
 // `tokenizers`' AddedVocabulary::find_matches: split `seg` into added tokens and the text between
 // them, honouring single_word, lstrip and rstrip.
-void HfTokenizer::Impl::split_added(const TokenMatcher& matcher, const Segment& seg,
-                                    std::vector<Segment>& out) const {
+void HfTokenizer::Impl::split_added(const TokenMatcher& matcher, const Segment& seg, std::vector<Segment>& out) const {
   if (seg.id >= 0 || matcher.empty()) {
     if (seg.id >= 0 || !seg.text.empty()) out.push_back(seg);
     return;
@@ -584,9 +592,7 @@ void HfTokenizer::Impl::split_added(const TokenMatcher& matcher, const Segment& 
   auto push_text = [&](std::size_t b, std::size_t e) {
     if (e > b) out.push_back({std::string(text.substr(b, e - b)), -1, seg.at_origin && b == 0});
   };
-  auto is_word_char = [&](std::size_t b, std::size_t n) {
-    return word_char && word_char->search(text.substr(b, n));
-  };
+  auto is_word_char = [&](std::size_t b, std::size_t n) { return word_char && word_char->search(text.substr(b, n)); };
   std::size_t start_offset = 0, from = 0;
   while (from < text.size()) {
     const auto [at, token] = matcher.find(text, from);
@@ -655,22 +661,28 @@ void split_piece(const Piece& piece, const std::vector<std::pair<std::size_t, st
       break;
     case SplitBehavior::kContiguous:
       for (auto p : parts) {
-        if (p.is_match == previous_match && !kept.empty()) kept.back().e = p.e;
-        else kept.push_back({p.b, p.e, false});
+        if (p.is_match == previous_match && !kept.empty())
+          kept.back().e = p.e;
+        else
+          kept.push_back({p.b, p.e, false});
         previous_match = p.is_match;
       }
       break;
     case SplitBehavior::kMergedWithPrevious:
       for (auto p : parts) {
-        if (p.is_match && !previous_match && !kept.empty()) kept.back().e = p.e;
-        else kept.push_back({p.b, p.e, false});
+        if (p.is_match && !previous_match && !kept.empty())
+          kept.back().e = p.e;
+        else
+          kept.push_back({p.b, p.e, false});
         previous_match = p.is_match;
       }
       break;
     case SplitBehavior::kMergedWithNext:
       for (auto it = parts.rbegin(); it != parts.rend(); ++it) {
-        if (it->is_match && !previous_match && !kept.empty()) kept.back().b = it->b;
-        else kept.push_back({it->b, it->e, false});
+        if (it->is_match && !previous_match && !kept.empty())
+          kept.back().b = it->b;
+        else
+          kept.push_back({it->b, it->e, false});
         previous_match = it->is_match;
       }
       std::reverse(kept.begin(), kept.end());
@@ -693,18 +705,21 @@ std::vector<Piece> HfTokenizer::Impl::pre_tokenize(const Segment& seg) const {
         for (const auto& p : pieces) split_piece(p, find_all(step.pattern, p.text), step.behavior, step.invert, next);
         break;
       case PreTokenizerStep::kDigits:
-        for (const auto& p : pieces) split_piece(p, step.regex->find_all(p.text), SplitBehavior::kIsolated, false, next);
+        for (const auto& p : pieces)
+          split_piece(p, step.regex->find_all(p.text), SplitBehavior::kIsolated, false, next);
         break;
       case PreTokenizerStep::kMetaspace:
         for (auto p : pieces) {
           std::string s;
           for (char c : p.text) {
-            if (c == ' ') s += step.replacement;
-            else s.push_back(c);
+            if (c == ' ')
+              s += step.replacement;
+            else
+              s.push_back(c);
           }
           const bool starts = s.compare(0, step.replacement.size(), step.replacement) == 0;
-          if (!starts && (step.prepend == PreTokenizerStep::kAlways ||
-                          (step.prepend == PreTokenizerStep::kFirst && p.at_origin)))
+          if (!starts &&
+              (step.prepend == PreTokenizerStep::kAlways || (step.prepend == PreTokenizerStep::kFirst && p.at_origin)))
             s = step.replacement + s;
           Piece q{std::move(s), p.at_origin};
           if (!step.split) {
@@ -719,8 +734,10 @@ std::vector<Piece> HfTokenizer::Impl::pre_tokenize(const Segment& seg) const {
       case PreTokenizerStep::kByteLevel:
         for (auto p : pieces) {
           if (step.add_prefix_space && (p.text.empty() || p.text[0] != ' ')) p.text = " " + p.text;
-          if (step.regex) split_piece(p, step.regex->find_all(p.text), SplitBehavior::kIsolated, false, next);
-          else next.push_back(std::move(p));
+          if (step.regex)
+            split_piece(p, step.regex->find_all(p.text), SplitBehavior::kIsolated, false, next);
+          else
+            next.push_back(std::move(p));
         }
         for (auto& p : next) p.text = byte_level::encode(p.text);
         break;
@@ -769,9 +786,11 @@ HfTokenizer::HfTokenizer(const std::string& path) : path_(path), impl_(std::make
   m.vocab_size = m.model->id_limit();
   for (const auto& a : m.added) m.vocab_size = std::max<std::int64_t>(m.vocab_size, std::int64_t(a.id) + 1);
   for (auto id : m.template_prefix)
-    if (id < 0 || id >= m.vocab_size) throw Error(path + ": the post-processor adds the id " + std::to_string(id) + ", outside the vocabulary");
+    if (id < 0 || id >= m.vocab_size)
+      throw Error(path + ": the post-processor adds the id " + std::to_string(id) + ", outside the vocabulary");
   for (auto id : m.template_suffix)
-    if (id < 0 || id >= m.vocab_size) throw Error(path + ": the post-processor adds the id " + std::to_string(id) + ", outside the vocabulary");
+    if (id < 0 || id >= m.vocab_size)
+      throw Error(path + ": the post-processor adds the id " + std::to_string(id) + ", outside the vocabulary");
   m.read_config(fs::path(path).parent_path() / "tokenizer_config.json");
 }
 

@@ -32,8 +32,7 @@ class HfTokenizer : public Tokenizer {
   HfTokenizer(const HfTokenizer&) = delete;
   HfTokenizer& operator=(const HfTokenizer&) = delete;
 
-  std::vector<std::int32_t> encode(const std::string& text, bool add_bos,
-                                   bool add_eos) const override;
+  std::vector<std::int32_t> encode(const std::string& text, bool add_bos, bool add_eos) const override;
   std::string decode_token(std::int32_t previous, std::int32_t token) const override;
   std::int64_t vocab_size() const override;  // max id + 1 over the vocabulary and added tokens
   std::int32_t bos_id() const override;

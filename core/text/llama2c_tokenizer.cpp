@@ -31,9 +31,8 @@ Llama2cTokenizer::Llama2cTokenizer(const std::string& path, std::int64_t vocab_s
     read(&score, 4, "the score");
     read(&len, 4, "the length");
     if (len < 0 || len > max_token_length)
-      throw Error(path + ": token " + std::to_string(pieces_.size()) + " has length " +
-                  std::to_string(len) + " (max_token_length is " + std::to_string(max_token_length) +
-                  "): not a llama2.c tokenizer.bin");
+      throw Error(path + ": token " + std::to_string(pieces_.size()) + " has length " + std::to_string(len) +
+                  " (max_token_length is " + std::to_string(max_token_length) + "): not a llama2.c tokenizer.bin");
     std::string piece(static_cast<std::size_t>(len), '\0');
     read(piece.data(), static_cast<std::size_t>(len), "the bytes");
     ids_.emplace(piece, static_cast<std::int32_t>(pieces_.size()));  // first occurrence wins
@@ -41,8 +40,7 @@ Llama2cTokenizer::Llama2cTokenizer(const std::string& path, std::int64_t vocab_s
     scores_.push_back(score);
   }
   if (vocab_size != 0 && static_cast<std::int64_t>(pieces_.size()) < vocab_size)
-    throw Error(path + ": holds " + std::to_string(pieces_.size()) + " tokens, expected " +
-                std::to_string(vocab_size));
+    throw Error(path + ": holds " + std::to_string(pieces_.size()) + " tokens, expected " + std::to_string(vocab_size));
   if (pieces_.size() < 259)
     throw Error(path + ": only " + std::to_string(pieces_.size()) +
                 " tokens; a llama2.c tokenizer has at least the 3 specials and 256 byte tokens");
@@ -92,16 +90,15 @@ void Llama2cTokenizer::merge_pairs(std::vector<std::int32_t>& tokens) const {
     const auto id = lookup(pieces_[static_cast<std::size_t>(tokens[static_cast<std::size_t>(left)])] +
                            pieces_[static_cast<std::size_t>(tokens[static_cast<std::size_t>(right)])]);
     if (id < 0) return;
-    heap.push({scores_[static_cast<std::size_t>(id)], left, right, id,
-               version[static_cast<std::size_t>(left)], version[static_cast<std::size_t>(right)]});
+    heap.push({scores_[static_cast<std::size_t>(id)], left, right, id, version[static_cast<std::size_t>(left)],
+               version[static_cast<std::size_t>(right)]});
   };
   for (std::size_t i = 0; i + 1 < n; ++i) push(static_cast<std::int64_t>(i), static_cast<std::int64_t>(i) + 1);
   while (!heap.empty()) {
     const Candidate c = heap.top();
     heap.pop();
     const auto l = static_cast<std::size_t>(c.left), r = static_cast<std::size_t>(c.right);
-    if (!alive[l] || !alive[r] || next[l] != c.right || version[l] != c.left_version ||
-        version[r] != c.right_version)
+    if (!alive[l] || !alive[r] || next[l] != c.right || version[l] != c.left_version || version[r] != c.right_version)
       continue;
     tokens[l] = c.merged;
     ++version[l];
@@ -112,12 +109,12 @@ void Llama2cTokenizer::merge_pairs(std::vector<std::int32_t>& tokens) const {
     push(c.left, next[l]);
   }
   std::vector<std::int32_t> merged;
-  for (std::int64_t i = 0; i >= 0; i = next[static_cast<std::size_t>(i)]) merged.push_back(tokens[static_cast<std::size_t>(i)]);
+  for (std::int64_t i = 0; i >= 0; i = next[static_cast<std::size_t>(i)])
+    merged.push_back(tokens[static_cast<std::size_t>(i)]);
   tokens = std::move(merged);
 }
 
-std::vector<std::int32_t> Llama2cTokenizer::encode(const std::string& text, bool add_bos,
-                                                   bool add_eos) const {
+std::vector<std::int32_t> Llama2cTokenizer::encode(const std::string& text, bool add_bos, bool add_eos) const {
   std::vector<std::int32_t> tokens;
   if (add_bos) tokens.push_back(bos_id());
   // run.c adds the dummy prefix (the token for " ") whenever the text is non-empty.
@@ -131,8 +128,7 @@ std::vector<std::int32_t> Llama2cTokenizer::encode(const std::string& text, bool
     const auto c = static_cast<unsigned char>(text[i]);
     if ((c & 0xC0) != 0x80) buffer.clear();  // not a continuation byte: a new code point begins
     buffer.push_back(static_cast<char>(c));
-    const bool next_is_continuation =
-        i + 1 < text.size() && (static_cast<unsigned char>(text[i + 1]) & 0xC0) == 0x80;
+    const bool next_is_continuation = i + 1 < text.size() && (static_cast<unsigned char>(text[i + 1]) & 0xC0) == 0x80;
     if (next_is_continuation && buffer.size() < 4) continue;
     const auto id = lookup(buffer);
     if (id >= 0) {

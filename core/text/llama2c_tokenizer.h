@@ -16,8 +16,7 @@ class Llama2cTokenizer : public Tokenizer {
   // From pieces and scores held elsewhere (a GGUF file's vocabulary); `path` names the source.
   Llama2cTokenizer(std::string path, std::vector<std::string> pieces, std::vector<float> scores);
 
-  std::vector<std::int32_t> encode(const std::string& text, bool add_bos,
-                                   bool add_eos) const override;
+  std::vector<std::int32_t> encode(const std::string& text, bool add_bos, bool add_eos) const override;
   std::string decode_token(std::int32_t previous, std::int32_t token) const override;
   std::int64_t vocab_size() const override { return static_cast<std::int64_t>(pieces_.size()); }
   std::int32_t bos_id() const override { return 1; }

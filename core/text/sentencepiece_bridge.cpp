@@ -32,8 +32,8 @@ void* tessera_spm_load(const char* path, char* error, std::size_t error_size) {
 
 void tessera_spm_free(void* handle) { delete processor(handle); }
 
-long tessera_spm_encode(void* handle, const char* text, std::size_t length, int* ids,
-                        std::size_t capacity, char* error, std::size_t error_size) {
+long tessera_spm_encode(void* handle, const char* text, std::size_t length, int* ids, std::size_t capacity, char* error,
+                        std::size_t error_size) {
   std::vector<int> out;
   const auto status = processor(handle)->Encode(std::string(text, length), &out);
   if (!status.ok()) {
@@ -49,8 +49,6 @@ int tessera_spm_bos_id(void* handle) { return processor(handle)->bos_id(); }
 int tessera_spm_eos_id(void* handle) { return processor(handle)->eos_id(); }
 int tessera_spm_is_byte(void* handle, int id) { return processor(handle)->IsByte(id) ? 1 : 0; }
 int tessera_spm_is_control(void* handle, int id) { return processor(handle)->IsControl(id) ? 1 : 0; }
-const char* tessera_spm_id_to_piece(void* handle, int id) {
-  return processor(handle)->IdToPiece(id).c_str();
-}
+const char* tessera_spm_id_to_piece(void* handle, int id) { return processor(handle)->IdToPiece(id).c_str(); }
 float tessera_spm_score(void* handle, int id) { return processor(handle)->GetScore(id); }
 }

@@ -89,13 +89,11 @@ SentencePieceTokenizer::~SentencePieceTokenizer() {
   if (handle_ != nullptr) bridge().free(handle_);
 }
 
-std::vector<std::int32_t> SentencePieceTokenizer::encode(const std::string& text, bool add_bos,
-                                                         bool add_eos) const {
+std::vector<std::int32_t> SentencePieceTokenizer::encode(const std::string& text, bool add_bos, bool add_eos) const {
   char error[512] = {0};
   // A first guess of one id per byte is always enough for SentencePiece (at most one piece per byte).
   std::vector<int> ids(text.size() + 1);
-  const long n = bridge().encode(handle_, text.data(), text.size(), ids.data(), ids.size(), error,
-                                 sizeof(error));
+  const long n = bridge().encode(handle_, text.data(), text.size(), ids.data(), ids.size(), error, sizeof(error));
   if (n < 0) throw Error(path_ + ": encoding failed (" + error + ")");
   if (static_cast<std::size_t>(n) > ids.size()) {
     ids.resize(static_cast<std::size_t>(n));

@@ -12,8 +12,7 @@ class SentencePieceTokenizer : public Tokenizer {
   SentencePieceTokenizer(const SentencePieceTokenizer&) = delete;
   SentencePieceTokenizer& operator=(const SentencePieceTokenizer&) = delete;
 
-  std::vector<std::int32_t> encode(const std::string& text, bool add_bos,
-                                   bool add_eos) const override;
+  std::vector<std::int32_t> encode(const std::string& text, bool add_bos, bool add_eos) const override;
   std::string decode_token(std::int32_t previous, std::int32_t token) const override;
   std::int64_t vocab_size() const override { return vocab_size_; }
   std::int32_t bos_id() const override { return bos_id_; }

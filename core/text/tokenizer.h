@@ -10,8 +10,7 @@ namespace tessera::text {
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
-  virtual std::vector<std::int32_t> encode(const std::string& text, bool add_bos,
-                                           bool add_eos) const = 0;
+  virtual std::vector<std::int32_t> encode(const std::string& text, bool add_bos, bool add_eos) const = 0;
   // Text of one token as it should be appended after `previous` (handles byte pieces and the
   // leading space that follows BOS).
   virtual std::string decode_token(std::int32_t previous, std::int32_t token) const = 0;

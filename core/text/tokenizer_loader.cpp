@@ -17,8 +17,7 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
   if (!fs::exists(path)) throw Error("tokenizer " + path + " does not exist");
   if (fs::is_directory(path)) {
     const std::string found = find_tokenizer_for_model(path);
-    if (found.empty())
-      throw Error(path + ": no tokenizer.json, tokenizer.model or tokenizer.bin in this folder");
+    if (found.empty()) throw Error(path + ": no tokenizer.json, tokenizer.model or tokenizer.bin in this folder");
     return load_tokenizer(found);
   }
   const std::string ext = fs::path(path).extension().string();
@@ -31,8 +30,9 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
       throw Error(path + ": this is the tokenizer's settings; pass the tokenizer.json beside it");
     return std::make_unique<HfTokenizer>(path);
   }
-  throw Error(path + ": unknown tokenizer type (expected a Hugging Face tokenizer.json, a SentencePiece "
-                     ".model or a llama2.c .bin)");
+  throw Error(path +
+              ": unknown tokenizer type (expected a Hugging Face tokenizer.json, a SentencePiece "
+              ".model or a llama2.c .bin)");
 }
 
 std::string find_tokenizer_for_model(const std::string& model_path) {
@@ -65,8 +65,8 @@ void check_tokenizer_matches_model(const Tokenizer& tokenizer, std::int64_t mode
 void copy_tokenizer_files(const std::string& tokenizer_path, const std::string& folder) {
   const auto ext = fs::path(tokenizer_path).extension().string();
   if (ext == ".gguf") {  // a vocabulary inside a model file: no tokenizer file of its own to copy
-    logger()->warn("the tokenizer is the vocabulary embedded in {}; no tokenizer file was copied to {}",
-                   tokenizer_path, folder);
+    logger()->warn("the tokenizer is the vocabulary embedded in {}; no tokenizer file was copied to {}", tokenizer_path,
+                   folder);
     return;
   }
   const std::string name = ext == ".model" ? "tokenizer.model" : ext == ".json" ? "tokenizer.json" : "tokenizer.bin";

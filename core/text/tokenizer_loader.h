@@ -18,8 +18,7 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path);
 std::string find_tokenizer_for_model(const std::string& model_path);
 
 // Throws naming both files when the tokenizer can produce ids the model has no embedding for.
-void check_tokenizer_matches_model(const Tokenizer& tokenizer, std::int64_t model_vocab,
-                                   const std::string& model_path);
+void check_tokenizer_matches_model(const Tokenizer& tokenizer, std::int64_t model_vocab, const std::string& model_path);
 
 // Copies a tokenizer into a model folder under the name discovery looks for (tokenizer.json /
 // tokenizer.model / tokenizer.bin), with tokenizer_config.json when it sits beside a tokenizer.json.

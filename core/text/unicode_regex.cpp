@@ -27,15 +27,14 @@ struct MatchData {
 
 }  // namespace
 
-UnicodeRegex::UnicodeRegex(const std::string& pattern, const std::string& what)
-    : pattern_(pattern), what_(what) {
+UnicodeRegex::UnicodeRegex(const std::string& pattern, const std::string& what) : pattern_(pattern), what_(what) {
   int error = 0;
   PCRE2_SIZE offset = 0;
-  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                                   PCRE2_UTF | PCRE2_UCP, &error, &offset, nullptr);
+  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), PCRE2_UTF | PCRE2_UCP,
+                                   &error, &offset, nullptr);
   if (code == nullptr)
-    throw Error(what + ": cannot compile the regular expression \"" + pattern + "\" (" +
-                pcre2_message(error) + " at offset " + std::to_string(offset) + ")");
+    throw Error(what + ": cannot compile the regular expression \"" + pattern + "\" (" + pcre2_message(error) +
+                " at offset " + std::to_string(offset) + ")");
   // The JIT makes matching several times faster; without it (unsupported CPU) PCRE2 interprets.
   pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
   code_ = code;

@@ -44,7 +44,8 @@ class TestCli : public QObject {
     TESSERA_REQUIRE_DATA(text, "text/tinystories/sample.txt");
     auto r = run_cli("generate --model \"" + model + "\" --max-tokens 30 --json");
     QCOMPARE(r.status, 0);
-    QVERIFY(last_json(r.out)["text"].get<std::string>().rfind("Once upon a time, there was a little girl named Lily.", 0) == 0);
+    QVERIFY(last_json(r.out)["text"].get<std::string>().rfind("Once upon a time, there was a little girl named Lily.",
+                                                              0) == 0);
     r = run_cli("eval --model \"" + model + "\" --text \"" + text + "\" --seq-len 256 --batch 4 --json");
     QCOMPARE(r.status, 0);
     const auto j = last_json(r.out);

@@ -150,8 +150,8 @@ class FolderWatch {
       bool have = false;
       for (const auto& [wd, d] : dirs_) have = have || d == dir;
       if (have) continue;
-      const int wd = ::inotify_add_watch(fd_, dir.c_str(),
-                                         IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_CLOSE_WRITE | IN_DELETE);
+      const int wd =
+          ::inotify_add_watch(fd_, dir.c_str(), IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_CLOSE_WRITE | IN_DELETE);
       if (wd >= 0) dirs_[wd] = dir;
     }
   }
@@ -227,11 +227,11 @@ struct KillPlan {
 };
 
 struct Outcome {
-  bool killed = false;        // SIGKILL was sent while the process was alive and it died of it
-  bool exited = false;        // it exited on its own (before any kill)
+  bool killed = false;  // SIGKILL was sent while the process was alive and it died of it
+  bool exited = false;  // it exited on its own (before any kill)
   int exit_code = -1;
-  double seconds = 0;         // start to exit or kill
-  std::string out;            // stdout + stderr
+  double seconds = 0;  // start to exit or kill
+  std::string out;     // stdout + stderr
   // Seconds since the start of the first occurrence of an event ("run_finished", "block_started 2")
   // or a file-system event ("create <name>", "moved_to <name>", "moved_from <name>").
   std::map<std::string, double> first_seen;
@@ -255,7 +255,8 @@ Outcome supervise(const std::vector<std::string>& args, const std::string& log, 
   }
   std::optional<Clock::time_point> kill_at;
   auto fire = [&](double delay) {
-    if (!kill_at) kill_at = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(delay));
+    if (!kill_at)
+      kill_at = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(delay));
   };
   if (plan.after_start_s >= 0) fire(plan.after_start_s);
   int status = 0;
@@ -265,7 +266,8 @@ Outcome supervise(const std::vector<std::string>& args, const std::string& log, 
       // Alive until now? (A process that has exited but not been reaped is a zombie: kill succeeds.)
       siginfo_t info{};
       info.si_pid = 0;
-      const bool alive = ::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == 0;
+      const bool alive =
+          ::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == 0;
       ::kill(-pid, SIGKILL);
       sent = alive;
       break;
@@ -282,9 +284,11 @@ Outcome supervise(const std::vector<std::string>& args, const std::string& log, 
     watch.add_existing();
     const int wait_ms = kill_at ? 1 : 2;
     for (const auto& e : watch.read(wait_ms)) {
-      const char* what = (e.mask & IN_CREATE) ? "create " : (e.mask & IN_MOVED_TO) ? "moved_to "
-                         : (e.mask & IN_MOVED_FROM) ? "moved_from " : (e.mask & IN_CLOSE_WRITE) ? "close_write "
-                                                                                                 : "other ";
+      const char* what = (e.mask & IN_CREATE)        ? "create "
+                         : (e.mask & IN_MOVED_TO)    ? "moved_to "
+                         : (e.mask & IN_MOVED_FROM)  ? "moved_from "
+                         : (e.mask & IN_CLOSE_WRITE) ? "close_write "
+                                                     : "other ";
       o.first_seen.emplace(what + e.name, seconds_since(start));
       if (plan.on_fs && !kill_at && plan.on_fs(e)) fire(plan.delay_s());
     }
@@ -307,14 +311,16 @@ Outcome supervise(const std::vector<std::string>& args, const std::string& log, 
 }
 
 std::uint32_t kill_seed() {
-  if (const char* env = std::getenv("TESSERA_KILL_SEED"); env && *env) return static_cast<std::uint32_t>(std::strtoul(env, nullptr, 10));
+  if (const char* env = std::getenv("TESSERA_KILL_SEED"); env && *env)
+    return static_cast<std::uint32_t>(std::strtoul(env, nullptr, 10));
   return 14;
 }
 
 // The first block a resumed run computes (not restored: codes and statistics both on disk).
 std::int64_t first_unfinished_block(const std::string& run, std::int64_t blocks) {
   for (std::int64_t k = 0; k < blocks; ++k)
-    if (!fs::exists(run + "/blocks/" + block_name(k, "safetensors")) || !fs::exists(run + "/stats/" + block_name(k, "json")))
+    if (!fs::exists(run + "/blocks/" + block_name(k, "safetensors")) ||
+        !fs::exists(run + "/stats/" + block_name(k, "json")))
       return k;
   return blocks;
 }
@@ -346,8 +352,8 @@ class TestKillResume : public QObject {
   int pick(int a, int b) { return std::uniform_int_distribution<int>(a, b)(rng_); }
 
   std::vector<std::string> quantize_args(const std::string& out, bool resume) const {
-    std::vector<std::string> a = {"quantize", "--model", model_, "--calib", calib_, "--out", out,
-                                  "--preset", "cpu-quick", "--par-steps", "5", "--eval", text_, "--json"};
+    std::vector<std::string> a = {"quantize", "--model",   model_,        "--calib", calib_,   "--out", out,
+                                  "--preset", "cpu-quick", "--par-steps", "5",       "--eval", text_,   "--json"};
     if (resume) a.push_back("--resume");
     return a;
   }
@@ -389,7 +395,8 @@ class TestKillResume : public QObject {
   // Every block and statistics file the interrupted run has on disk is the reference's, byte for byte.
   std::string compare_finished_blocks(const std::string& run, bool require_all) {
     for (std::int64_t k = 0; k < ref_->blocks; ++k) {
-      for (const auto& [folder, ext] : {std::pair<const char*, const char*>{"blocks", "safetensors"}, {"stats", "json"}}) {
+      for (const auto& [folder, ext] :
+           {std::pair<const char*, const char*>{"blocks", "safetensors"}, {"stats", "json"}}) {
         const auto rel = std::string(folder) + "/" + block_name(k, ext);
         if (!fs::exists(run + "/" + rel)) {
           if (require_all) return rel + " is missing";
@@ -406,7 +413,8 @@ class TestKillResume : public QObject {
 
  private slots:
   void quantizeKilledAndResumedMatchesUninterruptedRun() {
-    if (!have_data()) QFAIL(tessera_test::missing_message("models/stories260K/stories260K.bin + tinystories texts").c_str());
+    if (!have_data())
+      QFAIL(tessera_test::missing_message("models/stories260K/stories260K.bin + tinystories texts").c_str());
     std::printf("kill seed %u (TESSERA_KILL_SEED to change)\n", kill_seed());
     const auto t0 = Clock::now();
     const auto err = make_reference();
@@ -454,7 +462,9 @@ class TestKillResume : public QObject {
     {
       KillPlan p;  // the block's statistics file being written (its codes are in place)
       p.label = "writing a block's statistics file";
-      p.on_fs = [&](const FsEvent& e) { return (e.mask & IN_CREATE) && e.name.rfind(block_name(tb, "json") + ".tmp", 0) == 0; };
+      p.on_fs = [&](const FsEvent& e) {
+        return (e.mask & IN_CREATE) && e.name.rfind(block_name(tb, "json") + ".tmp", 0) == 0;
+      };
       plans.push_back(p);
     }
     // Shuffle the order of the block-level points; the final evaluation comes last.
@@ -483,7 +493,8 @@ class TestKillResume : public QObject {
       // Kills meant for a file being written: did they land before its rename (its temporary stays)?
       const bool writing = plan.label.rfind("writing", 0) == 0;
       const auto tmp_folder = run + (plan.label == "writing a block's codes file" ? "/blocks" : "/stats");
-      const auto tmp_prefix = block_name(tb, plan.label == "writing a block's codes file" ? "safetensors" : "json") + ".tmp";
+      const auto tmp_prefix =
+          block_name(tb, plan.label == "writing a block's codes file" ? "safetensors" : "json") + ".tmp";
       const auto tmp_before = entries_starting_with(tmp_folder, tmp_prefix).size();
       Outcome o;
       for (int tries = 0; tries < 4; ++tries) {
@@ -502,7 +513,8 @@ class TestKillResume : public QObject {
         if (o.killed || !eval_kill) break;
       }
       QVERIFY2(o.killed, (plan.label + ": the process was not killed at that point (exit " +
-                          std::to_string(o.exit_code) + "):\n" + o.out).c_str());
+                          std::to_string(o.exit_code) + "):\n" + o.out)
+                             .c_str());
       if (eval_kill) {
         // Killed after the run finished: every block is complete.
         const auto cmp = compare_finished_blocks(run, true);
@@ -519,8 +531,8 @@ class TestKillResume : public QObject {
 
     // The last resume runs to the end.
     ++attempt;
-    const auto last = supervise(quantize_args(run, true), R.base + "/attempt-" + std::to_string(attempt) + ".log", events,
-                                folders, KillPlan{});
+    const auto last = supervise(quantize_args(run, true), R.base + "/attempt-" + std::to_string(attempt) + ".log",
+                                events, folders, KillPlan{});
     QVERIFY2(last.exited && last.exit_code == 0, ("the final --resume failed:\n" + last.out).c_str());
     const auto j = tessera_test::last_json(last.out);
     QVERIFY2(j.is_object() && j.contains("ppl"), ("no JSON with \"ppl\":\n" + last.out).c_str());
@@ -540,14 +552,16 @@ class TestKillResume : public QObject {
     QCOMPARE(j["calibration_sha256"].get<std::string>(), R.result["calibration_sha256"].get<std::string>());
     // The losses are recomputed for restored blocks, on the restored chain: equal means the chain is too.
     QVERIFY2(j["loss"] == R.result["loss"], (j["loss"].dump() + " vs " + R.result["loss"].dump()).c_str());
-    QVERIFY2(j["loss_rtn"] == R.result["loss_rtn"], (j["loss_rtn"].dump() + " vs " + R.result["loss_rtn"].dump()).c_str());
+    QVERIFY2(j["loss_rtn"] == R.result["loss_rtn"],
+             (j["loss_rtn"].dump() + " vs " + R.result["loss_rtn"].dump()).c_str());
     const auto manifest = json::parse(read_bytes(run + "/run.json"), nullptr, false);
     QVERIFY(!manifest.is_discarded() && manifest.value("finished", false));
     std::printf("quantize kill/resume: %d processes, %.1f s in all\n", attempt, seconds_since(t0));
   }
 
   void exportKilledLeavesNothingOrACompleteFolder() {
-    if (!have_data()) QFAIL(tessera_test::missing_message("models/stories260K/stories260K.bin + tinystories texts").c_str());
+    if (!have_data())
+      QFAIL(tessera_test::missing_message("models/stories260K/stories260K.bin + tinystories texts").c_str());
     const auto t0 = Clock::now();
     const auto err = make_reference();
     QVERIFY2(err.empty(), err.c_str());
@@ -558,7 +572,8 @@ class TestKillResume : public QObject {
     QCOMPARE(formats.status, 0);
     std::string format;
     // One JSON array (last_json picks objects only).
-    const auto list = json::parse(formats.out.substr(std::min(formats.out.find('['), formats.out.size())), nullptr, false);
+    const auto list =
+        json::parse(formats.out.substr(std::min(formats.out.find('['), formats.out.size())), nullptr, false);
     QVERIFY2(list.is_array(), formats.out.c_str());
     for (const auto& f : list)
       if (format.empty() && f.value("available", false) &&
@@ -577,7 +592,8 @@ class TestKillResume : public QObject {
       if (force) a.push_back("--force");
       return a;
     };
-    const auto ref = supervise(export_args(ref_out, false), base + "/reference.log", "", {base + "/reference"}, KillPlan{});
+    const auto ref =
+        supervise(export_args(ref_out, false), base + "/reference.log", "", {base + "/reference"}, KillPlan{});
     QVERIFY2(ref.exited && ref.exit_code == 0, ("the reference export failed:\n" + ref.out).c_str());
     QCOMPARE(tessera_test::last_json(ref.out)["self_check"].get<std::string>(), std::string("passed"));
     const auto expected = folder_contents(ref_out);
@@ -632,7 +648,8 @@ class TestKillResume : public QObject {
       const bool force = plan.label.rfind("--force", 0) == 0;
       if (force && !fs::exists(out)) {
         // --force needs something to replace: a plain export first (also: leftovers must not stop it).
-        const auto r = tessera_test::run_cli("export --run \"" + R.run + "\" --out \"" + out + "\" --format " + format + " --json");
+        const auto r = tessera_test::run_cli("export --run \"" + R.run + "\" --out \"" + out + "\" --format " + format +
+                                             " --json");
         QVERIFY2(r.status == 0, ("an export after killed ones failed:\n" + r.out).c_str());
       }
       if (!force && fs::exists(out)) fs::remove_all(out);
@@ -641,21 +658,26 @@ class TestKillResume : public QObject {
                                {base + "/killed"}, plan);
       killed += o.killed ? 1 : 0;
       const bool present = fs::exists(out);
-      QVERIFY2(o.killed || (o.exited && o.exit_code == 0), (plan.label + ": the export neither finished nor was killed:\n" + o.out).c_str());
+      QVERIFY2(o.killed || (o.exited && o.exit_code == 0),
+               (plan.label + ": the export neither finished nor was killed:\n" + o.out).c_str());
       if (!o.killed) QVERIFY2(present, (plan.label + ": the export finished but its destination is missing").c_str());
       if (present) {
         QVERIFY2(fs::is_directory(out), "the destination is not a folder");
         const auto got = folder_contents(out);
         std::string diff;
         for (const auto& [name, bytes] : expected)
-          if (!got.count(name)) diff += " missing " + name;
-          else if (got.at(name) != bytes) diff += " differs " + name;
+          if (!got.count(name))
+            diff += " missing " + name;
+          else if (got.at(name) != bytes)
+            diff += " differs " + name;
         for (const auto& [name, bytes] : got)
           if (!expected.count(name)) diff += " extra " + name;
-        QVERIFY2(diff.empty(), (plan.label + ": the destination exists but is not the complete export:" + diff).c_str());
+        QVERIFY2(diff.empty(),
+                 (plan.label + ": the destination exists but is not the complete export:" + diff).c_str());
       }
       std::printf("export %d: %-45s %s after %.2f s; destination %s\n", attempt, plan.label.c_str(),
-                  o.killed ? "killed" : "exited", o.seconds, present ? "complete (identical to the reference)" : "absent");
+                  o.killed ? "killed" : "exited", o.seconds,
+                  present ? "complete (identical to the reference)" : "absent");
     }
     QVERIFY2(killed >= 3, ("only " + std::to_string(killed) + " of the exports were killed midway").c_str());
 
@@ -665,26 +687,31 @@ class TestKillResume : public QObject {
     std::printf("left beside the destination by the kills: %zu (%s%s)\n", leftovers.size(),
                 leftovers.empty() ? "" : leftovers.front().c_str(), leftovers.size() > 1 ? ", ..." : "");
     if (fs::exists(out)) {
-      const auto refused = tessera_test::run_cli("export --run \"" + R.run + "\" --out \"" + out + "\" --format " + format);
+      const auto refused =
+          tessera_test::run_cli("export --run \"" + R.run + "\" --out \"" + out + "\" --format " + format);
       QCOMPARE(refused.status, 1);
       QVERIFY2(refused.out.find("already exists") != std::string::npos, refused.out.c_str());
-      const auto forced = tessera_test::run_cli("export --run \"" + R.run + "\" --out \"" + out + "\" --format " + format + " --force --json");
+      const auto forced = tessera_test::run_cli("export --run \"" + R.run + "\" --out \"" + out + "\" --format " +
+                                                format + " --force --json");
       QVERIFY2(forced.status == 0, ("--force over a complete export after kills failed:\n" + forced.out).c_str());
       QVERIFY(folder_contents(out) == expected);
       fs::remove_all(out);
     }
-    const auto fresh = tessera_test::run_cli("export --run \"" + R.run + "\" --out \"" + out + "\" --format " + format + " --json");
+    const auto fresh =
+        tessera_test::run_cli("export --run \"" + R.run + "\" --out \"" + out + "\" --format " + format + " --json");
     QVERIFY2(fresh.status == 0, ("an export to the killed exports' destination failed:\n" + fresh.out).c_str());
     QCOMPARE(tessera_test::last_json(fresh.out)["self_check"].get<std::string>(), std::string("passed"));
     QVERIFY(folder_contents(out) == expected);
     // The next writer removed what the killed ones left (their processes are gone).
     const auto after = entries_starting_with(base + "/killed", "model.");
-    QVERIFY2(after.empty(), ("left beside the destination after the next export: " + (after.empty() ? "" : after.front())).c_str());
+    QVERIFY2(after.empty(),
+             ("left beside the destination after the next export: " + (after.empty() ? "" : after.front())).c_str());
     std::printf("export kills: %d of %d killed midway, %.1f s in all\n", killed, attempt, seconds_since(t0));
   }
 };
 
-TESSERA_TEST_MAIN(TestKillResume, quantizeKilledAndResumedMatchesUninterruptedRun, exportKilledLeavesNothingOrACompleteFolder)
+TESSERA_TEST_MAIN(TestKillResume, quantizeKilledAndResumedMatchesUninterruptedRun,
+                  exportKilledLeavesNothingOrACompleteFolder)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_kill_resume.moc"
 #endif

@@ -43,7 +43,8 @@ json llama_cpp(const std::string& gguf, const std::string& text) {
                              " llama_check.mjs --model " + quoted(gguf) + " --text " + quoted(text) +
                              " --window 512 --max-tokens " + std::to_string(kGreedyTokens));
   const auto j = last_json(r.out);
-  if (r.status != 0 || j.is_null()) std::fprintf(stderr, "llama_check.mjs failed (exit %d):\n%s\n", r.status, r.out.c_str());
+  if (r.status != 0 || j.is_null())
+    std::fprintf(stderr, "llama_check.mjs failed (exit %d):\n%s\n", r.status, r.out.c_str());
   return j;
 }
 
@@ -87,11 +88,12 @@ void compare(const std::string& gguf, const std::string& text, double bound, con
 
 }  // namespace
 
-#define REQUIRE_LLAMA_CPP()                                                                                          \
-  if (std::string(TESSERA_TEST_NODE).find("NOTFOUND") != std::string::npos ||                                       \
+#define REQUIRE_LLAMA_CPP()                                                                                            \
+  if (std::string(TESSERA_TEST_NODE).find("NOTFOUND") != std::string::npos ||                                          \
       !std::filesystem::exists(std::filesystem::path(TESSERA_TEST_LLAMA_CPP_DIR) / "node_modules" / "node-llama-cpp")) \
-  QFAIL("llama.cpp is not installed (Node 20 and node-llama-cpp in tests/llama_cpp/node_modules): run "              \
-        "bash installers/install-deps-debian.sh, then cmake again")
+  QFAIL(                                                                                                               \
+      "llama.cpp is not installed (Node 20 and node-llama-cpp in tests/llama_cpp/node_modules): run "                  \
+      "bash installers/install-deps-debian.sh, then cmake again")
 
 class TestLlamaCpp : public QObject {
   Q_OBJECT
@@ -127,10 +129,12 @@ class TestLlamaCpp : public QObject {
     const auto r = run_cli("convert --model " + quoted(model) + " --out " + quoted(gguf));
     QVERIFY2(r.status == 0, r.out.c_str());
     const auto hf_ids = last_json(run_cli("tokenize --tokenizer " + quoted(model + "/tokenizer.json") + " --text " +
-                                          quoted(text) + " --ids --json").out)["ids"];
-    const auto gguf_ids = last_json(run_cli("tokenize --tokenizer " + quoted(gguf) + " --text " + quoted(text) +
-                                            " --ids --json").out)["ids"];
-    QVERIFY2(hf_ids == gguf_ids && hf_ids.size() > 1000, "the GGUF vocabulary tokenizes differently from tokenizer.json");
+                                          quoted(text) + " --ids --json")
+                                      .out)["ids"];
+    const auto gguf_ids = last_json(
+        run_cli("tokenize --tokenizer " + quoted(gguf) + " --text " + quoted(text) + " --ids --json").out)["ids"];
+    QVERIFY2(hf_ids == gguf_ids && hf_ids.size() > 1000,
+             "the GGUF vocabulary tokenizes differently from tokenizer.json");
     // F32, measured 2.4e-6 relative (37.235462 vs 37.235373): more than stories260K's 4.8e-7; the
     // part of ggml's fp32 arithmetic (RoPE angles, softmax, norms) that causes it is not isolated.
     compare(gguf, text, 5e-6, "TinyStories-656K (tokenizer.json)");
@@ -142,11 +146,12 @@ class TestLlamaCpp : public QObject {
     TESSERA_REQUIRE_DATA(text, kText);
     TESSERA_REQUIRE_DATA(calib, "text/tinystories/train-sample.txt");
     const auto dir = tessera_test::fresh_temp_dir("llama-cpp-run");
-    auto r = run_cli("quantize --model " + quoted(model) + " --calib " + quoted(calib) + " --out " + quoted(dir + "/run") +
-                     " --method rtn --wbits 4 --group 32 --samples 8 --seq-len 128 --json");
+    auto r = run_cli("quantize --model " + quoted(model) + " --calib " + quoted(calib) + " --out " +
+                     quoted(dir + "/run") + " --method rtn --wbits 4 --group 32 --samples 8 --seq-len 128 --json");
     QVERIFY2(r.status == 0, r.out.c_str());
     const auto run_ppl =
-        last_json(run_cli("eval --run " + quoted(dir + "/run") + " --text " + quoted(text) + " --json").out)["ppl"].get<double>();
+        last_json(run_cli("eval --run " + quoted(dir + "/run") + " --text " + quoted(text) + " --json").out)["ppl"]
+            .get<double>();
     for (const auto& [format, bound] : {std::pair<std::string, double>{"gguf-f32", 1e-6}, {"gguf-f16", 5e-5}}) {
       const auto gguf = dir + "/" + format + ".gguf";
       r = run_cli("export --run " + quoted(dir + "/run") + " --format " + format + " --out " + quoted(gguf));
@@ -155,7 +160,8 @@ class TestLlamaCpp : public QObject {
       if (format == "gguf-f32") {  // the file is the run: same perplexity, same greedy text as generate --run
         const auto j = last_json(run_cli("eval --model " + quoted(gguf) + " --text " + quoted(text) + " --json").out);
         QCOMPARE(j["ppl"].get<double>(), run_ppl);
-        const auto from_run = last_json(run_cli("generate --run " + quoted(dir + "/run") + " --max-tokens 40 --json").out);
+        const auto from_run =
+            last_json(run_cli("generate --run " + quoted(dir + "/run") + " --max-tokens 40 --json").out);
         const auto from_file = last_json(run_cli("generate --model " + quoted(gguf) + " --max-tokens 40 --json").out);
         QVERIFY(!from_run.value("text", std::string()).empty());
         QCOMPARE(from_run.value("text", std::string()), from_file.value("text", std::string()));
@@ -179,8 +185,12 @@ class TestLlamaCpp : public QObject {
       const auto gguf = run + ".gguf";
       r = run_cli("export --run " + quoted(run) + " --format " + target + " --out " + quoted(gguf) + " --json");
       QVERIFY2(r.status == 0, r.out.c_str());
-      const auto run_ppl = last_json(run_cli("eval --run " + quoted(run) + " --text " + quoted(text) + " --json").out)["ppl"].get<double>();
-      const auto file_ppl = last_json(run_cli("eval --model " + quoted(gguf) + " --text " + quoted(text) + " --json").out)["ppl"].get<double>();
+      const auto run_ppl =
+          last_json(run_cli("eval --run " + quoted(run) + " --text " + quoted(text) + " --json").out)["ppl"]
+              .get<double>();
+      const auto file_ppl =
+          last_json(run_cli("eval --model " + quoted(gguf) + " --text " + quoted(text) + " --json").out)["ppl"]
+              .get<double>();
       QCOMPARE(file_ppl, run_ppl);
       compare(gguf, text, kBlockBound, "AWQ run on " + target);
     }

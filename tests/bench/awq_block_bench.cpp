@@ -26,16 +26,26 @@ int main(int argc, char** argv) {
   std::int64_t heads = cuda ? 32 : 4, kv_heads = -1, wbits = 4, group = 128;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
-    if (a == "--device") device_name = v;
-    else if (a == "--samples") samples = std::stoll(v);
-    else if (a == "--seq") seq = std::stoll(v);
-    else if (a == "--hidden") hidden = std::stoll(v);
-    else if (a == "--ffn") ffn = std::stoll(v);
-    else if (a == "--heads") heads = std::stoll(v);
-    else if (a == "--kv-heads") kv_heads = std::stoll(v);
-    else if (a == "--wbits") wbits = std::stoll(v);
-    else if (a == "--group") group = std::stoll(v);
-    else if (a == "--json") json_path = v;
+    if (a == "--device")
+      device_name = v;
+    else if (a == "--samples")
+      samples = std::stoll(v);
+    else if (a == "--seq")
+      seq = std::stoll(v);
+    else if (a == "--hidden")
+      hidden = std::stoll(v);
+    else if (a == "--ffn")
+      ffn = std::stoll(v);
+    else if (a == "--heads")
+      heads = std::stoll(v);
+    else if (a == "--kv-heads")
+      kv_heads = std::stoll(v);
+    else if (a == "--wbits")
+      wbits = std::stoll(v);
+    else if (a == "--group")
+      group = std::stoll(v);
+    else if (a == "--json")
+      json_path = v;
     else {
       std::fprintf(stderr, "unknown option %s\n", a.c_str());
       return 2;
@@ -68,7 +78,7 @@ int main(int argc, char** argv) {
   w.up_proj = r({ffn, hidden});
   w.down_proj = r({hidden, ffn});
   auto x = torch::randn({samples, seq, hidden}, opts);
-  x.index_put_({torch::indexing::Slice(), torch::indexing::Slice(), torch::indexing::Slice(0, 8)}, 
+  x.index_put_({torch::indexing::Slice(), torch::indexing::Slice(), torch::indexing::Slice(0, 8)},
                x.index({torch::indexing::Slice(), torch::indexing::Slice(), torch::indexing::Slice(0, 8)}) * 50.0);
 
   pipeline::RunConfig run;
@@ -99,17 +109,20 @@ int main(int argc, char** argv) {
   timed(rtn);  // warm-up: kernels, allocator
   const auto [rtn_s, rtn_mem] = timed(rtn);
   const auto [awq_s, awq_mem] = timed(awq);
-  std::printf("AWQ block benchmark: %s, hidden %lld, ffn %lld, heads %lld/%lld, W%lld g%lld, calibration %lld x %lld tokens\n",
-              device.str().c_str(), (long long)hidden, (long long)ffn, (long long)heads, (long long)kv_heads,
-              (long long)wbits, (long long)group, (long long)samples, (long long)seq);
+  std::printf(
+      "AWQ block benchmark: %s, hidden %lld, ffn %lld, heads %lld/%lld, W%lld g%lld, calibration %lld x %lld tokens\n",
+      device.str().c_str(), (long long)hidden, (long long)ffn, (long long)heads, (long long)kv_heads, (long long)wbits,
+      (long long)group, (long long)samples, (long long)seq);
   std::printf("| method | seconds per block | peak GPU GiB |\n|---|---|---|\n");
-  std::printf("| RTN (baseline) | %.3f | %.2f |\n| AWQ (20-point alpha grid, 10-ratio clip) | %.3f | %.2f |\n",
-              rtn_s, rtn_mem, awq_s, awq_mem);
+  std::printf("| RTN (baseline) | %.3f | %.2f |\n| AWQ (20-point alpha grid, 10-ratio clip) | %.3f | %.2f |\n", rtn_s,
+              rtn_mem, awq_s, awq_mem);
   std::printf("AWQ for 32 such blocks (LLaMA-2-7B): %.1f s\n", awq_s * 32);
   if (!json_path.empty()) {
-    std::ofstream(json_path) << nlohmann::json{{"device", device.str()}, {"rtn_seconds", rtn_s}, {"awq_seconds", awq_s},
-                                               {"awq_peak_gib", awq_mem}, {"samples", samples}, {"seq", seq},
-                                               {"hidden", hidden}, {"ffn", ffn}}.dump(2);
+    std::ofstream(json_path) << nlohmann::json{{"device", device.str()}, {"rtn_seconds", rtn_s},
+                                               {"awq_seconds", awq_s},   {"awq_peak_gib", awq_mem},
+                                               {"samples", samples},     {"seq", seq},
+                                               {"hidden", hidden},       {"ffn", ffn}}
+                                    .dump(2);
   }
   return 0;
 }

@@ -74,19 +74,35 @@ bool parse_args(int argc, char** argv, Options& o) {
       }
     };
     std::int64_t n = 0;
-    if (a == "--device") o.device = v;
-    else if (a == "--dtype") o.dtype = v;
-    else if (a == "--batch") to_int(o.batch);
-    else if (a == "--seq") to_int(o.seq);
-    else if (a == "--hidden") to_int(o.hidden);
-    else if (a == "--ffn") to_int(o.ffn);
-    else if (a == "--heads") to_int(o.heads);
-    else if (a == "--kv-heads") to_int(o.kv_heads);
-    else if (a == "--iters") { to_int(n); o.iters = static_cast<int>(n); }
-    else if (a == "--warmup") { to_int(n); o.warmup = static_cast<int>(n); }
-    else if (a == "--outliers") { to_int(n); o.outliers = static_cast<int>(n); }
-    else if (a == "--outlier-scale") o.outlier_scale = std::stod(v);
-    else if (a == "--json") o.json_path = v;
+    if (a == "--device")
+      o.device = v;
+    else if (a == "--dtype")
+      o.dtype = v;
+    else if (a == "--batch")
+      to_int(o.batch);
+    else if (a == "--seq")
+      to_int(o.seq);
+    else if (a == "--hidden")
+      to_int(o.hidden);
+    else if (a == "--ffn")
+      to_int(o.ffn);
+    else if (a == "--heads")
+      to_int(o.heads);
+    else if (a == "--kv-heads")
+      to_int(o.kv_heads);
+    else if (a == "--iters") {
+      to_int(n);
+      o.iters = static_cast<int>(n);
+    } else if (a == "--warmup") {
+      to_int(n);
+      o.warmup = static_cast<int>(n);
+    } else if (a == "--outliers") {
+      to_int(n);
+      o.outliers = static_cast<int>(n);
+    } else if (a == "--outlier-scale")
+      o.outlier_scale = std::stod(v);
+    else if (a == "--json")
+      o.json_path = v;
     else {
       std::cerr << "error: unknown option " << a << "\n" << kUsage;
       return false;
@@ -102,8 +118,7 @@ double median(std::vector<double> v) {
 }
 
 // Runs fn() warmup times, then iters times, each timed alone between device synchronisations.
-std::vector<double> time_ms(const torch::Device& device, int warmup, int iters,
-                            const std::function<void()>& fn) {
+std::vector<double> time_ms(const torch::Device& device, int warmup, int iters, const std::function<void()>& fn) {
   for (int i = 0; i < warmup; ++i) fn();
   tessera::runtime::synchronize(device);
   std::vector<double> ms;
@@ -205,13 +220,14 @@ int main(int argc, char** argv) {
     cfg.rope_theta = 10000.0;
     const std::int64_t hd = cfg.head_dim;
 
-    std::printf("tessera_bench_decoder_block: libtorch %s, device %s, dtype %s, CUDA %s\n",
-                TORCH_VERSION, device.str().c_str(), tessera::runtime::dtype_label(dtype).c_str(),
+    std::printf("tessera_bench_decoder_block: libtorch %s, device %s, dtype %s, CUDA %s\n", TORCH_VERSION,
+                device.str().c_str(), tessera::runtime::dtype_label(dtype).c_str(),
                 cuda_available ? "available" : "not available");
-    std::printf("block: hidden %lld, ffn %lld, heads %lld, kv heads %lld, head_dim %lld; input %lld x %lld tokens; "
-                "%d outlier channels x %.0f\n",
-                (long long)D, (long long)F, (long long)H, (long long)KV, (long long)hd, (long long)B,
-                (long long)T, o.outliers, o.outlier_scale);
+    std::printf(
+        "block: hidden %lld, ffn %lld, heads %lld, kv heads %lld, head_dim %lld; input %lld x %lld tokens; "
+        "%d outlier channels x %.0f\n",
+        (long long)D, (long long)F, (long long)H, (long long)KV, (long long)hd, (long long)B, (long long)T, o.outliers,
+        o.outlier_scale);
     std::fflush(stdout);
 
     torch::NoGradGuard no_grad;
@@ -223,8 +239,8 @@ int main(int argc, char** argv) {
     auto x32 = torch::randn({B, T, D}, f32);
     // LLaMA-like activation outliers: a few hidden channels carry much larger values.
     const std::int64_t k_out = std::min<std::int64_t>(o.outliers, D);
-    auto outlier_channels = torch::randperm(D, torch::TensorOptions().dtype(torch::kLong).device(device))
-                                .narrow(0, 0, k_out);
+    auto outlier_channels =
+        torch::randperm(D, torch::TensorOptions().dtype(torch::kLong).device(device)).narrow(0, 0, k_out);
     if (k_out > 0) {
       auto scale = torch::ones({D}, f32);
       scale.index_fill_(0, outlier_channels, o.outlier_scale);
@@ -249,10 +265,10 @@ int main(int argc, char** argv) {
       // The residual passes x through unchanged; the block's own contribution is the harder part.
       err_delta = rel_fro(y.to(ref_dtype) - x_ref, y_ref - x_ref);
       const bool finite = torch::isfinite(y).all().item<bool>();
-      std::printf("accuracy vs %s: rel. Frobenius error of the output %.3e (info: of the block delta y - x\n"
-                  "  %.3e, which includes rounding y to the run dtype next to the large outlier residuals)%s\n",
-                  label(ref_dtype).c_str(),
-                  err_out, err_delta, finite ? "" : "  NON-FINITE VALUES");
+      std::printf(
+          "accuracy vs %s: rel. Frobenius error of the output %.3e (info: of the block delta y - x\n"
+          "  %.3e, which includes rounding y to the run dtype next to the large outlier residuals)%s\n",
+          label(ref_dtype).c_str(), err_out, err_delta, finite ? "" : "  NON-FINITE VALUES");
       if (!finite) err_out = std::numeric_limits<double>::infinity();
     }
     tessera::runtime::synchronize(device);
@@ -266,8 +282,8 @@ int main(int argc, char** argv) {
     const double d = static_cast<double>(D), ffn = static_cast<double>(F);
     const double linear_flops = 2.0 * tokens * (d * q_out + 2.0 * d * kv_out + q_out * d + 3.0 * d * ffn);
     // Q K^T and P V, each 2*B*H*T*T*hd when dense; causal: only the lower triangle (half) counts.
-    const double attn_dense = 4.0 * static_cast<double>(B * H) * static_cast<double>(T) *
-                              static_cast<double>(T) * static_cast<double>(hd);
+    const double attn_dense =
+        4.0 * static_cast<double>(B * H) * static_cast<double>(T) * static_cast<double>(T) * static_cast<double>(hd);
     const double attn_causal = attn_dense / 2.0;
     const double block_flops = linear_flops + attn_causal;
 
@@ -305,15 +321,16 @@ int main(int argc, char** argv) {
     const double wbytes = weight_bytes(w_copy);
 
     // ---- report ---------------------------------------------------------------------------------
-    std::printf("\nFLOPs per forward: linears %.4g, attention %.4g (causal: lower triangle only, half of the\n"
-                "dense T x T = %.4g), total %.4g\n",
-                linear_flops, attn_causal, attn_dense, block_flops);
-    std::printf("block forward: median %.3f ms (mean %.3f, min %.3f, max %.3f over %d; %d warm-up)\n",
-                block_med, block_mean, *std::min_element(block_ms.begin(), block_ms.end()),
+    std::printf(
+        "\nFLOPs per forward: linears %.4g, attention %.4g (causal: lower triangle only, half of the\n"
+        "dense T x T = %.4g), total %.4g\n",
+        linear_flops, attn_causal, attn_dense, block_flops);
+    std::printf("block forward: median %.3f ms (mean %.3f, min %.3f, max %.3f over %d; %d warm-up)\n", block_med,
+                block_mean, *std::min_element(block_ms.begin(), block_ms.end()),
                 *std::max_element(block_ms.begin(), block_ms.end()), iters, o.warmup);
-    std::printf("matmul floor: [%lld x %lld] x [%lld x %lld] %s, median %.3f ms, %.1f TFLOP/s\n",
-                (long long)(B * T), (long long)D, (long long)D, (long long)N,
-                tessera::runtime::dtype_label(dtype).c_str(), mm_med, mm_tflops);
+    std::printf("matmul floor: [%lld x %lld] x [%lld x %lld] %s, median %.3f ms, %.1f TFLOP/s\n", (long long)(B * T),
+                (long long)D, (long long)D, (long long)N, tessera::runtime::dtype_label(dtype).c_str(), mm_med,
+                mm_tflops);
     std::printf("\n| metric | value |\n|---|---|\n");
     std::printf("| device / dtype | %s / %s |\n", device.str().c_str(), tessera::runtime::dtype_label(dtype).c_str());
     std::printf("| shape | B %lld x T %lld, d %lld, ffn %lld, heads %lld/%lld |\n", (long long)B, (long long)T,
@@ -326,33 +343,49 @@ int main(int argc, char** argv) {
     std::printf("| block / floor | %.2fx |\n", ratio);
     std::printf("| peak GPU memory GiB (block loop) | %.3f%s |\n", peak_gib, on_cuda ? "" : " (CPU: n/a)");
     std::printf("| block weights GiB | %.3f |\n", wbytes / (1024.0 * 1024.0 * 1024.0));
-    std::printf("| rel. error vs %s (output / delta) | %.3e / %.3e |\n",
-                label(ref_dtype).c_str(), err_out, err_delta);
+    std::printf("| rel. error vs %s (output / delta) | %.3e / %.3e |\n", label(ref_dtype).c_str(), err_out, err_delta);
     std::fflush(stdout);
 
     if (!o.json_path.empty()) {
-      nlohmann::json j = {
-          {"bench", "decoder_block_forward"},
-          {"libtorch", TORCH_VERSION},
-          {"device", device.str()},
-          {"dtype", tessera::runtime::dtype_label(dtype)},
-          {"batch", B}, {"seq", T}, {"hidden", D}, {"ffn", F}, {"heads", H}, {"kv_heads", KV},
-          {"head_dim", hd},
-          {"outlier_channels", k_out}, {"outlier_scale", o.outlier_scale},
-          {"iters", iters}, {"warmup", o.warmup},
-          {"block_ms_median", block_med}, {"block_ms_mean", block_mean}, {"block_ms_all", block_ms},
-          {"tokens_per_s", tokens_per_s},
-          {"flops_linear", linear_flops}, {"flops_attention_causal", attn_causal},
-          {"flops_attention_dense", attn_dense}, {"flops_block", block_flops},
-          {"flops_note", "attention counted causally: lower triangle only (half of dense T x T)"},
-          {"block_tflops", block_tflops},
-          {"matmul_m", B * T}, {"matmul_k", D}, {"matmul_n", N}, {"matmul_flops", mm_flops},
-          {"matmul_ms_median", mm_med}, {"matmul_tflops", mm_tflops},
-          {"floor_ms", floor_ms}, {"block_over_floor", ratio},
-          {"peak_gpu_gib", peak_gib}, {"weights_gib", wbytes / (1024.0 * 1024.0 * 1024.0)},
-          {"reference_dtype", label(ref_dtype)},
-          {"rel_error_output", err_out}, {"rel_error_delta", err_delta},
-          {"accuracy_ok", accuracy_ok}};
+      nlohmann::json j = {{"bench", "decoder_block_forward"},
+                          {"libtorch", TORCH_VERSION},
+                          {"device", device.str()},
+                          {"dtype", tessera::runtime::dtype_label(dtype)},
+                          {"batch", B},
+                          {"seq", T},
+                          {"hidden", D},
+                          {"ffn", F},
+                          {"heads", H},
+                          {"kv_heads", KV},
+                          {"head_dim", hd},
+                          {"outlier_channels", k_out},
+                          {"outlier_scale", o.outlier_scale},
+                          {"iters", iters},
+                          {"warmup", o.warmup},
+                          {"block_ms_median", block_med},
+                          {"block_ms_mean", block_mean},
+                          {"block_ms_all", block_ms},
+                          {"tokens_per_s", tokens_per_s},
+                          {"flops_linear", linear_flops},
+                          {"flops_attention_causal", attn_causal},
+                          {"flops_attention_dense", attn_dense},
+                          {"flops_block", block_flops},
+                          {"flops_note", "attention counted causally: lower triangle only (half of dense T x T)"},
+                          {"block_tflops", block_tflops},
+                          {"matmul_m", B * T},
+                          {"matmul_k", D},
+                          {"matmul_n", N},
+                          {"matmul_flops", mm_flops},
+                          {"matmul_ms_median", mm_med},
+                          {"matmul_tflops", mm_tflops},
+                          {"floor_ms", floor_ms},
+                          {"block_over_floor", ratio},
+                          {"peak_gpu_gib", peak_gib},
+                          {"weights_gib", wbytes / (1024.0 * 1024.0 * 1024.0)},
+                          {"reference_dtype", label(ref_dtype)},
+                          {"rel_error_output", err_out},
+                          {"rel_error_delta", err_delta},
+                          {"accuracy_ok", accuracy_ok}};
       std::ofstream f(o.json_path);
       if (!f) {
         std::cerr << "error: cannot write " << o.json_path << "\n";

@@ -68,28 +68,46 @@ std::string device_name(const torch::Device& device) {
 int main(int argc, char** argv) {
   const bool cuda = torch::cuda::is_available();
   std::int64_t samples = cuda ? 512 : 8, seq = cuda ? 2048 : 64, hidden = cuda ? 4096 : 256, ffn = cuda ? 11008 : 688;
-  std::int64_t heads = cuda ? 32 : 4, kv_heads = 0, steps = cuda ? 20 : 3, warmup = cuda ? 3 : 1, wbits = 2, group = 128;
+  std::int64_t heads = cuda ? 32 : 4, kv_heads = 0, steps = cuda ? 20 : 3, warmup = cuda ? 3 : 1, wbits = 2,
+               group = 128;
   std::int64_t batch = 4, iterations = 0, profile_steps = 0;
   std::string store = "host", variants_arg = cuda ? "bf16,bf16-ops" : "fp32", json_path, schedule = "paper20";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
-    if (a == "--samples") samples = std::stoll(v);
-    else if (a == "--seq") seq = std::stoll(v);
-    else if (a == "--hidden") hidden = std::stoll(v);
-    else if (a == "--ffn") ffn = std::stoll(v);
-    else if (a == "--heads") heads = std::stoll(v);
-    else if (a == "--kv-heads") kv_heads = std::stoll(v);
-    else if (a == "--batch") batch = std::stoll(v);
-    else if (a == "--schedule") schedule = v;
-    else if (a == "--iterations") iterations = std::stoll(v);
-    else if (a == "--profile-steps") profile_steps = std::stoll(v);
-    else if (a == "--steps") steps = std::stoll(v);
-    else if (a == "--warmup") warmup = std::stoll(v);
-    else if (a == "--wbits") wbits = std::stoll(v);
-    else if (a == "--group") group = std::stoll(v);
-    else if (a == "--store") store = v;
-    else if (a == "--variants") variants_arg = v;
-    else if (a == "--json") json_path = v;
+    if (a == "--samples")
+      samples = std::stoll(v);
+    else if (a == "--seq")
+      seq = std::stoll(v);
+    else if (a == "--hidden")
+      hidden = std::stoll(v);
+    else if (a == "--ffn")
+      ffn = std::stoll(v);
+    else if (a == "--heads")
+      heads = std::stoll(v);
+    else if (a == "--kv-heads")
+      kv_heads = std::stoll(v);
+    else if (a == "--batch")
+      batch = std::stoll(v);
+    else if (a == "--schedule")
+      schedule = v;
+    else if (a == "--iterations")
+      iterations = std::stoll(v);
+    else if (a == "--profile-steps")
+      profile_steps = std::stoll(v);
+    else if (a == "--steps")
+      steps = std::stoll(v);
+    else if (a == "--warmup")
+      warmup = std::stoll(v);
+    else if (a == "--wbits")
+      wbits = std::stoll(v);
+    else if (a == "--group")
+      group = std::stoll(v);
+    else if (a == "--store")
+      store = v;
+    else if (a == "--variants")
+      variants_arg = v;
+    else if (a == "--json")
+      json_path = v;
     else {
       std::fprintf(stderr, "unknown option %s\n", a.c_str());
       return 2;
@@ -144,7 +162,8 @@ int main(int argc, char** argv) {
   }
   runtime::synchronize(device);
   std::printf("calibration %lld x %lld tokens generated in %.1f s, stored in %s (bf16, %.2f GiB for both chains)\n",
-              (long long)samples, (long long)seq, seconds_since(t_data), store == "gpu" ? "GPU memory" : (cuda ? "pinned host memory" : "host memory"),
+              (long long)samples, (long long)seq, seconds_since(t_data),
+              store == "gpu" ? "GPU memory" : (cuda ? "pinned host memory" : "host memory"),
               2.0 * samples * seq * hidden * 2 / (1024.0 * 1024 * 1024));
 
   // Matmul FLOPs of one step: forward 2 * tokens * (linear params) + attention (QK^T and PV,
@@ -168,19 +187,25 @@ int main(int argc, char** argv) {
     matmul_tflops = reps * 2.0 * tokens * hidden * ffn / seconds_since(t0) / 1e12;
   }
   const double floor_ms = matmul_tflops > 0 ? step_flops / (matmul_tflops * 1e12) * 1e3 : 0;
-  std::printf("block: hidden %lld, ffn %lld, heads %lld (kv %lld); W%lld g%lld; batch %lld x %lld tokens; %.2f TFLOP per step\n",
-              (long long)hidden, (long long)ffn, (long long)heads, (long long)c.num_kv_heads, (long long)wbits,
-              (long long)group, (long long)batch, (long long)seq, step_flops / 1e12);
+  std::printf(
+      "block: hidden %lld, ffn %lld, heads %lld (kv %lld); W%lld g%lld; batch %lld x %lld tokens; %.2f TFLOP per "
+      "step\n",
+      (long long)hidden, (long long)ffn, (long long)heads, (long long)c.num_kv_heads, (long long)wbits,
+      (long long)group, (long long)batch, (long long)seq, step_flops / 1e12);
   if (cuda) std::printf("device: %s\n", device_name(device).c_str());
   std::printf("floor: bf16 matmul %.1f TFLOP/s -> %.2f ms for one step's FLOPs\n\n", matmul_tflops, floor_ms);
 
   std::vector<Variant> variants;
   std::stringstream list(variants_arg);
   for (std::string v; std::getline(list, v, ',');) {
-    if (v == "bf16") variants.push_back({v, torch::kBFloat16, true});
-    else if (v == "bf16-ops") variants.push_back({v, torch::kBFloat16, false});
-    else if (v == "fp32") variants.push_back({v, torch::kFloat32, true});
-    else if (v == "fp32-ops") variants.push_back({v, torch::kFloat32, false});
+    if (v == "bf16")
+      variants.push_back({v, torch::kBFloat16, true});
+    else if (v == "bf16-ops")
+      variants.push_back({v, torch::kBFloat16, false});
+    else if (v == "fp32")
+      variants.push_back({v, torch::kFloat32, true});
+    else if (v == "fp32-ops")
+      variants.push_back({v, torch::kFloat32, false});
     else {
       std::fprintf(stderr, "unknown variant %s\n", v.c_str());
       return 2;
@@ -189,9 +214,9 @@ int main(int argc, char** argv) {
   pipeline::RunConfig schedule_config;
   schedule_config.tq_schedule = schedule;
   const auto thresholds = schedule_config.par_thresholds();
-  const auto timed_iterations =
-      iterations > 0 ? std::min<std::int64_t>(iterations, static_cast<std::int64_t>(thresholds.size()))
-                     : static_cast<std::int64_t>(thresholds.size());
+  const auto timed_iterations = iterations > 0
+                                    ? std::min<std::int64_t>(iterations, static_cast<std::int64_t>(thresholds.size()))
+                                    : static_cast<std::int64_t>(thresholds.size());
 
   const quant::WeightQuantSpec spec{static_cast<int>(wbits), group, false};
   nlohmann::json results = nlohmann::json::array();
@@ -234,8 +259,9 @@ int main(int argc, char** argv) {
     std::printf("\n%s (CUDA kernels: %s, copies beside the step: %s, trainer set up in %.2f s, set-up peak %.2f GiB)\n",
                 variant.name.c_str(), trainer.runs_kernels() ? "yes" : "no", batches.overlaps() ? "yes" : "no", init_s,
                 init_peak);
-    std::printf("| PAR iteration | soft | ms/step | tokens/s | TFLOP/s | step / floor | steps' peak GiB | hardening ms | "
-                "hardening peak GiB | loss |\n");
+    std::printf(
+        "| PAR iteration | soft | ms/step | tokens/s | TFLOP/s | step / floor | steps' peak GiB | hardening ms | "
+        "hardening peak GiB | loss |\n");
     std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
     nlohmann::json per_iteration = nlohmann::json::array();
     double schedule_s = 0;
@@ -270,23 +296,33 @@ int main(int argc, char** argv) {
       const double over = floor_ms > 0 ? ms / floor_ms : 0;
       const double loss = last.item<double>();
       schedule_s += harden_ms * 1e-3 + paper_steps * ms * 1e-3;
-      std::printf("| %lld | %.3f | %.2f | %.4g | %.1f | %.2fx | %.2f | %.0f | %.2f | %.4g |\n", (long long)(it + 1), t, ms,
-                  tokens / (ms * 1e-3), tflops, over, peak, harden_ms, harden_peak, loss);
-      per_iteration.push_back({{"iteration", it + 1}, {"soft_fraction", t}, {"ms_per_step", ms},
-                               {"tokens_per_s", tokens / (ms * 1e-3)}, {"tflops", tflops}, {"step_over_floor", over},
-                               {"steps_peak_gpu_gib", peak}, {"harden_ms", harden_ms},
-                               {"harden_peak_gpu_gib", harden_peak}, {"loss", loss}});
+      std::printf("| %lld | %.3f | %.2f | %.4g | %.1f | %.2fx | %.2f | %.0f | %.2f | %.4g |\n", (long long)(it + 1), t,
+                  ms, tokens / (ms * 1e-3), tflops, over, peak, harden_ms, harden_peak, loss);
+      per_iteration.push_back({{"iteration", it + 1},
+                               {"soft_fraction", t},
+                               {"ms_per_step", ms},
+                               {"tokens_per_s", tokens / (ms * 1e-3)},
+                               {"tflops", tflops},
+                               {"step_over_floor", over},
+                               {"steps_peak_gpu_gib", peak},
+                               {"harden_ms", harden_ms},
+                               {"harden_peak_gpu_gib", harden_peak},
+                               {"loss", loss}});
       std::fflush(stdout);
     }
     const double peak = overall_peak;
-    nlohmann::json result{{"variant", variant.name}, {"kernels", trainer.runs_kernels()},
+    nlohmann::json result{{"variant", variant.name},
+                          {"kernels", trainer.runs_kernels()},
                           {"first_iteration_ms_per_step", per_iteration[0]["ms_per_step"]},
-                          {"setup_peak_gpu_gib", init_peak}, {"peak_gpu_gib", peak}, {"iterations", per_iteration}};
+                          {"setup_peak_gpu_gib", init_peak},
+                          {"peak_gpu_gib", peak},
+                          {"iterations", per_iteration}};
     if (n_iterations == static_cast<std::int64_t>(thresholds.size())) {
       result["schedule_minutes_per_block"] = schedule_s / 60.0;
-      std::printf("whole schedule (%zu iterations x %.0f steps, measured per iteration): %.2f min per block, "
-                  "%.2f h for 32 blocks, %.2f h for 80 blocks; peak %.2f GiB\n",
-                  thresholds.size(), paper_steps, schedule_s / 60.0, schedule_s * 32 / 3600.0, schedule_s * 80 / 3600.0, peak);
+      std::printf(
+          "whole schedule (%zu iterations x %.0f steps, measured per iteration): %.2f min per block, "
+          "%.2f h for 32 blocks, %.2f h for 80 blocks; peak %.2f GiB\n",
+          thresholds.size(), paper_steps, schedule_s / 60.0, schedule_s * 32 / 3600.0, schedule_s * 80 / 3600.0, peak);
     }
     results.push_back(result);
 
@@ -323,16 +359,30 @@ int main(int argc, char** argv) {
       }
     }
   }
-  std::printf("\nphase profile (%s, last timed iteration, synchronised, ms per step):\n", variants.front().name.c_str());
+  std::printf("\nphase profile (%s, last timed iteration, synchronised, ms per step):\n",
+              variants.front().name.c_str());
   for (const auto& [name, ms] : profile) std::printf("  %-45s %8.2f\n", name.c_str(), ms);
   std::printf("(each phase is synchronised, so they add up to more than the pipelined step)\n");
   if (!json_path.empty()) {
-    nlohmann::json j{{"device", cuda ? device_name(device) : std::string("cpu")}, {"samples", samples},
-                     {"seq", seq}, {"hidden", hidden}, {"ffn", ffn}, {"heads", heads}, {"kv_heads", c.num_kv_heads},
-                     {"batch", batch}, {"wbits", wbits}, {"group", group}, {"steps_per_iteration", steps},
-                     {"warmup_per_iteration", warmup}, {"schedule", schedule}, {"store", store},
-                     {"step_tflop", step_flops / 1e12}, {"matmul_tflops", matmul_tflops}, {"floor_ms", floor_ms},
-                     {"variants", results}, {"profile_ms", profile}};
+    nlohmann::json j{{"device", cuda ? device_name(device) : std::string("cpu")},
+                     {"samples", samples},
+                     {"seq", seq},
+                     {"hidden", hidden},
+                     {"ffn", ffn},
+                     {"heads", heads},
+                     {"kv_heads", c.num_kv_heads},
+                     {"batch", batch},
+                     {"wbits", wbits},
+                     {"group", group},
+                     {"steps_per_iteration", steps},
+                     {"warmup_per_iteration", warmup},
+                     {"schedule", schedule},
+                     {"store", store},
+                     {"step_tflop", step_flops / 1e12},
+                     {"matmul_tflops", matmul_tflops},
+                     {"floor_ms", floor_ms},
+                     {"variants", results},
+                     {"profile_ms", profile}};
     std::ofstream(json_path) << j.dump(2);
   }
   return 0;

@@ -55,7 +55,8 @@ std::vector<std::vector<float>> run_c_forward(const std::string& path, const std
   std::vector<std::vector<float>> out;
   std::vector<float> x(dim), xb(dim), xb2(dim), hb(hidden), hb2(hidden), q(dim), att(seq), logits(vocab);
   for (int pos = 0; pos < static_cast<int>(tokens.size()); ++pos) {
-    std::copy(emb.begin() + std::size_t(tokens[pos]) * dim, emb.begin() + std::size_t(tokens[pos] + 1) * dim, x.begin());
+    std::copy(emb.begin() + std::size_t(tokens[pos]) * dim, emb.begin() + std::size_t(tokens[pos] + 1) * dim,
+              x.begin());
     for (int l = 0; l < layers; ++l) {
       rmsnorm(xb, x, att_norm.data() + std::size_t(l) * dim, dim);
       float* k = key_cache.data() + (std::size_t(l) * seq + pos) * kv_dim;
@@ -88,7 +89,10 @@ std::vector<std::vector<float>> run_c_forward(const std::string& path, const std
         }
         float mx = att[0], sum = 0;
         for (int t = 1; t <= pos; ++t) mx = std::max(mx, att[t]);
-        for (int t = 0; t <= pos; ++t) { att[t] = std::exp(att[t] - mx); sum += att[t]; }
+        for (int t = 0; t <= pos; ++t) {
+          att[t] = std::exp(att[t] - mx);
+          sum += att[t];
+        }
         for (int t = 0; t <= pos; ++t) att[t] /= sum;
         float* xh = xb.data() + hh * hs;
         std::fill(xh, xh + hs, 0.0f);
@@ -123,8 +127,13 @@ torch::Tensor reference_block(const model::LlamaConfig& c, const model::DecoderB
     return d(g) * v / torch::sqrt(v.pow(2).mean(-1, true) + c.rms_norm_eps);
   };
   auto h = norm(x, w.input_norm);
-  auto q = torch::matmul(h, d(w.q_proj).t()), k = torch::matmul(h, d(w.k_proj).t()), v = torch::matmul(h, d(w.v_proj).t());
-  if (w.q_bias.defined()) { q = q + d(w.q_bias); k = k + d(w.k_bias); v = v + d(w.v_bias); }
+  auto q = torch::matmul(h, d(w.q_proj).t()), k = torch::matmul(h, d(w.k_proj).t()),
+       v = torch::matmul(h, d(w.v_proj).t());
+  if (w.q_bias.defined()) {
+    q = q + d(w.q_bias);
+    k = k + d(w.k_bias);
+    v = v + d(w.v_bias);
+  }
   auto attn = torch::zeros({T, H * hd}, torch::kFloat64);
   auto rope = [&](torch::Tensor vec, std::int64_t pos) {  // vec [hd]
     auto out = vec.clone();
@@ -145,7 +154,10 @@ torch::Tensor reference_block(const model::LlamaConfig& c, const model::DecoderB
         scores.push_back((qt * rope(k[s].narrow(0, kvh * hd, hd), s)).sum().item<double>() / std::sqrt(double(hd)));
       const double mx = *std::max_element(scores.begin(), scores.end());
       double sum = 0;
-      for (auto& sc : scores) { sc = std::exp(sc - mx); sum += sc; }
+      for (auto& sc : scores) {
+        sc = std::exp(sc - mx);
+        sum += sc;
+      }
       auto acc = torch::zeros({hd}, torch::kFloat64);
       for (std::int64_t s = 0; s <= t; ++s) acc += scores[s] / sum * v[s].narrow(0, kvh * hd, hd);
       attn[t].narrow(0, head * hd, hd).copy_(acc);
@@ -163,9 +175,18 @@ model::DecoderBlockWeights random_block(const model::LlamaConfig& c, bool bias) 
   model::DecoderBlockWeights w;
   w.input_norm = 1 + r({D}, 0.1);
   w.post_attention_norm = 1 + r({D}, 0.1);
-  w.q_proj = r({q, D}, 0.2); w.k_proj = r({kv, D}, 0.2); w.v_proj = r({kv, D}, 0.2); w.o_proj = r({D, q}, 0.2);
-  w.gate_proj = r({F, D}, 0.2); w.up_proj = r({F, D}, 0.2); w.down_proj = r({D, F}, 0.2);
-  if (bias) { w.q_bias = r({q}, 0.5); w.k_bias = r({kv}, 0.5); w.v_bias = r({kv}, 0.5); }
+  w.q_proj = r({q, D}, 0.2);
+  w.k_proj = r({kv, D}, 0.2);
+  w.v_proj = r({kv, D}, 0.2);
+  w.o_proj = r({D, q}, 0.2);
+  w.gate_proj = r({F, D}, 0.2);
+  w.up_proj = r({F, D}, 0.2);
+  w.down_proj = r({D, F}, 0.2);
+  if (bias) {
+    w.q_bias = r({q}, 0.5);
+    w.k_bias = r({kv}, 0.5);
+    w.v_bias = r({kv}, 0.5);
+  }
   return w;
 }
 
@@ -193,9 +214,17 @@ class TestDecoderNumerics : public QObject {
   void blockWithGqaAndBiasMatchesLoopReference() {
     torch::manual_seed(7);
     model::LlamaConfig c;
-    c.hidden_size = 32; c.intermediate_size = 48; c.num_layers = 1; c.num_heads = 4; c.num_kv_heads = 2;
-    c.head_dim = 8; c.vocab_size = 16; c.max_position_embeddings = 16; c.rms_norm_eps = 1e-6;
-    c.rope_theta = 500.0; c.attention_bias = true;
+    c.hidden_size = 32;
+    c.intermediate_size = 48;
+    c.num_layers = 1;
+    c.num_heads = 4;
+    c.num_kv_heads = 2;
+    c.head_dim = 8;
+    c.vocab_size = 16;
+    c.max_position_embeddings = 16;
+    c.rms_norm_eps = 1e-6;
+    c.rope_theta = 500.0;
+    c.attention_bias = true;
     const auto w = random_block(c, true);
     auto x = torch::randn({1, 9, 32});
     auto ours = model::decoder_block_forward(c, w, x, model::make_rope_tables(c, 9, torch::kCPU, torch::kFloat32));
@@ -206,15 +235,21 @@ class TestDecoderNumerics : public QObject {
 
   void llama3RopeScalingMatchesFormula() {
     model::LlamaConfig c;
-    c.head_dim = 64; c.rope_theta = 500000.0;
-    c.rope_scaling.type = "llama3"; c.rope_scaling.factor = 8.0; c.rope_scaling.low_freq_factor = 1.0;
-    c.rope_scaling.high_freq_factor = 4.0; c.rope_scaling.original_max_position = 8192;
+    c.head_dim = 64;
+    c.rope_theta = 500000.0;
+    c.rope_scaling.type = "llama3";
+    c.rope_scaling.factor = 8.0;
+    c.rope_scaling.low_freq_factor = 1.0;
+    c.rope_scaling.high_freq_factor = 4.0;
+    c.rope_scaling.original_max_position = 8192;
     auto inv = model::rope_inverse_frequencies(c);
     for (int i = 0; i < 32; ++i) {
       const double base = 1.0 / std::pow(500000.0, 2.0 * i / 64), wavelen = 2 * M_PI / base;
       double expected;
-      if (wavelen < 8192.0 / 4.0) expected = base;               // high frequency: unchanged
-      else if (wavelen > 8192.0 / 1.0) expected = base / 8.0;    // low frequency: divided by factor
+      if (wavelen < 8192.0 / 4.0)
+        expected = base;  // high frequency: unchanged
+      else if (wavelen > 8192.0 / 1.0)
+        expected = base / 8.0;  // low frequency: divided by factor
       else {
         const double smooth = (8192.0 / wavelen - 1.0) / (4.0 - 1.0);
         expected = (1 - smooth) * base / 8.0 + smooth * base;
@@ -225,7 +260,10 @@ class TestDecoderNumerics : public QObject {
 
   void linearRopeScalingDividesFrequencies() {
     model::LlamaConfig c;
-    c.head_dim = 16; c.rope_theta = 10000.0; c.rope_scaling.type = "linear"; c.rope_scaling.factor = 4.0;
+    c.head_dim = 16;
+    c.rope_theta = 10000.0;
+    c.rope_scaling.type = "linear";
+    c.rope_scaling.factor = 4.0;
     auto inv = model::rope_inverse_frequencies(c);
     TESSERA_COMPARE_RELATIVE(inv[3].item<double>(), 1.0 / std::pow(10000.0, 6.0 / 16) / 4.0, 1e-6);
   }

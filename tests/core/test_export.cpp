@@ -9,13 +9,13 @@
 #include "api/export_jobs.h"
 #include "api/model_jobs.h"
 #include "export/fake_quant_export.h"
+#include "export_test_support.h"
 #include "io/safetensors.h"
 #include "model/model_loader.h"
 #include "pipeline/quantization_run.h"
 #include "pipeline/quantized_block.h"
 #include "pipeline/run_directory.h"
 #include "tessera_test.h"
-#include "export_test_support.h"
 #include "test_data.h"
 
 using namespace tessera;
@@ -109,7 +109,10 @@ class TestExport : public QObject {
     TESSERA_VERIFY_THROWS_WITH(api::export_run({run, base + "/taken", "hf", "fp16", false}), "already exists");
     TESSERA_VERIFY_THROWS_WITH(api::export_run({run, base + "/x", "onnx", "fp16", false}), "unknown export format");
     std::size_t entries = 0;
-    for (const auto& e : fs::directory_iterator(base)) { (void)e; ++entries; }
+    for (const auto& e : fs::directory_iterator(base)) {
+      (void)e;
+      ++entries;
+    }
     QCOMPARE(entries, std::size_t(2));  // "file" and "taken" only: no temporary folders left
   }
 
@@ -146,8 +149,8 @@ class TestExport : public QObject {
 };
 
 TESSERA_TEST_MAIN(TestExport, fp32ExportEvaluatesExactlyLikeTheRun, halfExportPassesSelfCheckAndIsSmaller,
-                  weightActivationRunExportSaysWhatItDoesNotCarry,
-                  corruptedExportIsDetected, failedExportLeavesNothing, corruptedBlockFilesAreRefused)
+                  weightActivationRunExportSaysWhatItDoesNotCarry, corruptedExportIsDetected, failedExportLeavesNothing,
+                  corruptedBlockFilesAreRefused)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_export.moc"
 #endif

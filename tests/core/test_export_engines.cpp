@@ -56,16 +56,17 @@ std::string python_missing() {
   const auto probe = run_command(std::string(TESSERA_TEST_PYTHON) + " -c 'import numpy'");
   if (probe.status == 0) return "";
   return "the engine readers need Python 3 with numpy (Debian: python3-numpy, which installers/"
-         "install-deps-debian.sh installs); " + std::string(TESSERA_TEST_PYTHON) + " says: " + probe.text;
+         "install-deps-debian.sh installs); " +
+         std::string(TESSERA_TEST_PYTHON) + " says: " + probe.text;
 }
 
 // Without numpy the test fails (the check is the point of it), unless TESSERA_ALLOW_NO_NUMPY is
 // set where it cannot be installed (the GPU machine).
-#define TESSERA_REQUIRE_NUMPY()                                                 \
-  do {                                                                          \
-    const auto why = python_missing();                                          \
+#define TESSERA_REQUIRE_NUMPY()                                                    \
+  do {                                                                             \
+    const auto why = python_missing();                                             \
     if (!why.empty() && std::getenv("TESSERA_ALLOW_NO_NUMPY")) QSKIP(why.c_str()); \
-    if (!why.empty()) QFAIL(why.c_str());                                       \
+    if (!why.empty()) QFAIL(why.c_str());                                          \
   } while (0)
 
 // Exports `run` as `formats` (fp32 scales and floats: the run's numbers exactly) beside its fp32
@@ -102,7 +103,8 @@ void engines_agree(const std::string& run, const std::string& name, const std::v
   const auto ours = model::load_model(reference).forward(torch::tensor(ids).view({1, -1}))[0].to(torch::kFloat64);
   const double rel = ((ours - python).abs().max() / python.abs().max()).item<double>();
   std::printf("Tessera's forward pass of the reference vs the readers': %.3e relative\n", rel);
-  QVERIFY2(rel < 1e-5, ("Tessera's logits of " + reference + " differ from the readers' by " + std::to_string(rel)).c_str());
+  QVERIFY2(rel < 1e-5,
+           ("Tessera's logits of " + reference + " differ from the readers' by " + std::to_string(rel)).c_str());
 }
 
 }  // namespace
@@ -140,8 +142,7 @@ class TestExportEngines : public QObject {
   }
 };
 
-TESSERA_TEST_MAIN(TestExportEngines, packedFormatsComputeTheRunsLogits,
-                  ggufComputesTheRunsLogitsWithLlamaCppRope)
+TESSERA_TEST_MAIN(TestExportEngines, packedFormatsComputeTheRunsLogits, ggufComputesTheRunsLogitsWithLlamaCppRope)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_export_engines.moc"
 #endif

@@ -12,11 +12,11 @@
 #include "api/model_jobs.h"
 #include "export/packed_export.h"
 #include "export/run_source.h"
+#include "export_test_support.h"
 #include "io/safetensors.h"
 #include "model/model_loader.h"
 #include "pipeline/quantization_run.h"
 #include "tessera_test.h"
-#include "export_test_support.h"
 #include "test_data.h"
 
 using namespace tessera;
@@ -28,7 +28,8 @@ std::string run_with(int bits, std::int64_t group = 32) {  // one run per settin
   static std::map<std::pair<int, std::int64_t>, std::string> dirs;
   const auto key = std::make_pair(bits, group);
   if (!dirs.count(key))
-    dirs[key] = tessera_test::rtn_run(bits, "export-formats-w" + std::to_string(bits) + "g" + std::to_string(group), group);
+    dirs[key] =
+        tessera_test::rtn_run(bits, "export-formats-w" + std::to_string(bits) + "g" + std::to_string(group), group);
   return dirs[key];
 }
 
@@ -153,12 +154,14 @@ class TestExportFormats : public QObject {
     TESSERA_VERIFY_THROWS_WITH(api::export_run({w2, base + "/awq", "awq", "fp16", false}), "4-bit only");
     // A parent folder that does not exist, and a location nobody may write (/proc, even as root).
     TESSERA_VERIFY_THROWS_WITH(api::export_run({w2, base + "/no/such/dir", "gptq", "fp16", false}), "does not exist");
-    TESSERA_VERIFY_THROWS_WITH(api::export_run({w2, "/proc/tessera-export-test", "gptq", "fp16", false}), "cannot create");
+    TESSERA_VERIFY_THROWS_WITH(api::export_run({w2, "/proc/tessera-export-test", "gptq", "fp16", false}),
+                               "cannot create");
     QVERIFY(!fs::exists("/proc/tessera-export-test"));
     // Cancelled once writing has begun (the progress callback stands in for the GUI's cancel button).
     StopToken stop;
-    TESSERA_VERIFY_THROWS_WITH(api::export_run({w2, base + "/cancelled", "gptq", "fp16", false},
-                                               [&](const api::ExportProgress&) { stop.request_stop(); }, stop),
+    TESSERA_VERIFY_THROWS_WITH(api::export_run(
+                                   {w2, base + "/cancelled", "gptq", "fp16", false},
+                                   [&](const api::ExportProgress&) { stop.request_stop(); }, stop),
                                "cancelled");
     QVERIFY(fs::is_empty(base));
   }

@@ -17,12 +17,12 @@
 #include "export/gguf_export.h"
 #include "export/gguf_file.h"
 #include "export/run_source.h"
+#include "export_test_support.h"
 #include "model/model_loader.h"
 #include "pipeline/quantization_run.h"
 #include "pipeline/run_directory.h"
 #include "quant/grid_target.h"
 #include "tessera_test.h"
-#include "export_test_support.h"
 #include "test_data.h"
 
 using namespace tessera;
@@ -56,7 +56,8 @@ class TestExportGguf : public QObject {
     QCOMPARE(f.value("tokenizer.ggml.tokens")[1].get<std::string>(), std::string("<s>"));
     QVERIFY(f.value("tessera.run").get<std::string>().find("layer_errors") != std::string::npos);
     QCOMPARE(f.tensor("blk.0.ffn_down.weight").ne, (std::vector<std::uint64_t>{172, 64}));  // ne[0] = inputs
-    const double from_run = tessera_test::perplexity(run, "", text), from_export = tessera_test::perplexity("", out, text);
+    const double from_run = tessera_test::perplexity(run, "", text),
+                 from_export = tessera_test::perplexity("", out, text);
     std::printf("gguf-f32: ppl run %.9f export %.9f, %lld bytes\n  self-check: %s\n", from_run, from_export,
                 (long long)r.bytes, r.self_check.c_str());
     QCOMPARE(from_export, from_run);
@@ -77,7 +78,8 @@ class TestExportGguf : public QObject {
              q41.reason.c_str());
     const auto q51 = tessera_test::export_format(w4_run(), "gguf-q5_1");
     QVERIFY2(!q51.available && q51.reason.find("5-bit asymmetric codes with a group size that is a multiple of 32") !=
-                                   std::string::npos, q51.reason.c_str());
+                                   std::string::npos,
+             q51.reason.c_str());
     const auto q40 = tessera_test::export_format(w4_run(), "gguf-q4_0");
     QVERIFY2(!q40.available && q40.reason.find("4-bit symmetric codes") != std::string::npos, q40.reason.c_str());
   }
@@ -118,7 +120,8 @@ class TestExportGguf : public QObject {
                                          : static_cast<float>(codes[5]) * 0.5f - 1.25f;
       QCOMPARE(exporting::gguf_block_value(t, codes[5], d, m), expected);
       codes[7] = static_cast<std::uint8_t>(1 << t.bits);
-      if (t.bits < 8) TESSERA_VERIFY_THROWS_WITH(exporting::pack_gguf_block(t, codes, 0.5f, 0.f, bytes), "does not fit");
+      if (t.bits < 8)
+        TESSERA_VERIFY_THROWS_WITH(exporting::pack_gguf_block(t, codes, 0.5f, 0.f, bytes), "does not fit");
     }
   }
 
@@ -137,7 +140,8 @@ class TestExportGguf : public QObject {
       QCOMPARE(r.not_converted.size(), std::size_t(5));
       const auto type_name = exporting::ggml_type_name(exporting::gguf_block_type(id)->type);
       QVERIFY2(r.self_check.find("30 " + type_name) != std::string::npos, r.self_check.c_str());
-      const double from_run = tessera_test::perplexity(run, "", text), from_export = tessera_test::perplexity("", out, text);
+      const double from_run = tessera_test::perplexity(run, "", text),
+                   from_export = tessera_test::perplexity("", out, text);
       std::printf("%s: ppl run %.9f export %.9f, %lld bytes\n  self-check: %s\n", id.c_str(), from_run, from_export,
                   (long long)r.bytes, r.self_check.c_str());
       QCOMPARE(from_export, from_run);
@@ -169,7 +173,8 @@ class TestExportGguf : public QObject {
       const auto out = tessera_test::fresh_temp_dir("export-q4_0-" + method) + "/m.gguf";
       const auto r = api::export_run({run, out, "gguf-q4_0", "fp32", false});
       QVERIFY2(r.self_check.find("30 Q4_0") != std::string::npos, (method + ": " + r.self_check).c_str());
-      const double from_run = tessera_test::perplexity(run, "", text), from_export = tessera_test::perplexity("", out, text);
+      const double from_run = tessera_test::perplexity(run, "", text),
+                   from_export = tessera_test::perplexity("", out, text);
       std::printf("%s on gguf-q4_0: ppl run %.9f export %.9f\n", method.c_str(), from_run, from_export);
       QCOMPARE(from_export, from_run);
     }
@@ -181,7 +186,8 @@ class TestExportGguf : public QObject {
     TESSERA_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
     const auto run = tessera_test::rtn_run(4, "export-gguf-damaged-stats");
     pipeline::RunDirectory rd(run);
-    std::ofstream(rd.stats_path(0)) << R"({"loss": "x", "layers": [{"layer": 3}, 5, {"layer": "q_proj", "rel_weight_error": 0.1}]})";
+    std::ofstream(rd.stats_path(0))
+        << R"({"loss": "x", "layers": [{"layer": 3}, 5, {"layer": "q_proj", "rel_weight_error": 0.1}]})";
     std::ofstream(rd.stats_path(1)) << "[1, 2]";
     std::ofstream(rd.stats_path(2)) << "not json";
     const auto out = tessera_test::fresh_temp_dir("export-gguf-damaged-stats-out") + "/m.gguf";
@@ -208,7 +214,10 @@ class TestExportGguf : public QObject {
     TESSERA_VERIFY_THROWS_WITH(api::export_run({w4_run(), base + "/taken.gguf", "gguf-f32", "fp32", false}),
                                "already exists");
     std::size_t entries = 0;
-    for (const auto& e : fs::directory_iterator(base)) { (void)e; ++entries; }
+    for (const auto& e : fs::directory_iterator(base)) {
+      (void)e;
+      ++entries;
+    }
     QCOMPARE(entries, std::size_t(1));
   }
 
@@ -250,9 +259,9 @@ class TestExportGguf : public QObject {
   }
 };
 
-TESSERA_TEST_MAIN(TestExportGguf, craftedHeadersAreRefused, f32ScoresExactlyLikeTheRun, f16PassesItsSelfCheck, q41IsRefusedWhenNotExact,
-                  blockCodecsMatchGgmlsLayout, targetRunsExportBitExactly, everyMethodHonoursTheTarget,
-                  damagedStatisticsAreLeftOut, failedGgufExportLeavesNothing)
+TESSERA_TEST_MAIN(TestExportGguf, craftedHeadersAreRefused, f32ScoresExactlyLikeTheRun, f16PassesItsSelfCheck,
+                  q41IsRefusedWhenNotExact, blockCodecsMatchGgmlsLayout, targetRunsExportBitExactly,
+                  everyMethodHonoursTheTarget, damagedStatisticsAreLeftOut, failedGgufExportLeavesNothing)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_export_gguf.moc"
 #endif

@@ -94,7 +94,13 @@ class TestExportPacking : public QObject {
     // w2: bits 0-1 = v21's bits 1-2 (0b01) -> 0x1; v22 at bits 2-4 -> 2 << 2 = 0x8;
     //     v31 at bits 3(31-22)+2 = 29 -> 0x20000000.                      w2 = 0x20000009
     std::vector<std::uint8_t> v(32, 0);
-    v[0] = 7; v[9] = 4; v[10] = 5; v[11] = 6; v[21] = 3; v[22] = 2; v[31] = 1;
+    v[0] = 7;
+    v[9] = 4;
+    v[10] = 5;
+    v[11] = 6;
+    v[21] = 3;
+    v[22] = 2;
+    v[31] = 1;
     const auto w = pack(v, 3);
     QCOMPARE(w.size(), std::size_t(3));
     QCOMPARE(w[0], 0x60000007u);
@@ -109,7 +115,8 @@ class TestExportPacking : public QObject {
     // column 1 = 0x87654321, column 7 = 0xEDCBA987.
     // qzeros [1 group, N*4/32 = 1]: v2 stores the true zeros 1..8 -> 0x87654321; v1 stores zero - 1,
     // 0..7 -> 0x76543210.
-    const auto q = linear(8, 8, 4, 8, [](auto n, auto k) { return int((k + n) % 16); }, [](auto n) { return int(n + 1); });
+    const auto q = linear(
+        8, 8, 4, 8, [](auto n, auto k) { return int((k + n) % 16); }, [](auto n) { return int(n + 1); });
     std::vector<std::int64_t> shape;
     const auto v2 = make_gptq_format(q.spec, false);
     const auto qweight = packed_words(*v2, q, "qweight", &shape);
@@ -125,17 +132,20 @@ class TestExportPacking : public QObject {
 
   void gptqSymmetricV1ZerosRead0x77777777() {
     // Symmetric 4-bit zero = 8 is stored by v1 as 7 in every nibble (the doc's 0x77777777).
-    const auto q = linear(8, 8, 4, 8, [](auto, auto) { return 3; }, [](auto) { return 8; });
+    const auto q = linear(
+        8, 8, 4, 8, [](auto, auto) { return 3; }, [](auto) { return 8; });
     QCOMPARE(packed_words(*make_gptq_format(q.spec, true), q, "qzeros"), (std::vector<std::uint32_t>{0x77777777u}));
   }
 
   void gptqTwoAndEightBitQzeros() {
     // 2-bit, N = 16 zeros z[n] = n % 4 -> 16 values of 2 bits: bytes {0,1,2,3} -> 0xE4 four times.
-    const auto q2 = linear(16, 16, 2, 16, [](auto, auto) { return 1; }, [](auto n) { return int(n % 4); });
+    const auto q2 = linear(
+        16, 16, 2, 16, [](auto, auto) { return 1; }, [](auto n) { return int(n % 4); });
     QCOMPARE(packed_words(*make_gptq_format(q2.spec, false), q2, "qzeros"), (std::vector<std::uint32_t>{0xE4E4E4E4u}));
     // 8-bit, N = 4 zeros 128, 1, 255, 16 -> bytes 0x80, 0x01, 0xFF, 0x10 -> 0x10FF0180.
     const int z8[] = {128, 1, 255, 16};
-    const auto q8 = linear(4, 4, 8, 4, [](auto, auto k) { return int(k); }, [&](auto n) { return z8[n]; });
+    const auto q8 = linear(
+        4, 4, 8, 4, [](auto, auto k) { return int(k); }, [&](auto n) { return z8[n]; });
     QCOMPARE(packed_words(*make_gptq_format(q8.spec, false), q8, "qzeros"), (std::vector<std::uint32_t>{0x10FF0180u}));
     // qweight 8-bit: column n holds inputs 0..3 = 0, 1, 2, 3 -> 0x03020100.
     QCOMPARE(packed_words(*make_gptq_format(q8.spec, false), q8, "qweight")[0], 0x03020100u);
@@ -145,7 +155,8 @@ class TestExportPacking : public QObject {
     // Columns 0..7 hold codes 0..7; nibble i holds column [0,2,4,6,1,3,5,7][i], so the nibbles from
     // the lowest are 0,2,4,6,1,3,5,7 -> 0x75316420. qzeros use the same order: zeros n + 8 for
     // columns 0..7 -> nibbles 8,10,12,14,9,11,13,15 -> 0xFDB9ECA8.
-    const auto q = linear(8, 32, 4, 32, [](auto n, auto) { return int(n); }, [](auto n) { return int(n + 8); });
+    const auto q = linear(
+        8, 32, 4, 32, [](auto n, auto) { return int(n); }, [](auto n) { return int(n + 8); });
     const auto awq = make_awq_format(q.spec);
     std::vector<std::int64_t> shape;
     const auto qweight = packed_words(*awq, q, "qweight", &shape);
@@ -158,7 +169,10 @@ class TestExportPacking : public QObject {
     // Byte j = element j in the low nibble | element j + 16 in the high nibble. Elements 0..15 =
     // 0..15 and elements 16..31 = 15..0 give byte j = j | (15 - j) << 4: 0xF0, 0xE1, ..., 0x0F.
     std::uint8_t codes[32];
-    for (int j = 0; j < 16; ++j) { codes[j] = static_cast<std::uint8_t>(j); codes[j + 16] = static_cast<std::uint8_t>(15 - j); }
+    for (int j = 0; j < 16; ++j) {
+      codes[j] = static_cast<std::uint8_t>(j);
+      codes[j + 16] = static_cast<std::uint8_t>(15 - j);
+    }
     std::uint8_t bytes[16];
     q4_1_pack_nibbles(codes, bytes);
     QCOMPARE(int(bytes[0]), 0xF0);
@@ -196,7 +210,8 @@ class TestExportPacking : public QObject {
   void valuesThatDoNotFitAreRefused() {
     TESSERA_VERIFY_THROWS_WITH(pack({16, 0, 0, 0, 0, 0, 0, 0}, 4), "does not fit in 4 bits");
     TESSERA_VERIFY_THROWS_WITH(pack({1, 2, 3}, 4), "whole 32-bit words");
-    const auto q = linear(8, 8, 4, 8, [](auto, auto) { return 3; }, [](auto n) { return int(n); });  // zero 0 in row 0
+    const auto q = linear(
+        8, 8, 4, 8, [](auto, auto) { return 3; }, [](auto n) { return int(n); });  // zero 0 in row 0
     QVERIFY(make_gptq_format(q.spec, true)->value_refusal(q).find("zero point of 0") != std::string::npos);
     QVERIFY(make_gptq_format(q.spec, false)->value_refusal(q).empty());
   }

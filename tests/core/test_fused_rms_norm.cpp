@@ -26,11 +26,11 @@ double max_abs(const torch::Tensor& a) { return a.to(torch::kFloat64).abs().max(
 // another order) moves one element by one unit.
 double tolerance(torch::ScalarType t) { return t == torch::kFloat32 ? 1e-5 : (t == torch::kBFloat16 ? 1.6e-2 : 2e-3); }
 
-#define CHECK_CLOSE(a, b, rel, what)                                                                         \
-  do {                                                                                                       \
-    const double d_ = max_diff((a), (b)), tol_ = (rel) * max_abs(b);                                         \
-    std::printf("%-36s max diff %.3g (tolerance %.3g)\n", std::string(what).c_str(), d_, tol_);              \
-    QVERIFY2(d_ <= tol_, (std::string(what) + " differs by " + std::to_string(d_)).c_str());                 \
+#define CHECK_CLOSE(a, b, rel, what)                                                            \
+  do {                                                                                          \
+    const double d_ = max_diff((a), (b)), tol_ = (rel)*max_abs(b);                              \
+    std::printf("%-36s max diff %.3g (tolerance %.3g)\n", std::string(what).c_str(), d_, tol_); \
+    QVERIFY2(d_ <= tol_, (std::string(what) + " differs by " + std::to_string(d_)).c_str());    \
   } while (0)
 
 }  // namespace
@@ -58,7 +58,8 @@ class TestFusedRmsNorm : public QObject {
         auto xf = x0.clone().set_requires_grad(true), wf = w0.clone().set_requires_grad(true);
         auto xo = x0.clone().set_requires_grad(true), wo = w0.clone().set_requires_grad(true);
         const auto fused = model::fused_rms_norm(xf, wf, 1e-5);
-        QVERIFY2(fused.has_value(), ("the fused RMSNorm declined " + name + ": no TESSERA_CUDA_KERNELS in this build?").c_str());
+        QVERIFY2(fused.has_value(),
+                 ("the fused RMSNorm declined " + name + ": no TESSERA_CUDA_KERNELS in this build?").c_str());
         const auto ops = model::rms_norm(xo, wo, 1e-5);
         QCOMPARE(fused->scalar_type(), ops.scalar_type());
         CHECK_CLOSE(*fused, ops, tolerance(dtype), name + " y");

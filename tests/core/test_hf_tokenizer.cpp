@@ -21,13 +21,13 @@
 #include <nlohmann/json.hpp>
 
 #include "api/model_jobs.h"
+#include "tessera_test.h"
+#include "test_data.h"
+#include "test_device.h"
 #include "text/hf_tokenizer.h"
 #include "text/sentencepiece_tokenizer.h"
 #include "text/text_file.h"
 #include "text/tokenizer_loader.h"
-#include "tessera_test.h"
-#include "test_data.h"
-#include "test_device.h"
 
 using namespace tessera;
 using Ids = std::vector<std::int32_t>;
@@ -45,11 +45,11 @@ std::string ids_text(const Ids& ids) {
   return s + "]";
 }
 
-#define COMPARE_IDS(actual, expected)                                                          \
-  do {                                                                                         \
-    const Ids tessera_a = (actual), tessera_e = (expected);                                    \
-    QVERIFY2(tessera_a == tessera_e, (std::string(#actual) + " = " + ids_text(tessera_a) +     \
-                                      ", expected " + ids_text(tessera_e)).c_str());           \
+#define COMPARE_IDS(actual, expected)                                                                             \
+  do {                                                                                                            \
+    const Ids tessera_a = (actual), tessera_e = (expected);                                                       \
+    QVERIFY2(tessera_a == tessera_e,                                                                              \
+             (std::string(#actual) + " = " + ids_text(tessera_a) + ", expected " + ids_text(tessera_e)).c_str()); \
   } while (0)
 
 std::string write_json(const std::string& dir, const std::string& name, const json& j) {
@@ -103,9 +103,13 @@ json sentencepiece_style_tokenizer(bool metaspace) {
   vocab["\xE2\x96\x81"] = 259;
   vocab["a"] = 260;
   vocab["b"] = 261;
-  vocab["\xE2\x96\x81" "a"] = 262;
+  vocab
+      ["\xE2\x96\x81"
+       "a"] = 262;
   vocab["ab"] = 263;
-  vocab["\xE2\x96\x81" "ab"] = 264;
+  vocab
+      ["\xE2\x96\x81"
+       "ab"] = 264;
   vocab["\xC3\xA9"] = 265;
   json t;
   t["version"] = "1.0";
@@ -114,36 +118,53 @@ json sentencepiece_style_tokenizer(bool metaspace) {
   t["added_tokens"] = json::array();
   int id = 0;
   for (const char* s : {"<unk>", "<s>", "</s>"})
-    t["added_tokens"].push_back({{"id", id++}, {"content", s}, {"single_word", false}, {"lstrip", false},
-                                 {"rstrip", false}, {"normalized", false}, {"special", true}});
+    t["added_tokens"].push_back({{"id", id++},
+                                 {"content", s},
+                                 {"single_word", false},
+                                 {"lstrip", false},
+                                 {"rstrip", false},
+                                 {"normalized", false},
+                                 {"special", true}});
   if (metaspace) {
     // The newer conversion: a Metaspace pre-tokenizer that prepends "▁" only at the text's start.
     t["normalizer"] = nullptr;
-    t["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", "first"},
-                          {"split", false}};
-    t["decoder"] = {{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", "first"},
-                    {"split", false}};
+    t["pre_tokenizer"] = {
+        {"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", "first"}, {"split", false}};
+    t["decoder"] = {
+        {"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", "first"}, {"split", false}};
   } else {
     t["normalizer"] = {{"type", "Sequence"},
-                       {"normalizers", {{{"type", "Prepend"}, {"prepend", "\xE2\x96\x81"}},
-                                        {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "\xE2\x96\x81"}}}}};
+                       {"normalizers",
+                        {{{"type", "Prepend"}, {"prepend", "\xE2\x96\x81"}},
+                         {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "\xE2\x96\x81"}}}}};
     t["pre_tokenizer"] = nullptr;
     t["decoder"] = {{"type", "Sequence"},
-                    {"decoders", {{{"type", "Replace"}, {"pattern", {{"String", "\xE2\x96\x81"}}}, {"content", " "}},
-                                  {{"type", "ByteFallback"}},
-                                  {{"type", "Fuse"}},
-                                  {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}}}};
+                    {"decoders",
+                     {{{"type", "Replace"}, {"pattern", {{"String", "\xE2\x96\x81"}}}, {"content", " "}},
+                      {{"type", "ByteFallback"}},
+                      {{"type", "Fuse"}},
+                      {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}}}};
   }
   t["post_processor"] = {
       {"type", "TemplateProcessing"},
       {"single", {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
-      {"pair", {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
-                {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}},
+      {"pair",
+       {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}},
+        {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
+        {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}},
       {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", {1}}, {"tokens", {"<s>"}}}}}}};
-  t["model"] = {{"type", "BPE"},        {"dropout", nullptr},      {"unk_token", "<unk>"},
-                {"continuing_subword_prefix", nullptr}, {"end_of_word_suffix", nullptr},
-                {"fuse_unk", true},     {"byte_fallback", true},   {"vocab", vocab},
-                {"merges", {"\xE2\x96\x81 a", "a b", "\xE2\x96\x81" "a b"}}};
+  t["model"] = {{"type", "BPE"},
+                {"dropout", nullptr},
+                {"unk_token", "<unk>"},
+                {"continuing_subword_prefix", nullptr},
+                {"end_of_word_suffix", nullptr},
+                {"fuse_unk", true},
+                {"byte_fallback", true},
+                {"vocab", vocab},
+                {"merges",
+                 {"\xE2\x96\x81 a", "a b",
+                  "\xE2\x96\x81"
+                  "a b"}}};
   return t;
 }
 
@@ -168,7 +189,7 @@ json byte_level_tokenizer(bool llama3) {
   const std::string G = gpt2_char(' '), C = gpt2_char('\n'), A3 = gpt2_char(0xC3), A9 = gpt2_char(0xA9);
   const std::vector<std::pair<std::string, std::string>> merges = {
       {G, "t"}, {"h", "e"}, {"t", "he"}, {"l", "l"}, {"he", "ll"}, {"hell", "o"}, {G, "hello"},
-      {C, C}, {"1", "2"}, {A3, A9}, {"c", "a"}, {"ca", "f"}, {G, "caf"}, {G + "caf", A3 + A9}};
+      {C, C},   {"1", "2"}, {A3, A9},    {"c", "a"}, {"ca", "f"},  {G, "caf"},    {G + "caf", A3 + A9}};
   json merge_list = json::array();
   int id = 256;
   for (const auto& [a, b] : merges) {
@@ -179,34 +200,60 @@ json byte_level_tokenizer(bool llama3) {
   json t;
   t["version"] = "1.0";
   t["added_tokens"] = json::array();
-  for (const auto& [tid, s] : std::vector<std::pair<int, std::string>>{{271, "<|begin_of_text|>"}, {272, "<|end_of_text|>"}})
-    t["added_tokens"].push_back({{"id", tid}, {"content", s}, {"single_word", false}, {"lstrip", false},
-                                 {"rstrip", false}, {"normalized", false}, {"special", true}});
+  for (const auto& [tid, s] :
+       std::vector<std::pair<int, std::string>>{{271, "<|begin_of_text|>"}, {272, "<|end_of_text|>"}})
+    t["added_tokens"].push_back({{"id", tid},
+                                 {"content", s},
+                                 {"single_word", false},
+                                 {"lstrip", false},
+                                 {"rstrip", false},
+                                 {"normalized", false},
+                                 {"special", true}});
   t["normalizer"] = nullptr;
   t["decoder"] = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}};
   if (llama3) {
     const std::string pattern =
         R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
-    t["pre_tokenizer"] = {{"type", "Sequence"},
-                          {"pretokenizers", {{{"type", "Split"}, {"pattern", {{"Regex", pattern}}}, {"behavior", "Isolated"}, {"invert", false}},
-                                             {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}}}}};
+    t["pre_tokenizer"] = {
+        {"type", "Sequence"},
+        {"pretokenizers",
+         {{{"type", "Split"}, {"pattern", {{"Regex", pattern}}}, {"behavior", "Isolated"}, {"invert", false}},
+          {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}}}}};
     t["post_processor"] = {
         {"type", "Sequence"},
         {"processors",
          {{{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", false}, {"use_regex", true}},
           {{"type", "TemplateProcessing"},
-           {"single", {{{"SpecialToken", {{"id", "<|begin_of_text|>"}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+           {"single",
+            {{{"SpecialToken", {{"id", "<|begin_of_text|>"}, {"type_id", 0}}}},
+             {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
            {"pair", json::array()},
-           {"special_tokens", {{"<|begin_of_text|>", {{"id", "<|begin_of_text|>"}, {"ids", {271}}, {"tokens", {"<|begin_of_text|>"}}}}}}}}}};
+           {"special_tokens",
+            {{"<|begin_of_text|>",
+              {{"id", "<|begin_of_text|>"}, {"ids", {271}}, {"tokens", {"<|begin_of_text|>"}}}}}}}}}};
   } else {
-    t["added_tokens"].push_back({{"id", 273}, {"content", "<tool>"}, {"single_word", false}, {"lstrip", true},
-                                 {"rstrip", true}, {"normalized", false}, {"special", false}});
-    t["pre_tokenizer"] = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}};
-    t["post_processor"] = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", false}, {"use_regex", true}};
+    t["added_tokens"].push_back({{"id", 273},
+                                 {"content", "<tool>"},
+                                 {"single_word", false},
+                                 {"lstrip", true},
+                                 {"rstrip", true},
+                                 {"normalized", false},
+                                 {"special", false}});
+    t["pre_tokenizer"] = {
+        {"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}};
+    t["post_processor"] = {
+        {"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", false}, {"use_regex", true}};
   }
-  t["model"] = {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"continuing_subword_prefix", ""},
-                {"end_of_word_suffix", ""}, {"fuse_unk", false}, {"byte_fallback", false},
-                {"ignore_merges", llama3}, {"vocab", vocab}, {"merges", merge_list}};
+  t["model"] = {{"type", "BPE"},
+                {"dropout", nullptr},
+                {"unk_token", nullptr},
+                {"continuing_subword_prefix", ""},
+                {"end_of_word_suffix", ""},
+                {"fuse_unk", false},
+                {"byte_fallback", false},
+                {"ignore_merges", llama3},
+                {"vocab", vocab},
+                {"merges", merge_list}};
   return t;
 }
 
@@ -261,8 +308,10 @@ Ids naive_tiny_stories_encode(const json& tok, const std::string& text) {
   }
   std::string normalized = "\xE2\x96\x81";
   for (char c : text) {
-    if (c == ' ') normalized += "\xE2\x96\x81";
-    else normalized.push_back(c);
+    if (c == ' ')
+      normalized += "\xE2\x96\x81";
+    else
+      normalized.push_back(c);
   }
   std::vector<std::string> symbols;
   for (std::size_t i = 0; i < normalized.size();) {
@@ -413,18 +462,18 @@ class TestHfTokenizer : public QObject {
   void tinyStoriesDecodeRoundTrips() {
     TESSERA_REQUIRE_DATA(dir, kTinyStories);
     text::HfTokenizer t(dir + "/tokenizer.json");
-    for (const std::string s : {"Once upon a time, there was a little girl named Lily.", "Hello world",
-                                "  two  spaces  ", " a", "The end.\n\nOnce", "In 2023 she had 15 cats.",
-                                "x\ny\n", "\"Wow!\" said Tom. 'Let's go?'"}) {
+    for (const std::string s :
+         {"Once upon a time, there was a little girl named Lily.", "Hello world", "  two  spaces  ", " a",
+          "The end.\n\nOnce", "In 2023 she had 15 cats.", "x\ny\n", "\"Wow!\" said Tom. 'Let's go?'"}) {
       QCOMPARE(t.decode(t.encode(s, true, false)), s);
       QCOMPARE(t.decode(t.encode(s, false, false)), s);
     }
     // The decoders: Replace ▁ -> " ", Fuse, Strip one leading space from the text's first token
     // (after BOS or at the start), not from later ones.
     QCOMPARE(t.decode_token(1, 81), std::string("e "));
-    QCOMPARE(t.decode_token(1, 85), std::string("a"));      // "▁a" first: stripped
+    QCOMPARE(t.decode_token(1, 85), std::string("a"));  // "▁a" first: stripped
     QCOMPARE(t.decode_token(-1, 85), std::string("a"));
-    QCOMPARE(t.decode_token(139, 85), std::string(" a"));   // later: kept
+    QCOMPARE(t.decode_token(139, 85), std::string(" a"));  // later: kept
     // Unknown characters come back as nothing (<unk> is special).
     QCOMPARE(t.decode(t.encode("na\xC3\xAFve \xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\xA6\x99!", true, false)),
              std::string("nave  !"));
@@ -474,10 +523,14 @@ class TestHfTokenizer : public QObject {
     QCOMPARE(j["model"]["merges"].size(), std::size_t(61249));  // as in Llama-2-hf's tokenizer.json
     text::HfTokenizer hf(write_json(tessera_test::fresh_temp_dir("hf-llama2"), "tokenizer.json", j));
     QCOMPARE(hf.vocab_size(), std::int64_t(32000));
-    std::vector<std::string> samples = {"Hello world", "The quick brown fox, 1984 and 3.14159!",
+    std::vector<std::string> samples = {"Hello world",
+                                        "The quick brown fox, 1984 and 3.14159!",
                                         "na\xC3\xAFve caf\xC3\xA9 \xE2\x80\x93 d\xC3\xA9j\xC3\xA0 vu",
                                         "emoji \xF0\x9F\xA6\x99 and \xE4\xB8\xAD\xE6\x96\x87",
-                                        "tabs\tand  double  spaces", " leading", "trailing ", "a\n\nb"};
+                                        "tabs\tand  double  spaces",
+                                        " leading",
+                                        "trailing ",
+                                        "a\n\nb"};
     std::ifstream in(wiki);
     std::string line;
     for (int i = 0; i < 300 && std::getline(in, line);) {
@@ -487,7 +540,9 @@ class TestHfTokenizer : public QObject {
     }
     for (const auto& s : samples) {
       const auto a = hf.encode(s, true, false), b = sp.encode(s, true, false);
-      QVERIFY2(a == b, ("tokenizer.json and SentencePiece differ on: " + s + "\n  " + ids_text(a) + "\n  " + ids_text(b)).c_str());
+      QVERIFY2(
+          a == b,
+          ("tokenizer.json and SentencePiece differ on: " + s + "\n  " + ids_text(a) + "\n  " + ids_text(b)).c_str());
       QVERIFY2(hf.decode(a) == s, ("no round trip: " + s).c_str());
     }
     QCOMPARE(hf.encode(text::read_text_file(joined), true, false).size(), std::size_t(341469));
@@ -562,8 +617,7 @@ class TestHfTokenizer : public QObject {
     QCOMPARE(t.decode_token(271, 262), std::string(" hello"));
     // "It's 1234567": "It", "'s" (the contraction alternative), " " (\s+ as the digits follow),
     // "123", "456", "7". I=73 t=116, '=39 s=115, Ġ=32, rank 8: 12=264 then 3=51, 4 5 6=52 53 54, 7=55.
-    COMPARE_IDS(t.encode("It's 1234567", true, false),
-                (Ids{271, 73, 116, 39, 115, 32, 264, 51, 52, 53, 54, 55}));
+    COMPARE_IDS(t.encode("It's 1234567", true, false), (Ids{271, 73, 116, 39, 115, 32, 264, 51, 52, 53, 54, 55}));
     QCOMPARE(t.decode(t.encode("It's 1234567", true, false)), std::string("It's 1234567"));
     TESSERA_VERIFY_THROWS_WITH(t.encode("bad \xFF byte", true, false), "not valid UTF-8");
   }
@@ -646,7 +700,8 @@ class TestHfTokenizer : public QObject {
     }
     {
       json j = good;
-      j["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "(unclosed"}}}, {"behavior", "Isolated"}, {"invert", false}};
+      j["pre_tokenizer"] = {
+          {"type", "Split"}, {"pattern", {{"Regex", "(unclosed"}}}, {"behavior", "Isolated"}, {"invert", false}};
       TESSERA_VERIFY_THROWS_WITH(load("bad-regex", j), "cannot compile the regular expression");
     }
     {
@@ -711,13 +766,11 @@ class TestHfTokenizer : public QObject {
   }
 };
 
-TESSERA_TEST_MAIN(TestHfTokenizer, tinyStoriesVocabularyAndSpecialIds, tinyStoriesGoldenIds,
-                  tinyStoriesSpecialTokens, tinyStoriesDecodeRoundTrips,
-                  tinyStoriesHeapMergeEqualsPlainLoop, tinyStoriesValidTextRoundTripsExceptUnknownCharacters,
-                  llama2AsTokenizerJsonMatchesSentencePiece,
-                  sentencePieceStyleByteFallbackGolden, metaspacePreTokenizerGolden,
-                  byteLevelLlama3StyleGolden, byteLevelGpt2StyleAddsNoBos,
-                  badTokenizerFilesGiveClearErrors, discoveryPrefersTokenizerJson,
+TESSERA_TEST_MAIN(TestHfTokenizer, tinyStoriesVocabularyAndSpecialIds, tinyStoriesGoldenIds, tinyStoriesSpecialTokens,
+                  tinyStoriesDecodeRoundTrips, tinyStoriesHeapMergeEqualsPlainLoop,
+                  tinyStoriesValidTextRoundTripsExceptUnknownCharacters, llama2AsTokenizerJsonMatchesSentencePiece,
+                  sentencePieceStyleByteFallbackGolden, metaspacePreTokenizerGolden, byteLevelLlama3StyleGolden,
+                  byteLevelGpt2StyleAddsNoBos, badTokenizerFilesGiveClearErrors, discoveryPrefersTokenizerJson,
                   tinyStoriesGeneratesAStory, tinyStoriesPerplexityOnCpuAndCuda)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_hf_tokenizer.moc"

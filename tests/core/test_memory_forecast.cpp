@@ -194,12 +194,14 @@ class TestMemoryForecast : public QObject {
     std::printf("forecast %.1f MiB, measured peak RSS %.1f MiB, ratio %.3f\n", forecast / 1048576.0,
                 measured / 1048576.0, ratio);
     QVERIFY2(ratio > 0.85 && ratio < 1.15, ("forecast " + std::to_string(forecast) + " measured " +
-                                            std::to_string(measured) + " ratio " + std::to_string(ratio)).c_str());
+                                            std::to_string(measured) + " ratio " + std::to_string(ratio))
+                                               .c_str());
   }
 };
 
 TESSERA_TEST_MAIN(TestMemoryForecast, moreSamplesAddExactlyTheirActivations, cudaMovesActivationsOffTheHost,
-                  refusalNamesTermsAndAFittingSetting, cliPlanAndPreflightRefusal, forecastWithin15PercentOfMeasuredPeak)
+                  refusalNamesTermsAndAFittingSetting, cliPlanAndPreflightRefusal,
+                  forecastWithin15PercentOfMeasuredPeak)
 
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_memory_forecast.moc"

@@ -126,9 +126,9 @@ class TestModelLoading : public QObject {
     model::save_hf_checkpoint(a, base + "/fp16", torch::kFloat16, false);
     const auto b = model::load_model(base + "/bf16");
     const auto h = model::load_model(base + "/fp16");
-    QCOMPARE(io::SafetensorsFile(base + "/bf16/model.safetensors").tensor("model.norm.weight").dtype,
-             io::DType::BF16);
-    QVERIFY(torch::equal(b.weights().blocks[2].up_proj, a.weights().blocks[2].up_proj.to(torch::kBFloat16).to(torch::kFloat32)));
+    QCOMPARE(io::SafetensorsFile(base + "/bf16/model.safetensors").tensor("model.norm.weight").dtype, io::DType::BF16);
+    QVERIFY(torch::equal(b.weights().blocks[2].up_proj,
+                         a.weights().blocks[2].up_proj.to(torch::kBFloat16).to(torch::kFloat32)));
     QVERIFY(torch::equal(h.weights().embed_tokens, a.weights().embed_tokens.to(torch::kFloat16).to(torch::kFloat32)));
   }
 
@@ -159,20 +159,24 @@ class TestModelLoading : public QObject {
     QVERIFY(torch::equal(one.post_attention_norm, a.weights().blocks[1].post_attention_norm));
     TESSERA_VERIFY_THROWS_WITH(model::load_block_weights(dir, 2), "there is no block 2");
     // An index naming a shard outside the folder (absolute, "..", a sub-path) or a non-string entry.
-    for (const nlohmann::json& bad : {nlohmann::json("../model-00001-of-00002.safetensors"), nlohmann::json("/etc/passwd"),
-                                      nlohmann::json("sub/x.safetensors"), nlohmann::json(7)}) {
+    for (const nlohmann::json& bad :
+         {nlohmann::json("../model-00001-of-00002.safetensors"), nlohmann::json("/etc/passwd"),
+          nlohmann::json("sub/x.safetensors"), nlohmann::json(7)}) {
       auto m = map;
       m["model.norm.weight"] = bad;
       std::ofstream(dir + "/model.safetensors.index.json") << nlohmann::json{{"weight_map", m}}.dump();
-      TESSERA_VERIFY_THROWS_WITH(model::load_model(dir), bad.is_string() ? "which is not a file name inside" : "not a file name");
+      TESSERA_VERIFY_THROWS_WITH(model::load_model(dir),
+                                 bad.is_string() ? "which is not a file name inside" : "not a file name");
     }
   }
 
   // config.json's num_hidden_layers below the checkpoint's layers silently dropped layers.
   void fewerConfigLayersThanStoredAreRefused() {
     TESSERA_REQUIRE_DATA(src, kTinyStoriesHf);
-    const auto dir = hf_copy_with_config(src, "cfg-fewer-layers", [](nlohmann::json& c) { c["num_hidden_layers"] = 1; });
-    TESSERA_VERIFY_THROWS_WITH(model::load_model(dir), "the checkpoint holds 2 layers, config.json's num_hidden_layers says 1");
+    const auto dir =
+        hf_copy_with_config(src, "cfg-fewer-layers", [](nlohmann::json& c) { c["num_hidden_layers"] = 1; });
+    TESSERA_VERIFY_THROWS_WITH(model::load_model(dir),
+                               "the checkpoint holds 2 layers, config.json's num_hidden_layers says 1");
   }
 
   void configMissingKeyIsNamed() {
@@ -190,7 +194,8 @@ class TestModelLoading : public QObject {
   // Sizes whose products overflow 64 bits (the parameter count of `info` wrapped before).
   void absurdSizesAreRejected() {
     TESSERA_REQUIRE_DATA(src, kTinyStoriesHf);
-    auto dir = hf_copy_with_config(src, "cfg-absurd", [](nlohmann::json& c) { c["intermediate_size"] = 1000000000000LL; });
+    auto dir =
+        hf_copy_with_config(src, "cfg-absurd", [](nlohmann::json& c) { c["intermediate_size"] = 1000000000000LL; });
     TESSERA_VERIFY_THROWS_WITH(model::load_model(dir), "intermediate_size 1000000000000 is absurd");
     dir = hf_copy_with_config(src, "cfg-absurd-layers", [](nlohmann::json& c) { c["num_hidden_layers"] = 1 << 30; });
     TESSERA_VERIFY_THROWS_WITH(model::load_model(dir), "num_hidden_layers 1073741824 is absurd");
@@ -238,17 +243,17 @@ class TestModelLoading : public QObject {
   }
 
   void rejectsUnsupportedModelType() {
-    TESSERA_VERIFY_THROWS_WITH(model::LlamaConfig::from_hf_json_text(
-                                   R"({"model_type":"gpt2","hidden_size":8})", "cfg"),
+    TESSERA_VERIFY_THROWS_WITH(model::LlamaConfig::from_hf_json_text(R"({"model_type":"gpt2","hidden_size":8})", "cfg"),
                                "not a LLaMA-family decoder");
   }
 };
 
 TESSERA_TEST_MAIN(TestModelLoading, llama2cHeaderGivesStories260KArchitecture, truncatedLlama2cFileIsRejected,
                   hfFolderLoadsTinyStories656K, convertedFolderGivesIdenticalLogits, bf16AndFp16CheckpointsLoad,
-                  shardedCheckpointLoadsThroughIndex, configMissingKeyIsNamed, configInconsistentHeadsIsRejected, absurdSizesAreRejected,
-                  missingTensorIsNamed, wrongShapeIsNamed, nanWeightsAreRejected, integerWeightsAreRejected,
-                  unknownFormatsAreRejected, rejectsUnsupportedModelType, fewerConfigLayersThanStoredAreRefused)
+                  shardedCheckpointLoadsThroughIndex, configMissingKeyIsNamed, configInconsistentHeadsIsRejected,
+                  absurdSizesAreRejected, missingTensorIsNamed, wrongShapeIsNamed, nanWeightsAreRejected,
+                  integerWeightsAreRejected, unknownFormatsAreRejected, rejectsUnsupportedModelType,
+                  fewerConfigLayersThanStoredAreRefused)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_model_loading.moc"
 #endif

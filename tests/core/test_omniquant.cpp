@@ -74,13 +74,27 @@ class TestOmniquant : public QObject {
   void letIsFunctionPreserving() {
     torch::manual_seed(8);
     model::LlamaConfig c;
-    c.hidden_size = 32; c.intermediate_size = 48; c.num_layers = 1; c.num_heads = 4; c.num_kv_heads = 4;
-    c.head_dim = 8; c.vocab_size = 16; c.max_position_embeddings = 16; c.rms_norm_eps = 1e-6; c.rope_theta = 10000.0;
+    c.hidden_size = 32;
+    c.intermediate_size = 48;
+    c.num_layers = 1;
+    c.num_heads = 4;
+    c.num_kv_heads = 4;
+    c.head_dim = 8;
+    c.vocab_size = 16;
+    c.max_position_embeddings = 16;
+    c.rms_norm_eps = 1e-6;
+    c.rope_theta = 10000.0;
     auto r = [](std::vector<std::int64_t> s) { return torch::randn(s) * 0.2; };
     model::DecoderBlockWeights w;
-    w.input_norm = 1 + r({32}); w.post_attention_norm = 1 + r({32});
-    w.q_proj = r({32, 32}); w.k_proj = r({32, 32}); w.v_proj = r({32, 32}); w.o_proj = r({32, 32});
-    w.gate_proj = r({48, 32}); w.up_proj = r({48, 32}); w.down_proj = r({32, 48});
+    w.input_norm = 1 + r({32});
+    w.post_attention_norm = 1 + r({32});
+    w.q_proj = r({32, 32});
+    w.k_proj = r({32, 32});
+    w.v_proj = r({32, 32});
+    w.o_proj = r({32, 32});
+    w.gate_proj = r({48, 32});
+    w.up_proj = r({48, 32});
+    w.down_proj = r({32, 48});
     methods::LetScales let;
     let.s1 = torch::rand({32}) + 0.5;
     let.s2 = torch::rand({32}) + 0.5;
@@ -123,7 +137,8 @@ class TestOmniquant : public QObject {
     std::printf("block 0  OmniQuant %.6g  TesseraQ(OmniQuant init) %.6g\n", oq.loss_after[0], tq.loss_after[0]);
     QVERIFY(tq.loss_after[0] < oq.loss_after[0]);
     const auto t0 = pipeline::QuantizedBlock::load(pipeline::RunDirectory(base + "/tq").block_path(0), tq_cfg.weight);
-    QVERIFY(t0.method_state.count("omniquant.lwc_beta.gate_proj") == 1 && t0.method_state.count("tesseraq.dst.up_proj") == 1);
+    QVERIFY(t0.method_state.count("omniquant.lwc_beta.gate_proj") == 1 &&
+            t0.method_state.count("tesseraq.dst.up_proj") == 1);
   }
 
   void letIsSkippedWithAReasonOnGroupedQueryAttention() {
@@ -135,7 +150,8 @@ class TestOmniquant : public QObject {
     cfg.oq_epochs = 1;
     cfg.samples = 4;
     Collect events;
-    const auto run = pipeline::run_quantization(cfg, tessera_test::fresh_temp_dir("omniquant-gqa") + "/run", false, events);
+    const auto run =
+        pipeline::run_quantization(cfg, tessera_test::fresh_temp_dir("omniquant-gqa") + "/run", false, events);
     QVERIFY(events.logs.find("LET skipped: the model uses grouped-query attention") != std::string::npos);
     QVERIFY(run.loss_after[0] <= run.loss_before[0]);
   }

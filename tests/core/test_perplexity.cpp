@@ -9,11 +9,11 @@
 #include "api/model_jobs.h"
 #include "eval/perplexity.h"
 #include "model/model_loader.h"
-#include "text/text_file.h"
-#include "text/tokenizer_loader.h"
 #include "tessera_test.h"
 #include "test_data.h"
 #include "test_device.h"
+#include "text/text_file.h"
+#include "text/tokenizer_loader.h"
 
 using namespace tessera;
 
@@ -173,10 +173,13 @@ class TestPerplexity : public QObject {
     bool cancelled = false;
     std::int64_t last_done = 0;
     try {
-      api::evaluate_perplexity(r, [&](const api::EvalProgress& p) {
-        last_done = p.windows_done;
-        if (p.windows_done == 3) stop.request_stop();
-      }, stop);
+      api::evaluate_perplexity(
+          r,
+          [&](const api::EvalProgress& p) {
+            last_done = p.windows_done;
+            if (p.windows_done == 3) stop.request_stop();
+          },
+          stop);
     } catch (const Cancelled&) {
       cancelled = true;
     }
@@ -187,7 +190,8 @@ class TestPerplexity : public QObject {
 
 TESSERA_TEST_MAIN(TestPerplexity, greedyGenerationReproducesStories260K, samplingIsSeeded,
                   stories260KPerplexityOnTinyStoriesSample, protocolEqualsManualWindowedCrossEntropy,
-                  hfModelGeneratesAStoryFromStartToken, cpuAndCudaAgree, badRequestsAreRejected, stopTokenCancelsEvaluation)
+                  hfModelGeneratesAStoryFromStartToken, cpuAndCudaAgree, badRequestsAreRejected,
+                  stopTokenCancelsEvaluation)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_perplexity.moc"
 #endif

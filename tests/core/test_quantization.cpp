@@ -6,20 +6,20 @@
 #include <sstream>
 
 #include "api/model_jobs.h"
+#include "calibration_inputs.h"
 #include "methods/awq_method.h"
 #include "model/model_loader.h"
 #include "pipeline/quantization_run.h"
+#include "pipeline/run_config.h"
 #include "pipeline/run_directory.h"
 #include "quant/activation_quantizer.h"
-#include "pipeline/run_config.h"
 #include "quant/group_quantizer.h"
-#include "text/calibration.h"
-#include "text/tokenizer_loader.h"
 #include "resume_check.h"
 #include "small_run.h"
-#include "calibration_inputs.h"
 #include "tessera_test.h"
 #include "test_data.h"
+#include "text/calibration.h"
+#include "text/tokenizer_loader.h"
 
 using namespace tessera;
 namespace fs = std::filesystem;
@@ -77,7 +77,7 @@ class TestQuantization : public QObject {
   void raggedLastGroupHasItsOwnRange() {
     torch::manual_seed(2);
     auto w = torch::randn({8, 172});  // stories260K's ffn: 172 = 5 x 32 + 12
-    w.narrow(1, 160, 12).mul_(10);  // a different range in the tail group
+    w.narrow(1, 160, 12).mul_(10);    // a different range in the tail group
     quant::WeightQuantSpec spec{4, 32, false};
     const auto q = quant::quantize_rtn(w, spec, "down_proj");
     QCOMPARE(q.scale.size(1), std::int64_t(6));
@@ -163,7 +163,7 @@ class TestQuantization : public QObject {
     const auto& original = model.weights().blocks[0];
     const auto q = awq.quantize_block(original, ctx);
     QVERIFY(q.method_state.count("awq.scale.qkv") == 1);
-    QVERIFY(q.method_state.count("awq.scale.o") == 0);  // GQA: v->o skipped
+    QVERIFY(q.method_state.count("awq.scale.o") == 0);                          // GQA: v->o skipped
     QVERIFY(!torch::equal(q.float_reference.input_norm, original.input_norm));  // scales were applied
     auto y0 = model::decoder_block_forward(model.config(), original, x, ctx.rope);
     auto y1 = model::decoder_block_forward(model.config(), q.float_reference, x, ctx.rope);
@@ -197,7 +197,8 @@ class TestQuantization : public QObject {
   // beyond fp16's range refused; the target in run.json only when set, consistent with wbits/group.
   void gridTargetsRoundScalesAndRoundTrip() {
     torch::manual_seed(9);
-    const auto s = torch::cat({torch::rand({1000}) * 0.1, torch::rand({100}) * 1e-4, torch::tensor({1e-5f, 3.0e-7f, 65000.f})});
+    const auto s =
+        torch::cat({torch::rand({1000}) * 0.1, torch::rand({100}) * 1e-4, torch::tensor({1e-5f, 3.0e-7f, 65000.f})});
     const auto s11 = quant::representable_scales(s, 11);
     QVERIFY(torch::equal(s11, s.to(torch::kHalf).to(torch::kFloat32)));
     QVERIFY(torch::equal(quant::representable_scales(s, 0), s));
@@ -232,8 +233,9 @@ class TestQuantization : public QObject {
     TESSERA_VERIFY_THROWS_WITH(
         pipeline::RunConfig::from_json_text(R"({"model":"m","calib":"c","target":"gguf-q4_0","wbits":3})", "x.json"),
         "target gguf-q4_0 is W4 g32 sym fp16-scales");
-    TESSERA_VERIFY_THROWS_WITH(pipeline::RunConfig::from_json_text(R"({"model":"m","calib":"c","target":"gguf-q2_k"})", "x.json"),
-                               "unknown target \"gguf-q2_k\" (available: gguf-q4_0, gguf-q4_1");
+    TESSERA_VERIFY_THROWS_WITH(
+        pipeline::RunConfig::from_json_text(R"({"model":"m","calib":"c","target":"gguf-q2_k"})", "x.json"),
+        "unknown target \"gguf-q2_k\" (available: gguf-q4_0, gguf-q4_1");
     c.weight.bits = 3;
     TESSERA_VERIFY_THROWS_WITH(c.validate(), "target gguf-q4_1 is W4 g32 fp16-scales");
   }
@@ -259,11 +261,13 @@ class TestQuantization : public QObject {
     // Numbers that are not what they claim are refused, not truncated (found by fuzz_run_config).
     TESSERA_VERIFY_THROWS_WITH(pipeline::RunConfig::from_json_text(R"({"wbits": 3.9})", "run.json"),
                                "\"wbits\" is 3.9, expected an integer");
-    TESSERA_VERIFY_THROWS_WITH(pipeline::RunConfig::from_json_text(R"({"wbits": 9e96})", "run.json"), "expected an integer");
+    TESSERA_VERIFY_THROWS_WITH(pipeline::RunConfig::from_json_text(R"({"wbits": 9e96})", "run.json"),
+                               "expected an integer");
     TESSERA_VERIFY_THROWS_WITH(pipeline::RunConfig::from_json_text(R"({"wbits": 4294967298})", "run.json"),
                                "expected an integer in -2147483648..2147483647");
     TESSERA_VERIFY_THROWS_WITH(pipeline::RunConfig::from_json_text(R"({"seed": -1})", "run.json"), "\"seed\" is -1");
-    TESSERA_VERIFY_THROWS_WITH(pipeline::RunConfig::from_json_text(R"({"symmetric": 1})", "run.json"), "expected true or false");
+    TESSERA_VERIFY_THROWS_WITH(pipeline::RunConfig::from_json_text(R"({"symmetric": 1})", "run.json"),
+                               "expected true or false");
     QCOMPARE(pipeline::RunConfig::from_json_text(R"({"tesseraq": {"lr": 2}})", "run.json").tq_lr, 2.0);
     auto bad = c;
     bad.method = "gptq";

@@ -88,23 +88,20 @@ class TestSafetensors : public QObject {
 
   void offsetsPastTheDataAreRejected() {
     const auto dir = tessera_test::fresh_temp_dir("st-range");
-    const auto p = write_raw(dir, "r.safetensors",
-                             R"({"x":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 8);
+    const auto p = write_raw(dir, "r.safetensors", R"({"x":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 8);
     TESSERA_VERIFY_THROWS_WITH(SafetensorsFile{p}, "run past the end of the data");
   }
 
   void dtypeDisagreeingWithByteLengthIsRejected() {
     const auto dir = tessera_test::fresh_temp_dir("st-dtype");
     // 4 F32 values need 16 bytes; the offsets give 8 (as if the data were F16).
-    const auto p = write_raw(dir, "d.safetensors",
-                             R"({"x":{"dtype":"F32","shape":[4],"data_offsets":[0,8]}})", 8);
+    const auto p = write_raw(dir, "d.safetensors", R"({"x":{"dtype":"F32","shape":[4],"data_offsets":[0,8]}})", 8);
     TESSERA_VERIFY_THROWS_WITH(SafetensorsFile{p}, "need 16 bytes but data_offsets span 8");
   }
 
   void unknownDtypeIsRejected() {
     const auto dir = tessera_test::fresh_temp_dir("st-unknown");
-    const auto p = write_raw(dir, "u.safetensors",
-                             R"({"x":{"dtype":"Q4","shape":[4],"data_offsets":[0,2]}})", 2);
+    const auto p = write_raw(dir, "u.safetensors", R"({"x":{"dtype":"Q4","shape":[4],"data_offsets":[0,2]}})", 2);
     TESSERA_VERIFY_THROWS_WITH(SafetensorsFile{p}, "unsupported dtype \"Q4\"");
   }
 
@@ -122,15 +119,21 @@ class TestSafetensors : public QObject {
     const auto dir = tessera_test::fresh_temp_dir("st-atomic");
     const std::string target = dir + "/out.bin";
     std::ofstream(target) << "old";
-    TESSERA_VERIFY_THROWS_WITH(tessera::io::write_file_atomically(target, [](std::ostream& out) {
-      out << "partial";
-      throw tessera::Error("simulated failure while writing");
-    }), "simulated failure");
+    TESSERA_VERIFY_THROWS_WITH(
+        tessera::io::write_file_atomically(target,
+                                           [](std::ostream& out) {
+                                             out << "partial";
+                                             throw tessera::Error("simulated failure while writing");
+                                           }),
+        "simulated failure");
     std::stringstream ss;
     ss << std::ifstream(target).rdbuf();
     QCOMPARE(ss.str(), std::string("old"));
     std::size_t files = 0;
-    for (const auto& e : std::filesystem::directory_iterator(dir)) { (void)e; ++files; }
+    for (const auto& e : std::filesystem::directory_iterator(dir)) {
+      (void)e;
+      ++files;
+    }
     QCOMPARE(files, std::size_t(1));  // no temporary left behind
   }
 
@@ -139,22 +142,26 @@ class TestSafetensors : public QObject {
     if (!std::filesystem::exists("/dev/full")) QSKIP("/dev/full is not available");
     const auto dir = tessera_test::fresh_temp_dir("st-full");
     const std::string target = dir + "/big.bin";
-    TESSERA_VERIFY_THROWS_WITH(tessera::io::write_file_atomically(target, [](std::ostream& out) {
-      std::ofstream full("/dev/full", std::ios::binary);
-      std::string block(1 << 16, 'x');
-      full.write(block.data(), static_cast<std::streamsize>(block.size()));
-      full.flush();
-      if (!full) out.setstate(std::ios::badbit);  // propagate the device's ENOSPC to the writer
-    }), "disk full");
+    TESSERA_VERIFY_THROWS_WITH(tessera::io::write_file_atomically(
+                                   target,
+                                   [](std::ostream& out) {
+                                     std::ofstream full("/dev/full", std::ios::binary);
+                                     std::string block(1 << 16, 'x');
+                                     full.write(block.data(), static_cast<std::streamsize>(block.size()));
+                                     full.flush();
+                                     if (!full)
+                                       out.setstate(std::ios::badbit);  // propagate the device's ENOSPC to the writer
+                                   }),
+                               "disk full");
     QVERIFY(!std::filesystem::exists(target));
   }
 };
 
 TESSERA_TEST_MAIN(TestSafetensors, roundTripKeepsBytesShapesAndMetadata, headerLongerThanFileIsRejected,
                   tinyFileIsRejected, invalidJsonIsRejected, overlappingOffsetsAreRejected,
-                  offsetsPastTheDataAreRejected, dtypeDisagreeingWithByteLengthIsRejected,
-                  unknownDtypeIsRejected, missingTensorIsNamed,
-                  failedAtomicWriteLeavesNoFileAndKeepsTheOldOne, writeFailureLikeFullDiskLeavesNothing)
+                  offsetsPastTheDataAreRejected, dtypeDisagreeingWithByteLengthIsRejected, unknownDtypeIsRejected,
+                  missingTensorIsNamed, failedAtomicWriteLeavesNoFileAndKeepsTheOldOne,
+                  writeFailureLikeFullDiskLeavesNothing)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_safetensors.moc"
 #endif

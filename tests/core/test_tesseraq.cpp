@@ -4,24 +4,24 @@
 
 #include <chrono>
 #include <cmath>
-#include <limits>
 #include <filesystem>
+#include <limits>
 
+#include "calibration_inputs.h"
 #include "methods/tesseraq_method.h"
 #include "model/model_loader.h"
-#include "pipeline/run_presets.h"
-#include "text/calibration.h"
-#include "text/tokenizer_loader.h"
 #include "pipeline/quantization_run.h"
 #include "pipeline/quantized_block.h"
 #include "pipeline/run_directory.h"
+#include "pipeline/run_presets.h"
 #include "quant/group_quantizer.h"
 #include "resume_check.h"
 #include "small_run.h"
-#include "calibration_inputs.h"
 #include "tessera_test.h"
 #include "test_data.h"
 #include "test_device.h"
+#include "text/calibration.h"
+#include "text/tokenizer_loader.h"
 
 using namespace tessera;
 namespace fs = std::filesystem;
@@ -63,7 +63,8 @@ void check_soft_count(const methods::TesseraqLinear& l, const torch::Tensor& sco
   const auto expected = static_cast<std::int64_t>(std::floor(t * static_cast<double>(n - 1))) + 1;
   const auto ties = (score_before == tau).sum().item<std::int64_t>();
   QVERIFY2(soft >= expected - ties && soft <= expected + ties,
-           ("soft " + std::to_string(soft) + " expected " + std::to_string(expected) + " ties " + std::to_string(ties)).c_str());
+           ("soft " + std::to_string(soft) + " expected " + std::to_string(expected) + " ties " + std::to_string(ties))
+               .c_str());
 }
 
 // The soft list's values at their positions in [O, I], `fill` elsewhere.
@@ -80,7 +81,8 @@ torch::Tensor scores(const methods::TesseraqLinear& l) {
 
 // floor(W / s) + z on the layer's grid.
 torch::Tensor floor_codes(const methods::TesseraqLinear& l, const torch::Tensor& w) {
-  const auto s = quant::expand_groups(l.scale, l.group, w.size(1)), z = quant::expand_groups(l.zero, l.group, w.size(1));
+  const auto s = quant::expand_groups(l.scale, l.group, w.size(1)),
+             z = quant::expand_groups(l.zero, l.group, w.size(1));
   return torch::floor(w / s) + z;
 }
 
@@ -103,7 +105,8 @@ class TestTesseraq : public QObject {
       const auto frac = w / s - torch::floor(w / s);
       const double h_err = (dense(l, methods::rectified_sigmoid(l.soft_nu), 0) - frac).abs().max().item<double>();
       QVERIFY2(h_err < 1e-5, ("h vs frac " + std::to_string(h_err)).c_str());
-      const auto soft_code = torch::clamp(l.codes.to(torch::kFloat32) + dense(l, methods::rectified_sigmoid(l.soft_nu), 0), 0, 7);
+      const auto soft_code =
+          torch::clamp(l.codes.to(torch::kFloat32) + dense(l, methods::rectified_sigmoid(l.soft_nu), 0), 0, 7);
       const auto expected_code = torch::clamp(w / s + z, 0.0, 7.0);
       const double code_err = (soft_code - expected_code).abs().max().item<double>();
       QVERIFY2(code_err < 1e-4, ("soft code " + std::to_string(code_err)).c_str());
@@ -138,7 +141,8 @@ class TestTesseraq : public QObject {
       for (std::size_t i = 0; i < ranks.size(); ++i) {
         const double expected = std::get<0>(scores.kthvalue(ranks[i] + 1)).item<double>();
         QVERIFY2(got[i] == expected, ("rank " + std::to_string(ranks[i]) + ": " + std::to_string(got[i]) +
-                                      " against kthvalue " + std::to_string(expected)).c_str());
+                                      " against kthvalue " + std::to_string(expected))
+                                         .c_str());
       }
     }
     bool refused = false;
@@ -242,7 +246,8 @@ class TestTesseraq : public QObject {
     QCOMPARE(events.par_logs, 3 * blocks);
     QCOMPARE(events.step_losses, 3 * 20 / 10 * blocks);
     // Method state and integer codes survive the run directory.
-    const auto b0 = pipeline::QuantizedBlock::load(pipeline::RunDirectory((base / "tq").string()).block_path(0), cfg.weight);
+    const auto b0 =
+        pipeline::QuantizedBlock::load(pipeline::RunDirectory((base / "tq").string()).block_path(0), cfg.weight);
     QVERIFY(b0.method_state.count("tesseraq.dst.q_proj") == 1);
     QVERIFY(b0.method_state.count("awq.scale.qkv") == 1);
     QVERIFY(b0.method_state.count("awq.clip.down_proj") == 1);
@@ -335,7 +340,8 @@ class TestTesseraq : public QObject {
     cfg.weight = {4, 0, false};
     cfg.act_bits = 4;
     pipeline::NullEventSink quiet;
-    const auto run = pipeline::run_quantization(cfg, tessera_test::fresh_temp_dir("tesseraq-w4a4") + "/run", false, quiet);
+    const auto run =
+        pipeline::run_quantization(cfg, tessera_test::fresh_temp_dir("tesseraq-w4a4") + "/run", false, quiet);
     for (std::size_t k = 0; k < run.loss_after.size(); ++k) {
       std::printf("W4A4 block %zu  loss RTN %.6g  TesseraQ %.6g\n", k, run.loss_before[k], run.loss_after[k]);
       QVERIFY(run.loss_after[k] < run.loss_before[k]);
@@ -413,11 +419,9 @@ class TestTesseraq : public QObject {
 };
 
 TESSERA_TEST_MAIN(TestTesseraq, rectifiedSigmoidInitReproducesTheGridWeight, orderStatisticsEqualKthvalue,
-                  hardeningKeepsTheRequestedSoftFraction,
-                  finalCodesComeFromTheFrozenGrid, shortRunBeatsItsAwqInit,
-                  nonFiniteLossIsSkippedAndReported,
-                  runIsReproducibleAndResumesToIdenticalCodes, cpuPresetBeatsAwqOnStories260K,
-                  weightActivationRunBeatsRtn, runConfigFields)
+                  hardeningKeepsTheRequestedSoftFraction, finalCodesComeFromTheFrozenGrid, shortRunBeatsItsAwqInit,
+                  nonFiniteLossIsSkippedAndReported, runIsReproducibleAndResumesToIdenticalCodes,
+                  cpuPresetBeatsAwqOnStories260K, weightActivationRunBeatsRtn, runConfigFields)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_tesseraq.moc"
 #endif

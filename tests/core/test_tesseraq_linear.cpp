@@ -26,8 +26,9 @@ struct Case {
   double soft_fraction;  // 1: no hardening
   int scale_bits = 0;    // > 0: s * delta rounded to fp16 values (a GGUF grid target)
   std::string name() const {
-    return std::to_string(rows) + "x" + std::to_string(cols) + " g" + std::to_string(group) + " W" + std::to_string(bits) +
-           " soft " + std::to_string(soft_fraction) + (scale_bits ? " scale bits " + std::to_string(scale_bits) : "");
+    return std::to_string(rows) + "x" + std::to_string(cols) + " g" + std::to_string(group) + " W" +
+           std::to_string(bits) + " soft " + std::to_string(soft_fraction) +
+           (scale_bits ? " scale bits " + std::to_string(scale_bits) : "");
   }
 };
 
@@ -62,7 +63,8 @@ torch::Tensor formula(const methods::TesseraqLinear& l, const torch::Tensor& nu,
   const auto h = torch::where(soft, methods::rectified_sigmoid(nu), torch::zeros_like(nu));
   // s * delta on the scales a GGUF target allows (straight through the rounding).
   const auto step = quant::expand_groups(
-      quant::representable_scales(l.scale * (2.0 * methods::rectified_sigmoid(v)), l.spec.scale_bits), l.group, l.cols());
+      quant::representable_scales(l.scale * (2.0 * methods::rectified_sigmoid(v)), l.spec.scale_bits), l.group,
+      l.cols());
   const auto z = quant::expand_groups(l.zero, l.group, l.cols());
   return step * (torch::clamp(l.codes.to(torch::kFloat32) + h, 0.0, l.qmax()) - z);
 }
@@ -80,15 +82,17 @@ Leaves leaves(const methods::TesseraqLinear& l) {
 }
 
 double max_diff(const torch::Tensor& a, const torch::Tensor& b) {
-  return a.numel() == 0 ? 0.0 : (a.to(torch::kCPU, torch::kFloat64) - b.to(torch::kCPU, torch::kFloat64)).abs().max().item<double>();
+  return a.numel() == 0
+             ? 0.0
+             : (a.to(torch::kCPU, torch::kFloat64) - b.to(torch::kCPU, torch::kFloat64)).abs().max().item<double>();
 }
 
-#define CHECK_CLOSE(a, b, tol, what)                                                                          \
-  do {                                                                                                        \
-    const double d_ = max_diff((a), (b));                                                                     \
+#define CHECK_CLOSE(a, b, tol, what)                                                                             \
+  do {                                                                                                           \
+    const double d_ = max_diff((a), (b));                                                                        \
     std::printf("%-40s %-24s max diff %.3g (tolerance %.3g)\n", c.name().c_str(), std::string(what).c_str(), d_, \
-                static_cast<double>(tol));                                                                    \
-    QVERIFY2(d_ <= (tol), (c.name() + ": " + (what) + " differs by " + std::to_string(d_)).c_str());          \
+                static_cast<double>(tol));                                                                       \
+    QVERIFY2(d_ <= (tol), (c.name() + ": " + (what) + " differs by " + std::to_string(d_)).c_str());             \
   } while (0)
 
 }  // namespace
@@ -177,8 +181,10 @@ class TestTesseraqLinear : public QObject {
       for (auto dtype : {torch::kFloat32, torch::kBFloat16}) {
         const auto g = probe.to(dtype);
         const auto gk = k.gradients(g), gt = t.gradients(g);
-        CHECK_CLOSE(gk.nu, gt.nu, 1e-5 * (1.0 + gt.nu.abs().max().item<double>()), std::string("dL/dnu ") + c10::toString(dtype));
-        CHECK_CLOSE(gk.v, gt.v, 1e-4 * (1.0 + gt.v.abs().max().item<double>()), std::string("dL/dv ") + c10::toString(dtype));
+        CHECK_CLOSE(gk.nu, gt.nu, 1e-5 * (1.0 + gt.nu.abs().max().item<double>()),
+                    std::string("dL/dnu ") + c10::toString(dtype));
+        CHECK_CLOSE(gk.v, gt.v, 1e-4 * (1.0 + gt.v.abs().max().item<double>()),
+                    std::string("dL/dv ") + c10::toString(dtype));
       }
       // Adam: three steps with device-side coefficients, the middle one with a NaN loss (skipped).
       methods::TesseraqAdam adam;
@@ -196,7 +202,8 @@ class TestTesseraqLinear : public QObject {
       QCOMPARE(steps_k.item<std::int64_t>(), std::int64_t(2));
       // Adam's first steps move every variable by about lr whatever the gradient's size, so an
       // element whose gradient is ~0 may move differently on the two paths: allow one in 1000.
-      for (auto [a, b, what] : {std::make_tuple(k.soft_nu, t.soft_nu, "nu after Adam"), std::make_tuple(k.v, t.v, "v after Adam")}) {
+      for (auto [a, b, what] :
+           {std::make_tuple(k.soft_nu, t.soft_nu, "nu after Adam"), std::make_tuple(k.v, t.v, "v after Adam")}) {
         if (a.numel() == 0) continue;
         const auto d = (a - b.to(a.device())).abs();
         const double off = (d > 1e-5).to(torch::kFloat64).mean().item<double>();
@@ -218,7 +225,8 @@ class TestTesseraqLinear : public QObject {
       const auto gk = k.gradients(g), gt = t.gradients(g), again = k.gradients(g);
       CHECK_CLOSE(gk.nu, gt.nu, 1e-5 * (1.0 + gt.nu.abs().max().item<double>()), "dL/dnu after hardening");
       CHECK_CLOSE(gk.v, gt.v, 1e-4 * (1.0 + gt.v.abs().max().item<double>()), "dL/dv after hardening");
-      QVERIFY2(torch::equal(gk.nu, again.nu) && torch::equal(gk.v, again.v), (c.name() + ": gradients not reproducible").c_str());
+      QVERIFY2(torch::equal(gk.nu, again.nu) && torch::equal(gk.v, again.v),
+               (c.name() + ": gradients not reproducible").c_str());
     }
   }
 };

@@ -6,13 +6,13 @@
 #include <limits>
 #include <sstream>
 
+#include "tessera_test.h"
+#include "test_data.h"
 #include "text/calibration.h"
 #include "text/llama2c_tokenizer.h"
 #include "text/sentencepiece_tokenizer.h"
 #include "text/text_file.h"
 #include "text/tokenizer_loader.h"
-#include "tessera_test.h"
-#include "test_data.h"
 
 using namespace tessera;
 
@@ -29,12 +29,17 @@ std::string export_llama2c_tokenizer(const text::SentencePieceTokenizer& sp, con
   std::int32_t max_len = 0;
   for (std::int32_t id = 0; id < sp.vocab_size(); ++id) {
     std::string p = sp.piece(id);
-    if (id == sp.bos_id()) p = "\n<s>\n";
-    else if (id == sp.eos_id()) p = "\n</s>\n";
+    if (id == sp.bos_id())
+      p = "\n<s>\n";
+    else if (id == sp.eos_id())
+      p = "\n</s>\n";
     std::string out;
     for (std::size_t i = 0; i < p.size();) {
-      if (p.compare(i, 3, "\xE2\x96\x81") == 0) { out.push_back(' '); i += 3; }
-      else out.push_back(p[i++]);
+      if (p.compare(i, 3, "\xE2\x96\x81") == 0) {
+        out.push_back(' ');
+        i += 3;
+      } else
+        out.push_back(p[i++]);
     }
     max_len = std::max<std::int32_t>(max_len, static_cast<std::int32_t>(out.size()));
     pieces.push_back(out);
@@ -58,7 +63,8 @@ std::vector<std::int32_t> naive_run_c_encode(const text::Llama2cTokenizer& tok, 
   std::vector<std::string> pieces;
   for (std::int32_t id = 0; id < tok.vocab_size(); ++id) pieces.push_back(tok.piece(id));
   auto lookup = [&](const std::string& s) -> std::int32_t {
-    for (std::size_t i = 0; i < pieces.size(); ++i) if (pieces[i] == s) return static_cast<std::int32_t>(i);
+    for (std::size_t i = 0; i < pieces.size(); ++i)
+      if (pieces[i] == s) return static_cast<std::int32_t>(i);
     return -1;
   };
   tokens.push_back(lookup(" "));
@@ -66,8 +72,10 @@ std::vector<std::int32_t> naive_run_c_encode(const text::Llama2cTokenizer& tok, 
     std::size_t len = 1;
     while (i + len < text.size() && (static_cast<unsigned char>(text[i + len]) & 0xC0) == 0x80 && len < 4) ++len;
     const auto id = lookup(text.substr(i, len));
-    if (id >= 0) tokens.push_back(id);
-    else for (std::size_t b = 0; b < len; ++b) tokens.push_back(static_cast<unsigned char>(text[i + b]) + 3);
+    if (id >= 0)
+      tokens.push_back(id);
+    else
+      for (std::size_t b = 0; b < len; ++b) tokens.push_back(static_cast<unsigned char>(text[i + b]) + 3);
     i += len;
   }
   while (true) {
@@ -78,7 +86,11 @@ std::vector<std::int32_t> naive_run_c_encode(const text::Llama2cTokenizer& tok, 
       const auto id = lookup(pieces[tokens[i]] + pieces[tokens[i + 1]]);
       if (id >= 0) {
         const float score = tok.score(id);
-        if (score > best) { best = score; best_id = id; best_i = i; }
+        if (score > best) {
+          best = score;
+          best_id = id;
+          best_i = i;
+        }
       }
     }
     if (best_id < 0) break;
@@ -114,8 +126,8 @@ class TestTokenizers : public QObject {
     const auto bin = export_llama2c_tokenizer(sp, tessera_test::fresh_temp_dir("tok-export") + "/tokenizer.bin");
     text::Llama2cTokenizer l2c(bin);
     QCOMPARE(l2c.vocab_size(), std::int64_t(32000));
-    std::vector<std::string> samples = {"Hello world", "The quick brown fox, 1984 and 3.14159!",
-                                        "naïve café – déjà vu", "emoji 🦙 and 中文", "tabs\tand  double  spaces"};
+    std::vector<std::string> samples = {"Hello world", "The quick brown fox, 1984 and 3.14159!", "naïve café – déjà vu",
+                                        "emoji 🦙 and 中文", "tabs\tand  double  spaces"};
     std::ifstream in(wiki);
     std::string line;
     for (int i = 0; i < 200 && std::getline(in, line);) {
@@ -148,8 +160,8 @@ class TestTokenizers : public QObject {
     QCOMPARE(ids.front(), 1);
     // The llama emoji (F0 9F A6 99) is not in the 512-token vocabulary: it must go through
     // <0xNN> byte tokens (id = byte + 3).
-    const bool has_byte_tokens = std::count(ids.begin(), ids.end(), 0xF0 + 3) == 1 &&
-                                 std::count(ids.begin(), ids.end(), 0x99 + 3) == 1;
+    const bool has_byte_tokens =
+        std::count(ids.begin(), ids.end(), 0xF0 + 3) == 1 && std::count(ids.begin(), ids.end(), 0x99 + 3) == 1;
     QVERIFY(has_byte_tokens);
     QCOMPARE(t.decode(ids), s);
   }
@@ -222,9 +234,9 @@ class TestTokenizers : public QObject {
 
 TESSERA_TEST_MAIN(TestTokenizers, llama2TokenizerCountsWikiText2Exactly,
                   llama2cAlgorithmMatchesSentencePieceOnLlama2Vocabulary, fastMergeEqualsRunCLoop,
-                  llama2cDecodeRoundTripsWithByteFallback, emptyTextGivesOnlyBos,
-                  tokenizerModelVocabMismatchIsReported, damagedTokenizerFilesAreRejected,
-                  emptyTextFileIsRejected, textIsReadWithUniversalNewlines, tokenizerIsFoundBesideModel)
+                  llama2cDecodeRoundTripsWithByteFallback, emptyTextGivesOnlyBos, tokenizerModelVocabMismatchIsReported,
+                  damagedTokenizerFilesAreRejected, emptyTextFileIsRejected, textIsReadWithUniversalNewlines,
+                  tokenizerIsFoundBesideModel)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_tokenizers.moc"
 #endif

@@ -45,7 +45,8 @@ class WorkerProcess {
     posix_spawn_file_actions_addclose(&actions, out[0]);
     const std::string binary = tessera_test::cli_binary();
     char* argv[] = {const_cast<char*>(binary.c_str()), const_cast<char*>("worker"), nullptr};
-    if (posix_spawn(&pid_, binary.c_str(), &actions, nullptr, argv, environ) != 0) throw Error("cannot start " + binary);
+    if (posix_spawn(&pid_, binary.c_str(), &actions, nullptr, argv, environ) != 0)
+      throw Error("cannot start " + binary);
     posix_spawn_file_actions_destroy(&actions);
     ::close(in[0]);
     ::close(out[1]);
@@ -76,7 +77,8 @@ class WorkerProcess {
     for (Json m = receive(); !m.is_null(); m = receive()) {
       lines.push_back(m);
       const std::string type = m["type"];
-      if (m.value("job", std::int64_t{-1}) == job && (type == "result" || type == "error" || type == "cancelled")) break;
+      if (m.value("job", std::int64_t{-1}) == job && (type == "result" || type == "error" || type == "cancelled"))
+        break;
     }
     return lines;
   }
@@ -112,9 +114,9 @@ class TestWorkerProtocol : public QObject {
  private slots:
   void runEventsRoundTrip() {
     using Kind = pipeline::RunEvent::Kind;
-    for (Kind kind : {Kind::RunStarted, Kind::BlockStarted, Kind::StepLoss, Kind::StepSkipped, Kind::HardFraction,
-                      Kind::LayerStats, Kind::BlockFinished, Kind::RunFinished, Kind::Memory, Kind::Evaluated,
-                      Kind::Log}) {
+    for (Kind kind :
+         {Kind::RunStarted, Kind::BlockStarted, Kind::StepLoss, Kind::StepSkipped, Kind::HardFraction, Kind::LayerStats,
+          Kind::BlockFinished, Kind::RunFinished, Kind::Memory, Kind::Evaluated, Kind::Log}) {
       pipeline::RunEvent e;
       e.kind = kind;
       e.block = 3;
@@ -230,15 +232,20 @@ class TestWorkerProtocol : public QObject {
     TESSERA_VERIFY_THROWS_WITH(protocol::check_hello(Json{{"type", "hello"}}, "/bin/cat"), "is not a Tessera worker");
     TESSERA_VERIFY_THROWS_WITH(protocol::parse_line("{\"type\": "), "not a JSON line");
     TESSERA_VERIFY_THROWS_WITH(protocol::parse_line("[1, 2]"), "without a message \"type\"");
-    TESSERA_VERIFY_THROWS_WITH(protocol::run_event_from_json(Json{{"kind", "warp"}}), "unknown run event kind \"warp\"");
+    TESSERA_VERIFY_THROWS_WITH(protocol::run_event_from_json(Json{{"kind", "warp"}}),
+                               "unknown run event kind \"warp\"");
     TESSERA_VERIFY_THROWS_WITH(protocol::run_event_from_json(Json{{"kind", "step_loss"}, {"step", "seven"}}),
                                "field \"step\" has the wrong type");
     TESSERA_VERIFY_THROWS_WITH(protocol::export_request_from_json(Json{{"type", "export"}, {"run_dir", "/r"}}),
                                "has no field \"out\"");
     // RFC 4648's test vectors.
-    for (const auto& [plain, encoded] : std::vector<std::pair<std::string, std::string>>{
-             {"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"}, {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="},
-             {"foobar", "Zm9vYmFy"}})
+    for (const auto& [plain, encoded] : std::vector<std::pair<std::string, std::string>>{{"", ""},
+                                                                                         {"f", "Zg=="},
+                                                                                         {"fo", "Zm8="},
+                                                                                         {"foo", "Zm9v"},
+                                                                                         {"foob", "Zm9vYg=="},
+                                                                                         {"fooba", "Zm9vYmE="},
+                                                                                         {"foobar", "Zm9vYmFy"}})
       QCOMPARE(protocol::base64_encode(plain.data(), plain.size()), encoded);
   }
 

@@ -24,8 +24,8 @@ inline const std::string& input_path(const char* suffix) {
 
 inline std::string write_input(const std::uint8_t* data, std::size_t size, const char* suffix) {
   const auto& path = input_path(suffix);
-  std::ofstream(path, std::ios::binary | std::ios::trunc).write(reinterpret_cast<const char*>(data),
-                                                                 static_cast<std::streamsize>(size));
+  std::ofstream(path, std::ios::binary | std::ios::trunc)
+      .write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
   return path;
 }
 

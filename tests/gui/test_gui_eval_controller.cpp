@@ -141,8 +141,7 @@ void TestGuiEvalController::badTextPathFailsNamingTheFile() {
   QSignalSpy finished(&controller, &EvalController::finished);
   QSignalSpy failed(&controller, &EvalController::failed);
   QSignalSpy cancelled(&controller, &EvalController::cancelled);
-  const std::string missing =
-      tessera_test::fresh_temp_dir("gui-eval") + "/no-such-text.txt";
+  const std::string missing = tessera_test::fresh_temp_dir("gui-eval") + "/no-such-text.txt";
 
   EvalRequest request;
   request.model_path = model;
@@ -175,9 +174,8 @@ void TestGuiEvalController::guiThreadKeepsProcessingEvents() {
   QVERIFY2(gaps.problem().isEmpty(), qPrintable(gaps.problem()));
 }
 
-TESSERA_TEST_MAIN(TestGuiEvalController, finishesWithReferencePerplexity,
-                  cancelDuringRunEmitsCancelledOnly, badTextPathFailsNamingTheFile,
-                  guiThreadKeepsProcessingEvents)
+TESSERA_TEST_MAIN(TestGuiEvalController, finishesWithReferencePerplexity, cancelDuringRunEmitsCancelledOnly,
+                  badTextPathFailsNamingTheFile, guiThreadKeepsProcessingEvents)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_gui_eval_controller.moc"
 #endif

@@ -2,13 +2,14 @@
 // fills the plot and result, errors are logged without dialogs, paths are remembered between
 // sessions, log lines from worker threads reach the pane on the GUI thread, and
 // `tessera-workbench --screenshot` writes a PNG.
+#include <spdlog/spdlog.h>
+
 #include <QImage>
 #include <QProcess>
 #include <QProcessEnvironment>
 #include <QSignalSpy>
 #include <QThread>
 #include <memory>
-#include <spdlog/spdlog.h>
 #include <thread>
 
 #include "architecture_view.h"
@@ -159,8 +160,7 @@ void TestGuiMainWindow::screenshotOptionWritesPng() {
   env.insert("XDG_CONFIG_HOME", dir);  // the child's QSettings stay in the temporary folder
   process.setProcessEnvironment(env);
   process.setProcessChannelMode(QProcess::MergedChannels);
-  process.start(TESSERA_TEST_WORKBENCH_BINARY,
-                {"--model", QString::fromStdString(model), "--screenshot", png});
+  process.start(TESSERA_TEST_WORKBENCH_BINARY, {"--model", QString::fromStdString(model), "--screenshot", png});
   QVERIFY(process.waitForFinished(120000));
   const QString output = QString::fromLocal8Bit(process.readAll());
   QVERIFY2(process.exitStatus() == QProcess::NormalExit && process.exitCode() == 0, qPrintable(output));
@@ -170,8 +170,7 @@ void TestGuiMainWindow::screenshotOptionWritesPng() {
 }
 
 TESSERA_GUI_TEST_MAIN(TestGuiMainWindow, openModelShowsArchitectureAndGrabs, badModelIsLoggedNotFatal,
-                      evaluationFillsPlotAndResult, sessionPathsAreRemembered,
-                      logSinkDeliversWorkerLinesOnGuiThread,
+                      evaluationFillsPlotAndResult, sessionPathsAreRemembered, logSinkDeliversWorkerLinesOnGuiThread,
                       screenshotOptionWritesPng)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_gui_main_window.moc"

@@ -66,9 +66,7 @@ class TestGuiRunController : public QObject {
   QString rtn_dir_;  // kept for the export and detail tests
 };
 
-void TestGuiRunController::initTestCase() {
-  root_ = QString::fromStdString(tessera_test::fresh_temp_dir("gui-runs"));
-}
+void TestGuiRunController::initTestCase() { root_ = QString::fromStdString(tessera_test::fresh_temp_dir("gui-runs")); }
 
 void TestGuiRunController::rtnAndAwqFinishWithPerplexityAndStats() {
   TESSERA_REQUIRE_DATA(model, kModel);
@@ -142,7 +140,7 @@ void TestGuiRunController::tesseraqPausesResumesAndCancelsWithinAStep() {
   QVERIFY2(worker_at_pause <= worker_at_request + 1,
            qPrintable(QString("paused %1 steps after the request arrived").arg(worker_at_pause - worker_at_request)));
   QCOMPARE(static_cast<qint64>(at_paused), worker_at_pause);  // every step it sent has arrived
-  QTest::qWait(500);  // nothing moves while paused
+  QTest::qWait(500);                                          // nothing moves while paused
   QCOMPARE(stepCount(*store, 7), at_paused);
 
   controller.resume();
@@ -293,8 +291,8 @@ void TestGuiRunController::layerDetailOfRtnRunMatchesRtn() {
   // Through a worker, as the layer detail dialog asks for it.
   using tessera::widgets::WorkerJob;
   const tessera::widgets::WorkerEndpoint worker;
-  const auto d = tessera::protocol::layer_detail_from_json(
-      WorkerJob::runToEnd(worker, "layer_detail", {{"run_dir", rtn_dir_.toStdString()}, {"block", 2}, {"layer", "down_proj"}}));
+  const auto d = tessera::protocol::layer_detail_from_json(WorkerJob::runToEnd(
+      worker, "layer_detail", {{"run_dir", rtn_dir_.toStdString()}, {"block", 2}, {"layer", "down_proj"}}));
   QCOMPARE(d.bits, 3);
   QCOMPARE(d.changed_fraction, 0.0);  // an RTN run's codes are RTN's codes
   QCOMPARE(d.code_change_counts.size(), static_cast<std::size_t>(1));
@@ -305,7 +303,8 @@ void TestGuiRunController::layerDetailOfRtnRunMatchesRtn() {
   QVERIFY(d.dst_factors.empty());
   bool threw = false;
   try {
-    WorkerJob::runToEnd(worker, "layer_detail", {{"run_dir", rtn_dir_.toStdString()}, {"block", 2}, {"layer", "nonsense"}});
+    WorkerJob::runToEnd(worker, "layer_detail",
+                        {{"run_dir", rtn_dir_.toStdString()}, {"block", 2}, {"layer", "nonsense"}});
   } catch (const std::exception& e) {
     threw = QString(e.what()).contains("nonsense");
   }

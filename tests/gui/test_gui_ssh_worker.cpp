@@ -3,6 +3,11 @@
 // system's ssh setup is used or changed), and runs jobs through `ssh -F <config> host tessera worker`.
 // A run there gives the local run's perplexity; a refused key and a wrong host key are clear
 // errors; a dropped connection fails the run, which then resumes over SSH to the same codes.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
@@ -13,10 +18,6 @@
 #include <cmath>
 #include <csignal>
 #include <memory>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "export_dialog.h"
 #include "gui_test_main.h"
@@ -230,8 +231,8 @@ void TestGuiSshWorker::runOverSshMatchesLocalRun() {
   // The local worker leaves a core to the GUI, the one over SSH uses every core: another float
   // summation order in the matmuls, so agreement to rounding, not to the bit.
   const double relative = std::abs(remote.perplexity - local.perplexity) / local.perplexity;
-  qInfo("AWQ W2 g32 perplexity: local worker %.9f, worker over ssh %.9f (relative difference %.1e)",
-        local.perplexity, remote.perplexity, relative);
+  qInfo("AWQ W2 g32 perplexity: local worker %.9f, worker over ssh %.9f (relative difference %.1e)", local.perplexity,
+        remote.perplexity, relative);
   QVERIFY(relative < 1e-6);
   QCOMPARE(store->trace(2).blocks.size(), std::size_t(5));
   QCOMPARE(store->trace(2).layers.size(), std::size_t(5 * 7));

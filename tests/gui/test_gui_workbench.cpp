@@ -2,9 +2,9 @@
 // coalescing, inline refusal of bad run settings, the session file round trip (file and window),
 // the comparison table's calibration flag and the heatmap's tooltips; then, with tiny real runs of
 // stories260K, the baseline comparison queue and resuming a cancelled run.
+#include <QElapsedTimer>
 #include <QLineEdit>
 #include <QListWidget>
-#include <QElapsedTimer>
 #include <QSignalSpy>
 #include <QThread>
 #include <algorithm>
@@ -375,13 +375,12 @@ void TestGuiWorkbench::heatmapTooltipsShowExactValues() {
 void TestGuiWorkbench::exportDialogGreysOutFormatsWithTheReason() {
   // Whatever the core offers is listed; one it says cannot hold the run is greyed out with why.
   auto lister = [](const std::string&) {
-    return std::vector<tessera::api::ExportFormatInfo>{
-        {"hf", "Fake-quant Hugging Face folder", true, ""},
-        {"awq", "AWQ-GEMM folder", false, "AWQ-GEMM holds 4-bit only"},
-        {"gguf-q4_1", "GGUF Q4_1", true, ""}};
+    return std::vector<tessera::api::ExportFormatInfo>{{"hf", "Fake-quant Hugging Face folder", true, ""},
+                                                       {"awq", "AWQ-GEMM folder", false, "AWQ-GEMM holds 4-bit only"},
+                                                       {"gguf-q4_1", "GGUF Q4_1", true, ""}};
   };
   tessera::widgets::ExportDialog dialog({{1, "tesseraq W2 g32 #1", "/runs/1"}}, 1, tessera::widgets::WorkerEndpoint(),
-                                       nullptr, lister);
+                                        nullptr, lister);
   QVERIFY(dialog.isFormatAvailable("hf"));
   QVERIFY(!dialog.isFormatAvailable("awq"));
   QCOMPARE(dialog.formatReason("awq"), QString("AWQ-GEMM holds 4-bit only"));
@@ -495,8 +494,7 @@ void TestGuiWorkbench::cancelledRunResumesFromItsLastBlock() {
 TESSERA_GUI_TEST_MAIN(TestGuiWorkbench, storeTakesConcurrentWritesAndPlotsCoalesce, badSettingsAreRefusedInline,
                       sessionFileRoundTrip, windowSavesAndReopensSession, tableFlagsOtherCalibration,
                       heatmapTooltipsShowExactValues, exportDialogGreysOutFormatsWithTheReason,
-                      baselineComparisonFillsTablePlotsAndHeatmap,
-                      cancelledRunResumesFromItsLastBlock)
+                      baselineComparisonFillsTablePlotsAndHeatmap, cancelledRunResumesFromItsLastBlock)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_gui_workbench.moc"
 #endif

@@ -107,13 +107,17 @@ void TestGuiWorker::brokenWorkersFailWithTheReason() {
   m = failureOf(writeScript(root_, "echo-back", "exec cat"));
   QVERIFY2(m.contains("is not a Tessera worker: its hello is not a worker's"), qPrintable(m));
 
-  m = failureOf(writeScript(root_, "newer", R"(echo '{"type":"hello","protocol":"tessera-worker","version":"2.0","role":"worker"}'; sleep 30)"));
+  m = failureOf(
+      writeScript(root_, "newer",
+                  R"(echo '{"type":"hello","protocol":"tessera-worker","version":"2.0","role":"worker"}'; sleep 30)"));
   QVERIFY2(m.contains("speaks worker protocol 2.0") && m.contains("this side speaks 1.0"), qPrintable(m));
 
-  m = failureOf(writeScript(root_, "garbage", QString("echo '%1'; echo 'Segmentation fault (core dumped)'; sleep 30").arg(kHello1)));
+  m = failureOf(writeScript(root_, "garbage",
+                            QString("echo '%1'; echo 'Segmentation fault (core dumped)'; sleep 30").arg(kHello1)));
   QVERIFY2(m.contains("broke the worker protocol") && m.contains("Segmentation fault (core dumped)"), qPrintable(m));
 
-  m = failureOf(writeScript(root_, "crash", QString("echo '%1'; echo 'CUDA out of memory' >&2; kill -KILL $$").arg(kHello1)));
+  m = failureOf(
+      writeScript(root_, "crash", QString("echo '%1'; echo 'CUDA out of memory' >&2; kill -KILL $$").arg(kHello1)));
   QVERIFY2(m.contains("killed by signal 9") && m.contains("CUDA out of memory"), qPrintable(m));
 
   m = failureOf(writeScript(root_, "quits", QString("echo '%1'; echo 'disk full' >&2; exit 4").arg(kHello1)));
@@ -163,8 +167,8 @@ void TestGuiWorker::killedWorkerResumesToIdenticalCodes() {
   QVERIFY(finished.wait(kRunTimeoutMs) || !failed.isEmpty());
   QVERIFY2(failed.isEmpty(), failed.isEmpty() ? "" : qPrintable(failed.first().at(1).toString()));
   const auto resumed = finished.takeFirst().at(0).value<RunOutcome>();
-  qInfo("perplexity uninterrupted %.9f, killed after %zu blocks and resumed %.9f", reference.perplexity,
-        blocks_before, resumed.perplexity);
+  qInfo("perplexity uninterrupted %.9f, killed after %zu blocks and resumed %.9f", reference.perplexity, blocks_before,
+        resumed.perplexity);
   QCOMPARE(resumed.perplexity, reference.perplexity);
   const QString differing = tessera_test::differing_block_file(reference.run_dir, resumed.run_dir, 5);
   QVERIFY2(differing.isEmpty(), qPrintable("codes differ in " + differing));
@@ -203,10 +207,34 @@ void TestGuiWorker::shellRunIsFollowedLive() {
   // Started from a shell, as on a server: the window knows nothing of it.
   QProcess shell;
   shell.setProgram(QString::fromStdString(tessera_test::cli_binary()));
-  shell.setArguments({"quantize", "--model", QString::fromStdString(model), "--calib", QString::fromStdString(calib),
-                      "--out", dir, "--method", "tesseraq", "--wbits", "2", "--group", "32", "--samples", "4",
-                      "--seq-len", "64", "--batch", "4", "--par-schedule", "0.5,0", "--par-steps", "150",
-                      "--par-batch", "2", "--log-every", "1", "--quiet"});
+  shell.setArguments({"quantize",
+                      "--model",
+                      QString::fromStdString(model),
+                      "--calib",
+                      QString::fromStdString(calib),
+                      "--out",
+                      dir,
+                      "--method",
+                      "tesseraq",
+                      "--wbits",
+                      "2",
+                      "--group",
+                      "32",
+                      "--samples",
+                      "4",
+                      "--seq-len",
+                      "64",
+                      "--batch",
+                      "4",
+                      "--par-schedule",
+                      "0.5,0",
+                      "--par-steps",
+                      "150",
+                      "--par-batch",
+                      "2",
+                      "--log-every",
+                      "1",
+                      "--quiet"});
   shell.start();
   QVERIFY(shell.waitForStarted());
   QTRY_VERIFY_WITH_TIMEOUT(QFileInfo::exists(dir + "/events.jsonl"), 60000);
@@ -252,7 +280,7 @@ void TestGuiWorker::gpuRunReplaysIntoTheWindow() {
   QCOMPARE(run.config.device, std::string("cuda"));
   QCOMPARE(run.config.method, std::string("tesseraq"));
   QVERIFY(run.seconds > 40 && run.seconds < 70);  // 56.6 s on the H100
-  QCOMPARE(run.perplexity, 14.231347608356984);      // its evaluation, recorded as an event
+  QCOMPARE(run.perplexity, 14.231347608356984);   // its evaluation, recorded as an event
   QVERIFY(run.peak_memory_bytes > 50e6);
   const auto trace = window.runMetrics()->trace(run.id);
   QCOMPARE(trace.blocks.size(), std::size_t(5));

@@ -32,7 +32,8 @@ class StopAfterBlock : public tessera::pipeline::EventSink {
 };
 
 // Runs `cfg` in base/full, then in base/resumed cancelled after block 1 and resumed; compares.
-inline void verify_interrupted_run_resumes_identically(const tessera::pipeline::RunConfig& cfg, const std::string& base) {
+inline void verify_interrupted_run_resumes_identically(const tessera::pipeline::RunConfig& cfg,
+                                                       const std::string& base) {
   using namespace tessera;
   pipeline::NullEventSink quiet;
   const auto full = pipeline::run_quantization(cfg, base + "/full", false, quiet);

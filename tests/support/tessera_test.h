@@ -44,8 +44,7 @@ inline bool slots_match(const QMetaObject* meta, const char* listed) {
         declared.insert(name);
     }
   }
-  for (const QString& n : QString::fromLatin1(listed).split(',', Qt::SkipEmptyParts))
-    named.insert(n.trimmed());
+  for (const QString& n : QString::fromLatin1(listed).split(',', Qt::SkipEmptyParts)) named.insert(n.trimmed());
   if (declared == named) return true;
   qCritical("TESSERA_TEST_MAIN lists [%s] but the class declares other test slots",
             qPrintable(QStringList(named.values()).join(", ")));
@@ -53,12 +52,12 @@ inline bool slots_match(const QMetaObject* meta, const char* listed) {
 }
 }  // namespace tessera_test
 
-#define TESSERA_TEST_MAIN(Class, ...)                                               \
-  int main(int argc, char** argv) {                                                 \
-    QCoreApplication app(argc, argv);                                               \
-    Class tc;                                                                       \
-    if (!tessera_test::slots_match(tc.metaObject(), #__VA_ARGS__)) return 1;        \
-    return QTest::qExec(&tc, argc, argv);                                           \
+#define TESSERA_TEST_MAIN(Class, ...)                                        \
+  int main(int argc, char** argv) {                                          \
+    QCoreApplication app(argc, argv);                                        \
+    Class tc;                                                                \
+    if (!tessera_test::slots_match(tc.metaObject(), #__VA_ARGS__)) return 1; \
+    return QTest::qExec(&tc, argc, argv);                                    \
   }
 
 #else  // no Qt: a minimal runner with the same macros
@@ -90,13 +89,16 @@ inline void report_failure(const std::string& what, const char* file, int line) 
 template <typename T, typename = void>
 struct Streamable : std::false_type {};
 template <typename T>
-struct Streamable<T, std::void_t<decltype(std::declval<std::ostream&>() << std::declval<const T&>())>>
+struct Streamable<T, std::void_t<decltype(std::declval<std::ostream&>() << std::declval<const T&>())> >
     : std::true_type {};
 template <typename T>
 void print_value(std::ostream& os, const T& v) {
-  if constexpr (Streamable<T>::value) os << v;
-  else if constexpr (std::is_enum<T>::value) os << static_cast<long long>(v);
-  else os << "<value>";
+  if constexpr (Streamable<T>::value)
+    os << v;
+  else if constexpr (std::is_enum<T>::value)
+    os << static_cast<long long>(v);
+  else
+    os << "<value>";
 }
 template <typename A, typename B>
 bool compare(const A& a, const B& b, const char* sa, const char* sb, const char* file, int line) {
@@ -112,7 +114,7 @@ bool compare(const A& a, const B& b, const char* sa, const char* sb, const char*
 inline std::vector<std::string> split_names(const char* listed) {
   std::vector<std::string> names;
   std::string cur;
-  for (const char* p = listed; ; ++p) {
+  for (const char* p = listed;; ++p) {
     if (*p == ',' || *p == '\0') {
       std::size_t b = cur.find_first_not_of(" \t\n"), e = cur.find_last_not_of(" \t\n");
       if (b != std::string::npos) names.push_back(cur.substr(b, e - b + 1));
@@ -139,7 +141,12 @@ int run(const char* class_name, const char* listed, C& tc, M... methods) {
     }
     const char* verdict = state().failed ? "FAIL!  " : state().skipped ? "SKIP   " : "PASS   ";
     std::printf("%s: %s::%s()\n", verdict, class_name, names[i].c_str());
-    if (state().failed) ++failed; else if (state().skipped) ++skipped; else ++passed;
+    if (state().failed)
+      ++failed;
+    else if (state().skipped)
+      ++skipped;
+    else
+      ++passed;
   }
   std::printf("Totals: %d passed, %d failed, %d skipped\n", passed, failed, skipped);
   std::printf("********* Finished testing of %s *********\n", class_name);
@@ -147,42 +154,42 @@ int run(const char* class_name, const char* listed, C& tc, M... methods) {
 }
 }  // namespace tessera_test
 
-#define QVERIFY(cond)                                                                   \
-  do {                                                                                  \
-    if (!(cond)) {                                                                      \
+#define QVERIFY(cond)                                                                  \
+  do {                                                                                 \
+    if (!(cond)) {                                                                     \
       tessera_test::report_failure("'" #cond "' returned FALSE.", __FILE__, __LINE__); \
-      return;                                                                           \
-    }                                                                                   \
+      return;                                                                          \
+    }                                                                                  \
   } while (0)
-#define QVERIFY2(cond, message)                                                             \
-  do {                                                                                      \
-    if (!(cond)) {                                                                          \
-      tessera_test::report_failure(std::string("'" #cond "' returned FALSE. (") + (message) + ")", \
-                                   __FILE__, __LINE__);                                    \
-      return;                                                                               \
-    }                                                                                       \
+#define QVERIFY2(cond, message)                                                                              \
+  do {                                                                                                       \
+    if (!(cond)) {                                                                                           \
+      tessera_test::report_failure(std::string("'" #cond "' returned FALSE. (") + (message) + ")", __FILE__, \
+                                   __LINE__);                                                                \
+      return;                                                                                                \
+    }                                                                                                        \
   } while (0)
-#define QCOMPARE(a, b)                                                                  \
-  do {                                                                                  \
-    if (!tessera_test::compare((a), (b), #a, #b, __FILE__, __LINE__)) return;           \
-  } while (0)
-#define QFAIL(message)                                                        \
+#define QCOMPARE(a, b)                                                        \
   do {                                                                        \
-    tessera_test::report_failure(std::string(message), __FILE__, __LINE__); \
-    return;                                                                   \
+    if (!tessera_test::compare((a), (b), #a, #b, __FILE__, __LINE__)) return; \
   } while (0)
-#define QSKIP(message)                                  \
-  do {                                                  \
+#define QFAIL(message)                                                      \
+  do {                                                                      \
+    tessera_test::report_failure(std::string(message), __FILE__, __LINE__); \
+    return;                                                                 \
+  } while (0)
+#define QSKIP(message)                                          \
+  do {                                                          \
     std::printf("SKIP   : %s\n", std::string(message).c_str()); \
-    tessera_test::state().skipped = true;               \
-    return;                                             \
+    tessera_test::state().skipped = true;                       \
+    return;                                                     \
   } while (0)
 #define qPrintable(s) (std::string(s).c_str())
 
 // Member pointers for the listed names are produced by TESSERA_TEST_MEMBERS (below).
-#define TESSERA_TEST_MAIN(Class, ...)                                                   \
-  int main(int, char**) {                                                               \
-    Class tc;                                                                           \
+#define TESSERA_TEST_MAIN(Class, ...)                                                             \
+  int main(int, char**) {                                                                         \
+    Class tc;                                                                                     \
     return tessera_test::run(#Class, #__VA_ARGS__, tc, TESSERA_TEST_MEMBERS(Class, __VA_ARGS__)); \
   }
 
@@ -211,40 +218,42 @@ int run(const char* class_name, const char* listed, C& tc, M... methods) {
 #define TESSERA_TM_22(C, a, ...) &C::a, TESSERA_TM_21(C, __VA_ARGS__)
 #define TESSERA_TM_23(C, a, ...) &C::a, TESSERA_TM_22(C, __VA_ARGS__)
 #define TESSERA_TM_24(C, a, ...) &C::a, TESSERA_TM_23(C, __VA_ARGS__)
-#define TESSERA_TM_COUNT(_1, _2, _3, _4, _5, _6, _7, _8, _9, _10, _11, _12, _13, _14, _15, _16, \
-                         _17, _18, _19, _20, _21, _22, _23, _24, N, ...)                     \
+#define TESSERA_TM_COUNT(_1, _2, _3, _4, _5, _6, _7, _8, _9, _10, _11, _12, _13, _14, _15, _16, _17, _18, _19, _20, \
+                         _21, _22, _23, _24, N, ...)                                                                \
   N
 #define TESSERA_TM_CAT(a, b) a##b
 #define TESSERA_TM_PICK(n) TESSERA_TM_CAT(TESSERA_TM_, n)
-#define TESSERA_TEST_MEMBERS(C, ...)                                                        \
-  TESSERA_TM_PICK(TESSERA_TM_COUNT(__VA_ARGS__, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, \
-                                   13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1))(C, __VA_ARGS__)
+#define TESSERA_TEST_MEMBERS(C, ...)                                                                                 \
+  TESSERA_TM_PICK(TESSERA_TM_COUNT(__VA_ARGS__, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, \
+                                   6, 5, 4, 3, 2, 1))                                                                \
+  (C, __VA_ARGS__)
 
 #endif  // TESSERA_TEST_WITH_QT
 
 // Checks that `statement` throws tessera::Error (or a subclass) whose message contains `needle`:
 // errors must say what is wrong, not merely happen.
-#define TESSERA_VERIFY_THROWS_WITH(statement, needle)                                        \
-  do {                                                                                       \
-    bool tessera_thrown = false;                                                             \
-    std::string tessera_message;                                                             \
-    try {                                                                                    \
-      statement;                                                                             \
-    } catch (const tessera::Error& e) {                                                      \
-      tessera_thrown = true;                                                                 \
-      tessera_message = e.what();                                                            \
-    }                                                                                        \
-    QVERIFY2(tessera_thrown, "expected a tessera::Error from: " #statement);                 \
-    QVERIFY2(tessera_message.find(needle) != std::string::npos,                              \
+#define TESSERA_VERIFY_THROWS_WITH(statement, needle)                                                \
+  do {                                                                                               \
+    bool tessera_thrown = false;                                                                     \
+    std::string tessera_message;                                                                     \
+    try {                                                                                            \
+      statement;                                                                                     \
+    } catch (const tessera::Error& e) {                                                              \
+      tessera_thrown = true;                                                                         \
+      tessera_message = e.what();                                                                    \
+    }                                                                                                \
+    QVERIFY2(tessera_thrown, "expected a tessera::Error from: " #statement);                         \
+    QVERIFY2(tessera_message.find(needle) != std::string::npos,                                      \
              ("message \"" + tessera_message + "\" does not mention \"" + (needle) + "\"").c_str()); \
   } while (0)
 
 // |a - b| <= tol * max(|a|, |b|)
-#define TESSERA_COMPARE_RELATIVE(a, b, tol)                                                   \
-  do {                                                                                        \
-    const double tessera_a = (a), tessera_b = (b);                                            \
-    const double tessera_scale = std::max(std::fabs(tessera_a), std::fabs(tessera_b));       \
-    QVERIFY2(std::fabs(tessera_a - tessera_b) <= (tol) * tessera_scale,                       \
-             (std::to_string(tessera_a) + " vs " + std::to_string(tessera_b) +                \
-              " differ by more than " #tol " relative").c_str());                             \
+#define TESSERA_COMPARE_RELATIVE(a, b, tol)                                                                         \
+  do {                                                                                                              \
+    const double tessera_a = (a), tessera_b = (b);                                                                  \
+    const double tessera_scale = std::max(std::fabs(tessera_a), std::fabs(tessera_b));                              \
+    QVERIFY2(                                                                                                       \
+        std::fabs(tessera_a - tessera_b) <= (tol)*tessera_scale,                                                    \
+        (std::to_string(tessera_a) + " vs " + std::to_string(tessera_b) + " differ by more than " #tol " relative") \
+            .c_str());                                                                                              \
   } while (0)

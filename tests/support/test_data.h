@@ -1,10 +1,11 @@
 #pragma once
 // Locates the real models and texts in ../shared (beside the project root; overridable with the
 // TESSERA_SHARED_DIR environment variable, as on the GPU machine) and the built `tessera` binary.
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <string>
-#include <unistd.h>
 
 namespace tessera_test {
 
@@ -36,6 +37,6 @@ inline std::string fresh_temp_dir(const std::string& name) {
 
 }  // namespace tessera_test
 
-#define TESSERA_REQUIRE_DATA(var, relative)                       \
-  const std::string var = tessera_test::shared_data(relative);   \
+#define TESSERA_REQUIRE_DATA(var, relative)                    \
+  const std::string var = tessera_test::shared_data(relative); \
   if (var.empty()) QFAIL(tessera_test::missing_message(relative).c_str())
