@@ -9,6 +9,8 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git ca-certificates curl
   # clang's libFuzzer, ASan and UBSan for the parser fuzz harnesses (tests/fuzz).
   clang libclang-rt-14-dev
+  # The format and static checks (tests/static): pinned to 14, as other versions format differently.
+  clang-14 clang-format-14 clang-tidy-14
   libtorch-dev libopenblas0-pthread
   libspdlog-dev libfmt-dev nlohmann-json3-dev
   libsentencepiece-dev libpcre2-dev

@@ -33,13 +33,15 @@ std::string RunFingerprint::differences(const RunFingerprint& o) const {
 
 std::string RunDirectory::block_path(std::int64_t block) const {
   char name[64];
-  std::snprintf(name, sizeof(name), "/blocks/block_%03lld.safetensors", static_cast<long long>(block));
+  std::snprintf(name, sizeof(name), "/blocks/block_%03lld.safetensors",  // NOLINT(cert-err33-c): cannot truncate
+                static_cast<long long>(block));
   return path_ + name;
 }
 
 std::string RunDirectory::stats_path(std::int64_t block) const {
   char name[64];
-  std::snprintf(name, sizeof(name), "/stats/block_%03lld.json", static_cast<long long>(block));
+  std::snprintf(name, sizeof(name), "/stats/block_%03lld.json",  // NOLINT(cert-err33-c): cannot truncate
+                static_cast<long long>(block));
   return path_ + name;
 }
 

@@ -1,8 +1,8 @@
 #include "text/bpe_model.h"
 
-#include <cstdio>
 #include <queue>
 
+#include "text/byte_piece.h"
 #include "text/utf8.h"
 #include "util/error.h"
 
@@ -17,16 +17,12 @@ BpeModel::BpeModel(std::unordered_map<std::string, std::int32_t> vocab,
     if (id < 0) throw Error(source + ": token \"" + token + "\" has the negative id " + std::to_string(id));
     max_id = std::max(max_id, id);
   }
-  pieces_.assign(static_cast<std::size_t>(max_id + 1), std::string());
+  pieces_.assign(static_cast<std::size_t>(max_id) + 1, std::string());
   for (const auto& [token, id] : vocab_) {
     auto& slot = pieces_[static_cast<std::size_t>(id)];
     if (slot.empty() || token < slot) slot = token;  // duplicate ids: keep one, deterministically
   }
-  for (int b = 0; b < 256; ++b) {
-    char name[8];
-    std::snprintf(name, sizeof(name), "<0x%02X>", b);
-    byte_ids_[b] = token_to_id(name);
-  }
+  for (int b = 0; b < 256; ++b) byte_ids_[b] = token_to_id(byte_piece(static_cast<unsigned char>(b)));
   if (!options_.unk_token.empty()) {
     unk_id_ = token_to_id(options_.unk_token);
     if (unk_id_ < 0)

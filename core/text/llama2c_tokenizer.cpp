@@ -5,6 +5,7 @@
 #include <queue>
 
 #include "io/mapped_file.h"
+#include "text/byte_piece.h"
 #include "util/error.h"
 
 namespace tessera::text {
@@ -151,9 +152,8 @@ std::string Llama2cTokenizer::decode_token(std::int32_t previous, std::int32_t t
   const std::string& piece = pieces_[static_cast<std::size_t>(token)];
   // run.c strips the leading space of the first piece after BOS.
   if (previous == bos_id() && !piece.empty() && piece[0] == ' ') return piece.substr(1);
-  unsigned int byte = 0;
-  if (piece.size() == 6 && std::sscanf(piece.c_str(), "<0x%02X>", &byte) == 1)
-    return std::string(1, static_cast<char>(byte));
+  const int byte = byte_of_piece(piece);
+  if (byte >= 0) return std::string(1, static_cast<char>(byte));
   return piece;
 }
 

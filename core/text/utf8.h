@@ -21,7 +21,7 @@ inline std::size_t sequence_length(std::string_view s, std::size_t i) {
     n = 3;
     lo = 0xA0;
   } else if (c >= 0xE1 && c <= 0xEC)
-    n = 3;
+    n = 3;  // NOLINT(bugprone-branch-clone): the rows of Unicode's table 3-7 (well-formed UTF-8), in its order
   else if (c == 0xED) {
     n = 3;
     hi = 0x9F;
