@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "methods/method_registry.h"
 #include "protocol/worker_protocol.h"
 #include "worker_job.h"
 
@@ -120,6 +121,8 @@ LayerDetailDialog::~LayerDetailDialog() {
 }
 
 void LayerDetailDialog::showDetail(const api::LayerDetail& d) {
+  const auto* method = methods::find_method(d.method);
+  const bool transforms_weights = !method || method->transforms_weights;
   summary_->setText(tr("%1 block %2 %3: %4 x %5 weights, %6-bit codes, groups of %7 (%8 per row). "
                        "%9 % of the codes differ from plain RTN of the checkpoint's weight%10.")
                         .arg(QString::fromStdString(d.method))
@@ -131,7 +134,7 @@ void LayerDetailDialog::showDetail(const api::LayerDetail& d) {
                         .arg(d.group_size)
                         .arg(d.groups)
                         .arg(100.0 * d.changed_fraction, 0, 'f', 3)
-                        .arg(d.method == "rtn"
+                        .arg(!transforms_weights
                                  ? QString()
                                  : tr(" (for AWQ-initialised methods this includes the AWQ scaling of the weight)")));
   QVector<double> keys, counts;

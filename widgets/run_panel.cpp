@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <climits>
 
+#include "methods/method_registry.h"
 #include "pipeline/memory_forecast.h"
 #include "pipeline/run_presets.h"
 #include "quant/grid_target.h"
@@ -38,12 +39,10 @@ QSpinBox* spin(int lo, int hi, int value) {
 
 RunPanel::RunPanel(QWidget* parent) : QWidget(parent) {
   method_ = new QComboBox;
-  method_->addItem(tr("RTN (round to nearest)"), "rtn");
-  method_->addItem(tr("AWQ"), "awq");
-  method_->addItem(tr("OmniQuant"), "omniquant");
-  method_->addItem(tr("TesseraQ (PAR + DST)"), "tesseraq");
-  init_ = new QComboBox;
-  for (const char* i : {"awq", "omniquant", "none"}) init_->addItem(i, i);
+  for (const auto& m : methods::methods()) {
+    method_->addItem(QString::fromStdString(m.label), QString::fromStdString(m.id));
+    method_->setItemData(method_->count() - 1, QString::fromStdString(m.help), Qt::ToolTipRole);
+  }
   wbits_ = spin(0, 16, base_.weight.bits);
   group_ = spin(0, 1 << 20, static_cast<int>(base_.weight.group_size));
   group_->setSpecialValueText(tr("per channel"));  // shown for 0
@@ -62,16 +61,9 @@ RunPanel::RunPanel(QWidget* parent) : QWidget(parent) {
   abits_->setSpecialValueText(tr("none (A16)"));
   samples_ = spin(0, 1 << 24, static_cast<int>(base_.samples));
   seq_len_ = spin(0, 1 << 20, static_cast<int>(base_.seq_len));
-  schedule_ = new QComboBox;
-  schedule_->setEditable(true);
-  schedule_->addItems({"paper20", "paper10", "0.5,0.2,0"});
-  schedule_->setToolTip(tr("PAR soft fractions: paper20, paper10, or a non-increasing comma list in [0, 1)"));
-  steps_ = spin(-1, 1 << 24, static_cast<int>(base_.tq_steps));
-  lr_ = new QLineEdit(QString::number(base_.tq_lr));
-  scale_lr_ = new QLineEdit(QString::number(base_.tq_scale_lr));
-  oq_epochs_ = spin(0, 1 << 20, static_cast<int>(base_.oq_epochs));
-  oq_epochs_->setSpecialValueText(tr("auto (40 at 2 bits, else 20)"));
-  oq_lwc_lr_ = new QLineEdit(QString::number(base_.oq_lwc_lr));
+  for (const auto& m : methods::methods())
+    for (const auto& st : m.settings)
+      if (st.in_form) method_fields_.push_back({&m, &st, makeMethodEditor(st)});
   seed_ = spin(0, INT_MAX, static_cast<int>(base_.seed));
   device_ = new QComboBox;
   device_->setEditable(true);
@@ -86,29 +78,17 @@ RunPanel::RunPanel(QWidget* parent) : QWidget(parent) {
   presets_->setToolButtonStyle(Qt::ToolButtonTextOnly);
   buildPresetMenu();
 
-  editors_ = {{"method", method_},
-              {"tesseraq.init", init_},
-              {"wbits", wbits_},
-              {"target", target_},
-              {"group", group_},
-              {"abits", abits_},
-              {"samples", samples_},
-              {"seq_len", seq_len_},
-              {"tesseraq.schedule", schedule_},
-              {"tesseraq.steps", steps_},
-              {"tesseraq.lr", lr_},
-              {"tesseraq.scale_lr", scale_lr_},
-              {"omniquant.epochs", oq_epochs_},
-              {"omniquant.lwc_lr", oq_lwc_lr_},
-              {"seed", seed_},
-              {"device", device_},
-              {"train_dtype", train_dtype_},
+  editors_ = {{"method", method_},   {"wbits", wbits_},
+              {"target", target_},   {"group", group_},
+              {"abits", abits_},     {"samples", samples_},
+              {"seq_len", seq_len_}, {"seed", seed_},
+              {"device", device_},   {"train_dtype", train_dtype_},
               {"batch", batch_}};
+  for (const auto& f : method_fields_) editors_[QString::fromStdString(f.method->id + "." + f.setting->key)] = f.editor;
 
   auto* form = new QFormLayout;
   form->setFieldGrowthPolicy(QFormLayout::AllNonFixedFieldsGrow);
   form->addRow(tr("Method"), method_);
-  form->addRow(tr("Initialisation"), init_);
   auto* bits_row = new QHBoxLayout;
   bits_row->addWidget(wbits_);
   bits_row->addWidget(symmetric_);
@@ -118,12 +98,7 @@ RunPanel::RunPanel(QWidget* parent) : QWidget(parent) {
   form->addRow(tr("Activation bits"), abits_);
   form->addRow(tr("Samples"), samples_);
   form->addRow(tr("Sequence length"), seq_len_);
-  form->addRow(tr("PAR schedule"), schedule_);
-  form->addRow(tr("Steps / iteration"), steps_);
-  form->addRow(tr("Rounding lr"), lr_);
-  form->addRow(tr("DST scale lr"), scale_lr_);
-  form->addRow(tr("OmniQuant epochs"), oq_epochs_);
-  form->addRow(tr("OmniQuant LWC lr"), oq_lwc_lr_);
+  for (const auto& f : method_fields_) form->addRow(QString::fromStdString(f.setting->label), f.editor);
   form->addRow(tr("Seed"), seed_);
   form->addRow(tr("Device"), device_);
   form->addRow(tr("Training dtype"), train_dtype_);
@@ -150,15 +125,93 @@ RunPanel::RunPanel(QWidget* parent) : QWidget(parent) {
   outer->setContentsMargins(0, 0, 0, 0);
   outer->addWidget(box);
 
-  for (QComboBox* c : {method_, init_, schedule_, device_, train_dtype_, target_})
+  for (const auto& f : method_fields_) showMethodField(f, base_);
+  for (QComboBox* c : {method_, device_, train_dtype_, target_})
     connect(c, &QComboBox::currentTextChanged, this, &RunPanel::revalidate);
-  for (QSpinBox* s : {wbits_, group_, abits_, samples_, seq_len_, steps_, oq_epochs_, seed_, batch_})
+  for (QSpinBox* s : {wbits_, group_, abits_, samples_, seq_len_, seed_, batch_})
     connect(s, &QSpinBox::valueChanged, this, &RunPanel::revalidate);
-  for (QLineEdit* e : {lr_, scale_lr_, oq_lwc_lr_}) connect(e, &QLineEdit::textChanged, this, &RunPanel::revalidate);
   connect(symmetric_, &QCheckBox::toggled, this, &RunPanel::revalidate);
+  for (const auto& f : method_fields_) {
+    if (auto* c = qobject_cast<QComboBox*>(f.editor))
+      connect(c, &QComboBox::currentTextChanged, this, &RunPanel::revalidate);
+    if (auto* sb = qobject_cast<QSpinBox*>(f.editor)) connect(sb, &QSpinBox::valueChanged, this, &RunPanel::revalidate);
+    if (auto* e = qobject_cast<QLineEdit*>(f.editor)) connect(e, &QLineEdit::textChanged, this, &RunPanel::revalidate);
+    if (auto* b = qobject_cast<QCheckBox*>(f.editor)) connect(b, &QCheckBox::toggled, this, &RunPanel::revalidate);
+  }
+
   method_->setCurrentIndex(method_->findData(QString::fromStdString(base_.method)));
   updateMethodFields();
   revalidate();
+}
+
+// The editor of a method's setting, by its type; Int spin boxes reach one below the range so that
+// a value under it is refused with the reason (unless the lowest value has a text of its own).
+QWidget* RunPanel::makeMethodEditor(const methods::Setting& s) {
+  QWidget* w = nullptr;
+  switch (s.type) {
+    case methods::SettingType::Int: {
+      const double lo = s.min_text.empty() ? s.min - 1 : s.min;
+      auto* sb = spin(static_cast<int>(std::clamp<double>(lo, INT_MIN, INT_MAX)),
+                      static_cast<int>(std::clamp<double>(s.max, INT_MIN, INT_MAX)), 0);
+      if (!s.min_text.empty()) sb->setSpecialValueText(QString::fromStdString(s.min_text));
+      w = sb;
+      break;
+    }
+    case methods::SettingType::Number:
+      w = new QLineEdit;
+      break;
+    case methods::SettingType::Flag:
+      w = new QCheckBox;
+      break;
+    case methods::SettingType::Choice:
+    case methods::SettingType::Text: {
+      auto* c = new QComboBox;
+      c->setEditable(s.type == methods::SettingType::Text);  // a Text's choices are suggestions
+      for (const auto& v : s.choices) c->addItem(QString::fromStdString(v), QString::fromStdString(v));
+      w = c;
+      break;
+    }
+  }
+  w->setToolTip(QString::fromStdString(s.help));
+  return w;
+}
+
+void RunPanel::readMethodField(const MethodField& f, pipeline::RunConfig& c) const {
+  const auto& id = f.method->id;
+  const auto& key = f.setting->key;
+  if (auto* sb = qobject_cast<QSpinBox*>(f.editor)) {
+    c.settings.set(id, key, static_cast<std::int64_t>(sb->value()));
+  } else if (auto* e = qobject_cast<QLineEdit*>(f.editor)) {
+    bool ok = false;
+    if (const double v = e->text().toDouble(&ok); ok) c.settings.set(id, key, v);  // else unreadableField()
+  } else if (auto* b = qobject_cast<QCheckBox*>(f.editor)) {
+    c.settings.set(id, key, b->isChecked());
+  } else if (auto* cb = qobject_cast<QComboBox*>(f.editor)) {
+    c.settings.set(id, key, utf8(cb->currentText().trimmed()));
+  }
+}
+
+void RunPanel::showMethodField(const MethodField& f, const pipeline::RunConfig& c) {
+  const auto& id = f.method->id;
+  const auto& key = f.setting->key;
+  if (auto* sb = qobject_cast<QSpinBox*>(f.editor))
+    sb->setValue(static_cast<int>(std::clamp<std::int64_t>(c.settings.integer(id, key), INT_MIN, INT_MAX)));
+  else if (auto* e = qobject_cast<QLineEdit*>(f.editor))
+    e->setText(QString::fromStdString(c.settings.to_text(id, key)));
+  else if (auto* b = qobject_cast<QCheckBox*>(f.editor))
+    b->setChecked(c.settings.flag(id, key));
+  else if (auto* cb = qobject_cast<QComboBox*>(f.editor))
+    cb->setCurrentText(QString::fromStdString(c.settings.text(id, key)));
+}
+
+std::pair<QWidget*, QString> RunPanel::unreadableField() const {
+  for (const auto& f : method_fields_)
+    if (auto* e = qobject_cast<QLineEdit*>(f.editor)) {
+      bool ok = false;
+      e->text().toDouble(&ok);
+      if (!ok) return {e, tr("%1: \"%2\" is not a number").arg(QString::fromStdString(f.setting->label), e->text())};
+    }
+  return {nullptr, QString()};
 }
 
 void RunPanel::buildPresetMenu() {
@@ -227,7 +280,6 @@ pipeline::RunConfig RunPanel::config() const {
   c.tokenizer = utf8(tokenizer_);
   c.calib = utf8(calib_);
   c.method = utf8(method_->currentData().toString());
-  c.tq_init = utf8(init_->currentText());
   c.weight.bits = wbits_->value();
   c.weight.group_size = group_->value();
   c.weight.symmetric = symmetric_->isChecked();
@@ -237,13 +289,7 @@ pipeline::RunConfig RunPanel::config() const {
   c.act_bits = abits_->value();
   c.samples = samples_->value();
   c.seq_len = seq_len_->value();
-  c.tq_schedule = utf8(schedule_->currentText().trimmed());
-  c.tq_steps = steps_->value();
-  bool ok = false;
-  if (const double v = lr_->text().toDouble(&ok); ok) c.tq_lr = v;
-  if (const double v = scale_lr_->text().toDouble(&ok); ok) c.tq_scale_lr = v;
-  c.oq_epochs = oq_epochs_->value();
-  if (const double v = oq_lwc_lr_->text().toDouble(&ok); ok) c.oq_lwc_lr = v;
+  for (const auto& f : method_fields_) readMethodField(f, c);
   c.seed = static_cast<std::uint64_t>(seed_->value());
   c.device = utf8(device_->currentText().trimmed());
   c.train_dtype = utf8(train_dtype_->currentText());
@@ -255,7 +301,6 @@ void RunPanel::setConfig(const pipeline::RunConfig& c) {
   loading_ = true;  // one validation at the end, not one per field
   base_ = c;
   method_->setCurrentIndex(std::max(0, method_->findData(QString::fromStdString(c.method))));
-  init_->setCurrentText(QString::fromStdString(c.tq_init));
   wbits_->setValue(c.weight.bits);
   group_->setValue(static_cast<int>(c.weight.group_size));
   symmetric_->setChecked(c.weight.symmetric);
@@ -263,12 +308,7 @@ void RunPanel::setConfig(const pipeline::RunConfig& c) {
   abits_->setValue(c.act_bits);
   samples_->setValue(static_cast<int>(c.samples));
   seq_len_->setValue(static_cast<int>(c.seq_len));
-  schedule_->setCurrentText(QString::fromStdString(c.tq_schedule));
-  steps_->setValue(static_cast<int>(c.tq_steps));
-  lr_->setText(QString::number(c.tq_lr));
-  scale_lr_->setText(QString::number(c.tq_scale_lr));
-  oq_epochs_->setValue(static_cast<int>(c.oq_epochs));
-  oq_lwc_lr_->setText(QString::number(c.oq_lwc_lr));
+  for (const auto& f : method_fields_) showMethodField(f, c);
   seed_->setValue(static_cast<int>(c.seed));
   device_->setCurrentText(QString::fromStdString(c.device));
   train_dtype_->setCurrentText(QString::fromStdString(c.train_dtype));
@@ -283,12 +323,10 @@ QWidget* RunPanel::editor(const QString& key) const {
 }
 
 void RunPanel::updateMethodFields() {
-  const QString m = method_->currentData().toString();
-  const bool tq = m == "tesseraq";
-  for (QWidget* w : std::initializer_list<QWidget*>{init_, schedule_, steps_, lr_, scale_lr_}) w->setEnabled(tq);
-  // OmniQuant's settings also drive TesseraQ's OmniQuant initialisation.
-  const bool oq = m == "omniquant" || (tq && init_->currentText() == "omniquant");
-  for (QWidget* w : std::initializer_list<QWidget*>{oq_epochs_, oq_lwc_lr_}) w->setEnabled(oq);
+  // A method's fields are enabled while the run uses it: its own, and those of the method it
+  // starts from (OmniQuant's settings drive TesseraQ's OmniQuant initialisation).
+  const auto c = config();
+  for (const auto& f : method_fields_) f.editor->setEnabled(c.uses_method(f.method->id));
   // A GGUF grid target fixes bits, group size and symmetry: show its values, locked.
   if (const auto* t = quant::find_grid_target(utf8(target_->currentData().toString()))) {
     const QSignalBlocker b1(wbits_), b2(group_), b3(symmetric_);
@@ -305,47 +343,34 @@ void RunPanel::revalidate() {
   updateMethodFields();
   for (const auto& [key, w] : editors_) w->setStyleSheet(QString());
   QString error;
-  QWidget* culprit = nullptr;
+  std::vector<QWidget*> culprits;
   bool settings_valid = false;  // the settings themselves, whatever the data paths say
-  // A learning rate that is not a number never reaches validate(): say so here.
-  for (const auto& [edit, name] : {std::pair<QLineEdit*, QString>{lr_, tr("Rounding lr")},
-                                   {scale_lr_, tr("DST scale lr")},
-                                   {oq_lwc_lr_, tr("OmniQuant LWC lr")}}) {
-    bool ok = false;
-    edit->text().toDouble(&ok);
-    if (!ok && error.isEmpty()) {
-      error = tr("%1: \"%2\" is not a number").arg(name, edit->text());
-      culprit = edit;
-    }
-  }
-  if (error.isEmpty()) {
+  // A number field whose text is not a number never reaches the config: say so here.
+  const auto [unreadable, why] = unreadableField();
+  if (unreadable) {
+    error = why;
+    culprits.push_back(unreadable);
+  } else {
     pipeline::RunConfig c = config();
     // Paths are the data panel's business; check the settings with placeholders, then the paths.
     const bool no_model = c.model.empty(), no_calib = c.calib.empty();
     if (no_model) c.model = "-";
     if (no_calib) c.calib = "-";
-    try {
-      c.validate();
+    const auto issues = c.issues();
+    if (issues.empty()) {
       settings_valid = true;
       if (no_model)
         error = tr("Open a model to start a run (File > Open Model File...).");
       else if (no_calib)
         error = tr("Choose a calibration text in the model and data panel.");
-    } catch (const std::exception& e) {
-      error = QString::fromStdString(e.what());
-      // validate() names the field: outline the editor it means.
-      QString best;
-      for (const auto& [key, w] : editors_) {
-        const bool hit = error.contains(key) || (key == "wbits" && error.contains("weight bits")) ||
-                         (key == "group" && error.contains("group size"));
-        if (hit && key.size() > best.size()) {
-          best = key;
-          culprit = w;
-        }
-      }
+    } else {
+      error = QString::fromStdString(issues.front().message);
+      // Each issue names its setting: outline the editors they mean.
+      for (const auto& issue : issues)
+        if (QWidget* w = editor(QString::fromStdString(issue.key))) culprits.push_back(w);
     }
   }
-  if (culprit) culprit->setStyleSheet("border: 1px solid #c62828;");
+  for (QWidget* w : culprits) w->setStyleSheet("border: 1px solid #c62828;");
   settings_valid_ = settings_valid;
   error_ = error;
   error_label_->setText(error);

@@ -1,14 +1,18 @@
 #pragma once
-// The settings of a quantization run: method, initialisation, weight bits, group size, symmetric,
-// activation bits, calibration samples and length, PAR schedule, steps, learning rates (TesseraQ's
-// and OmniQuant's), OmniQuant epochs, seed, device, training dtype and batch; a Presets menu (resources/presets). Every
-// edit is checked with RunConfig::validate(): an invalid value is refused inline, the field it names is outlined in red
-// with the reason below, and validityChanged(false) disables starting a run. Below it, the run's
+// The settings of a quantization run: method, weight bits, group size, symmetric, activation bits,
+// calibration samples and length, the methods' settings that their declarations put in the form
+// (methods/<id>_settings.cpp: TesseraQ's init, PAR schedule, steps and learning rates, OmniQuant's
+// epochs and LWC lr, ...; enabled while the run uses that method), seed, device, training dtype and
+// batch; a Presets menu (resources/presets). Every edit is checked with RunConfig::issues(): an
+// invalid value is refused inline, the editor of the setting it names is outlined in red with the
+// reason below, and validityChanged(false) disables starting a run. Below it, the run's
 // memory forecast (pipeline/memory_forecast.h, what `tessera plan` prints) follows every edit.
 #include <QString>
 #include <QWidget>
 #include <map>
 #include <optional>
+#include <utility>
+#include <vector>
 
 #include "model/llama_config.h"
 #include "pipeline/run_config.h"
@@ -47,7 +51,7 @@ class RunPanel : public QWidget {
   // Applies a preset over the current settings; false (reason logged) when it cannot be read.
   bool applyPreset(const QString& name);
 
-  // For tests and scripts: the editors by run-config key ("samples", "tesseraq.lr", ...).
+  // For tests and scripts: the editors by run.json key ("samples", "tesseraq.lr", ...).
   QWidget* editor(const QString& key) const;
 
  signals:
@@ -59,7 +63,6 @@ class RunPanel : public QWidget {
   void buildPresetMenu();
 
   QComboBox* method_ = nullptr;
-  QComboBox* init_ = nullptr;
   QSpinBox* wbits_ = nullptr;
   QSpinBox* group_ = nullptr;
   QCheckBox* symmetric_ = nullptr;
@@ -67,12 +70,18 @@ class RunPanel : public QWidget {
   QSpinBox* abits_ = nullptr;
   QSpinBox* samples_ = nullptr;
   QSpinBox* seq_len_ = nullptr;
-  QComboBox* schedule_ = nullptr;
-  QSpinBox* steps_ = nullptr;
-  QLineEdit* lr_ = nullptr;
-  QLineEdit* scale_lr_ = nullptr;
-  QSpinBox* oq_epochs_ = nullptr;
-  QLineEdit* oq_lwc_lr_ = nullptr;
+  // The methods' settings shown in the form, from their declarations.
+  struct MethodField {
+    const methods::MethodInfo* method = nullptr;
+    const methods::Setting* setting = nullptr;
+    QWidget* editor = nullptr;
+  };
+  std::vector<MethodField> method_fields_;
+  QWidget* makeMethodEditor(const methods::Setting& s);
+  void readMethodField(const MethodField& f, pipeline::RunConfig& c) const;
+  void showMethodField(const MethodField& f, const pipeline::RunConfig& c);
+  // The first number field whose text is not a number, and why (none: {nullptr, ""}).
+  std::pair<QWidget*, QString> unreadableField() const;
   QSpinBox* seed_ = nullptr;
   QComboBox* device_ = nullptr;
   QComboBox* train_dtype_ = nullptr;
@@ -84,7 +93,7 @@ class RunPanel : public QWidget {
   bool settings_valid_ = false;  // validate() passed (a missing data path aside): the forecast shows
   void updateForecast();
   std::map<QString, QWidget*> editors_;
-  pipeline::RunConfig base_;  // settings the form does not show (AWQ grid, OmniQuant, ...)
+  pipeline::RunConfig base_;  // settings the form does not show (AWQ's, OmniQuant's LET, ...)
   QString model_, tokenizer_, calib_;
   QString error_;
   bool loading_ = false;

@@ -1,5 +1,7 @@
 #include "run_plot.h"
 
+#include "methods/method_registry.h"
+
 namespace tessera::widgets {
 
 RunPlot::RunPlot(std::shared_ptr<const RunMetricsStore> store, const QString& title, QWidget* parent)
@@ -88,17 +90,9 @@ void RunPlot::placeLegend() {
 }
 
 QColor methodColor(const QString& method, int variant) {
-  QColor base;
-  if (method == "rtn")
-    base = QColor(0x75, 0x75, 0x75);
-  else if (method == "awq")
-    base = QColor(0xe6, 0x7e, 0x22);
-  else if (method == "omniquant")
-    base = QColor(0x8e, 0x44, 0xad);
-  else if (method == "tesseraq")
-    base = QColor(0x1f, 0x6f, 0xb4);
-  else
-    base = QColor(0x2e, 0x7d, 0x32);
+  // The method's declared colour (methods/<id>_settings.cpp); green for an unknown one.
+  const auto* m = methods::find_method(method.toStdString());
+  const QColor base = QColor::fromRgb(m ? m->colour : 0x2e7d32);
   // Further runs of the same method: darker/lighter shades, still recognisably the method.
   return variant == 0
              ? base

@@ -3,6 +3,7 @@
 #include <QHeaderView>
 #include <algorithm>
 
+#include "methods/method_registry.h"
 #include "run_plot.h"
 
 namespace tessera::widgets {
@@ -65,19 +66,22 @@ void RunTable::setRuns(const std::vector<SessionRun>& runs) {
   for (int row = 0; row < static_cast<int>(runs_.size()); ++row) {
     const SessionRun& r = runs_[static_cast<std::size_t>(row)];
     const auto& c = r.config;
-    const bool tq = c.method == "tesseraq";
-    const QString cells[ColumnCount] = {QString("#%1").arg(r.id),  // the plots' legends carry the full name
-                                        QString::fromStdString(c.method),
-                                        tq ? QString::fromStdString(c.tq_init) : QStringLiteral("-"),
-                                        QString::number(c.weight.bits),
-                                        c.weight.group_size > 0 ? QString::number(c.weight.group_size) : tr("channel"),
-                                        c.act_bits ? QString::number(c.act_bits) : tr("16"),
-                                        r.calibration_sha256.left(12),
-                                        r.perplexity > 0 ? QString::number(r.perplexity, 'f', 3) : QString(),
-                                        formatSeconds(r.seconds),
-                                        formatBytes(r.peak_memory_bytes),
-                                        formatBytes(static_cast<double>(r.export_bytes)),
-                                        statusName(r.status)};
+    // The method it starts from, for methods that have one (TesseraQ's init).
+    const auto* m = methods::find_method(c.method);
+    const bool has_init = m && !m->init_setting.empty();
+    const QString cells[ColumnCount] = {
+        QString("#%1").arg(r.id),  // the plots' legends carry the full name
+        QString::fromStdString(c.method),
+        has_init ? QString::fromStdString(c.settings.text(c.method, m->init_setting)) : QStringLiteral("-"),
+        QString::number(c.weight.bits),
+        c.weight.group_size > 0 ? QString::number(c.weight.group_size) : tr("channel"),
+        c.act_bits ? QString::number(c.act_bits) : tr("16"),
+        r.calibration_sha256.left(12),
+        r.perplexity > 0 ? QString::number(r.perplexity, 'f', 3) : QString(),
+        formatSeconds(r.seconds),
+        formatBytes(r.peak_memory_bytes),
+        formatBytes(static_cast<double>(r.export_bytes)),
+        statusName(r.status)};
     for (int col = 0; col < ColumnCount; ++col) {
       auto* item = new QTableWidgetItem(cells[col]);
       item->setData(Qt::UserRole, r.id);

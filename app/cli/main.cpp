@@ -18,6 +18,7 @@
 #include "api/quantize_jobs.h"
 #include "cli/cli_options.h"
 #include "cli/worker.h"
+#include "methods/method_registry.h"
 #include "pipeline/memory_forecast.h"
 #include "pipeline/run_presets.h"
 #include "util/error.h"
@@ -46,13 +47,10 @@ commands:
             [--dtype fp32|fp16|bf16] [--json]
             perplexity: one tokenization with one BOS, non-overlapping windows of --seq-len
             (default min(2048, model context)), trailing tokens dropped, fp32 loss
-  quantize  --model P [--tokenizer P] --calib F --out DIR [--method rtn|awq|omniquant|tesseraq]
+  quantize  --model P [--tokenizer P] --calib F --out DIR [--method {METHODS}]
             [--preset NAME|FILE] [--wbits N] [--group N] [--sym] [--target T] [--abits N] [--samples N]
             [--seq-len N] [--seed N] [--device cpu|cuda] [--batch N] [--config run.json]
-            [--resume] [--eval F] [--force] [--json]
-            OmniQuant: [--epochs N] [--lwc-lr X] [--let auto|on|off] [--aug-loss auto|on|off]
-            TesseraQ: [--init awq|omniquant|none] [--par-schedule paper20|paper10|t1,t2,...]
-            [--par-steps N] [--par-batch N] [--lr X] [--scale-lr X] [--log-every N]
+            [--resume] [--eval F] [--force] [--json] [method options, below]
             block-wise quantization; --group 0 = per channel; every finished block is saved in
             DIR, --resume continues an interrupted run; --eval F scores the result on F;
             --lr sets both TesseraQ learning rates unless --scale-lr is given; --target
@@ -66,7 +64,7 @@ commands:
   plan      the options of quantize (--out not needed) [--json]
             the memory forecast of that run without running it: peak host and GPU memory with
             an itemised breakdown, and whether it fits this machine
-  eval      --run DIR --text F ...   scores a finished quantization run's fake-quantized model
+{METHOD_OPTIONS}  eval      --run DIR --text F ...   scores a finished quantization run's fake-quantized model
   export    --run DIR --out PATH [--format F] [--dtype fp16|bf16|fp32] [--force] [--json]
             a finished run, written atomically and self-checked against the run's codes (read
             back with the format's own reader conventions) before it is put in place. F:
@@ -92,6 +90,64 @@ The tokenizer defaults to the one beside the model (tokenizer.json, tokenizer.mo
 or tok*.bin).
 Options: --verbose (debug logging), --quiet (errors only), --help, --version.
 )";
+
+// The method options of quantize and plan, from the methods' declarations (methods/*_settings.cpp):
+// each method's line, then its settings' options with their defaults.
+std::string method_options_help() {
+  using tessera::methods::SettingType;
+  std::string out = "            method options (a method's section of run.json; default in brackets):\n";
+  for (const auto& m : tessera::methods::methods()) {
+    char line[256];
+    std::snprintf(line, sizeof line, "              %-10s %s\n", m.id.c_str(), m.help.c_str());
+    out += line;
+    for (const auto& s : m.settings) {
+      if (s.cli.empty()) continue;
+      std::string value;
+      switch (s.type) {
+        case SettingType::Int:
+          value = "N";
+          break;
+        case SettingType::Number:
+          value = "X";
+          break;
+        case SettingType::Flag:
+          value = "true|false";
+          break;
+        case SettingType::Choice:
+          for (const auto& c : s.choices) value += (value.empty() ? "" : "|") + c;
+          break;
+        case SettingType::Text:
+          value = "S";
+          break;
+      }
+      tessera::methods::MethodSettings defaults;
+      const std::string option = "--" + s.cli + " " + value;
+      std::snprintf(line, sizeof line, "                %-28s %s [%s]\n", option.c_str(), s.help.c_str(),
+                    defaults.to_text(m.id, s.key).c_str());
+      out += line;
+    }
+  }
+  return out;
+}
+
+std::string usage() {
+  std::string text = kUsage;
+  const auto replace = [&](const std::string& what, const std::string& with) {
+    text.replace(text.find(what), what.size(), with);
+  };
+  replace("{METHODS}", tessera::methods::method_ids("|"));
+  replace("{METHOD_OPTIONS}", method_options_help());
+  return text;
+}
+
+// The quantize/plan options of the methods' settings.
+std::set<std::string> method_cli_options() {
+  std::set<std::string> out;
+  for (const auto& m : tessera::methods::methods())
+    for (const auto& s : m.settings)
+      if (!s.cli.empty()) out.insert(s.cli);
+  return out;
+}
 
 json summary_json(const tessera::api::ModelSummary& s) {
   const auto& c = s.config;
@@ -281,17 +337,23 @@ tessera::pipeline::RunConfig quantize_config(const CliOptions& o) {
   c.seed = static_cast<std::uint64_t>(o.get_int("seed", static_cast<long long>(c.seed)));
   c.device = o.get("device", c.device);
   c.batch_size = o.get_int("batch", c.batch_size);
-  if (o.has("init")) c.tq_init = o.get("init");
-  if (o.has("par-schedule")) c.tq_schedule = o.get("par-schedule");
-  c.tq_steps = o.get_int("par-steps", c.tq_steps);
-  c.tq_batch = o.get_int("par-batch", c.tq_batch);
-  if (o.has("lr")) c.tq_lr = c.tq_scale_lr = o.get_double("lr", c.tq_lr);
-  c.tq_scale_lr = o.get_double("scale-lr", c.tq_scale_lr);
-  c.tq_log_every = o.get_int("log-every", c.tq_log_every);
-  c.oq_epochs = o.get_int("epochs", c.oq_epochs);
-  c.oq_lwc_lr = o.get_double("lwc-lr", c.oq_lwc_lr);
-  if (o.has("let")) c.oq_let = o.get("let");
-  if (o.has("aug-loss")) c.oq_aug_loss = o.get("aug-loss");
+  // The methods' settings, by their declared options (--lr also sets the DST lr unless --scale-lr).
+  using tessera::methods::SettingType;
+  for (const auto& m : tessera::methods::methods())
+    for (const auto& s : m.settings) {
+      if (s.cli.empty() || !o.has(s.cli)) continue;
+      std::vector<const tessera::methods::Setting*> targets = {&s};
+      if (const auto* also = m.find(s.cli_also_sets); also && !(!also->cli.empty() && o.has(also->cli)))
+        targets.push_back(also);
+      for (const auto* t : targets) {
+        if (s.type == SettingType::Int)
+          c.settings.set(m.id, t->key, static_cast<std::int64_t>(o.get_int(s.cli, 0)));
+        else if (s.type == SettingType::Number)
+          c.settings.set(m.id, t->key, o.get_double(s.cli, 0));
+        else
+          c.settings.set_from_text(m.id, t->key, o.get(s.cli));
+      }
+    }
   return c;
 }
 
@@ -489,7 +551,7 @@ int run_convert(const CliOptions& o) {
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
-    std::cout << kUsage;
+    std::cout << usage();
     return args.empty() ? 2 : 0;
   }
   if (args[0] == "--version") {
@@ -499,12 +561,12 @@ int main(int argc, char** argv) {
   const std::string command = args[0];
   args.erase(args.begin());
   const std::set<std::string> common_flags = {"json", "verbose", "quiet"};
-  // quantize and plan take the same options: plan forecasts the run quantize would make.
-  const std::set<std::string> kQuantizeOptions = {
-      "model",    "tokenizer", "calib",   "out",          "method",    "wbits",     "group",
-      "target",   "abits",     "samples", "seq-len",      "seed",      "device",    "batch",
-      "config",   "eval",      "init",    "par-schedule", "par-steps", "par-batch", "lr",
-      "scale-lr", "log-every", "preset",  "epochs",       "lwc-lr",    "let",       "aug-loss"};
+  // quantize and plan take the same options: plan forecasts the run quantize would make. The
+  // methods' own options come from their declarations.
+  std::set<std::string> kQuantizeOptions = {"model",  "tokenizer", "calib",  "out",     "method",  "wbits",
+                                            "group",  "target",    "abits",  "samples", "seq-len", "seed",
+                                            "device", "batch",     "config", "eval",    "preset"};
+  for (const auto& option : method_cli_options()) kQuantizeOptions.insert(option);
   const std::set<std::string> kQuantizeFlags = {"sym", "resume", "force"};
   auto flags_with = [&](std::set<std::string> extra) {
     extra.insert(common_flags.begin(), common_flags.end());

@@ -18,6 +18,7 @@
 #include "export_dialog.h"
 #include "layer_detail_dialog.h"
 #include "main_window.h"
+#include "methods/method_registry.h"
 #include "perplexity_plot.h"
 #include "run_controller.h"
 #include "run_metrics_store.h"
@@ -131,7 +132,11 @@ void pause_screenshot_during_tesseraq(MainWindow& window, const QString& file) {
     if (!runs->isRunning()) return;
     const int id = runs->currentRunId();
     bool tesseraq = false;
-    for (const auto& r : window.sessionRuns()) tesseraq |= r.id == id && r.config.method == "tesseraq";
+    // The run worth pausing: that of a method starting from another's result (TesseraQ).
+    for (const auto& r : window.sessionRuns()) {
+      const auto* m = tessera::methods::find_method(r.config.method);
+      tesseraq |= r.id == id && m && !m->init_setting.empty();
+    }
     if (!tesseraq || window.runMetrics()->trace(id).blocks.size() < 2) return;
     poll->stop();
     auto connection = std::make_shared<QMetaObject::Connection>();

@@ -33,6 +33,7 @@
 #include "log_pane.h"
 #include "loss_plot.h"
 #include "memory_plot.h"
+#include "methods/method_registry.h"
 #include "perplexity_plot.h"
 #include "protocol/worker_protocol.h"
 #include "qt_log_sink.h"
@@ -62,10 +63,6 @@ constexpr const char* kLastCalib = "session/calib";
 constexpr const char* kLastSessionFile = "session/file";
 constexpr const char* kLastRunConfig = "session/run_config";
 constexpr const char* kLastWorker = "session/worker";
-
-// The methods "Compare baselines" queues, in order: the cheap baselines first, so that their
-// numbers are on screen while TesseraQ optimises.
-const char* const kBaselines[] = {"rtn", "awq", "omniquant", "tesseraq"};
 
 std::string utf8(const QString& s) { return s.toUtf8().toStdString(); }
 
@@ -550,13 +547,16 @@ bool MainWindow::compareBaselines() {
     return false;
   }
   std::vector<pipeline::RunConfig> configs;
-  for (const char* method : kBaselines) {
+  // Every registered method, in the registry's order: the cheap baselines first, so that their
+  // numbers are on screen while TesseraQ optimises.
+  std::string names;
+  for (const auto& m : methods::methods()) {
     pipeline::RunConfig c = run_panel_->config();
-    c.method = method;
+    c.method = m.id;
     configs.push_back(c);
+    names += (names.empty() ? "" : ", ") + m.id;
   }
-  tessera::logger()->info("comparing baselines: RTN, AWQ, OmniQuant and TesseraQ at {}",
-                          configs.front().weight.label());
+  tessera::logger()->info("comparing baselines: {} at {}", names, configs.front().weight.label());
   return enqueue(configs);
 }
 
@@ -676,12 +676,11 @@ void MainWindow::updateStatus() {
     fraction = p.total_steps > 0 ? static_cast<double>(p.step) / p.total_steps : 0;
   } else if (p.block >= 0 && p.total_blocks > 0) {
     text += tr("block %1 of %2").arg(p.block + 1).arg(p.total_blocks);
-    // TesseraQ's iterations are PAR hardening rounds, OmniQuant's are epochs.
-    const bool omniquant = r && r->config.method == "omniquant";
-    if (p.total_iterations > 0)
-      text += (omniquant ? tr(", epoch %1 of %2") : tr(", PAR iteration %1 of %2"))
-                  .arg(p.iteration + 1)
-                  .arg(p.total_iterations);
+    // The method's iteration noun: TesseraQ's iterations are PAR hardening rounds, OmniQuant's epochs.
+    const auto* method = r ? methods::find_method(r->config.method) : nullptr;
+    const QString noun =
+        method && !method->iteration_noun.empty() ? QString::fromStdString(method->iteration_noun) : tr("iteration");
+    if (p.total_iterations > 0) text += tr(", %1 %2 of %3").arg(noun).arg(p.iteration + 1).arg(p.total_iterations);
     if (p.total_steps > 0) text += tr(", step %1 of %2").arg(p.step).arg(p.total_steps);
     const double within = p.total_steps > 0 ? static_cast<double>(p.step) / p.total_steps : 0;
     const bool block_done = blocks_done > static_cast<std::size_t>(p.block);

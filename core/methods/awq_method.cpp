@@ -111,7 +111,7 @@ AwqScaled awq_apply_scales(model::DecoderBlockWeights w, const pipeline::BlockCo
   auto feat_down = torch::cat(recorded[LinearKind::Down], 0);
   recorded.clear();
 
-  const int grid = ctx.run->awq_grid;
+  const int grid = static_cast<int>(ctx.run->settings.integer("awq", "grid"));
   auto mean_abs = [](const torch::Tensor& f) { return f.abs().reshape({-1, f.size(-1)}).mean(0); };
 
   // Search alpha for one subset: `evaluate(weights)` returns the subset module's output on `feat`.
@@ -204,7 +204,7 @@ void awq_clip_weights(model::DecoderBlockWeights& w, const std::map<LinearKind, 
   const auto& spec = ctx.run->weight;
   auto sample_tokens = [&](const torch::Tensor& f) {
     auto flat = f.reshape({-1, f.size(-1)});
-    const auto step = std::max<std::int64_t>(1, flat.size(0) / ctx.run->awq_clip_tokens);
+    const auto step = std::max<std::int64_t>(1, flat.size(0) / ctx.run->settings.integer("awq", "clip_tokens"));
     return flat.index({torch::indexing::Slice(0, torch::indexing::None, step)});
   };
   // Input features of each clipped Linear: v shares q's input, up shares gate's.
@@ -215,8 +215,9 @@ void awq_clip_weights(model::DecoderBlockWeights& w, const std::map<LinearKind, 
                                                        {LinearKind::Down, LinearKind::Down}};
   for (const auto& [kind, input] : clipped) {
     ctx.stop.throw_if_stopped();
-    auto ratio = search_clip_ratios(w.linear(kind), sample_tokens(features.at(input)), spec, ctx.run->awq_clip_grid,
-                                    ctx.run->awq_max_shrink);
+    auto ratio = search_clip_ratios(w.linear(kind), sample_tokens(features.at(input)), spec,
+                                    static_cast<int>(ctx.run->settings.integer("awq", "clip_grid")),
+                                    ctx.run->settings.number("awq", "max_shrink"));
     w.linear(kind) = apply_clip(w.linear(kind), ratio, spec.effective_group(w.linear(kind).size(1)));
     state[std::string("awq.clip.") + model::linear_name(kind)] = ratio.cpu();
   }
@@ -228,11 +229,13 @@ pipeline::QuantizedBlock AwqMethod::quantize_block(model::DecoderBlockWeights we
   std::map<std::string, torch::Tensor> state;
   auto scaled = awq_apply_scales(std::move(weights), ctx, state);
   auto w = scaled.weights;
-  if (ctx.run->awq_clip) awq_clip_weights(w, scaled.features, ctx, state);
+  if (ctx.run->settings.flag("awq", "clip")) awq_clip_weights(w, scaled.features, ctx, state);
   auto q = pipeline::quantize_block_rtn(w, ctx.run->weight, ctx.index);
   q.method_state = std::move(state);
   q.float_reference = scaled.weights;
   return q;
 }
+
+std::unique_ptr<pipeline::BlockMethod> make_awq_method() { return std::make_unique<AwqMethod>(); }
 
 }  // namespace tessera::methods

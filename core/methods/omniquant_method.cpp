@@ -1,5 +1,6 @@
 #include "methods/omniquant_method.h"
 
+#include "methods/omniquant_settings.h"
 #include "methods/training_step.h"
 #include "quant/group_quantizer.h"
 #include "quant/lwc_quantizer.h"
@@ -60,7 +61,7 @@ OmniquantResult omniquant_train(model::DecoderBlockWeights w, const pipeline::Bl
   model::BlockForwardOptions forward;
   forward.activation_bits = run.act_bits;
 
-  bool use_let = run.omniquant_let();
+  bool use_let = omniquant_let(run);
   if (use_let && c.num_kv_heads != c.num_heads) {
     use_let = false;
     log("LET skipped: the model uses grouped-query attention (" + std::to_string(c.num_kv_heads) + " KV heads for " +
@@ -80,9 +81,12 @@ OmniquantResult omniquant_train(model::DecoderBlockWeights w, const pipeline::Bl
       model::decoder_block_forward(
           c, w, ctx.inputs_fp.narrow(0, i, std::min(run.batch_size, n - i)).to(ctx.device, torch::kFloat32), ctx.rope,
           &observer);
-    let.s1 = let_init(act_max[LinearKind::Q], w.q_proj, run.oq_alpha).set_requires_grad(true);
-    let.s2 = let_init(act_max[LinearKind::O], w.o_proj, run.oq_alpha).set_requires_grad(true);
-    let.s3 = let_init(act_max[LinearKind::Up], w.up_proj, run.oq_alpha).set_requires_grad(true);
+    let.s1 =
+        let_init(act_max[LinearKind::Q], w.q_proj, run.settings.number("omniquant", "alpha")).set_requires_grad(true);
+    let.s2 =
+        let_init(act_max[LinearKind::O], w.o_proj, run.settings.number("omniquant", "alpha")).set_requires_grad(true);
+    let.s3 =
+        let_init(act_max[LinearKind::Up], w.up_proj, run.settings.number("omniquant", "alpha")).set_requires_grad(true);
     let.s4 = torch::ones({c.num_heads * c.head_dim / 2}, w.q_proj.options()).set_requires_grad(true);
   }
 
@@ -99,13 +103,15 @@ OmniquantResult omniquant_train(model::DecoderBlockWeights w, const pipeline::Bl
     lwc_params.push_back(beta[kind]);
   }
   std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(lwc_params, std::make_unique<torch::optim::AdamWOptions>(
-                                      torch::optim::AdamWOptions(run.oq_lwc_lr).weight_decay(0.0)));
+  groups.emplace_back(lwc_params,
+                      std::make_unique<torch::optim::AdamWOptions>(
+                          torch::optim::AdamWOptions(run.settings.number("omniquant", "lwc_lr")).weight_decay(0.0)));
   if (use_let)
-    groups.emplace_back(
-        std::vector<torch::Tensor>{let.s1, let.s2, let.s3, let.s4},
-        std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(run.oq_let_lr).weight_decay(0.0)));
-  torch::optim::AdamW opt(groups, torch::optim::AdamWOptions(run.oq_lwc_lr).weight_decay(0.0));
+    groups.emplace_back(std::vector<torch::Tensor>{let.s1, let.s2, let.s3, let.s4},
+                        std::make_unique<torch::optim::AdamWOptions>(
+                            torch::optim::AdamWOptions(run.settings.number("omniquant", "let_lr")).weight_decay(0.0)));
+  torch::optim::AdamW opt(groups,
+                          torch::optim::AdamWOptions(run.settings.number("omniquant", "lwc_lr")).weight_decay(0.0));
 
   auto quantized_block = [&] {
     model::DecoderBlockWeights t = use_let ? let.apply(w, c) : w;
@@ -114,9 +120,9 @@ OmniquantResult omniquant_train(model::DecoderBlockWeights w, const pipeline::Bl
     return t;
   };
 
-  const auto epochs = run.omniquant_epochs();
-  const bool aug = run.omniquant_aug_loss();
-  const auto bs = std::min(run.oq_batch, n);
+  const auto epochs = omniquant_epochs(run);
+  const bool aug = omniquant_aug_loss(run);
+  const auto bs = std::min(run.settings.integer("omniquant", "batch"), n);
   const auto steps_per_epoch = (n + bs - 1) / bs;
   const auto total_steps = epochs * steps_per_epoch;
   log(std::to_string(epochs) + " epochs x " + std::to_string(steps_per_epoch) + " steps, LWC" +
@@ -194,5 +200,7 @@ pipeline::QuantizedBlock OmniquantMethod::quantize_block(model::DecoderBlockWeig
   block.method_state = std::move(state);
   return block;
 }
+
+std::unique_ptr<pipeline::BlockMethod> make_omniquant_method() { return std::make_unique<OmniquantMethod>(); }
 
 }  // namespace tessera::methods

@@ -1,8 +1,5 @@
 #include "methods/rtn_method.h"
 
-#include "methods/awq_method.h"
-#include "methods/omniquant_method.h"
-#include "methods/tesseraq_method.h"
 #include "quant/group_quantizer.h"
 #include "util/error.h"
 
@@ -19,14 +16,6 @@ QuantizedBlock quantize_block_rtn(const model::DecoderBlockWeights& w, const qua
   return b;
 }
 
-std::unique_ptr<BlockMethod> make_block_method(const RunConfig& config) {
-  if (config.method == "rtn") return std::make_unique<methods::RtnMethod>();
-  if (config.method == "awq") return std::make_unique<methods::AwqMethod>();
-  if (config.method == "omniquant") return std::make_unique<methods::OmniquantMethod>();
-  if (config.method == "tesseraq") return std::make_unique<methods::TesseraqMethod>();
-  throw Error("unknown method \"" + config.method + "\"");
-}
-
 }  // namespace tessera::pipeline
 
 namespace tessera::methods {
@@ -35,5 +24,7 @@ pipeline::QuantizedBlock RtnMethod::quantize_block(model::DecoderBlockWeights we
                                                    const pipeline::BlockContext& ctx) {
   return pipeline::quantize_block_rtn(weights, ctx.run->weight, ctx.index);
 }
+
+std::unique_ptr<pipeline::BlockMethod> make_rtn_method() { return std::make_unique<RtnMethod>(); }
 
 }  // namespace tessera::methods

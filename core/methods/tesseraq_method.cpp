@@ -6,6 +6,7 @@
 
 #include "methods/awq_method.h"
 #include "methods/omniquant_method.h"
+#include "methods/tesseraq_settings.h"
 #include "methods/training_step.h"
 #include "pipeline/sample_batch.h"
 #include "quant/group_quantizer.h"
@@ -122,18 +123,20 @@ pipeline::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeigh
   auto log = [&](const std::string& m) {
     if (ctx.events) ctx.events->on_event(pipeline::RunEvent::log(ctx.index, prefix + m));
   };
-  const auto thresholds = run.par_thresholds();
+  const auto thresholds = par_thresholds(run);
+  const std::string& init = run.settings.text("tesseraq", "init");
+  const std::int64_t steps = run.settings.integer("tesseraq", "steps");
 
   // Init (4.3 steps 3-4, 4.9).
   std::map<std::string, torch::Tensor> state;
   std::map<LinearKind, quant::GroupGrid> grids;
   model::DecoderBlockWeights reference;  // after the init's transforms, before clipping (for statistics)
-  if (run.tq_init == "awq") {
+  if (init == "awq") {
     // AWQ scales, then the v1 clip search on the quantized-chain features.
     torch::NoGradGuard no_grad;
     w = awq_apply_scales(std::move(w), ctx, state).weights;
     reference = w;
-    if (run.awq_clip) {
+    if (run.settings.flag("awq", "clip")) {
       // Record each Linear's input on the quantized chain (first 128 samples, as [TQ] keeps).
       const auto used = std::min<std::int64_t>(n, 128);
       std::map<LinearKind, std::vector<torch::Tensor>> recorded;
@@ -151,7 +154,7 @@ pipeline::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeigh
       recorded.clear();
       awq_clip_weights(w, features, ctx, state);
     }
-  } else if (run.tq_init == "omniquant") {
+  } else if (init == "omniquant") {
     // OmniQuant's trained LWC logits give the frozen grid ("clip v2"); q and k keep their plain
     // min/max grid, as [TQ]'s loader does.
     auto trained = omniquant_train(std::move(w), ctx, state);
@@ -162,15 +165,15 @@ pipeline::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeigh
         grids[kind] = quant::lwc_grid(w.linear(kind), spec, trained.gamma[kind], trained.beta[kind]);
   }
   torch::NoGradGuard no_grad_outside_steps;
-  if (run.tq_init == "none") reference = w;
+  if (init == "none") reference = w;
   for (auto kind : model::kAllLinears)
     quant::check_finite(w.linear(kind), "block " + std::to_string(ctx.index) + " " + model::linear_name(kind));
 
   TesseraqTrainerOptions options;
   options.activation_bits = run.act_bits;
-  options.lr = run.tq_lr;
-  options.scale_lr = run.tq_scale_lr;
-  options.scale_wd = run.tq_scale_wd;
+  options.lr = run.settings.number("tesseraq", "lr");
+  options.scale_lr = run.settings.number("tesseraq", "scale_lr");
+  options.scale_wd = run.settings.number("tesseraq", "scale_wd");
   options.compute_dtype = train_dtype(run, ctx.device);
   TesseraqBlockTrainer trainer(c, w, grids, spec, options, ctx.rope);
 
@@ -183,8 +186,8 @@ pipeline::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeigh
         c, weights, ctx.inputs_quant.narrow(0, 0, probe).to(ctx.device, torch::kFloat32), ctx.rope, forward);
     return tesseraq_loss(out, ctx.targets.narrow(0, 0, probe).to(ctx.device)).item<double>();
   };
-  log("init " + run.tq_init + ", loss before PAR " + std::to_string(probe_loss(trainer.soft_block())) +
-      ", matmuls in " + (options.compute_dtype == torch::kBFloat16 ? "bf16" : "fp32"));
+  log("init " + init + ", loss before PAR " + std::to_string(probe_loss(trainer.soft_block())) + ", matmuls in " +
+      (options.compute_dtype == torch::kBFloat16 ? "bf16" : "fp32"));
 
   // Samples per step: distinct within a step, drawn anew every step (randperm(n)[:bs]); seeded by
   // the run seed and the block index so that a resumed run redoes a block identically.
@@ -192,7 +195,7 @@ pipeline::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeigh
                     static_cast<std::uint32_t>(ctx.index), 0x7e55e7aU};
   std::mt19937_64 rng(seq);
   std::vector<std::int64_t> perm(static_cast<std::size_t>(n));
-  const auto bs = std::min(run.tq_batch, n);
+  const auto bs = std::min(run.settings.integer("tesseraq", "batch"), n);
 
   auto draw_batch = [&] {
     std::iota(perm.begin(), perm.end(), 0);
@@ -207,10 +210,10 @@ pipeline::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeigh
 
   NonFiniteGuard guard(ctx, "tesseraq");
   std::int64_t global_step = 0;
-  const auto total_steps = run.tq_steps * static_cast<std::int64_t>(thresholds.size());
+  const auto total_steps = steps * static_cast<std::int64_t>(thresholds.size());
   const auto iterations = static_cast<std::int64_t>(thresholds.size());
-  const auto read_every = std::max<std::int64_t>(1, run.tq_log_every);
-  if (run.tq_steps > 0) batches.prefetch(draw_batch());
+  const auto read_every = std::max<std::int64_t>(1, run.settings.integer("tesseraq", "log_every"));
+  if (steps > 0) batches.prefetch(draw_batch());
   for (std::int64_t it = 0; it < iterations; ++it) {
     const double t = thresholds[static_cast<std::size_t>(it)];
     const double hard = trainer.begin_iteration(t, guard.lr_factor());
@@ -237,11 +240,11 @@ pipeline::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeigh
     };
     {
       torch::AutoGradMode enable_grad(true);
-      for (std::int64_t step = 0; step < run.tq_steps; ++step) {
+      for (std::int64_t step = 0; step < steps; ++step) {
         ctx.stop.throw_if_stopped();
         ++global_step;
         const auto xy = batches.take();
-        if (step + 1 < run.tq_steps || it + 1 < iterations) batches.prefetch(draw_batch());
+        if (step + 1 < steps || it + 1 < iterations) batches.prefetch(draw_batch());
         auto loss = trainer.loss(xy[0], xy[1]);
         trainer.update(loss);
         unread.push_back(loss.detach());
@@ -273,5 +276,7 @@ pipeline::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeigh
   log("loss after PAR " + std::to_string(probe_loss(result.dequantized(ctx.device, torch::kFloat32))));
   return result;
 }
+
+std::unique_ptr<pipeline::BlockMethod> make_tesseraq_method() { return std::make_unique<TesseraqMethod>(); }
 
 }  // namespace tessera::methods

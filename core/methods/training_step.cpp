@@ -57,7 +57,7 @@ pipeline::RunEvent step_event(pipeline::RunEvent::Kind kind, const pipeline::Blo
 
 void report_step_loss(const pipeline::BlockContext& ctx, std::int64_t step, std::int64_t total_steps,
                       std::int64_t iteration, std::int64_t total_iterations, double loss) {
-  const auto every = std::max<std::int64_t>(1, ctx.run->tq_log_every);
+  const auto every = std::max<std::int64_t>(1, ctx.run->settings.integer("tesseraq", "log_every"));
   if (!ctx.events || step % every != 0) return;
   auto e = step_event(pipeline::RunEvent::Kind::StepLoss, ctx, step, total_steps, iteration, total_iterations);
   e.value = loss;

@@ -33,7 +33,7 @@ class NonFiniteGuard {
 pipeline::RunEvent step_event(pipeline::RunEvent::Kind kind, const pipeline::BlockContext& ctx, std::int64_t step,
                               std::int64_t total_steps, std::int64_t iteration, std::int64_t total_iterations);
 
-// A StepLoss event (with the GPU memory in use) when step is a multiple of ctx.run->tq_log_every.
+// A StepLoss event (with the GPU memory in use) when step is a multiple of the run's tesseraq.log_every.
 void report_step_loss(const pipeline::BlockContext& ctx, std::int64_t step, std::int64_t total_steps,
                       std::int64_t iteration, std::int64_t total_iterations, double loss);
 

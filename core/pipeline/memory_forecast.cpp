@@ -7,6 +7,10 @@
 #include <map>
 #include <sstream>
 
+#include "methods/method_registry.h"
+#include "methods/omniquant_settings.h"
+#include "methods/tesseraq_settings.h"
+
 namespace tessera::pipeline {
 
 // Resident memory of `tessera quantize` before the run's own allocations (libtorch's libraries
@@ -330,8 +334,9 @@ Allocs awq_scales_phases(const Ctx& c, Replay& r, const Allocs& base, const std:
 Allocs awq_clip_allocs(const Ctx& c) {
   const auto& s = c.s;
   const double tokens_all = s.n * s.L;
-  const double step =
-      std::max(1.0, std::floor(tokens_all / std::max<double>(1.0, static_cast<double>(c.run->awq_clip_tokens))));
+  const double step = std::max(
+      1.0, std::floor(tokens_all /
+                      std::max<double>(1.0, static_cast<double>(c.run->settings.integer("awq", "clip_tokens")))));
   const double tokens = std::ceil(tokens_all / step);
   double worst = 0;
   for (const auto& l : s.linears) {
@@ -376,8 +381,8 @@ void omniquant_phases(const Ctx& c, Replay& r, const Allocs& base, const std::st
   double groups_elems = 0;
   for (const auto& l : s.linears)
     groups_elems += l.out * static_cast<double>(run.weight.groups(static_cast<std::int64_t>(l.in)));
-  const bool let = run.omniquant_let() && s.KV == s.H;
-  const double rows = std::min(static_cast<double>(run.oq_batch), s.n);
+  const bool let = methods::omniquant_let(run) && s.KV == s.H;
+  const double rows = std::min(static_cast<double>(run.settings.integer("omniquant", "batch")), s.n);
   Allocs state = {
       {kOqState, "gamma, beta [out, groups] x (param, grad, 2 AdamW moments)", groups_elems * 4, 2 * 4, c.dev}};
   if (let) {
@@ -391,7 +396,7 @@ void omniquant_phases(const Ctx& c, Replay& r, const Allocs& base, const std::st
     batch.push_back({kBatch, "x, y " + dims({rows, s.L, s.D}, "fp32"), rows * s.L * s.D * 4, 2, c.dev});
   const auto with = join({&base, &state, &weights, &batch});
   r.add_each(block + "omniquant step", with, training_moments(c, rows, 4, ""));
-  if (run.omniquant_aug_loss()) {
+  if (methods::omniquant_aug_loss(run)) {
     Allocs saved = training_moments(c, rows, 4, "")[0];
     r.add_each(block + "omniquant aug-loss forward", join({&with, &saved}), forward_moments(c, rows, s.L, false));
   }
@@ -401,11 +406,14 @@ void omniquant_phases(const Ctx& c, Replay& r, const Allocs& base, const std::st
 void tesseraq_phases(const Ctx& c, Replay& r, const Allocs& base, const std::string& block) {
   const auto& s = c.s;
   const auto& run = *c.run;
-  if (run.tq_init == "awq") {
+  // The init's memory is that of the method it runs (methods::MethodInfo::can_init_tesseraq).
+  const auto* init = methods::find_method(run.settings.text("tesseraq", "init"));
+  const auto init_memory = init ? init->memory : methods::MemoryProfile::WeightsOnly;
+  if (init_memory == methods::MemoryProfile::Awq) {
     // The scaled features of awq_apply_scales are dropped at once (`.weights` of a temporary).
     awq_scales_phases(c, r, base, block + "tesseraq init: ");
-    if (run.awq_clip) tesseraq_clip_features(c, r, base, block);
-  } else if (run.tq_init == "omniquant") {
+    if (run.settings.flag("awq", "clip")) tesseraq_clip_features(c, r, base, block);
+  } else if (init_memory == methods::MemoryProfile::Omniquant) {
     omniquant_phases(c, r, base, block + "tesseraq init: ");
   }
   // Trainer state per Linear (TesseraqLinear): codes int8 (int16 at 7-8 bits: qmax + 1 > 127);
@@ -415,7 +423,7 @@ void tesseraq_phases(const Ctx& c, Replay& r, const Allocs& base, const std::str
   // moments (ensure_adam_moments: 2 fp32 per soft element, 2 per group for v); the soft weights
   // (compute dtype, requires_grad) and their grads.
   const double code_bytes = run.weight.bits >= 7 ? 2 : 1;
-  const auto thresholds = run.par_thresholds();
+  const auto thresholds = methods::par_thresholds(run);
   const double t0 = thresholds.empty() ? 1.0 : thresholds.front();
   const bool kernels = c.cuda;  // CUDA kernels (TESSERA_CUDA_KERNELS) where the layers live on the GPU
   const double e = run.trains_in_bf16(c.cuda) ? 2 : 4;
@@ -453,7 +461,7 @@ void tesseraq_phases(const Ctx& c, Replay& r, const Allocs& base, const std::str
   // makes the dense weight [out, in] fp32 in write_weight and gradients() (codes as fp32, the
   // expanded zero and step, their products) and gathers over the soft list (positions and group
   // indices int64, the gathered codes, gradients, rsig and its derivative, fp32).
-  const double rows = std::min(static_cast<double>(run.tq_batch), s.n);
+  const double rows = std::min(static_cast<double>(run.settings.integer("tesseraq", "batch")), s.n);
   const Allocs batches = {{kBatch, "inputs + targets " + dims({rows, s.L, s.D}, "fp32"), rows * s.L * s.D * 4,
                            (c.cuda && c.store != c.dev) ? 4.0 : 2.0, c.dev},
                           {kBatch, "compute-dtype input, fp32 output " + dims({rows, s.L, s.D}, dtype_name(e)),
@@ -784,8 +792,11 @@ MemoryForecast forecast_memory(const RunConfig& run, const model::LlamaConfig& m
   // the dequantized result and the RTN reference (fp32, quantization_run.cpp), and
   // compute_layer_stats' dequantized Linears and float reference (eval/layer_stats.cpp).
   const Allocs fp_block = c.cuda ? block_weights(s, kBlockCopies, 4, Mem::Gpu) : Allocs{};
-  // Methods other than RTN also keep their transformed float weights as the block's reference.
-  const Allocs eval_blocks = block_weights(s, kBlockCopies, 4, c.dev, (c.cuda ? 4 : 3) + (run.method == "rtn" ? 0 : 1));
+  // Methods that transform the weights (not RTN) also keep them as the block's reference.
+  const auto& method = methods::method_info(run.method);
+  const auto profile = method.memory;
+  const Allocs eval_blocks =
+      block_weights(s, kBlockCopies, 4, c.dev, (c.cuda ? 4 : 3) + (method.transforms_weights ? 1 : 0));
   // Every block needs the same memory; block 0 stands for all (the host's retained blocks reach
   // their counts there).
   const std::string block = "block 0: ";
@@ -798,18 +809,18 @@ MemoryForecast forecast_memory(const RunConfig& run, const model::LlamaConfig& m
   }
   {
     const auto with = join({&base, &chains3, &fp_block});
-    if (run.method == "awq") {
+    if (profile == methods::MemoryProfile::Awq) {
       const auto features = awq_scales_phases(c, r, with, block);
-      if (run.awq_clip) {
+      if (run.settings.flag("awq", "clip")) {
         const auto clip = awq_clip_allocs(c);
         r.add(block + "awq clip search", join({&with, &features, &clip}));
       }
-    } else if (run.method == "omniquant") {
+    } else if (profile == methods::MemoryProfile::Omniquant) {
       omniquant_phases(c, r, with, block);
-    } else if (run.method == "tesseraq") {
+    } else if (profile == methods::MemoryProfile::Tesseraq) {
       tesseraq_phases(c, r, with, block);
     }
-    // rtn: quantize_block_rtn works on the weights alone.
+    // WeightsOnly (RTN): quantize_block_rtn works on the weights alone.
   }
   {
     const auto with = join({&base, &chains3, &fp_block, &eval_blocks});

@@ -186,7 +186,7 @@ RunSummary run_quantization(const RunConfig& config, const std::string& run_dir,
   // hidden 64 10.8 / 28.0, 256 72 / 112, 512 215-254 / 300-317, 1024 969 / 717. Below the work of
   // that last one (step tokens x hidden = 2^19) the blocks run on one intra-op thread.
   std::optional<runtime::ScopedIntraOpThreads> one_thread;
-  const auto step_tokens = calib.seq_len * std::min(config.tq_batch, calib.samples);
+  const auto step_tokens = calib.seq_len * std::min(config.settings.integer("tesseraq", "batch"), calib.samples);
   if (device.is_cpu() && torch::get_num_threads() > 1 && step_tokens * mc.hidden_size < (std::int64_t{1} << 19)) {
     one_thread.emplace(1);
     log("blocks on one CPU thread: " + std::to_string(step_tokens) + " tokens x hidden " +

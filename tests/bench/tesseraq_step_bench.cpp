@@ -39,6 +39,7 @@
 #endif
 
 #include "methods/tesseraq_method.h"
+#include "methods/tesseraq_settings.h"
 #include "pipeline/run_config.h"
 #include "pipeline/sample_batch.h"
 #include "runtime/torch_runtime.h"
@@ -212,8 +213,8 @@ int main(int argc, char** argv) {
     }
   }
   pipeline::RunConfig schedule_config;
-  schedule_config.tq_schedule = schedule;
-  const auto thresholds = schedule_config.par_thresholds();
+  schedule_config.settings.set("tesseraq", "schedule", schedule);
+  const auto thresholds = methods::par_thresholds(schedule_config);
   const auto timed_iterations = iterations > 0
                                     ? std::min<std::int64_t>(iterations, static_cast<std::int64_t>(thresholds.size()))
                                     : static_cast<std::int64_t>(thresholds.size());

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "methods/omniquant_method.h"
+#include "methods/omniquant_settings.h"
 #include "pipeline/quantization_run.h"
 #include "pipeline/quantized_block.h"
 #include "pipeline/run_directory.h"
@@ -31,8 +32,8 @@ class Collect : public pipeline::EventSink {
 
 pipeline::RunConfig small_run(const std::string& model, const std::string& calib, const std::string& method) {
   auto c = tessera_test::small_run(model, calib, method, 2);
-  c.oq_epochs = 3;
-  c.tq_log_every = 1;
+  c.settings.set("omniquant", "epochs", 3);
+  c.settings.set("tesseraq", "log_every", 1);
   return c;
 }
 
@@ -128,9 +129,9 @@ class TestOmniquant : public QObject {
     QVERIFY(b0.method_state.count("omniquant.let.s1") == 0);  // weight-only: no LET
 
     auto tq_cfg = small_run(model, corpus, "tesseraq");
-    tq_cfg.tq_init = "omniquant";
-    tq_cfg.tq_schedule = "0.5,0";
-    tq_cfg.tq_steps = 20;
+    tq_cfg.settings.set("tesseraq", "init", "omniquant");
+    tq_cfg.settings.set("tesseraq", "schedule", "0.5,0");
+    tq_cfg.settings.set("tesseraq", "steps", 20);
     pipeline::NullEventSink quiet;
     const auto tq = pipeline::run_quantization(tq_cfg, base + "/tq", false, quiet);
     // Block 0 starts from the same OmniQuant state (same seed and data), so TesseraQ must improve it.
@@ -147,7 +148,7 @@ class TestOmniquant : public QObject {
     auto cfg = small_run(model, corpus, "omniquant");
     cfg.weight = {4, 0, false};
     cfg.act_bits = 4;  // LET "auto" would be on
-    cfg.oq_epochs = 1;
+    cfg.settings.set("omniquant", "epochs", 1);
     cfg.samples = 4;
     Collect events;
     const auto run =
@@ -161,32 +162,32 @@ class TestOmniquant : public QObject {
     c.model = "m.bin";
     c.calib = "c.txt";
     c.method = "omniquant";
-    c.oq_epochs = 7;
-    c.oq_let = "on";
-    c.oq_aug_loss = "off";
-    c.oq_lwc_lr = 5e-3;
+    c.settings.set("omniquant", "epochs", 7);
+    c.settings.set("omniquant", "let", "on");
+    c.settings.set("omniquant", "aug_loss", "off");
+    c.settings.set("omniquant", "lwc_lr", 5e-3);
     c.validate();
     const auto back = pipeline::RunConfig::from_json_text(c.to_json_text(), "run.json");
     QCOMPARE(back.to_json_text(), c.to_json_text());
-    QVERIFY(back.omniquant_let() && !back.omniquant_aug_loss() && back.omniquant_epochs() == 7);
+    QVERIFY(methods::omniquant_let(back) && !methods::omniquant_aug_loss(back) && methods::omniquant_epochs(back) == 7);
     pipeline::RunConfig d;
     d.weight.bits = 2;
-    QVERIFY(d.omniquant_epochs() == 40 && d.omniquant_aug_loss() && !d.omniquant_let());
+    QVERIFY(methods::omniquant_epochs(d) == 40 && methods::omniquant_aug_loss(d) && !methods::omniquant_let(d));
     d.weight.bits = 3;
     d.act_bits = 4;
-    QVERIFY(d.omniquant_epochs() == 20 && !d.omniquant_aug_loss() && d.omniquant_let());
+    QVERIFY(methods::omniquant_epochs(d) == 20 && !methods::omniquant_aug_loss(d) && methods::omniquant_let(d));
     auto bad = c;
-    bad.oq_let = "maybe";
+    bad.settings.set("omniquant", "let", "maybe");
     TESSERA_VERIFY_THROWS_WITH(bad.validate(), "omniquant.let");
     bad = c;
-    bad.oq_alpha = 1.5;
+    bad.settings.set("omniquant", "alpha", 1.5);
     TESSERA_VERIFY_THROWS_WITH(bad.validate(), "omniquant.alpha");
     bad = c;
     bad.train_dtype = "fp8";
     TESSERA_VERIFY_THROWS_WITH(bad.validate(), "train_dtype");
     // OmniQuant settings are part of the identity of OmniQuant runs and TesseraQ(OmniQuant) runs only.
     auto e = c;
-    e.oq_epochs = 8;
+    e.settings.set("omniquant", "epochs", 8);
     QVERIFY(e.identity_json() != c.identity_json());
     e.method = c.method = "awq";
     QCOMPARE(e.identity_json(), c.identity_json());

@@ -157,7 +157,7 @@ class TestQuantization : public QObject {
     auto model = model::load_model(model_path);
     auto x = tessera_test::calibration_inputs(model, model_path, corpus, 4, 64);
     auto cfg = small_run(model_path, corpus, "awq");
-    cfg.awq_clip = false;
+    cfg.settings.set("awq", "clip", false);
     const auto ctx = tessera_test::block0_context(model, cfg, x);
     methods::AwqMethod awq;
     const auto& original = model.weights().blocks[0];
@@ -249,11 +249,11 @@ class TestQuantization : public QObject {
     c.act_bits = 4;
     c.samples = 17;
     c.seed = 9;
-    c.awq_clip = false;
+    c.settings.set("awq", "clip", false);
     const auto back = pipeline::RunConfig::from_json_text(c.to_json_text(), "cfg");
     QCOMPARE(back.to_json_text(), c.to_json_text());
     QCOMPARE(back.weight.group_size, std::int64_t(0));
-    QVERIFY(back.weight.symmetric && !back.awq_clip);
+    QVERIFY(back.weight.symmetric && !back.settings.flag("awq", "clip"));
     TESSERA_VERIFY_THROWS_WITH(pipeline::RunConfig::from_json_text(R"({"wbit": 4})", "run.json"),
                                "unknown setting \"wbit\"");
     TESSERA_VERIFY_THROWS_WITH(pipeline::RunConfig::from_json_text(R"({"wbits": "four"})", "run.json"),
@@ -268,7 +268,9 @@ class TestQuantization : public QObject {
     TESSERA_VERIFY_THROWS_WITH(pipeline::RunConfig::from_json_text(R"({"seed": -1})", "run.json"), "\"seed\" is -1");
     TESSERA_VERIFY_THROWS_WITH(pipeline::RunConfig::from_json_text(R"({"symmetric": 1})", "run.json"),
                                "expected true or false");
-    QCOMPARE(pipeline::RunConfig::from_json_text(R"({"tesseraq": {"lr": 2}})", "run.json").tq_lr, 2.0);
+    QCOMPARE(
+        pipeline::RunConfig::from_json_text(R"({"tesseraq": {"lr": 2}})", "run.json").settings.number("tesseraq", "lr"),
+        2.0);
     auto bad = c;
     bad.method = "gptq";
     TESSERA_VERIFY_THROWS_WITH(bad.validate(), "unknown method \"gptq\"");

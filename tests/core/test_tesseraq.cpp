@@ -9,6 +9,7 @@
 
 #include "calibration_inputs.h"
 #include "methods/tesseraq_method.h"
+#include "methods/tesseraq_settings.h"
 #include "model/model_loader.h"
 #include "pipeline/quantization_run.h"
 #include "pipeline/quantized_block.h"
@@ -51,8 +52,8 @@ class Collect : public pipeline::EventSink {
 
 pipeline::RunConfig small_run(const std::string& model, const std::string& calib, const std::string& method) {
   auto c = tessera_test::small_run(model, calib, method, 2);
-  c.tq_schedule = "0.5,0.2,0";
-  c.tq_steps = 20;
+  c.settings.set("tesseraq", "schedule", "0.5,0.2,0");
+  c.settings.set("tesseraq", "steps", 20);
   return c;
 }
 
@@ -264,9 +265,9 @@ class TestTesseraq : public QObject {
     auto poisoned = x.clone();
     poisoned[5][3][7] = std::numeric_limits<float>::quiet_NaN();  // every batch holding sample 5 fails
     auto cfg = small_run(model_path, corpus, "tesseraq");
-    cfg.tq_init = "none";
-    cfg.tq_schedule = "0.5,0";
-    cfg.tq_steps = 15;
+    cfg.settings.set("tesseraq", "init", "none");
+    cfg.settings.set("tesseraq", "schedule", "0.5,0");
+    cfg.settings.set("tesseraq", "steps", 15);
     Collect events;
     auto ctx = tessera_test::block0_context(model, cfg, x);
     ctx.inputs_quant = poisoned;
@@ -297,10 +298,10 @@ class TestTesseraq : public QObject {
     // Blocks 0-1 come from two separate runs of the same config (reproducibility for a fixed
     // seed); blocks 2-4 from an uninterrupted run and from a resumed one.
     auto cfg = small_run(model, corpus, "tesseraq");
-    cfg.tq_init = "none";
+    cfg.settings.set("tesseraq", "init", "none");
     cfg.seq_len = 32;
-    cfg.tq_schedule = "0.5,0";
-    cfg.tq_steps = 10;
+    cfg.settings.set("tesseraq", "schedule", "0.5,0");
+    cfg.settings.set("tesseraq", "steps", 10);
     tessera_test::verify_interrupted_run_resumes_identically(cfg, tessera_test::fresh_temp_dir("tesseraq-resume"));
   }
 
@@ -353,63 +354,65 @@ class TestTesseraq : public QObject {
     c.model = "m.bin";
     c.calib = "c.txt";
     c.method = "tesseraq";
-    c.tq_init = "none";
-    c.tq_schedule = "0.5, 0.25,0";
-    c.tq_steps = 7;
-    c.tq_batch = 2;
-    c.tq_lr = 5e-4;
-    c.tq_scale_lr = 2e-4;
-    c.tq_scale_wd = 0;
-    c.tq_log_every = 3;
+    c.settings.set("tesseraq", "init", "none");
+    c.settings.set("tesseraq", "schedule", "0.5, 0.25,0");
+    c.settings.set("tesseraq", "steps", 7);
+    c.settings.set("tesseraq", "batch", 2);
+    c.settings.set("tesseraq", "lr", 5e-4);
+    c.settings.set("tesseraq", "scale_lr", 2e-4);
+    c.settings.set("tesseraq", "scale_wd", 0);
+    c.settings.set("tesseraq", "log_every", 3);
     c.validate();
     const auto back = pipeline::RunConfig::from_json_text(c.to_json_text(), "run.json");
     QCOMPARE(back.to_json_text(), c.to_json_text());
-    QVERIFY(back.tq_init == "none" && back.tq_steps == 7 && back.tq_batch == 2 && back.tq_lr == 5e-4 &&
-            back.tq_scale_lr == 2e-4 && back.tq_scale_wd == 0 && back.tq_log_every == 3);
-    QVERIFY((back.par_thresholds() == std::vector<double>{0.5, 0.25, 0.0}));
+    QVERIFY(back.settings.text("tesseraq", "init") == "none" && back.settings.integer("tesseraq", "steps") == 7 &&
+            back.settings.integer("tesseraq", "batch") == 2 && back.settings.number("tesseraq", "lr") == 5e-4 &&
+            back.settings.number("tesseraq", "scale_lr") == 2e-4 && back.settings.number("tesseraq", "scale_wd") == 0 &&
+            back.settings.integer("tesseraq", "log_every") == 3);
+    QVERIFY((methods::par_thresholds(back) == std::vector<double>{0.5, 0.25, 0.0}));
     pipeline::RunConfig d = c;
-    d.tq_log_every = 50;  // reporting only: same numbers, same identity
+    d.settings.set("tesseraq", "log_every", 50);  // reporting only: same numbers, same identity
     QCOMPARE(d.identity_json(), c.identity_json());
-    d.tq_steps = 8;
+    d.settings.set("tesseraq", "steps", 8);
     QVERIFY(d.identity_json() != c.identity_json());
 
     pipeline::RunConfig paper;
-    QCOMPARE(paper.par_thresholds().size(), std::size_t(20));
-    QCOMPARE(paper.par_thresholds().back(), 0.005);
-    paper.tq_schedule = "paper10";
-    QCOMPARE(paper.par_thresholds().size(), std::size_t(10));
-    QCOMPARE(paper.tq_steps, std::int64_t(250));
-    QCOMPARE(paper.tq_batch, std::int64_t(4));
+    QCOMPARE(methods::par_thresholds(paper).size(), std::size_t(20));
+    QCOMPARE(methods::par_thresholds(paper).back(), 0.005);
+    paper.settings.set("tesseraq", "schedule", "paper10");
+    QCOMPARE(methods::par_thresholds(paper).size(), std::size_t(10));
+    QCOMPARE(paper.settings.integer("tesseraq", "steps"), std::int64_t(250));
+    QCOMPARE(paper.settings.integer("tesseraq", "batch"), std::int64_t(4));
 
     // Other methods' identity does not depend on the TesseraQ settings.
     pipeline::RunConfig a = c, b = c;
     a.method = b.method = "awq";
-    b.tq_steps = 99;
+    b.settings.set("tesseraq", "steps", 99);
     QCOMPARE(a.identity_json(), b.identity_json());
 
     auto bad = c;
-    bad.tq_init = "gptq";
+    bad.settings.set("tesseraq", "init", "gptq");
     TESSERA_VERIFY_THROWS_WITH(bad.validate(), "tesseraq.init");
     bad = c;
-    bad.tq_schedule = "0.5,x";
+    bad.settings.set("tesseraq", "schedule", "0.5,x");
     TESSERA_VERIFY_THROWS_WITH(bad.validate(), "\"x\" is not a number");
-    bad.tq_schedule = "0.2,0.5";
+    bad.settings.set("tesseraq", "schedule", "0.2,0.5");
     TESSERA_VERIFY_THROWS_WITH(bad.validate(), "must not increase");
-    bad.tq_schedule = "1.5";
+    bad.settings.set("tesseraq", "schedule", "1.5");
     TESSERA_VERIFY_THROWS_WITH(bad.validate(), "outside [0, 1)");
-    bad.tq_schedule = "";
+    bad.settings.set("tesseraq", "schedule", "");
     TESSERA_VERIFY_THROWS_WITH(bad.validate(), "no soft fractions");
     bad = c;
-    bad.tq_steps = -1;
+    bad.settings.set("tesseraq", "steps", -1);
     TESSERA_VERIFY_THROWS_WITH(bad.validate(), "tesseraq.steps");
     bad = c;
-    bad.tq_batch = 0;
+    bad.settings.set("tesseraq", "batch", 0);
     TESSERA_VERIFY_THROWS_WITH(bad.validate(), "tesseraq.batch");
     bad = c;
-    bad.tq_lr = 0;
+    bad.settings.set("tesseraq", "lr", 0);
     TESSERA_VERIFY_THROWS_WITH(bad.validate(), "tesseraq.lr");
     bad = c;
-    bad.tq_scale_wd = -1;
+    bad.settings.set("tesseraq", "scale_wd", -1);
     TESSERA_VERIFY_THROWS_WITH(bad.validate(), "tesseraq.scale_wd");
     TESSERA_VERIFY_THROWS_WITH(pipeline::RunConfig::from_json_text(R"({"tesseraq": {"steps": "many"}})", "run.json"),
                                "\"steps\" is \"many\", expected an integer");

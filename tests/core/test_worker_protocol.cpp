@@ -196,7 +196,7 @@ class TestWorkerProtocol : public QObject {
 
     protocol::QuantizeRequest q;
     q.config = tessera_test::small_run(model, "/calib.txt", "tesseraq", 2);
-    q.config.tq_steps = 7;
+    q.config.settings.set("tesseraq", "steps", 7);
     q.run_dir = "/runs/a";
     q.resume = true;
     const auto q2 = protocol::quantize_request_from_json(protocol::to_json(q));

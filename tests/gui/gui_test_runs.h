@@ -13,14 +13,14 @@ inline void shrink_for_ci(tessera::pipeline::RunConfig& c, std::int64_t tq_steps
   c.samples = 4;
   c.seq_len = 64;
   c.batch_size = 4;
-  c.awq_grid = 5;
-  c.awq_clip_grid = 5;
-  c.awq_clip_tokens = 64;
-  c.oq_epochs = 1;
-  c.tq_schedule = "0.5,0";
-  c.tq_steps = tq_steps;
-  c.tq_batch = 2;
-  c.tq_log_every = 1;
+  c.settings.set("awq", "grid", 5);
+  c.settings.set("awq", "clip_grid", 5);
+  c.settings.set("awq", "clip_tokens", 64);
+  c.settings.set("omniquant", "epochs", 1);
+  c.settings.set("tesseraq", "schedule", "0.5,0");
+  c.settings.set("tesseraq", "steps", tq_steps);
+  c.settings.set("tesseraq", "batch", 2);
+  c.settings.set("tesseraq", "log_every", 1);
 }
 
 // A W`bits` g32 run of `method` with the settings above.

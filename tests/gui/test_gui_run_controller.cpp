@@ -121,7 +121,7 @@ void TestGuiRunController::tesseraqPausesResumesAndCancelsWithinAStep() {
   RunJob job;
   job.run_id = 7;
   job.config = tinyConfig(model, calib, "tesseraq");
-  job.config.tq_steps = 200;  // long enough to steer: 5 blocks x 2 iterations x 200 steps
+  job.config.settings.set("tesseraq", "steps", 200);  // long enough to steer: 5 blocks x 2 iterations x 200 steps
   job.run_dir = root_ + "/tesseraq-steered";
   QVERIFY(controller.start(job));
 

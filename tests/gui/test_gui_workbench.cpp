@@ -59,7 +59,7 @@ SessionRun sampleRun(int id, const std::string& method, const QString& hash, dou
   r.config.method = method;
   r.config.weight.bits = 2;
   r.config.weight.group_size = 64;
-  r.config.tq_schedule = "0.5,0";
+  r.config.settings.set("tesseraq", "schedule", "0.5,0");
   r.name = QString("%1 #%2").arg(QString::fromStdString(method)).arg(id);
   r.run_dir = QString("/runs/%1").arg(id);
   r.status = SessionRun::Status::Finished;
@@ -218,7 +218,7 @@ void TestGuiWorkbench::badSettingsAreRefusedInline() {
   QVERIFY2(panel->validationError().contains("tesseraq.lr"), qPrintable(panel->validationError()));
   qobject_cast<QLineEdit*>(panel->editor("tesseraq.lr"))->setText("2e-3");
   QVERIFY(panel->isValid());
-  QCOMPARE(panel->config().tq_lr, 2e-3);
+  QCOMPARE(panel->config().settings.number("tesseraq", "lr"), 2e-3);
 
   // A GGUF grid target fixes bits, group and symmetry (shown, locked) and goes into the config.
   auto* target = qobject_cast<QComboBox*>(panel->editor("target"));
@@ -244,8 +244,8 @@ void TestGuiWorkbench::badSettingsAreRefusedInline() {
 void TestGuiWorkbench::sessionFileRoundTrip() {
   tessera::widgets::Session s;
   s.runs = {sampleRun(1, "rtn", "aaa", 400.5), sampleRun(2, "tesseraq", "aaa", 20.25)};
-  s.runs[1].config.tq_steps = 123;
-  s.runs[1].config.tq_lr = 5e-4;
+  s.runs[1].config.settings.set("tesseraq", "steps", 123);
+  s.runs[1].config.settings.set("tesseraq", "lr", 5e-4);
   s.traces = {{1, sampleTrace(1)}, {2, sampleTrace(2)}};
   s.reference_perplexity = 6.5893;
   s.model = "/models/m.bin";
@@ -271,7 +271,7 @@ void TestGuiWorkbench::sessionFileRoundTrip() {
     QCOMPARE(b.peak_memory_bytes, a.peak_memory_bytes);
     QCOMPARE(b.export_bytes, a.export_bytes);
   }
-  QCOMPARE(back.runs[1].config.tq_steps, static_cast<std::int64_t>(123));
+  QCOMPARE(back.runs[1].config.settings.integer("tesseraq", "steps"), static_cast<std::int64_t>(123));
   QCOMPARE(back.traces.size(), std::size_t{2});
   const RunTrace& t = back.traces[1].second;
   const RunTrace& u = s.traces[1].second;

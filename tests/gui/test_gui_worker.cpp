@@ -183,7 +183,7 @@ void TestGuiWorker::runDirectoryBeingWrittenIsRefused() {
   QSignalSpy cancelled(&writer, &RunController::cancelled);
   RunJob job;
   job.config = tesseraqConfig(model, calib);
-  job.config.tq_steps = 400;
+  job.config.settings.set("tesseraq", "steps", 400);
   job.run_id = 1;
   job.run_dir = root_ + "/locked";
   QVERIFY(writer.start(job));

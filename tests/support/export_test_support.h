@@ -45,8 +45,8 @@ inline std::string target_run(const std::string& target, const std::string& meth
   c.apply_target();
   c.samples = 4;
   c.seq_len = 64;
-  c.tq_schedule = "0.5,0.2,0";  // a short TesseraQ schedule: PAR still chooses every code
-  c.tq_steps = 10;
+  c.settings.set("tesseraq", "schedule", "0.5,0.2,0");  // a short TesseraQ schedule: PAR still chooses every code
+  c.settings.set("tesseraq", "steps", 10);
   const auto dir = fresh_temp_dir("target-" + target + "-" + method) + "/run";
   tessera::pipeline::NullEventSink quiet;
   tessera::pipeline::run_quantization(c, dir, false, quiet);

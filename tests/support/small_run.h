@@ -18,7 +18,7 @@ inline tessera::pipeline::RunConfig small_run(const std::string& model, const st
   c.samples = 8;
   c.seq_len = 64;
   c.batch_size = 8;
-  c.awq_grid = 5;
+  c.settings.set("awq", "grid", 5);
   return c;
 }
 
