@@ -9,14 +9,11 @@
 #include "export/gguf_blocks.h"
 #include "export/gguf_file.h"
 #include "export/gguf_import.h"
+#include "export/gguf_vocabulary.h"
 #include "io/atomic_file.h"
 #include "model/model_loader.h"
 #include "model/rotary_layout.h"
 #include "quant/grid_target.h"
-#include "text/hf_tokenizer.h"
-#include "text/llama2c_tokenizer.h"
-#include "text/sentencepiece_tokenizer.h"
-#include "text/tokenizer_loader.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/version.h"
@@ -145,77 +142,7 @@ std::string model_refusal(const model::LlamaConfig& c) {
   return "";
 }
 
-struct Vocab {
-  std::vector<std::string> tokens;
-  std::vector<float> scores;
-  std::vector<std::int32_t> types;  // llama_token_type: 1 normal, 2 unknown, 3 control, 5 unused, 6 byte
-  std::int32_t bos = 1, eos = 2;
-};
-
-bool is_byte_piece(const std::string& p) { return p.size() == 6 && p.compare(0, 3, "<0x") == 0 && p[5] == '>'; }
-
-// The run's tokenizer as tokenizer.ggml.* data; throws when it is neither SentencePiece nor llama2.c.
-Vocab vocab_of(const std::string& tokenizer_path, std::int64_t model_vocab) {
-  if (tokenizer_path.empty()) throw Error("the run records no tokenizer, which GGUF embeds");
-  const auto tokenizer = text::load_tokenizer(tokenizer_path);
-  Vocab v;
-  v.bos = tokenizer->bos_id();
-  v.eos = tokenizer->eos_id();
-  static const std::string space = "\xe2\x96\x81";
-  if (const auto* l = dynamic_cast<const text::Llama2cTokenizer*>(tokenizer.get())) {
-    for (std::int32_t i = 0; i < static_cast<std::int32_t>(l->vocab_size()); ++i) {
-      std::string p = l->piece(i);
-      std::int32_t type = 1;
-      if (i == 0) {
-        type = 2, p = "<unk>";
-      } else if (i == v.bos || i == v.eos) {
-        type = 3, p = i == v.bos ? "<s>" : "</s>";  // llama2.c spells them "\n<s>\n", "\n</s>\n"
-      } else if (is_byte_piece(p)) {
-        type = 6;
-      } else {
-        for (std::size_t at = p.find(' '); at != std::string::npos; at = p.find(' ', at + space.size()))
-          p.replace(at, 1, space);
-      }
-      v.tokens.push_back(p);
-      v.scores.push_back(l->score(i));
-      v.types.push_back(type);
-    }
-  } else if (const auto* sp = dynamic_cast<const text::SentencePieceTokenizer*>(tokenizer.get())) {
-    for (std::int32_t i = 0; i < static_cast<std::int32_t>(sp->vocab_size()); ++i) {
-      const auto p = sp->piece(i);
-      v.tokens.push_back(p);
-      v.scores.push_back(sp->score(i));
-      v.types.push_back(sp->is_byte(i) ? 6 : (i == v.bos || i == v.eos) ? 3 : p == "<unk>" ? 2 : 1);
-    }
-  } else if (const auto* hf = dynamic_cast<const text::HfTokenizer*>(tokenizer.get()); hf && !hf->byte_level()) {
-    // A SentencePiece-style BPE tokenizer.json as llama.cpp's "llama" (SentencePiece) model, which
-    // merges the adjacent pair whose joined token has the highest score: score = -(rank of the
-    // first merge forming the token) makes that the lowest-ranked merge, as BPE picks it.
-    // test_llama_cpp checks that llama.cpp then tokenizes as Tessera does.
-    for (std::int32_t i = 0; i < static_cast<std::int32_t>(hf->vocab_size()); ++i) {
-      const auto p = hf->token(i);
-      const auto rank = hf->merge_rank(p);
-      v.tokens.push_back(p.empty() ? "[UNUSED" + std::to_string(i) + "]" : p);
-      v.scores.push_back(rank >= 0 ? -static_cast<float>(rank) : 0.f);
-      v.types.push_back(p.empty()                                       ? 5
-                        : p == "<unk>"                                  ? 2
-                        : hf->is_special(i) || i == v.bos || i == v.eos ? 3
-                        : is_byte_piece(p)                              ? 6
-                                                                        : 1);
-    }
-  } else {
-    throw Error("GGUF export needs a SentencePiece, llama2.c or SentencePiece-style tokenizer.json tokenizer; " +
-                tokenizer_path + " is a " + tokenizer->kind() + " one");
-  }
-  if (static_cast<std::int64_t>(v.tokens.size()) > model_vocab)
-    throw Error("tokenizer " + tokenizer_path + " has more tokens than the model has embeddings");
-  while (static_cast<std::int64_t>(v.tokens.size()) < model_vocab) {  // as convert_hf_to_gguf pads
-    v.tokens.push_back("[PAD" + std::to_string(v.tokens.size()) + "]");
-    v.scores.push_back(0.f);
-    v.types.push_back(5);
-  }
-  return v;
-}
+using Vocab = GgufVocabulary;  // export/gguf_vocabulary.h
 
 // Why `type` cannot hold the run at all (architecture, tokenizer, bits and group size); "" when it
 // can. Fills `vocab` with the tokenizer data when given.
@@ -223,7 +150,7 @@ std::string settings_refusal(const RunSource& run, GgmlType type, const model::L
   auto why = model_refusal(c);
   if (!why.empty()) return why;
   try {
-    auto v = vocab_of(run.manifest.value("tokenizer", ""), c.vocab_size);
+    auto v = gguf_vocabulary(run.manifest.value("tokenizer", ""), c.vocab_size);
     if (vocab) *vocab = std::move(v);
   } catch (const Error& e) {
     return e.what();
@@ -292,15 +219,7 @@ void add_llama_header(GgufWriter& g, const model::LlamaConfig& c, const Vocab& v
     g.add_f32("llama.rope.scaling.factor", static_cast<float>(c.rope_scaling.factor));
   }
   g.add_u32("llama.vocab_size", static_cast<std::uint32_t>(c.vocab_size));
-  g.add_string("tokenizer.ggml.model", "llama");
-  g.add_strings("tokenizer.ggml.tokens", vocab.tokens);
-  g.add_f32s("tokenizer.ggml.scores", vocab.scores);
-  g.add_i32s("tokenizer.ggml.token_type", vocab.types);
-  g.add_u32("tokenizer.ggml.bos_token_id", static_cast<std::uint32_t>(vocab.bos));
-  g.add_u32("tokenizer.ggml.eos_token_id", static_cast<std::uint32_t>(vocab.eos));
-  g.add_u32("tokenizer.ggml.unknown_token_id", 0);
-  g.add_bool("tokenizer.ggml.add_bos_token", true);  // the evaluation protocol's one BOS
-  g.add_bool("tokenizer.ggml.add_eos_token", false);
+  add_gguf_vocabulary(g, vocab);
 }
 
 }  // namespace
@@ -438,7 +357,7 @@ ExportReport convert_model_to_gguf(const model::LlamaModel& model, const std::st
     throw Error("a GGUF conversion is fp32, fp16 or bf16, not " + dtype);
   if (tokenizer_path.empty())
     throw Error("GGUF embeds the tokenizer: pass --tokenizer (none was found beside the model)");
-  const auto vocab = vocab_of(tokenizer_path, c.vocab_size);
+  const auto vocab = gguf_vocabulary(tokenizer_path, c.vocab_size);
   if (fs::exists(out_file) && !replace_existing)
     throw Error(out_file + " already exists; choose another output path or pass --force");
 

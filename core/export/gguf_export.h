@@ -1,6 +1,6 @@
 #pragma once
 // Export of a finished run as a GGUF v3 file for llama.cpp: llama.* hyperparameters,
-// tokenizer.ggml.* from the run's SentencePiece or llama2.c tokenizer, the run manifest under
+// tokenizer.ggml.* from the run's tokenizer (export/gguf_vocabulary.h), the run manifest under
 // "tessera.run", and a SHA-256 of the tensor data. Tensor names, ggml dimension order and the q/k
 // row permutation follow llama.cpp's convert_hf_to_gguf.py.
 //   gguf-f32   every tensor F32: the run's weights exactly

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "export/gguf_blocks.h"
+#include "export/gguf_vocabulary.h"
 #include "model/rotary_layout.h"
 #include "text/llama2c_tokenizer.h"
 #include "util/error.h"
@@ -163,9 +164,10 @@ model::LlamaModel load_gguf_model(const std::string& path) {
 std::unique_ptr<text::Tokenizer> load_gguf_tokenizer(const std::string& path) {
   const GgufFile f(path);
   const auto model = typed_or(f, "tokenizer.ggml.model", std::string(), &nlohmann::json::is_string, "a string");
+  if (model == "gpt2") return load_gguf_bpe_tokenizer(f);
   if (model != "llama")
     throw Error(path + ": tokenizer.ggml.model is \"" + model +
-                "\"; only SentencePiece-style (llama) vocabularies are read");
+                "\"; only SentencePiece-style (llama) and byte-level BPE (gpt2) vocabularies are read");
   const auto& tokens = f.value("tokenizer.ggml.tokens");
   const auto& scores = f.value("tokenizer.ggml.scores");
   const auto& types = f.value("tokenizer.ggml.token_type");

@@ -1,8 +1,10 @@
 #pragma once
 // Reading GGUF llama files for evaluation (`tessera eval --model FILE.gguf`): F32, F16, Q4_1 and
 // Q5_1 tensors decoded as llama.cpp does (y = q*d + m in fp32 for the block types), q/k rows
-// permuted back to Hugging Face's rotate_half layout, and the vocabulary as a llama2.c-style
-// tokenizer (tokens and scores), which is what the run used when its tokenizer was a llama2.c one.
+// permuted back to Hugging Face's rotate_half layout, and the vocabulary: a "llama" one as a
+// llama2.c-style tokenizer (tokens and scores), which is what the run used when its tokenizer was a
+// llama2.c one; a "gpt2" (byte-level BPE) one as the tokenizer.json it was written from
+// (export/gguf_vocabulary.h).
 #include <torch/torch.h>
 
 #include <memory>

@@ -22,9 +22,6 @@ using json = nlohmann::json;
 namespace tessera::text {
 namespace {
 
-// GPT-2's pre-tokenizer pattern, used by ByteLevel when use_regex is true.
-const char* kGpt2Pattern = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
-
 // ---- JSON access with errors that name the file and the field ------------------------------------
 
 const json* member(const json& obj, const char* key) {
@@ -249,7 +246,7 @@ struct HfTokenizer::Impl {
   void read_pre_tokenizer(const json& node, const std::string& where);
   void read_post_processor(const json& node, const std::string& where);
   void read_decoder(const json& node, const std::string& where);
-  void read_config(const fs::path& config_path);
+  void read_config(const std::string* config_json, const std::string& cfile);
 
   // ---- encoding ----
   std::string normalize(std::string s) const;
@@ -381,7 +378,7 @@ void HfTokenizer::Impl::read_pre_tokenizer(const json& node, const std::string& 
     step.kind = PreTokenizerStep::kByteLevel;
     step.add_prefix_space = bool_field(node, "add_prefix_space", true, where + " ByteLevel", file);
     if (bool_field(node, "use_regex", true, where + " ByteLevel", file))
-      step.regex = std::make_shared<UnicodeRegex>(kGpt2Pattern, file + ": " + where + " ByteLevel");
+      step.regex = std::make_shared<UnicodeRegex>(kGpt2SplitPattern, file + ": " + where + " ByteLevel");
     byte_level = true;
   } else if (type == "Split") {
     step.kind = PreTokenizerStep::kSplit;
@@ -520,12 +517,10 @@ void HfTokenizer::Impl::read_decoder(const json& node, const std::string& where)
 
 // tokenizer_config.json: bos_token / eos_token (a string or {"content": ...}), add_bos_token and
 // add_eos_token, as transformers reads them.
-void HfTokenizer::Impl::read_config(const fs::path& config_path) {
-  const std::string cfile = config_path.string();
+void HfTokenizer::Impl::read_config(const std::string* config_json, const std::string& cfile) {
   std::optional<bool> add_bos, add_eos;
-  std::ifstream in(config_path);
-  if (in) {
-    json cfg = json::parse(in, nullptr, false);
+  if (config_json) {
+    json cfg = json::parse(*config_json, nullptr, false);
     if (cfg.is_discarded() || !cfg.is_object()) throw Error(cfile + ": invalid JSON");
     auto token_of = [&](const char* key) -> std::int32_t {
       const json* v = member(cfg, key);
@@ -749,14 +744,35 @@ std::vector<Piece> HfTokenizer::Impl::pre_tokenize(const Segment& seg) const {
 
 // ---- HfTokenizer -------------------------------------------------------------------------------
 
+namespace {
+std::string file_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+}  // namespace
+
 HfTokenizer::HfTokenizer(const std::string& path) : path_(path), impl_(std::make_unique<Impl>()) {
+  if (!std::ifstream(path, std::ios::binary)) throw Error("cannot open tokenizer " + path);
+  const auto config = fs::path(path).parent_path() / "tokenizer_config.json";
+  const auto config_json = fs::exists(config) ? std::optional<std::string>(file_text(config)) : std::nullopt;
+  init(file_text(path), config_json ? &*config_json : nullptr, config.string());
+}
+
+HfTokenizer::HfTokenizer(const std::string& source, const std::string& tokenizer_json, const std::string& config_json)
+    : path_(source), impl_(std::make_unique<Impl>()) {
+  init(tokenizer_json, config_json.empty() ? nullptr : &config_json, source + " (tokenizer_config)");
+}
+
+void HfTokenizer::init(const std::string& tokenizer_json, const std::string* config_json,
+                       const std::string& config_name) {
+  const std::string& path = path_;
   Impl& m = *impl_;
   m.file = path;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot open tokenizer " + path);
   json root;
   try {
-    root = json::parse(in);
+    root = json::parse(tokenizer_json);
   } catch (const json::exception& e) {
     throw Error(path + ": invalid JSON (" + e.what() + ")");
   }
@@ -791,7 +807,7 @@ HfTokenizer::HfTokenizer(const std::string& path) : path_(path), impl_(std::make
   for (auto id : m.template_suffix)
     if (id < 0 || id >= m.vocab_size)
       throw Error(path + ": the post-processor adds the id " + std::to_string(id) + ", outside the vocabulary");
-  m.read_config(fs::path(path).parent_path() / "tokenizer_config.json");
+  m.read_config(config_json, config_name);
 }
 
 HfTokenizer::~HfTokenizer() = default;

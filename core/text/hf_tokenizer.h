@@ -24,10 +24,17 @@
 
 namespace tessera::text {
 
+// GPT-2's pre-tokenizer pattern, which a ByteLevel pre-tokenizer with use_regex splits by.
+inline constexpr const char* kGpt2SplitPattern =
+    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+
 class HfTokenizer : public Tokenizer {
  public:
   // Reads tokenizer.json at `path` and tokenizer_config.json beside it when present.
   explicit HfTokenizer(const std::string& path);
+  // A tokenizer.json and its tokenizer_config.json ("" for none) given as text; `source` names them
+  // in errors and is path().
+  HfTokenizer(const std::string& source, const std::string& tokenizer_json, const std::string& config_json);
   ~HfTokenizer() override;
   HfTokenizer(const HfTokenizer&) = delete;
   HfTokenizer& operator=(const HfTokenizer&) = delete;
@@ -52,6 +59,8 @@ class HfTokenizer : public Tokenizer {
 
  private:
   struct Impl;
+  // config_json: nullptr when there is no tokenizer_config.json.
+  void init(const std::string& tokenizer_json, const std::string* config_json, const std::string& config_name);
   std::string path_;
   std::unique_ptr<Impl> impl_;
 };

@@ -13,13 +13,16 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "byte_level_bpe.h"
 #include "cli_runner.h"
 #include "tessera_test.h"
 #include "test_data.h"
+#include "text/text_file.h"
 
 namespace {
 
@@ -140,6 +143,58 @@ class TestLlamaCpp : public QObject {
     compare(gguf, text, 5e-6, "TinyStories-656K (tokenizer.json)");
   }
 
+  // Byte-level BPE tokenizer.json (GPT-2 and LLaMA-3 styles; trained by the test on WikiText-2 to
+  // TinyStories-656K's 2048 tokens, beside a copy of its weights) written as llama.cpp's "gpt2"
+  // vocabulary with the pre-tokenizer of its regex: llama.cpp must split and merge every text as
+  // Tessera does, and score and continue it as Tessera does.
+  void byteLevelTokenizerJsonModelMatches() {
+    REQUIRE_LLAMA_CPP();
+    TESSERA_REQUIRE_DATA(model, "models/TinyStories-656K");
+    TESSERA_REQUIRE_DATA(text, kText);
+    TESSERA_REQUIRE_DATA(wiki, "text/wikitext-2-raw/wiki.test.raw");
+    const auto wiki_text = tessera::text::read_text_file(wiki);
+    const auto dir = tessera_test::fresh_temp_dir("llama-cpp-byte-level");
+    // Non-ASCII, digits, contractions and whitespace runs, then a stretch of WikiText the
+    // tokenizer was not trained on.
+    const auto exercise = dir + "/exercise.txt";
+    std::ofstream(exercise, std::ios::binary) << tessera_test::regex_exercise_text() << "\n"
+                                              << tessera_test::utf8_slice(wiki_text, 200000, 6000);
+    for (const auto style : {tessera_test::ByteLevelStyle::Gpt2, tessera_test::ByteLevelStyle::Llama3}) {
+      const std::string name = style == tessera_test::ByteLevelStyle::Gpt2 ? "gpt2" : "llama3";
+      const auto folder = dir + "/" + name;
+      std::filesystem::create_directories(folder);
+      for (const char* f : {"config.json", "model.safetensors"})
+        std::filesystem::copy_file(model + "/" + f, folder + "/" + f);
+      const auto bpe = tessera_test::train_byte_level_bpe(tessera_test::utf8_slice(wiki_text, 0, 200000), 2048, style);
+      std::ofstream(folder + "/tokenizer.json") << bpe.tokenizer.dump();
+      std::ofstream(folder + "/tokenizer_config.json") << bpe.config.dump();
+      const auto gguf = dir + "/" + name + ".gguf";
+      const auto r = run_cli("convert --model " + quoted(folder) + " --out " + quoted(gguf));
+      QVERIFY2(r.status == 0, r.out.c_str());
+      for (const auto& t : {text, exercise}) {
+        auto ids = [&](const std::string& tokenizer) {
+          return last_json(
+                     run_cli("tokenize --tokenizer " + quoted(tokenizer) + " --text " + quoted(t) + " --ids --json")
+                         .out)
+              .value("ids", std::vector<std::int32_t>{});
+        };
+        const auto hf_ids = ids(folder + "/tokenizer.json");
+        QVERIFY2(hf_ids.size() > 1000, (name + ": too few tokens for " + t).c_str());
+        QVERIFY2(ids(gguf) == hf_ids, (name + ": the GGUF vocabulary tokenizes " + t + " differently").c_str());
+        const auto l = llama_cpp(gguf, t);
+        QVERIFY2(l.contains("tokens"), ("llama.cpp gave no tokens for " + t).c_str());
+        const auto llama_ids = l["tokens"].get<std::vector<std::int32_t>>();
+        std::size_t first = 0;
+        while (first < std::min(llama_ids.size(), hf_ids.size()) && llama_ids[first] == hf_ids[first]) ++first;
+        std::printf("%-8s %s: %zu tokens, llama.cpp %zu, first difference at %zu\n", name.c_str(),
+                    std::filesystem::path(t).filename().c_str(), hf_ids.size(), llama_ids.size(), first);
+        QVERIFY2(llama_ids == hf_ids,
+                 (name + ": llama.cpp tokenizes " + t + " differently from token " + std::to_string(first)).c_str());
+      }
+      compare(gguf, text, 5e-6, "TinyStories-656K, byte-level " + name);
+    }
+  }
+
   void quantizedRunExportsMatch() {
     REQUIRE_LLAMA_CPP();
     TESSERA_REQUIRE_DATA(model, kModel);
@@ -197,8 +252,8 @@ class TestLlamaCpp : public QObject {
   }
 };
 
-TESSERA_TEST_MAIN(TestLlamaCpp, unquantizedConversionsMatch, tokenizerJsonModelMatches, quantizedRunExportsMatch,
-                  blockTypeExportsMatch)
+TESSERA_TEST_MAIN(TestLlamaCpp, unquantizedConversionsMatch, tokenizerJsonModelMatches,
+                  byteLevelTokenizerJsonModelMatches, quantizedRunExportsMatch, blockTypeExportsMatch)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_llama_cpp.moc"
 #endif

@@ -21,6 +21,8 @@
 #include <nlohmann/json.hpp>
 
 #include "api/model_jobs.h"
+#include "byte_level_bpe.h"
+#include "export/gguf_vocabulary.h"
 #include "tessera_test.h"
 #include "test_data.h"
 #include "test_device.h"
@@ -641,6 +643,107 @@ class TestHfTokenizer : public QObject {
     QCOMPARE(t.decode(ids), std::string(" the hello<tool> world"));
   }
 
+  // A byte-level tokenizer.json (trained here on WikiText-2, GPT-2 and LLaMA-3 styles) written as
+  // llama.cpp's "gpt2" GGUF vocabulary and read back tokenizes and decodes as the file it came
+  // from. test_llama_cpp checks llama.cpp's own ids for the same files.
+  void byteLevelGgufVocabularyRoundTrips() {
+    TESSERA_REQUIRE_DATA(wiki, "text/wikitext-2-raw/wiki.test.raw");
+    TESSERA_REQUIRE_DATA(sample, "text/tinystories/sample.txt");
+    const auto training = tessera_test::utf8_slice(text::read_text_file(wiki), 0, 200000);
+    const std::vector<std::string> texts = {text::read_text_file(sample), tessera_test::regex_exercise_text(),
+                                            tessera_test::utf8_slice(text::read_text_file(wiki), 200000, 20000)};
+    for (const auto style : {tessera_test::ByteLevelStyle::Gpt2, tessera_test::ByteLevelStyle::Llama3}) {
+      const bool gpt2 = style == tessera_test::ByteLevelStyle::Gpt2;
+      const auto dir = tessera_test::fresh_temp_dir(gpt2 ? "gguf-vocab-gpt2" : "gguf-vocab-llama3");
+      const auto bpe = tessera_test::train_byte_level_bpe(training, 2048, style);
+      const auto path = write_json(dir, "tokenizer.json", bpe.tokenizer);
+      write_json(dir, "tokenizer_config.json", bpe.config);
+      const text::HfTokenizer hf(path);
+      QCOMPARE(hf.vocab_size(), std::int64_t(2048));
+      // Five padding rows, as for a model with more embeddings than tokens.
+      const auto v = exporting::gguf_vocabulary(path, 2053);
+      QCOMPARE(v.model, std::string("gpt2"));
+      QCOMPARE(v.pre, std::string(gpt2 ? "gpt-2" : "llama-bpe"));
+      QCOMPARE(v.tokens.size(), std::size_t(2053));
+      QCOMPARE(v.merges.size(), bpe.tokenizer["model"]["merges"].size());
+      QCOMPARE(v.merges.size(), std::size_t(2048 - 256 - 2));
+      QCOMPARE(v.tokens[32], std::string("\xC4\xA0"));  // the space byte, U+0120 in GPT-2's alphabet
+      QCOMPARE(v.types[32], 1);
+      QCOMPARE(v.types[static_cast<std::size_t>(bpe.bos)], 3);
+      QCOMPARE(v.types[static_cast<std::size_t>(bpe.eos)], 3);
+      QCOMPARE(v.types[2050], 5);
+      QCOMPARE(v.bos, bpe.bos);
+      QCOMPARE(v.eos, bpe.eos);
+      QVERIFY(v.add_bos && !v.add_eos);
+      exporting::GgufWriter g;
+      exporting::add_gguf_vocabulary(g, v);
+      const auto gguf = dir + "/vocabulary.gguf";
+      {
+        std::ofstream out(gguf, std::ios::binary);
+        g.write(out);
+      }
+      const auto back = text::load_tokenizer(gguf);
+      QCOMPARE(back->bos_id(), bpe.bos);
+      QCOMPARE(back->eos_id(), bpe.eos);
+      for (const auto& t : texts) {
+        const auto ids = hf.encode(t, true, false);
+        QVERIFY2(ids.size() > 100 && ids.size() < t.size(),
+                 ("the trained merges should compress the text: " + std::to_string(ids.size()) + " tokens for " +
+                  std::to_string(t.size()) + " bytes")
+                     .c_str());
+        COMPARE_IDS(back->encode(t, true, false), ids);
+        QCOMPARE(back->decode(ids), hf.decode(ids));
+        QCOMPARE(back->decode(ids), t);
+      }
+    }
+  }
+
+  // What llama.cpp's BPE vocabularies cannot reproduce is refused by name.
+  void byteLevelGgufVocabularyRefusals() {
+    TESSERA_REQUIRE_DATA(wiki, "text/wikitext-2-raw/wiki.test.raw");
+    const auto bpe = tessera_test::train_byte_level_bpe(tessera_test::utf8_slice(text::read_text_file(wiki), 0, 20000),
+                                                        400, tessera_test::ByteLevelStyle::Llama3);
+    const auto dir = tessera_test::fresh_temp_dir("gguf-vocab-refusals");
+    auto refusal = [&](const std::string& name, const json& tokenizer) {
+      const auto path = write_json(dir + "/" + name, "tokenizer.json", tokenizer);
+      write_json(dir + "/" + name, "tokenizer_config.json", bpe.config);
+      try {
+        exporting::gguf_vocabulary(path, 400);
+      } catch (const Error& e) {
+        return std::string(e.what());
+      }
+      return std::string("(accepted)");
+    };
+    QCOMPARE(refusal("good", bpe.tokenizer), std::string("(accepted)"));
+    // Qwen2's regex (single digits): llama.cpp has a "qwen2" pre-tokenizer, but not one Tessera
+    // writes; the message names the pattern.
+    const std::string qwen2 =
+        R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+    auto t = bpe.tokenizer;
+    t["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = qwen2;
+    auto why = refusal("qwen2", t);
+    QVERIFY2(why.find("llama.cpp has no pre-tokenizer for the split regex \"" + qwen2 + "\"") != std::string::npos,
+             why.c_str());
+    t = bpe.tokenizer;
+    t["model"]["ignore_merges"] = false;
+    why = refusal("merges", t);
+    QVERIFY2(
+        why.find("llama-bpe pre-tokenizer takes a word that is a token whole (ignore_merges)") != std::string::npos,
+        why.c_str());
+    t = bpe.tokenizer;
+    t["pre_tokenizer"]["pretokenizers"][1]["add_prefix_space"] = true;
+    why = refusal("prefix", t);
+    QVERIFY2(why.find("adds a prefix space") != std::string::npos, why.c_str());
+    t = bpe.tokenizer;
+    t["normalizer"] = {{"type", "NFC"}};
+    why = refusal("nfc", t);
+    QVERIFY2(why.find("normalizer {\"type\":\"NFC\"} is not applied") != std::string::npos, why.c_str());
+    t = bpe.tokenizer;
+    t["pre_tokenizer"]["pretokenizers"][1]["use_regex"] = true;  // GPT-2's regex after LLaMA-3's
+    why = refusal("two-regexes", t);
+    QVERIFY2(why.find("its ByteLevel splits with GPT-2's regex after the Split") != std::string::npos, why.c_str());
+  }
+
   void badTokenizerFilesGiveClearErrors() {
     const auto dir = tessera_test::fresh_temp_dir("hf-bad");
     auto load = [&](const std::string& name, const json& j) {
@@ -770,8 +873,9 @@ TESSERA_TEST_MAIN(TestHfTokenizer, tinyStoriesVocabularyAndSpecialIds, tinyStori
                   tinyStoriesDecodeRoundTrips, tinyStoriesHeapMergeEqualsPlainLoop,
                   tinyStoriesValidTextRoundTripsExceptUnknownCharacters, llama2AsTokenizerJsonMatchesSentencePiece,
                   sentencePieceStyleByteFallbackGolden, metaspacePreTokenizerGolden, byteLevelLlama3StyleGolden,
-                  byteLevelGpt2StyleAddsNoBos, badTokenizerFilesGiveClearErrors, discoveryPrefersTokenizerJson,
-                  tinyStoriesGeneratesAStory, tinyStoriesPerplexityOnCpuAndCuda)
+                  byteLevelGpt2StyleAddsNoBos, byteLevelGgufVocabularyRoundTrips, byteLevelGgufVocabularyRefusals,
+                  badTokenizerFilesGiveClearErrors, discoveryPrefersTokenizerJson, tinyStoriesGeneratesAStory,
+                  tinyStoriesPerplexityOnCpuAndCuda)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_hf_tokenizer.moc"
 #endif
