@@ -52,7 +52,7 @@ RunPanel::RunPanel(QWidget* parent) : QWidget(parent) {
   for (const auto& t : quant::grid_targets())
     target_->addItem(QString::fromStdString(t.id), QString::fromStdString(t.id));
   target_->setToolTip(
-      tr("Quantize onto exactly what one GGUF block type stores (bits, groups of 32, fp16 "
+      tr("Quantize onto exactly what one GGUF block type stores (bits, group size, fp16 "
          "scales), so that the GGUF export of the same name is bit-exact"));
   for (int i = 1; i < target_->count(); ++i)
     target_->setItemData(i, QString::fromStdString(quant::grid_targets()[static_cast<std::size_t>(i - 1)].description),

@@ -1,15 +1,16 @@
 #pragma once
-// GGUF's 32-weight block types, one table and one codec (ggml-common.h block_q4_0 ... block_q8_0;
-// ggml-quants.c dequantize_row_*). Each block stores an fp16 scale d, for the _1 types an fp16
-// offset m, and 32 codes q:
-//   Q4_0  18 bytes  d, 16 bytes of nibbles                  y = (q - 8) d
-//   Q4_1  20 bytes  d, m, 16 bytes of nibbles               y = q d + m
-//   Q5_0  22 bytes  d, 4 bytes of fifth bits, 16 of nibbles y = (q - 16) d
-//   Q5_1  24 bytes  d, m, 4 bytes of fifth bits, 16 nibbles y = q d + m
-//   Q8_0  34 bytes  d, 32 signed bytes                      y = (q - 128) d   (int8 q - 128 stored)
-// Nibbles: element j in the low half of byte j, element j + 16 in the high half; the fifth bit of
-// element j is bit j of the little-endian uint32. Codes here are always unsigned, 0 .. 2^bits - 1
-// (Tessera's codes); the symmetric types' offset 2^(bits-1) is Tessera's zero point.
+// GGUF's block types, one table and one codec per type (ggml-common.h block_q4_0 ... block_q6_K;
+// ggml-quants.c dequantize_row_*). A block holds `weights` codes q (unsigned, 0 .. 2^bits - 1) and
+// its scales, in one of four forms:
+//   Symmetric        Q4_0 Q5_0 Q8_0  32 weights   y = d (q - 2^(bits-1))
+//   Offset           Q4_1 Q5_1       32 weights   y = d q + m
+//   ScaledSymmetric  Q3_K Q6_K       256 weights  y = (d scales[g]) (q - 2^(bits-1)),  groups of 16
+//   ScaledWithMins   Q2_K Q4_K Q5_K  256 weights  y = (d scales[g]) q - dmin mins[g],  groups of 16/32
+// d, m and dmin are fp16 in the file; scales and mins are small integers (Q3_K's are stored + 32,
+// Q6_K's as int8). Tessera's codes are the stored q, and for the symmetric forms its zero point is
+// 2^(bits-1). Adding a type: its entry in gguf_block_types() with its pack/unpack functions
+// (gguf_blocks.cpp), and its case in test_export_gguf's transcription of ggml's dequantize loops.
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -19,27 +20,58 @@
 
 namespace tessera::exporting {
 
+enum class GgufBlockForm { Symmetric, Offset, ScaledSymmetric, ScaledWithMins };
+
+// One block, decoded to its fields (the first `weights` codes and `weights / group` scales used).
+struct GgufBlock {
+  std::array<std::uint8_t, 256> codes{};
+  float d = 0;
+  float m = 0;     // Offset: y = d q + m
+  float dmin = 0;  // ScaledWithMins: the fp16 multiplier of mins
+  std::array<int, 16> scales{}, mins{};
+};
+
 struct GgufBlockType {
   GgmlType type;
-  std::string format_id;  // the export format writing it, e.g. "gguf-q4_0"
+  std::string format_id;  // the export format (and --target) writing it, e.g. "gguf-q4_0"
   int bits;
-  bool symmetric;                 // y = (q - 2^(bits-1)) d; else y = q d + m
-  std::size_t bytes;              // per block of 32
+  GgufBlockForm form;
+  int weights;                    // per block: 32, or 256 for the k-quants (ggml's QK_K)
+  int group;                      // weights sharing one scale
+  int scale_min, scale_max;       // range of scales[] (and of mins[]: 0 .. scale_max)
+  std::size_t bytes;              // per block
   std::uint32_t llama_file_type;  // general.file_type (llama_ftype MOSTLY_*)
+  void (*pack)(const GgufBlock&, std::uint8_t*);
+  void (*unpack)(const std::uint8_t*, GgufBlock&);
+
+  bool k_quant() const { return form == GgufBlockForm::ScaledSymmetric || form == GgufBlockForm::ScaledWithMins; }
+  int groups() const { return weights / group; }
 };
 
 const std::vector<GgufBlockType>& gguf_block_types();
 const GgufBlockType* gguf_block_type(GgmlType type);                 // nullptr: not a block type
 const GgufBlockType* gguf_block_type(const std::string& format_id);  // nullptr: no such format
 
-// One block: 32 codes (each < 2^bits, else throws), d and (for the _1 types) m -> bytes.
-void pack_gguf_block(const GgufBlockType& t, const std::uint8_t* codes, float d, float m, std::uint8_t* out);
-// bytes -> 32 codes, d and m (0 for the symmetric types).
-void unpack_gguf_block(const GgufBlockType& t, const std::uint8_t* in, std::uint8_t* codes, float& d, float& m);
-// The weight llama.cpp computes from one code, in fp32 as ggml does.
-inline float gguf_block_value(const GgufBlockType& t, std::uint8_t code, float d, float m) {
-  return t.symmetric ? static_cast<float>(static_cast<int>(code) - (1 << (t.bits - 1))) * d
-                     : static_cast<float>(code) * d + m;
+// A block -> bytes; throws naming the type when a code, scale or min is out of its range.
+void pack_gguf_block(const GgufBlockType& t, const GgufBlock& block, std::uint8_t* out);
+GgufBlock unpack_gguf_block(const GgufBlockType& t, const std::uint8_t* in);
+
+// The weight llama.cpp computes for element j, in fp32 and in ggml's order of operations.
+inline float gguf_block_value(const GgufBlockType& t, const GgufBlock& b, int j) {
+  const float q = static_cast<float>(b.codes[static_cast<std::size_t>(j)]);
+  const float half = static_cast<float>(1 << (t.bits - 1));
+  const auto g = static_cast<std::size_t>(j / t.group);
+  switch (t.form) {
+    case GgufBlockForm::Symmetric:
+      return (q - half) * b.d;
+    case GgufBlockForm::Offset:
+      return q * b.d + b.m;
+    case GgufBlockForm::ScaledSymmetric:
+      return b.d * static_cast<float>(b.scales[g]) * (q - half);
+    case GgufBlockForm::ScaledWithMins:
+      return b.d * static_cast<float>(b.scales[g]) * q - b.dmin * static_cast<float>(b.mins[g]);
+  }
+  return 0.f;
 }
 
 }  // namespace tessera::exporting

@@ -1,5 +1,8 @@
 #include "export/gguf_export.h"
 
+#include <c10/util/Half.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -78,39 +81,100 @@ quant::QuantizedLinear ggml_rows(const quant::QuantizedLinear& q, model::LinearK
   return r;
 }
 
+bool is_fp16(float x) { return static_cast<float>(c10::Half(x)) == x; }
+
+// The super-scale d of one k-quant super-block: the scales are d * k with k in 1..scale_max and d
+// an fp16 value. A run made with the matching --target gives its largest scale k = scale_max, so
+// the first candidate is the one; smaller k are tried for runs made otherwise. 0 when none fits.
+float superblock_d(const float* s, int groups, const GgufBlockType& bt) {
+  float top = 0;
+  for (int g = 0; g < groups; ++g) top = std::max(top, s[g]);
+  for (int k = bt.scale_max; k >= 1; --k) {
+    const float d = top / static_cast<float>(k);
+    if (!(d > 0) || !is_fp16(d) || d * static_cast<float>(k) != top) continue;
+    bool all = true;
+    for (int g = 0; g < groups && all; ++g) {
+      const float kg = std::nearbyint(s[g] / d);
+      all = kg >= 1 && kg <= static_cast<float>(bt.scale_max) && d * kg == s[g];
+    }
+    if (all) return d;
+  }
+  return 0;
+}
+
 // The blocks of a layer whose rows are already in ggml order, or why they would not decode to the
-// run's weights bit for bit. d = fp16(s); llama.cpp computes y = (q - 2^(b-1)) d for the symmetric
-// types and y = q d + m with m = fp16(-z d) for the _1 types, in fp32. When s (and -z s) are fp16
-// values those products are exact and equal the run's (q - z) s (at most 8 + 11 significant bits);
-// otherwise some code decodes differently. The condition needs only scales and zero points; a run
-// made with the matching --target (quant/grid_target.h) meets it by construction.
+// run's weights bit for bit (the conditions read only scales and zero points; a run made with the
+// matching --target, quant/grid_target.h, meets them by construction):
+// - 32-weight types: d = fp16(s), for the _1 types m = fp16(-z d). llama.cpp computes y = (q -
+//   2^(b-1)) d or y = q d + m in fp32; when s and -z s are fp16 values those products are exact
+//   and equal the run's (q - z) s (at most 8 + 11 significant bits).
+// - k-quants: the group scales of each super-block are d * k (superblock_d), the zero points
+//   2^(b-1); written as scales k, for the types with mins as mins k and dmin = 2^(b-1) d, so that
+//   llama.cpp's (d k) q - dmin k is the run's (q - 2^(b-1)) d k, every product exact.
 std::string block_encoding(const quant::QuantizedLinear& q, GgmlType type, std::vector<std::uint8_t>* bytes) {
   const auto& bt = *gguf_block_type(type);
   if (q.spec.bits != bt.bits) return std::to_string(q.spec.bits) + "-bit codes";
   const auto k = q.in_features(), g = q.spec.effective_group(k);
-  if (k % 32 != 0 || g % 32 != 0)
-    return "input dimension " + std::to_string(k) + " / group size " + std::to_string(g) +
-           " is not whole 32-weight blocks";
-  const auto d = q.scale.to(torch::kFloat16).to(torch::kFloat32);
-  const auto m = (-q.zero * d).to(torch::kFloat16).to(torch::kFloat32);
-  const auto inexact = bt.symmetric ? (d != q.scale).logical_or(q.zero != std::pow(2.0, bt.bits - 1))
-                                    : (d != q.scale).logical_or(m != -q.zero * q.scale);
-  if (inexact.any().item<bool>())
-    return std::to_string(inexact.sum().item<std::int64_t>()) + " of " + std::to_string(inexact.numel()) +
-           (bt.symmetric ? " groups have a scale that is not an fp16 value or a zero point other than " +
-                               std::to_string(1 << (bt.bits - 1))
-                         : " groups have a scale or -zero*scale that is not an fp16 value");
+  const bool symmetric = bt.form != GgufBlockForm::Offset;
+  const double half = std::pow(2.0, bt.bits - 1);
+  if (k % bt.weights != 0 || (bt.k_quant() ? g != bt.group : g % bt.weights != 0))
+    return "input dimension " + std::to_string(k) + " / group size " + std::to_string(g) + " is not whole " +
+           std::to_string(bt.weights) + "-weight blocks" +
+           (bt.k_quant() ? " with groups of " + std::to_string(bt.group) : std::string());
+  const auto n = q.out_features(), blocks_per_row = k / bt.weights;
+  torch::Tensor d, m;  // per (row, group): what the block stores
+  std::int64_t inexact = 0;
+  if (bt.k_quant()) {
+    const auto scale = q.scale.contiguous();
+    d = torch::zeros({n, blocks_per_row}, torch::kFloat32);
+    for (std::int64_t r = 0; r < n; ++r)
+      for (std::int64_t b = 0; b < blocks_per_row; ++b) {
+        const float db =
+            superblock_d(scale.data_ptr<float>() + (r * blocks_per_row + b) * bt.groups(), bt.groups(), bt);
+        const bool fits =
+            db > 0 && (bt.form == GgufBlockForm::ScaledSymmetric || is_fp16(db * static_cast<float>(half)));
+        d.data_ptr<float>()[r * blocks_per_row + b] = fits ? db : 0.f;
+        if (!fits) inexact += bt.groups();
+      }
+    inexact += (q.zero != half).sum().item<std::int64_t>();
+  } else {
+    d = q.scale.to(torch::kFloat16).to(torch::kFloat32);
+    m = (-q.zero * d).to(torch::kFloat16).to(torch::kFloat32);
+    const auto off =
+        symmetric ? (d != q.scale).logical_or(q.zero != half) : (d != q.scale).logical_or(m != -q.zero * q.scale);
+    inexact = off.sum().item<std::int64_t>();
+  }
+  if (inexact > 0)
+    return std::to_string(inexact) + " of " + std::to_string(q.scale.numel()) + " groups" +
+           (bt.k_quant() ? " have scales that are not an fp16 super-scale times 1.." + std::to_string(bt.scale_max) +
+                               " or a zero point other than " + std::to_string(1 << (bt.bits - 1))
+            : symmetric ? " have a scale that is not an fp16 value or a zero point other than " +
+                              std::to_string(1 << (bt.bits - 1))
+                        : " have a scale or -zero*scale that is not an fp16 value");
   if (!bytes) return "";
-  const auto codes = q.codes.contiguous();
-  const auto dc = d.contiguous(), mc = m.contiguous();
-  const auto n = q.out_features(), blocks_per_row = k / 32;
+  const auto codes = q.codes.contiguous(), scale = q.scale.contiguous(), dc = d.contiguous();
+  const auto mc = m.defined() ? m.contiguous() : m;
   bytes->assign(static_cast<std::size_t>(n * blocks_per_row) * bt.bytes, 0);
+  const auto weights = static_cast<std::size_t>(bt.weights);
+  GgufBlock block;
   for (std::int64_t r = 0; r < n; ++r) {
     for (std::int64_t b = 0; b < blocks_per_row; ++b) {
-      const auto at = r * dc.size(1) + (b * 32) / g;
-      pack_gguf_block(bt, codes.data_ptr<std::uint8_t>() + r * k + b * 32, dc.data_ptr<float>()[at],
-                      mc.data_ptr<float>()[at],
-                      bytes->data() + static_cast<std::size_t>(r * blocks_per_row + b) * bt.bytes);
+      std::memcpy(block.codes.data(), codes.data_ptr<std::uint8_t>() + r * k + b * bt.weights, weights);
+      if (bt.k_quant()) {
+        block.d = dc.data_ptr<float>()[r * blocks_per_row + b];
+        const float* s = scale.data_ptr<float>() + (r * blocks_per_row + b) * bt.groups();
+        for (int j = 0; j < bt.groups(); ++j)
+          block.scales[static_cast<std::size_t>(j)] = static_cast<int>(s[j] / block.d);
+        if (bt.form == GgufBlockForm::ScaledWithMins) {
+          block.dmin = block.d * static_cast<float>(half);
+          block.mins = block.scales;
+        }
+      } else {
+        const auto at = r * dc.size(1) + (b * bt.weights) / g;
+        block.d = dc.data_ptr<float>()[at];
+        if (!symmetric) block.m = mc.data_ptr<float>()[at];
+      }
+      pack_gguf_block(bt, block, bytes->data() + static_cast<std::size_t>(r * blocks_per_row + b) * bt.bytes);
     }
   }
   return "";
@@ -158,11 +222,14 @@ std::string settings_refusal(const RunSource& run, GgmlType type, const model::L
   const auto* bt = gguf_block_type(type);
   if (!bt) return "";
   const auto& w = run.config.weight;
-  if (w.bits != bt->bits || w.symmetric != bt->symmetric || w.group_size <= 0 || w.group_size % 32 != 0)
+  const bool symmetric = bt->form != GgufBlockForm::Offset;
+  const bool group_fits = bt->k_quant() ? w.group_size == bt->group : w.group_size > 0 && w.group_size % 32 == 0;
+  if (w.bits != bt->bits || w.symmetric != symmetric || !group_fits)
     return "GGUF " + ggml_type_name(type) + " needs " + std::to_string(bt->bits) + "-bit " +
-           (bt->symmetric ? "symmetric" : "asymmetric") +
-           " codes with a group size that is a multiple of 32 (quantize with --target " + bt->format_id +
-           "); this run is " + w.label();
+           (symmetric ? "symmetric" : "asymmetric") + " codes with " +
+           (bt->k_quant() ? "groups of " + std::to_string(bt->group)
+                          : std::string("a group size that is a multiple of 32")) +
+           " (quantize with --target " + bt->format_id + "); this run is " + w.label();
   return "";
 }
 

@@ -116,6 +116,16 @@ std::string ggml_type_name(GgmlType type) {
       return "Q5_1";
     case GgmlType::Q8_0:
       return "Q8_0";
+    case GgmlType::Q2_K:
+      return "Q2_K";
+    case GgmlType::Q3_K:
+      return "Q3_K";
+    case GgmlType::Q4_K:
+      return "Q4_K";
+    case GgmlType::Q5_K:
+      return "Q5_K";
+    case GgmlType::Q6_K:
+      return "Q6_K";
     case GgmlType::BF16:
       return "BF16";
   }
@@ -127,12 +137,11 @@ std::size_t ggml_row_bytes(GgmlType type, std::uint64_t elements) {
     case GgmlType::F32:
       return elements * 4;
     case GgmlType::F16:
-      return elements * 2;
     case GgmlType::BF16:
       return elements * 2;
     default: {
-      const auto* b = gguf_block_type(type);  // 32-weight blocks (export/gguf_blocks.h)
-      return b ? elements / 32 * b->bytes : 0;
+      const auto* b = gguf_block_type(type);  // export/gguf_blocks.h
+      return b ? elements / static_cast<std::uint64_t>(b->weights) * b->bytes : 0;
     }
   }
 }
@@ -281,14 +290,17 @@ GgufFile::GgufFile(const std::string& path) : file_(std::make_shared<io::MappedF
       elements *= t.ne.back();
     }
     const auto type = c.get<std::uint32_t>("a tensor type");
-    const bool blocks = gguf_block_type(static_cast<GgmlType>(type)) != nullptr;
-    if (type != 0 && type != 1 && type != 30 && !blocks)
+    const auto* blocks = gguf_block_type(static_cast<GgmlType>(type));
+    if (type != 0 && type != 1 && type != 30 && !blocks) {
+      std::string known = "F32, F16, BF16";
+      for (const auto& b : gguf_block_types()) known += ", " + ggml_type_name(b.type);
       throw Error(path + ": tensor \"" + t.name + "\" has ggml type " + std::to_string(type) +
-                  ", which this reader does not decode (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0)");
+                  ", which this reader does not decode (" + known + ")");
+    }
     t.type = static_cast<GgmlType>(type);
-    if (blocks && t.ne[0] % 32 != 0)
-      throw Error(path + ": tensor \"" + t.name + "\" has rows of " + std::to_string(t.ne[0]) +
-                  ", not whole 32-element blocks");
+    if (blocks && t.ne[0] % static_cast<std::uint64_t>(blocks->weights) != 0)
+      throw Error(path + ": tensor \"" + t.name + "\" has rows of " + std::to_string(t.ne[0]) + ", not whole " +
+                  std::to_string(blocks->weights) + "-element blocks");
     t.nbytes = ggml_row_bytes(t.type, elements);
     offsets.push_back(c.get<std::uint64_t>("a tensor offset"));
     if (offsets.back() % alignment != 0) throw Error(path + ": tensor \"" + t.name + "\" is not aligned");

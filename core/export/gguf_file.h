@@ -17,7 +17,21 @@
 namespace tessera::exporting {
 
 // ggml tensor types this project writes or reads (ggml.h enum ggml_type).
-enum class GgmlType : std::uint32_t { F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, BF16 = 30 };
+enum class GgmlType : std::uint32_t {
+  F32 = 0,
+  F16 = 1,
+  Q4_0 = 2,
+  Q4_1 = 3,
+  Q5_0 = 6,
+  Q5_1 = 7,
+  Q8_0 = 8,
+  Q2_K = 10,
+  Q3_K = 11,
+  Q4_K = 12,
+  Q5_K = 13,
+  Q6_K = 14,
+  BF16 = 30
+};
 std::string ggml_type_name(GgmlType type);
 // Bytes of `elements` (a multiple of the type's block size) of `type`.
 std::size_t ggml_row_bytes(GgmlType type, std::uint64_t elements);

@@ -17,16 +17,11 @@ std::vector<std::int64_t> torch_shape(const GgufTensorInfo& t) {
   return s;
 }
 
-// Walks the 32-weight blocks of a block-type tensor: f(block index, d, m, codes[32]).
+// Walks the blocks of a block-type tensor: f(block index, block).
 template <typename F>
 void for_each_block(const GgufTensorInfo& t, const GgufBlockType& type, F&& f) {
   const std::size_t blocks = t.nbytes / type.bytes;
-  std::uint8_t codes[32];
-  float d = 0, m = 0;
-  for (std::size_t b = 0; b < blocks; ++b) {
-    unpack_gguf_block(type, t.data + b * type.bytes, codes, d, m);
-    f(b, d, m, codes);
-  }
+  for (std::size_t b = 0; b < blocks; ++b) f(b, unpack_gguf_block(type, t.data + b * type.bytes));
 }
 
 }  // namespace
@@ -44,10 +39,10 @@ torch::Tensor decode_gguf_tensor(const GgufTensorInfo& t) {
       if (const auto* type = gguf_block_type(t.type)) {
         auto out = torch::empty(shape, torch::kFloat32);
         float* y = out.data_ptr<float>();
-        // ggml's dequantize_row_*: d and m widened from fp16, then one product (and sum) in fp32.
-        for_each_block(t, *type, [&](std::size_t b, float d, float m, const std::uint8_t* codes) {
-          for (int j = 0; j < 32; ++j)
-            y[b * 32 + static_cast<std::size_t>(j)] = gguf_block_value(*type, codes[j], d, m);
+        // ggml's dequantize_row_*: the fp16 fields widened, then the products (and sum) in fp32.
+        const auto n = static_cast<std::size_t>(type->weights);
+        for_each_block(t, *type, [&](std::size_t b, const GgufBlock& block) {
+          for (std::size_t j = 0; j < n; ++j) y[b * n + j] = gguf_block_value(*type, block, static_cast<int>(j));
         });
         return out;
       }
@@ -60,8 +55,9 @@ torch::Tensor gguf_block_codes(const GgufTensorInfo& t) {
   if (!type) throw Error("GGUF tensor \"" + t.name + "\" is " + ggml_type_name(t.type) + ", not a block type");
   auto out = torch::empty(torch_shape(t), torch::kUInt8);
   auto* dst = out.data_ptr<std::uint8_t>();
+  const auto n = static_cast<std::size_t>(type->weights);
   for_each_block(t, *type,
-                 [&](std::size_t b, float, float, const std::uint8_t* codes) { std::memcpy(dst + b * 32, codes, 32); });
+                 [&](std::size_t b, const GgufBlock& block) { std::memcpy(dst + b * n, block.codes.data(), n); });
   return out;
 }
 

@@ -91,6 +91,25 @@ __global__ void step_kernel(const float* scale, const float* v, float* step, std
     step[k] = representable_scale(scale[k] * 2.0f * rsig(v[k]), scale_bits);
 }
 
+// GGUF k-quant scales, as quant::representable_scales: per row and super-block of `per_block`
+// groups, d = fp16(max x / levels) (at least 2^-24) and step = d * clamp(rint(x / d), 1, levels).
+__global__ void superblock_step_kernel(const float* scale, const float* v, float* step, std::int64_t n_blocks,
+                                       int per_block, int levels) {
+  for (std::int64_t b = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; b < n_blocks;
+       b += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    const std::int64_t first = b * per_block;
+    float top = 0.0f;
+    for (int g = 0; g < per_block; ++g) {
+      const float x = scale[first + g] * 2.0f * rsig(v[first + g]);
+      step[first + g] = x;
+      top = fmaxf(top, x);
+    }
+    const float d = fmaxf(representable_scale(top / static_cast<float>(levels), 11), ldexpf(1.0f, -24));
+    for (int g = 0; g < per_block; ++g)
+      step[first + g] = d * fminf(fmaxf(rintf(step[first + g] / d), 1.0f), static_cast<float>(levels));
+  }
+}
+
 // VEC consecutive elements per thread; VEC divides cols and group, so they share row and group.
 template <typename Code, typename Out, int VEC>
 __global__ void dense_weight_kernel(const Code* codes, const float* zero, const float* step, Out* out,
@@ -244,7 +263,12 @@ bool vectorizable(const SoftLayer& l, int vec) { return l.cols % vec == 0 && l.g
 
 void soft_weight_forward(const SoftLayer& l, Dtype out_type, void* out, cudaStream_t stream) {
   const auto n_groups = l.rows * l.groups;
-  step_kernel<<<blocks_for(n_groups), kThreads, 0, stream>>>(l.scale, l.v, l.step, n_groups, l.scale_bits);
+  if (l.superblock_levels > 0)
+    superblock_step_kernel<<<blocks_for(n_groups / l.superblock_groups), kThreads, 0, stream>>>(
+        l.scale, l.v, l.step, n_groups / l.superblock_groups, static_cast<int>(l.superblock_groups),
+        l.superblock_levels);
+  else
+    step_kernel<<<blocks_for(n_groups), kThreads, 0, stream>>>(l.scale, l.v, l.step, n_groups, l.scale_bits);
   with_code_type(l.code_type, [&](auto code_tag) {
     using Code = decltype(code_tag);
     with_dtype(out_type, [&](auto out_tag) {

@@ -21,6 +21,10 @@ struct SoftLayer {
   std::int64_t rows = 0, cols = 0, group = 0, groups = 0;
   float qmax = 0;
   int scale_bits = 0;  // s * delta rounded to fp16 values of this many significant bits (0: not rounded)
+  // > 0: s * delta moved to GGUF k-quant scales d * k, k in 1..superblock_levels, per run of
+  // superblock_groups groups of a row (quant::representable_scales); scale_bits is then 0.
+  int superblock_levels = 0;
+  std::int64_t superblock_groups = 0;
   CodeType code_type = CodeType::I8;
   // Hard elements: their final code (floor(W/s) + z + rounding, before the clamp to [0, qmax]);
   // soft elements: floor(W/s) + z, clamped to [-1, qmax] (outside it the clamp of the soft code
@@ -56,7 +60,8 @@ struct AdamGroups {
 };
 
 // W = s * delta * (clamp(code (+ rsig(nu) where soft), 0, qmax) - z) into `out` ([rows, cols],
-// contiguous), and layer.step = s * delta (rounded per layer.scale_bits) for the backward pass.
+// contiguous), and layer.step = s * delta (rounded per layer.scale_bits or superblock_levels) for
+// the backward pass.
 void soft_weight_forward(const SoftLayer& layer, Dtype out_type, void* out, cudaStream_t stream);
 
 // From dL/dW: grad_nu [soft_count] and grad_v [rows, groups] (for tests; training uses the fused

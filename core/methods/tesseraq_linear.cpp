@@ -116,6 +116,13 @@ kernels::SoftLayer kernel_layer(TesseraqLinear& l, torch::Tensor& step, torch::T
   k.groups = l.scale.size(1);
   k.qmax = static_cast<float>(l.qmax());
   k.scale_bits = l.spec.scale_bits;
+  if (l.spec.superblock_levels > 0) {
+    k.superblock_levels = l.spec.superblock_levels;
+    k.superblock_groups = quant::WeightQuantSpec::kSuperBlockColumns / l.group;
+    if (k.groups % k.superblock_groups != 0)
+      throw Error("TesseraQ kernels: GGUF k-quant scales need rows of whole 256-column super-blocks, a layer has " +
+                  std::to_string(k.cols) + " columns");
+  }
   k.code_type = l.codes.scalar_type() == torch::kInt8 ? kernels::CodeType::I8 : kernels::CodeType::I16;
   k.codes = l.codes.data_ptr();
   k.scale = l.scale.data_ptr<float>();
@@ -200,9 +207,7 @@ bool TesseraqLinear::runs_kernels() const {
 
 torch::Tensor TesseraqLinear::dst_factor() const { return 2.0 * rectified_sigmoid(v); }
 
-torch::Tensor TesseraqLinear::grid_step() const {
-  return quant::representable_scales(scale * dst_factor(), spec.scale_bits);
-}
+torch::Tensor TesseraqLinear::grid_step() const { return quant::representable_scales(scale * dst_factor(), spec); }
 
 void TesseraqLinear::write_weight(torch::Tensor& out) {
   torch::NoGradGuard no_grad;

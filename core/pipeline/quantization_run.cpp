@@ -95,6 +95,16 @@ RunSummary run_quantization(const RunConfig& config, const std::string& run_dir,
   if (tokenizer_path.empty()) throw Error("no tokenizer found beside " + config.model + "; set \"tokenizer\"");
   auto tokenizer = text::load_tokenizer(tokenizer_path);
   text::check_tokenizer_matches_model(*tokenizer, mc.vocab_size, config.model);
+  if (config.weight.superblock_levels > 0) {  // GGUF k-quants: whole super-blocks per row
+    const auto columns = quant::WeightQuantSpec::kSuperBlockColumns;
+    for (const auto& [what, in] : {std::pair<const char*, std::int64_t>{"hidden size", mc.hidden_size},
+                                   {"attention width (heads x head dim)", mc.num_heads * mc.head_dim},
+                                   {"intermediate size", mc.intermediate_size}})
+      if (in % columns != 0)
+        throw Error("target " + config.target + " stores rows in super-blocks of " + std::to_string(columns) +
+                    " weights, but " + config.model + " has a " + what + " of " + std::to_string(in) +
+                    "; a target of 32-weight blocks (gguf-q4_0 ... gguf-q8_0) fits any multiple of 32");
+  }
   if (config.seq_len > mc.max_position_embeddings)
     throw Error("calibration seq_len " + std::to_string(config.seq_len) + " exceeds the model's context of " +
                 std::to_string(mc.max_position_embeddings));
@@ -140,7 +150,8 @@ RunSummary run_quantization(const RunConfig& config, const std::string& run_dir,
 
   // Calibration activations (inputs on both chains and targets): on the GPU when they fit in the
   // measured free memory with room to spare, otherwise in pinned host memory, streamed per batch.
-  const double act_bytes = 3.0 * calib.samples * calib.seq_len * mc.hidden_size * 4.0;
+  const double act_bytes = 3.0 * static_cast<double>(calib.samples) * static_cast<double>(calib.seq_len) *
+                           static_cast<double>(mc.hidden_size) * 4.0;
   torch::Device store = torch::kCPU;
   std::string placement = "cpu";
   if (device.is_cuda()) {
@@ -275,7 +286,8 @@ RunSummary run_quantization(const RunConfig& config, const std::string& run_dir,
     done.value = after;
     done.before = before;
     done.seconds = secs;
-    done.eta_seconds = computed ? method_seconds / computed * static_cast<double>(mc.num_layers - 1 - k) : 0;
+    done.eta_seconds =
+        computed ? method_seconds / static_cast<double>(computed) * static_cast<double>(mc.num_layers - 1 - k) : 0;
     events.on_event(done);
   }
   summary.seconds = elapsed();

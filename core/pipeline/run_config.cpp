@@ -118,8 +118,7 @@ std::vector<methods::SettingIssue> RunConfig::issues() const {
     const auto* t = quant::find_grid_target(target);
     if (!t) {
       add("target", "unknown target \"" + target + "\" (available: " + quant::grid_target_ids() + ")");
-    } else if (weight.bits != t->spec.bits || weight.group_size != t->spec.group_size ||
-               weight.symmetric != t->spec.symmetric || weight.scale_bits != t->spec.scale_bits) {
+    } else if (!weight.same_grid(t->spec)) {
       add("target", "target " + target + " is " + t->spec.label() + ", the weight settings say " + weight.label());
     }
   }

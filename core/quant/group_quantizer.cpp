@@ -23,20 +23,52 @@ std::pair<torch::Tensor, torch::Tensor> group_min_max(const torch::Tensor& w, st
   return {std::get<0>(g.min(2)), std::get<0>(g.max(2))};
 }
 
-torch::Tensor representable_scales(const torch::Tensor& s, int scale_bits) {
-  if (scale_bits <= 0) return s;
+namespace {
+
+// x rounded (to nearest, ties to even) to a value of at most `bits` significant bits and no finer
+// than fp16's subnormal spacing 2^-24. x = m 2^e with m in [0.5, 1): a p-bit significand has
+// spacing 2^(e - p). Dividing and multiplying by powers of two is exact, so only the round rounds.
+torch::Tensor round_significant_bits(const torch::Tensor& x, int bits) {
+  const auto e = std::get<1>(torch::frexp(x)).to(torch::kFloat32);
+  const auto spacing = torch::exp2(torch::clamp_min(e - static_cast<double>(bits), -24.0));
+  return torch::round(x / spacing) * spacing;
+}
+
+void check_fp16_range(const torch::Tensor& rounded, const torch::Tensor& x) {
+  if ((rounded.abs() > 65504.0).any().item<bool>())
+    throw Error("a quantization scale of " + std::to_string(x.abs().max().item<double>()) +
+                " is beyond fp16's range (65504), which the chosen GGUF target stores");
+}
+
+// GGUF k-quant scales: per row and super-block of groups, d = fp16(max s / n), s = d clamp(round(s
+// / d), 1, n). The largest scale keeps k = n (x / fp16(x / n) is within n 2^-11 of n), so the
+// export finds d again as max s / n.
+torch::Tensor superblock_scales(const torch::Tensor& x, std::int64_t groups_per_block, int levels) {
+  if (x.dim() != 2 || x.size(1) % groups_per_block != 0)
+    throw Error("GGUF k-quant grids need rows of whole " + std::to_string(WeightQuantSpec::kSuperBlockColumns) +
+                "-column super-blocks; a weight has " + std::to_string(x.size(-1)) + " groups, not a multiple of " +
+                std::to_string(groups_per_block));
+  const auto blocks = x.reshape({x.size(0), -1, groups_per_block});
+  const auto top = std::get<0>(blocks.max(2, /*keepdim=*/true));
+  const auto d = torch::clamp_min(round_significant_bits(top / static_cast<double>(levels), 11), std::pow(2.0, -24));
+  check_fp16_range(d, x);
+  return (d * torch::clamp(torch::round(blocks / d), 1.0, static_cast<double>(levels))).reshape(x.sizes());
+}
+
+}  // namespace
+
+torch::Tensor representable_scales(const torch::Tensor& s, const WeightQuantSpec& spec) {
+  if (spec.scale_bits <= 0 && spec.superblock_levels <= 0) return s;
   torch::Tensor rounded;
   {
     torch::NoGradGuard no_grad;
     const auto x = s.detach().to(torch::kFloat32);
-    // x = m 2^e with m in [0.5, 1): a p-bit significand has spacing 2^(e - p), fp16's subnormals
-    // 2^-24 at least. Dividing and multiplying by powers of two is exact, so only the round rounds.
-    const auto e = std::get<1>(torch::frexp(x)).to(torch::kFloat32);
-    const auto spacing = torch::exp2(torch::clamp_min(e - static_cast<double>(scale_bits), -24.0));
-    rounded = torch::round(x / spacing) * spacing;
-    if ((rounded.abs() > 65504.0).any().item<bool>())
-      throw Error("a quantization scale of " + std::to_string(x.abs().max().item<double>()) +
-                  " is beyond fp16's range (65504), which the chosen GGUF target stores");
+    if (spec.superblock_levels > 0) {
+      rounded = superblock_scales(x, WeightQuantSpec::kSuperBlockColumns / spec.group_size, spec.superblock_levels);
+    } else {
+      rounded = round_significant_bits(x, spec.scale_bits);
+      check_fp16_range(rounded, x);
+    }
   }
   return s + (rounded.to(s.scalar_type()) - s).detach();
 }
@@ -58,11 +90,11 @@ GroupGrid compute_grid(const torch::Tensor& w, const WeightQuantSpec& spec, cons
   GroupGrid grid;
   if (spec.symmetric) {
     const double qmax = std::pow(2.0, spec.bits - 1) - 1.0;
-    grid.scale = representable_scales(torch::clamp_min(torch::max(lo.abs(), hi.abs()), 1e-5) / qmax, spec.scale_bits);
+    grid.scale = representable_scales(torch::clamp_min(torch::max(lo.abs(), hi.abs()), 1e-5) / qmax, spec);
     grid.zero = torch::full_like(grid.scale, std::pow(2.0, spec.bits - 1));
   } else {
     const double qmax = std::pow(2.0, spec.bits) - 1.0;
-    grid.scale = representable_scales(torch::clamp_min(hi - lo, 1e-5) / qmax, spec.scale_bits);
+    grid.scale = representable_scales(torch::clamp_min(hi - lo, 1e-5) / qmax, spec);
     grid.zero = torch::clamp(-torch::round(lo / grid.scale), 0.0, qmax);
   }
   return grid;

@@ -25,10 +25,12 @@ torch::Tensor ungrouped(const torch::Tensor& g, std::int64_t cols);
 // Per (row, group) min and max of w [O, I] (float32). Returns {lo, hi}, each [O, G].
 std::pair<torch::Tensor, torch::Tensor> group_min_max(const torch::Tensor& w, std::int64_t group_size);
 
-// Scales s rounded (to nearest, ties to even) to fp16 values of at most `scale_bits` significant
-// bits (WeightQuantSpec::scale_bits; 0 returns s), with a straight-through gradient. Throws when a
-// scale is beyond fp16's range. The TesseraQ CUDA kernels round the same way.
-torch::Tensor representable_scales(const torch::Tensor& s, int scale_bits);
+// Scales s [O, G] moved to the nearest that the spec's GGUF target stores, with a straight-through
+// gradient: fp16 values of at most spec.scale_bits significant bits (rounded to nearest, ties to
+// even), or for k-quant grids (spec.superblock_levels) d * k per super-block. Returns s when the
+// spec has neither. Throws when a scale is beyond fp16's range. The TesseraQ CUDA kernels round
+// the same way.
+torch::Tensor representable_scales(const torch::Tensor& s, const WeightQuantSpec& spec);
 
 // The grid from (optionally clipped) group bounds. `clip_ratio` [O, G] or undefined (= 1).
 GroupGrid compute_grid(const torch::Tensor& w, const WeightQuantSpec& spec, const torch::Tensor& clip_ratio = {});

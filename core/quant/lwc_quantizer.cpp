@@ -17,12 +17,11 @@ GroupGrid lwc_grid(const torch::Tensor& w, const WeightQuantSpec& spec, const to
   GroupGrid grid;
   if (spec.symmetric) {
     const double qmax = std::pow(2.0, spec.bits - 1) - 1.0;
-    grid.scale =
-        representable_scales(torch::clamp(torch::max(lo_c.abs(), hi_c.abs()), 1e-5, 1e4) / qmax, spec.scale_bits);
+    grid.scale = representable_scales(torch::clamp(torch::max(lo_c.abs(), hi_c.abs()), 1e-5, 1e4) / qmax, spec);
     grid.zero = torch::full_like(hi.detach(), std::pow(2.0, spec.bits - 1));
   } else {
     const double qmax = std::pow(2.0, spec.bits) - 1.0;
-    grid.scale = representable_scales(torch::clamp(hi_c - lo_c, 1e-5, 1e4) / qmax, spec.scale_bits);
+    grid.scale = representable_scales(torch::clamp(hi_c - lo_c, 1e-5, 1e4) / qmax, spec);
     grid.zero = torch::clamp(-torch::round(lo_c.detach() / grid.scale.detach()), 0.0, qmax);
   }
   return grid;

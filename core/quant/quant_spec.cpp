@@ -18,11 +18,19 @@ void WeightQuantSpec::validate() const {
                 std::to_string(kMaxGroupSize) + "; 0 = per channel)");
   if (scale_bits < 0 || scale_bits > 11)
     throw Error("scale bits must be 0 (fp32 scales) or 1..11 (fp16 scales), not " + std::to_string(scale_bits));
+  if (superblock_levels < 0 || superblock_levels > 127)
+    throw Error("super-block scale levels must be 0 (independent scales) or 1..127, not " +
+                std::to_string(superblock_levels));
+  if (superblock_levels > 0 &&
+      (group_size <= 0 || kSuperBlockColumns % group_size != 0 || !symmetric || scale_bits != 0))
+    throw Error("super-block scales need symmetric codes and a group size dividing " +
+                std::to_string(kSuperBlockColumns) + " (got " + label() + ")");
 }
 
 std::string WeightQuantSpec::label() const {
   return "W" + std::to_string(bits) + (group_size <= 0 ? " per-channel" : " g" + std::to_string(group_size)) +
-         (symmetric ? " sym" : "") + (scale_bits > 0 ? " fp16-scales" : "");
+         (symmetric ? " sym" : "") + (scale_bits > 0 ? " fp16-scales" : "") +
+         (superblock_levels > 0 ? " k-quant-scales" : "");
 }
 
 }  // namespace tessera::quant

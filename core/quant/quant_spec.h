@@ -14,6 +14,11 @@ struct WeightQuantSpec {
   // 0: scales are any fp32 value. p in 1..11: every scale is an fp16 value of at most p significant
   // bits, so that a GGUF block type stores it, and -zero * scale, exactly (quant/grid_target.h).
   int scale_bits = 0;
+  // 0: group scales are independent. n > 0 (GGUF's k-quants, quant/grid_target.h): within each
+  // super-block of kSuperBlockColumns input columns of a row, the group scales are d * k with d an
+  // fp16 value and k an integer in 1..n.
+  int superblock_levels = 0;
+  static constexpr std::int64_t kSuperBlockColumns = 256;  // ggml's QK_K
 
   void validate() const;  // throws naming the bad field
   std::int64_t effective_group(std::int64_t in_features) const { return group_size <= 0 ? in_features : group_size; }
@@ -22,6 +27,10 @@ struct WeightQuantSpec {
     return (in_features + g - 1) / g;
   }
   std::string label() const;  // "W4 g128", "W2 per-channel"
+  bool same_grid(const WeightQuantSpec& o) const {
+    return bits == o.bits && group_size == o.group_size && symmetric == o.symmetric && scale_bits == o.scale_bits &&
+           superblock_levels == o.superblock_levels;
+  }
 };
 
 }  // namespace tessera::quant

@@ -5,8 +5,10 @@
 #
 #   bash tests/bench/gguf_target_table.sh BUILD_DIR DATA_DIR WORK_DIR   # prints a markdown table
 #
-# MODELS (default "stories260K TinyStories-656K"), TARGETS (default all five), METHODS (default
-# "rtn awq tesseraq").
+# MODELS (default "stories260K TinyStories-656K"), TARGETS (default the five 32-weight types),
+# METHODS (default "rtn awq tesseraq"). The k-quants need rows of 256: MODELS=stories260K-wide
+# TARGETS="gguf-q2_k gguf-q3_k gguf-q4_k gguf-q6_k" uses stories260K widened with zeros to rows of
+# 256 (tests/support/synthetic_model.h, written by build/tests/bench/tessera_write_wide_model).
 set -u -o pipefail
 BUILD_DIR="$(cd "$1" && pwd)" D="$(cd "$2" && pwd)" work="$3"
 MODELS="${MODELS:-stories260K TinyStories-656K}"
@@ -16,7 +18,13 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 exe="$BUILD_DIR/app/tessera"
 text="$D/text/tinystories/sample.txt"
 rm -rf "$work"; mkdir -p "$work"
-model_path() { [ "$1" = stories260K ] && echo "$D/models/stories260K/stories260K.bin" || echo "$D/models/$1"; }
+model_path() {
+  case "$1" in
+    stories260K) echo "$D/models/stories260K/stories260K.bin" ;;
+    stories260K-wide) TESSERA_SHARED_DIR="$(dirname "$D")" "$BUILD_DIR/tests/bench/tessera_write_wide_model" "$work/wide" ;;
+    *) echo "$D/models/$1" ;;
+  esac
+}
 echo "| model | target | method | Tessera ppl (run) | llama.cpp ppl (file) | relative | file bytes | run s |"
 echo "|---|---|---|---|---|---|---|---|"
 for m in $MODELS; do

@@ -3,13 +3,17 @@
 // refused for plain RTN runs (their fp32 scales are not fp16 values, so llama.cpp cannot reproduce
 // (q - z) * s) and written, bit-exact, for runs made with the matching --target by every method;
 // corruption and truncation are detected.
+#include <c10/util/Half.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
+#include <random>
+#include <vector>
 
 #include "api/export_jobs.h"
 #include "api/model_jobs.h"
@@ -22,6 +26,7 @@
 #include "pipeline/quantization_run.h"
 #include "pipeline/run_directory.h"
 #include "quant/grid_target.h"
+#include "synthetic_model.h"
 #include "tessera_test.h"
 #include "test_data.h"
 
@@ -33,6 +38,178 @@ namespace {
 const std::string& w4_run() {
   static const std::string dir = tessera_test::rtn_run(4, "export-gguf-w4");
   return dir;
+}
+
+float ggml_fp16(const std::uint8_t* p) {
+  std::uint16_t h;
+  std::memcpy(&h, p, 2);
+  return static_cast<float>(c10::Half(h, c10::Half::from_bits()));
+}
+
+// ggml-quants.c dequantize_row_* for one block, transcribed loop by loop (ggml-common.h's block
+// layouts as byte offsets), independently of export/gguf_blocks.cpp.
+std::vector<float> ggml_dequantize(exporting::GgmlType type, const std::uint8_t* x) {
+  using exporting::GgmlType;
+  std::vector<float> out(256);
+  float* y = out.data();
+  switch (type) {
+    case GgmlType::Q4_0: {
+      const float d = ggml_fp16(x);
+      const std::uint8_t* qs = x + 2;
+      for (int j = 0; j < 16; ++j) {
+        const int x0 = (qs[j] & 0x0F) - 8, x1 = (qs[j] >> 4) - 8;
+        y[j] = x0 * d;
+        y[j + 16] = x1 * d;
+      }
+      break;
+    }
+    case GgmlType::Q4_1: {
+      const float d = ggml_fp16(x), m = ggml_fp16(x + 2);
+      const std::uint8_t* qs = x + 4;
+      for (int j = 0; j < 16; ++j) {
+        const int x0 = qs[j] & 0x0F, x1 = qs[j] >> 4;
+        y[j] = x0 * d + m;
+        y[j + 16] = x1 * d + m;
+      }
+      break;
+    }
+    case GgmlType::Q5_0:
+    case GgmlType::Q5_1: {
+      const bool one = type == GgmlType::Q5_1;
+      const float d = ggml_fp16(x), m = one ? ggml_fp16(x + 2) : 0.f;
+      std::uint32_t qh;
+      std::memcpy(&qh, x + (one ? 4 : 2), 4);
+      const std::uint8_t* qs = x + (one ? 8 : 6);
+      for (int j = 0; j < 16; ++j) {
+        const std::uint8_t xh_0 = ((qh >> (j + 0)) << 4) & 0x10;
+        const std::uint8_t xh_1 = ((qh >> (j + 12))) & 0x10;
+        if (one) {
+          const int x0 = (qs[j] & 0x0F) | xh_0, x1 = (qs[j] >> 4) | xh_1;
+          y[j] = x0 * d + m;
+          y[j + 16] = x1 * d + m;
+        } else {
+          const int x0 = ((qs[j] & 0x0F) | xh_0) - 16, x1 = ((qs[j] >> 4) | xh_1) - 16;
+          y[j] = x0 * d;
+          y[j + 16] = x1 * d;
+        }
+      }
+      break;
+    }
+    case GgmlType::Q8_0: {
+      const float d = ggml_fp16(x);
+      for (int j = 0; j < 32; ++j) y[j] = static_cast<std::int8_t>(x[2 + j]) * d;
+      break;
+    }
+    case GgmlType::Q2_K: {
+      const std::uint8_t* scales = x;
+      const std::uint8_t* q = x + 16;
+      const float d = ggml_fp16(x + 80), min = ggml_fp16(x + 82);
+      int is = 0;
+      for (int n = 0; n < 256; n += 128) {
+        int shift = 0;
+        for (int j = 0; j < 4; ++j) {
+          std::uint8_t sc = scales[is++];
+          float dl = d * (sc & 0xF), ml = min * (sc >> 4);
+          for (int l = 0; l < 16; ++l) *y++ = dl * ((std::int8_t)((q[l] >> shift) & 3)) - ml;
+          sc = scales[is++];
+          dl = d * (sc & 0xF), ml = min * (sc >> 4);
+          for (int l = 0; l < 16; ++l) *y++ = dl * ((std::int8_t)((q[l + 16] >> shift) & 3)) - ml;
+          shift += 2;
+        }
+        q += 32;
+      }
+      break;
+    }
+    case GgmlType::Q3_K: {
+      const std::uint32_t kmask1 = 0x03030303, kmask2 = 0x0f0f0f0f;
+      std::uint32_t aux[4];
+      const std::int8_t* scales = reinterpret_cast<const std::int8_t*>(aux);
+      const float d_all = ggml_fp16(x + 108);
+      const std::uint8_t* q = x + 32;
+      const std::uint8_t* hm = x;
+      std::uint8_t m = 1;
+      std::memcpy(aux, x + 96, 12);
+      const std::uint32_t tmp = aux[2];
+      aux[2] = ((aux[0] >> 4) & kmask2) | (((tmp >> 4) & kmask1) << 4);
+      aux[3] = ((aux[1] >> 4) & kmask2) | (((tmp >> 6) & kmask1) << 4);
+      aux[0] = (aux[0] & kmask2) | (((tmp >> 0) & kmask1) << 4);
+      aux[1] = (aux[1] & kmask2) | (((tmp >> 2) & kmask1) << 4);
+      int is = 0;
+      for (int n = 0; n < 256; n += 128) {
+        int shift = 0;
+        for (int j = 0; j < 4; ++j) {
+          float dl = d_all * (scales[is++] - 32);
+          for (int l = 0; l < 16; ++l) *y++ = dl * ((std::int8_t)((q[l + 0] >> shift) & 3) - ((hm[l + 0] & m) ? 0 : 4));
+          dl = d_all * (scales[is++] - 32);
+          for (int l = 0; l < 16; ++l)
+            *y++ = dl * ((std::int8_t)((q[l + 16] >> shift) & 3) - ((hm[l + 16] & m) ? 0 : 4));
+          shift += 2;
+          m <<= 1;
+        }
+        q += 32;
+      }
+      break;
+    }
+    case GgmlType::Q4_K:
+    case GgmlType::Q5_K: {
+      const bool five = type == GgmlType::Q5_K;
+      auto scale_min = [](int j, const std::uint8_t* q, std::uint8_t* dd, std::uint8_t* mm) {
+        if (j < 4) {
+          *dd = q[j] & 63;
+          *mm = q[j + 4] & 63;
+        } else {
+          *dd = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+          *mm = (q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4);
+        }
+      };
+      const float d = ggml_fp16(x), min = ggml_fp16(x + 2);
+      const std::uint8_t* sc_bytes = x + 4;
+      const std::uint8_t* qh = x + 16;
+      const std::uint8_t* ql = x + (five ? 48 : 16);
+      int is = 0;
+      std::uint8_t sc, m, u1 = 1, u2 = 2;
+      for (int j = 0; j < 256; j += 64) {
+        scale_min(is + 0, sc_bytes, &sc, &m);
+        const float d1 = d * sc, m1 = min * m;
+        scale_min(is + 1, sc_bytes, &sc, &m);
+        const float d2 = d * sc, m2 = min * m;
+        for (int l = 0; l < 32; ++l) *y++ = d1 * ((ql[l] & 0xF) + (five && (qh[l] & u1) ? 16 : 0)) - m1;
+        for (int l = 0; l < 32; ++l) *y++ = d2 * ((ql[l] >> 4) + (five && (qh[l] & u2) ? 16 : 0)) - m2;
+        ql += 32;
+        is += 2;
+        u1 <<= 2;
+        u2 <<= 2;
+      }
+      break;
+    }
+    case GgmlType::Q6_K: {
+      const float d = ggml_fp16(x + 208);
+      const std::uint8_t* ql = x;
+      const std::uint8_t* qh = x + 128;
+      const std::int8_t* sc = reinterpret_cast<const std::int8_t*>(x + 192);
+      for (int n = 0; n < 256; n += 128) {
+        for (int l = 0; l < 32; ++l) {
+          const int is = l / 16;
+          const std::int8_t q1 = (std::int8_t)((ql[l + 0] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+          const std::int8_t q2 = (std::int8_t)((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+          const std::int8_t q3 = (std::int8_t)((ql[l + 0] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+          const std::int8_t q4 = (std::int8_t)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+          y[l + 0] = d * sc[is + 0] * q1;
+          y[l + 32] = d * sc[is + 2] * q2;
+          y[l + 64] = d * sc[is + 4] * q3;
+          y[l + 96] = d * sc[is + 6] * q4;
+        }
+        y += 128;
+        ql += 64;
+        qh += 32;
+        sc += 8;
+      }
+      break;
+    }
+    default:
+      break;
+  }
+  return out;
 }
 
 }  // namespace
@@ -84,17 +261,21 @@ class TestExportGguf : public QObject {
     QVERIFY2(!q40.available && q40.reason.find("4-bit symmetric codes") != std::string::npos, q40.reason.c_str());
   }
 
-  // Each block type packs and unpacks one block as ggml lays it out (block_q4_0 ... block_q8_0):
-  // golden bytes for d = 0.5 (fp16 0x3800), m = -1.25 (0xBD00) and the codes j mod 2^bits.
-  void blockCodecsMatchGgmlsLayout() {
+  // The 32-weight types pack one block as ggml lays it out (block_q4_0 ... block_q8_0): golden
+  // bytes for d = 0.5 (fp16 0x3800), m = -1.25 (0xBD00) and the codes j mod 2^bits.
+  void legacyBlocksMatchGoldenBytes() {
     for (const auto& t : exporting::gguf_block_types()) {
-      std::uint8_t codes[32], bytes[40], back[32];
-      for (int j = 0; j < 32; ++j) codes[j] = static_cast<std::uint8_t>((j * (t.bits == 8 ? 8 : 1)) % (1 << t.bits));
-      exporting::pack_gguf_block(t, codes, 0.5f, -1.25f, bytes);
+      if (t.k_quant()) continue;
+      exporting::GgufBlock b;
+      for (int j = 0; j < 32; ++j) b.codes[j] = static_cast<std::uint8_t>((j * (t.bits == 8 ? 8 : 1)) % (1 << t.bits));
+      b.d = 0.5f;
+      b.m = t.form == exporting::GgufBlockForm::Offset ? -1.25f : 0.f;
+      std::uint8_t bytes[40];
+      exporting::pack_gguf_block(t, b, bytes);
       const std::string name = exporting::ggml_type_name(t.type);
       QVERIFY2(bytes[0] == 0x00 && bytes[1] == 0x38, (name + ": d").c_str());
       std::size_t at = 2;
-      if (!t.symmetric) {
+      if (t.form == exporting::GgufBlockForm::Offset) {
         QVERIFY2(bytes[2] == 0x00 && bytes[3] == 0xBD, (name + ": m").c_str());
         at = 4;
       }
@@ -111,17 +292,56 @@ class TestExportGguf : public QObject {
         QCOMPARE(static_cast<int>(bytes[at + 15]), 0xFF);
       }
       QCOMPARE(at + (t.bits == 8 ? 32 : 16), t.bytes);
-      float d = 0, m = 0;
-      exporting::unpack_gguf_block(t, bytes, back, d, m);
-      QVERIFY2(std::memcmp(codes, back, 32) == 0, (name + ": codes after unpacking").c_str());
-      QCOMPARE(d, 0.5f);
-      QCOMPARE(m, t.symmetric ? 0.f : -1.25f);
-      const float expected = t.symmetric ? (static_cast<float>(codes[5]) - static_cast<float>(1 << (t.bits - 1))) * 0.5f
-                                         : static_cast<float>(codes[5]) * 0.5f - 1.25f;
-      QCOMPARE(exporting::gguf_block_value(t, codes[5], d, m), expected);
-      codes[7] = static_cast<std::uint8_t>(1 << t.bits);
-      if (t.bits < 8)
-        TESSERA_VERIFY_THROWS_WITH(exporting::pack_gguf_block(t, codes, 0.5f, 0.f, bytes), "does not fit");
+    }
+  }
+
+  // Every type, 32-weight and k-quant: random blocks (seeded, every field over its whole range)
+  // packed, then decoded by a line-by-line transcription of ggml's dequantize_row_* loops
+  // (ggml_dequantize below), give exactly gguf_block_value of the unpacked fields, which equal the
+  // packed ones; out-of-range codes and scales are refused.
+  void blockCodecsMatchGgmlsLoops() {
+    std::mt19937 rng(5);
+    auto uniform = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+    auto fp16 = [&] {  // a random fp16 value of either sign, normal or subnormal
+      const auto bits = static_cast<std::uint16_t>(uniform(0, 0x7BFF) | (uniform(0, 1) << 15));
+      return static_cast<float>(c10::Half(bits, c10::Half::from_bits()));
+    };
+    for (const auto& t : exporting::gguf_block_types()) {
+      const std::string name = exporting::ggml_type_name(t.type);
+      for (int trial = 0; trial < 200; ++trial) {
+        exporting::GgufBlock b;
+        for (int j = 0; j < t.weights; ++j) b.codes[j] = static_cast<std::uint8_t>(uniform(0, (1 << t.bits) - 1));
+        b.d = fp16();
+        if (t.form == exporting::GgufBlockForm::Offset) b.m = fp16();
+        if (t.form == exporting::GgufBlockForm::ScaledWithMins) b.dmin = fp16();
+        for (int g = 0; t.k_quant() && g < t.groups(); ++g) {
+          b.scales[g] = uniform(t.scale_min, t.scale_max);
+          if (t.form == exporting::GgufBlockForm::ScaledWithMins) b.mins[g] = uniform(0, t.scale_max);
+        }
+        std::vector<std::uint8_t> bytes(t.bytes);
+        exporting::pack_gguf_block(t, b, bytes.data());
+        const auto back = exporting::unpack_gguf_block(t, bytes.data());
+        QVERIFY2(back.codes == b.codes && back.scales == b.scales && back.mins == b.mins && back.d == b.d &&
+                     back.m == b.m && back.dmin == b.dmin,
+                 (name + ": fields after unpacking").c_str());
+        const auto ggml = ggml_dequantize(t.type, bytes.data());
+        for (int j = 0; j < t.weights; ++j) {
+          const float v = exporting::gguf_block_value(t, back, j);
+          if (!(std::memcmp(&v, &ggml[j], 4) == 0 || (std::isnan(v) && std::isnan(ggml[j]))))
+            QFAIL((name + ": element " + std::to_string(j) + " decodes to " + std::to_string(v) + ", ggml's loop " +
+                   std::to_string(ggml[j]))
+                      .c_str());
+        }
+      }
+      exporting::GgufBlock bad;
+      std::vector<std::uint8_t> bytes(t.bytes);
+      bad.codes[7] = static_cast<std::uint8_t>(1 << t.bits);
+      if (t.bits < 8) TESSERA_VERIFY_THROWS_WITH(exporting::pack_gguf_block(t, bad, bytes.data()), "does not fit");
+      if (t.k_quant()) {
+        bad.codes[7] = 0;
+        bad.scales[3] = t.scale_max + 1;
+        TESSERA_VERIFY_THROWS_WITH(exporting::pack_gguf_block(t, bad, bytes.data()), "scale");
+      }
     }
   }
 
@@ -132,6 +352,7 @@ class TestExportGguf : public QObject {
     TESSERA_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
     TESSERA_REQUIRE_DATA(text, "text/tinystories/sample.txt");
     for (const auto& target : quant::grid_targets()) {
+      if (target.spec.superblock_levels > 0) continue;  // kQuantTargetsExportBitExactly
       const auto run = tessera_test::target_run(target.id);
       const auto& id = target.id;
       QVERIFY2(tessera_test::export_format(run, id).available, tessera_test::export_format(run, id).reason.c_str());
@@ -160,6 +381,45 @@ class TestExportGguf : public QObject {
         TESSERA_VERIFY_THROWS_WITH(exporting::verify_gguf(source, out), "truncated");
         TESSERA_VERIFY_THROWS_WITH(model::load_model(out), "truncated");
       }
+    }
+  }
+
+  // The k-quant targets on stories260K widened to rows of 256 (tests/support/synthetic_model.h;
+  // stories260K's own 64 and 172 are refused before any work): every Linear is written as super-blocks, the self-check
+  // passes, and the file scores the run's perplexity exactly. TesseraQ's DST scales and OmniQuant's
+  // learned clipping land on the d * k lattice as well.
+  void kQuantTargetsExportBitExactly() {
+    TESSERA_REQUIRE_DATA(text, "text/tinystories/sample.txt");
+    TESSERA_REQUIRE_DATA(stories, "models/stories260K/stories260K.bin");
+    TESSERA_VERIFY_THROWS_WITH(tessera_test::target_run("gguf-q4_k"), "super-blocks of 256");
+    const auto model = tessera_test::write_wide_stories260k(tessera_test::fresh_temp_dir("wide-stories260k"));
+    QVERIFY(!model.empty());
+    // The widened checkpoint computes stories260K's function (RMSNorm's epsilon aside).
+    const double wide = tessera_test::perplexity("", model, text), narrow = tessera_test::perplexity("", stories, text);
+    std::printf("stories260K ppl %.9f, widened to rows of 256: %.9f\n", narrow, wide);
+    QVERIFY2(std::fabs(wide / narrow - 1) < 1e-3, std::to_string(wide).c_str());
+    for (const auto& [id, method] : std::vector<std::pair<std::string, std::string>>{{"gguf-q2_k", "rtn"},
+                                                                                     {"gguf-q3_k", "tesseraq"},
+                                                                                     {"gguf-q4_k", "awq"},
+                                                                                     {"gguf-q5_k", "omniquant"},
+                                                                                     {"gguf-q6_k", "rtn"}}) {
+      const auto run = tessera_test::target_run(id, method, model);
+      const auto out = tessera_test::fresh_temp_dir("export-k-" + id) + "/m.gguf";
+      const auto r = api::export_run({run, out, id, "fp32", false});
+      QVERIFY2(r.not_converted.empty(), r.not_converted.empty() ? "" : r.not_converted.front().c_str());
+      const auto type_name = exporting::ggml_type_name(exporting::gguf_block_type(id)->type);
+      QVERIFY2(r.self_check.find("35 " + type_name) != std::string::npos, r.self_check.c_str());
+      const double from_run = tessera_test::perplexity(run, "", text),
+                   from_export = tessera_test::perplexity("", out, text);
+      std::printf("%s (%s): ppl run %.9f export %.9f, %lld bytes\n", id.c_str(), method.c_str(), from_run, from_export,
+                  (long long)r.bytes);
+      QCOMPARE(from_export, from_run);
+      // Every super-block's largest scale is d * (largest k): the target's projection.
+      const exporting::GgufFile f(out);
+      const auto& t = f.tensor("blk.0.ffn_down.weight");
+      const auto& bt = *exporting::gguf_block_type(t.type);
+      const auto first = exporting::unpack_gguf_block(bt, t.data);
+      QCOMPARE(*std::max_element(first.scales.begin(), first.scales.begin() + bt.groups()), bt.scale_max);
     }
   }
 
@@ -260,8 +520,9 @@ class TestExportGguf : public QObject {
 };
 
 TESSERA_TEST_MAIN(TestExportGguf, craftedHeadersAreRefused, f32ScoresExactlyLikeTheRun, f16PassesItsSelfCheck,
-                  q41IsRefusedWhenNotExact, blockCodecsMatchGgmlsLayout, targetRunsExportBitExactly,
-                  everyMethodHonoursTheTarget, damagedStatisticsAreLeftOut, failedGgufExportLeavesNothing)
+                  q41IsRefusedWhenNotExact, legacyBlocksMatchGoldenBytes, blockCodecsMatchGgmlsLoops,
+                  targetRunsExportBitExactly, kQuantTargetsExportBitExactly, everyMethodHonoursTheTarget,
+                  damagedStatisticsAreLeftOut, failedGgufExportLeavesNothing)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_export_gguf.moc"
 #endif

@@ -13,6 +13,7 @@
 #include "pipeline/run_config.h"
 #include "pipeline/run_directory.h"
 #include "quant/activation_quantizer.h"
+#include "quant/grid_target.h"
 #include "quant/group_quantizer.h"
 #include "resume_check.h"
 #include "small_run.h"
@@ -196,13 +197,18 @@ class TestQuantization : public QObject {
   // fp16's round-to-nearest-even; 7 for Q4_1 so that -z*s, z < 16, is an fp16 value as well),
   // beyond fp16's range refused; the target in run.json only when set, consistent with wbits/group.
   void gridTargetsRoundScalesAndRoundTrip() {
+    auto fp16_scales = [](int significant_bits) {
+      quant::WeightQuantSpec spec;
+      spec.scale_bits = significant_bits;
+      return spec;
+    };
     torch::manual_seed(9);
     const auto s =
         torch::cat({torch::rand({1000}) * 0.1, torch::rand({100}) * 1e-4, torch::tensor({1e-5f, 3.0e-7f, 65000.f})});
-    const auto s11 = quant::representable_scales(s, 11);
+    const auto s11 = quant::representable_scales(s, fp16_scales(11));
     QVERIFY(torch::equal(s11, s.to(torch::kHalf).to(torch::kFloat32)));
-    QVERIFY(torch::equal(quant::representable_scales(s, 0), s));
-    const auto s7 = quant::representable_scales(s, 7);
+    QVERIFY(torch::equal(quant::representable_scales(s, fp16_scales(0)), s));
+    const auto s7 = quant::representable_scales(s, fp16_scales(7));
     const auto normal = s >= 6.2e-5;  // below, fp16's subnormal spacing 2^-24 limits the precision
     QVERIFY((((s7 - s).abs() / s).masked_select(normal) <= 1.0 / 128 + 1e-7).all().item<bool>());
     const auto moderate = s7.masked_select(s7 < 1000);  // z * 65000 is beyond fp16's range anyway
@@ -212,9 +218,10 @@ class TestQuantization : public QObject {
     }
     // Straight-through: the gradient of the rounded scale is that of the scale.
     auto x = s.clone().set_requires_grad(true);
-    quant::representable_scales(x, 7).sum().backward();
+    quant::representable_scales(x, fp16_scales(7)).sum().backward();
     QVERIFY(torch::equal(x.grad(), torch::ones_like(s)));
-    TESSERA_VERIFY_THROWS_WITH(quant::representable_scales(torch::tensor({70000.f}), 11), "beyond fp16's range");
+    TESSERA_VERIFY_THROWS_WITH(quant::representable_scales(torch::tensor({70000.f}), fp16_scales(11)),
+                               "beyond fp16's range");
 
     pipeline::RunConfig c;
     c.model = "m.bin";
@@ -234,10 +241,44 @@ class TestQuantization : public QObject {
         pipeline::RunConfig::from_json_text(R"({"model":"m","calib":"c","target":"gguf-q4_0","wbits":3})", "x.json"),
         "target gguf-q4_0 is W4 g32 sym fp16-scales");
     TESSERA_VERIFY_THROWS_WITH(
-        pipeline::RunConfig::from_json_text(R"({"model":"m","calib":"c","target":"gguf-q2_k"})", "x.json"),
-        "unknown target \"gguf-q2_k\" (available: gguf-q4_0, gguf-q4_1");
+        pipeline::RunConfig::from_json_text(R"({"model":"m","calib":"c","target":"gguf-q7_k"})", "x.json"),
+        "unknown target \"gguf-q7_k\" (available: gguf-q4_0, gguf-q4_1");
     c.weight.bits = 3;
     TESSERA_VERIFY_THROWS_WITH(c.validate(), "target gguf-q4_1 is W4 g32 fp16-scales");
+  }
+
+  // k-quant targets: per row and 256 columns, the scales become d * k with d an fp16 value and k in
+  // 1..n, the largest k = n (so that the export finds d as max / n); each moves by at most half a
+  // step d / 2 (k >= 1 clamps tiny ones up); straight-through gradient; ragged rows refused.
+  void kQuantScalesAreSuperBlockMultiples() {
+    const auto* q3k = quant::find_grid_target("gguf-q3_k");
+    QVERIFY(q3k != nullptr);
+    const auto& spec = q3k->spec;  // groups of 16, k in 1..31
+    torch::manual_seed(4);
+    auto s = torch::rand({6, 48}) * 0.05 + 1e-4;  // 3 super-blocks of 16 groups per row
+    const auto x = s.clone().set_requires_grad(true);
+    const auto r = quant::representable_scales(x, spec);
+    r.sum().backward();
+    QVERIFY(torch::equal(x.grad(), torch::ones_like(s)));
+    const auto blocks = r.detach().reshape({6, 3, 16});
+    const auto d = std::get<0>(blocks.max(2, true)) / spec.superblock_levels;
+    QVERIFY(torch::equal(d, d.to(torch::kHalf).to(torch::kFloat32)));
+    const auto k = blocks / d;
+    QVERIFY(torch::equal(k, torch::round(k)));
+    QVERIFY((k >= 1).all().item<bool>() && (k <= spec.superblock_levels).all().item<bool>());
+    // Each scale moves by at most half a step; those below half a step (k would be 0) become d.
+    const auto orig = s.reshape({6, 3, 16});
+    const auto small = orig < d / 2;
+    QVERIFY(small.any().item<bool>());
+    QVERIFY(((blocks - orig).abs() / d).masked_select(small.logical_not()).le(0.5 + 1e-4).all().item<bool>());
+    QVERIFY(blocks.masked_select(small).eq(d.expand_as(blocks).masked_select(small)).all().item<bool>());
+    TESSERA_VERIFY_THROWS_WITH(quant::representable_scales(torch::rand({2, 20}), spec), "super-blocks");
+    // The grids of the methods land there too: RTN's compute_grid.
+    const auto w = torch::randn({4, 512});
+    const auto grid = quant::compute_grid(w, spec);
+    const auto gd = std::get<0>(grid.scale.reshape({4, 2, 16}).max(2, true)) / spec.superblock_levels;
+    QVERIFY(torch::equal(grid.scale.reshape({4, 2, 16}) / gd, torch::round(grid.scale.reshape({4, 2, 16}) / gd)));
+    QVERIFY((grid.zero == 4).all().item<bool>());
   }
 
   void runConfigRoundTripsAndNamesBadFields() {
@@ -311,8 +352,8 @@ TESSERA_TEST_MAIN(TestQuantization, handComputedTwoBitGroup, roundTripErrorIsAtM
                   activationQuantizerIsPerTokenWithStraightThroughGradient, calibrationIsSeeded,
                   calibrationReadsJsonLinesAndRejectsEmptyCorpora, awqScalingPreservesTheBlockFunction,
                   interruptedRunResumesToIdenticalCodes, resumeWithChangedSettingsIsRefused,
-                  gridTargetsRoundScalesAndRoundTrip, runConfigRoundTripsAndNamesBadFields,
-                  w8RtnStaysWithinOnePercentOfFp)
+                  gridTargetsRoundScalesAndRoundTrip, kQuantScalesAreSuperBlockMultiples,
+                  runConfigRoundTripsAndNamesBadFields, w8RtnStaysWithinOnePercentOfFp)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_quantization.moc"
 #endif

@@ -63,8 +63,7 @@ torch::Tensor formula(const methods::TesseraqLinear& l, const torch::Tensor& nu,
   const auto h = torch::where(soft, methods::rectified_sigmoid(nu), torch::zeros_like(nu));
   // s * delta on the scales a GGUF target allows (straight through the rounding).
   const auto step = quant::expand_groups(
-      quant::representable_scales(l.scale * (2.0 * methods::rectified_sigmoid(v)), l.spec.scale_bits), l.group,
-      l.cols());
+      quant::representable_scales(l.scale * (2.0 * methods::rectified_sigmoid(v)), l.spec), l.group, l.cols());
   const auto z = quant::expand_groups(l.zero, l.group, l.cols());
   return step * (torch::clamp(l.codes.to(torch::kFloat32) + h, 0.0, l.qmax()) - z);
 }

@@ -3,6 +3,7 @@
 // model with the same protocol, the format list entry for a run, and flipping one bit of a tensor.
 #include <algorithm>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <string>
 
@@ -35,10 +36,11 @@ inline std::string rtn_run(int bits, const std::string& name, std::int64_t group
 
 // A run of stories260K (or `model`) made with `--target target` (quant/grid_target.h), whose grid
 // is exactly what that GGUF block type stores; same calibration as rtn_run.
+// `model`: relative to shared/data, or an absolute path (a synthetic checkpoint).
 inline std::string target_run(const std::string& target, const std::string& method = "rtn",
                               const std::string& model = "models/stories260K/stories260K.bin") {
   tessera::pipeline::RunConfig c;
-  c.model = shared_data(model);
+  c.model = std::filesystem::path(model).is_absolute() ? model : shared_data(model);
   c.calib = shared_data("text/tinystories/train-sample.txt");
   c.method = method;
   c.target = target;
