@@ -17,6 +17,8 @@
 #    parallel ($OUT/quality.md; BITS, SEEDS and REPEAT_FIRST=1 as in tests/bench/quality_table.sh)
 # 7. nvidia-smi; everything else this script prints goes to $OUT/run.log
 # 7b. full_run: one TesseraQ run with the full paper20 x 250 schedule on stories260K ($OUT/full_run.json)
+# 7c. forecast: tests/bench/forecast_gpu_table.sh, the memory forecast against measured GPU and host
+#    peaks ($OUT/forecast_gpu.md)
 # 8. worker: the CUDA build's `tessera worker` driven as the workbench drives it
 #    (installers/gpu-worker-jobs.py: devices, TesseraQ on stories260K and TinyStories-656K;
 #    $OUT/worker-stream.jsonl, $OUT/worker-stderr.log, $OUT/gpu-run/{run.json,events.jsonl})
@@ -166,6 +168,10 @@ step_full_run() {  # one TesseraQ run with the paper's full schedule (20 x 250 s
   return "$rc"
 }
 
+step_forecast() {  # issue 14: the memory forecast against measured GPU and host peaks
+  bash "$ROOT/tests/bench/forecast_gpu_table.sh" "$BUILD_DIR" "$DEPS/data" | tee "$RESULTS/forecast_gpu.md"
+}
+
 step_worker() {
   python3 "$ROOT/installers/gpu-worker-jobs.py" "$BUILD_DIR/app/tessera" "$DEPS/data" "$RESULTS"
 }
@@ -174,7 +180,7 @@ skipped() { case " ${SKIP:-} " in *" $1 "*) record "$1" "skipped (SKIP)" 0 "-"; 
 
 export ROOT RESULTS BUILD_DIR DEPS TABLE_BITS TABLE_ONLY OQ_EPOCHS
 export -f step_build step_ctest step_bench step_reference step_eval step_quant step_tesseraq_bench step_table step_full_run \
-  step_worker step_quality step_kernel_profile
+  step_worker step_quality step_kernel_profile step_forecast
 
 main() {
   banner "tessera gpu-run in $ROOT, results in $RESULTS"
@@ -222,6 +228,7 @@ main() {
   skipped kernel_profile || run_step kernel_profile "kernel_profile.md" 180 step_kernel_profile
   skipped quality || run_step quality "quality.md" 420 step_quality
   skipped table || run_step table "table.md table_runs.log" "${TABLE_LIMIT:-400}" step_table
+  skipped forecast || run_step forecast "forecast_gpu.md" "${FORECAST_LIMIT:-360}" step_forecast
   skipped full_run || run_step full_run "full_run.json" 300 step_full_run
   skipped quant || run_step quant "quant.log" 240 bash -c 'step_quant 2>&1 | tee "$RESULTS/quant.log"'
   skipped eval_cuda || run_step eval_cuda "eval_cuda.json" 90 step_eval cuda

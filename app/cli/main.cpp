@@ -21,6 +21,7 @@
 #include "methods/method_registry.h"
 #include "pipeline/memory_forecast.h"
 #include "pipeline/run_presets.h"
+#include "runtime/error_message.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/version.h"
@@ -54,9 +55,11 @@ commands:
             block-wise quantization; --group 0 = per channel; every finished block is saved in
             DIR, --resume continues an interrupted run; --eval F scores the result on F;
             --lr sets both TesseraQ learning rates unless --scale-lr is given; --target
-            gguf-q4_0|gguf-q4_1|gguf-q5_0|gguf-q5_1|gguf-q8_0 restricts the grid to exactly what that
-            GGUF block type stores (bits, groups of 32, fp16 scales), so `export --format` of the
-            same name is bit-exact (none: no target); presets
+            gguf-q4_0|gguf-q4_1|gguf-q5_0|gguf-q5_1|gguf-q8_0 (groups of 32, fp16 scales) or
+            gguf-q2_k|gguf-q3_k|gguf-q4_k|gguf-q5_k|gguf-q6_k (super-blocks of 256: fp16 scale
+            times small integer scales per 16 or 32, symmetric codes; rows must be multiples of
+            256) restricts the grid to exactly what that GGUF block type stores, so `export
+            --format` of the same name is bit-exact (none: no target); presets
             (resources/presets: W2A16g128, W2A16g64, W2A16, W3A16g128, W4A16, W4A4, cpu-quick)
             apply first, the other options override them; before any work the peak host and
             GPU memory is forecast (as `plan` prints it) and the run refused, naming settings
@@ -73,7 +76,8 @@ commands:
               gptq-v1    GPTQ folder, checkpoint_format gptq (only when every zero point >= 1)
               awq        AWQ-GEMM folder (4-bit with groups)
               gguf-f32, gguf-f16   GGUF file for llama.cpp
-              gguf-q4_0, gguf-q4_1, gguf-q5_0, gguf-q5_1, gguf-q8_0   GGUF with those blocks from
+              gguf-q4_0, gguf-q4_1, gguf-q5_0, gguf-q5_1, gguf-q8_0,
+              gguf-q2_k, gguf-q3_k, gguf-q4_k, gguf-q5_k, gguf-q6_k   GGUF with those blocks from
                          the codes where they decode bit-identically (always after quantize
                          --target of the same name), F32 elsewhere
             --dtype sets the float tensors and the GPTQ/AWQ scales (fp32 = the run's numbers
@@ -471,7 +475,9 @@ int run_quantize(const CliOptions& o) {
                  {"forecast_host_bytes", forecast.host_bytes},
                  {"forecast_gpu_bytes", forecast.gpu_bytes},
                  {"peak_rss_bytes", rep.peak_rss_bytes},
-                 {"peak_gpu_bytes", rep.peak_gpu_bytes}};
+                 {"peak_gpu_bytes", rep.peak_gpu_bytes},
+                 {"peak_gpu_reserved_bytes", rep.peak_gpu_reserved_bytes},
+                 {"gpu_outside_allocator_bytes", rep.gpu_outside_allocator_bytes}};
   if (o.has("eval")) {
     tessera::api::EvalRequest r;
     r.run_dir = out;
@@ -604,7 +610,7 @@ int main(int argc, char** argv) {
     std::cerr << "cancelled\n";
     return 130;
   } catch (const std::exception& e) {
-    std::cerr << "error: " << e.what() << "\n";
+    std::cerr << "error: " << tessera::runtime::error_message(e) << "\n";
     return 1;
   }
 }

@@ -27,6 +27,7 @@
 #include "pipeline/quantization_run.h"
 #include "pipeline/run_directory.h"
 #include "protocol/worker_protocol.h"
+#include "runtime/error_message.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/stop_token.h"
@@ -189,7 +190,7 @@ class WorkerServer {
                                         {{"step_events_at_request", raw->step_events_at_cancel_request.load()},
                                          {"step_events", raw->step_events.load()}}));
       } catch (const std::exception& e) {
-        out_.send(protocol::job_message("error", id, {{"message", e.what()}}));
+        out_.send(protocol::job_message("error", id, {{"message", runtime::error_message(e)}}));
       }
       raw->done = true;
     });

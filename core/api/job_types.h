@@ -57,11 +57,15 @@ struct QuantizeReport {
   std::vector<eval::LayerStats> layers;
   std::vector<double> loss_rtn, loss;             // per block output loss: plain RTN vs the method
   double peak_gpu_bytes = 0, peak_rss_bytes = 0;  // of the sampled memory (Memory events)
+  // CUDA runs: the allocator's peak of reserved segments, and what the process holds on the device
+  // outside the allocator at the end (context, kernels, library handles); their sum is the run's
+  // peak device memory as nvidia-smi counts it (what the memory forecast's GPU figure estimates).
+  double peak_gpu_reserved_bytes = 0, gpu_outside_allocator_bytes = 0;
 };
 
 // One export format and whether it can hold a given run exactly (for the GUI's format list).
 struct ExportFormatInfo {
-  std::string id;     // the --format value: hf, gptq, gptq-v1, awq, gguf-f32, gguf-f16, gguf-q4_0 ... gguf-q8_0
+  std::string id;     // the --format value: hf, gptq, gptq-v1, awq, gguf-f32, gguf-f16, gguf-q4_0 ... gguf-q6_k
   std::string label;  // "Fake-quant Hugging Face folder (safetensors)"
   bool available = false;
   std::string reason;  // why not, when !available ("AWQ-GEMM holds 4-bit only")

@@ -100,6 +100,9 @@ QuantizeReport quantize(const pipeline::RunConfig& config, const std::string& ru
     try {
       const auto device = runtime::parse_device(config.device);
       r.peak_gpu_bytes = std::max(r.peak_gpu_bytes, runtime::peak_gpu_memory_gib(device) * 1024.0 * 1024.0 * 1024.0);
+      const auto peaks = runtime::gpu_memory_peaks(device);
+      r.peak_gpu_reserved_bytes = peaks.peak_reserved_bytes;
+      r.gpu_outside_allocator_bytes = peaks.outside_allocator_bytes;
     } catch (const std::exception&) {
     }
   }

@@ -39,7 +39,8 @@ const char* type_name(SettingType t) {
 std::string shortest(double v) {
   char buf[32];
   for (int precision = 6; precision <= 17; ++precision) {
-    std::snprintf(buf, sizeof buf, "%.*g", precision, v);
+    // %.17g of any double needs at most 24 characters; a negative result is an encoding error.
+    if (std::snprintf(buf, sizeof buf, "%.*g", precision, v) < 0) return "?";
     if (std::strtod(buf, nullptr) == v) break;
   }
   return buf;

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <iomanip>
 #include <map>
 #include <sstream>
 
@@ -512,11 +513,14 @@ std::vector<Allocs> eval_phases(const Ctx& c, const ForecastOptions& o, double t
   return phases;
 }
 
-std::string fmt_count(double count) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, count == std::floor(count) ? "%.0f" : "%.1f", count);
-  return buf;
+// One number with a fixed-precision format; the buffer holds any double these formats print.
+std::string format_number(const char* format, double value) {
+  char buf[400];
+  const int n = std::snprintf(buf, sizeof buf, format, value);
+  return n < 0 ? std::string("?") : std::string(buf);
 }
+
+std::string fmt_count(double count) { return format_number(count == std::floor(count) ? "%.0f" : "%.1f", count); }
 
 // The peak of a replay: the GPU's (largest phase) or the host's (block cache retention).
 struct Peak {
@@ -686,17 +690,11 @@ double dtype_bytes(const std::string& torch_dtype) {
 }  // namespace
 
 std::string format_bytes(double bytes) {
-  char buf[48];
   const double a = std::fabs(bytes);
-  if (a >= 1024.0 * 1024 * 1024)
-    std::snprintf(buf, sizeof buf, "%.2f GiB", bytes / (1024.0 * 1024 * 1024));
-  else if (a >= 1024.0 * 1024)
-    std::snprintf(buf, sizeof buf, "%.1f MiB", bytes / (1024.0 * 1024));
-  else if (a >= 1024.0)
-    std::snprintf(buf, sizeof buf, "%.1f KiB", bytes / 1024.0);
-  else
-    std::snprintf(buf, sizeof buf, "%.0f B", bytes);
-  return buf;
+  if (a >= 1024.0 * 1024 * 1024) return format_number("%.2f GiB", bytes / (1024.0 * 1024 * 1024));
+  if (a >= 1024.0 * 1024) return format_number("%.1f MiB", bytes / (1024.0 * 1024));
+  if (a >= 1024.0) return format_number("%.1f KiB", bytes / 1024.0);
+  return format_number("%.0f B", bytes);
 }
 
 MemoryForecast forecast_memory(const RunConfig& run, const model::LlamaConfig& m, const ForecastOptions& o) {
@@ -970,15 +968,12 @@ std::string memory_refusal(const MemoryForecast& f, const RunConfig& config, con
 
 std::string format_memory_forecast(const MemoryForecast& f) {
   std::ostringstream out;
-  char line[512];
   auto table = [&](const char* title, double total, const std::string& phase, const std::vector<MemoryTerm>& terms) {
-    std::snprintf(line, sizeof line, "%s peak  %s  (in %s)\n", title, format_bytes(total).c_str(), phase.c_str());
-    out << line;
+    out << title << " peak  " << format_bytes(total) << "  (in " << phase << ")\n";
     for (const auto& t : terms) {
       const auto detail = t.detail.size() > 110 ? t.detail.substr(0, 107) + "..." : t.detail;
-      std::snprintf(line, sizeof line, "  %-58s %12s  %s\n", t.name.c_str(), format_bytes(t.bytes).c_str(),
-                    detail.c_str());
-      out << line;
+      out << "  " << std::left << std::setw(58) << t.name << " " << std::right << std::setw(12) << format_bytes(t.bytes)
+          << "  " << detail << "\n";
     }
   };
   out << "memory forecast (activations: " << format_bytes(f.activation_bytes) << " per chain, kept in " << f.placement

@@ -48,7 +48,13 @@ void configure_threads(int reserved_cores) {
   done = true;
   // TESSERA_THREADS overrides the core count (e.g. to leave cores to other work).
   int threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) - reserved_cores);
-  if (const char* env = std::getenv("TESSERA_THREADS")) threads = std::max(1, std::atoi(env));
+  if (const char* env = std::getenv("TESSERA_THREADS")) {
+    char* end = nullptr;
+    const long n = std::strtol(env, &end, 10);
+    if (end == env || *end != '\0' || n < 1 || n > 4096)
+      throw Error(std::string("TESSERA_THREADS must be a whole number of threads from 1 to 4096, not \"") + env + "\"");
+    threads = static_cast<int>(n);
+  }
   torch::set_num_threads(threads);
   size_blas_threads(threads);
   keep_freed_memory_in_the_heap();
@@ -124,6 +130,25 @@ double gpu_memory_in_use_bytes(const torch::Device& device) {
 #endif
   (void)device;
   return 0.0;
+}
+
+GpuMemoryPeaks gpu_memory_peaks(const torch::Device& device) {
+  GpuMemoryPeaks p;
+#ifdef TESSERA_WITH_CUDA
+  if (device.is_cuda()) {
+    const int index = device.index() < 0 ? 0 : device.index();
+    c10::cuda::device_synchronize();
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(index);
+    const auto& reserved = stats.reserved_bytes[static_cast<std::size_t>(c10::CachingAllocator::StatType::AGGREGATE)];
+    p.peak_reserved_bytes = static_cast<double>(reserved.peak);
+    p.reserved_bytes = static_cast<double>(reserved.current);
+    std::size_t free_bytes = 0, total = 0;
+    if (cudaMemGetInfo(&free_bytes, &total) == cudaSuccess)
+      p.outside_allocator_bytes = static_cast<double>(total - free_bytes) - p.reserved_bytes;
+  }
+#endif
+  (void)device;
+  return p;
 }
 
 void reset_peak_gpu_memory(const torch::Device& device) {

@@ -32,6 +32,14 @@ double peak_gpu_memory_gib(const torch::Device& device);
 // Bytes currently held by tensors on a CUDA device (no synchronisation); 0 on CPU.
 double gpu_memory_in_use_bytes(const torch::Device& device);
 void reset_peak_gpu_memory(const torch::Device& device);
+// What a whole-device figure (nvidia-smi's "used") is made of: the allocator's reserved segments
+// (their peak since the last reset, and now) and what the process holds outside the allocator
+// (CUDA context, kernels, library handles: device used now minus reserved now, assuming no other
+// process on the device). All 0 on CPU.
+struct GpuMemoryPeaks {
+  double peak_reserved_bytes = 0, reserved_bytes = 0, outside_allocator_bytes = 0;
+};
+GpuMemoryPeaks gpu_memory_peaks(const torch::Device& device);
 void synchronize(const torch::Device& device);
 // Free memory on a CUDA device in bytes (cudaMemGetInfo); -1 on CPU or when unknown.
 std::int64_t free_device_memory(const torch::Device& device);  // waits for queued GPU work; no-op on CPU

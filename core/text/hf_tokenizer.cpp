@@ -11,6 +11,7 @@
 
 #include "text/bpe_model.h"
 #include "text/byte_level.h"
+#include "text/byte_piece.h"
 #include "text/unicode_regex.h"
 #include "text/utf8.h"
 #include "util/error.h"
@@ -118,7 +119,7 @@ void check_nfc_inert(std::string_view text, const std::string& file) {
     const char32_t c = utf8::decode(text, i);
     if (!nfc_inert(c)) {
       char hex[16];
-      std::snprintf(hex, sizeof(hex), "U+%04X", static_cast<unsigned>(c));
+      if (std::snprintf(hex, sizeof(hex), "U+%04X", static_cast<unsigned>(c)) < 0) hex[0] = '\0';
       throw Error(file + ": the NFC normalizer is supported only for text it leaves unchanged; " + hex + " (byte " +
                   std::to_string(i) + ") may need composing, which Tessera does not implement");
     }
@@ -855,10 +856,7 @@ std::string HfTokenizer::decode_token(std::int32_t previous, std::int32_t token)
         s = replace_all(d.pattern, d.text, s);
         break;
       case DecoderStep::kByteFallback: {
-        unsigned int byte = 0;
-        char tail = 0;
-        if (s.size() == 6 && std::sscanf(s.c_str(), "<0x%2X%c", &byte, &tail) == 2 && tail == '>')
-          s = std::string(1, static_cast<char>(byte));
+        if (const int byte = byte_of_piece(s); byte >= 0) s = std::string(1, static_cast<char>(byte));
         break;
       }
       case DecoderStep::kFuse:

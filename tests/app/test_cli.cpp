@@ -1,10 +1,14 @@
 // The tessera command line, run as a user would run it: outputs, --json, exit codes and messages.
 #include <sys/stat.h>
+#include <torch/torch.h>
 
 #include <filesystem>
+#include <new>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 
 #include "cli_runner.h"
+#include "runtime/error_message.h"
 #include "tessera_test.h"
 #include "test_data.h"
 
@@ -132,11 +136,33 @@ class TestCli : public QObject {
       QVERIFY(std::filesystem::exists(run + "/run.json"));
     }
   }
+
+  // What reaches the user when an exception gets to the CLI's (or the worker's) last handler:
+  // std::filesystem's as "<operation> <path>: <reason>", libtorch's first line without its C++
+  // backtrace (out of memory with what to do), std::bad_alloc as host memory exhausted.
+  void lastResortMessagesNameWhatIsWrong() {
+    const std::filesystem::filesystem_error fe("cannot create directories", "/data/runs/x",
+                                               std::make_error_code(std::errc::no_space_on_device));
+    QCOMPARE(tessera::runtime::error_message(fe),
+             std::string("cannot create directories /data/runs/x: No space left on device"));
+    try {
+      (void)torch::empty({1LL << 40}, torch::kFloat32);  // 4 TiB
+      QFAIL("allocating 4 TiB succeeded");
+    } catch (const std::exception& e) {
+      const auto m = tessera::runtime::error_message(e);
+      QVERIFY2((m.find("out of memory") == 0 || m.find("out of host memory") == 0) &&
+                   m.find("tessera plan") != std::string::npos,
+               m.c_str());
+      QVERIFY2(m.find("frame #") == std::string::npos && m.find('\n') == std::string::npos, m.c_str());
+    }
+    QVERIFY(tessera::runtime::error_message(std::bad_alloc()).find("out of host memory") == 0);
+    QCOMPARE(tessera::runtime::error_message(std::runtime_error("plain")), std::string("plain"));
+  }
 };
 
 TESSERA_TEST_MAIN(TestCli, infoJsonDescribesTheModel, tokenizeCountsWikiText2, generateAndEvalWork,
                   convertWritesALoadableFolder, errorsAreMessagesWithNonZeroExit, hostileValuesAreRefused,
-                  exportNeverReplacesItsRun)
+                  exportNeverReplacesItsRun, lastResortMessagesNameWhatIsWrong)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_cli.moc"
 #endif
