@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Core's folders as layers (docs/architecture.md): a file in core/<folder>/ may include headers of
+its own folder and of folders in lower layers only. Fails naming every include that goes up a layer,
+unless it is one of the KNOWN_UPWARD edges below (debt that docs/architecture.md explains, each to be
+removed by moving code); an entry that no longer occurs also fails, so the list only shrinks.
+
+    python3 tests/static/check_layers.py [ROOT]
+"""
+import pathlib
+import re
+import sys
+
+# Lowest first; folders on one line form one layer and may include each other.
+LAYERS = [
+    ["util"],
+    ["io", "runtime", "kernels"],
+    ["quant"],
+    ["text"],
+    ["model"],
+    ["eval"],
+    ["pipeline", "methods"],  # run settings and the run loop, and the methods it drives
+    ["export"],
+    ["api"],
+    ["protocol"],
+]
+
+# (file, included header): includes that go up today.
+KNOWN_UPWARD = {
+    # model_loader dispatches to the GGUF/GPTQ/AWQ importers, which live with their exporters.
+    ("model/model_loader.cpp", "export/gguf_import.h"),
+    ("model/model_loader.cpp", "export/quantized_import.h"),
+    # The GGUF vocabulary reader lives with the GGUF exporter.
+    ("text/tokenizer_loader.cpp", "export/gguf_import.h"),
+    # QuantizedBlock lives in pipeline/, and the layer statistics read it.
+    ("eval/layer_stats.h", "pipeline/quantized_block.h"),
+    # events.jsonl is written with the worker protocol's JSON of a RunEvent.
+    ("pipeline/run_event_log.cpp", "protocol/worker_protocol.h"),
+}
+
+INCLUDE = re.compile(r'^\s*#\s*include\s+"([a-z_0-9]+)/[^"]+"', re.M)
+
+
+def main():
+    root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else pathlib.Path(__file__).resolve().parents[2])
+    core = root / "core"
+    layer_of = {folder: i for i, layer in enumerate(LAYERS) for folder in layer}
+    folders = sorted(p.name for p in core.iterdir() if p.is_dir())
+    unknown = [f for f in folders if f not in layer_of]
+    if unknown:
+        print("check_layers: core folders without a layer in tests/static/check_layers.py: " + ", ".join(unknown))
+        return 1
+    upward, seen_known = [], set()
+    for path in sorted(core.rglob("*")):
+        if path.suffix not in (".h", ".cpp", ".cu") or not path.is_file():
+            continue
+        rel = path.relative_to(core).as_posix()
+        own = rel.split("/")[0]
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for m in INCLUDE.finditer(text):
+            target = m.group(1)
+            if target not in layer_of or layer_of[target] <= layer_of[own]:
+                continue
+            header = m.group(0).split('"')[1]
+            if (rel, header) in KNOWN_UPWARD:
+                seen_known.add((rel, header))
+                continue
+            line = text.count("\n", 0, m.start()) + 1
+            upward.append(f"core/{rel}:{line}: {own} (layer {layer_of[own]}) includes {header} (layer {layer_of[target]})")
+    stale = sorted(KNOWN_UPWARD - seen_known)
+    for u in upward:
+        print(u)
+    for f, h in stale:
+        print(f"check_layers: the known upward include {f} -> {h} is gone: remove it from KNOWN_UPWARD")
+    if upward:
+        print(f"check_layers: {len(upward)} include(s) go up a layer; move the code down, or the include up "
+              "(layers in tests/static/check_layers.py and docs/architecture.md)")
+    if upward or stale:
+        return 1
+    print(f"check_layers: {len(folders)} folders in {len(LAYERS)} layers, no new upward include "
+          f"({len(KNOWN_UPWARD)} known, listed in the script)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
