@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iomanip>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "methods/method_registry.h"
@@ -23,14 +24,36 @@ const double kCpuProcessBaselineBytes = 168.0 * 1024 * 1024;
 const double kCpuComputeWarmupBytes = 20.0 * 1024 * 1024;
 // The CUDA build (PyTorch 2.x wheel) on an H100, from the recorded run tests/data/gpu-run-stories260K
 // (its Memory events, a `tessera worker`): RSS 474 MiB after tokenizing train-sample.txt, before any
-// CUDA call, where this build has 168 + 92 (free heap the tokenizer left): 212 MiB more libraries;
-// then a peak of 1409 MiB once CUDA ran, where the other terms add up to 212 + 168 + 20 + 92: 917 MiB
-// of CUDA context, kernels and their host-side state. One run, so estimates.
+// CUDA call, where this build has 168 + 92 (free heap the tokenizer left): 212 MiB more libraries.
 const double kCudaHostLibrariesBytes = 212.0 * 1024 * 1024;
-const double kCudaHostOverheadBytes = 917.0 * 1024 * 1024;
-// The CUDA context, and kernels loaded, on the device, outside libtorch's allocator: not visible in
-// the recorded events (they report the allocator's bytes); an estimate.
-const double kCudaDeviceOverheadBytes = 0.5 * 1024 * 1024 * 1024;
+// CUDA's context, the kernels loaded and their host-side state, which grow with the kernels a method
+// uses (CUDA loads modules lazily): the peak RSS of `tessera quantize` on an H100 (PyTorch 2.11, CUDA
+// 13) of stories260K, 128 x 256 windows, minus this forecast's other terms (488 MiB), per method.
+// tests/bench/RESULTS.md ("Memory forecast on the GPU") checks them against the other runs.
+double cuda_host_runtime_bytes(methods::MemoryProfile profile) {
+  switch (profile) {
+    case methods::MemoryProfile::WeightsOnly:
+      return 467.0 * 1024 * 1024;
+    case methods::MemoryProfile::Awq:
+      return 556.0 * 1024 * 1024;
+    case methods::MemoryProfile::Omniquant:
+      return 624.0 * 1024 * 1024;
+    case methods::MemoryProfile::Tesseraq:
+      return 1035.0 * 1024 * 1024;
+  }
+  return 1035.0 * 1024 * 1024;
+}
+// The CUDA context and the kernels loaded, on the device, outside libtorch's allocator: device
+// memory in use minus the allocator's reserved bytes at the end of `tessera quantize` on an H100
+// (PyTorch 2.11 wheel, CUDA 13; tests/bench/forecast_gpu_table.sh, tests/bench/RESULTS.md "Memory
+// forecast on the GPU"): 686.8 MiB for RTN and AWQ runs; runs that train (autograd's backward
+// kernels, OmniQuant) 750.8 MiB; TesseraQ (its own kernels as well) 768.8 MiB.
+const double kCudaDeviceOverheadBytes = 686.8 * 1024 * 1024;
+const double kCudaTrainingKernelsBytes = 64.0 * 1024 * 1024;
+const double kTesseraqKernelsBytes = 18.0 * 1024 * 1024;
+// libtorch's CUDA caching allocator rounds large requests up to 2 MiB and keeps every segment it
+// got from cudaMalloc for the rest of the run.
+const double kCudaSegmentRounding = 2.0 * 1024 * 1024;
 // cuBLAS/cuBLASLt workspaces, which libtorch 2.x takes from its caching allocator: the recorded
 // H100 run held 64.8 MiB more than its tensors between blocks (72.8 MiB allocated with 8 MiB of
 // activations alive).
@@ -545,27 +568,66 @@ std::vector<MemoryTerm> sorted_terms(std::map<std::string, MemoryTerm>& terms) {
   return out;
 }
 
+// The GPU: libtorch's caching allocator replayed over the phases. Going from one phase to the next,
+// the tensors that end go to its cache and those that begin take the smallest cached block that
+// holds them (the rest of that block stays cached: large blocks are split), else a new segment.
+// Segments are never returned, so the reserved bytes only grow; blocks freed in a segment are not
+// merged here, so this is an upper bound of what the allocator reserves. (It matters for AWQ: the
+// per-batch parts of each captured feature are cached when their concatenation is made, and the
+// next feature's parts, of another size, need new segments.)
 Peak gpu_peak(const std::vector<Phase>& phases, double overhead) {
-  Peak best;
-  const Phase* at = nullptr;
-  for (const auto& p : phases) {
-    double sum = 0;
+  auto gpu_live = [](const Phase& p) {
+    std::map<std::pair<std::string, double>, double> live;  // (name, bytes) -> count
     for (const auto& a : p.live)
-      if (a.mem == Mem::Gpu) sum += a.bytes * a.count;
-    if (sum > best.bytes || !at) {
-      best.bytes = sum;
-      at = &p;
+      if (a.mem == Mem::Gpu && a.bytes > 0 && a.count > 0) live[{a.name, a.bytes}] += a.count;
+    return live;
+  };
+  auto rounded = [](double bytes) { return std::ceil(bytes / kCudaSegmentRounding) * kCudaSegmentRounding; };
+  std::multiset<double> cached;
+  std::map<std::pair<std::string, double>, double> previous;
+  std::map<std::string, MemoryTerm> terms;  // what made the segments
+  double reserved = 0;
+  std::string phase_of_growth;
+  for (const auto& p : phases) {
+    const auto live = gpu_live(p);
+    for (const auto& [key, count] : previous) {  // ended: to the cache
+      const auto now = live.find(key);
+      const auto ended = static_cast<long>(std::ceil(count - (now == live.end() ? 0 : now->second)));
+      for (long i = 0; i < ended; ++i) cached.insert(rounded(key.second));
     }
+    std::vector<std::pair<double, std::pair<std::string, double>>> begun;  // (bytes, key) per tensor
+    for (const auto& [key, count] : live) {
+      const auto before = previous.find(key);
+      const auto started = static_cast<long>(std::ceil(count - (before == previous.end() ? 0 : before->second)));
+      for (long i = 0; i < started; ++i) begun.push_back({rounded(key.second), key});
+    }
+    std::sort(begun.begin(), begun.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    for (const auto& [bytes, key] : begun) {
+      const auto fit = cached.lower_bound(bytes);
+      if (fit != cached.end()) {
+        const double rest = *fit - bytes;
+        cached.erase(fit);
+        if (rest > 0) cached.insert(rest);
+        continue;
+      }
+      reserved += bytes;
+      phase_of_growth = p.name;
+      for (const auto& a : p.live)
+        if (a.mem == Mem::Gpu && a.name == key.first && a.bytes == key.second) {
+          add_term(terms, a, 1);
+          break;
+        }
+    }
+    previous = live;
   }
-  if (!at || best.bytes == 0) return {};
-  std::map<std::string, MemoryTerm> terms;
-  for (const auto& a : at->live)
-    if (a.mem == Mem::Gpu) add_term(terms, a, a.count);
-  best.phase = at->name;
+  if (reserved == 0) return {};
+  Peak best;
+  best.bytes = reserved + kCublasWorkspaceBytes + overhead;
+  best.phase = phase_of_growth;
   best.terms = sorted_terms(terms);
-  best.bytes += kCublasWorkspaceBytes + overhead;
   best.terms.push_back({"cuBLAS workspaces (caching allocator)", "measured on an H100 run", kCublasWorkspaceBytes});
-  best.terms.push_back({"CUDA context and kernels (outside the allocator)", "estimate, not measured", overhead});
+  best.terms.push_back(
+      {"CUDA context and kernels (outside the allocator)", "measured on an H100, PyTorch 2.11", overhead});
   return best;
 }
 
@@ -763,8 +825,8 @@ MemoryForecast forecast_memory(const RunConfig& run, const model::LlamaConfig& m
   base.push_back(base_warmup);
   // CUDA's context and kernels in host memory arrive with the first CUDA call, after tokenizing.
   if (c.cuda)
-    base.push_back(
-        {"CUDA runtime on the host", "context, kernels (one H100 run)", kCudaHostOverheadBytes, 1, Mem::HostRaw});
+    base.push_back({"CUDA runtime on the host", "context, kernels (measured per method on an H100)",
+                    cuda_host_runtime_bytes(methods::method_info(run.method).memory), 1, Mem::HostRaw});
   base.push_back({kTokens, "windows (std::vector) " + dims({s.n, s.L}, "int32"), s.n * s.L * 4, 1, Mem::HostHeap});
   const Alloc corpus_left = {kCorpus,
                              "heap the tokenizer left free (reused by later allocations)",
@@ -860,14 +922,18 @@ MemoryForecast forecast_memory(const RunConfig& run, const model::LlamaConfig& m
   f.host_terms = host.terms;
   f.host_peak_phase = host.phase;
   if (c.cuda) {
-    const auto gpu = gpu_peak(phases, kCudaDeviceOverheadBytes);
+    const bool trains = profile == methods::MemoryProfile::Omniquant || profile == methods::MemoryProfile::Tesseraq;
+    const double outside = kCudaDeviceOverheadBytes + (trains ? kCudaTrainingKernelsBytes : 0.0) +
+                           (profile == methods::MemoryProfile::Tesseraq ? kTesseraqKernelsBytes : 0.0);
+    const auto gpu = gpu_peak(phases, outside);
     f.gpu_bytes = gpu.bytes;
     f.gpu_terms = gpu.terms;
     f.gpu_peak_phase = gpu.phase;
-    f.notes.push_back("CUDA terms rest on one recorded H100 run (host: libraries " +
-                      format_bytes(kCudaHostLibrariesBytes) + ", runtime " + format_bytes(kCudaHostOverheadBytes) +
-                      "; cuBLAS workspaces " + format_bytes(kCublasWorkspaceBytes) +
-                      ") and an estimate (device context " + format_bytes(kCudaDeviceOverheadBytes) + ")");
+    f.notes.push_back("CUDA terms were measured on an H100 with PyTorch 2.11 (host: libraries " +
+                      format_bytes(kCudaHostLibrariesBytes) + ", runtime " +
+                      format_bytes(cuda_host_runtime_bytes(profile)) + "; device: cuBLAS workspaces " +
+                      format_bytes(kCublasWorkspaceBytes) + ", context and kernels " + format_bytes(outside) +
+                      "); other cards and versions differ");
   }
   return f;
 }
