@@ -68,9 +68,9 @@ bool LossPlot::rebuild(const std::vector<Shown>& shown) {
       after->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssCircle, s.run.color, Qt::white, 7));
       after->setPen(runPen(s.run, 1.6));
       for (const BlockLoss& b : t.blocks) {
-        rtn->addData(b.block + 1.0, b.rtn_loss);
+        rtn->addData(b.block + 1.0, b.loss_rtn);
         after->addData(b.block + 1.0, b.loss);
-        extend(b.rtn_loss);
+        extend(b.loss_rtn);
         extend(b.loss);
       }
       rtn->removeFromLegend();

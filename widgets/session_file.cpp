@@ -22,7 +22,7 @@ QJsonObject traceToJson(const RunTrace& t) {
   QJsonArray steps, hard, blocks, memory, layers;
   for (const auto& p : t.steps) steps.append(QJsonArray{p.x, p.loss, static_cast<double>(p.iteration)});
   for (const auto& p : t.hardening) hard.append(QJsonArray{p.x, p.reached, p.target});
-  for (const auto& b : t.blocks) blocks.append(QJsonArray{static_cast<double>(b.block), b.rtn_loss, b.loss, b.seconds});
+  for (const auto& b : t.blocks) blocks.append(QJsonArray{static_cast<double>(b.block), b.loss_rtn, b.loss, b.seconds});
   for (const auto& m : t.memory) memory.append(QJsonArray{m.seconds, m.gpu_bytes, m.rss_bytes});
   for (const auto& s : t.layers)
     layers.append(QJsonObject{{"block", static_cast<double>(s.block)},

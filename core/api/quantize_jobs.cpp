@@ -93,8 +93,8 @@ QuantizeReport quantize(const pipeline::RunConfig& config, const std::string& ru
   r.calibration_sha256 = s.calibration_sha256;
   r.placement = s.placement;
   r.layers = s.layers;
-  r.loss_rtn = s.loss_before;
-  r.loss = s.loss_after;
+  r.loss_rtn = s.loss_rtn;
+  r.loss = s.loss;
   r.peak_gpu_bytes = recorder.peak_gpu_bytes();
   if (cuda) {
     try {

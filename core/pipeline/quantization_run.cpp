@@ -269,8 +269,8 @@ RunSummary run_quantization(const RunConfig& config, const std::string& run_dir,
       events.on_event(le);
       summary.layers.push_back(s);
     }
-    summary.loss_before.push_back(before);
-    summary.loss_after.push_back(after);
+    summary.loss_rtn.push_back(before);
+    summary.loss.push_back(after);
     x_q = run_block(mc, q_weights, x_q, rope, device, config.batch_size, config.act_bits);
     x_fp = targets;
 

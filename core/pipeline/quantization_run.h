@@ -22,7 +22,7 @@ struct RunSummary {
   std::string calibration_sha256;
   std::string placement;  // where calibration tensors lived
   std::vector<eval::LayerStats> layers;
-  std::vector<double> loss_before, loss_after;  // per block: plain RTN vs method, on the quantized chain
+  std::vector<double> loss_rtn, loss;  // per block output loss: plain RTN vs the method, on the quantized chain
 };
 
 RunSummary run_quantization(const RunConfig& config, const std::string& run_dir, bool resume, EventSink& events,

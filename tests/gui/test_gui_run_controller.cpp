@@ -102,7 +102,7 @@ void TestGuiRunController::rtnAndAwqFinishWithPerplexityAndStats() {
     QCOMPARE(t.layers.size(), static_cast<std::size_t>(5 * 7));
     QCOMPARE(t.progress.phase, std::string("finished"));
     QVERIFY(t.steps.empty());  // RTN and AWQ do not optimise per step
-    for (const auto& b : t.blocks) QVERIFY(b.loss > 0 && b.rtn_loss > 0);
+    for (const auto& b : t.blocks) QVERIFY(b.loss > 0 && b.loss_rtn > 0);
   }
   QCOMPARE(started.count(), 2);
   rtn_dir_ = root_ + "/rtn";

@@ -2,7 +2,6 @@
 // run.json need, with help, defaults and ranges, and has a test; the settings store checks types
 // and names the setting of each problem; a run recorded before the registry existed still loads
 // with the same bytes and the same fingerprint (so it resumes and exports).
-#include <QObject>
 #include <algorithm>
 #include <cctype>
 #include <cmath>

@@ -120,9 +120,9 @@ class TestOmniquant : public QObject {
     // 3 epochs of 8 one-sample steps per block, each reported (log_every 1); 40-epoch W2 default not used.
     QCOMPARE(oq_events.step_losses, 3 * 8 * static_cast<int>(oq.blocks));
     QVERIFY(oq_events.logs.find("augmented loss") != std::string::npos);  // W2: on by default
-    for (std::size_t k = 0; k < oq.loss_after.size(); ++k) {
-      std::printf("block %zu  loss RTN %.6g  OmniQuant %.6g\n", k, oq.loss_before[k], oq.loss_after[k]);
-      QVERIFY(oq.loss_after[k] < oq.loss_before[k]);
+    for (std::size_t k = 0; k < oq.loss.size(); ++k) {
+      std::printf("block %zu  loss RTN %.6g  OmniQuant %.6g\n", k, oq.loss_rtn[k], oq.loss[k]);
+      QVERIFY(oq.loss[k] < oq.loss_rtn[k]);
     }
     const auto b0 = pipeline::QuantizedBlock::load(pipeline::RunDirectory(base + "/oq").block_path(0), oq_cfg.weight);
     QVERIFY(b0.method_state.count("omniquant.lwc_gamma.down_proj") == 1);
@@ -135,8 +135,8 @@ class TestOmniquant : public QObject {
     pipeline::NullEventSink quiet;
     const auto tq = pipeline::run_quantization(tq_cfg, base + "/tq", false, quiet);
     // Block 0 starts from the same OmniQuant state (same seed and data), so TesseraQ must improve it.
-    std::printf("block 0  OmniQuant %.6g  TesseraQ(OmniQuant init) %.6g\n", oq.loss_after[0], tq.loss_after[0]);
-    QVERIFY(tq.loss_after[0] < oq.loss_after[0]);
+    std::printf("block 0  OmniQuant %.6g  TesseraQ(OmniQuant init) %.6g\n", oq.loss[0], tq.loss[0]);
+    QVERIFY(tq.loss[0] < oq.loss[0]);
     const auto t0 = pipeline::QuantizedBlock::load(pipeline::RunDirectory(base + "/tq").block_path(0), tq_cfg.weight);
     QVERIFY(t0.method_state.count("omniquant.lwc_beta.gate_proj") == 1 &&
             t0.method_state.count("tesseraq.dst.up_proj") == 1);
@@ -154,7 +154,7 @@ class TestOmniquant : public QObject {
     const auto run =
         pipeline::run_quantization(cfg, tessera_test::fresh_temp_dir("omniquant-gqa") + "/run", false, events);
     QVERIFY(events.logs.find("LET skipped: the model uses grouped-query attention") != std::string::npos);
-    QVERIFY(run.loss_after[0] <= run.loss_before[0]);
+    QVERIFY(run.loss[0] <= run.loss_rtn[0]);
   }
 
   void omniquantSettingsRoundTripAndValidate() {

@@ -234,16 +234,14 @@ class TestTesseraq : public QObject {
     Collect events;
     const auto cfg = small_run(model, corpus, "tesseraq");
     const auto tq = pipeline::run_quantization(cfg, (base / "tq").string(), false, events);
-    QCOMPARE(tq.loss_after.size(), awq.loss_after.size());
-    for (std::size_t k = 0; k < tq.loss_after.size(); ++k) {
-      std::printf("block %zu  loss RTN %.6g  AWQ %.6g  TesseraQ %.6g\n", k, tq.loss_before[k], awq.loss_after[k],
-                  tq.loss_after[k]);
-      QVERIFY2(tq.loss_after[k] <= awq.loss_after[k],
-               ("block " + std::to_string(k) + ": " + std::to_string(tq.loss_after[k]) + " > AWQ " +
-                std::to_string(awq.loss_after[k]))
-                   .c_str());
+    QCOMPARE(tq.loss.size(), awq.loss.size());
+    for (std::size_t k = 0; k < tq.loss.size(); ++k) {
+      std::printf("block %zu  loss RTN %.6g  AWQ %.6g  TesseraQ %.6g\n", k, tq.loss_rtn[k], awq.loss[k], tq.loss[k]);
+      QVERIFY2(tq.loss[k] <= awq.loss[k], ("block " + std::to_string(k) + ": " + std::to_string(tq.loss[k]) +
+                                           " > AWQ " + std::to_string(awq.loss[k]))
+                                              .c_str());
     }
-    const auto blocks = static_cast<int>(tq.loss_after.size());
+    const auto blocks = static_cast<int>(tq.loss.size());
     QCOMPARE(events.par_logs, 3 * blocks);
     QCOMPARE(events.step_losses, 3 * 20 / 10 * blocks);
     // Method state and integer codes survive the run directory.
@@ -324,10 +322,9 @@ class TestTesseraq : public QObject {
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const auto awq = pipeline::run_quantization(awq_cfg, dir + "/awq", false, quiet);
     std::printf("cpu-quick preset: %.1f s for %lld blocks\n", seconds, static_cast<long long>(tq.blocks));
-    for (std::size_t k = 0; k < tq.loss_after.size(); ++k) {
-      std::printf("block %zu  loss RTN %.6g  AWQ %.6g  TesseraQ %.6g\n", k, tq.loss_before[k], awq.loss_after[k],
-                  tq.loss_after[k]);
-      QVERIFY(tq.loss_after[k] < awq.loss_after[k]);
+    for (std::size_t k = 0; k < tq.loss.size(); ++k) {
+      std::printf("block %zu  loss RTN %.6g  AWQ %.6g  TesseraQ %.6g\n", k, tq.loss_rtn[k], awq.loss[k], tq.loss[k]);
+      QVERIFY(tq.loss[k] < awq.loss[k]);
     }
   }
 
@@ -343,9 +340,9 @@ class TestTesseraq : public QObject {
     pipeline::NullEventSink quiet;
     const auto run =
         pipeline::run_quantization(cfg, tessera_test::fresh_temp_dir("tesseraq-w4a4") + "/run", false, quiet);
-    for (std::size_t k = 0; k < run.loss_after.size(); ++k) {
-      std::printf("W4A4 block %zu  loss RTN %.6g  TesseraQ %.6g\n", k, run.loss_before[k], run.loss_after[k]);
-      QVERIFY(run.loss_after[k] < run.loss_before[k]);
+    for (std::size_t k = 0; k < run.loss.size(); ++k) {
+      std::printf("W4A4 block %zu  loss RTN %.6g  TesseraQ %.6g\n", k, run.loss_rtn[k], run.loss[k]);
+      QVERIFY(run.loss[k] < run.loss_rtn[k]);
     }
   }
 
