@@ -221,7 +221,8 @@ void unpack_q6_k(const std::uint8_t* in, GgufBlock& b) {
   for (int g = 0; g < 16; ++g) {
     std::int8_t s;
     std::memcpy(&s, in + 192 + g, 1);
-    b.scales[g] = static_cast<int>(s);  // sign-extended: Q6_K's scales are signed
+    // NOLINTNEXTLINE(bugprone-signed-char-misuse,cert-str34-c): Q6_K's scales are int8, sign extension intended
+    b.scales[g] = static_cast<int>(s);
   }
   b.d = get_half(in + 208);
 }

@@ -57,10 +57,10 @@ inline std::string write_wide_stories260k(const std::string& dir) {
 
   matrix(vocab, dim, vocab, D, same, same, 1.f);  // embeddings (also the classifier)
   per_layer(norm);
-  per_layer([&] { matrix(heads * head, dim, heads * HEAD, D, rotary, same, 2.f); });        // wq
-  per_layer([&] { matrix(kv_heads * head, dim, kv_heads * HEAD, D, rotary, same, 1.f); });  // wk
+  per_layer([&] { matrix(heads * head, dim, heads * HEAD, D, rotary, same, 2.f); });          // wq
+  per_layer([&] { matrix(kv_heads * head, dim, kv_heads * HEAD, D, rotary, same, 1.f); });    // wk
   per_layer([&] { matrix(kv_heads * head, dim, kv_heads * HEAD, D, per_head, same, 1.f); });  // wv
-  per_layer([&] { matrix(dim, heads * head, D, heads * HEAD, same, per_head, 1.f); });      // wo
+  per_layer([&] { matrix(dim, heads * head, D, heads * HEAD, same, per_head, 1.f); });        // wo
   per_layer(norm);
   per_layer([&] { matrix(hidden, dim, F, D, same, same, 1.f); });  // w1 (gate)
   per_layer([&] { matrix(dim, hidden, D, F, same, same, 1.f); });  // w2 (down)
@@ -70,8 +70,8 @@ inline std::string write_wide_stories260k(const std::string& dir) {
 
   std::filesystem::create_directories(dir);
   std::filesystem::copy_file(tokenizer, dir + "/tok512.bin", std::filesystem::copy_options::overwrite_existing);
-  const std::int32_t header[7] = {static_cast<std::int32_t>(D), static_cast<std::int32_t>(F), h[2], h[3], h[4], h[5],
-                                  h[6]};
+  const std::int32_t header[7] = {
+      static_cast<std::int32_t>(D), static_cast<std::int32_t>(F), h[2], h[3], h[4], h[5], h[6]};
   const auto path = dir + "/stories260K-wide.bin";
   std::ofstream f(path, std::ios::binary);
   f.write(reinterpret_cast<const char*>(header), sizeof header);
