@@ -23,30 +23,34 @@ namespace {
 struct Case {
   std::int64_t rows, cols, group;
   int bits;
-  double soft_fraction;  // 1: no hardening
-  int scale_bits = 0;    // > 0: s * delta rounded to fp16 values (a GGUF grid target)
+  double soft_fraction;       // 1: no hardening
+  int scale_bits = 0;         // > 0: s * delta rounded to fp16 values (a GGUF grid target)
+  int superblock_levels = 0;  // > 0: a GGUF k-quant target (symmetric, s * delta = d * k per 256 columns)
   std::string name() const {
     return std::to_string(rows) + "x" + std::to_string(cols) + " g" + std::to_string(group) + " W" +
            std::to_string(bits) + " soft " + std::to_string(soft_fraction) +
-           (scale_bits ? " scale bits " + std::to_string(scale_bits) : "");
+           (scale_bits ? " scale bits " + std::to_string(scale_bits) : "") +
+           (superblock_levels ? " k-quant levels " + std::to_string(superblock_levels) : "");
   }
 };
 
 const std::vector<Case> kCases = {
-    {24, 80, 32, 2, 0.6},     // ragged last group
-    {17, 72, 8, 3, 1.0},      // odd rows, all soft
-    {16, 64, 0, 4, 0.3},      // per-channel
-    {33, 136, 128, 2, 0.05},  // ragged, mostly hard
-    {8, 256, 128, 8, 0.5},    // int16 codes
-    {12, 96, 32, 3, 0.0},     // all hard
-    {24, 96, 32, 4, 0.6, 7},  // GGUF Q4_1 target: scales of 7 significant bits
+    {24, 80, 32, 2, 0.6},          // ragged last group
+    {17, 72, 8, 3, 1.0},           // odd rows, all soft
+    {16, 64, 0, 4, 0.3},           // per-channel
+    {33, 136, 128, 2, 0.05},       // ragged, mostly hard
+    {8, 256, 128, 8, 0.5},         // int16 codes
+    {12, 96, 32, 3, 0.0},          // all hard
+    {24, 96, 32, 4, 0.6, 7},       // GGUF Q4_1 target: scales of 7 significant bits
+    {16, 512, 16, 3, 0.6, 0, 31},  // GGUF Q3_K target: two super-blocks per row
 };
 
 // A layer in a trained-looking state: nu and v moved, some elements saturated, hardened to the case.
 methods::TesseraqLinear make_layer(const Case& c, torch::Device device) {
   torch::manual_seed(1234 + c.rows + c.cols + c.bits);
   const auto w = torch::randn({c.rows, c.cols}) * 0.05;
-  auto l = methods::TesseraqLinear::init(w.to(device), {c.bits, c.group, false, c.scale_bits});
+  auto l = methods::TesseraqLinear::init(w.to(device),
+                                         {c.bits, c.group, c.superblock_levels > 0, c.scale_bits, c.superblock_levels});
   torch::NoGradGuard no_grad;
   l.soft_nu.add_(torch::randn({l.soft_count()}).to(device) * 1.5);
   l.v.add_(torch::randn(l.v.sizes()).to(device) * 0.5);
