@@ -291,10 +291,6 @@ void add_llama_header(GgufWriter& g, const model::LlamaConfig& c, const Vocab& v
 
 }  // namespace
 
-bool is_gguf_format(const std::string& id) {
-  return id == "gguf-f32" || id == "gguf-f16" || gguf_block_type(id) != nullptr;
-}
-
 std::string gguf_export_refusal(const RunSource& run, const std::string& id) {
   return refusal(run, linear_type(id), nullptr);
 }

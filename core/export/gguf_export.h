@@ -24,8 +24,6 @@
 
 namespace tessera::exporting {
 
-bool is_gguf_format(const std::string& id);  // gguf-f32, gguf-f16 and the block types of gguf_blocks.h
-
 // "" when format `id` can hold the run, else why not.
 std::string gguf_export_refusal(const RunSource& run, const std::string& id);
 
