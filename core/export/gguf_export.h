@@ -11,6 +11,9 @@
 //              the matching --target, quant/grid_target.h, always), so a layer is written as blocks
 //              only when every weight decodes bit-identically, otherwise as F32 (listed as not
 //              converted); a run where no layer can be exact is refused.
+//   gguf-q2_k .. q6_k  super-blocks of 256 (one fp16 d, an integer scale per group of 16 or 32),
+//              written when every group scale of a super-block is d * k (a run made with the
+//              matching --target), under the same rule.
 // The file is written beside its destination, self-checked (decoded as llama.cpp does and compared
 // with the run), and only then renamed into place.
 #include <torch/torch.h>

@@ -18,7 +18,7 @@ namespace tessera::exporting {
 
 // A tensor decoded to float32 [ne1, ne0] (or [ne0] for 1-D), in the file's row order.
 torch::Tensor decode_gguf_tensor(const GgufTensorInfo& t);
-// The codes of a Q4_1/Q5_1 tensor, uint8 [ne1, ne0].
+// The stored codes of a block-type tensor (any type of export/gguf_blocks.h), uint8 [ne1, ne0].
 torch::Tensor gguf_block_codes(const GgufTensorInfo& t);
 
 model::LlamaConfig gguf_llama_config(const GgufFile& file);
