@@ -284,10 +284,16 @@ GgufFile::GgufFile(const std::string& path) : file_(std::make_shared<io::MappedF
     const auto dims = c.get<std::uint32_t>("a tensor's dimension count");
     if (dims == 0 || dims > 4)
       throw Error(path + ": tensor \"" + t.name + "\" has " + std::to_string(dims) + " dimensions");
+    // Bounded so that neither the element count nor its byte size can wrap around: no file this
+    // reader maps holds 2^48 elements, and a wrapped size would pass the bounds check below.
+    constexpr std::uint64_t kMaxElements = std::uint64_t(1) << 48;
     std::uint64_t elements = 1;
     for (std::uint32_t d = 0; d < dims; ++d) {
       t.ne.push_back(c.get<std::uint64_t>("a tensor dimension"));
-      elements *= t.ne.back();
+      const auto n = t.ne.back();
+      if (n != 0 && elements > kMaxElements / n)
+        throw Error(path + ": tensor \"" + t.name + "\" claims more than 2^48 elements");
+      elements *= n;
     }
     const auto type = c.get<std::uint32_t>("a tensor type");
     const auto* blocks = gguf_block_type(static_cast<GgmlType>(type));
@@ -310,7 +316,9 @@ GgufFile::GgufFile(const std::string& path) : file_(std::make_shared<io::MappedF
   const std::size_t data_start = (header + alignment - 1) / alignment * alignment;
   for (std::size_t i = 0; i < tensors_.size(); ++i) {
     auto& t = tensors_[i];
-    if (data_start + offsets[i] + t.nbytes > file_->size())
+    // Compared by subtraction: a crafted offset near 2^64 would wrap a sum around to a small number.
+    const std::uint64_t size = file_->size();
+    if (data_start > size || offsets[i] > size - data_start || t.nbytes > size - data_start - offsets[i])
       throw Error(path + ": tensor \"" + t.name + "\" runs past the end of the file (" + std::to_string(file_->size()) +
                   " bytes): the file is truncated");
     t.file_offset = data_start + offsets[i];

@@ -516,6 +516,22 @@ class TestExportGguf : public QObject {
     put32(3), put64(0), put64(1), put64(1), nested += "k", put32(9);
     for (int i = 0; i < 100000; ++i) put32(9), put64(1);
     TESSERA_VERIFY_THROWS_WITH(model::load_model(write("nested.gguf", nested)), "nests arrays deeper than 4");
+    // One F32 tensor "t" whose offset or dimensions are chosen to wrap 64-bit sums and products
+    // around (the fuzzer's finding: an offset near 2^64 passed the end-of-file check).
+    auto one_tensor = [&](std::uint64_t ne0, std::uint64_t ne1, std::uint64_t offset) {
+      std::string f("GGUF", 4);
+      auto p32 = [&](std::uint32_t v) { f.append(reinterpret_cast<const char*>(&v), 4); };
+      auto p64 = [&](std::uint64_t v) { f.append(reinterpret_cast<const char*>(&v), 8); };
+      p32(3), p64(1), p64(0), p64(1), f += "t", p32(2), p64(ne0), p64(ne1), p32(0), p64(offset);
+      f.resize(96 + 32, '\0');  // header padded to 96 (alignment 32), then 8 floats
+      return f;
+    };
+    QCOMPARE(exporting::GgufFile(write("sane.gguf", one_tensor(8, 1, 0))).tensor("t").nbytes, std::size_t(32));
+    TESSERA_VERIFY_THROWS_WITH(exporting::GgufFile(write("offset.gguf", one_tensor(8, 1, ~std::uint64_t(0) - 63))),
+                               "runs past the end of the file");
+    TESSERA_VERIFY_THROWS_WITH(
+        exporting::GgufFile(write("dims.gguf", one_tensor(std::uint64_t(1) << 32, std::uint64_t(1) << 32, 0))),
+        "claims more than 2^48 elements");
   }
 };
 
