@@ -2,7 +2,8 @@
 // Where the quantization error comes from, per Linear of a block: relative weight error
 // ||W - Q(W)|| / ||W||, output MSE of the layer on its calibration inputs, and the share of codes
 // that differ from plain RTN of the same weight ("flip ratio"); and the block output loss
-// (per-token squared L2 summed over hidden, averaged over tokens; tesseraq-method.md 4.8).
+// (per-token squared L2 summed over hidden, averaged over tokens: TesseraQ's loss, arXiv
+// 2410.19103, as the official code's LossFunction('l2') computes it).
 #include <torch/torch.h>
 
 #include <string>

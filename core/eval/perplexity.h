@@ -1,5 +1,6 @@
 #pragma once
-// Perplexity with the standard LLM protocol (tesseraq-method.md section 5.1): the whole text is
+// Perplexity with the standard LLM protocol (that of the evaluation code of AWQ, arXiv 2306.00978,
+// OmniQuant, arXiv 2308.13137, and TesseraQ, arXiv 2410.19103): the whole text is
 // tokenized once with one BOS at the start, cut into non-overlapping windows of seq_len tokens
 // (trailing tokens dropped), each window scored with fp32 cross-entropy of its seq_len-1
 // next-token predictions, and ppl = exp(mean window loss).

@@ -1,6 +1,7 @@
-// AWQ "GEMM" checkpoints (AutoAWQ WQLinear_GEMM, shared/docs/export-formats-and-user-needs.md 1..2):
-// qweight int32 [K, N/8] and qzeros int32 [K/g, N/8] packed along N in the interleaved nibble order
-// [0, 2, 4, 6, 1, 3, 5, 7], true zero points, scales [K/g, N]; 4-bit only, no g_idx.
+// AWQ "GEMM" checkpoints (AutoAWQ WQLinear_GEMM: awq/modules/linear/gemm.py,
+// awq/utils/packing_utils.py): qweight int32 [K, N/8] and qzeros int32 [K/g, N/8] packed along N in
+// the interleaved nibble order [0, 2, 4, 6, 1, 3, 5, 7], true zero points, scales [K/g, N]; 4-bit
+// only, no g_idx.
 #include <filesystem>
 #include <fstream>
 

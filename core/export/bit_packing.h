@@ -1,6 +1,7 @@
 #pragma once
-// The bit layouts of the packed quantized formats (shared/docs/export-formats-and-user-needs.md 1..1,
-// 1..2, 1..4), kept free of torch so the golden tests can check them word by word.
+// The bit layouts of the packed quantized formats (AutoGPTQ's qlinear_cuda_old.py pack(), AutoAWQ's
+// awq/utils/packing_utils.py, ggml's ggml-common.h block_q4_1), kept free of torch so the golden
+// tests can check them word by word.
 //
 // GPTQ (AutoGPTQ pack(), b = 2, 3, 4, 8): b-bit values laid end to end in a little-endian bit
 // stream of 32-bit words; value i occupies stream bits [b*i, b*i + b). For b = 2, 4, 8 this is

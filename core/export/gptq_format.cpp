@@ -1,4 +1,5 @@
-// GPTQ checkpoints (AutoGPTQ / GPTQModel layout, shared/docs/export-formats-and-user-needs.md 1..1):
+// GPTQ checkpoints (AutoGPTQ / GPTQModel layout: pack() in auto_gptq/nn_modules/qlinear/
+// qlinear_cuda_old.py, the buffers of gptqmodel/nn_modules/qlinear/__init__.py):
 // qweight int32 [K*b/32, N] packed along K, qzeros int32 [G, N*b/32] packed along N, scales [G, N],
 // g_idx int32 [K] = k / g. "gptq_v2" stores the true zero point; "gptq" (v1) stores zero - 1 and
 // every reader adds 1 back, so a zero point of 0 cannot be stored in v1.

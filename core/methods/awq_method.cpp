@@ -96,7 +96,8 @@ AwqScaled awq_apply_scales(model::DecoderBlockWeights w, const pipeline::BlockCo
     if (ctx.events) ctx.events->on_event(pipeline::RunEvent::log(ctx.index, m));
   };
 
-  // AWQ works on the full-precision chain (tesseraq-method.md 2.2): record each Linear's input.
+  // AWQ works on the full-precision chain (llm-awq's pre_quant.py, LLMC's awq.py): record each
+  // Linear's input.
   auto x = ctx.inputs_fp.to(ctx.device, torch::kFloat32);
   std::map<LinearKind, std::vector<torch::Tensor>> recorded;
   model::LinearInputObserver observer = [&](LinearKind kind, const torch::Tensor& in) {

@@ -1,9 +1,11 @@
 #pragma once
-// AWQ as TesseraQ uses it (tesseraq-method.md section 2, LLMC variant): per-channel scales searched
-// over an alpha grid for the four LLaMA subsets (norm->qkv, v->o (MHA only), norm->gate/up,
-// up->down), applied as a function-preserving transform, then LLMC's asymmetric clip search
-// (every Linear but q/k) and RTN. Scales and clip ratios are kept as method state so that TesseraQ
-// can start from them.
+// AWQ (arXiv 2306.00978) as TesseraQ uses it, LLMC's variant
+// (llmc/compression/quantization/awq.py): per-channel scales searched over an alpha grid for the
+// four LLaMA subsets (norm->qkv, v->o (MHA only), norm->gate/up, up->down), applied as a
+// function-preserving transform, then LLMC's asymmetric clip search (every Linear but q/k) and RTN.
+// Deviation from the AWQ paper and llm-awq: the clip shrinks min and max by the same ratio (lo*r,
+// hi*r) instead of clamping to +-r max|w|. Scales and clip ratios are kept as method state so that
+// TesseraQ can start from them.
 #include <map>
 
 #include "pipeline/block_method.h"
@@ -27,7 +29,7 @@ torch::Tensor awq_scale(const torch::Tensor& mean_abs, double alpha);
 torch::Tensor search_clip_ratios(const torch::Tensor& w, const torch::Tensor& x, const quant::WeightQuantSpec& spec,
                                  int grid, double max_shrink);
 
-// The AWQ scale search and its function-preserving transform (2.3) on the FP chain ctx.inputs_fp.
+// The AWQ scale search and its function-preserving transform on the FP chain ctx.inputs_fp.
 // Stores "awq.scale.<subset>" in `state`. `features` holds the recorded (and rescaled) inputs of
 // q (shared by k, v), o, gate (shared by up) and down, keyed by those Linears.
 struct AwqScaled {
@@ -37,8 +39,8 @@ struct AwqScaled {
 AwqScaled awq_apply_scales(model::DecoderBlockWeights w, const pipeline::BlockContext& ctx,
                            std::map<std::string, torch::Tensor>& state);
 
-// LLMC's asymmetric clip (2.4) of v, o, gate, up and down on `features` (keyed as above): clamps the
-// weights in place and stores "awq.clip.<layer>" in `state`.
+// LLMC's asymmetric clip (auto_clip) of v, o, gate, up and down on `features` (keyed as above):
+// clamps the weights in place and stores "awq.clip.<layer>" in `state`.
 void awq_clip_weights(model::DecoderBlockWeights& w, const std::map<model::LinearKind, torch::Tensor>& features,
                       const pipeline::BlockContext& ctx, std::map<std::string, torch::Tensor>& state);
 

@@ -39,7 +39,8 @@ model::DecoderBlockWeights LetScales::apply(const model::DecoderBlockWeights& w,
 namespace {
 
 // s = max(a^alpha / w^(1 - alpha), 1e-5) with a the per-channel max |activation| and w the
-// per-input-channel max |weight| (3.3).
+// per-input-channel max |weight| (OmniQuant's LET init, arXiv 2308.13137; a as its
+// generate_act_scale_shift.py records it).
 torch::Tensor let_init(const torch::Tensor& act_max, const torch::Tensor& weight, double alpha) {
   auto w_max = std::get<0>(weight.abs().max(0)).clamp_min(1e-5);
   return torch::clamp_min(act_max.clamp_min(1e-5).pow(alpha) / w_max.pow(1.0 - alpha), 1e-5);

@@ -1,5 +1,6 @@
 // OmniQuant's declaration and settings (methods/method_registry.h); the method is
-// methods/omniquant_method.cpp. Defaults of the official scripts (tesseraq-method.md section 3).
+// methods/omniquant_method.cpp. Defaults of the official code (OmniQuant, arXiv 2308.13137: main.py
+// and scripts/).
 #include "methods/omniquant_settings.h"
 
 #include <limits>

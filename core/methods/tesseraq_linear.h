@@ -1,5 +1,5 @@
 #pragma once
-// One Linear under TesseraQ (tesseraq-method.md section 4), stored compacted: the frozen grid
+// One Linear under TesseraQ (arXiv 2410.19103), stored compacted: the frozen grid
 // (s, z) per group, one integer code per element, and the rounding variables nu of the elements
 // still soft as a list (position, value). PAR hardens most elements early (paper20: 20 % in the
 // first iteration, 99.5 % in the last); a hard element is just its code and has no gradient in the

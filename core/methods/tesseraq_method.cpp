@@ -127,7 +127,8 @@ pipeline::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeigh
   const std::string& init = run.settings.text("tesseraq", "init");
   const std::int64_t steps = run.settings.integer("tesseraq", "steps");
 
-  // Init (4.3 steps 3-4, 4.9).
+  // Init: AWQ scales and clip, OmniQuant clip logits, or none (the official code's load_transform,
+  // weight_clip, clip_version v1 / v2).
   std::map<std::string, torch::Tensor> state;
   std::map<LinearKind, quant::GroupGrid> grids;
   model::DecoderBlockWeights reference;  // after the init's transforms, before clipping (for statistics)
@@ -177,7 +178,8 @@ pipeline::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeigh
   options.compute_dtype = train_dtype(run, ctx.device);
   TesseraqBlockTrainer trainer(c, w, grids, spec, options, ctx.rope);
 
-  // Loss on the first (up to) 4 calibration samples, logged before and after (4.5).
+  // Loss on the first (up to) 4 calibration samples, logged before and after (as the official code
+  // does).
   const auto probe = std::min<std::int64_t>(n, 4);
   auto probe_loss = [&](const model::DecoderBlockWeights& weights) {
     model::BlockForwardOptions forward;
@@ -264,7 +266,10 @@ pipeline::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeigh
         (loss_count ? std::to_string(loss_sum / static_cast<double>(loss_count)) : std::string("n/a")));
   }
 
-  // Finalisation (4.7): integer codes from the frozen grid, never re-derived from float weights.
+  // Finalisation: integer codes from the frozen grid, never re-derived from float weights.
+  // Deviation from the official code, which merges 0.5 s (h - 1[frac > 0.5]) into the float weight
+  // and rounds again: that can flip codes near a rounding boundary and its real-quant export
+  // recomputes (s, z).
   pipeline::QuantizedBlock result;
   for (auto& [kind, l] : trainer.layers()) {
     result.linears[kind] = l.finalize();

@@ -1,12 +1,13 @@
 #pragma once
-// TesseraQ (tesseraq-method.md section 4): after an init (AWQ scales + LLMC v1 clip on the
-// quantized-chain features, OmniQuant LWC logits, or none) the grid (s, z) of every group is
-// frozen; one rounding variable nu per weight (h = rsig(nu) = clamp(1.2 sigmoid(nu) - 0.1, 0, 1),
-// initialised to frac(W/s)) and one dequantization-scale variable v per group (delta = 2 rsig(v),
-// v = 0) are trained by Progressive Adaptive Rounding: for each soft fraction t of the schedule,
-// harden all but t of each Linear's elements (largest |h - 0.5| first), then a fresh Adam
-// minimises the per-token squared L2 error of the block output against the FP targets. Final
-// codes clamp(floor(W/s) + 1[nu > 0] + z), scale s * delta, zero z.
+// TesseraQ (arXiv 2410.19103; the formulas are those of the official code, llmc/compression/
+// quantization/tesseraq.py, which produced the paper's numbers): after an init (AWQ scales + LLMC
+// v1 clip on the quantized-chain features, OmniQuant LWC logits, or none) the grid (s, z) of every
+// group is frozen; one rounding variable nu per weight (h = rsig(nu) = clamp(1.2 sigmoid(nu) - 0.1,
+// 0, 1), initialised to frac(W/s)) and one dequantization-scale variable v per group (delta = 2
+// rsig(v), v = 0) are trained by Progressive Adaptive Rounding: for each soft fraction t of the
+// schedule, harden all but t of each Linear's elements (largest |h - 0.5| first), then a fresh Adam
+// minimises the per-token squared L2 error of the block output against the FP targets. Final codes
+// clamp(floor(W/s) + 1[nu > 0] + z), scale s * delta, zero z.
 //
 // Numerics: parameters, the fake-quant arithmetic and the loss are fp32. The block's matmuls run
 // in the run's train dtype: fp32 on the CPU, bf16 on CUDA by default. bf16 has fp32's exponent
@@ -75,7 +76,8 @@ class TesseraqBlockTrainer {
   torch::Tensor adam_steps_;  // int64 [1]: Adam steps taken in this iteration
 };
 
-// Per-token squared L2 norm of the error, summed over hidden, averaged over tokens and batch (4.8),
+// Per-token squared L2 norm of the error, summed over hidden, averaged over tokens and batch (the
+// official code's LossFunction('l2')),
 // in fp32 whatever the output's dtype.
 torch::Tensor tesseraq_loss(const torch::Tensor& out, const torch::Tensor& target);
 

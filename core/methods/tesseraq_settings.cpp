@@ -1,5 +1,5 @@
 // TesseraQ's declaration and settings (methods/method_registry.h); the method is
-// methods/tesseraq_method.cpp (tesseraq-method.md section 4).
+// methods/tesseraq_method.cpp (TesseraQ, arXiv 2410.19103).
 #include "methods/tesseraq_settings.h"
 
 #include <limits>
@@ -20,7 +20,8 @@ std::string par_schedule_problem(const std::string& schedule) {
 }
 
 std::vector<double> par_thresholds(const std::string& schedule) {
-  // tesseraq-method.md 4.5: the official 20- and 10-step lists.
+  // The 20- and 10-step lists of the official configs (configs/quantization/*.yml); the paper
+  // calls them handcrafted thresholds.
   if (schedule == "paper20")
     return {0.8,  0.65, 0.5,  0.43, 0.38, 0.34, 0.3,  0.27, 0.24, 0.21,
             0.18, 0.15, 0.12, 0.10, 0.08, 0.06, 0.04, 0.02, 0.01, 0.005};

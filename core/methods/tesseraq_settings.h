@@ -7,8 +7,9 @@
 
 namespace tessera::methods {
 
-// The PAR soft fractions of a schedule (tesseraq-method.md 4.5): paper20, paper10 or a
-// non-increasing comma list in [0, 1). Throws naming the bad entry.
+// The PAR soft fractions of a schedule (TesseraQ, arXiv 2410.19103): paper20, paper10 (the
+// thresholds of the official configs, configs/quantization/*.yml) or a non-increasing comma list
+// in [0, 1). Throws naming the bad entry.
 std::vector<double> par_thresholds(const std::string& schedule);
 std::vector<double> par_thresholds(const pipeline::RunConfig& run);  // of the run's "schedule"
 // "" when `schedule` is one, else why not.

@@ -1,7 +1,8 @@
 #pragma once
-// A quantization method transforms one decoder block at a time (tesseraq-method.md 4.2): it gets
-// the block's full-precision weights, its calibration inputs on both chains and the FP targets,
-// and returns integer codes. RTN, AWQ (and later OmniQuant, TesseraQ) implement it.
+// A quantization method transforms one decoder block at a time (the block reconstruction of
+// OmniQuant, arXiv 2308.13137, and TesseraQ, arXiv 2410.19103): it gets the block's full-precision
+// weights, its calibration inputs on both chains and the FP targets, and returns integer codes.
+// RTN, AWQ, OmniQuant and TesseraQ implement it.
 #include <torch/torch.h>
 
 #include <memory>

@@ -1,5 +1,6 @@
 #pragma once
-// The block-wise quantization loop (tesseraq-method.md 4.2): embeddings, then for each decoder
+// The block-wise quantization loop (TesseraQ's block reconstruction, arXiv 2410.19103; the same
+// data flow as OmniQuant's, arXiv 2308.13137): embeddings, then for each decoder
 // block the FP target (FP block on the FP chain), the method on the block, and the next block's
 // input through the quantized block. After every finished block its codes are written to the run
 // directory, so an interrupted run resumes from the last finished block.

@@ -1,6 +1,7 @@
 #pragma once
-// Dynamic per-token asymmetric activation quantization (tesseraq-method.md 1.4): each token vector
-// gets its own min/max grid at run time; the backward pass is the identity (straight-through).
+// Dynamic per-token asymmetric activation quantization (TesseraQ's weight-activation settings,
+// arXiv 2410.19103; the official W4A4 config's per_token, ste_all): each token vector gets its own
+// min/max grid at run time; the backward pass is the identity (straight-through).
 #include <torch/torch.h>
 
 namespace tessera::quant {

@@ -81,8 +81,9 @@ GroupGrid compute_grid(const torch::Tensor& w, const WeightQuantSpec& spec, cons
     hi = hi * clip_ratio;
   }
   // The range always contains 0 (as in GPTQ's quantizer). For groups that straddle zero, every
-  // LLaMA group in practice, this is exactly tesseraq-method.md 1.1. For a group that does not
-  // (all positive, all negative, constant), 1.1's clamp of z to [0, 2^b-1] would put the grid at
+  // LLaMA group in practice, this is exactly the min/max quantizer of AWQ, OmniQuant and TesseraQ
+  // (LLMC's IntegerQuantizer). Deviation from it for a group that does not (all positive, all
+  // negative, constant): its clamp of z to [0, 2^b-1] would put the grid at
   // [0, hi - lo] and saturate most of the group; with 0 included the grid covers the group, the
   // zero point stays in range and every format that stores unsigned zeros can hold it.
   lo = torch::clamp_max(lo, 0.0);

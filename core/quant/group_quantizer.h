@@ -1,9 +1,10 @@
 #pragma once
-// Round-to-nearest group quantization (tesseraq-method.md 1.1):
+// Round-to-nearest group quantization (the min/max quantizer of AWQ, OmniQuant and TesseraQ):
 //   s = max(hi - lo, 1e-5) / (2^b - 1),  z = clamp(-round(lo / s), 0, 2^b - 1),
 //   q = clamp(round(w / s) + z, 0, 2^b - 1),  w_hat = (q - z) * s
-// with lo/hi the group's min/max, optionally shrunk by per-group clip ratios (1.3a, LLMC's
-// asymmetric clip: lo*r, hi*r). Symmetric: s = max(|lo|, |hi|, 1e-5) / (2^(b-1) - 1), z = 2^(b-1).
+// with lo/hi the group's min/max, optionally shrunk by per-group clip ratios (LLMC's asymmetric AWQ
+// clip: lo*r, hi*r). Deviation from those quantizers: lo/hi first include 0 (group_quantizer.cpp).
+// Symmetric: s = max(|lo|, |hi|, 1e-5) / (2^(b-1) - 1), z = 2^(b-1).
 #include <torch/torch.h>
 
 #include <string>

@@ -1,6 +1,6 @@
 #pragma once
-// OmniQuant's learnable weight clipping (tesseraq-method.md 1.3b and 3.2): two logits per group,
-// gamma (upper) and beta (lower), shrink the group's bounds to sigmoid(gamma) hi and
+// OmniQuant's learnable weight clipping (LWC, arXiv 2308.13137; quantize/quantizer.py): two logits
+// per group, gamma (upper) and beta (lower), shrink the group's bounds to sigmoid(gamma) hi and
 // sigmoid(beta) lo; the weights themselves are not changed, values outside the shrunk range are
 // clipped by the code clamp. Gradients reach the logits through the scale only (round with a
 // straight-through estimator; the zero point is rounded without gradient, as in [OQ]).

@@ -1,5 +1,6 @@
 #pragma once
-// What a weight quantizer does (tesseraq-method.md section 1): b-bit uniform codes per group of
+// What a weight quantizer does (the uniform group quantizer of AWQ, OmniQuant and TesseraQ,
+// arXiv 2306.00978, 2308.13137, 2410.19103): b-bit uniform codes per group of
 // `group_size` input columns (0 = per output channel, i.e. one group per row), asymmetric min/max
 // with a rounded zero point, or symmetric (zero fixed at 2^(b-1)).
 #include <cstdint>

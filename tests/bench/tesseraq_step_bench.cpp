@@ -1,4 +1,4 @@
-// tessera_bench_tesseraq_step: TesseraQ's PAR steps (tesseraq-method.md 4.5) on one decoder block
+// tessera_bench_tesseraq_step: TesseraQ's PAR steps (arXiv 2410.19103) on one decoder block
 // with synthetic seeded weights, LLaMA-2-7B-shaped by default, with the paper's settings: 512 x 2048
 // calibration tokens (a few large-magnitude input channels, as in real LLaMA activations), batch 4,
 // W2 g128, the paper20 schedule. The step is TesseraqBlockTrainer's and batches come through the

@@ -1,6 +1,8 @@
-// Golden words for the packed formats, computed by hand from the format descriptions in
-// shared/docs/export-formats-and-user-needs.md (1..1 GPTQ, 1..2 AWQ, 1..4 GGUF Q4_1), not from the
-// packer: a packer bug that is its own inverse (pack and unpack agreeing on a wrong layout) fails here.
+// Golden words for the packed formats, computed by hand from the reference implementations (GPTQ:
+// AutoGPTQ's pack() in auto_gptq/nn_modules/qlinear/qlinear_cuda_old.py; AWQ-GEMM: AutoAWQ's
+// awq/utils/packing_utils.py; GGUF Q4_1: block_q4_1 in ggml/src/ggml-common.h and
+// dequantize_row_q4_1 in ggml/src/ggml-quants.c), not from the packer: a packer bug that is its own
+// inverse (pack and unpack agreeing on a wrong layout) fails here.
 #include <torch/torch.h>
 
 #include <filesystem>

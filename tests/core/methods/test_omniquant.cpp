@@ -1,4 +1,4 @@
-// OmniQuant (tesseraq-method.md section 3): the LWC quantizer, the LET transform, the method on
+// OmniQuant (arXiv 2308.13137): the LWC quantizer, the LET transform, the method on
 // stories260K, and TesseraQ started from its clip logits.
 #include <torch/torch.h>
 

@@ -1,5 +1,6 @@
-// TesseraQ (tesseraq-method.md section 4, checklist 8.3): rounding-variable init, PAR hardening,
-// final codes, a short run against its AWQ init, and the run-config fields.
+// TesseraQ (arXiv 2410.19103; the official code's llmc/compression/quantization/tesseraq.py):
+// rounding-variable init, PAR hardening, final codes, a short run against its AWQ init, and the
+// run-config fields.
 #include <torch/torch.h>
 
 #include <chrono>
@@ -197,7 +198,8 @@ class TestTesseraq : public QObject {
     const auto w = random_weight(24, 80, 5);  // ragged last group (80 = 2 x 32 + 16)
     quant::WeightQuantSpec spec{3, 32, false};
     auto l = methods::TesseraqLinear::init(w, spec);
-    // Without PAR the codes are round-to-nearest on the same grid (8.3 item 3), up to exact ties.
+    // Without PAR the codes are round-to-nearest on the same grid (h = frac(W/s) hardened by sign),
+    // up to exact ties.
     const auto grid = quant::compute_grid(w, spec);
     const auto rtn = quant::quantize_to_codes(w, grid, spec);
     auto codes = l.final_codes();
