@@ -1,8 +1,8 @@
 #include "api/layer_detail.h"
 
 #include "model/model_loader.h"
+#include "model/quantized_block.h"
 #include "pipeline/quantization_run.h"
-#include "pipeline/quantized_block.h"
 #include "pipeline/run_config.h"
 #include "pipeline/run_directory.h"
 #include "quant/group_quantizer.h"
@@ -32,7 +32,7 @@ LayerDetail layer_detail(const std::string& run_dir, std::int64_t block, const s
                 "\" (expected q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj or down_proj)");
 
   torch::NoGradGuard no_grad;
-  const auto qblock = pipeline::QuantizedBlock::load(dir.block_path(block), config.weight);
+  const auto qblock = model::QuantizedBlock::load(dir.block_path(block), config.weight);
   const auto& q = qblock.linears.at(*kind);
   // The checkpoint's weight, for the plain-RTN reference: only this block is read.
   const torch::Tensor w = model::load_block_weights(config.model, block).linear(*kind).to(torch::kFloat32);

@@ -8,7 +8,7 @@ namespace tessera::eval {
 
 using model::LinearKind;
 
-std::vector<LayerStats> compute_layer_stats(const model::LlamaConfig& config, const pipeline::QuantizedBlock& block,
+std::vector<LayerStats> compute_layer_stats(const model::LlamaConfig& config, const model::QuantizedBlock& block,
                                             std::int64_t block_index, const torch::Tensor& inputs,
                                             const model::RopeTables& rope, torch::Device device,
                                             std::int64_t batch_size) {

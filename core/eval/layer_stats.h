@@ -11,11 +11,11 @@
 
 #include "eval/layer_stats_record.h"
 #include "model/llama_model.h"
-#include "pipeline/quantized_block.h"
+#include "model/quantized_block.h"
 
 namespace tessera::eval {
 
-std::vector<LayerStats> compute_layer_stats(const model::LlamaConfig& config, const pipeline::QuantizedBlock& block,
+std::vector<LayerStats> compute_layer_stats(const model::LlamaConfig& config, const model::QuantizedBlock& block,
                                             std::int64_t block_index, const torch::Tensor& inputs,
                                             const model::RopeTables& rope, torch::Device device,
                                             std::int64_t batch_size);

@@ -1,9 +1,9 @@
 #include "export/export_formats.h"
 
 #include "export/fake_quant_export.h"
-#include "export/gguf_blocks.h"
 #include "export/gguf_export.h"
 #include "export/packed_export.h"
+#include "formats/gguf_blocks.h"
 
 namespace tessera::exporting {
 namespace {
@@ -34,9 +34,9 @@ std::vector<ExportFormat> make_formats() {
       gguf("gguf-f32", "GGUF file for llama.cpp, F32 tensors"),
       gguf("gguf-f16", "GGUF file for llama.cpp, F16 weights (the run's weights rounded to fp16)"),
   };
-  // One format per GGUF block type (export/gguf_blocks.h).
-  for (const auto& b : gguf_block_types())
-    f.push_back(gguf(b.format_id, "GGUF file for llama.cpp, " + ggml_type_name(b.type) +
+  // One format per GGUF block type (formats/gguf_blocks.h).
+  for (const auto& b : formats::gguf_block_types())
+    f.push_back(gguf(b.format_id, "GGUF file for llama.cpp, " + formats::ggml_type_name(b.type) +
                                       (b.k_quant() ? " super-blocks" : " blocks") +
                                       " from the codes where exact, else F32"));
   return f;

@@ -5,9 +5,9 @@
 #include <nlohmann/json.hpp>
 
 #include "export/run_source.h"
+#include "formats/tensor_bytes.h"
 #include "io/safetensors.h"
 #include "model/hf_checkpoint.h"
-#include "model/tensor_bytes.h"
 #include "runtime/torch_runtime.h"
 #include "text/tokenizer_loader.h"
 #include "util/error.h"
@@ -22,7 +22,7 @@ std::int64_t verify_fake_quant_hf(const RunSource& run, const std::string& folde
   std::int64_t checked = 0;
   run.for_each_linear([&](std::int64_t k, model::LinearKind kind, const quant::QuantizedLinear& q) {
     const std::string name = hf_linear_module(k, kind) + ".weight";
-    const auto got = model::tensor_from_view(file.tensor(name));
+    const auto got = formats::tensor_from_view(file.tensor(name));
     require_identical(got, q.dequantize().to(got.scalar_type()), name + " in " + folder);
     ++checked;
   });

@@ -9,14 +9,14 @@
 #include <tuple>
 #include <vector>
 
-#include "export/gguf_blocks.h"
-#include "export/gguf_file.h"
-#include "export/gguf_import.h"
-#include "export/gguf_vocabulary.h"
+#include "formats/gguf_blocks.h"
+#include "formats/gguf_file.h"
 #include "io/atomic_file.h"
+#include "model/gguf_import.h"
 #include "model/model_loader.h"
 #include "model/rotary_layout.h"
 #include "quant/grid_target.h"
+#include "text/gguf_vocabulary.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/version.h"
@@ -51,19 +51,19 @@ std::string gguf_name(std::int64_t block, model::LinearKind kind) {
   return "blk." + std::to_string(block) + "." + gguf_linear(kind) + ".weight";
 }
 
-GgmlType linear_type(const std::string& id) {
-  if (id == "gguf-f32") return GgmlType::F32;
-  if (id == "gguf-f16") return GgmlType::F16;
-  if (const auto* b = gguf_block_type(id)) return b->type;
+formats::GgmlType linear_type(const std::string& id) {
+  if (id == "gguf-f32") return formats::GgmlType::F32;
+  if (id == "gguf-f16") return formats::GgmlType::F16;
+  if (const auto* b = formats::gguf_block_type(id)) return b->type;
   throw Error("unknown GGUF export format \"" + id + "\" (gguf-f32, gguf-f16, " + quant::grid_target_ids() + ")");
 }
 
-bool is_block_type(GgmlType t) { return gguf_block_type(t) != nullptr; }
+bool is_block_type(formats::GgmlType t) { return formats::gguf_block_type(t) != nullptr; }
 
 // llama_ftype: ALL_F32 0, MOSTLY_F16 1, the block types' own.
-std::uint32_t file_type(GgmlType t) {
-  if (const auto* b = gguf_block_type(t)) return b->llama_file_type;
-  return t == GgmlType::F16 ? 1 : 0;
+std::uint32_t file_type(formats::GgmlType t) {
+  if (const auto* b = formats::gguf_block_type(t)) return b->llama_file_type;
+  return t == formats::GgmlType::F16 ? 1 : 0;
 }
 
 // Rows in ggml's q/k order (llama.cpp permutes Hugging Face's rotate_half rows back to pairs).
@@ -86,7 +86,7 @@ bool is_fp16(float x) { return static_cast<float>(c10::Half(x)) == x; }
 // The super-scale d of one k-quant super-block: the scales are d * k with k in 1..scale_max and d
 // an fp16 value. A run made with the matching --target gives its largest scale k = scale_max, so
 // the first candidate is the one; smaller k are tried for runs made otherwise. 0 when none fits.
-float superblock_d(const float* s, int groups, const GgufBlockType& bt) {
+float superblock_d(const float* s, int groups, const formats::GgufBlockType& bt) {
   float top = 0;
   for (int g = 0; g < groups; ++g) top = std::max(top, s[g]);
   for (int k = bt.scale_max; k >= 1; --k) {
@@ -111,11 +111,11 @@ float superblock_d(const float* s, int groups, const GgufBlockType& bt) {
 // - k-quants: the group scales of each super-block are d * k (superblock_d), the zero points
 //   2^(b-1); written as scales k, for the types with mins as mins k and dmin = 2^(b-1) d, so that
 //   llama.cpp's (d k) q - dmin k is the run's (q - 2^(b-1)) d k, every product exact.
-std::string block_encoding(const quant::QuantizedLinear& q, GgmlType type, std::vector<std::uint8_t>* bytes) {
-  const auto& bt = *gguf_block_type(type);
+std::string block_encoding(const quant::QuantizedLinear& q, formats::GgmlType type, std::vector<std::uint8_t>* bytes) {
+  const auto& bt = *formats::gguf_block_type(type);
   if (q.spec.bits != bt.bits) return std::to_string(q.spec.bits) + "-bit codes";
   const auto k = q.in_features(), g = q.spec.effective_group(k);
-  const bool symmetric = bt.form != GgufBlockForm::Offset;
+  const bool symmetric = bt.form != formats::GgufBlockForm::Offset;
   const double half = std::pow(2.0, bt.bits - 1);
   if (k % bt.weights != 0 || (bt.k_quant() ? g != bt.group : g % bt.weights != 0))
     return "input dimension " + std::to_string(k) + " / group size " + std::to_string(g) + " is not whole " +
@@ -132,7 +132,7 @@ std::string block_encoding(const quant::QuantizedLinear& q, GgmlType type, std::
         const float db =
             superblock_d(scale.data_ptr<float>() + (r * blocks_per_row + b) * bt.groups(), bt.groups(), bt);
         const bool fits =
-            db > 0 && (bt.form == GgufBlockForm::ScaledSymmetric || is_fp16(db * static_cast<float>(half)));
+            db > 0 && (bt.form == formats::GgufBlockForm::ScaledSymmetric || is_fp16(db * static_cast<float>(half)));
         d.data_ptr<float>()[r * blocks_per_row + b] = fits ? db : 0.f;
         if (!fits) inexact += bt.groups();
       }
@@ -156,7 +156,7 @@ std::string block_encoding(const quant::QuantizedLinear& q, GgmlType type, std::
   const auto mc = m.defined() ? m.contiguous() : m;
   bytes->assign(static_cast<std::size_t>(n * blocks_per_row) * bt.bytes, 0);
   const auto weights = static_cast<std::size_t>(bt.weights);
-  GgufBlock block;
+  formats::GgufBlock block;
   for (std::int64_t r = 0; r < n; ++r) {
     for (std::int64_t b = 0; b < blocks_per_row; ++b) {
       std::memcpy(block.codes.data(), codes.data_ptr<std::uint8_t>() + r * k + b * bt.weights, weights);
@@ -165,7 +165,7 @@ std::string block_encoding(const quant::QuantizedLinear& q, GgmlType type, std::
         const float* s = scale.data_ptr<float>() + (r * blocks_per_row + b) * bt.groups();
         for (int j = 0; j < bt.groups(); ++j)
           block.scales[static_cast<std::size_t>(j)] = static_cast<int>(s[j] / block.d);
-        if (bt.form == GgufBlockForm::ScaledWithMins) {
+        if (bt.form == formats::GgufBlockForm::ScaledWithMins) {
           block.dmin = block.d * static_cast<float>(half);
           block.mins = block.scales;
         }
@@ -174,17 +174,19 @@ std::string block_encoding(const quant::QuantizedLinear& q, GgmlType type, std::
         block.d = dc.data_ptr<float>()[at];
         if (!symmetric) block.m = mc.data_ptr<float>()[at];
       }
-      pack_gguf_block(bt, block, bytes->data() + static_cast<std::size_t>(r * blocks_per_row + b) * bt.bytes);
+      formats::pack_gguf_block(bt, block, bytes->data() + static_cast<std::size_t>(r * blocks_per_row + b) * bt.bytes);
     }
   }
   return "";
 }
 
-torch::ScalarType float_dtype(GgmlType type) {
-  return type == GgmlType::F16 ? torch::kFloat16 : type == GgmlType::BF16 ? torch::kBFloat16 : torch::kFloat32;
+torch::ScalarType float_dtype(formats::GgmlType type) {
+  return type == formats::GgmlType::F16    ? torch::kFloat16
+         : type == formats::GgmlType::BF16 ? torch::kBFloat16
+                                           : torch::kFloat32;
 }
 
-std::vector<std::uint8_t> float_bytes(const torch::Tensor& t, GgmlType type) {
+std::vector<std::uint8_t> float_bytes(const torch::Tensor& t, formats::GgmlType type) {
   const auto c = t.to(float_dtype(type)).contiguous();
   std::vector<std::uint8_t> out(static_cast<std::size_t>(c.numel()) * c.element_size());
   std::memcpy(out.data(), c.data_ptr(), out.size());
@@ -206,26 +208,26 @@ std::string model_refusal(const model::LlamaConfig& c) {
   return "";
 }
 
-using Vocab = GgufVocabulary;  // export/gguf_vocabulary.h
+using Vocab = text::GgufVocabulary;  // text/gguf_vocabulary.h
 
 // Why `type` cannot hold the run at all (architecture, tokenizer, bits and group size); "" when it
 // can. Fills `vocab` with the tokenizer data when given.
-std::string settings_refusal(const RunSource& run, GgmlType type, const model::LlamaConfig& c, Vocab* vocab) {
+std::string settings_refusal(const RunSource& run, formats::GgmlType type, const model::LlamaConfig& c, Vocab* vocab) {
   auto why = model_refusal(c);
   if (!why.empty()) return why;
   try {
-    auto v = gguf_vocabulary(run.manifest.value("tokenizer", ""), c.vocab_size);
+    auto v = text::gguf_vocabulary(run.manifest.value("tokenizer", ""), c.vocab_size);
     if (vocab) *vocab = std::move(v);
   } catch (const Error& e) {
     return e.what();
   }
-  const auto* bt = gguf_block_type(type);
+  const auto* bt = formats::gguf_block_type(type);
   if (!bt) return "";
   const auto& w = run.config.weight;
-  const bool symmetric = bt->form != GgufBlockForm::Offset;
+  const bool symmetric = bt->form != formats::GgufBlockForm::Offset;
   const bool group_fits = bt->k_quant() ? w.group_size == bt->group : w.group_size > 0 && w.group_size % 32 == 0;
   if (w.bits != bt->bits || w.symmetric != symmetric || !group_fits)
-    return "GGUF " + ggml_type_name(type) + " needs " + std::to_string(bt->bits) + "-bit " +
+    return "GGUF " + formats::ggml_type_name(type) + " needs " + std::to_string(bt->bits) + "-bit " +
            (symmetric ? "symmetric" : "asymmetric") + " codes with " +
            (bt->k_quant() ? "groups of " + std::to_string(bt->group)
                           : std::string("a group size that is a multiple of 32")) +
@@ -235,7 +237,7 @@ std::string settings_refusal(const RunSource& run, GgmlType type, const model::L
 
 // Why a block type cannot hold the run: not one of its layers has a bit-exact block encoding
 // (reads only scales and zero points). "" when at least one has.
-std::string exactness_refusal(const RunSource& run, GgmlType type) {
+std::string exactness_refusal(const RunSource& run, formats::GgmlType type) {
   std::int64_t exact = 0, total = 0;
   std::string first;
   run.for_each_linear([&](std::int64_t, model::LinearKind, const quant::QuantizedLinear& q) {
@@ -247,21 +249,21 @@ std::string exactness_refusal(const RunSource& run, GgmlType type) {
       first = r;
   });
   if (exact > 0) return "";
-  const auto& bt = *gguf_block_type(type);
-  return "GGUF " + ggml_type_name(type) + " stores its scales as fp16: none of the run's " + std::to_string(total) +
-         " layers would decode bit-identically (e.g. " + first + "); quantize with --target " + bt.format_id +
-         ", or use gguf-f32 or gptq";
+  const auto& bt = *formats::gguf_block_type(type);
+  return "GGUF " + formats::ggml_type_name(type) + " stores its scales as fp16: none of the run's " +
+         std::to_string(total) + " layers would decode bit-identically (e.g. " + first + "); quantize with --target " +
+         bt.format_id + ", or use gguf-f32 or gptq";
 }
 
 // Why `type` cannot hold the run, everything checked; fills `vocab` when given.
-std::string refusal(const RunSource& run, GgmlType type, Vocab* vocab) {
+std::string refusal(const RunSource& run, formats::GgmlType type, Vocab* vocab) {
   auto why = settings_refusal(run, type, model::read_model_config(run.config.model), vocab);
   if (why.empty() && is_block_type(type)) why = exactness_refusal(run, type);
   return why;
 }
 
 // general.*, llama.* and tokenizer.ggml.* of a llama GGUF file.
-void add_llama_header(GgufWriter& g, const model::LlamaConfig& c, const Vocab& vocab, const std::string& name,
+void add_llama_header(formats::GgufWriter& g, const model::LlamaConfig& c, const Vocab& vocab, const std::string& name,
                       std::uint32_t llama_file_type) {
   g.add_string("general.architecture", "llama");
   g.add_string("general.name", name);
@@ -286,7 +288,7 @@ void add_llama_header(GgufWriter& g, const model::LlamaConfig& c, const Vocab& v
     g.add_f32("llama.rope.scaling.factor", static_cast<float>(c.rope_scaling.factor));
   }
   g.add_u32("llama.vocab_size", static_cast<std::uint32_t>(c.vocab_size));
-  add_gguf_vocabulary(g, vocab);
+  text::add_gguf_vocabulary(g, vocab);
 }
 
 }  // namespace
@@ -296,8 +298,8 @@ std::string gguf_export_refusal(const RunSource& run, const std::string& id) {
 }
 
 GgufCheck verify_gguf(const RunSource& run, const std::string& path) {
-  const GgufFile f(path);
-  const auto c = gguf_llama_config(f);
+  const formats::GgufFile f(path);
+  const auto c = model::gguf_llama_config(f);
   if (c.num_layers != static_cast<std::int64_t>(run.blocks.size()))
     throw Error("self-check failed: " + path + " has " + std::to_string(c.num_layers) + " blocks, the run " +
                 std::to_string(run.blocks.size()));
@@ -308,15 +310,15 @@ GgufCheck verify_gguf(const RunSource& run, const std::string& path) {
     const auto rows = ggml_rows(q, kind, c);
     auto expected = rows.dequantize();
     if (is_block_type(t.type)) {
-      require_identical(gguf_block_codes(t), rows.codes, name + " (codes)");
+      require_identical(model::gguf_block_codes(t), rows.codes, name + " (codes)");
       ++check.blocks;
-    } else if (t.type == GgmlType::F16) {
+    } else if (t.type == formats::GgmlType::F16) {
       expected = expected.to(torch::kFloat16).to(torch::kFloat32);
       ++check.f16;
     } else {
       ++check.f32;
     }
-    require_identical(decode_gguf_tensor(t), expected, name + " (decoded as llama.cpp does)");
+    require_identical(model::decode_gguf_tensor(t), expected, name + " (decoded as llama.cpp does)");
   });
   return check;
 }
@@ -333,7 +335,7 @@ ExportReport export_gguf(const std::string& run_dir, const std::string& out_file
   const auto model = run.model();  // embeddings and the run's norms
   const auto& c = model.config();
 
-  GgufWriter g;
+  formats::GgufWriter g;
   add_llama_header(g, c, vocab, "tessera export of " + fs::path(run_dir).filename().string(), file_type(type));
   g.add_string("tessera.version", kVersion);
   g.add_string("tessera.run", run.manifest_text());
@@ -342,8 +344,8 @@ ExportReport export_gguf(const std::string& run_dir, const std::string& out_file
   report.path = out_file;
   report.format = id;
   // Linear weights in the format's type; embeddings follow F16 for gguf-f16, else F32; norms F32.
-  const GgmlType float_type = type == GgmlType::F16 ? GgmlType::F16 : GgmlType::F32;
-  report.dtype = type == GgmlType::F16 ? "fp16" : "fp32";
+  const formats::GgmlType float_type = type == formats::GgmlType::F16 ? formats::GgmlType::F16 : formats::GgmlType::F32;
+  report.dtype = type == formats::GgmlType::F16 ? "fp16" : "fp32";
   const auto& w = model.weights();
   g.add_tensor("token_embd.weight", ggml_ne(w.embed_tokens), float_type, float_bytes(w.embed_tokens, float_type));
   for (std::int64_t k = 0; k < c.num_layers; ++k) {
@@ -351,10 +353,10 @@ ExportReport export_gguf(const std::string& run_dir, const std::string& out_file
     const auto& b = w.blocks[static_cast<std::size_t>(k)];
     const auto& qb = run.blocks[static_cast<std::size_t>(k)];
     const std::string p = "blk." + std::to_string(k) + ".";
-    g.add_tensor(p + "attn_norm.weight", ggml_ne(b.input_norm), GgmlType::F32,
-                 float_bytes(b.input_norm, GgmlType::F32));
-    g.add_tensor(p + "ffn_norm.weight", ggml_ne(b.post_attention_norm), GgmlType::F32,
-                 float_bytes(b.post_attention_norm, GgmlType::F32));
+    g.add_tensor(p + "attn_norm.weight", ggml_ne(b.input_norm), formats::GgmlType::F32,
+                 float_bytes(b.input_norm, formats::GgmlType::F32));
+    g.add_tensor(p + "ffn_norm.weight", ggml_ne(b.post_attention_norm), formats::GgmlType::F32,
+                 float_bytes(b.post_attention_norm, formats::GgmlType::F32));
     for (auto kind : model::kAllLinears) {
       const auto rows = ggml_rows(qb.linears.at(kind), kind, c);
       const auto name = gguf_name(k, kind);
@@ -373,7 +375,8 @@ ExportReport export_gguf(const std::string& run_dir, const std::string& out_file
       g.add_tensor(name, ggml_ne(weight), float_type, float_bytes(weight, float_type));
     }
   }
-  g.add_tensor("output_norm.weight", ggml_ne(w.final_norm), GgmlType::F32, float_bytes(w.final_norm, GgmlType::F32));
+  g.add_tensor("output_norm.weight", ggml_ne(w.final_norm), formats::GgmlType::F32,
+               float_bytes(w.final_norm, formats::GgmlType::F32));
   if (!c.tie_word_embeddings)
     g.add_tensor("output.weight", ggml_ne(w.lm_head), float_type, float_bytes(w.lm_head, float_type));
   g.add_string("tessera.tensor_data_sha256", g.tensor_data_sha256());
@@ -389,7 +392,7 @@ ExportReport export_gguf(const std::string& run_dir, const std::string& out_file
         auto part = [&](std::int64_t n, const std::string& what) {
           if (n > 0) parts += (parts.empty() ? "" : ", ") + std::to_string(n) + " " + what;
         };
-        part(check.blocks, ggml_type_name(type) + " (codes and decoded weights bit-identical)");
+        part(check.blocks, formats::ggml_type_name(type) + " (codes and decoded weights bit-identical)");
         part(check.f32, "F32 (bit-identical)");
         part(check.f16, "F16 (identical to the run's weights in fp16)");
         report.self_check =
@@ -410,26 +413,26 @@ ExportReport convert_model_to_gguf(const model::LlamaModel& model, const std::st
   const auto& c = model.config();
   const auto why = model_refusal(c);
   if (!why.empty()) throw Error("cannot write " + out_file + ": " + why);
-  GgmlType type = GgmlType::F32;
+  formats::GgmlType type = formats::GgmlType::F32;
   std::uint32_t llama_file_type = 0;  // llama_ftype: ALL_F32 0, MOSTLY_F16 1, MOSTLY_BF16 32
   if (dtype == "fp16")
-    type = GgmlType::F16, llama_file_type = 1;
+    type = formats::GgmlType::F16, llama_file_type = 1;
   else if (dtype == "bf16")
-    type = GgmlType::BF16, llama_file_type = 32;
+    type = formats::GgmlType::BF16, llama_file_type = 32;
   else if (dtype != "fp32")
     throw Error("a GGUF conversion is fp32, fp16 or bf16, not " + dtype);
   if (tokenizer_path.empty())
     throw Error("GGUF embeds the tokenizer: pass --tokenizer (none was found beside the model)");
-  const auto vocab = gguf_vocabulary(tokenizer_path, c.vocab_size);
+  const auto vocab = text::gguf_vocabulary(tokenizer_path, c.vocab_size);
   if (fs::exists(out_file) && !replace_existing)
     throw Error(out_file + " already exists; choose another output path or pass --force");
 
-  GgufWriter g;
+  formats::GgufWriter g;
   add_llama_header(g, c, vocab, "tessera convert of " + fs::path(out_file).stem().string(), llama_file_type);
   g.add_string("tessera.version", kVersion);
   // Every tensor as written (fp32, ggml row order) with its ggml type, for the self-check.
-  std::vector<std::tuple<std::string, torch::Tensor, GgmlType>> written;
-  auto add = [&](const std::string& name, const torch::Tensor& t, GgmlType as) {
+  std::vector<std::tuple<std::string, torch::Tensor, formats::GgmlType>> written;
+  auto add = [&](const std::string& name, const torch::Tensor& t, formats::GgmlType as) {
     const auto f = t.to(torch::kCPU, torch::kFloat32).contiguous();
     g.add_tensor(name, ggml_ne(f), as, float_bytes(f, as));
     written.emplace_back(name, f, as);
@@ -439,12 +442,12 @@ ExportReport convert_model_to_gguf(const model::LlamaModel& model, const std::st
   for (std::int64_t k = 0; k < c.num_layers; ++k) {
     const auto& b = w.blocks[static_cast<std::size_t>(k)];
     const std::string p = "blk." + std::to_string(k) + ".";
-    add(p + "attn_norm.weight", b.input_norm, GgmlType::F32);
-    add(p + "ffn_norm.weight", b.post_attention_norm, GgmlType::F32);
+    add(p + "attn_norm.weight", b.input_norm, formats::GgmlType::F32);
+    add(p + "ffn_norm.weight", b.post_attention_norm, formats::GgmlType::F32);
     for (auto kind : model::kAllLinears)
       add(gguf_name(k, kind), ggml_rows(b.linear(kind).to(torch::kFloat32), kind, c), type);
   }
-  add("output_norm.weight", w.final_norm, GgmlType::F32);
+  add("output_norm.weight", w.final_norm, formats::GgmlType::F32);
   if (!c.tie_word_embeddings) add("output.weight", w.lm_head, type);
   g.add_string("tessera.tensor_data_sha256", g.tensor_data_sha256());
 
@@ -456,17 +459,17 @@ ExportReport convert_model_to_gguf(const model::LlamaModel& model, const std::st
       out_file, [&](std::ostream& out) { g.write(out); },
       [&](const std::string& tmp) {
         // Read back as llama.cpp decodes it: every tensor equals the model's in the file's type.
-        const GgufFile f(tmp);
+        const formats::GgufFile f(tmp);
         for (const auto& [name, expected, as] : written)
-          require_identical(decode_gguf_tensor(f.tensor(name)), expected.to(float_dtype(as)).to(torch::kFloat32),
+          require_identical(model::decode_gguf_tensor(f.tensor(name)), expected.to(float_dtype(as)).to(torch::kFloat32),
                             name + " (decoded as llama.cpp does)");
         report.tensors_checked = static_cast<std::int64_t>(written.size());
         report.self_check = std::to_string(written.size()) + " tensors read back identical to the model's in " +
-                            ggml_type_name(type) + " (norms F32)";
+                            formats::ggml_type_name(type) + " (norms F32)";
         report.bytes = static_cast<std::int64_t>(fs::file_size(tmp));
       });
-  logger()->info("converted to {} ({}, {} bytes); self-check: {}", out_file, ggml_type_name(type), report.bytes,
-                 report.self_check);
+  logger()->info("converted to {} ({}, {} bytes); self-check: {}", out_file, formats::ggml_type_name(type),
+                 report.bytes, report.self_check);
   return report;
 }
 

@@ -1,12 +1,12 @@
 #pragma once
 // Export of a finished run as a GGUF v3 file for llama.cpp: llama.* hyperparameters,
-// tokenizer.ggml.* from the run's tokenizer (export/gguf_vocabulary.h), the run manifest under
+// tokenizer.ggml.* from the run's tokenizer (text/gguf_vocabulary.h), the run manifest under
 // "tessera.run", and a SHA-256 of the tensor data. Tensor names, ggml dimension order and the q/k
 // row permutation follow llama.cpp's convert_hf_to_gguf.py.
 //   gguf-f32   every tensor F32: the run's weights exactly
 //   gguf-f16   Linear weights F16 (the run's weights rounded to fp16, as the fp16 HF export), rest F32
 //   gguf-q4_0 / q4_1 / q5_0 / q5_1 / q8_0  blocks of 32 written from the codes
-//              (export/gguf_blocks.h): d = fp16(scale), for the _1 types m = fp16(-zero * d). That
+//              (formats/gguf_blocks.h): d = fp16(scale), for the _1 types m = fp16(-zero * d). That
 //              decodes to the run's (q - z) * s only when those are fp16 values (a run made with
 //              the matching --target, quant/grid_target.h, always), so a layer is written as blocks
 //              only when every weight decodes bit-identically, otherwise as F32 (listed as not

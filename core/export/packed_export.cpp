@@ -4,11 +4,11 @@
 #include <fstream>
 #include <map>
 
-#include "export/packed_format.h"
+#include "formats/packed_format.h"
+#include "formats/tensor_bytes.h"
 #include "io/json_file.h"
 #include "io/safetensors.h"
 #include "model/hf_checkpoint.h"
-#include "model/tensor_bytes.h"
 #include "runtime/torch_runtime.h"
 #include "text/tokenizer_loader.h"
 #include "util/error.h"
@@ -19,14 +19,14 @@ namespace fs = std::filesystem;
 namespace tessera::exporting {
 namespace {
 
-std::unique_ptr<PackedFormat> format_for(const std::string& id, const quant::WeightQuantSpec& spec) {
-  if (id == "gptq") return make_gptq_format(spec, false);
-  if (id == "gptq-v1") return make_gptq_format(spec, true);
-  if (id == "awq") return make_awq_format(spec);
+std::unique_ptr<formats::PackedFormat> format_for(const std::string& id, const quant::WeightQuantSpec& spec) {
+  if (id == "gptq") return formats::make_gptq_format(spec, false);
+  if (id == "gptq-v1") return formats::make_gptq_format(spec, true);
+  if (id == "awq") return formats::make_awq_format(spec);
   throw Error("unknown packed export format \"" + id + "\" (gptq, gptq-v1, awq)");
 }
 
-std::string refusal(const RunSource& run, const PackedFormat& format) {
+std::string refusal(const RunSource& run, const formats::PackedFormat& format) {
   auto why = format.run_refusal(run.config.weight);
   if (!why.empty()) return why;
   std::string first_shape_refusal;
@@ -56,7 +56,7 @@ std::string packed_export_refusal(const RunSource& run, const std::string& id) {
 PackedCheck verify_packed(const RunSource& run, const std::string& folder) {
   const auto config_path = (fs::path(folder) / "config.json").string();
   const auto qc = io::read_json_file(config_path).value("quantization_config", nlohmann::json());
-  const auto format = packed_format_from_config(qc, config_path);
+  const auto format = formats::packed_format_from_config(qc, config_path);
   if (!format) throw Error("self-check failed: " + config_path + " has no GPTQ/AWQ quantization_config");
   io::SafetensorsFile file((fs::path(folder) / "model.safetensors").string());
   PackedCheck check;
@@ -64,7 +64,7 @@ PackedCheck verify_packed(const RunSource& run, const std::string& folder) {
   run.for_each_linear([&](std::int64_t k, model::LinearKind kind, const quant::QuantizedLinear& q) {
     const auto module = hf_linear_module(k, kind);
     if (!file.contains(module + ".qweight")) {
-      const auto got = model::tensor_from_view(file.tensor(module + ".weight"));
+      const auto got = formats::tensor_from_view(file.tensor(module + ".weight"));
       require_identical(got, q.dequantize().to(got.scalar_type()), module + ".weight (not converted)");
       floats.push_back(module);
       ++check.floats;
@@ -73,7 +73,7 @@ PackedCheck verify_packed(const RunSource& run, const std::string& folder) {
     const auto u = format->unpack(file, module);
     require_identical(u.codes, q.codes, module + ".qweight (codes as the reader unpacks them)");
     require_identical(u.zero, q.zero, module + ".qzeros (zero points as the reader unpacks them)");
-    const auto stored = model::to_torch_dtype(file.tensor(module + ".scales").dtype, module + ".scales");
+    const auto stored = formats::to_torch_dtype(file.tensor(module + ".scales").dtype, module + ".scales");
     check.scale_dtype = io::dtype_name(file.tensor(module + ".scales").dtype);
     const auto expected_scale = q.scale.to(stored).to(torch::kFloat32);
     require_identical(u.scale, expected_scale, module + ".scales (the run's scales in " + check.scale_dtype + ")");

@@ -3,8 +3,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "formats/tensor_bytes.h"
 #include "io/safetensors.h"
-#include "model/tensor_bytes.h"
 #include "pipeline/quantization_run.h"
 #include "pipeline/run_directory.h"
 #include "util/error.h"
@@ -14,16 +14,16 @@ namespace fs = std::filesystem;
 namespace tessera::exporting {
 namespace {
 
-pipeline::QuantizedBlock load_scales_and_zeros(const std::string& path, const quant::WeightQuantSpec& spec) {
+model::QuantizedBlock load_scales_and_zeros(const std::string& path, const quant::WeightQuantSpec& spec) {
   io::SafetensorsFile file(path);
-  pipeline::QuantizedBlock b;
+  model::QuantizedBlock b;
   for (auto kind : model::kAllLinears) {
     const std::string p = std::string(model::linear_name(kind)) + ".";
     quant::QuantizedLinear q;
     q.spec = spec;
     q.codes = torch::zeros({1, 1}, torch::kUInt8).expand(file.tensor(p + "codes").shape);
-    q.scale = model::tensor_from_view(file.tensor(p + "scale"));
-    q.zero = model::tensor_from_view(file.tensor(p + "zero"));
+    q.scale = formats::tensor_from_view(file.tensor(p + "scale"));
+    q.zero = formats::tensor_from_view(file.tensor(p + "zero"));
     b.linears[kind] = q;
   }
   return b;
@@ -40,7 +40,7 @@ RunSource RunSource::load(const std::string& run_dir, bool codes) {
   s.config = std::move(manifest.config);
   s.has_codes_ = codes;
   for (std::int64_t k = 0; k < s.manifest.value("blocks", 0); ++k)
-    s.blocks.push_back(codes ? pipeline::QuantizedBlock::load(dir.block_path(k), s.config.weight)
+    s.blocks.push_back(codes ? model::QuantizedBlock::load(dir.block_path(k), s.config.weight)
                              : load_scales_and_zeros(dir.block_path(k), s.config.weight));
   return s;
 }

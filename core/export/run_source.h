@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "model/llama_model.h"
-#include "pipeline/quantized_block.h"
+#include "model/quantized_block.h"
 #include "pipeline/run_config.h"
 
 namespace tessera::exporting {
@@ -16,7 +16,7 @@ struct RunSource {
   std::string run_dir;
   nlohmann::json manifest;  // run.json
   pipeline::RunConfig config;
-  std::vector<pipeline::QuantizedBlock> blocks;  // codes, scales, zeros of every block
+  std::vector<model::QuantizedBlock> blocks;  // codes, scales, zeros of every block
 
   // Throws for a directory that is not a finished run. Without `codes`, each Linear's codes are a
   // zero-sized-storage placeholder of the right shape (an expanded scalar): enough for the format

@@ -224,8 +224,7 @@ void awq_clip_weights(model::DecoderBlockWeights& w, const std::map<LinearKind, 
   }
 }
 
-pipeline::QuantizedBlock AwqMethod::quantize_block(model::DecoderBlockWeights weights,
-                                                   const pipeline::BlockContext& ctx) {
+model::QuantizedBlock AwqMethod::quantize_block(model::DecoderBlockWeights weights, const pipeline::BlockContext& ctx) {
   torch::NoGradGuard no_grad;
   std::map<std::string, torch::Tensor> state;
   auto scaled = awq_apply_scales(std::move(weights), ctx, state);

@@ -15,8 +15,7 @@ namespace tessera::methods {
 class AwqMethod : public pipeline::BlockMethod {
  public:
   std::string name() const override { return "awq"; }
-  pipeline::QuantizedBlock quantize_block(model::DecoderBlockWeights weights,
-                                          const pipeline::BlockContext& ctx) override;
+  model::QuantizedBlock quantize_block(model::DecoderBlockWeights weights, const pipeline::BlockContext& ctx) override;
 };
 
 // The AWQ scale for mean activation magnitudes `a` and exponent alpha: a^alpha clamped at 1e-4 and

@@ -188,12 +188,12 @@ OmniquantResult omniquant_train(model::DecoderBlockWeights w, const pipeline::Bl
   return result;
 }
 
-pipeline::QuantizedBlock OmniquantMethod::quantize_block(model::DecoderBlockWeights weights,
-                                                         const pipeline::BlockContext& ctx) {
+model::QuantizedBlock OmniquantMethod::quantize_block(model::DecoderBlockWeights weights,
+                                                      const pipeline::BlockContext& ctx) {
   std::map<std::string, torch::Tensor> state;
   auto trained = omniquant_train(std::move(weights), ctx, state);
   torch::NoGradGuard no_grad;
-  pipeline::QuantizedBlock block;
+  model::QuantizedBlock block;
   const auto& w = trained.weights;
   for (auto kind : model::kAllLinears)
     block.linears[kind] = quant::lwc_quantize(w.linear(kind), ctx.run->weight, trained.gamma[kind], trained.beta[kind]);

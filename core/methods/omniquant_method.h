@@ -42,8 +42,7 @@ OmniquantResult omniquant_train(model::DecoderBlockWeights w, const pipeline::Bl
 class OmniquantMethod : public pipeline::BlockMethod {
  public:
   std::string name() const override { return "omniquant"; }
-  pipeline::QuantizedBlock quantize_block(model::DecoderBlockWeights weights,
-                                          const pipeline::BlockContext& ctx) override;
+  model::QuantizedBlock quantize_block(model::DecoderBlockWeights weights, const pipeline::BlockContext& ctx) override;
 };
 
 }  // namespace tessera::methods

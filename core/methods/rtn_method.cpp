@@ -20,8 +20,7 @@ QuantizedBlock quantize_block_rtn(const model::DecoderBlockWeights& w, const qua
 
 namespace tessera::methods {
 
-pipeline::QuantizedBlock RtnMethod::quantize_block(model::DecoderBlockWeights weights,
-                                                   const pipeline::BlockContext& ctx) {
+model::QuantizedBlock RtnMethod::quantize_block(model::DecoderBlockWeights weights, const pipeline::BlockContext& ctx) {
   return pipeline::quantize_block_rtn(weights, ctx.run->weight, ctx.index);
 }
 

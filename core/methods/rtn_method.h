@@ -7,8 +7,7 @@ namespace tessera::methods {
 class RtnMethod : public pipeline::BlockMethod {
  public:
   std::string name() const override { return "rtn"; }
-  pipeline::QuantizedBlock quantize_block(model::DecoderBlockWeights weights,
-                                          const pipeline::BlockContext& ctx) override;
+  model::QuantizedBlock quantize_block(model::DecoderBlockWeights weights, const pipeline::BlockContext& ctx) override;
 };
 
 }  // namespace tessera::methods

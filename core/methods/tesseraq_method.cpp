@@ -6,9 +6,9 @@
 
 #include "methods/awq_method.h"
 #include "methods/omniquant_method.h"
+#include "methods/sample_batch.h"
 #include "methods/tesseraq_settings.h"
 #include "methods/training_step.h"
-#include "pipeline/sample_batch.h"
 #include "quant/group_quantizer.h"
 #include "quant/lwc_quantizer.h"
 #include "util/error.h"
@@ -113,8 +113,7 @@ torch::ScalarType train_dtype(const pipeline::RunConfig& run, const torch::Devic
 
 }  // namespace
 
-pipeline::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeights w,
-                                                        const pipeline::BlockContext& ctx) {
+model::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeights w, const pipeline::BlockContext& ctx) {
   const auto& c = *ctx.config;
   const auto& run = *ctx.run;
   const auto& spec = run.weight;
@@ -208,7 +207,7 @@ pipeline::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeigh
     return std::vector<std::int64_t>(perm.begin(), perm.begin() + bs);
   };
   // The next batch is copied while the current step computes.
-  pipeline::SamplePrefetcher batches({ctx.inputs_quant, ctx.targets}, ctx.device);
+  SamplePrefetcher batches({ctx.inputs_quant, ctx.targets}, ctx.device);
 
   NonFiniteGuard guard(ctx, "tesseraq");
   std::int64_t global_step = 0;
@@ -270,7 +269,7 @@ pipeline::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeigh
   // Deviation from the official code, which merges 0.5 s (h - 1[frac > 0.5]) into the float weight
   // and rounds again: that can flip codes near a rounding boundary and its real-quant export
   // recomputes (s, z).
-  pipeline::QuantizedBlock result;
+  model::QuantizedBlock result;
   for (auto& [kind, l] : trainer.layers()) {
     result.linears[kind] = l.finalize();
     state[std::string("tesseraq.dst.") + model::linear_name(kind)] = l.dst_factor().detach().cpu();

@@ -84,8 +84,7 @@ torch::Tensor tesseraq_loss(const torch::Tensor& out, const torch::Tensor& targe
 class TesseraqMethod : public pipeline::BlockMethod {
  public:
   std::string name() const override { return "tesseraq"; }
-  pipeline::QuantizedBlock quantize_block(model::DecoderBlockWeights weights,
-                                          const pipeline::BlockContext& ctx) override;
+  model::QuantizedBlock quantize_block(model::DecoderBlockWeights weights, const pipeline::BlockContext& ctx) override;
 };
 
 }  // namespace tessera::methods

@@ -8,9 +8,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "formats/tensor_bytes.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
-#include "model/tensor_bytes.h"
 #include "util/error.h"
 #include "util/version.h"
 
@@ -95,7 +95,7 @@ class TensorSource {
       };
       throw Error(where + " has shape " + str(view.shape) + ", config.json implies " + str(shape));
     }
-    auto t = tensor_from_view(view).to(torch::kFloat32);
+    auto t = formats::tensor_from_view(view).to(torch::kFloat32);
     if (!torch::isfinite(t).all().item<bool>()) throw Error(where + " contains NaN or infinite values");
     return t;
   }
@@ -205,7 +205,7 @@ void save_hf_checkpoint(const LlamaModel& model, const std::string& folder, torc
   for (const auto& [key, value] : options.metadata) writer.set_metadata(key, value);
   auto put = [&](const std::string& name, const torch::Tensor& t) {
     if (options.write_tensor && options.write_tensor(name, writer)) return;
-    if (t.defined()) add_tensor(writer, name, t.to(dtype));
+    if (t.defined()) formats::add_tensor(writer, name, t.to(dtype));
   };
   put("model.embed_tokens.weight", w.embed_tokens);
   put("model.norm.weight", w.final_norm);

@@ -2,10 +2,10 @@
 
 #include <filesystem>
 
-#include "export/gguf_import.h"
-#include "export/quantized_import.h"
+#include "model/gguf_import.h"
 #include "model/hf_checkpoint.h"
 #include "model/llama2c_checkpoint.h"
+#include "model/quantized_import.h"
 #include "util/error.h"
 
 namespace fs = std::filesystem;
@@ -51,11 +51,11 @@ std::string checkpoint_format_name(CheckpointFormat format) {
 
 LlamaModel load_model(const std::string& path) {
   const auto format = detect_checkpoint_format(path);
-  if (format == CheckpointFormat::Gguf) return exporting::load_gguf_model(path);
+  if (format == CheckpointFormat::Gguf) return load_gguf_model(path);
   if (format == CheckpointFormat::HuggingFace) {
     const auto folder = model_folder(path);
     // GPTQ / AWQ exports are dequantized on load with their readers' conventions.
-    if (exporting::is_packed_checkpoint(folder)) return exporting::load_packed_checkpoint(folder);
+    if (is_packed_checkpoint(folder)) return load_packed_checkpoint(folder);
     return load_hf_checkpoint(folder);
   }
   return load_llama2c_checkpoint(path);
@@ -64,7 +64,7 @@ LlamaModel load_model(const std::string& path) {
 DecoderBlockWeights load_block_weights(const std::string& path, std::int64_t block) {
   if (detect_checkpoint_format(path) == CheckpointFormat::HuggingFace) {
     const auto folder = model_folder(path);
-    if (!exporting::is_packed_checkpoint(folder)) return load_hf_block(folder, block);
+    if (!is_packed_checkpoint(folder)) return load_hf_block(folder, block);
   }
   const auto model = load_model(path);
   if (block < 0 || block >= model.config().num_layers)
@@ -75,7 +75,7 @@ DecoderBlockWeights load_block_weights(const std::string& path, std::int64_t blo
 
 LlamaConfig read_model_config(const std::string& path) {
   const auto format = detect_checkpoint_format(path);
-  if (format == CheckpointFormat::Gguf) return exporting::gguf_llama_config(exporting::GgufFile(path));
+  if (format == CheckpointFormat::Gguf) return gguf_llama_config(formats::GgufFile(path));
   if (format == CheckpointFormat::HuggingFace)
     return LlamaConfig::from_hf_config_file((fs::path(model_folder(path)) / "config.json").string());
   return read_llama2c_config(path);

@@ -9,12 +9,15 @@
 #include <string>
 
 #include "model/llama_model.h"
-#include "pipeline/quantized_block.h"
+#include "model/quantized_block.h"
 #include "pipeline/run_config.h"
 #include "pipeline/run_events.h"
 #include "util/stop_token.h"
 
 namespace tessera::pipeline {
+
+// What a method returns (model/quantized_block.h); the run loop names it without model::.
+using model::QuantizedBlock;
 
 struct BlockContext {
   std::int64_t index = 0;

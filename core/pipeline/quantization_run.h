@@ -10,6 +10,7 @@
 
 #include "eval/layer_stats.h"
 #include "model/llama_model.h"
+#include "model/quantized_block.h"
 #include "pipeline/run_config.h"
 #include "pipeline/run_events.h"
 #include "util/stop_token.h"
@@ -43,6 +44,7 @@ model::LlamaModel load_quantized_model(const std::string& run_dir, RunConfig* co
 // The same from the run's blocks already in memory (an export reads them once, for packing, the
 // float model and the self-check). `model_sha256` is run.json's, checked against the model file.
 model::LlamaModel quantized_model_from_blocks(const RunConfig& config, const std::string& model_sha256,
-                                              const std::vector<QuantizedBlock>& blocks, const std::string& run_dir);
+                                              const std::vector<model::QuantizedBlock>& blocks,
+                                              const std::string& run_dir);
 
 }  // namespace tessera::pipeline

@@ -11,7 +11,7 @@
 //   Q2_K / Q4_K / Q5_K  y = d k q - dmin m               k, m in 1..15 / 1..63; written with dmin =
 //                       2^(b-1) d and m = k, i.e. y = d k (q - 2^(b-1)): the symmetric codes only,
 //                       not the per-group offsets these types could also hold
-// (llama.cpp's ggml-quants.c dequantize_row_*; the packing is export/gguf_blocks.h).
+// (llama.cpp's ggml-quants.c dequantize_row_*; the packing is formats/gguf_blocks.h).
 #include <string>
 #include <vector>
 

@@ -3,8 +3,8 @@
 #include <queue>
 
 #include "text/byte_piece.h"
-#include "text/utf8.h"
 #include "util/error.h"
+#include "util/utf8.h"
 
 namespace tessera::text {
 

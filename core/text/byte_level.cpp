@@ -3,7 +3,7 @@
 #include <array>
 #include <cstdint>
 
-#include "text/utf8.h"
+#include "util/utf8.h"
 
 namespace tessera::text::byte_level {
 namespace {

@@ -13,9 +13,9 @@
 #include "text/byte_level.h"
 #include "text/byte_piece.h"
 #include "text/unicode_regex.h"
-#include "text/utf8.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/utf8.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;

@@ -2,7 +2,7 @@
 
 #include <filesystem>
 
-#include "export/gguf_import.h"
+#include "text/gguf_vocabulary.h"
 #include "text/hf_tokenizer.h"
 #include "text/llama2c_tokenizer.h"
 #include "text/sentencepiece_tokenizer.h"
@@ -24,7 +24,7 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
   const std::string name = fs::path(path).filename().string();
   if (ext == ".model") return std::make_unique<SentencePieceTokenizer>(path);
   if (ext == ".bin") return std::make_unique<Llama2cTokenizer>(path);
-  if (ext == ".gguf") return exporting::load_gguf_tokenizer(path);  // the vocabulary embedded in a GGUF model
+  if (ext == ".gguf") return load_gguf_tokenizer(path);  // the vocabulary embedded in a GGUF model
   if (ext == ".json") {
     if (name == "tokenizer_config.json")
       throw Error(path + ": this is the tokenizer's settings; pass the tokenizer.json beside it");

@@ -3,8 +3,8 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
-#include "text/utf8.h"
 #include "util/error.h"
+#include "util/utf8.h"
 
 namespace tessera::text {
 namespace {

@@ -38,10 +38,10 @@
 #include <cuda_profiler_api.h>
 #endif
 
+#include "methods/sample_batch.h"
 #include "methods/tesseraq_method.h"
 #include "methods/tesseraq_settings.h"
 #include "pipeline/run_config.h"
-#include "pipeline/sample_batch.h"
 #include "runtime/torch_runtime.h"
 
 using namespace tessera;
@@ -245,7 +245,7 @@ int main(int argc, char** argv) {
         std::swap(perm[i], perm[std::uniform_int_distribution<std::int64_t>(i, samples - 1)(rng)]);
       return std::vector<std::int64_t>(perm.begin(), perm.begin() + batch);
     };
-    pipeline::SamplePrefetcher batches({inputs, targets}, device);
+    methods::SamplePrefetcher batches({inputs, targets}, device);
     batches.prefetch(batch_indices());
     torch::AutoGradMode grad(true);
     auto one_step = [&] {

@@ -1,12 +1,12 @@
-// GGUF reader (export/gguf_file.h): header, metadata of every type (nested arrays), tensor infos,
+// GGUF reader (formats/gguf_file.h): header, metadata of every type (nested arrays), tensor infos,
 // offsets and sizes against the file, then every tensor's bytes and the SHA-256 over them.
-#include "export/gguf_file.h"
+#include "formats/gguf_file.h"
 #include "fuzz_input.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const auto path = tessera_fuzz::write_input(data, size, ".gguf");
   tessera_fuzz::expect_clean([&] {
-    const tessera::exporting::GgufFile f(path);
+    const tessera::formats::GgufFile f(path);
     (void)f.metadata().dump();
     for (const auto& t : f.tensors()) (void)f.tensor(t.name);
     (void)f.tensor_data_sha256();

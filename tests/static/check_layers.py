@@ -15,6 +15,7 @@ LAYERS = [
     ["util"],
     ["io", "runtime", "kernels"],
     ["quant"],
+    ["formats"],  # codecs used in both directions: GGUF container and blocks, bit packing, GPTQ/AWQ packing
     ["text"],
     ["model"],
     ["eval"],
@@ -26,13 +27,6 @@ LAYERS = [
 
 # (file, included header): includes that go up today.
 KNOWN_UPWARD = {
-    # model_loader dispatches to the GGUF/GPTQ/AWQ importers, which live with their exporters.
-    ("model/model_loader.cpp", "export/gguf_import.h"),
-    ("model/model_loader.cpp", "export/quantized_import.h"),
-    # The GGUF vocabulary reader lives with the GGUF exporter.
-    ("text/tokenizer_loader.cpp", "export/gguf_import.h"),
-    # QuantizedBlock lives in pipeline/, and the layer statistics read it.
-    ("eval/layer_stats.h", "pipeline/quantized_block.h"),
     # events.jsonl is written with the worker protocol's JSON of a RunEvent.
     ("pipeline/run_event_log.cpp", "protocol/worker_protocol.h"),
 }

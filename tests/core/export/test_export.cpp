@@ -12,8 +12,8 @@
 #include "export_test_support.h"
 #include "io/safetensors.h"
 #include "model/model_loader.h"
+#include "model/quantized_block.h"
 #include "pipeline/quantization_run.h"
-#include "pipeline/quantized_block.h"
 #include "pipeline/run_directory.h"
 #include "tessera_test.h"
 #include "test_data.h"
@@ -124,7 +124,7 @@ class TestExport : public QObject {
     TESSERA_REQUIRE_DATA(text, "text/tinystories/sample.txt");
     const auto run = tessera_test::rtn_run(2, "export-corrupt-block");
     pipeline::RunDirectory rd(run);
-    const auto good = pipeline::QuantizedBlock::load(rd.block_path(1), {2, 32, false});
+    const auto good = model::QuantizedBlock::load(rd.block_path(1), {2, 32, false});
     auto write = [&](const std::function<void(quant::QuantizedLinear&)>& corrupt) {
       auto b = good;
       auto& q = b.linears.at(model::LinearKind::V);

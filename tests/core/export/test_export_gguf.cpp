@@ -17,11 +17,11 @@
 
 #include "api/export_jobs.h"
 #include "api/model_jobs.h"
-#include "export/gguf_blocks.h"
 #include "export/gguf_export.h"
-#include "export/gguf_file.h"
 #include "export/run_source.h"
 #include "export_test_support.h"
+#include "formats/gguf_blocks.h"
+#include "formats/gguf_file.h"
 #include "model/model_loader.h"
 #include "pipeline/quantization_run.h"
 #include "pipeline/run_directory.h"
@@ -47,9 +47,9 @@ float ggml_fp16(const std::uint8_t* p) {
 }
 
 // ggml-quants.c dequantize_row_* for one block, transcribed loop by loop (ggml-common.h's block
-// layouts as byte offsets), independently of export/gguf_blocks.cpp.
-std::vector<float> ggml_dequantize(exporting::GgmlType type, const std::uint8_t* x) {
-  using exporting::GgmlType;
+// layouts as byte offsets), independently of formats/gguf_blocks.cpp.
+std::vector<float> ggml_dequantize(formats::GgmlType type, const std::uint8_t* x) {
+  using formats::GgmlType;
   std::vector<float> out(256);
   float* y = out.data();
   switch (type) {
@@ -226,7 +226,7 @@ class TestExportGguf : public QObject {
     const auto out = tessera_test::fresh_temp_dir("export-gguf-f32") + "/m.gguf";
     const auto r = api::export_run({run, out, "gguf-f32", "fp32", false});
     QCOMPARE(r.tensors_checked, std::int64_t(35));
-    exporting::GgufFile f(out);
+    formats::GgufFile f(out);
     QCOMPARE(f.value("general.architecture").get<std::string>(), std::string("llama"));
     QCOMPARE(f.value("llama.block_count").get<int>(), 5);
     QCOMPARE(f.value("tokenizer.ggml.tokens").size(), std::size_t(512));
@@ -264,18 +264,18 @@ class TestExportGguf : public QObject {
   // The 32-weight types pack one block as ggml lays it out (block_q4_0 ... block_q8_0): golden
   // bytes for d = 0.5 (fp16 0x3800), m = -1.25 (0xBD00) and the codes j mod 2^bits.
   void legacyBlocksMatchGoldenBytes() {
-    for (const auto& t : exporting::gguf_block_types()) {
+    for (const auto& t : formats::gguf_block_types()) {
       if (t.k_quant()) continue;
-      exporting::GgufBlock b;
+      formats::GgufBlock b;
       for (int j = 0; j < 32; ++j) b.codes[j] = static_cast<std::uint8_t>((j * (t.bits == 8 ? 8 : 1)) % (1 << t.bits));
       b.d = 0.5f;
-      b.m = t.form == exporting::GgufBlockForm::Offset ? -1.25f : 0.f;
+      b.m = t.form == formats::GgufBlockForm::Offset ? -1.25f : 0.f;
       std::uint8_t bytes[40];
-      exporting::pack_gguf_block(t, b, bytes);
-      const std::string name = exporting::ggml_type_name(t.type);
+      formats::pack_gguf_block(t, b, bytes);
+      const std::string name = formats::ggml_type_name(t.type);
       QVERIFY2(bytes[0] == 0x00 && bytes[1] == 0x38, (name + ": d").c_str());
       std::size_t at = 2;
-      if (t.form == exporting::GgufBlockForm::Offset) {
+      if (t.form == formats::GgufBlockForm::Offset) {
         QVERIFY2(bytes[2] == 0x00 && bytes[3] == 0xBD, (name + ": m").c_str());
         at = 4;
       }
@@ -306,41 +306,41 @@ class TestExportGguf : public QObject {
       const auto bits = static_cast<std::uint16_t>(uniform(0, 0x7BFF) | (uniform(0, 1) << 15));
       return static_cast<float>(c10::Half(bits, c10::Half::from_bits()));
     };
-    for (const auto& t : exporting::gguf_block_types()) {
-      const std::string name = exporting::ggml_type_name(t.type);
+    for (const auto& t : formats::gguf_block_types()) {
+      const std::string name = formats::ggml_type_name(t.type);
       for (int trial = 0; trial < 200; ++trial) {
-        exporting::GgufBlock b;
+        formats::GgufBlock b;
         for (int j = 0; j < t.weights; ++j) b.codes[j] = static_cast<std::uint8_t>(uniform(0, (1 << t.bits) - 1));
         b.d = fp16();
-        if (t.form == exporting::GgufBlockForm::Offset) b.m = fp16();
-        if (t.form == exporting::GgufBlockForm::ScaledWithMins) b.dmin = fp16();
+        if (t.form == formats::GgufBlockForm::Offset) b.m = fp16();
+        if (t.form == formats::GgufBlockForm::ScaledWithMins) b.dmin = fp16();
         for (int g = 0; t.k_quant() && g < t.groups(); ++g) {
           b.scales[g] = uniform(t.scale_min, t.scale_max);
-          if (t.form == exporting::GgufBlockForm::ScaledWithMins) b.mins[g] = uniform(0, t.scale_max);
+          if (t.form == formats::GgufBlockForm::ScaledWithMins) b.mins[g] = uniform(0, t.scale_max);
         }
         std::vector<std::uint8_t> bytes(t.bytes);
-        exporting::pack_gguf_block(t, b, bytes.data());
-        const auto back = exporting::unpack_gguf_block(t, bytes.data());
+        formats::pack_gguf_block(t, b, bytes.data());
+        const auto back = formats::unpack_gguf_block(t, bytes.data());
         QVERIFY2(back.codes == b.codes && back.scales == b.scales && back.mins == b.mins && back.d == b.d &&
                      back.m == b.m && back.dmin == b.dmin,
                  (name + ": fields after unpacking").c_str());
         const auto ggml = ggml_dequantize(t.type, bytes.data());
         for (int j = 0; j < t.weights; ++j) {
-          const float v = exporting::gguf_block_value(t, back, j);
+          const float v = formats::gguf_block_value(t, back, j);
           if (!(std::memcmp(&v, &ggml[j], 4) == 0 || (std::isnan(v) && std::isnan(ggml[j]))))
             QFAIL((name + ": element " + std::to_string(j) + " decodes to " + std::to_string(v) + ", ggml's loop " +
                    std::to_string(ggml[j]))
                       .c_str());
         }
       }
-      exporting::GgufBlock bad;
+      formats::GgufBlock bad;
       std::vector<std::uint8_t> bytes(t.bytes);
       bad.codes[7] = static_cast<std::uint8_t>(1 << t.bits);
-      if (t.bits < 8) TESSERA_VERIFY_THROWS_WITH(exporting::pack_gguf_block(t, bad, bytes.data()), "does not fit");
+      if (t.bits < 8) TESSERA_VERIFY_THROWS_WITH(formats::pack_gguf_block(t, bad, bytes.data()), "does not fit");
       if (t.k_quant()) {
         bad.codes[7] = 0;
         bad.scales[3] = t.scale_max + 1;
-        TESSERA_VERIFY_THROWS_WITH(exporting::pack_gguf_block(t, bad, bytes.data()), "scale");
+        TESSERA_VERIFY_THROWS_WITH(formats::pack_gguf_block(t, bad, bytes.data()), "scale");
       }
     }
   }
@@ -359,7 +359,7 @@ class TestExportGguf : public QObject {
       const auto out = tessera_test::fresh_temp_dir("export-" + id) + "/m.gguf";
       const auto r = api::export_run({run, out, id, "fp32", false});
       QCOMPARE(r.not_converted.size(), std::size_t(5));
-      const auto type_name = exporting::ggml_type_name(exporting::gguf_block_type(id)->type);
+      const auto type_name = formats::ggml_type_name(formats::gguf_block_type(id)->type);
       QVERIFY2(r.self_check.find("30 " + type_name) != std::string::npos, r.self_check.c_str());
       const double from_run = tessera_test::perplexity(run, "", text),
                    from_export = tessera_test::perplexity("", out, text);
@@ -367,13 +367,13 @@ class TestExportGguf : public QObject {
                   (long long)r.bytes, r.self_check.c_str());
       QCOMPARE(from_export, from_run);
       // The other block types of the same bit width cannot hold it exactly (symmetric vs not).
-      for (const auto& other : exporting::gguf_block_types())
+      for (const auto& other : formats::gguf_block_types())
         if (other.format_id != id && other.bits == target.spec.bits)
           QVERIFY2(!tessera_test::export_format(run, other.format_id).available, other.format_id.c_str());
       if (id == "gguf-q4_1") {
         // A flipped bit in a block is caught by the self-check and by the importer; so is truncation.
         const auto source = exporting::RunSource::load(run);
-        const auto at = exporting::GgufFile(out).tensor("blk.1.attn_v.weight").file_offset;
+        const auto at = formats::GgufFile(out).tensor("blk.1.attn_v.weight").file_offset;
         tessera_test::flip_bits(out, at + 10, 0x01);  // inside the first block's nibbles
         TESSERA_VERIFY_THROWS_WITH(exporting::verify_gguf(source, out), "blk.1.attn_v.weight");
         TESSERA_VERIFY_THROWS_WITH(model::load_model(out), "corrupted");
@@ -407,7 +407,7 @@ class TestExportGguf : public QObject {
       const auto out = tessera_test::fresh_temp_dir("export-k-" + id) + "/m.gguf";
       const auto r = api::export_run({run, out, id, "fp32", false});
       QVERIFY2(r.not_converted.empty(), r.not_converted.empty() ? "" : r.not_converted.front().c_str());
-      const auto type_name = exporting::ggml_type_name(exporting::gguf_block_type(id)->type);
+      const auto type_name = formats::ggml_type_name(formats::gguf_block_type(id)->type);
       QVERIFY2(r.self_check.find("35 " + type_name) != std::string::npos, r.self_check.c_str());
       const double from_run = tessera_test::perplexity(run, "", text),
                    from_export = tessera_test::perplexity("", out, text);
@@ -415,10 +415,10 @@ class TestExportGguf : public QObject {
                   (long long)r.bytes);
       QCOMPARE(from_export, from_run);
       // Every super-block's largest scale is d * (largest k): the target's projection.
-      const exporting::GgufFile f(out);
+      const formats::GgufFile f(out);
       const auto& t = f.tensor("blk.0.ffn_down.weight");
-      const auto& bt = *exporting::gguf_block_type(t.type);
-      const auto first = exporting::unpack_gguf_block(bt, t.data);
+      const auto& bt = *formats::gguf_block_type(t.type);
+      const auto first = formats::unpack_gguf_block(bt, t.data);
       QCOMPARE(*std::max_element(first.scales.begin(), first.scales.begin() + bt.groups()), bt.scale_max);
     }
   }
@@ -452,7 +452,7 @@ class TestExportGguf : public QObject {
     std::ofstream(rd.stats_path(2)) << "not json";
     const auto out = tessera_test::fresh_temp_dir("export-gguf-damaged-stats-out") + "/m.gguf";
     api::export_run({run, out, "gguf-f32", "fp32", false});
-    const auto m = nlohmann::json::parse(exporting::GgufFile(out).value("tessera.run").get<std::string>());
+    const auto m = nlohmann::json::parse(formats::GgufFile(out).value("tessera.run").get<std::string>());
     const auto& e = m.at("layer_errors");
     QCOMPARE(e.size(), std::size_t(3));  // blocks 1 and 2 left out
     QCOMPARE(e[0]["block"].get<int>(), 0);
@@ -526,11 +526,11 @@ class TestExportGguf : public QObject {
       f.resize(96 + 32, '\0');  // header padded to 96 (alignment 32), then 8 floats
       return f;
     };
-    QCOMPARE(exporting::GgufFile(write("sane.gguf", one_tensor(8, 1, 0))).tensor("t").nbytes, std::size_t(32));
-    TESSERA_VERIFY_THROWS_WITH(exporting::GgufFile(write("offset.gguf", one_tensor(8, 1, ~std::uint64_t(0) - 63))),
+    QCOMPARE(formats::GgufFile(write("sane.gguf", one_tensor(8, 1, 0))).tensor("t").nbytes, std::size_t(32));
+    TESSERA_VERIFY_THROWS_WITH(formats::GgufFile(write("offset.gguf", one_tensor(8, 1, ~std::uint64_t(0) - 63))),
                                "runs past the end of the file");
     TESSERA_VERIFY_THROWS_WITH(
-        exporting::GgufFile(write("dims.gguf", one_tensor(std::uint64_t(1) << 32, std::uint64_t(1) << 32, 0))),
+        formats::GgufFile(write("dims.gguf", one_tensor(std::uint64_t(1) << 32, std::uint64_t(1) << 32, 0))),
         "claims more than 2^48 elements");
   }
 };

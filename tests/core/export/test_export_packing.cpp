@@ -7,15 +7,15 @@
 
 #include <filesystem>
 
-#include "export/bit_packing.h"
-#include "export/gguf_import.h"
-#include "export/packed_format.h"
+#include "formats/bit_packing.h"
+#include "formats/packed_format.h"
 #include "io/safetensors.h"
+#include "model/gguf_import.h"
 #include "tessera_test.h"
 #include "test_data.h"
 
 using namespace tessera;
-using namespace tessera::exporting;
+using namespace tessera::formats;
 
 namespace {
 
@@ -190,8 +190,8 @@ class TestExportPacking : public QObject {
     // element j | element j+16 << 4. Byte 0 = 0xF0: element 0 = 0 -> 0*0.5 + 1 = 1.0, element 16 =
     // 15 -> 8.5; the other bytes 0x00 -> 1.0.
     std::uint8_t q41[20] = {0x00, 0x38, 0x00, 0x3C, 0xF0};
-    exporting::GgufTensorInfo t{"q41", {32, 1}, exporting::GgmlType::Q4_1, q41, 20, 0};
-    auto y = exporting::decode_gguf_tensor(t);
+    formats::GgufTensorInfo t{"q41", {32, 1}, formats::GgmlType::Q4_1, q41, 20, 0};
+    auto y = model::decode_gguf_tensor(t);
     QCOMPARE(y[0][0].item<float>(), 1.0f);
     QCOMPARE(y[0][16].item<float>(), 8.5f);
     QCOMPARE(y[0][1].item<float>(), 1.0f);
@@ -200,13 +200,13 @@ class TestExportPacking : public QObject {
     // element 0 = 1 + 16 = 17 -> 15; element 1 = 1 -> -1; element 16 = 2 + 16 = 18 -> 16; element 17 = 2 -> 0.
     std::uint8_t q51[24] = {0x00, 0x3C, 0x00, 0xC0, 0x01, 0x00, 0x01, 0x00};
     for (int j = 8; j < 24; ++j) q51[j] = 0x21;
-    t = {"q51", {32, 1}, exporting::GgmlType::Q5_1, q51, 24, 0};
-    y = exporting::decode_gguf_tensor(t);
+    t = {"q51", {32, 1}, formats::GgmlType::Q5_1, q51, 24, 0};
+    y = model::decode_gguf_tensor(t);
     QCOMPARE(y[0][0].item<float>(), 15.0f);
     QCOMPARE(y[0][1].item<float>(), -1.0f);
     QCOMPARE(y[0][16].item<float>(), 16.0f);
     QCOMPARE(y[0][17].item<float>(), 0.0f);
-    QCOMPARE(exporting::gguf_block_codes(t)[0][16].item<int>(), 18);
+    QCOMPARE(model::gguf_block_codes(t)[0][16].item<int>(), 18);
   }
 
   void valuesThatDoNotFitAreRefused() {

@@ -6,8 +6,8 @@
 
 #include "methods/omniquant_method.h"
 #include "methods/omniquant_settings.h"
+#include "model/quantized_block.h"
 #include "pipeline/quantization_run.h"
-#include "pipeline/quantized_block.h"
 #include "pipeline/run_directory.h"
 #include "quant/lwc_quantizer.h"
 #include "small_run.h"
@@ -124,7 +124,7 @@ class TestOmniquant : public QObject {
       std::printf("block %zu  loss RTN %.6g  OmniQuant %.6g\n", k, oq.loss_rtn[k], oq.loss[k]);
       QVERIFY(oq.loss[k] < oq.loss_rtn[k]);
     }
-    const auto b0 = pipeline::QuantizedBlock::load(pipeline::RunDirectory(base + "/oq").block_path(0), oq_cfg.weight);
+    const auto b0 = model::QuantizedBlock::load(pipeline::RunDirectory(base + "/oq").block_path(0), oq_cfg.weight);
     QVERIFY(b0.method_state.count("omniquant.lwc_gamma.down_proj") == 1);
     QVERIFY(b0.method_state.count("omniquant.let.s1") == 0);  // weight-only: no LET
 
@@ -137,7 +137,7 @@ class TestOmniquant : public QObject {
     // Block 0 starts from the same OmniQuant state (same seed and data), so TesseraQ must improve it.
     std::printf("block 0  OmniQuant %.6g  TesseraQ(OmniQuant init) %.6g\n", oq.loss[0], tq.loss[0]);
     QVERIFY(tq.loss[0] < oq.loss[0]);
-    const auto t0 = pipeline::QuantizedBlock::load(pipeline::RunDirectory(base + "/tq").block_path(0), tq_cfg.weight);
+    const auto t0 = model::QuantizedBlock::load(pipeline::RunDirectory(base + "/tq").block_path(0), tq_cfg.weight);
     QVERIFY(t0.method_state.count("omniquant.lwc_beta.gate_proj") == 1 &&
             t0.method_state.count("tesseraq.dst.up_proj") == 1);
   }

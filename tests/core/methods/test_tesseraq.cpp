@@ -12,8 +12,8 @@
 #include "methods/tesseraq_method.h"
 #include "methods/tesseraq_settings.h"
 #include "model/model_loader.h"
+#include "model/quantized_block.h"
 #include "pipeline/quantization_run.h"
-#include "pipeline/quantized_block.h"
 #include "pipeline/run_directory.h"
 #include "pipeline/run_presets.h"
 #include "quant/group_quantizer.h"
@@ -248,7 +248,7 @@ class TestTesseraq : public QObject {
     QCOMPARE(events.step_losses, 3 * 20 / 10 * blocks);
     // Method state and integer codes survive the run directory.
     const auto b0 =
-        pipeline::QuantizedBlock::load(pipeline::RunDirectory((base / "tq").string()).block_path(0), cfg.weight);
+        model::QuantizedBlock::load(pipeline::RunDirectory((base / "tq").string()).block_path(0), cfg.weight);
     QVERIFY(b0.method_state.count("tesseraq.dst.q_proj") == 1);
     QVERIFY(b0.method_state.count("awq.scale.qkv") == 1);
     QVERIFY(b0.method_state.count("awq.clip.down_proj") == 1);
@@ -284,7 +284,7 @@ class TestTesseraq : public QObject {
     std::vector<std::int64_t> clean_idx = {0, 1, 2, 3, 4, 6, 7};
     auto clean = torch::tensor(clean_idx);
     const auto rtn = pipeline::quantize_block_rtn(block, cfg.weight, 0);
-    auto loss = [&](const pipeline::QuantizedBlock& b) {
+    auto loss = [&](const model::QuantizedBlock& b) {
       auto out = model::decoder_block_forward(model.config(), b.dequantized(torch::kCPU, torch::kFloat32),
                                               x.index_select(0, clean), ctx.rope);
       return methods::tesseraq_loss(out, targets.index_select(0, clean)).item<double>();

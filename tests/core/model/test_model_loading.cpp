@@ -7,11 +7,11 @@
 #include <nlohmann/json.hpp>
 
 #include "api/model_jobs.h"
+#include "formats/tensor_bytes.h"
 #include "io/safetensors.h"
 #include "model/hf_checkpoint.h"
 #include "model/llama2c_checkpoint.h"
 #include "model/model_loader.h"
-#include "model/tensor_bytes.h"
 #include "tessera_test.h"
 #include "test_data.h"
 
@@ -53,7 +53,7 @@ void replace_tensor(const std::string& dir, const std::string& name, const torch
       w.add(n, view.dtype, view.shape, view.data, view.nbytes);
     }
   }
-  if (t.defined()) model::add_tensor(w, name, t);
+  if (t.defined()) formats::add_tensor(w, name, t);
   w.write_to_file(path);
 }
 

@@ -22,10 +22,10 @@
 
 #include "api/model_jobs.h"
 #include "byte_level_bpe.h"
-#include "export/gguf_vocabulary.h"
 #include "tessera_test.h"
 #include "test_data.h"
 #include "test_device.h"
+#include "text/gguf_vocabulary.h"
 #include "text/hf_tokenizer.h"
 #include "text/sentencepiece_tokenizer.h"
 #include "text/text_file.h"
@@ -661,7 +661,7 @@ class TestHfTokenizer : public QObject {
       const text::HfTokenizer hf(path);
       QCOMPARE(hf.vocab_size(), std::int64_t(2048));
       // Five padding rows, as for a model with more embeddings than tokens.
-      const auto v = exporting::gguf_vocabulary(path, 2053);
+      const auto v = text::gguf_vocabulary(path, 2053);
       QCOMPARE(v.model, std::string("gpt2"));
       QCOMPARE(v.pre, std::string(gpt2 ? "gpt-2" : "llama-bpe"));
       QCOMPARE(v.tokens.size(), std::size_t(2053));
@@ -675,8 +675,8 @@ class TestHfTokenizer : public QObject {
       QCOMPARE(v.bos, bpe.bos);
       QCOMPARE(v.eos, bpe.eos);
       QVERIFY(v.add_bos && !v.add_eos);
-      exporting::GgufWriter g;
-      exporting::add_gguf_vocabulary(g, v);
+      formats::GgufWriter g;
+      text::add_gguf_vocabulary(g, v);
       const auto gguf = dir + "/vocabulary.gguf";
       {
         std::ofstream out(gguf, std::ios::binary);
@@ -708,7 +708,7 @@ class TestHfTokenizer : public QObject {
       const auto path = write_json(dir + "/" + name, "tokenizer.json", tokenizer);
       write_json(dir + "/" + name, "tokenizer_config.json", bpe.config);
       try {
-        exporting::gguf_vocabulary(path, 400);
+        text::gguf_vocabulary(path, 400);
       } catch (const Error& e) {
         return std::string(e.what());
       }

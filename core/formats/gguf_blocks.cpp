@@ -1,13 +1,13 @@
-#include "export/gguf_blocks.h"
+#include "formats/gguf_blocks.h"
 
 #include <c10/util/Half.h>
 
 #include <cstring>
 
-#include "export/bit_packing.h"
+#include "formats/bit_packing.h"
 #include "util/error.h"
 
-namespace tessera::exporting {
+namespace tessera::formats {
 namespace {
 
 void put_half(std::uint8_t* p, float v) {
@@ -288,4 +288,4 @@ GgufBlock unpack_gguf_block(const GgufBlockType& t, const std::uint8_t* in) {
   return b;
 }
 
-}  // namespace tessera::exporting
+}  // namespace tessera::formats

@@ -6,11 +6,11 @@
 
 #include "model/llama_model.h"
 
-namespace tessera::exporting {
+namespace tessera::model {
 
 // True when `folder`'s config.json has a GPTQ or AWQ "quantization_config".
 bool is_packed_checkpoint(const std::string& folder);
 // Verifies the recorded tensor digests (when present), then dequantizes every packed Linear.
 model::LlamaModel load_packed_checkpoint(const std::string& folder);
 
-}  // namespace tessera::exporting
+}  // namespace tessera::model

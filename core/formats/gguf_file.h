@@ -14,7 +14,7 @@
 
 #include "io/mapped_file.h"
 
-namespace tessera::exporting {
+namespace tessera::formats {
 
 // ggml tensor types this project writes or reads (ggml.h enum ggml_type).
 enum class GgmlType : std::uint32_t {
@@ -91,4 +91,4 @@ class GgufFile {
   std::map<std::string, std::size_t> index_;
 };
 
-}  // namespace tessera::exporting
+}  // namespace tessera::formats

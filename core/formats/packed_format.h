@@ -13,7 +13,7 @@
 #include "io/safetensors.h"
 #include "quant/quantized_linear.h"
 
-namespace tessera::exporting {
+namespace tessera::formats {
 
 class PackedFormat {
  public:
@@ -63,4 +63,4 @@ torch::Tensor int32_tensor(const io::SafetensorsFile& file, const std::string& n
 torch::Tensor float_tensor(const io::SafetensorsFile& file, const std::string& name,
                            const std::vector<std::int64_t>& shape);
 
-}  // namespace tessera::exporting
+}  // namespace tessera::formats

@@ -11,7 +11,7 @@
 #include "model/llama_model.h"
 #include "quant/quantized_linear.h"
 
-namespace tessera::pipeline {
+namespace tessera::model {
 
 struct QuantizedBlock {
   std::map<model::LinearKind, quant::QuantizedLinear> linears;
@@ -32,4 +32,4 @@ struct QuantizedBlock {
   static QuantizedBlock load(const std::string& path, const quant::WeightQuantSpec& spec);
 };
 
-}  // namespace tessera::pipeline
+}  // namespace tessera::model

@@ -1,17 +1,15 @@
-#include "export/gguf_import.h"
+#include "model/gguf_import.h"
 
 #include <cstring>
 
-#include "export/gguf_blocks.h"
-#include "export/gguf_vocabulary.h"
+#include "formats/gguf_blocks.h"
 #include "model/rotary_layout.h"
-#include "text/llama2c_tokenizer.h"
 #include "util/error.h"
 
-namespace tessera::exporting {
+namespace tessera::model {
 namespace {
 
-std::vector<std::int64_t> torch_shape(const GgufTensorInfo& t) {
+std::vector<std::int64_t> torch_shape(const formats::GgufTensorInfo& t) {
   std::vector<std::int64_t> s;
   for (auto it = t.ne.rbegin(); it != t.ne.rend(); ++it) s.push_back(static_cast<std::int64_t>(*it));
   return s;
@@ -19,30 +17,31 @@ std::vector<std::int64_t> torch_shape(const GgufTensorInfo& t) {
 
 // Walks the blocks of a block-type tensor: f(block index, block).
 template <typename F>
-void for_each_block(const GgufTensorInfo& t, const GgufBlockType& type, F&& f) {
+void for_each_block(const formats::GgufTensorInfo& t, const formats::GgufBlockType& type, F&& f) {
   const std::size_t blocks = t.nbytes / type.bytes;
-  for (std::size_t b = 0; b < blocks; ++b) f(b, unpack_gguf_block(type, t.data + b * type.bytes));
+  for (std::size_t b = 0; b < blocks; ++b) f(b, formats::unpack_gguf_block(type, t.data + b * type.bytes));
 }
 
 }  // namespace
 
-torch::Tensor decode_gguf_tensor(const GgufTensorInfo& t) {
+torch::Tensor decode_gguf_tensor(const formats::GgufTensorInfo& t) {
   const auto shape = torch_shape(t);
   switch (t.type) {
-    case GgmlType::F32:
+    case formats::GgmlType::F32:
       return torch::from_blob(const_cast<std::uint8_t*>(t.data), shape, torch::kFloat32).clone();
-    case GgmlType::F16:
+    case formats::GgmlType::F16:
       return torch::from_blob(const_cast<std::uint8_t*>(t.data), shape, torch::kFloat16).to(torch::kFloat32);
-    case GgmlType::BF16:
+    case formats::GgmlType::BF16:
       return torch::from_blob(const_cast<std::uint8_t*>(t.data), shape, torch::kBFloat16).to(torch::kFloat32);
     default:
-      if (const auto* type = gguf_block_type(t.type)) {
+      if (const auto* type = formats::gguf_block_type(t.type)) {
         auto out = torch::empty(shape, torch::kFloat32);
         float* y = out.data_ptr<float>();
         // ggml's dequantize_row_*: the fp16 fields widened, then the products (and sum) in fp32.
         const auto n = static_cast<std::size_t>(type->weights);
-        for_each_block(t, *type, [&](std::size_t b, const GgufBlock& block) {
-          for (std::size_t j = 0; j < n; ++j) y[b * n + j] = gguf_block_value(*type, block, static_cast<int>(j));
+        for_each_block(t, *type, [&](std::size_t b, const formats::GgufBlock& block) {
+          for (std::size_t j = 0; j < n; ++j)
+            y[b * n + j] = formats::gguf_block_value(*type, block, static_cast<int>(j));
         });
         return out;
       }
@@ -50,14 +49,15 @@ torch::Tensor decode_gguf_tensor(const GgufTensorInfo& t) {
   throw Error("GGUF tensor \"" + t.name + "\" has an unsupported type");
 }
 
-torch::Tensor gguf_block_codes(const GgufTensorInfo& t) {
-  const auto* type = gguf_block_type(t.type);
-  if (!type) throw Error("GGUF tensor \"" + t.name + "\" is " + ggml_type_name(t.type) + ", not a block type");
+torch::Tensor gguf_block_codes(const formats::GgufTensorInfo& t) {
+  const auto* type = formats::gguf_block_type(t.type);
+  if (!type) throw Error("GGUF tensor \"" + t.name + "\" is " + formats::ggml_type_name(t.type) + ", not a block type");
   auto out = torch::empty(torch_shape(t), torch::kUInt8);
   auto* dst = out.data_ptr<std::uint8_t>();
   const auto n = static_cast<std::size_t>(type->weights);
-  for_each_block(t, *type,
-                 [&](std::size_t b, const GgufBlock& block) { std::memcpy(dst + b * n, block.codes.data(), n); });
+  for_each_block(t, *type, [&](std::size_t b, const formats::GgufBlock& block) {
+    std::memcpy(dst + b * n, block.codes.data(), n);
+  });
   return out;
 }
 
@@ -65,22 +65,22 @@ namespace {
 
 // A metadata value of the JSON type the reader expects, or an error naming the key and what it holds
 // (never a raw JSON type error).
-const nlohmann::json& typed(const GgufFile& f, const std::string& key, bool (nlohmann::json::*is)() const noexcept,
-                            const char* expected) {
+const nlohmann::json& typed(const formats::GgufFile& f, const std::string& key,
+                            bool (nlohmann::json::*is)() const noexcept, const char* expected) {
   const auto& v = f.value(key);
   if (!(v.*is)()) throw Error(f.path() + ": " + key + " is " + v.dump() + ", expected " + expected);
   return v;
 }
 
 template <typename T>
-T typed_or(const GgufFile& f, const std::string& key, T fallback, bool (nlohmann::json::*is)() const noexcept,
+T typed_or(const formats::GgufFile& f, const std::string& key, T fallback, bool (nlohmann::json::*is)() const noexcept,
            const char* expected) {
   return f.metadata().contains(key) ? typed(f, key, is, expected).get<T>() : fallback;
 }
 
 }  // namespace
 
-model::LlamaConfig gguf_llama_config(const GgufFile& f) {
+model::LlamaConfig gguf_llama_config(const formats::GgufFile& f) {
   const auto arch = typed(f, "general.architecture", &nlohmann::json::is_string, "a string").get<std::string>();
   if (arch != "llama") throw Error(f.path() + ": general.architecture is \"" + arch + "\"; only llama is read");
   model::LlamaConfig c;
@@ -120,7 +120,7 @@ model::LlamaConfig gguf_llama_config(const GgufFile& f) {
 }
 
 model::LlamaModel load_gguf_model(const std::string& path) {
-  const GgufFile f(path);
+  const formats::GgufFile f(path);
   if (f.metadata().contains("tessera.tensor_data_sha256") &&
       f.tensor_data_sha256() !=
           typed(f, "tessera.tensor_data_sha256", &nlohmann::json::is_string, "a string").get<std::string>())
@@ -157,36 +157,4 @@ model::LlamaModel load_gguf_model(const std::string& path) {
   return model::LlamaModel(c, std::move(w));
 }
 
-std::unique_ptr<text::Tokenizer> load_gguf_tokenizer(const std::string& path) {
-  const GgufFile f(path);
-  const auto model = typed_or(f, "tokenizer.ggml.model", std::string(), &nlohmann::json::is_string, "a string");
-  if (model == "gpt2") return load_gguf_bpe_tokenizer(f);
-  if (model != "llama")
-    throw Error(path + ": tokenizer.ggml.model is \"" + model +
-                "\"; only SentencePiece-style (llama) and byte-level BPE (gpt2) vocabularies are read");
-  const auto& tokens = f.value("tokenizer.ggml.tokens");
-  const auto& scores = f.value("tokenizer.ggml.scores");
-  const auto& types = f.value("tokenizer.ggml.token_type");
-  if (!tokens.is_array() || !scores.is_array() || !types.is_array() || scores.size() != tokens.size() ||
-      types.size() != tokens.size())
-    throw Error(path + ": tokenizer.ggml.tokens, .scores and .token_type must be arrays of one length (" +
-                std::to_string(tokens.size()) + ", " + std::to_string(scores.size()) + ", " +
-                std::to_string(types.size()) + ")");
-  std::vector<std::string> pieces;
-  std::vector<float> score;
-  static const std::string space = "\xe2\x96\x81";  // U+2581, SentencePiece's space
-  for (std::size_t i = 0; i < tokens.size(); ++i) {
-    if (!tokens[i].is_string() || !scores[i].is_number() || !types[i].is_number_integer())
-      throw Error(path + ": vocabulary entry " + std::to_string(i) + " is not (string, number, integer)");
-    auto piece = tokens[i].get<std::string>();
-    if (types[i].get<int>() == 1) {  // normal tokens: llama2.c spells the space as ' '
-      for (std::size_t at = piece.find(space); at != std::string::npos; at = piece.find(space, at + 1))
-        piece.replace(at, space.size(), " ");
-    }
-    pieces.push_back(piece);
-    score.push_back(scores[i].get<float>());
-  }
-  return std::make_unique<text::Llama2cTokenizer>(path, std::move(pieces), std::move(score));
-}
-
-}  // namespace tessera::exporting
+}  // namespace tessera::model

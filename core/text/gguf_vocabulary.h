@@ -16,10 +16,10 @@
 #include <string>
 #include <vector>
 
-#include "export/gguf_file.h"
+#include "formats/gguf_file.h"
 #include "text/tokenizer.h"
 
-namespace tessera::exporting {
+namespace tessera::text {
 
 struct GgufVocabulary {
   std::string model = "llama";  // tokenizer.ggml.model: "llama" or "gpt2"
@@ -37,8 +37,12 @@ struct GgufVocabulary {
 // convert_hf_to_gguf pads; throws naming what llama.cpp could not reproduce.
 GgufVocabulary gguf_vocabulary(const std::string& tokenizer_path, std::int64_t model_vocab);
 // Writes the tokenizer.ggml.* keys.
-void add_gguf_vocabulary(GgufWriter& g, const GgufVocabulary& vocab);
+void add_gguf_vocabulary(formats::GgufWriter& g, const GgufVocabulary& vocab);
 // The tokenizer of a file whose tokenizer.ggml.model is "gpt2" (byte-level BPE).
-std::unique_ptr<text::Tokenizer> load_gguf_bpe_tokenizer(const GgufFile& file);
+std::unique_ptr<Tokenizer> load_gguf_bpe_tokenizer(const formats::GgufFile& file);
+// The vocabulary embedded in a GGUF model (`tessera eval --model FILE.gguf`): a "llama" one as a
+// llama2.c-style tokenizer (tokens and scores), which is what the run used when its tokenizer was a
+// llama2.c one; a "gpt2" one as the tokenizer.json it was written from.
+std::unique_ptr<Tokenizer> load_gguf_tokenizer(const std::string& path);
 
-}  // namespace tessera::exporting
+}  // namespace tessera::text

@@ -14,7 +14,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace tessera::exporting {
+namespace tessera::formats {
 
 // Packs `count` values (each < 2^bits) into count*bits/32 words; count*bits must be a multiple of
 // 32. Throws tessera::Error when a value does not fit or the count is not a whole number of words.
@@ -31,4 +31,4 @@ void awq_unpack_word(std::uint32_t word, std::uint8_t* eight_values);
 void q4_1_pack_nibbles(const std::uint8_t* thirty_two_codes, std::uint8_t* sixteen_bytes);
 void q4_1_unpack_nibbles(const std::uint8_t* sixteen_bytes, std::uint8_t* thirty_two_codes);
 
-}  // namespace tessera::exporting
+}  // namespace tessera::formats

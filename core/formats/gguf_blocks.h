@@ -16,9 +16,9 @@
 #include <string>
 #include <vector>
 
-#include "export/gguf_file.h"
+#include "formats/gguf_file.h"
 
-namespace tessera::exporting {
+namespace tessera::formats {
 
 enum class GgufBlockForm { Symmetric, Offset, ScaledSymmetric, ScaledWithMins };
 
@@ -74,4 +74,4 @@ inline float gguf_block_value(const GgufBlockType& t, const GgufBlock& b, int j)
   return 0.f;
 }
 
-}  // namespace tessera::exporting
+}  // namespace tessera::formats

@@ -1,8 +1,8 @@
-#include "model/tensor_bytes.h"
+#include "formats/tensor_bytes.h"
 
 #include "util/error.h"
 
-namespace tessera::model {
+namespace tessera::formats {
 
 torch::ScalarType to_torch_dtype(io::DType dtype, const std::string& context) {
   switch (dtype) {
@@ -70,4 +70,4 @@ void add_tensor(io::SafetensorsWriter& writer, const std::string& name, const to
              static_cast<std::size_t>(c.numel()) * c.element_size());
 }
 
-}  // namespace tessera::model
+}  // namespace tessera::formats

@@ -1,4 +1,4 @@
-#include "pipeline/sample_batch.h"
+#include "methods/sample_batch.h"
 
 #include "util/error.h"
 
@@ -8,7 +8,7 @@
 #include <cuda_runtime_api.h>
 #endif
 
-namespace tessera::pipeline {
+namespace tessera::methods {
 
 torch::Tensor gather_samples(const torch::Tensor& store, const std::vector<std::int64_t>& idx, torch::Device device) {
   if (store.device() == device)
@@ -105,4 +105,4 @@ std::vector<torch::Tensor> SamplePrefetcher::take() {
   return out;
 }
 
-}  // namespace tessera::pipeline
+}  // namespace tessera::methods

@@ -1,4 +1,4 @@
-#include "export/gguf_vocabulary.h"
+#include "text/gguf_vocabulary.h"
 
 #include <filesystem>
 #include <fstream>
@@ -14,7 +14,7 @@
 
 using json = nlohmann::json;
 
-namespace tessera::exporting {
+namespace tessera::text {
 namespace {
 
 // llama_token_type (llama.h)
@@ -249,7 +249,7 @@ GgufVocabulary gguf_vocabulary(const std::string& tokenizer_path, std::int64_t m
   return v;
 }
 
-void add_gguf_vocabulary(GgufWriter& g, const GgufVocabulary& v) {
+void add_gguf_vocabulary(formats::GgufWriter& g, const GgufVocabulary& v) {
   g.add_string("tokenizer.ggml.model", v.model);
   if (!v.pre.empty()) g.add_string("tokenizer.ggml.pre", v.pre);
   g.add_strings("tokenizer.ggml.tokens", v.tokens);
@@ -265,7 +265,7 @@ void add_gguf_vocabulary(GgufWriter& g, const GgufVocabulary& v) {
   g.add_bool("tokenizer.ggml.add_eos_token", v.add_eos);
 }
 
-std::unique_ptr<text::Tokenizer> load_gguf_bpe_tokenizer(const GgufFile& f) {
+std::unique_ptr<text::Tokenizer> load_gguf_bpe_tokenizer(const formats::GgufFile& f) {
   const auto& path = f.path();
   const auto& pre_name = f.value("tokenizer.ggml.pre");
   const BpePreTokenizer* pre = nullptr;
@@ -326,4 +326,41 @@ std::unique_ptr<text::Tokenizer> load_gguf_bpe_tokenizer(const GgufFile& f) {
   return std::make_unique<text::HfTokenizer>(path, tokenizer.dump(), config.dump());
 }
 
-}  // namespace tessera::exporting
+std::unique_ptr<Tokenizer> load_gguf_tokenizer(const std::string& path) {
+  const formats::GgufFile f(path);
+  std::string model;
+  if (f.metadata().contains("tokenizer.ggml.model")) {
+    const auto& v = f.value("tokenizer.ggml.model");
+    if (!v.is_string()) throw Error(path + ": tokenizer.ggml.model is " + v.dump() + ", expected a string");
+    model = v.get<std::string>();
+  }
+  if (model == "gpt2") return load_gguf_bpe_tokenizer(f);
+  if (model != "llama")
+    throw Error(path + ": tokenizer.ggml.model is \"" + model +
+                "\"; only SentencePiece-style (llama) and byte-level BPE (gpt2) vocabularies are read");
+  const auto& tokens = f.value("tokenizer.ggml.tokens");
+  const auto& scores = f.value("tokenizer.ggml.scores");
+  const auto& types = f.value("tokenizer.ggml.token_type");
+  if (!tokens.is_array() || !scores.is_array() || !types.is_array() || scores.size() != tokens.size() ||
+      types.size() != tokens.size())
+    throw Error(path + ": tokenizer.ggml.tokens, .scores and .token_type must be arrays of one length (" +
+                std::to_string(tokens.size()) + ", " + std::to_string(scores.size()) + ", " +
+                std::to_string(types.size()) + ")");
+  std::vector<std::string> pieces;
+  std::vector<float> score;
+  static const std::string space = "\xe2\x96\x81";  // U+2581, SentencePiece's space
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    if (!tokens[i].is_string() || !scores[i].is_number() || !types[i].is_number_integer())
+      throw Error(path + ": vocabulary entry " + std::to_string(i) + " is not (string, number, integer)");
+    auto piece = tokens[i].get<std::string>();
+    if (types[i].get<int>() == 1) {  // normal tokens: llama2.c spells the space as ' '
+      for (std::size_t at = piece.find(space); at != std::string::npos; at = piece.find(space, at + 1))
+        piece.replace(at, space.size(), " ");
+    }
+    pieces.push_back(piece);
+    score.push_back(scores[i].get<float>());
+  }
+  return std::make_unique<Llama2cTokenizer>(path, std::move(pieces), std::move(score));
+}
+
+}  // namespace tessera::text

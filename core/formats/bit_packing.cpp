@@ -1,10 +1,10 @@
-#include "export/bit_packing.h"
+#include "formats/bit_packing.h"
 
 #include <string>
 
 #include "util/error.h"
 
-namespace tessera::exporting {
+namespace tessera::formats {
 
 std::vector<std::uint32_t> pack_bitstream(const std::uint8_t* values, std::size_t count, int bits) {
   if (bits < 1 || bits > 8) throw Error("bit packing: " + std::to_string(bits) + " bits per value is not supported");
@@ -68,4 +68,4 @@ void q4_1_unpack_nibbles(const std::uint8_t* bytes, std::uint8_t* codes) {
   }
 }
 
-}  // namespace tessera::exporting
+}  // namespace tessera::formats

@@ -9,15 +9,15 @@
 #include <fstream>
 #include <initializer_list>
 
-#include "export/bit_packing.h"
-#include "export/packed_format.h"
-#include "model/tensor_bytes.h"
+#include "formats/bit_packing.h"
+#include "formats/packed_format.h"
+#include "formats/tensor_bytes.h"
 #include "util/error.h"
 #include "util/version.h"
 
 namespace fs = std::filesystem;
 
-namespace tessera::exporting {
+namespace tessera::formats {
 
 namespace {
 
@@ -116,10 +116,10 @@ class GptqFormat : public PackedFormat {
     const auto qzeros = pack_rows(stored_zero.t().contiguous(), spec_.bits);
     const auto scales = q.scale.t().contiguous().to(scale_dtype);
     const auto g_idx = torch::arange(k, torch::kInt64).div(g, "floor").to(torch::kInt32);
-    model::add_tensor(writer, module + ".qweight", qweight);
-    model::add_tensor(writer, module + ".qzeros", qzeros);
-    model::add_tensor(writer, module + ".scales", scales);
-    model::add_tensor(writer, module + ".g_idx", g_idx);
+    add_tensor(writer, module + ".qweight", qweight);
+    add_tensor(writer, module + ".qzeros", qzeros);
+    add_tensor(writer, module + ".scales", scales);
+    add_tensor(writer, module + ".g_idx", g_idx);
   }
 
   quant::QuantizedLinear unpack(const io::SafetensorsFile& file, const std::string& module) const override {
@@ -201,7 +201,7 @@ torch::Tensor int32_tensor(const io::SafetensorsFile& file, const std::string& n
 torch::Tensor float_tensor(const io::SafetensorsFile& file, const std::string& name,
                            const std::vector<std::int64_t>& shape) {
   const auto& v = checked_view(file, name, {io::DType::F32, io::DType::F16, io::DType::BF16}, shape);
-  return model::tensor_from_view(v).to(torch::kFloat32);
+  return tensor_from_view(v).to(torch::kFloat32);
 }
 
 std::unique_ptr<PackedFormat> make_gptq_format(const quant::WeightQuantSpec& spec, bool v1) {
@@ -249,4 +249,4 @@ std::unique_ptr<PackedFormat> packed_format_from_config(const nlohmann::json& qc
   return f;
 }
 
-}  // namespace tessera::exporting
+}  // namespace tessera::formats

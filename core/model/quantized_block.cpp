@@ -1,10 +1,10 @@
-#include "pipeline/quantized_block.h"
+#include "model/quantized_block.h"
 
+#include "formats/tensor_bytes.h"
 #include "io/safetensors.h"
-#include "model/tensor_bytes.h"
 #include "util/error.h"
 
-namespace tessera::pipeline {
+namespace tessera::model {
 
 void QuantizedBlock::set_float_parts(const model::DecoderBlockWeights& w) {
   auto f32 = [](const torch::Tensor& t) { return t.defined() ? t.to(torch::kFloat32) : t; };
@@ -33,18 +33,18 @@ void QuantizedBlock::save(const std::string& path, const std::map<std::string, s
   for (const auto& [k, v] : metadata) writer.set_metadata(k, v);
   for (const auto& [kind, q] : linears) {
     const std::string p = std::string(model::linear_name(kind)) + ".";
-    model::add_tensor(writer, p + "codes", q.codes);
-    model::add_tensor(writer, p + "scale", q.scale);
-    model::add_tensor(writer, p + "zero", q.zero);
+    formats::add_tensor(writer, p + "codes", q.codes);
+    formats::add_tensor(writer, p + "scale", q.scale);
+    formats::add_tensor(writer, p + "zero", q.zero);
   }
-  model::add_tensor(writer, "input_norm", input_norm);
-  model::add_tensor(writer, "post_attention_norm", post_attention_norm);
+  formats::add_tensor(writer, "input_norm", input_norm);
+  formats::add_tensor(writer, "post_attention_norm", post_attention_norm);
   if (q_bias.defined()) {
-    model::add_tensor(writer, "q_bias", q_bias);
-    model::add_tensor(writer, "k_bias", k_bias);
-    model::add_tensor(writer, "v_bias", v_bias);
+    formats::add_tensor(writer, "q_bias", q_bias);
+    formats::add_tensor(writer, "k_bias", k_bias);
+    formats::add_tensor(writer, "v_bias", v_bias);
   }
-  for (const auto& [name, t] : method_state) model::add_tensor(writer, "state." + name, t);
+  for (const auto& [name, t] : method_state) formats::add_tensor(writer, "state." + name, t);
   writer.write_to_file(path);
 }
 
@@ -76,7 +76,7 @@ void check_linear(const quant::QuantizedLinear& q, const std::string& what) {
 QuantizedBlock QuantizedBlock::load(const std::string& path, const quant::WeightQuantSpec& spec) {
   io::SafetensorsFile file(path);
   QuantizedBlock b;
-  auto get = [&](const std::string& name) { return model::tensor_from_view(file.tensor(name)); };
+  auto get = [&](const std::string& name) { return formats::tensor_from_view(file.tensor(name)); };
   for (auto kind : model::kAllLinears) {
     const std::string p = std::string(model::linear_name(kind)) + ".";
     quant::QuantizedLinear q;
@@ -96,9 +96,9 @@ QuantizedBlock QuantizedBlock::load(const std::string& path, const quant::Weight
     b.v_bias = get("v_bias");
   }
   for (const auto& [name, view] : file.tensors()) {
-    if (name.rfind("state.", 0) == 0) b.method_state[name.substr(6)] = model::tensor_from_view(view);
+    if (name.rfind("state.", 0) == 0) b.method_state[name.substr(6)] = formats::tensor_from_view(view);
   }
   return b;
 }
 
-}  // namespace tessera::pipeline
+}  // namespace tessera::model

@@ -5,15 +5,15 @@
 #include <filesystem>
 #include <fstream>
 
-#include "export/bit_packing.h"
-#include "export/packed_format.h"
-#include "model/tensor_bytes.h"
+#include "formats/bit_packing.h"
+#include "formats/packed_format.h"
+#include "formats/tensor_bytes.h"
 #include "util/error.h"
 #include "util/version.h"
 
 namespace fs = std::filesystem;
 
-namespace tessera::exporting {
+namespace tessera::formats {
 namespace {
 
 // uint8 [R, C] (C a multiple of 8) to int32 [R, C/8] in AWQ's order.
@@ -63,9 +63,9 @@ class AwqFormat : public PackedFormat {
     const auto qweight = awq_pack_rows(q.codes.t().contiguous());
     const auto qzeros = awq_pack_rows(q.zero.t().contiguous());
     const auto scales = q.scale.t().contiguous().to(scale_dtype);
-    model::add_tensor(writer, module + ".qweight", qweight);
-    model::add_tensor(writer, module + ".qzeros", qzeros);
-    model::add_tensor(writer, module + ".scales", scales);
+    add_tensor(writer, module + ".qweight", qweight);
+    add_tensor(writer, module + ".qzeros", qzeros);
+    add_tensor(writer, module + ".scales", scales);
   }
 
   quant::QuantizedLinear unpack(const io::SafetensorsFile& file, const std::string& module) const override {
@@ -119,4 +119,4 @@ std::unique_ptr<PackedFormat> make_awq_format(const quant::WeightQuantSpec& spec
   return std::make_unique<AwqFormat>(spec);
 }
 
-}  // namespace tessera::exporting
+}  // namespace tessera::formats

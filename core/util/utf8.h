@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-namespace tessera::text::utf8 {
+namespace tessera::utf8 {
 
 // Length of the well-formed UTF-8 sequence starting at s[i], or 0 when it is not well formed
 // (a stray continuation byte, a truncated or overlong sequence, a surrogate, > U+10FFFF).
@@ -95,4 +95,4 @@ inline bool is_whitespace(char32_t c) {
          (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
 }
 
-}  // namespace tessera::text::utf8
+}  // namespace tessera::utf8

@@ -1,17 +1,17 @@
-#include "export/quantized_import.h"
+#include "model/quantized_import.h"
 
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "export/packed_format.h"
+#include "formats/packed_format.h"
 #include "io/safetensors.h"
 #include "model/hf_checkpoint.h"
 #include "util/error.h"
 
 namespace fs = std::filesystem;
 
-namespace tessera::exporting {
+namespace tessera::model {
 namespace {
 
 nlohmann::json quantization_config(const std::string& folder) {
@@ -36,7 +36,7 @@ bool is_packed_checkpoint(const std::string& folder) {
 
 model::LlamaModel load_packed_checkpoint(const std::string& folder) {
   const auto source = (fs::path(folder) / "config.json").string();
-  const auto format = packed_format_from_config(quantization_config(folder), source);
+  const auto format = formats::packed_format_from_config(quantization_config(folder), source);
   if (!format) throw Error(folder + " is not a GPTQ or AWQ checkpoint");
   const auto weights = (fs::path(folder) / "model.safetensors").string();
   if (!fs::exists(weights)) throw Error(folder + ": no model.safetensors (sharded GPTQ/AWQ folders are not supported)");
@@ -49,4 +49,4 @@ model::LlamaModel load_packed_checkpoint(const std::string& folder) {
   });
 }
 
-}  // namespace tessera::exporting
+}  // namespace tessera::model

@@ -1,14 +1,14 @@
-#include "export/gguf_file.h"
+#include "formats/gguf_file.h"
 
 #include <cstring>
 #include <type_traits>
 
-#include "export/gguf_blocks.h"
-#include "text/utf8.h"
+#include "formats/gguf_blocks.h"
 #include "util/error.h"
 #include "util/sha256.h"
+#include "util/utf8.h"
 
-namespace tessera::exporting {
+namespace tessera::formats {
 namespace {
 
 // gguf_type (gguf.md)
@@ -48,7 +48,7 @@ struct Cursor {
     std::string s(reinterpret_cast<const char*>(p), n);
     p += n;
     // GGUF strings are UTF-8; anything else would surface later as a raw JSON error.
-    if (const auto bad = text::utf8::find_invalid(s); bad != std::string::npos)
+    if (const auto bad = utf8::find_invalid(s); bad != std::string::npos)
       throw Error(path + ": " + what + " is not valid UTF-8 (byte " + std::to_string(bad) + " of " + std::to_string(n) +
                   ")");
     return s;
@@ -140,7 +140,7 @@ std::size_t ggml_row_bytes(GgmlType type, std::uint64_t elements) {
     case GgmlType::BF16:
       return elements * 2;
     default: {
-      const auto* b = gguf_block_type(type);  // export/gguf_blocks.h
+      const auto* b = gguf_block_type(type);  // formats/gguf_blocks.h
       return b ? elements / static_cast<std::uint64_t>(b->weights) * b->bytes : 0;
     }
   }
@@ -338,4 +338,4 @@ const GgufTensorInfo& GgufFile::tensor(const std::string& name) const {
   return tensors_[it->second];
 }
 
-}  // namespace tessera::exporting
+}  // namespace tessera::formats

@@ -7,7 +7,7 @@
 #include <memory>
 #include <vector>
 
-namespace tessera::pipeline {
+namespace tessera::methods {
 
 // store[idx[0]], store[idx[1]], ... stacked on `device`. From host memory each sample is copied
 // on its own, straight out of the (pinned) store and without blocking: index_select would first
@@ -40,4 +40,4 @@ class SamplePrefetcher {
   int pending_slot_ = -1, next_slot_ = 0;
 };
 
-}  // namespace tessera::pipeline
+}  // namespace tessera::methods
