@@ -4,18 +4,23 @@
 // node-llama-cpp (pinned in package.json; installed by installers/install-deps-debian.sh).
 //
 //   node llama_check.mjs --model M.gguf [--text F] [--window N] [--prompt S] [--max-tokens N]
-//                        [--kv-type F32|F16]
+//                        [--kv-type F32|F16] [--tokens-only]
 //
 // Prints one JSON object: {tokens, n_tokens, windows, window_nll, mean_nll, ppl, greedy_tokens,
-// greedy_text, kv_type}. The text is read with universal newlines (as Tessera and Python read it)
+// greedy_text, kv_type}; with --tokens-only only the text's tokens (no perplexity, no context). The text is read with universal newlines (as Tessera and Python read it)
 // and tokenized with one BOS in front, like `tessera eval`.
 import fs from "node:fs";
 import { getLlama, LlamaLogLevel } from "node-llama-cpp";
 
 function parseArgs(argv) {
-  const a = { window: 0, maxTokens: 0, prompt: "", kvType: "F32" };
+  const a = { window: 0, maxTokens: 0, prompt: "", kvType: "F32", tokensOnly: false };
   for (let i = 2; i < argv.length; i += 2) {
     const key = argv[i], value = argv[i + 1];
+    if (key === "--tokens-only") {
+      a.tokensOnly = true;
+      i -= 1;
+      continue;
+    }
     if (value === undefined) throw new Error(`${key} needs a value`);
     if (key === "--model") a.model = value;
     else if (key === "--text") a.text = value;
@@ -32,6 +37,14 @@ function parseArgs(argv) {
 const args = parseArgs(process.argv);
 const llama = await getLlama({ gpu: false, logLevel: LlamaLogLevel.error, build: "never" });
 const model = await llama.loadModel({ modelPath: args.model });
+const readText = (path) => fs.readFileSync(path, "utf8").replace(/\r\n?/g, "\n");
+if (args.tokensOnly) {
+  const tokens = args.text ? [model.tokens.bos, ...model.tokenize(readText(args.text), false)] : [];
+  process.stdout.write(JSON.stringify({ tokens, n_tokens: tokens.length }) + "\n");
+  await model.dispose();
+  await llama.dispose();
+  process.exit(0);
+}
 const trainContext = model.trainContextSize;
 const window = args.window > 0 ? args.window : Math.min(2048, trainContext);
 const context = await model.createContext({
@@ -51,7 +64,7 @@ const rawLogits = { temperature: 1, topK: 0, topP: 1, minP: 0, seed: 1 };
 const out = { kv_type: args.kvType, window, train_context: trainContext };
 
 if (args.text) {
-  const text = fs.readFileSync(args.text, "utf8").replace(/\r\n?/g, "\n");
+  const text = readText(args.text);
   const tokens = [bos, ...model.tokenize(text, false)];
   out.tokens = tokens;
   out.n_tokens = tokens.length;
