@@ -201,7 +201,7 @@ torch::Tensor int32_tensor(const io::SafetensorsFile& file, const std::string& n
 torch::Tensor float_tensor(const io::SafetensorsFile& file, const std::string& name,
                            const std::vector<std::int64_t>& shape) {
   const auto& v = checked_view(file, name, {io::DType::F32, io::DType::F16, io::DType::BF16}, shape);
-  return tensor_from_view(v).to(torch::kFloat32);
+  return float32_tensor_from_view(v);
 }
 
 std::unique_ptr<PackedFormat> make_gptq_format(const quant::WeightQuantSpec& spec, bool v1) {

@@ -64,6 +64,12 @@ torch::Tensor tensor_from_view(const io::TensorView& view) {
   return torch::from_blob(const_cast<std::uint8_t*>(view.data), view.shape, dtype).clone();
 }
 
+torch::Tensor float32_tensor_from_view(const io::TensorView& view) {
+  const auto dtype = to_torch_dtype(view.dtype, view.name);
+  if (dtype == torch::kFloat32 || view.numel() == 0) return tensor_from_view(view).to(torch::kFloat32);
+  return torch::from_blob(const_cast<std::uint8_t*>(view.data), view.shape, dtype).to(torch::kFloat32);
+}
+
 void add_tensor(io::SafetensorsWriter& writer, const std::string& name, const torch::Tensor& t) {
   auto c = t.detach().to(torch::kCPU).contiguous();
   writer.add(name, to_io_dtype(c.scalar_type()), c.sizes().vec(), c.data_ptr(),

@@ -4,6 +4,7 @@
 
 #include "formats/gguf_blocks.h"
 #include "model/rotary_layout.h"
+#include "runtime/finite_check.h"
 #include "util/error.h"
 
 namespace tessera::model {
@@ -130,8 +131,7 @@ model::LlamaModel load_gguf_model(const std::string& path) {
     auto t = decode_gguf_tensor(f.tensor(name));
     if (t.sizes().vec() != shape)
       throw Error(path + ": tensor \"" + name + "\" does not have the shape the metadata implies");
-    if (!torch::isfinite(t).all().item<bool>())
-      throw Error(path + ": tensor \"" + name + "\" contains NaN or infinite values");
+    if (!runtime::all_finite(t)) throw Error(path + ": tensor \"" + name + "\" contains NaN or infinite values");
     return t;
   };
   const auto d = c.hidden_size, ff = c.intermediate_size;

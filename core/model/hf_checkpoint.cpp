@@ -11,6 +11,7 @@
 #include "formats/tensor_bytes.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
+#include "runtime/finite_check.h"
 #include "util/error.h"
 #include "util/version.h"
 
@@ -95,8 +96,8 @@ class TensorSource {
       };
       throw Error(where + " has shape " + str(view.shape) + ", config.json implies " + str(shape));
     }
-    auto t = formats::tensor_from_view(view).to(torch::kFloat32);
-    if (!torch::isfinite(t).all().item<bool>()) throw Error(where + " contains NaN or infinite values");
+    auto t = formats::float32_tensor_from_view(view);
+    if (!runtime::all_finite(t)) throw Error(where + " contains NaN or infinite values");
     return t;
   }
 

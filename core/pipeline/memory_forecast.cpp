@@ -799,7 +799,9 @@ MemoryForecast forecast_memory(const RunConfig& run, const model::LlamaConfig& m
   weights.push_back({kWeights, "final norm", s.D * 4, 1, Mem::Host});
   // Loading: llama2.c (.bin) maps the file and clones each kind's stack of all layers, then each
   // layer's slice again (llama2c_checkpoint.cpp), so the stacks are freed at the end; Hugging Face
-  // folders (safetensors, mapped) clone each tensor in its stored dtype and convert to fp32.
+  // folders (safetensors, mapped) convert each tensor to fp32 straight from the mapped bytes and
+  // check it in small slices (formats::float32_tensor_from_view, runtime::all_finite), so they leave
+  // nothing behind.
   {
     const double file_bytes = static_cast<double>(m.parameter_count()) * dtype_bytes(m.torch_dtype);
     Allocs load = {{kLoad, "checkpoint file mapped", file_bytes, 1, Mem::HostRaw}};
@@ -807,10 +809,6 @@ MemoryForecast forecast_memory(const RunConfig& run, const model::LlamaConfig& m
       for (const auto& l : s.linears)
         load.push_back({kLoad, std::string(l.name) + " stack of all layers " + dims({s.layers, l.out, l.in}, "fp32"),
                         s.layers * l.out * l.in * 4, 1, Mem::Host});
-    } else if (dtype_bytes(m.torch_dtype) != 4) {
-      for (const auto& l : s.linears)
-        load.push_back({kLoad, std::string(l.name) + " in the stored dtype " + dims({l.out, l.in}, "bf16/fp16"),
-                        l.out * l.in * 2, 1, Mem::Host});
     }
     r.add("load model", join({&weights, &load}));
   }

@@ -1,5 +1,6 @@
 #include "quant/group_quantizer.h"
 
+#include "runtime/finite_check.h"
 #include "util/error.h"
 
 namespace tessera::quant {
@@ -103,14 +104,16 @@ GroupGrid compute_grid(const torch::Tensor& w, const WeightQuantSpec& spec, cons
 
 torch::Tensor quantize_to_codes(const torch::Tensor& w, const GroupGrid& grid, const WeightQuantSpec& spec) {
   const double qmax = std::pow(2.0, spec.bits) - 1.0;
+  torch::NoGradGuard no_grad;  // codes are integers
   auto wg = grouped(w.to(torch::kFloat32), spec.effective_group(w.size(1)));
-  auto q = torch::clamp(torch::round(wg / grid.scale.unsqueeze(2)) + grid.zero.unsqueeze(2), 0.0, qmax);
+  // One temporary, rounded in place (a weight-sized fp32 tensor per step otherwise).
+  auto q = wg / grid.scale.unsqueeze(2);
+  q.round_().add_(grid.zero.unsqueeze(2)).clamp_(0.0, qmax);
   return ungrouped(q, w.size(1)).to(torch::kUInt8);
 }
 
 void check_finite(const torch::Tensor& w, const std::string& name) {
-  if (!torch::isfinite(w).all().item<bool>())
-    throw Error(name + ": weight contains NaN or infinite values; cannot quantize it");
+  if (!runtime::all_finite(w)) throw Error(name + ": weight contains NaN or infinite values; cannot quantize it");
 }
 
 QuantizedLinear quantize_rtn(const torch::Tensor& w, const WeightQuantSpec& spec, const std::string& name,

@@ -6,9 +6,18 @@ torch::Tensor expand_groups(const torch::Tensor& per_group, std::int64_t group_s
   return per_group.repeat_interleave(group_size, 1).narrow(1, 0, in_features);
 }
 
+// In place on one fresh tensor, the same arithmetic as (q - z) * s: each fp32 temporary of a
+// 7B-shaped gate_proj is 172 MiB, and on the CPU the block cache keeps every one of them.
 torch::Tensor QuantizedLinear::dequantize() const {
+  torch::NoGradGuard no_grad;  // codes are integers: nothing here is trained
   const auto g = spec.effective_group(in_features());
-  return (codes.to(torch::kFloat32) - expand_groups(zero, g, in_features())) * expand_groups(scale, g, in_features());
+  auto w = codes.to(torch::kFloat32);
+  if (in_features() % g == 0) {
+    w.view({out_features(), -1, g}).sub_(zero.unsqueeze(2)).mul_(scale.unsqueeze(2));
+  } else {
+    w.sub_(expand_groups(zero, g, in_features())).mul_(expand_groups(scale, g, in_features()));
+  }
+  return w;
 }
 
 }  // namespace tessera::quant

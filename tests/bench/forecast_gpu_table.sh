@@ -10,7 +10,8 @@
 #
 # Models: stories260K and TinyStories-656K, and a 7B-shaped checkpoint of one decoder block
 # (hidden 4096, FFN 11008, 32 heads, the Llama 2 vocabulary of 32000) that python3 with
-# transformers writes with random weights (fp16) when it is there; SKIP_7B=1 leaves it out.
+# transformers writes with random weights (fp16) when it is there; SKIP_7B=1 leaves it out,
+# SKIP_SMALL=1 leaves out stories260K and TinyStories-656K.
 set -uo pipefail
 BUILD=${1:?build dir}; DATA=${2:?data dir}
 TESSERA=$BUILD/app/tessera
@@ -66,7 +67,7 @@ echo "|---|---|---|---|---|---|---|---|---|"
 S=$DATA/models/stories260K/stories260K.bin
 T=$DATA/models/TinyStories-656K
 TQ="--method tesseraq --wbits 2 --group 32 --par-schedule paper10 --par-steps 20"
-for m in "stories260K:$S" "TinyStories-656K:$T"; do
+for m in $([ "${SKIP_SMALL:-0}" = 1 ] || echo "stories260K:$S TinyStories-656K:$T"); do
   name=${m%%:*}; path=${m#*:}
   for shape in "128 256" "512 512"; do
     set -- $shape

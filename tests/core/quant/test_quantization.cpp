@@ -11,11 +11,12 @@
 #include "model/model_loader.h"
 #include "pipeline/quantization_run.h"
 #include "pipeline/run_config.h"
-#include "pipeline/run_directory.h"
 #include "quant/activation_quantizer.h"
 #include "quant/grid_target.h"
 #include "quant/group_quantizer.h"
 #include "resume_check.h"
+#include "rundir/run_directory.h"
+#include "runtime/finite_check.h"
 #include "small_run.h"
 #include "tessera_test.h"
 #include "test_data.h"
@@ -113,6 +114,18 @@ class TestQuantization : public QObject {
     w[1][3] = std::numeric_limits<float>::infinity();
     TESSERA_VERIFY_THROWS_WITH(quant::quantize_rtn(w, {4, 8, false}, "w"), "NaN or infinite");
     TESSERA_VERIFY_THROWS_WITH(quant::quantize_rtn(torch::ones({2, 2}), {9, 2, false}, "w"), "between 2 and 8");
+    // runtime::all_finite checks in slices of 2^17 elements: a value in the last, ragged slice, one
+    // in a middle slice, and a transposed (non-contiguous) view are all seen.
+    auto big = torch::ones({700, 1000});
+    QVERIFY(runtime::all_finite(big));
+    QVERIFY(runtime::all_finite(big.t()));
+    big[699][999] = std::numeric_limits<float>::quiet_NaN();
+    QVERIFY(!runtime::all_finite(big));
+    QVERIFY(!runtime::all_finite(big.t()));
+    big[699][999] = 1.0f;
+    big[300][7] = -std::numeric_limits<float>::infinity();
+    QVERIFY(!runtime::all_finite(big.to(torch::kFloat16)));
+    QVERIFY(runtime::all_finite(torch::zeros({3}, torch::kInt64)));
   }
 
   void activationQuantizerIsPerTokenWithStraightThroughGradient() {
@@ -184,7 +197,7 @@ class TestQuantization : public QObject {
     TESSERA_REQUIRE_DATA(corpus, "text/tinystories/train-sample.txt");
     const auto dir = tessera_test::fresh_temp_dir("resume-changed") + "/run";
     auto cfg = small_run(model, corpus, "rtn");
-    pipeline::NullEventSink quiet;
+    rundir::NullEventSink quiet;
     pipeline::run_quantization(cfg, dir, false, quiet);
     cfg.weight.bits = 4;
     TESSERA_VERIFY_THROWS_WITH(pipeline::run_quantization(cfg, dir, true, quiet), "settings: the run has");
@@ -333,7 +346,7 @@ class TestQuantization : public QObject {
     auto cfg = small_run(model, corpus, "rtn");
     cfg.weight.bits = 8;
     const auto dir = tessera_test::fresh_temp_dir("w8") + "/run";
-    pipeline::NullEventSink quiet;
+    rundir::NullEventSink quiet;
     pipeline::run_quantization(cfg, dir, false, quiet);
     api::EvalRequest r;
     r.text_path = text;
