@@ -6,7 +6,6 @@
 #include <QJsonObject>
 #include <QSaveFile>
 
-#include "run_stats_reader.h"
 #include "util/error.h"
 
 namespace tessera::widgets {
@@ -17,6 +16,20 @@ constexpr const char* kFormat = "tessera-session";
 constexpr int kVersion = 1;
 
 std::string utf8(const QString& s) { return s.toUtf8().toStdString(); }
+
+// One layer's statistics as the session file stores them.
+eval::LayerStats layerStatsFromJson(const QJsonObject& l, std::int64_t block) {
+  eval::LayerStats s;
+  s.block = block;
+  s.layer = l["layer"].toString().toStdString();
+  s.rel_weight_error = l["rel_weight_error"].toDouble();
+  s.output_mse = l["output_mse"].toDouble();
+  s.flip_ratio = l["flip_ratio"].toDouble();
+  s.dst_min = l["dst_min"].toDouble(1);  // absent in sessions saved before DST statistics
+  s.dst_max = l["dst_max"].toDouble(1);
+  s.dst_std = l["dst_std"].toDouble();
+  return s;
+}
 
 QJsonObject traceToJson(const RunTrace& t) {
   QJsonArray steps, hard, blocks, memory, layers;

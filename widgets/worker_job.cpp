@@ -21,7 +21,7 @@ constexpr int kStderrLinesKept = 8;
 
 WorkerJob::WorkerJob(WorkerEndpoint endpoint, QString type, protocol::Json fields, QObject* parent)
     : QObject(parent), endpoint_(std::move(endpoint)), type_(std::move(type)), fields_(std::move(fields)) {
-  qRegisterMetaType<pipeline::RunEvent>();
+  qRegisterMetaType<rundir::RunEvent>();
   qRegisterMetaType<protocol::Json>();
   hello_timeout_.setSingleShot(true);
   cancel_timeout_.setSingleShot(true);
@@ -189,8 +189,8 @@ void WorkerJob::handleMessage(const protocol::Json& m) {
   if (type == "event") {
     const protocol::Json& event = protocol::field<protocol::Json>(m, "event");
     // A kind of a later minor version is skipped, as the protocol's versioning promises.
-    if (protocol::is_known_run_event_kind(event.value("kind", std::string())))
-      emit runEvent(protocol::run_event_from_json(event));
+    if (rundir::is_known_run_event_kind(event.value("kind", std::string())))
+      emit runEvent(rundir::run_event_from_json(event));
   } else if (type == "progress") {
     emit progress(QString::fromStdString(m.value("stage", std::string())), m.value("done", qint64{0}),
                   m.value("total", qint64{0}), m.value("value", 0.0));

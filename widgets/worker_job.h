@@ -17,8 +17,8 @@
 #include <QStringList>
 #include <QTimer>
 
-#include "pipeline/run_events.h"
 #include "protocol/worker_protocol.h"
+#include "rundir/run_event.h"
 #include "worker_endpoint.h"
 
 namespace tessera::widgets {
@@ -56,7 +56,7 @@ class WorkerJob : public QObject {
   void cancel();  // cancelled() follows; the process is killed if it has not ended within 10 s
 
  signals:
-  void runEvent(const tessera::pipeline::RunEvent& event);
+  void runEvent(const tessera::rundir::RunEvent& event);
   void progress(const QString& stage, qint64 done, qint64 total, double value);
   // A chunk of a fetched file (a "fetch" job): `file` relative to the fetched folder, "" for a file.
   void dataChunk(const QString& file, qint64 offset, const QByteArray& bytes);
@@ -97,5 +97,5 @@ class WorkerJob : public QObject {
 
 }  // namespace tessera::widgets
 
-Q_DECLARE_METATYPE(tessera::pipeline::RunEvent)
+Q_DECLARE_METATYPE(tessera::rundir::RunEvent)
 Q_DECLARE_METATYPE(tessera::protocol::Json)

@@ -285,11 +285,11 @@ int run_eval(const CliOptions& o) {
 
 // Prints one line per finished block with the losses and the ETA; with --verbose also the
 // methods' own messages (AWQ's chosen alphas, TesseraQ's hardening) and the step losses.
-class CliProgress : public tessera::pipeline::EventSink {
+class CliProgress : public tessera::rundir::EventSink {
  public:
   CliProgress(bool quiet, bool verbose) : quiet_(quiet), verbose_(verbose) {}
-  void on_event(const tessera::pipeline::RunEvent& e) override {
-    using Kind = tessera::pipeline::RunEvent::Kind;
+  void on_event(const tessera::rundir::RunEvent& e) override {
+    using Kind = tessera::rundir::RunEvent::Kind;
     if (quiet_) return;
     if (e.kind == Kind::RunStarted) {
       total_ = e.total_blocks;

@@ -25,8 +25,11 @@
 #include "api/model_jobs.h"
 #include "api/quantize_jobs.h"
 #include "pipeline/quantization_run.h"
-#include "pipeline/run_directory.h"
 #include "protocol/worker_protocol.h"
+#include "rundir/event_json.h"
+#include "rundir/event_log.h"
+#include "rundir/run_directory.h"
+#include "rundir/run_manifest.h"
 #include "runtime/error_message.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -96,12 +99,12 @@ struct Job {
 };
 
 // A job's RunEvents as "event" messages.
-class JobEventSink : public pipeline::EventSink {
+class JobEventSink : public rundir::EventSink {
  public:
   JobEventSink(LineWriter& out, std::int64_t id, Job& job) : out_(out), id_(id), job_(job) {}
-  void on_event(const pipeline::RunEvent& e) override {
-    out_.send(protocol::job_message("event", id_, {{"event", protocol::to_json(e)}}));
-    if (e.kind == pipeline::RunEvent::Kind::StepLoss) ++job_.step_events;
+  void on_event(const rundir::RunEvent& e) override {
+    out_.send(protocol::job_message("event", id_, {{"event", rundir::to_json(e)}}));
+    if (e.kind == rundir::RunEvent::Kind::StepLoss) ++job_.step_events;
   }
 
  private:
@@ -291,76 +294,44 @@ class WorkerServer {
 
   // What run.json says of a run, and whether it can be followed (events.jsonl) or is being written.
   static Json run_info(const std::string& run_dir) {
-    const pipeline::RunDirectory dir(run_dir);
-    const auto manifest = pipeline::read_run_manifest(run_dir, /*require_finished=*/false).json;
+    const rundir::RunDirectory dir(run_dir);
+    const auto manifest = rundir::read_manifest(dir);
     return {{"run_dir", run_dir},
-            {"config", manifest["config"]},
-            {"calibration_sha256", manifest.value("calibration_sha256", std::string())},
-            {"blocks", manifest.value("blocks", std::int64_t{0})},
-            {"finished", manifest.value("finished", false)},
-            {"seconds", manifest.value("seconds", 0.0)},
-            {"has_events", std::filesystem::exists(dir.events_path())},
-            {"being_written", pipeline::RunDirectoryLock::is_held(dir)}};
+            {"config", manifest.config},
+            {"calibration_sha256", manifest.fingerprint.calibration_sha256},
+            {"blocks", manifest.blocks},
+            {"finished", manifest.finished},
+            {"seconds", manifest.seconds.value_or(0.0)},
+            {"has_events", dir.has_events()},
+            {"being_written", rundir::RunDirectoryLock::is_held(dir)}};
   }
 
   // Sends the events of a run directory's events.jsonl, then those appended while the run's
   // writer holds its lock; ends when the writer is gone and the file is read to its end.
   Json follow(const std::string& run_dir, std::int64_t id, const StopToken& stop) {
-    const pipeline::RunDirectory dir(run_dir);
+    const rundir::RunDirectory dir(run_dir);
     // A run that has just started writes events.jsonl a moment after taking its lock.
-    while (!std::filesystem::exists(dir.events_path()) && pipeline::RunDirectoryLock::is_held(dir)) {
+    while (!dir.has_events() && rundir::RunDirectoryLock::is_held(dir)) {
       stop.throw_if_stopped();
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
-    if (!std::filesystem::exists(dir.events_path()))
-      throw Error(run_dir + " has no events.jsonl (not a run directory, or made before Tessera recorded events)");
-    std::ifstream in(dir.events_path(), std::ios::binary);
-    std::string pending;
-    std::int64_t events = 0, line_number = 0;
+    rundir::RunEventReader reader(dir);
+    std::int64_t events = 0;
     for (;;) {
-      const bool writer_alive = pipeline::RunDirectoryLock::is_held(dir);
-      std::string chunk;
-      char buffer[65536];
-      while (in.read(buffer, sizeof(buffer)) || in.gcount() > 0)
-        chunk.append(buffer, static_cast<std::size_t>(in.gcount()));
-      in.clear();  // at the end of the file; later reads see what the writer appends
-      pending += chunk;
-      std::size_t start = 0, end;
-      while ((end = pending.find('\n', start)) != std::string::npos) {
-        const std::string line = pending.substr(start, end - start);
-        start = end + 1;
-        ++line_number;
-        if (line.empty()) continue;
-        Json message;
-        try {
-          message = protocol::parse_line(line);
-        } catch (const protocol::ProtocolError& e) {
-          // A line cut short when its writer died or the disk filled: the rest of the run is good.
-          logger()->warn("{} line {} skipped: {}", dir.events_path(), line_number, e.what());
-          continue;
-        }
-        if (message["type"] == "hello") {
-          protocol::check_hello(message, dir.events_path() + " line " + std::to_string(line_number));
-        } else if (message["type"] == "event") {
-          const Json& event = protocol::field<Json>(message, "event");
-          // A kind of a later minor version is skipped; a malformed event is refused here.
-          if (!event.is_object() || !protocol::is_known_run_event_kind(event.value("kind", std::string()))) continue;
-          protocol::run_event_from_json(event);
-          out_.send(protocol::job_message("event", id, {{"event", event}}));
-          ++events;
-        }
-      }
-      pending.erase(0, start);
-      if (chunk.empty() && !writer_alive) break;
+      const bool writer_alive = rundir::RunDirectoryLock::is_held(dir);
+      const auto appended = reader.read_appended();
+      for (const auto& e : appended) out_.send(protocol::job_message("event", id, {{"event", rundir::to_json(e)}}));
+      events += static_cast<std::int64_t>(appended.size());
+      if (appended.empty() && !writer_alive) break;
       stop.throw_if_stopped();
-      if (chunk.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      if (appended.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
     bool finished = false;
     double seconds = 0;
     try {
-      const auto manifest = pipeline::read_run_manifest(run_dir, /*require_finished=*/false).json;
-      finished = manifest.value("finished", false);
-      seconds = manifest.value("seconds", 0.0);
+      const auto manifest = rundir::read_manifest(dir);
+      finished = manifest.finished;
+      seconds = manifest.seconds.value_or(0.0);
     } catch (const std::exception&) {
       // An unreadable manifest only means "not finished"; the events were sent.
     }

@@ -871,9 +871,9 @@ void MainWindow::followRun(int run_id, std::int64_t total_blocks) {
   auto* job = new widgets::WorkerJob(worker_, "follow", {{"run_dir", utf8(findRun(run_id)->run_dir)}}, this);
   auto recorder = std::make_shared<RunEventRecorder>(run_metrics_, run_id);
   run_metrics_->update(run_id, [&](widgets::RunTrace& t) { t.progress.total_blocks = total_blocks; });
-  connect(job, &widgets::WorkerJob::runEvent, this, [this, recorder, run_id](const pipeline::RunEvent& e) {
+  connect(job, &widgets::WorkerJob::runEvent, this, [this, recorder, run_id](const rundir::RunEvent& e) {
     recorder->on_event(e);
-    if (e.kind == pipeline::RunEvent::Kind::Evaluated)
+    if (e.kind == rundir::RunEvent::Kind::Evaluated)
       if (auto* r = findRun(run_id)) {
         r->perplexity = e.value;
         r->eval_text = QString::fromStdString(e.message);

@@ -28,8 +28,7 @@ bool RunController::start(const RunJob& job) {
   job_ = new widgets::WorkerJob(endpoint_, "quantize", protocol::to_json(request), this);
   auto recorder = std::make_shared<RunEventRecorder>(store_, job.run_id);
   const int id = job.run_id;
-  connect(job_, &widgets::WorkerJob::runEvent, this,
-          [recorder](const pipeline::RunEvent& e) { recorder->on_event(e); });
+  connect(job_, &widgets::WorkerJob::runEvent, this, [recorder](const rundir::RunEvent& e) { recorder->on_event(e); });
   connect(job_, &widgets::WorkerJob::progress, this,
           [this, id](const QString& stage, qint64 done, qint64 total, double) {
             store_->update(id, [&](widgets::RunTrace& t) {

@@ -6,7 +6,7 @@
 
 namespace tessera::workbench {
 
-using pipeline::RunEvent;
+using rundir::RunEvent;
 
 RunEventRecorder::RunEventRecorder(std::shared_ptr<widgets::RunMetricsStore> store, int run_id)
     : store_(std::move(store)), run_id_(run_id) {

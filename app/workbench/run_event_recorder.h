@@ -6,16 +6,16 @@
 #include <memory>
 #include <string>
 
-#include "pipeline/run_events.h"
 #include "run_metrics_store.h"
+#include "rundir/run_event.h"
 
 namespace tessera::workbench {
 
-class RunEventRecorder : public pipeline::EventSink {
+class RunEventRecorder : public rundir::EventSink {
  public:
   // Starts the run's curves over (a restarted or resumed run draws them anew).
   RunEventRecorder(std::shared_ptr<widgets::RunMetricsStore> store, int run_id);
-  void on_event(const pipeline::RunEvent& event) override;
+  void on_event(const rundir::RunEvent& event) override;
   // Records the phase ("loading", "evaluating", ...) shown in the status bar.
   void setPhase(const std::string& phase);
 

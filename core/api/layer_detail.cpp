@@ -4,8 +4,8 @@
 #include "model/quantized_block.h"
 #include "pipeline/quantization_run.h"
 #include "pipeline/run_config.h"
-#include "pipeline/run_directory.h"
 #include "quant/group_quantizer.h"
+#include "rundir/run_directory.h"
 #include "util/error.h"
 
 namespace tessera::api {
@@ -19,7 +19,7 @@ std::vector<T> to_vector(const torch::Tensor& t) {
 }  // namespace
 
 LayerDetail layer_detail(const std::string& run_dir, std::int64_t block, const std::string& layer) {
-  pipeline::RunDirectory dir(run_dir);
+  rundir::RunDirectory dir(run_dir);
   const auto config = pipeline::read_run_manifest(run_dir, /*require_finished=*/false).config;
   if (!dir.has_block(block))
     throw Error("block " + std::to_string(block) + " of " + run_dir + " is not finished (no " + dir.block_path(block) +

@@ -11,7 +11,7 @@
 #include "model/model_loader.h"
 #include "model/text_generator.h"
 #include "pipeline/quantization_run.h"
-#include "pipeline/run_event_log.h"
+#include "rundir/event_log.h"
 #include "runtime/torch_runtime.h"
 #include "text/text_file.h"
 #include "text/tokenizer_loader.h"
@@ -132,12 +132,12 @@ EvalReport evaluate_perplexity(const EvalRequest& request, const std::function<v
                  r.tokens_per_second);
   if (!request.run_dir.empty()) {
     // A run's evaluations belong to its history: the workbench replays them with its events.
-    pipeline::RunEvent e;
-    e.kind = pipeline::RunEvent::Kind::Evaluated;
+    rundir::RunEvent e;
+    e.kind = rundir::RunEvent::Kind::Evaluated;
     e.value = r.perplexity;
     e.message = r.text_path;
     e.seconds = r.seconds;
-    pipeline::RunEventLog(request.run_dir).append(e);
+    rundir::RunEventLog(rundir::RunDirectory(request.run_dir)).append(e);
   }
   return r;
 }

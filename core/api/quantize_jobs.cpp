@@ -6,23 +6,26 @@
 
 #include "api/device_memory.h"
 #include "pipeline/quantization_run.h"
-#include "pipeline/run_event_log.h"
+#include "rundir/event_log.h"
 #include "runtime/torch_runtime.h"
 
 namespace tessera::api {
 
 namespace {
 
-using pipeline::RunEvent;
+using rundir::RunEvent;
 
 // Passes every event on, adds Memory events (at most every 100 ms during step losses, at every
 // other event) and appends both to the run directory's events.jsonl, so that a run started from a
 // shell can be followed, or replayed, by the workbench. The log is opened at RunStarted, when the
 // run holds its directory's lock; earlier events wait for it.
-class RecordingSink : public pipeline::EventSink {
+class RecordingSink : public rundir::EventSink {
  public:
-  RecordingSink(pipeline::EventSink& inner, const std::string& run_dir, std::string device)
-      : inner_(inner), log_(run_dir), device_(std::move(device)), start_(std::chrono::steady_clock::now()) {}
+  RecordingSink(rundir::EventSink& inner, const std::string& run_dir, std::string device)
+      : inner_(inner),
+        log_(rundir::RunDirectory(run_dir)),
+        device_(std::move(device)),
+        start_(std::chrono::steady_clock::now()) {}
 
   void on_event(const RunEvent& e) override {
     inner_.on_event(e);
@@ -61,8 +64,8 @@ class RecordingSink : public pipeline::EventSink {
     record(m);
   }
 
-  pipeline::EventSink& inner_;
-  pipeline::RunEventLog log_;
+  rundir::EventSink& inner_;
+  rundir::RunEventLog log_;
   std::string device_;
   std::chrono::steady_clock::time_point start_;
   bool started_ = false;
@@ -74,7 +77,7 @@ class RecordingSink : public pipeline::EventSink {
 }  // namespace
 
 QuantizeReport quantize(const pipeline::RunConfig& config, const std::string& run_dir, bool resume,
-                        pipeline::EventSink& events, const StopToken& stop) {
+                        rundir::EventSink& events, const StopToken& stop) {
   RecordingSink recorder(events, run_dir, config.device);
   // The allocator's own peak as well: the events sample the bytes in use only now and then.
   const bool cuda = config.device.rfind("cuda", 0) == 0;

@@ -5,12 +5,12 @@
 
 #include "api/job_types.h"
 #include "pipeline/run_config.h"
-#include "pipeline/run_events.h"
+#include "rundir/run_event.h"
 #include "util/stop_token.h"
 
 namespace tessera::api {
 
 QuantizeReport quantize(const pipeline::RunConfig& config, const std::string& run_dir, bool resume,
-                        pipeline::EventSink& events, const StopToken& stop = StopToken());
+                        rundir::EventSink& events, const StopToken& stop = StopToken());
 
 }  // namespace tessera::api

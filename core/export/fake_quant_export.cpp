@@ -33,7 +33,7 @@ ExportReport export_fake_quant_hf(const std::string& run_dir, const std::string&
                                   bool replace_existing) {
   const auto run = RunSource::load(run_dir);  // throws for unfinished runs
   auto model = run.model();                   // and for changed models
-  const std::string tokenizer = run.manifest.value("tokenizer", "");
+  const std::string tokenizer = run.manifest.tokenizer;
   ExportReport report;
   report.path = out_folder;
   report.format = "hf-fake-quant";

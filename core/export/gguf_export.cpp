@@ -216,7 +216,7 @@ std::string settings_refusal(const RunSource& run, formats::GgmlType type, const
   auto why = model_refusal(c);
   if (!why.empty()) return why;
   try {
-    auto v = text::gguf_vocabulary(run.manifest.value("tokenizer", ""), c.vocab_size);
+    auto v = text::gguf_vocabulary(run.manifest.tokenizer, c.vocab_size);
     if (vocab) *vocab = std::move(v);
   } catch (const Error& e) {
     return e.what();

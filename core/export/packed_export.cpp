@@ -143,7 +143,7 @@ ExportReport export_packed(const std::string& run_dir, const std::string& out_fo
     return true;
   };
   options.finish = [&](const std::string& tmp) {
-    const std::string tokenizer = run.manifest.value("tokenizer", "");
+    const std::string tokenizer = run.manifest.tokenizer;
     if (!tokenizer.empty() && fs::exists(tokenizer)) text::copy_tokenizer_files(tokenizer, tmp);
     const auto config_path = (fs::path(tmp) / "config.json").string();
     auto config = io::read_json_file(config_path);

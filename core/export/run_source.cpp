@@ -1,12 +1,12 @@
 #include "export/run_source.h"
 
 #include <filesystem>
-#include <fstream>
 
 #include "formats/tensor_bytes.h"
 #include "io/safetensors.h"
 #include "pipeline/quantization_run.h"
-#include "pipeline/run_directory.h"
+#include "rundir/block_stats.h"
+#include "rundir/run_directory.h"
 #include "util/error.h"
 
 namespace fs = std::filesystem;
@@ -32,41 +32,35 @@ model::QuantizedBlock load_scales_and_zeros(const std::string& path, const quant
 }  // namespace
 
 RunSource RunSource::load(const std::string& run_dir, bool codes) {
-  pipeline::RunDirectory dir(run_dir);
-  auto manifest = pipeline::read_run_manifest(run_dir, /*require_finished=*/true);
+  const rundir::RunDirectory dir(run_dir);
+  auto record = pipeline::read_run_manifest(run_dir, /*require_finished=*/true);
   RunSource s;
   s.run_dir = run_dir;
-  s.manifest = std::move(manifest.json);
-  s.config = std::move(manifest.config);
+  s.manifest = std::move(record.manifest);
+  s.config = std::move(record.config);
   s.has_codes_ = codes;
-  for (std::int64_t k = 0; k < s.manifest.value("blocks", 0); ++k)
+  for (std::int64_t k = 0; k < s.manifest.blocks; ++k)
     s.blocks.push_back(codes ? model::QuantizedBlock::load(dir.block_path(k), s.config.weight)
                              : load_scales_and_zeros(dir.block_path(k), s.config.weight));
   return s;
 }
 
 std::string RunSource::manifest_text() const {
-  pipeline::RunDirectory dir(run_dir);
-  nlohmann::json m = manifest;
+  const rundir::RunDirectory dir(run_dir);
+  nlohmann::json m = rundir::to_json(manifest);
   nlohmann::json errors = nlohmann::json::array();
-  for (std::int64_t k = 0; k < manifest.value("blocks", 0); ++k) {
-    std::ifstream in(dir.stats_path(k));
-    const auto stats = nlohmann::json::parse(in, nullptr, false);
+  for (std::int64_t k = 0; k < manifest.blocks; ++k) {
     // Statistics are informative: a missing, damaged or foreign file (or entry) is left out, never
-    // fatal and never copied into the export's metadata as it is.
-    if (stats.is_discarded() || !stats.is_object()) continue;
+    // fatal and never copied into the export's metadata as it is (rundir/block_stats.h).
+    const auto stats = rundir::read_block_stats(dir, k);
+    if (!stats) continue;
     nlohmann::json layers = nlohmann::json::object();
-    if (const auto it = stats.find("layers"); it != stats.end() && it->is_array())
-      for (const auto& l : *it)
-        if (l.is_object() && l.contains("layer") && l.at("layer").is_string() && l.contains("rel_weight_error") &&
-            l.at("rel_weight_error").is_number())
-          layers[l.at("layer").get<std::string>()] = l.at("rel_weight_error");
-    auto number = [&](const char* key) {
-      const auto it = stats.find(key);
-      return it != stats.end() && it->is_number() ? *it : nlohmann::json();
-    };
-    errors.push_back(
-        {{"block", k}, {"loss", number("loss")}, {"loss_rtn", number("loss_rtn")}, {"rel_weight_error", layers}});
+    for (const auto& l : stats->layers) layers[l.layer] = l.rel_weight_error;
+    auto number = [](const std::optional<double>& v) { return v ? nlohmann::json(*v) : nlohmann::json(); };
+    errors.push_back({{"block", k},
+                      {"loss", number(stats->loss)},
+                      {"loss_rtn", number(stats->loss_rtn)},
+                      {"rel_weight_error", layers}});
   }
   m["layer_errors"] = errors;
   m.erase("config_identity");
@@ -75,7 +69,7 @@ std::string RunSource::manifest_text() const {
 
 model::LlamaModel RunSource::model() const {
   if (!has_codes_) throw Error("internal: RunSource::model() needs the run's codes (load with codes = true)");
-  return pipeline::quantized_model_from_blocks(config, manifest.value("model_sha256", ""), blocks, run_dir);
+  return pipeline::quantized_model_from_blocks(config, manifest.fingerprint.model_sha256, blocks, run_dir);
 }
 
 std::string hf_linear_module(std::int64_t block, model::LinearKind kind) {

@@ -9,12 +9,13 @@
 #include "model/llama_model.h"
 #include "model/quantized_block.h"
 #include "pipeline/run_config.h"
+#include "rundir/run_manifest.h"
 
 namespace tessera::exporting {
 
 struct RunSource {
   std::string run_dir;
-  nlohmann::json manifest;  // run.json
+  rundir::RunManifest manifest;  // run.json
   pipeline::RunConfig config;
   std::vector<model::QuantizedBlock> blocks;  // codes, scales, zeros of every block
 

@@ -93,7 +93,7 @@ AwqScaled awq_apply_scales(model::DecoderBlockWeights w, const pipeline::BlockCo
   const auto& spec = ctx.run->weight;
   const auto batch = ctx.run->batch_size;
   auto log = [&](const std::string& m) {
-    if (ctx.events) ctx.events->on_event(pipeline::RunEvent::log(ctx.index, m));
+    if (ctx.events) ctx.events->on_event(rundir::RunEvent::log(ctx.index, m));
   };
 
   // AWQ works on the full-precision chain (llm-awq's pre_quant.py, LLMC's awq.py): record each

@@ -56,8 +56,7 @@ OmniquantResult omniquant_train(model::DecoderBlockWeights w, const pipeline::Bl
   const auto n = ctx.inputs_quant.size(0);
   auto log = [&](const std::string& m) {
     if (ctx.events)
-      ctx.events->on_event(
-          pipeline::RunEvent::log(ctx.index, "omniquant block " + std::to_string(ctx.index) + ": " + m));
+      ctx.events->on_event(rundir::RunEvent::log(ctx.index, "omniquant block " + std::to_string(ctx.index) + ": " + m));
   };
   model::BlockForwardOptions forward;
   forward.activation_bits = run.act_bits;

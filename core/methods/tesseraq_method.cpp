@@ -120,7 +120,7 @@ model::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeights 
   const auto n = ctx.inputs_quant.size(0);
   const std::string prefix = "tesseraq block " + std::to_string(ctx.index) + ": ";
   auto log = [&](const std::string& m) {
-    if (ctx.events) ctx.events->on_event(pipeline::RunEvent::log(ctx.index, prefix + m));
+    if (ctx.events) ctx.events->on_event(rundir::RunEvent::log(ctx.index, prefix + m));
   };
   const auto thresholds = par_thresholds(run);
   const std::string& init = run.settings.text("tesseraq", "init");
@@ -255,7 +255,7 @@ model::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeights 
       read_losses();
     }
     if (ctx.events) {
-      auto e = step_event(pipeline::RunEvent::Kind::HardFraction, ctx, global_step, total_steps, it, iterations);
+      auto e = step_event(rundir::RunEvent::Kind::HardFraction, ctx, global_step, total_steps, it, iterations);
       e.value = hard;
       e.before = 1.0 - t;
       ctx.events->on_event(e);

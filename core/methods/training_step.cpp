@@ -35,7 +35,7 @@ bool NonFiniteGuard::accept(double loss, const std::function<void(double)>& scal
     logger()->warn("{}: 3 non-finite losses in a row, learning rates halved (now x{})", where, lr_factor_);
   }
   if (ctx_.events) {
-    auto e = step_event(pipeline::RunEvent::Kind::StepSkipped, ctx_, step, 0, iteration, 0);
+    auto e = step_event(rundir::RunEvent::Kind::StepSkipped, ctx_, step, 0, iteration, 0);
     e.value = lr_factor_;
     e.message = where + ": non-finite loss, step skipped; learning rates x" + std::to_string(lr_factor_);
     ctx_.events->on_event(e);
@@ -43,9 +43,9 @@ bool NonFiniteGuard::accept(double loss, const std::function<void(double)>& scal
   return false;
 }
 
-pipeline::RunEvent step_event(pipeline::RunEvent::Kind kind, const pipeline::BlockContext& ctx, std::int64_t step,
-                              std::int64_t total_steps, std::int64_t iteration, std::int64_t total_iterations) {
-  pipeline::RunEvent e;
+rundir::RunEvent step_event(rundir::RunEvent::Kind kind, const pipeline::BlockContext& ctx, std::int64_t step,
+                            std::int64_t total_steps, std::int64_t iteration, std::int64_t total_iterations) {
+  rundir::RunEvent e;
   e.kind = kind;
   e.block = ctx.index;
   e.step = step;
@@ -59,7 +59,7 @@ void report_step_loss(const pipeline::BlockContext& ctx, std::int64_t step, std:
                       std::int64_t iteration, std::int64_t total_iterations, double loss) {
   const auto every = std::max<std::int64_t>(1, ctx.run->settings.integer("tesseraq", "log_every"));
   if (!ctx.events || step % every != 0) return;
-  auto e = step_event(pipeline::RunEvent::Kind::StepLoss, ctx, step, total_steps, iteration, total_iterations);
+  auto e = step_event(rundir::RunEvent::Kind::StepLoss, ctx, step, total_steps, iteration, total_iterations);
   e.value = loss;
   e.gpu_memory_bytes = runtime::gpu_memory_in_use_bytes(ctx.device);
   ctx.events->on_event(e);

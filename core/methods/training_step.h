@@ -30,8 +30,8 @@ class NonFiniteGuard {
 };
 
 // An event of block ctx.index at an optimisation step (StepLoss, StepSkipped, HardFraction).
-pipeline::RunEvent step_event(pipeline::RunEvent::Kind kind, const pipeline::BlockContext& ctx, std::int64_t step,
-                              std::int64_t total_steps, std::int64_t iteration, std::int64_t total_iterations);
+rundir::RunEvent step_event(rundir::RunEvent::Kind kind, const pipeline::BlockContext& ctx, std::int64_t step,
+                            std::int64_t total_steps, std::int64_t iteration, std::int64_t total_iterations);
 
 // A StepLoss event (with the GPU memory in use) when step is a multiple of the run's tesseraq.log_every.
 void report_step_loss(const pipeline::BlockContext& ctx, std::int64_t step, std::int64_t total_steps,

@@ -11,7 +11,7 @@
 #include "model/llama_model.h"
 #include "model/quantized_block.h"
 #include "pipeline/run_config.h"
-#include "pipeline/run_events.h"
+#include "rundir/run_event.h"
 #include "util/stop_token.h"
 
 namespace tessera::pipeline {
@@ -28,7 +28,7 @@ struct BlockContext {
   torch::Tensor inputs_fp;             // [n, L, D]: output of the FP blocks (the FP chain)
   torch::Tensor targets;               // [n, L, D]: FP block applied to inputs_fp
   torch::Device device = torch::kCPU;  // where the block computes; tensors above may live elsewhere
-  EventSink* events = nullptr;
+  rundir::EventSink* events = nullptr;
   StopToken stop;
 };
 

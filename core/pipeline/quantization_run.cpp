@@ -2,24 +2,25 @@
 
 #include <torch/version.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
 
-#include "io/atomic_file.h"
-#include "io/json_file.h"
 #include "model/model_loader.h"
 #include "model/quantized_block.h"
 #include "pipeline/block_method.h"
-#include "pipeline/run_directory.h"
+#include "rundir/block_stats.h"
+#include "rundir/run_directory.h"
+#include "rundir/run_manifest.h"
 #include "runtime/torch_runtime.h"
 #include "text/calibration.h"
 #include "text/text_file.h"
 #include "text/tokenizer_loader.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/sha256.h"
 #include "util/version.h"
 
 namespace tessera::pipeline {
@@ -28,17 +29,22 @@ using nlohmann::json;
 
 namespace {
 
-void write_json(const std::string& path, const json& j) {
-  io::write_file_atomically(path, [&](std::ostream& out) { out << j.dump(2) << "\n"; });
-}
-
-RunFingerprint fingerprint_from(const json& j) {
-  RunFingerprint f;
-  f.model_sha256 = j.value("model_sha256", "");
-  f.config = j.value("config_identity", "");
-  f.calibration_sha256 = j.value("calibration_sha256", "");
-  f.code_version = j.value("code_version", "");
-  return f;
+// The fingerprint's hash of the model: the file, or a folder's config.json and weight files in name
+// order.
+std::string hash_model_files(const std::string& model_path) {
+  if (!std::filesystem::is_directory(model_path)) return sha256_file(model_path);
+  std::vector<std::string> files;
+  for (const auto& e : std::filesystem::directory_iterator(model_path)) {
+    const auto name = e.path().filename().string();
+    if (name == "config.json" || e.path().extension() == ".safetensors") files.push_back(e.path().string());
+  }
+  std::sort(files.begin(), files.end());
+  Sha256 h;
+  for (const auto& f : files) {
+    const auto digest = sha256_file(f) + " " + std::filesystem::path(f).filename().string() + "\n";
+    h.update(digest.data(), digest.size());
+  }
+  return h.hex_digest();
 }
 
 // Runs `w` over x [n, L, D] in batches on `device`; the result stays where x lives.
@@ -63,243 +69,292 @@ model::DecoderBlockWeights block_on(const model::DecoderBlockWeights& w, torch::
   return out;
 }
 
-json stats_json(const std::vector<eval::LayerStats>& layers, double before, double after) {
-  json j = {{"loss_rtn", before}, {"loss", after}, {"layers", json::array()}};
-  for (const auto& s : layers)
-    j["layers"].push_back({{"layer", s.layer},
-                           {"rel_weight_error", s.rel_weight_error},
-                           {"output_mse", s.output_mse},
-                           {"flip_ratio", s.flip_ratio},
-                           {"dst_min", s.dst_min},
-                           {"dst_max", s.dst_max},
-                           {"dst_std", s.dst_std}});
-  return j;
-}
-
 }  // namespace
 
-RunSummary run_quantization(const RunConfig& config, const std::string& run_dir, bool resume, EventSink& events,
-                            const StopToken& stop) {
-  config.validate();
-  const auto start = std::chrono::steady_clock::now();
-  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
-  auto log = [&](const std::string& m) {
+namespace {
+
+// One run, cut where its work changes kind: the constructor prepares (model, tokenizer, calibration
+// windows, the locked run directory and its manifest, the embeddings), process_block() does one
+// decoder block (the method or a restored block, losses, statistics, files, events), finish()
+// marks the run finished. Members hold what lives across blocks, so that tensors keep the
+// lifetimes the memory forecast (memory_forecast.cpp) models.
+class BlockwiseRun {
+ public:
+  BlockwiseRun(const RunConfig& config, const std::string& run_dir, bool resume, rundir::EventSink& events,
+               const StopToken& stop)
+      : config_(config), resume_(resume), events_(events), stop_(stop), dir_(run_dir) {
+    config.validate();
+    device_ = runtime::parse_device(config.device);
+    model_.emplace(model::load_model(config.model));
+    load_calibration();
+    open_run_directory();
+    place_activations();
+    start_chains();
+  }
+
+  std::int64_t blocks() const { return model_->config().num_layers; }
+  void process_block(std::int64_t k);
+  RunSummary finish();
+
+ private:
+  void log(const std::string& m) {
     logger()->info("{}", m);
-    events.on_event(RunEvent::log(-1, m));
-  };
-  const auto device = runtime::parse_device(config.device);
-  auto model = model::load_model(config.model);
-  const auto& mc = model.config();
-  const std::string tokenizer_path =
-      config.tokenizer.empty() ? text::find_tokenizer_for_model(config.model) : config.tokenizer;
-  if (tokenizer_path.empty()) throw Error("no tokenizer found beside " + config.model + "; set \"tokenizer\"");
-  auto tokenizer = text::load_tokenizer(tokenizer_path);
-  text::check_tokenizer_matches_model(*tokenizer, mc.vocab_size, config.model);
-  if (config.weight.superblock_levels > 0) {  // GGUF k-quants: whole super-blocks per row
+    events_.on_event(rundir::RunEvent::log(-1, m));
+  }
+  void load_calibration();
+  void open_run_directory();
+  void place_activations();
+  void start_chains();
+  // The block's codes: read back from a resumed run's files, or made by the method.
+  QuantizedBlock quantize_or_restore(std::int64_t k, const model::DecoderBlockWeights& fp_weights,
+                                     const torch::Tensor& targets, bool restored);
+
+  const RunConfig& config_;
+  const bool resume_;
+  rundir::EventSink& events_;
+  const StopToken stop_;
+  const std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  rundir::RunDirectory dir_;
+  torch::Device device_ = torch::kCPU;
+  std::optional<model::LlamaModel> model_;
+  std::string tokenizer_path_;
+  text::CalibrationSet calib_;
+  std::optional<rundir::RunDirectoryLock> lock_;
+  rundir::RunManifest manifest_;
+  torch::Device store_ = torch::kCPU;  // where calibration activations live
+  std::string placement_ = "cpu";
+  torch::Tensor ids_, x_fp_, x_q_;
+  model::RopeTables rope_;
+  std::unique_ptr<BlockMethod> method_;
+  std::optional<runtime::ScopedIntraOpThreads> one_thread_;
+  RunSummary summary_;
+  double method_seconds_ = 0;  // blocks the method computed (not restored), for the ETA
+  std::int64_t computed_ = 0;
+};
+
+void BlockwiseRun::load_calibration() {
+  const auto& mc = model_->config();
+  tokenizer_path_ = config_.tokenizer.empty() ? text::find_tokenizer_for_model(config_.model) : config_.tokenizer;
+  if (tokenizer_path_.empty()) throw Error("no tokenizer found beside " + config_.model + "; set \"tokenizer\"");
+  auto tokenizer = text::load_tokenizer(tokenizer_path_);
+  text::check_tokenizer_matches_model(*tokenizer, mc.vocab_size, config_.model);
+  if (config_.weight.superblock_levels > 0) {  // GGUF k-quants: whole super-blocks per row
     const auto columns = quant::WeightQuantSpec::kSuperBlockColumns;
     for (const auto& [what, in] : {std::pair<const char*, std::int64_t>{"hidden size", mc.hidden_size},
                                    {"attention width (heads x head dim)", mc.num_heads * mc.head_dim},
                                    {"intermediate size", mc.intermediate_size}})
       if (in % columns != 0)
-        throw Error("target " + config.target + " stores rows in super-blocks of " + std::to_string(columns) +
-                    " weights, but " + config.model + " has a " + what + " of " + std::to_string(in) +
+        throw Error("target " + config_.target + " stores rows in super-blocks of " + std::to_string(columns) +
+                    " weights, but " + config_.model + " has a " + what + " of " + std::to_string(in) +
                     "; a target of 32-weight blocks (gguf-q4_0 ... gguf-q8_0) fits any multiple of 32");
   }
-  if (config.seq_len > mc.max_position_embeddings)
-    throw Error("calibration seq_len " + std::to_string(config.seq_len) + " exceeds the model's context of " +
+  if (config_.seq_len > mc.max_position_embeddings)
+    throw Error("calibration seq_len " + std::to_string(config_.seq_len) + " exceeds the model's context of " +
                 std::to_string(mc.max_position_embeddings));
-  stop.throw_if_stopped();
-  const auto calib = text::sample_calibration(*tokenizer, config.calib, config.samples, config.seq_len, config.seed);
+  stop_.throw_if_stopped();
+  calib_ = text::sample_calibration(*tokenizer, config_.calib, config_.samples, config_.seq_len, config_.seed);
+}
 
-  RunFingerprint fp;
-  fp.model_sha256 = hash_model_files(config.model);
-  fp.config = config.identity_json();
-  fp.calibration_sha256 = calib.token_sha256;
+// Creates and locks the run directory, refuses to resume a run made from other inputs, and writes
+// the manifest of an unfinished run.
+void BlockwiseRun::open_run_directory() {
+  auto& fp = manifest_.fingerprint;
+  fp.model_sha256 = hash_model_files(config_.model);
+  fp.config = config_.identity_json();
+  fp.calibration_sha256 = calib_.token_sha256;
   fp.code_version = kVersion;
 
-  RunDirectory dir(run_dir);
-  dir.create();
-  const RunDirectoryLock lock(dir);
-  if (dir.has_manifest()) {
-    if (!resume) throw Error(run_dir + " already holds a run; pass --resume to continue it, or choose another --out");
-    const auto old = fingerprint_from(io::read_json_file(dir.manifest_path()));
-    const auto diff = old.differences(fp);
-    if (!diff.empty()) throw Error("cannot resume " + run_dir + ": it was made with different inputs:\n" + diff);
-  } else if (resume) {
-    log("nothing to resume in " + run_dir + "; starting a new run");
+  dir_.create();
+  lock_.emplace(dir_);
+  if (dir_.has_manifest()) {
+    if (!resume_)
+      throw Error(dir_.path() + " already holds a run; pass --resume to continue it, or choose another --out");
+    const auto diff = rundir::read_manifest(dir_).fingerprint.differences(fp);
+    if (!diff.empty()) throw Error("cannot resume " + dir_.path() + ": it was made with different inputs:\n" + diff);
+  } else if (resume_) {
+    log("nothing to resume in " + dir_.path() + "; starting a new run");
   }
-  json manifest = {{"format", "tessera-run"},
-                   {"config", json::parse(config.to_json_text())},
-                   {"config_identity", fp.config},
-                   {"model_sha256", fp.model_sha256},
-                   {"calibration_sha256", fp.calibration_sha256},
-                   {"calibration",
-                    {{"source", calib.source},
-                     {"samples", calib.samples},
-                     {"seq_len", calib.seq_len},
-                     {"seed", calib.seed},
-                     {"offsets", calib.offsets},
-                     {"corpus_tokens", calib.corpus_tokens},
-                     {"newlines", text::kNewlineHandling}}},
-                   {"tokenizer", tokenizer_path},
-                   {"code_version", kVersion},
-                   {"torch_version", TORCH_VERSION},
-                   {"blocks", mc.num_layers},
-                   {"finished", false}};
-  write_json(dir.manifest_path(), manifest);
+  manifest_.config = json::parse(config_.to_json_text());
+  manifest_.calibration = {calib_.source,  calib_.samples,       calib_.seq_len,         calib_.seed,
+                           calib_.offsets, calib_.corpus_tokens, text::kNewlineHandling, json::object()};
+  manifest_.tokenizer = tokenizer_path_;
+  manifest_.torch_version = TORCH_VERSION;
+  manifest_.blocks = model_->config().num_layers;
+  rundir::write_manifest(dir_, manifest_);
+}
 
-  // Calibration activations (inputs on both chains and targets): on the GPU when they fit in the
-  // measured free memory with room to spare, otherwise in pinned host memory, streamed per batch.
-  const double act_bytes = 3.0 * static_cast<double>(calib.samples) * static_cast<double>(calib.seq_len) *
-                           static_cast<double>(mc.hidden_size) * 4.0;
-  torch::Device store = torch::kCPU;
-  std::string placement = "cpu";
-  if (device.is_cuda()) {
-    const auto free_bytes = runtime::free_device_memory(device);
+// Calibration activations (inputs on both chains and targets): on the GPU when they fit in the
+// measured free memory with room to spare, otherwise in pinned host memory, streamed per batch.
+void BlockwiseRun::place_activations() {
+  const double act_bytes = 3.0 * static_cast<double>(calib_.samples) * static_cast<double>(calib_.seq_len) *
+                           static_cast<double>(model_->config().hidden_size) * 4.0;
+  if (device_.is_cuda()) {
+    const auto free_bytes = runtime::free_device_memory(device_);
     if (free_bytes > 0 && act_bytes < 0.5 * static_cast<double>(free_bytes)) {
-      store = device;
-      placement = "gpu";
+      store_ = device_;
+      placement_ = "gpu";
     } else {
-      placement = "pinned host memory";
+      placement_ = "pinned host memory";
     }
   }
-  log("calibration: " + std::to_string(calib.samples) + " x " + std::to_string(calib.seq_len) + " tokens from " +
-      calib.source + " (seed " + std::to_string(calib.seed) + ", sha256 " + calib.token_sha256.substr(0, 16) +
-      "...); activations " + std::to_string(act_bytes / (1 << 20)) + " MiB kept in " + placement);
+  log("calibration: " + std::to_string(calib_.samples) + " x " + std::to_string(calib_.seq_len) + " tokens from " +
+      calib_.source + " (seed " + std::to_string(calib_.seed) + ", sha256 " + calib_.token_sha256.substr(0, 16) +
+      "...); activations " + std::to_string(act_bytes / (1 << 20)) + " MiB kept in " + placement_);
+}
 
-  RunEvent started;
-  started.kind = RunEvent::Kind::RunStarted;
+// Reports the start, embeds the calibration windows into both chains (x_fp = x_q at first) and
+// makes the method.
+void BlockwiseRun::start_chains() {
+  const auto& mc = model_->config();
+  rundir::RunEvent started;
+  started.kind = rundir::RunEvent::Kind::RunStarted;
   started.total_blocks = mc.num_layers;
   started.message =
-      config.method + " " + config.weight.label() + (config.act_bits ? " A" + std::to_string(config.act_bits) : "");
-  events.on_event(started);
+      config_.method + " " + config_.weight.label() + (config_.act_bits ? " A" + std::to_string(config_.act_bits) : "");
+  events_.on_event(started);
 
   torch::NoGradGuard no_grad;
-  auto ids =
-      torch::from_blob(const_cast<std::int32_t*>(calib.tokens.data()), {calib.samples, calib.seq_len}, torch::kInt32)
+  ids_ =
+      torch::from_blob(const_cast<std::int32_t*>(calib_.tokens.data()), {calib_.samples, calib_.seq_len}, torch::kInt32)
           .to(torch::kInt64);
-  auto x_fp = torch::embedding(model.weights().embed_tokens, ids).to(torch::kFloat32);
-  if (placement == "pinned host memory") x_fp = x_fp.pin_memory();
-  x_fp = x_fp.to(store);
-  auto x_q = placement == "pinned host memory" ? x_fp.clone().pin_memory() : x_fp.clone();
-  const auto rope = model::make_rope_tables(mc, calib.seq_len, device, torch::kFloat32);
-  auto method = make_block_method(config);
+  x_fp_ = torch::embedding(model_->weights().embed_tokens, ids_).to(torch::kFloat32);
+  if (placement_ == "pinned host memory") x_fp_ = x_fp_.pin_memory();
+  x_fp_ = x_fp_.to(store_);
+  x_q_ = placement_ == "pinned host memory" ? x_fp_.clone().pin_memory() : x_fp_.clone();
+  rope_ = model::make_rope_tables(mc, calib_.seq_len, device_, torch::kFloat32);
+  method_ = make_block_method(config_);
 
-  RunSummary summary;
-  summary.run_dir = run_dir;
-  summary.blocks = mc.num_layers;
-  summary.calibration_sha256 = calib.token_sha256;
-  summary.placement = placement;
-  double method_seconds = 0;
-  std::int64_t computed = 0;
+  summary_.run_dir = dir_.path();
+  summary_.blocks = mc.num_layers;
+  summary_.calibration_sha256 = calib_.token_sha256;
+  summary_.placement = placement_;
   // A small block's operations are too small to split across cores. TesseraQ steps of 4 x 128
   // tokens on the 2-core machine (tessera_bench_tesseraq_step, fp32, ms per step on 1 / 2 threads):
   // hidden 64 10.8 / 28.0, 256 72 / 112, 512 215-254 / 300-317, 1024 969 / 717. Below the work of
   // that last one (step tokens x hidden = 2^19) the blocks run on one intra-op thread.
-  std::optional<runtime::ScopedIntraOpThreads> one_thread;
-  const auto step_tokens = calib.seq_len * std::min(config.settings.integer("tesseraq", "batch"), calib.samples);
-  if (device.is_cpu() && torch::get_num_threads() > 1 && step_tokens * mc.hidden_size < (std::int64_t{1} << 19)) {
-    one_thread.emplace(1);
+  const auto step_tokens = calib_.seq_len * std::min(config_.settings.integer("tesseraq", "batch"), calib_.samples);
+  if (device_.is_cpu() && torch::get_num_threads() > 1 && step_tokens * mc.hidden_size < (std::int64_t{1} << 19)) {
+    one_thread_.emplace(1);
     log("blocks on one CPU thread: " + std::to_string(step_tokens) + " tokens x hidden " +
         std::to_string(mc.hidden_size) + " per step are too small to split");
   }
-  for (std::int64_t k = 0; k < mc.num_layers; ++k) {
-    stop.throw_if_stopped();
-    const auto block_start = std::chrono::steady_clock::now();
-    RunEvent e;
-    e.kind = RunEvent::Kind::BlockStarted;
-    e.block = k;
-    e.total_blocks = mc.num_layers;
-    events.on_event(e);
+}
 
-    const auto fp_weights = block_on(model.weights().blocks[static_cast<std::size_t>(k)], device);
-    auto targets = run_block(mc, fp_weights, x_fp, rope, device, config.batch_size, 0);
-    QuantizedBlock qblock;
-    const bool restored = resume && dir.has_block(k) && std::filesystem::exists(dir.stats_path(k));
-    if (restored) {
-      qblock = QuantizedBlock::load(dir.block_path(k), config.weight);
-      ++summary.restored_blocks;
-      log("block " + std::to_string(k) + ": restored from " + dir.block_path(k));
-    } else {
-      BlockContext ctx;
-      ctx.index = k;
-      ctx.config = &mc;
-      ctx.run = &config;
-      ctx.rope = rope;
-      ctx.inputs_quant = x_q;
-      ctx.inputs_fp = x_fp;
-      ctx.targets = targets;
-      ctx.device = device;
-      ctx.events = &events;
-      ctx.stop = stop;
-      qblock = method->quantize_block(fp_weights, ctx);
-      stop.throw_if_stopped();
-    }
-    const auto q_weights = qblock.dequantized(device, torch::kFloat32);
-    const auto rtn_weights = quantize_block_rtn(fp_weights, config.weight, k).dequantized(device, torch::kFloat32);
-    const double before =
-        eval::block_output_loss(mc, rtn_weights, x_q, targets, rope, device, config.batch_size, config.act_bits);
-    const double after =
-        eval::block_output_loss(mc, q_weights, x_q, targets, rope, device, config.batch_size, config.act_bits);
-    std::vector<eval::LayerStats> layers;
-    if (restored) {
-      const auto j = io::read_json_file(dir.stats_path(k));
-      for (const auto& l : j["layers"])
-        layers.push_back({k, l["layer"].get<std::string>(), l["rel_weight_error"].get<double>(),
-                          l["output_mse"].get<double>(), l["flip_ratio"].get<double>(), l.value("dst_min", 1.0),
-                          l.value("dst_max", 1.0), l.value("dst_std", 0.0)});
-    } else {
-      layers = eval::compute_layer_stats(mc, qblock, k, x_q, rope, device, config.batch_size);
-      // Codes first, then stats: a block counts as finished only when both are on disk.
-      qblock.save(dir.block_path(k),
-                  {{"format", "pt"}, {"tessera_block", std::to_string(k)}, {"method", config.method}});
-      write_json(dir.stats_path(k), stats_json(layers, before, after));
-    }
-    for (const auto& s : layers) {
-      RunEvent le;
-      le.kind = RunEvent::Kind::LayerStats;
-      le.block = k;
-      le.layer = s.layer;
-      le.rel_weight_error = s.rel_weight_error;
-      le.output_mse = s.output_mse;
-      le.flip_ratio = s.flip_ratio;
-      le.dst_min = s.dst_min;
-      le.dst_max = s.dst_max;
-      le.dst_std = s.dst_std;
-      events.on_event(le);
-      summary.layers.push_back(s);
-    }
-    summary.loss_rtn.push_back(before);
-    summary.loss.push_back(after);
-    x_q = run_block(mc, q_weights, x_q, rope, device, config.batch_size, config.act_bits);
-    x_fp = targets;
-
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - block_start).count();
-    if (!restored) {
-      method_seconds += secs;
-      ++computed;
-    }
-    RunEvent done;
-    done.kind = RunEvent::Kind::BlockFinished;
-    done.block = k;
-    done.total_blocks = mc.num_layers;
-    done.value = after;
-    done.before = before;
-    done.seconds = secs;
-    done.eta_seconds =
-        computed ? method_seconds / static_cast<double>(computed) * static_cast<double>(mc.num_layers - 1 - k) : 0;
-    events.on_event(done);
+QuantizedBlock BlockwiseRun::quantize_or_restore(std::int64_t k, const model::DecoderBlockWeights& fp_weights,
+                                                 const torch::Tensor& targets, bool restored) {
+  if (restored) {
+    auto qblock = QuantizedBlock::load(dir_.block_path(k), config_.weight);
+    ++summary_.restored_blocks;
+    log("block " + std::to_string(k) + ": restored from " + dir_.block_path(k));
+    return qblock;
   }
-  summary.seconds = elapsed();
-  manifest["finished"] = true;
-  manifest["seconds"] = summary.seconds;
-  manifest["placement"] = placement;
-  write_json(dir.manifest_path(), manifest);
-  RunEvent finished;
-  finished.kind = RunEvent::Kind::RunFinished;
-  finished.seconds = summary.seconds;
-  events.on_event(finished);
-  return summary;
+  BlockContext ctx;
+  ctx.index = k;
+  ctx.config = &model_->config();
+  ctx.run = &config_;
+  ctx.rope = rope_;
+  ctx.inputs_quant = x_q_;
+  ctx.inputs_fp = x_fp_;
+  ctx.targets = targets;
+  ctx.device = device_;
+  ctx.events = &events_;
+  ctx.stop = stop_;
+  auto qblock = method_->quantize_block(fp_weights, ctx);
+  stop_.throw_if_stopped();
+  return qblock;
+}
+
+void BlockwiseRun::process_block(std::int64_t k) {
+  const auto& mc = model_->config();
+  torch::NoGradGuard no_grad;
+  stop_.throw_if_stopped();
+  const auto block_start = std::chrono::steady_clock::now();
+  rundir::RunEvent e;
+  e.kind = rundir::RunEvent::Kind::BlockStarted;
+  e.block = k;
+  e.total_blocks = mc.num_layers;
+  events_.on_event(e);
+
+  const auto fp_weights = block_on(model_->weights().blocks[static_cast<std::size_t>(k)], device_);
+  auto targets = run_block(mc, fp_weights, x_fp_, rope_, device_, config_.batch_size, 0);
+  // A resumed run's finished block: its codes and statistics are read back (a damaged statistics
+  // file makes the block be computed again).
+  std::optional<rundir::BlockStats> saved;
+  if (resume_ && dir_.has_finished_block(k)) saved = rundir::read_block_stats(dir_, k);
+  const bool restored = saved.has_value();
+  const QuantizedBlock qblock = quantize_or_restore(k, fp_weights, targets, restored);
+  const auto q_weights = qblock.dequantized(device_, torch::kFloat32);
+  const auto rtn_weights = quantize_block_rtn(fp_weights, config_.weight, k).dequantized(device_, torch::kFloat32);
+  const double loss_rtn =
+      eval::block_output_loss(mc, rtn_weights, x_q_, targets, rope_, device_, config_.batch_size, config_.act_bits);
+  const double loss =
+      eval::block_output_loss(mc, q_weights, x_q_, targets, rope_, device_, config_.batch_size, config_.act_bits);
+  std::vector<eval::LayerStats> layers;
+  if (restored) {
+    layers = saved->layers;
+  } else {
+    layers = eval::compute_layer_stats(mc, qblock, k, x_q_, rope_, device_, config_.batch_size);
+    // Codes first, then stats: a block counts as finished only when both are on disk.
+    qblock.save(dir_.block_path(k),
+                {{"format", "pt"}, {"tessera_block", std::to_string(k)}, {"method", config_.method}});
+    rundir::write_block_stats(dir_, k, {loss_rtn, loss, layers});
+  }
+  for (const auto& s : layers) {
+    rundir::RunEvent le;
+    le.kind = rundir::RunEvent::Kind::LayerStats;
+    le.block = k;
+    le.layer = s.layer;
+    le.rel_weight_error = s.rel_weight_error;
+    le.output_mse = s.output_mse;
+    le.flip_ratio = s.flip_ratio;
+    le.dst_min = s.dst_min;
+    le.dst_max = s.dst_max;
+    le.dst_std = s.dst_std;
+    events_.on_event(le);
+    summary_.layers.push_back(s);
+  }
+  summary_.loss_rtn.push_back(loss_rtn);
+  summary_.loss.push_back(loss);
+  x_q_ = run_block(mc, q_weights, x_q_, rope_, device_, config_.batch_size, config_.act_bits);
+  x_fp_ = targets;
+
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - block_start).count();
+  if (!restored) {
+    method_seconds_ += secs;
+    ++computed_;
+  }
+  rundir::RunEvent done;
+  done.kind = rundir::RunEvent::Kind::BlockFinished;
+  done.block = k;
+  done.total_blocks = mc.num_layers;
+  done.value = loss;
+  done.before = loss_rtn;
+  done.seconds = secs;
+  done.eta_seconds =
+      computed_ ? method_seconds_ / static_cast<double>(computed_) * static_cast<double>(mc.num_layers - 1 - k) : 0;
+  events_.on_event(done);
+}
+
+RunSummary BlockwiseRun::finish() {
+  summary_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  manifest_.finished = true;
+  manifest_.seconds = summary_.seconds;
+  manifest_.placement = placement_;
+  rundir::write_manifest(dir_, manifest_);
+  rundir::RunEvent finished;
+  finished.kind = rundir::RunEvent::Kind::RunFinished;
+  finished.seconds = summary_.seconds;
+  events_.on_event(finished);
+  return summary_;
+}
+
+}  // namespace
+
+RunSummary run_quantization(const RunConfig& config, const std::string& run_dir, bool resume, rundir::EventSink& events,
+                            const StopToken& stop) {
+  BlockwiseRun run(config, run_dir, resume, events, stop);
+  for (std::int64_t k = 0; k < run.blocks(); ++k) run.process_block(k);
+  return run.finish();
 }
 
 namespace {
@@ -313,23 +368,21 @@ model::LlamaModel load_run_model(const RunConfig& config, const std::string& mod
 
 }  // namespace
 
-RunManifest read_run_manifest(const std::string& run_dir, bool require_finished) {
-  RunDirectory dir(run_dir);
-  if (!dir.has_manifest()) throw Error(run_dir + " is not a Tessera run directory (no run.json)");
-  RunManifest m;
-  m.json = io::read_json_file(dir.manifest_path());
-  if (!m.json.contains("config")) throw Error(dir.manifest_path() + " is not a run manifest (no \"config\")");
-  if (require_finished && !m.json.value("finished", false))
+RunRecord read_run_manifest(const std::string& run_dir, bool require_finished) {
+  const rundir::RunDirectory dir(run_dir);
+  RunRecord r;
+  r.manifest = rundir::read_manifest(dir);
+  if (require_finished && !r.manifest.finished)
     throw Error(run_dir + " is an unfinished run; finish it with `tessera quantize --resume` first");
-  m.config = RunConfig::from_json_text(m.json["config"].dump(), dir.manifest_path());
-  return m;
+  r.config = RunConfig::from_json_text(r.manifest.config.dump(), dir.manifest_path());
+  return r;
 }
 
 model::LlamaModel load_quantized_model(const std::string& run_dir, RunConfig* config_out) {
-  RunDirectory dir(run_dir);
-  const auto manifest = read_run_manifest(run_dir, /*require_finished=*/true);
-  const auto& config = manifest.config;
-  auto model = load_run_model(config, manifest.json.value("model_sha256", ""), run_dir);
+  const rundir::RunDirectory dir(run_dir);
+  const auto run = read_run_manifest(run_dir, /*require_finished=*/true);
+  const auto& config = run.config;
+  auto model = load_run_model(config, run.manifest.fingerprint.model_sha256, run_dir);
   // One block's codes in memory at a time.
   for (std::int64_t k = 0; k < model.config().num_layers; ++k) {
     const auto q = QuantizedBlock::load(dir.block_path(k), config.weight);

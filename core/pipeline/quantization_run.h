@@ -12,7 +12,8 @@
 #include "model/llama_model.h"
 #include "model/quantized_block.h"
 #include "pipeline/run_config.h"
-#include "pipeline/run_events.h"
+#include "rundir/run_event.h"
+#include "rundir/run_manifest.h"
 #include "util/stop_token.h"
 
 namespace tessera::pipeline {
@@ -27,16 +28,16 @@ struct RunSummary {
   std::vector<double> loss_rtn, loss;  // per block output loss: plain RTN vs the method, on the quantized chain
 };
 
-RunSummary run_quantization(const RunConfig& config, const std::string& run_dir, bool resume, EventSink& events,
+RunSummary run_quantization(const RunConfig& config, const std::string& run_dir, bool resume, rundir::EventSink& events,
                             const StopToken& stop = StopToken());
 
-// A run's run.json and its settings. Throws naming the folder when it holds no run manifest, or,
-// with `require_finished`, when the run is not finished.
-struct RunManifest {
-  nlohmann::json json;
+// A run's run.json and its settings, parsed. Throws naming the folder when it holds no run manifest,
+// or, with `require_finished`, when the run is not finished.
+struct RunRecord {
+  rundir::RunManifest manifest;
   RunConfig config;
 };
-RunManifest read_run_manifest(const std::string& run_dir, bool require_finished);
+RunRecord read_run_manifest(const std::string& run_dir, bool require_finished);
 
 // The fake-quantized model of a finished run: every block Linear = dequantized codes, the method's
 // norms, activation quantization when the run has act bits. Throws if the run is unfinished.

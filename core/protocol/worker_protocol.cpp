@@ -1,32 +1,8 @@
 #include "protocol/worker_protocol.h"
 
-#include <unistd.h>
-
-#include "util/version.h"
-
 namespace tessera::protocol {
 
 namespace {
-
-using Kind = pipeline::RunEvent::Kind;
-
-struct KindName {
-  Kind kind;
-  const char* name;
-};
-constexpr KindName kKindNames[] = {
-    {Kind::RunStarted, "run_started"},
-    {Kind::BlockStarted, "block_started"},
-    {Kind::StepLoss, "step_loss"},
-    {Kind::StepSkipped, "step_skipped"},
-    {Kind::HardFraction, "hard_fraction"},
-    {Kind::LayerStats, "layer_stats"},
-    {Kind::BlockFinished, "block_finished"},
-    {Kind::RunFinished, "run_finished"},
-    {Kind::Memory, "memory"},
-    {Kind::Evaluated, "evaluated"},
-    {Kind::Log, "log"},
-};
 
 // Optional fields keep their default when absent, but a present field of the wrong type is an error.
 template <typename T>
@@ -40,22 +16,11 @@ void optional_field(const Json& j, const char* key, T& out) {
   }
 }
 
-int major_of(const std::string& version) {
-  try {
-    return std::stoi(version.substr(0, version.find('.')));
-  } catch (const std::exception&) {
-    return -1;
-  }
-}
-
 }  // namespace
 
-std::string version_string() { return std::to_string(kMajorVersion) + "." + std::to_string(kMinorVersion); }
+std::string version_string() { return rundir::protocol_version_string(); }
 
-Json hello_message(const std::string& role) {
-  return {{"type", "hello"}, {"protocol", kProtocolName}, {"version", version_string()},
-          {"role", role},    {"tessera", kVersion},       {"pid", static_cast<std::int64_t>(getpid())}};
-}
+Json hello_message(const std::string& role) { return rundir::hello_message(role); }
 
 void check_hello(const Json& message, const std::string& peer) {
   if (!message.is_object() || message.value("type", std::string()) != "hello" ||
@@ -63,7 +28,7 @@ void check_hello(const Json& message, const std::string& peer) {
     throw ProtocolError(peer + " is not a Tessera worker: its first line is not a \"" + std::string(kProtocolName) +
                         "\" hello");
   const std::string theirs = message.value("version", std::string("?"));
-  if (major_of(theirs) != kMajorVersion)
+  if (rundir::protocol_major_of(theirs) != kMajorVersion)
     throw ProtocolError(peer + " speaks worker protocol " + theirs + ", this side speaks " + version_string() +
                         " (major versions differ; use the same Tessera version on both sides)");
 }
@@ -79,117 +44,6 @@ Json parse_line(const std::string& line) {
   if (!j.is_object() || !j.contains("type") || !j["type"].is_string())
     throw ProtocolError("a line without a message \"type\": \"" + shown + "\"");
   return j;
-}
-
-const char* run_event_kind_name(Kind kind) {
-  for (const auto& k : kKindNames)
-    if (k.kind == kind) return k.name;
-  return "log";
-}
-
-bool is_known_run_event_kind(const std::string& name) {
-  for (const auto& k : kKindNames)
-    if (name == k.name) return true;
-  return false;
-}
-
-Json to_json(const pipeline::RunEvent& e) {
-  Json j = {{"kind", run_event_kind_name(e.kind)}};
-  if (e.block >= 0) j["block"] = e.block;
-  switch (e.kind) {
-    case Kind::RunStarted:
-      j["total_blocks"] = e.total_blocks;
-      j["message"] = e.message;
-      break;
-    case Kind::BlockStarted:
-      j["total_blocks"] = e.total_blocks;
-      break;
-    case Kind::StepLoss:
-      j.update({{"step", e.step},
-                {"total_steps", e.total_steps},
-                {"iteration", e.iteration},
-                {"total_iterations", e.total_iterations},
-                {"value", e.value},
-                {"gpu_memory_bytes", e.gpu_memory_bytes}});
-      break;
-    case Kind::StepSkipped:
-      j.update({{"step", e.step}, {"value", e.value}, {"message", e.message}});
-      break;
-    case Kind::HardFraction:
-      j.update({{"step", e.step},
-                {"total_steps", e.total_steps},
-                {"iteration", e.iteration},
-                {"total_iterations", e.total_iterations},
-                {"value", e.value},
-                {"before", e.before}});
-      break;
-    case Kind::LayerStats:
-      j.update({{"layer", e.layer},
-                {"rel_weight_error", e.rel_weight_error},
-                {"output_mse", e.output_mse},
-                {"flip_ratio", e.flip_ratio},
-                {"dst_min", e.dst_min},
-                {"dst_max", e.dst_max},
-                {"dst_std", e.dst_std}});
-      break;
-    case Kind::BlockFinished:
-      j.update({{"total_blocks", e.total_blocks},
-                {"value", e.value},
-                {"before", e.before},
-                {"seconds", e.seconds},
-                {"eta_seconds", e.eta_seconds}});
-      break;
-    case Kind::RunFinished:
-      j["seconds"] = e.seconds;
-      break;
-    case Kind::Memory:
-      j.update({{"seconds", e.seconds}, {"gpu_memory_bytes", e.gpu_memory_bytes}, {"rss_bytes", e.rss_bytes}});
-      break;
-    case Kind::Evaluated:
-      j.update({{"value", e.value}, {"message", e.message}, {"seconds", e.seconds}});
-      break;
-    case Kind::Log:
-      j["message"] = e.message;
-      break;
-  }
-  return j;
-}
-
-pipeline::RunEvent run_event_from_json(const Json& j) {
-  pipeline::RunEvent e;
-  const std::string kind = field<std::string>(j, "kind");
-  bool known = false;
-  for (const auto& k : kKindNames)
-    if (kind == k.name) {
-      e.kind = k.kind;
-      known = true;
-    }
-  if (!known) throw ProtocolError("unknown run event kind \"" + kind + "\"");
-  try {
-    optional_field(j, "block", e.block);
-    optional_field(j, "total_blocks", e.total_blocks);
-    optional_field(j, "step", e.step);
-    optional_field(j, "total_steps", e.total_steps);
-    optional_field(j, "iteration", e.iteration);
-    optional_field(j, "total_iterations", e.total_iterations);
-    optional_field(j, "gpu_memory_bytes", e.gpu_memory_bytes);
-    optional_field(j, "rss_bytes", e.rss_bytes);
-    optional_field(j, "layer", e.layer);
-    optional_field(j, "message", e.message);
-    optional_field(j, "value", e.value);
-    optional_field(j, "before", e.before);
-    optional_field(j, "rel_weight_error", e.rel_weight_error);
-    optional_field(j, "output_mse", e.output_mse);
-    optional_field(j, "flip_ratio", e.flip_ratio);
-    optional_field(j, "dst_min", e.dst_min);
-    optional_field(j, "dst_max", e.dst_max);
-    optional_field(j, "dst_std", e.dst_std);
-    optional_field(j, "seconds", e.seconds);
-    optional_field(j, "eta_seconds", e.eta_seconds);
-  } catch (const ProtocolError& err) {
-    throw ProtocolError("run event \"" + kind + "\": " + err.what());
-  }
-  return e;
 }
 
 Json to_json(const api::EvalRequest& r) {

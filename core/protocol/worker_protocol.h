@@ -13,16 +13,18 @@
 
 #include "api/job_types.h"
 #include "pipeline/run_config.h"
-#include "pipeline/run_events.h"
+#include "rundir/event_json.h"
 #include "util/error.h"
 
 namespace tessera::protocol {
 
 using Json = nlohmann::json;
 
-inline constexpr const char* kProtocolName = "tessera-worker";
-inline constexpr int kMajorVersion = 1;
-inline constexpr int kMinorVersion = 0;
+// The protocol's name and version are those of events.jsonl's lines (rundir/event_json.h), which the
+// worker forwards as they are.
+inline constexpr const char* kProtocolName = rundir::kProtocolName;
+inline constexpr int kMajorVersion = rundir::kProtocolMajorVersion;
+inline constexpr int kMinorVersion = rundir::kProtocolMinorVersion;
 std::string version_string();  // "1.0"
 
 // A line the other side sent that is not a valid message of this protocol (bad JSON, a missing or
@@ -42,13 +44,7 @@ void check_hello(const Json& message, const std::string& peer);
 // object with a string "type".
 Json parse_line(const std::string& line);
 
-// ---- payloads --------------------------------------------------------------------------------
-Json to_json(const pipeline::RunEvent& event);
-pipeline::RunEvent run_event_from_json(const Json& j);
-const char* run_event_kind_name(pipeline::RunEvent::Kind kind);  // "step_loss", ...
-// False for a kind this version does not know (a later minor version's): readers skip such events.
-bool is_known_run_event_kind(const std::string& name);
-
+// ---- payloads (a run event's JSON: rundir/event_json.h) ---------------------------------------
 Json to_json(const api::EvalRequest& r);
 api::EvalRequest eval_request_from_json(const Json& j);
 Json to_json(const api::EvalReport& r);

@@ -12,7 +12,7 @@
 #include "export/run_source.h"
 #include "io/safetensors.h"
 #include "pipeline/quantization_run.h"
-#include "pipeline/run_directory.h"
+#include "rundir/run_directory.h"
 #include "test_data.h"
 
 namespace tessera_test {
@@ -29,7 +29,7 @@ inline std::string rtn_run(int bits, const std::string& name, std::int64_t group
   c.samples = 4;
   c.seq_len = 64;
   const auto dir = fresh_temp_dir(name) + "/run";
-  tessera::pipeline::NullEventSink quiet;
+  tessera::rundir::NullEventSink quiet;
   tessera::pipeline::run_quantization(c, dir, false, quiet);
   return dir;
 }
@@ -50,7 +50,7 @@ inline std::string target_run(const std::string& target, const std::string& meth
   c.settings.set("tesseraq", "schedule", "0.5,0.2,0");  // a short TesseraQ schedule: PAR still chooses every code
   c.settings.set("tesseraq", "steps", 10);
   const auto dir = fresh_temp_dir("target-" + target + "-" + method) + "/run";
-  tessera::pipeline::NullEventSink quiet;
+  tessera::rundir::NullEventSink quiet;
   tessera::pipeline::run_quantization(c, dir, false, quiet);
   return dir;
 }

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "pipeline/quantization_run.h"
-#include "pipeline/run_directory.h"
+#include "rundir/run_directory.h"
 #include "tessera_test.h"
 
 namespace tessera_test {
@@ -19,11 +19,11 @@ inline std::string file_bytes(const std::string& path) {
 }
 
 // Requests a stop once block `after` has finished.
-class StopAfterBlock : public tessera::pipeline::EventSink {
+class StopAfterBlock : public tessera::rundir::EventSink {
  public:
   StopAfterBlock(std::int64_t after, tessera::StopToken stop) : after_(after), stop_(std::move(stop)) {}
-  void on_event(const tessera::pipeline::RunEvent& e) override {
-    if (e.kind == tessera::pipeline::RunEvent::Kind::BlockFinished && e.block == after_) stop_.request_stop();
+  void on_event(const tessera::rundir::RunEvent& e) override {
+    if (e.kind == tessera::rundir::RunEvent::Kind::BlockFinished && e.block == after_) stop_.request_stop();
   }
 
  private:
@@ -35,7 +35,7 @@ class StopAfterBlock : public tessera::pipeline::EventSink {
 inline void verify_interrupted_run_resumes_identically(const tessera::pipeline::RunConfig& cfg,
                                                        const std::string& base) {
   using namespace tessera;
-  pipeline::NullEventSink quiet;
+  rundir::NullEventSink quiet;
   const auto full = pipeline::run_quantization(cfg, base + "/full", false, quiet);
   StopToken stop;
   StopAfterBlock stopper(1, stop);
@@ -46,13 +46,13 @@ inline void verify_interrupted_run_resumes_identically(const tessera::pipeline::
     cancelled = true;
   }
   QVERIFY(cancelled);
-  pipeline::RunDirectory partial(base + "/resumed");
+  rundir::RunDirectory partial(base + "/resumed");
   QVERIFY(partial.has_block(1) && !partial.has_block(2));
   TESSERA_VERIFY_THROWS_WITH(pipeline::run_quantization(cfg, base + "/resumed", false, quiet), "--resume");
   const auto summary = pipeline::run_quantization(cfg, base + "/resumed", true, quiet);
   QCOMPARE(summary.restored_blocks, std::int64_t(2));
   for (std::int64_t k = 0; k < full.blocks; ++k)
-    QVERIFY2(file_bytes(pipeline::RunDirectory(base + "/full").block_path(k)) == file_bytes(partial.block_path(k)),
+    QVERIFY2(file_bytes(rundir::RunDirectory(base + "/full").block_path(k)) == file_bytes(partial.block_path(k)),
              ("block " + std::to_string(k) + " differs after resume").c_str());
 }
 

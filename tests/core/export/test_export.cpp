@@ -14,7 +14,7 @@
 #include "model/model_loader.h"
 #include "model/quantized_block.h"
 #include "pipeline/quantization_run.h"
-#include "pipeline/run_directory.h"
+#include "rundir/run_directory.h"
 #include "tessera_test.h"
 #include "test_data.h"
 
@@ -89,7 +89,7 @@ class TestExport : public QObject {
     c.samples = 4;
     c.seq_len = 64;
     const auto base = tessera_test::fresh_temp_dir("export-w4a4");
-    pipeline::NullEventSink quiet;
+    rundir::NullEventSink quiet;
     pipeline::run_quantization(c, base + "/run", false, quiet);
     const auto r = api::export_run({base + "/run", base + "/gptq", "gptq", "fp32", false});
     QCOMPARE(r.warnings.size(), std::size_t(1));
@@ -123,7 +123,7 @@ class TestExport : public QObject {
     TESSERA_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
     TESSERA_REQUIRE_DATA(text, "text/tinystories/sample.txt");
     const auto run = tessera_test::rtn_run(2, "export-corrupt-block");
-    pipeline::RunDirectory rd(run);
+    rundir::RunDirectory rd(run);
     const auto good = model::QuantizedBlock::load(rd.block_path(1), {2, 32, false});
     auto write = [&](const std::function<void(quant::QuantizedLinear&)>& corrupt) {
       auto b = good;

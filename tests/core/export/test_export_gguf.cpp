@@ -24,8 +24,8 @@
 #include "formats/gguf_file.h"
 #include "model/model_loader.h"
 #include "pipeline/quantization_run.h"
-#include "pipeline/run_directory.h"
 #include "quant/grid_target.h"
+#include "rundir/run_directory.h"
 #include "synthetic_model.h"
 #include "tessera_test.h"
 #include "test_data.h"
@@ -445,7 +445,7 @@ class TestExportGguf : public QObject {
   void damagedStatisticsAreLeftOut() {
     TESSERA_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
     const auto run = tessera_test::rtn_run(4, "export-gguf-damaged-stats");
-    pipeline::RunDirectory rd(run);
+    rundir::RunDirectory rd(run);
     std::ofstream(rd.stats_path(0))
         << R"({"loss": "x", "layers": [{"layer": 3}, 5, {"layer": "q_proj", "rel_weight_error": 0.1}]})";
     std::ofstream(rd.stats_path(1)) << "[1, 2]";

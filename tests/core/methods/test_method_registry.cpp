@@ -18,8 +18,8 @@
 #include "methods/method_registry.h"
 #include "pipeline/quantization_run.h"
 #include "pipeline/run_config.h"
-#include "pipeline/run_directory.h"
 #include "pipeline/run_presets.h"
+#include "rundir/run_directory.h"
 #include "tessera_test.h"
 
 using namespace tessera;
@@ -208,7 +208,7 @@ class TestMethodRegistry : public QObject {
     again["config_identity"] = config.identity_json();
     QVERIFY2(again.dump(2) + "\n" == text, "run.json written again differs from the recorded file");
     // Resume: the fingerprint of the same inputs has no differences.
-    pipeline::RunFingerprint recorded, now;
+    rundir::RunFingerprint recorded, now;
     recorded.model_sha256 = now.model_sha256 = manifest["model_sha256"].get<std::string>();
     recorded.calibration_sha256 = now.calibration_sha256 = manifest["calibration_sha256"].get<std::string>();
     recorded.code_version = now.code_version = manifest["code_version"].get<std::string>();

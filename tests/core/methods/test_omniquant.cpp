@@ -8,8 +8,8 @@
 #include "methods/omniquant_settings.h"
 #include "model/quantized_block.h"
 #include "pipeline/quantization_run.h"
-#include "pipeline/run_directory.h"
 #include "quant/lwc_quantizer.h"
+#include "rundir/run_directory.h"
 #include "small_run.h"
 #include "tessera_test.h"
 #include "test_data.h"
@@ -20,11 +20,11 @@ namespace {
 
 const char* kStories = "models/stories260K/stories260K.bin";
 
-class Collect : public pipeline::EventSink {
+class Collect : public rundir::EventSink {
  public:
-  void on_event(const pipeline::RunEvent& e) override {
-    if (e.kind == pipeline::RunEvent::Kind::Log) logs += e.message + "\n";
-    if (e.kind == pipeline::RunEvent::Kind::StepLoss) ++step_losses;
+  void on_event(const rundir::RunEvent& e) override {
+    if (e.kind == rundir::RunEvent::Kind::Log) logs += e.message + "\n";
+    if (e.kind == rundir::RunEvent::Kind::StepLoss) ++step_losses;
   }
   std::string logs;
   int step_losses = 0;
@@ -124,7 +124,7 @@ class TestOmniquant : public QObject {
       std::printf("block %zu  loss RTN %.6g  OmniQuant %.6g\n", k, oq.loss_rtn[k], oq.loss[k]);
       QVERIFY(oq.loss[k] < oq.loss_rtn[k]);
     }
-    const auto b0 = model::QuantizedBlock::load(pipeline::RunDirectory(base + "/oq").block_path(0), oq_cfg.weight);
+    const auto b0 = model::QuantizedBlock::load(rundir::RunDirectory(base + "/oq").block_path(0), oq_cfg.weight);
     QVERIFY(b0.method_state.count("omniquant.lwc_gamma.down_proj") == 1);
     QVERIFY(b0.method_state.count("omniquant.let.s1") == 0);  // weight-only: no LET
 
@@ -132,12 +132,12 @@ class TestOmniquant : public QObject {
     tq_cfg.settings.set("tesseraq", "init", "omniquant");
     tq_cfg.settings.set("tesseraq", "schedule", "0.5,0");
     tq_cfg.settings.set("tesseraq", "steps", 20);
-    pipeline::NullEventSink quiet;
+    rundir::NullEventSink quiet;
     const auto tq = pipeline::run_quantization(tq_cfg, base + "/tq", false, quiet);
     // Block 0 starts from the same OmniQuant state (same seed and data), so TesseraQ must improve it.
     std::printf("block 0  OmniQuant %.6g  TesseraQ(OmniQuant init) %.6g\n", oq.loss[0], tq.loss[0]);
     QVERIFY(tq.loss[0] < oq.loss[0]);
-    const auto t0 = model::QuantizedBlock::load(pipeline::RunDirectory(base + "/tq").block_path(0), tq_cfg.weight);
+    const auto t0 = model::QuantizedBlock::load(rundir::RunDirectory(base + "/tq").block_path(0), tq_cfg.weight);
     QVERIFY(t0.method_state.count("omniquant.lwc_beta.gate_proj") == 1 &&
             t0.method_state.count("tesseraq.dst.up_proj") == 1);
   }

@@ -14,10 +14,10 @@
 #include "model/model_loader.h"
 #include "model/quantized_block.h"
 #include "pipeline/quantization_run.h"
-#include "pipeline/run_directory.h"
 #include "pipeline/run_presets.h"
 #include "quant/group_quantizer.h"
 #include "resume_check.h"
+#include "rundir/run_directory.h"
 #include "small_run.h"
 #include "tessera_test.h"
 #include "test_data.h"
@@ -37,12 +37,12 @@ torch::Tensor random_weight(std::int64_t rows, std::int64_t cols, std::uint64_t 
   return torch::randn({rows, cols}) * 0.05;
 }
 
-class Collect : public pipeline::EventSink {
+class Collect : public rundir::EventSink {
  public:
-  void on_event(const pipeline::RunEvent& e) override {
-    if (e.kind == pipeline::RunEvent::Kind::StepLoss) ++step_losses;
-    if (e.kind == pipeline::RunEvent::Kind::StepSkipped) ++skipped;
-    if (e.kind == pipeline::RunEvent::Kind::Log && e.message.find("PAR ") != std::string::npos &&
+  void on_event(const rundir::RunEvent& e) override {
+    if (e.kind == rundir::RunEvent::Kind::StepLoss) ++step_losses;
+    if (e.kind == rundir::RunEvent::Kind::StepSkipped) ++skipped;
+    if (e.kind == rundir::RunEvent::Kind::Log && e.message.find("PAR ") != std::string::npos &&
         e.message.find("hard ") != std::string::npos)
       ++par_logs;
   }
@@ -231,7 +231,7 @@ class TestTesseraq : public QObject {
     // Like the other tests, the run directories are left in the temp folder: recursive
     // std::filesystem::remove_all crashes in this process on the GPU machine (libtorch 2.11 wheel).
     const fs::path base = tessera_test::fresh_temp_dir("tesseraq");
-    pipeline::NullEventSink quiet;
+    rundir::NullEventSink quiet;
     const auto awq = pipeline::run_quantization(small_run(model, corpus, "awq"), (base / "awq").string(), false, quiet);
     Collect events;
     const auto cfg = small_run(model, corpus, "tesseraq");
@@ -247,8 +247,7 @@ class TestTesseraq : public QObject {
     QCOMPARE(events.par_logs, 3 * blocks);
     QCOMPARE(events.step_losses, 3 * 20 / 10 * blocks);
     // Method state and integer codes survive the run directory.
-    const auto b0 =
-        model::QuantizedBlock::load(pipeline::RunDirectory((base / "tq").string()).block_path(0), cfg.weight);
+    const auto b0 = model::QuantizedBlock::load(rundir::RunDirectory((base / "tq").string()).block_path(0), cfg.weight);
     QVERIFY(b0.method_state.count("tesseraq.dst.q_proj") == 1);
     QVERIFY(b0.method_state.count("awq.scale.qkv") == 1);
     QVERIFY(b0.method_state.count("awq.clip.down_proj") == 1);
@@ -318,7 +317,7 @@ class TestTesseraq : public QObject {
     auto awq_cfg = cfg;
     awq_cfg.method = "awq";
     const auto dir = tessera_test::fresh_temp_dir("tesseraq-preset");
-    pipeline::NullEventSink quiet;
+    rundir::NullEventSink quiet;
     const auto start = std::chrono::steady_clock::now();
     const auto tq = pipeline::run_quantization(cfg, dir + "/tq", false, quiet);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -339,7 +338,7 @@ class TestTesseraq : public QObject {
     auto cfg = small_run(model, corpus, "tesseraq");
     cfg.weight = {4, 0, false};
     cfg.act_bits = 4;
-    pipeline::NullEventSink quiet;
+    rundir::NullEventSink quiet;
     const auto run =
         pipeline::run_quantization(cfg, tessera_test::fresh_temp_dir("tesseraq-w4a4") + "/run", false, quiet);
     for (std::size_t k = 0; k < run.loss.size(); ++k) {

@@ -17,8 +17,9 @@
 #include "api/device_memory.h"
 #include "api/model_jobs.h"
 #include "api/quantize_jobs.h"
-#include "pipeline/run_directory.h"
 #include "protocol/worker_protocol.h"
+#include "rundir/event_json.h"
+#include "rundir/run_directory.h"
 #include "small_run.h"
 #include "tessera_test.h"
 #include "test_data.h"
@@ -113,11 +114,11 @@ class TestWorkerProtocol : public QObject {
 
  private slots:
   void runEventsRoundTrip() {
-    using Kind = pipeline::RunEvent::Kind;
+    using Kind = rundir::RunEvent::Kind;
     for (Kind kind :
          {Kind::RunStarted, Kind::BlockStarted, Kind::StepLoss, Kind::StepSkipped, Kind::HardFraction, Kind::LayerStats,
           Kind::BlockFinished, Kind::RunFinished, Kind::Memory, Kind::Evaluated, Kind::Log}) {
-      pipeline::RunEvent e;
+      rundir::RunEvent e;
       e.kind = kind;
       e.block = 3;
       e.total_blocks = 5;
@@ -139,9 +140,9 @@ class TestWorkerProtocol : public QObject {
       e.eta_seconds = 7.5;
       e.gpu_memory_bytes = 1e9;
       e.rss_bytes = 2e9;
-      const Json j = protocol::to_json(e);
-      QCOMPARE(j["kind"].get<std::string>(), std::string(protocol::run_event_kind_name(kind)));
-      const auto back = protocol::run_event_from_json(Json::parse(j.dump()));
+      const Json j = rundir::to_json(e);
+      QCOMPARE(j["kind"].get<std::string>(), std::string(rundir::run_event_kind_name(kind)));
+      const auto back = rundir::run_event_from_json(Json::parse(j.dump()));
       QVERIFY(back.kind == kind);
       QCOMPARE(back.block, e.block);
       // Each kind carries its own fields (run_events.h); those must come back exactly.
@@ -232,9 +233,8 @@ class TestWorkerProtocol : public QObject {
     TESSERA_VERIFY_THROWS_WITH(protocol::check_hello(Json{{"type", "hello"}}, "/bin/cat"), "is not a Tessera worker");
     TESSERA_VERIFY_THROWS_WITH(protocol::parse_line("{\"type\": "), "not a JSON line");
     TESSERA_VERIFY_THROWS_WITH(protocol::parse_line("[1, 2]"), "without a message \"type\"");
-    TESSERA_VERIFY_THROWS_WITH(protocol::run_event_from_json(Json{{"kind", "warp"}}),
-                               "unknown run event kind \"warp\"");
-    TESSERA_VERIFY_THROWS_WITH(protocol::run_event_from_json(Json{{"kind", "step_loss"}, {"step", "seven"}}),
+    TESSERA_VERIFY_THROWS_WITH(rundir::run_event_from_json(Json{{"kind", "warp"}}), "unknown run event kind \"warp\"");
+    TESSERA_VERIFY_THROWS_WITH(rundir::run_event_from_json(Json{{"kind", "step_loss"}, {"step", "seven"}}),
                                "field \"step\" has the wrong type");
     TESSERA_VERIFY_THROWS_WITH(protocol::export_request_from_json(Json{{"type", "export"}, {"run_dir", "/r"}}),
                                "has no field \"out\"");
@@ -254,10 +254,10 @@ class TestWorkerProtocol : public QObject {
     TESSERA_REQUIRE_DATA(calib, "text/tinystories/train-sample.txt");
     const auto dir = tessera_test::fresh_temp_dir("events") + "/run";
     auto c = tessera_test::small_run(model, calib, "rtn", 4);
-    pipeline::NullEventSink quiet;
+    rundir::NullEventSink quiet;
     const auto report = api::quantize(c, dir, false, quiet);
     QVERIFY(report.peak_rss_bytes > 0);
-    const pipeline::RunDirectory rd(dir);
+    const rundir::RunDirectory rd(dir);
     auto lines = read_jsonl(rd.events_path());
     QVERIFY(lines.size() > 10);
     protocol::check_hello(lines.front(), "events.jsonl");
@@ -265,16 +265,16 @@ class TestWorkerProtocol : public QObject {
     std::map<std::string, int> kinds;
     for (std::size_t i = 1; i < lines.size(); ++i) {
       QCOMPARE(lines[i]["type"].get<std::string>(), std::string("event"));
-      const auto e = protocol::run_event_from_json(lines[i]["event"]);
-      ++kinds[protocol::run_event_kind_name(e.kind)];
-      if (e.kind == pipeline::RunEvent::Kind::Memory) QVERIFY(e.rss_bytes > 0);
+      const auto e = rundir::run_event_from_json(lines[i]["event"]);
+      ++kinds[rundir::run_event_kind_name(e.kind)];
+      if (e.kind == rundir::RunEvent::Kind::Memory) QVERIFY(e.rss_bytes > 0);
     }
     QCOMPARE(kinds["run_started"], 1);
     QCOMPARE(kinds["block_finished"], 5);
     QCOMPARE(kinds["layer_stats"], 5 * 7);
     QCOMPARE(kinds["run_finished"], 1);
     QVERIFY(kinds["memory"] >= 5);
-    QVERIFY(!pipeline::RunDirectoryLock::is_held(rd));  // released when the run ended
+    QVERIFY(!rundir::RunDirectoryLock::is_held(rd));  // released when the run ended
 
     // A resumed run appends, after a hello of its own.
     api::quantize(c, dir, true, quiet);
@@ -286,11 +286,11 @@ class TestWorkerProtocol : public QObject {
 
     // One writer at a time: while another holder has the lock, a run there is refused by name.
     {
-      const pipeline::RunDirectoryLock holder(rd);
-      QVERIFY(pipeline::RunDirectoryLock::is_held(rd));
+      const rundir::RunDirectoryLock holder(rd);
+      QVERIFY(rundir::RunDirectoryLock::is_held(rd));
       TESSERA_VERIFY_THROWS_WITH(api::quantize(c, dir, true, quiet), "is being written by another process (pid ");
     }
-    QVERIFY(!pipeline::RunDirectoryLock::is_held(rd));
+    QVERIFY(!rundir::RunDirectoryLock::is_held(rd));
   }
 
   void workerServesJobsOverPipes() {
@@ -346,9 +346,9 @@ class TestWorkerProtocol : public QObject {
     QVERIFY(events > 5 * 7);
     QVERIFY(progress > 0);
     // Its evaluation is in its history too.
-    const auto recorded = read_jsonl(pipeline::RunDirectory(q.run_dir).events_path());
-    const auto last = protocol::run_event_from_json(recorded.back()["event"]);
-    QVERIFY(last.kind == pipeline::RunEvent::Kind::Evaluated);
+    const auto recorded = read_jsonl(rundir::RunDirectory(q.run_dir).events_path());
+    const auto last = rundir::run_event_from_json(recorded.back()["event"]);
+    QVERIFY(last.kind == rundir::RunEvent::Kind::Evaluated);
     QCOMPARE(last.value, result.perplexity);
     QCOMPARE(last.message, text);
     // The same run read back through the worker: run_info and the recorded events.

@@ -1,12 +1,12 @@
 #pragma once
 // Everything a quantization run reports, as plain data (no Qt, no torch), delivered to an
 // EventSink. The CLI prints them; the worker sends them to the workbench as protocol messages, and
-// every run records them in its events.jsonl.
+// every run records them in its events.jsonl (rundir/event_log.h; their JSON: rundir/event_json.h).
 #include <cstdint>
 #include <string>
 #include <utility>
 
-namespace tessera::pipeline {
+namespace tessera::rundir {
 
 struct RunEvent {
   enum class Kind {
@@ -61,4 +61,4 @@ class NullEventSink : public EventSink {
   void on_event(const RunEvent&) override {}
 };
 
-}  // namespace tessera::pipeline
+}  // namespace tessera::rundir

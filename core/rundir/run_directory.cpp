@@ -1,4 +1,4 @@
-#include "pipeline/run_directory.h"
+#include "rundir/run_directory.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -10,26 +10,12 @@
 #include <cstring>
 #include <filesystem>
 #include <thread>
-#include <vector>
 
 #include "util/error.h"
-#include "util/sha256.h"
 
 namespace fs = std::filesystem;
 
-namespace tessera::pipeline {
-
-std::string RunFingerprint::differences(const RunFingerprint& o) const {
-  std::string out;
-  auto cmp = [&](const char* what, const std::string& a, const std::string& b) {
-    if (a != b) out += std::string(what) + ": the run has " + a + ", now " + b + "\n";
-  };
-  cmp("model files (sha256)", model_sha256, o.model_sha256);
-  cmp("settings", config, o.config);
-  cmp("calibration tokens (sha256)", calibration_sha256, o.calibration_sha256);
-  cmp("code version", code_version, o.code_version);
-  return out;
-}
+namespace tessera::rundir {
 
 std::string RunDirectory::block_path(std::int64_t block) const {
   char name[64];
@@ -46,7 +32,11 @@ std::string RunDirectory::stats_path(std::int64_t block) const {
 }
 
 bool RunDirectory::has_manifest() const { return fs::exists(manifest_path()); }
+bool RunDirectory::has_events() const { return fs::exists(events_path()); }
 bool RunDirectory::has_block(std::int64_t block) const { return fs::exists(block_path(block)); }
+bool RunDirectory::has_finished_block(std::int64_t block) const {
+  return has_block(block) && fs::exists(stats_path(block));
+}
 
 void RunDirectory::create() const {
   std::error_code ec;
@@ -56,7 +46,7 @@ void RunDirectory::create() const {
 }
 
 RunDirectoryLock::RunDirectoryLock(const RunDirectory& dir) {
-  const std::string path = dir.path() + "/run.lock";
+  const std::string path = dir.lock_path();
   fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd_ < 0) throw Error("cannot create " + path + ": " + std::strerror(errno));
   // A follower probes the lock with a brief shared lock (is_held); a few retries keep that
@@ -89,7 +79,7 @@ RunDirectoryLock::RunDirectoryLock(const RunDirectory& dir) {
 }
 
 bool RunDirectoryLock::is_held(const RunDirectory& dir) {
-  const std::string path = dir.path() + "/run.lock";
+  const std::string path = dir.lock_path();
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
   const bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
@@ -101,21 +91,4 @@ RunDirectoryLock::~RunDirectoryLock() {
   if (fd_ >= 0) ::close(fd_);  // closing the descriptor releases the flock
 }
 
-std::string hash_model_files(const std::string& model_path) {
-  if (!fs::is_directory(model_path)) return sha256_file(model_path);
-  // A folder: hash config.json and the weight files, in name order.
-  std::vector<std::string> files;
-  for (const auto& e : fs::directory_iterator(model_path)) {
-    const auto name = e.path().filename().string();
-    if (name == "config.json" || e.path().extension() == ".safetensors") files.push_back(e.path().string());
-  }
-  std::sort(files.begin(), files.end());
-  Sha256 h;
-  for (const auto& f : files) {
-    const auto digest = sha256_file(f) + " " + fs::path(f).filename().string() + "\n";
-    h.update(digest.data(), digest.size());
-  }
-  return h.hex_digest();
-}
-
-}  // namespace tessera::pipeline
+}  // namespace tessera::rundir

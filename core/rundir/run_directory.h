@@ -1,25 +1,17 @@
 #pragma once
 // The on-disk layout of a quantization run, which is what makes a run resumable:
-//   run.json                 config, fingerprint, calibration offsets, versions, progress
+//   run.json                       config, fingerprint, calibration offsets, versions, progress
 //   blocks/block_NNN.safetensors   codes, scales, zeros, changed norms, method state (per block)
-//   stats/block_NNN.json     per-layer statistics of that block
-//   events.jsonl             every event of the run, as worker-protocol lines (appended as it runs)
-//   run.lock                 held (flock) by the process writing the run
-// Every file but events.jsonl is written atomically, after its block has finished.
+//   stats/block_NNN.json           the block's losses and per-layer statistics
+//   events.jsonl                   every event of the run, as worker-protocol lines (appended as it runs)
+//   run.lock                       held (flock) by the process writing the run
+// Every file but events.jsonl is written atomically, after its block has finished. This folder
+// (core/rundir) is the one place that names these files and reads or writes the JSON ones; the
+// block tensors are read and written by model/quantized_block. Torch-free, so the GUI links it.
 #include <cstdint>
-#include <map>
 #include <string>
 
-namespace tessera::pipeline {
-
-struct RunFingerprint {
-  std::string model_sha256;  // of the model file(s)
-  std::string config;        // RunConfig::identity_json()
-  std::string calibration_sha256;
-  std::string code_version;
-  // Differences from `other`, one line each ("config: ... vs ..."); empty when they match.
-  std::string differences(const RunFingerprint& other) const;
-};
+namespace tessera::rundir {
 
 class RunDirectory {
  public:
@@ -29,8 +21,12 @@ class RunDirectory {
   std::string block_path(std::int64_t block) const;
   std::string stats_path(std::int64_t block) const;
   std::string events_path() const { return path_ + "/events.jsonl"; }
+  std::string lock_path() const { return path_ + "/run.lock"; }
   bool has_manifest() const;
-  bool has_block(std::int64_t block) const;
+  bool has_events() const;
+  bool has_block(std::int64_t block) const;  // the block's codes are on disk
+  // The block's codes and statistics are both on disk (the codes are written first).
+  bool has_finished_block(std::int64_t block) const;
   void create() const;
 
  private:
@@ -53,6 +49,4 @@ class RunDirectoryLock {
   int fd_ = -1;
 };
 
-std::string hash_model_files(const std::string& model_path);
-
-}  // namespace tessera::pipeline
+}  // namespace tessera::rundir
