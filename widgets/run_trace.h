@@ -31,7 +31,7 @@ struct HardeningPoint {
 
 struct BlockLoss {
   std::int64_t block = 0;
-  double loss_rtn = 0;  // block output loss of plain RTN ("before")
+  double loss_rtn = 0;  // block output loss of plain RTN
   double loss = 0;      // after the method
   double seconds = 0;
 };

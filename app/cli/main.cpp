@@ -296,15 +296,16 @@ class CliProgress : public tessera::rundir::EventSink {
       std::fprintf(stderr, "quantizing %lld blocks: %s\n", (long long)e.total_blocks, e.message.c_str());
     } else if (e.kind == Kind::BlockFinished) {
       std::fprintf(stderr, "  block %lld/%lld  loss %.6g (RTN %.6g)  %.1f s  ETA %.0f s\n", (long long)e.block + 1,
-                   (long long)total_, e.value, e.before, e.seconds, e.eta_seconds);
+                   (long long)total_, e.loss, e.loss_rtn, e.seconds, e.eta_seconds);
     } else if (verbose_ && e.kind == Kind::Log && e.block >= 0) {  // run-level lines go to the log
       std::fprintf(stderr, "    block %lld: %s\n", (long long)e.block + 1, e.message.c_str());
     } else if (verbose_ && e.kind == Kind::StepLoss) {
       std::fprintf(stderr, "    block %lld step %lld/%lld: loss %.6g\n", (long long)e.block + 1, (long long)e.step,
-                   (long long)e.total_steps, e.value);
+                   (long long)e.total_steps, e.train_loss);
     } else if (verbose_ && e.kind == Kind::HardFraction) {
       std::fprintf(stderr, "    block %lld PAR %lld/%lld: hard %.2f%% (target %.2f%%)\n", (long long)e.block + 1,
-                   (long long)e.iteration + 1, (long long)e.total_iterations, 100.0 * e.value, 100.0 * e.before);
+                   (long long)e.iteration + 1, (long long)e.total_iterations, 100.0 * e.hard_fraction,
+                   100.0 * e.target_hard_fraction);
     }
   }
 

@@ -875,8 +875,8 @@ void MainWindow::followRun(int run_id, std::int64_t total_blocks) {
     recorder->on_event(e);
     if (e.kind == rundir::RunEvent::Kind::Evaluated)
       if (auto* r = findRun(run_id)) {
-        r->perplexity = e.value;
-        r->eval_text = QString::fromStdString(e.message);
+        r->perplexity = e.perplexity;
+        r->eval_text = QString::fromStdString(e.text_path);
       }
   });
   following_[run_id] = job;

@@ -51,7 +51,7 @@ void RunEventRecorder::on_event(const RunEvent& e) {
         p.total_steps = e.total_steps;
         p.iteration = e.iteration;
         p.total_iterations = e.total_iterations;
-        t.steps.push_back({widgets::block_position(e.block, e.step, e.total_steps), e.value, e.iteration});
+        t.steps.push_back({widgets::block_position(e.block, e.step, e.total_steps), e.train_loss, e.iteration});
         break;
       case RunEvent::Kind::StepSkipped:
         ++t.skipped_steps;
@@ -59,7 +59,8 @@ void RunEventRecorder::on_event(const RunEvent& e) {
       case RunEvent::Kind::HardFraction:
         p.iteration = e.iteration;
         p.total_iterations = e.total_iterations;
-        t.hardening.push_back({widgets::block_position(e.block, e.step, e.total_steps), e.value, e.before});
+        t.hardening.push_back(
+            {widgets::block_position(e.block, e.step, e.total_steps), e.hard_fraction, e.target_hard_fraction});
         break;
       case RunEvent::Kind::LayerStats: {
         eval::LayerStats s;
@@ -75,7 +76,7 @@ void RunEventRecorder::on_event(const RunEvent& e) {
         break;
       }
       case RunEvent::Kind::BlockFinished:
-        t.blocks.push_back({e.block, e.before, e.value, e.seconds});
+        t.blocks.push_back({e.block, e.loss_rtn, e.loss, e.seconds});
         p.block = e.block;
         p.total_blocks = e.total_blocks;
         p.eta_seconds = e.eta_seconds;
@@ -85,7 +86,7 @@ void RunEventRecorder::on_event(const RunEvent& e) {
         p.eta_seconds = 0;
         break;
       case RunEvent::Kind::Memory:
-        t.memory.push_back({e.seconds, e.gpu_memory_bytes, e.rss_bytes});
+        t.memory.push_back({e.elapsed_seconds, e.gpu_memory_bytes, e.rss_bytes});
         break;
       case RunEvent::Kind::Evaluated:  // the run's table row takes it (MainWindow::followRun)
         break;

@@ -134,8 +134,8 @@ EvalReport evaluate_perplexity(const EvalRequest& request, const std::function<v
     // A run's evaluations belong to its history: the workbench replays them with its events.
     rundir::RunEvent e;
     e.kind = rundir::RunEvent::Kind::Evaluated;
-    e.value = r.perplexity;
-    e.message = r.text_path;
+    e.perplexity = r.perplexity;
+    e.text_path = r.text_path;
     e.seconds = r.seconds;
     rundir::RunEventLog(rundir::RunDirectory(request.run_dir)).append(e);
   }

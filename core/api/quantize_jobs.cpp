@@ -55,7 +55,7 @@ class RecordingSink : public rundir::EventSink {
     last_sample_ = now;
     RunEvent m;
     m.kind = RunEvent::Kind::Memory;
-    m.seconds = now;
+    m.elapsed_seconds = now;
     m.gpu_memory_bytes = device_memory_in_use_bytes(device_);
     m.rss_bytes = resident_memory_bytes();
     peak_gpu_ = std::max(peak_gpu_, m.gpu_memory_bytes);

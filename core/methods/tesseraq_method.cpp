@@ -256,8 +256,8 @@ model::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeights 
     }
     if (ctx.events) {
       auto e = step_event(rundir::RunEvent::Kind::HardFraction, ctx, global_step, total_steps, it, iterations);
-      e.value = hard;
-      e.before = 1.0 - t;
+      e.hard_fraction = hard;
+      e.target_hard_fraction = 1.0 - t;
       ctx.events->on_event(e);
     }
     log("PAR " + std::to_string(it + 1) + "/" + std::to_string(iterations) + " soft fraction " + std::to_string(t) +

@@ -36,7 +36,7 @@ bool NonFiniteGuard::accept(double loss, const std::function<void(double)>& scal
   }
   if (ctx_.events) {
     auto e = step_event(rundir::RunEvent::Kind::StepSkipped, ctx_, step, 0, iteration, 0);
-    e.value = lr_factor_;
+    e.lr_factor = lr_factor_;
     e.message = where + ": non-finite loss, step skipped; learning rates x" + std::to_string(lr_factor_);
     ctx_.events->on_event(e);
   }
@@ -60,7 +60,7 @@ void report_step_loss(const pipeline::BlockContext& ctx, std::int64_t step, std:
   const auto every = std::max<std::int64_t>(1, ctx.run->settings.integer("tesseraq", "log_every"));
   if (!ctx.events || step % every != 0) return;
   auto e = step_event(rundir::RunEvent::Kind::StepLoss, ctx, step, total_steps, iteration, total_iterations);
-  e.value = loss;
+  e.train_loss = loss;
   e.gpu_memory_bytes = runtime::gpu_memory_in_use_bytes(ctx.device);
   ctx.events->on_event(e);
 }

@@ -327,8 +327,8 @@ void BlockwiseRun::process_block(std::int64_t k) {
   done.kind = rundir::RunEvent::Kind::BlockFinished;
   done.block = k;
   done.total_blocks = mc.num_layers;
-  done.value = loss;
-  done.before = loss_rtn;
+  done.loss_rtn = loss_rtn;
+  done.loss = loss;
   done.seconds = secs;
   done.eta_seconds =
       computed_ ? method_seconds_ / static_cast<double>(computed_) * static_cast<double>(mc.num_layers - 1 - k) : 0;

@@ -43,6 +43,41 @@ void optional_field(const json& j, const char* key, T& out, const std::string& k
   }
 }
 
+// Protocol 1.x (events.jsonl of runs made before 2.0) put the kind's main number in "value" and a
+// second one in "before", and a memory sample's time in "seconds".
+void read_version_1_fields(const json& j, RunEvent& e, const std::string& kind) {
+  double value = 0, before = 0;
+  optional_field(j, "value", value, kind);
+  optional_field(j, "before", before, kind);
+  switch (e.kind) {
+    case Kind::StepLoss:
+      e.train_loss = value;
+      break;
+    case Kind::StepSkipped:
+      e.lr_factor = value;
+      break;
+    case Kind::HardFraction:
+      e.hard_fraction = value;
+      e.target_hard_fraction = before;
+      break;
+    case Kind::BlockFinished:
+      e.loss = value;
+      e.loss_rtn = before;
+      break;
+    case Kind::Memory:
+      e.elapsed_seconds = e.seconds;
+      e.seconds = 0;
+      break;
+    case Kind::Evaluated:
+      e.perplexity = value;
+      e.text_path = e.message;
+      e.message.clear();
+      break;
+    default:
+      break;
+  }
+}
+
 }  // namespace
 
 std::string protocol_version_string() {
@@ -90,19 +125,19 @@ json to_json(const RunEvent& e) {
                 {"total_steps", e.total_steps},
                 {"iteration", e.iteration},
                 {"total_iterations", e.total_iterations},
-                {"value", e.value},
+                {"train_loss", e.train_loss},
                 {"gpu_memory_bytes", e.gpu_memory_bytes}});
       break;
     case Kind::StepSkipped:
-      j.update({{"step", e.step}, {"value", e.value}, {"message", e.message}});
+      j.update({{"step", e.step}, {"lr_factor", e.lr_factor}, {"message", e.message}});
       break;
     case Kind::HardFraction:
       j.update({{"step", e.step},
                 {"total_steps", e.total_steps},
                 {"iteration", e.iteration},
                 {"total_iterations", e.total_iterations},
-                {"value", e.value},
-                {"before", e.before}});
+                {"hard_fraction", e.hard_fraction},
+                {"target_hard_fraction", e.target_hard_fraction}});
       break;
     case Kind::LayerStats:
       j.update({{"layer", e.layer},
@@ -115,8 +150,8 @@ json to_json(const RunEvent& e) {
       break;
     case Kind::BlockFinished:
       j.update({{"total_blocks", e.total_blocks},
-                {"value", e.value},
-                {"before", e.before},
+                {"loss_rtn", e.loss_rtn},
+                {"loss", e.loss},
                 {"seconds", e.seconds},
                 {"eta_seconds", e.eta_seconds}});
       break;
@@ -124,10 +159,12 @@ json to_json(const RunEvent& e) {
       j["seconds"] = e.seconds;
       break;
     case Kind::Memory:
-      j.update({{"seconds", e.seconds}, {"gpu_memory_bytes", e.gpu_memory_bytes}, {"rss_bytes", e.rss_bytes}});
+      j.update({{"elapsed_seconds", e.elapsed_seconds},
+                {"gpu_memory_bytes", e.gpu_memory_bytes},
+                {"rss_bytes", e.rss_bytes}});
       break;
     case Kind::Evaluated:
-      j.update({{"value", e.value}, {"message", e.message}, {"seconds", e.seconds}});
+      j.update({{"perplexity", e.perplexity}, {"text_path", e.text_path}, {"seconds", e.seconds}});
       break;
     case Kind::Log:
       j["message"] = e.message;
@@ -136,7 +173,7 @@ json to_json(const RunEvent& e) {
   return j;
 }
 
-RunEvent run_event_from_json(const json& j) {
+RunEvent run_event_from_json(const json& j, int major_version) {
   if (!j.is_object() || !j.contains("kind") || !j["kind"].is_string()) throw Error("a run event without a \"kind\"");
   RunEvent e;
   const std::string kind = j["kind"].get<std::string>();
@@ -157,8 +194,15 @@ RunEvent run_event_from_json(const json& j) {
   optional_field(j, "rss_bytes", e.rss_bytes, kind);
   optional_field(j, "layer", e.layer, kind);
   optional_field(j, "message", e.message, kind);
-  optional_field(j, "value", e.value, kind);
-  optional_field(j, "before", e.before, kind);
+  optional_field(j, "train_loss", e.train_loss, kind);
+  optional_field(j, "lr_factor", e.lr_factor, kind);
+  optional_field(j, "hard_fraction", e.hard_fraction, kind);
+  optional_field(j, "target_hard_fraction", e.target_hard_fraction, kind);
+  optional_field(j, "loss_rtn", e.loss_rtn, kind);
+  optional_field(j, "loss", e.loss, kind);
+  optional_field(j, "perplexity", e.perplexity, kind);
+  optional_field(j, "text_path", e.text_path, kind);
+  optional_field(j, "elapsed_seconds", e.elapsed_seconds, kind);
   optional_field(j, "rel_weight_error", e.rel_weight_error, kind);
   optional_field(j, "output_mse", e.output_mse, kind);
   optional_field(j, "flip_ratio", e.flip_ratio, kind);
@@ -167,6 +211,7 @@ RunEvent run_event_from_json(const json& j) {
   optional_field(j, "dst_std", e.dst_std, kind);
   optional_field(j, "seconds", e.seconds, kind);
   optional_field(j, "eta_seconds", e.eta_seconds, kind);
+  if (major_version < 2) read_version_1_fields(j, e, kind);
   return e;
 }
 

@@ -11,9 +11,12 @@
 namespace tessera::rundir {
 
 inline constexpr const char* kProtocolName = "tessera-worker";
-inline constexpr int kProtocolMajorVersion = 1;
+// 2.0: each number of a run event has a field of its own (1.x had "value" and "before", whose
+// meaning depended on the kind); events.jsonl files written in 1.x are still read.
+inline constexpr int kProtocolMajorVersion = 2;
 inline constexpr int kProtocolMinorVersion = 0;
-std::string protocol_version_string();  // "1.0"
+inline constexpr int kOldestEventsMajorVersion = 1;  // the oldest events.jsonl files still read
+std::string protocol_version_string();               // "2.0"
 // The major number of a "major.minor" version; -1 when `version` is not one.
 int protocol_major_of(const std::string& version);
 // {"type":"hello","protocol":...,"version":...,"role":role,"tessera":...,"pid":...}; role:
@@ -22,8 +25,9 @@ nlohmann::json hello_message(const std::string& role);
 
 nlohmann::json to_json(const RunEvent& event);
 // Throws tessera::Error naming the kind and the field when a field has the wrong type or the kind
-// is unknown.
-RunEvent run_event_from_json(const nlohmann::json& j);
+// is unknown. `major_version` is that of the hello the event came after: events.jsonl files of
+// runs made before 2.0 hold 1.x events.
+RunEvent run_event_from_json(const nlohmann::json& j, int major_version = kProtocolMajorVersion);
 const char* run_event_kind_name(RunEvent::Kind kind);  // "step_loss", ...
 // False for a kind this version does not know (a later minor version's): readers skip such events.
 bool is_known_run_event_kind(const std::string& name);

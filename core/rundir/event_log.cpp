@@ -80,16 +80,18 @@ void RunEventReader::read_line(const std::string& line, std::vector<RunEvent>& o
     const std::string version = message.value("version", std::string("?"));
     if (message.value("protocol", std::string()) != kProtocolName)
       throw Error(where + " is not a Tessera event log's hello");
-    if (protocol_major_of(version) != kProtocolMajorVersion)
+    const int major = protocol_major_of(version);
+    if (major < kOldestEventsMajorVersion || major > kProtocolMajorVersion)
       throw Error(where + " was written in worker protocol " + version + ", this side reads " +
-                  protocol_version_string());
+                  std::to_string(kOldestEventsMajorVersion) + ".x to " + protocol_version_string());
+    major_version_ = major;  // of this writer's lines, up to the next hello
     return;
   }
   if (message["type"] != "event") return;
   const auto event = message.find("event");
   if (event == message.end() || !event->is_object() || !is_known_run_event_kind(event->value("kind", std::string())))
     return;  // a kind of a later minor version
-  out.push_back(run_event_from_json(*event));
+  out.push_back(run_event_from_json(*event, major_version_));
 }
 
 }  // namespace tessera::rundir

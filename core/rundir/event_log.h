@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "rundir/event_json.h"
 #include "rundir/run_directory.h"
 #include "rundir/run_event.h"
 
@@ -36,7 +37,8 @@ class RunEventLog {
 // Reads events.jsonl while its writer may still append: each call returns the events of the lines
 // completed since the previous call. A line cut short or damaged (a killed writer, a full disk) is
 // skipped with a warning, as is an event of a kind this version does not know (a later minor
-// version's); a hello of another protocol or major version throws.
+// version's). Each writer's lines are read in the version of its hello (files of runs made with
+// protocol 1.x included); a hello of another protocol or of a later major version throws.
 class RunEventReader {
  public:
   explicit RunEventReader(const RunDirectory& dir);  // throws when the run has no events.jsonl
@@ -49,6 +51,7 @@ class RunEventReader {
   std::ifstream in_;
   std::string pending_;  // the start of a line whose end is not written yet
   std::int64_t line_number_ = 0;
+  int major_version_ = kProtocolMajorVersion;  // of the last hello read
 };
 
 }  // namespace tessera::rundir

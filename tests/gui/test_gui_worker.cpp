@@ -61,7 +61,7 @@ QString writeScript(const QString& dir, const QString& name, const QString& body
   return path;
 }
 
-const char* kHello1 = R"({"type":"hello","protocol":"tessera-worker","version":"1.0","role":"worker","pid":1})";
+const char* kWorkerHello = R"({"type":"hello","protocol":"tessera-worker","version":"2.0","role":"worker","pid":1})";
 
 // Runs one "devices" job on `program` and returns failed()'s message ("" when it succeeded).
 QString failureOf(const QString& program) {
@@ -109,18 +109,18 @@ void TestGuiWorker::brokenWorkersFailWithTheReason() {
 
   m = failureOf(
       writeScript(root_, "newer",
-                  R"(echo '{"type":"hello","protocol":"tessera-worker","version":"2.0","role":"worker"}'; sleep 30)"));
-  QVERIFY2(m.contains("speaks worker protocol 2.0") && m.contains("this side speaks 1.0"), qPrintable(m));
+                  R"(echo '{"type":"hello","protocol":"tessera-worker","version":"3.0","role":"worker"}'; sleep 30)"));
+  QVERIFY2(m.contains("speaks worker protocol 3.0") && m.contains("this side speaks 2.0"), qPrintable(m));
 
   m = failureOf(writeScript(root_, "garbage",
-                            QString("echo '%1'; echo 'Segmentation fault (core dumped)'; sleep 30").arg(kHello1)));
+                            QString("echo '%1'; echo 'Segmentation fault (core dumped)'; sleep 30").arg(kWorkerHello)));
   QVERIFY2(m.contains("broke the worker protocol") && m.contains("Segmentation fault (core dumped)"), qPrintable(m));
 
-  m = failureOf(
-      writeScript(root_, "crash", QString("echo '%1'; echo 'CUDA out of memory' >&2; kill -KILL $$").arg(kHello1)));
+  m = failureOf(writeScript(root_, "crash",
+                            QString("echo '%1'; echo 'CUDA out of memory' >&2; kill -KILL $$").arg(kWorkerHello)));
   QVERIFY2(m.contains("killed by signal 9") && m.contains("CUDA out of memory"), qPrintable(m));
 
-  m = failureOf(writeScript(root_, "quits", QString("echo '%1'; echo 'disk full' >&2; exit 4").arg(kHello1)));
+  m = failureOf(writeScript(root_, "quits", QString("echo '%1'; echo 'disk full' >&2; exit 4").arg(kWorkerHello)));
   QVERIFY2(m.contains("exited with status 4") && m.contains("disk full"), qPrintable(m));
 }
 
@@ -284,9 +284,12 @@ void TestGuiWorker::gpuRunReplaysIntoTheWindow() {
   QVERIFY(run.peak_memory_bytes > 50e6);
   const auto trace = window.runMetrics()->trace(run.id);
   QCOMPARE(trace.blocks.size(), std::size_t(5));
+  // Its events.jsonl is of protocol 1.0 (losses in "value"/"before"): each number lands in its place.
+  for (const auto& b : trace.blocks) QVERIFY(b.loss > 0 && b.loss_rtn > b.loss);
   QCOMPARE(trace.layers.size(), std::size_t(5 * 7));
   QCOMPARE(trace.steps.size(), std::size_t(5 * 10 * 100 / 5));  // every 5th of 100 steps, 10 iterations
   QCOMPARE(trace.hardening.size(), std::size_t(5 * 10));
+  QVERIFY(trace.memory.back().seconds > 40);
   QVERIFY(trace.peakGpuBytes() > 50e6 && trace.peakGpuBytes() < 200e6);  // 103 MiB peak on the GPU
   window.selectRuns({run.id});
   window.refreshAll();

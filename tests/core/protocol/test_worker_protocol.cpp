@@ -126,8 +126,15 @@ class TestWorkerProtocol : public QObject {
       e.total_steps = 60;
       e.iteration = 1;
       e.total_iterations = 2;
-      e.value = 0.125;
-      e.before = 0.5;
+      e.train_loss = 0.125;
+      e.lr_factor = 0.25;
+      e.hard_fraction = 0.375;
+      e.target_hard_fraction = 0.5;
+      e.loss_rtn = 0.75;
+      e.loss = 0.625;
+      e.perplexity = 14.5;
+      e.text_path = "/t.txt";
+      e.elapsed_seconds = 12.5;
       e.layer = "gate_proj";
       e.message = "a message";
       e.rel_weight_error = 0.25;
@@ -150,19 +157,36 @@ class TestWorkerProtocol : public QObject {
         QCOMPARE(back.step, e.step);
         QCOMPARE(back.total_steps, e.total_steps);
         QCOMPARE(back.iteration, e.iteration);
-        QCOMPARE(back.value, e.value);
+        QCOMPARE(back.train_loss, e.train_loss);
         QCOMPARE(back.gpu_memory_bytes, e.gpu_memory_bytes);
       }
-      if (kind == Kind::HardFraction) QCOMPARE(back.before, e.before);
+      if (kind == Kind::StepSkipped) QCOMPARE(back.lr_factor, e.lr_factor);
+      if (kind == Kind::HardFraction) {
+        QCOMPARE(back.hard_fraction, e.hard_fraction);
+        QCOMPARE(back.target_hard_fraction, e.target_hard_fraction);
+      }
       if (kind == Kind::LayerStats) {
         QCOMPARE(back.layer, e.layer);
         QCOMPARE(back.output_mse, e.output_mse);
         QCOMPARE(back.dst_std, e.dst_std);
       }
-      if (kind == Kind::BlockFinished) QCOMPARE(back.eta_seconds, e.eta_seconds);
-      if (kind == Kind::Memory) QCOMPARE(back.rss_bytes, e.rss_bytes);
-      if (kind == Kind::Log || kind == Kind::RunStarted || kind == Kind::Evaluated) QCOMPARE(back.message, e.message);
-      if (kind == Kind::Evaluated) QCOMPARE(back.value, e.value);
+      if (kind == Kind::BlockFinished) {
+        QCOMPARE(back.loss_rtn, e.loss_rtn);
+        QCOMPARE(back.loss, e.loss);
+        QCOMPARE(back.eta_seconds, e.eta_seconds);
+      }
+      if (kind == Kind::Memory) {
+        QCOMPARE(back.rss_bytes, e.rss_bytes);
+        QCOMPARE(back.elapsed_seconds, e.elapsed_seconds);
+      }
+      if (kind == Kind::Log || kind == Kind::RunStarted) QCOMPARE(back.message, e.message);
+      if (kind == Kind::Evaluated) {
+        QCOMPARE(back.perplexity, e.perplexity);
+        QCOMPARE(back.text_path, e.text_path);
+      }
+      // One field per number: a kind writes none of another kind's numbers.
+      if (kind != Kind::BlockFinished) QVERIFY(!j.contains("loss") && !j.contains("loss_rtn"));
+      QVERIFY(!j.contains("value") && !j.contains("before"));
     }
   }
 
@@ -224,11 +248,14 @@ class TestWorkerProtocol : public QObject {
   void versionsAndMalformedLinesAreRefused() {
     protocol::check_hello(protocol::hello_message("worker"), "the worker");
     Json newer = protocol::hello_message("worker");
-    newer["version"] = "2.0";
-    TESSERA_VERIFY_THROWS_WITH(protocol::check_hello(newer, "the worker at gpu1"), "speaks worker protocol 2.0");
-    TESSERA_VERIFY_THROWS_WITH(protocol::check_hello(newer, "the worker at gpu1"), "this side speaks 1.0");
+    newer["version"] = "3.0";
+    TESSERA_VERIFY_THROWS_WITH(protocol::check_hello(newer, "the worker at gpu1"), "speaks worker protocol 3.0");
+    TESSERA_VERIFY_THROWS_WITH(protocol::check_hello(newer, "the worker at gpu1"), "this side speaks 2.0");
+    Json older = protocol::hello_message("worker");
+    older["version"] = "1.0";  // the fields of run events changed in 2.0
+    TESSERA_VERIFY_THROWS_WITH(protocol::check_hello(older, "the worker"), "speaks worker protocol 1.0");
     Json minor = protocol::hello_message("worker");
-    minor["version"] = "1.7";  // a later minor version only adds optional fields
+    minor["version"] = "2.7";  // a later minor version only adds optional fields
     protocol::check_hello(minor, "the worker");
     TESSERA_VERIFY_THROWS_WITH(protocol::check_hello(Json{{"type", "hello"}}, "/bin/cat"), "is not a Tessera worker");
     TESSERA_VERIFY_THROWS_WITH(protocol::parse_line("{\"type\": "), "not a JSON line");
@@ -349,8 +376,8 @@ class TestWorkerProtocol : public QObject {
     const auto recorded = read_jsonl(rundir::RunDirectory(q.run_dir).events_path());
     const auto last = rundir::run_event_from_json(recorded.back()["event"]);
     QVERIFY(last.kind == rundir::RunEvent::Kind::Evaluated);
-    QCOMPARE(last.value, result.perplexity);
-    QCOMPARE(last.message, text);
+    QCOMPARE(last.perplexity, result.perplexity);
+    QCOMPARE(last.text_path, text);
     // The same run read back through the worker: run_info and the recorded events.
     worker.send({{"type", "run_info"}, {"job", 4}, {"run_dir", q.run_dir}});
     lines = worker.until_end_of(4);
@@ -367,12 +394,12 @@ class TestWorkerProtocol : public QObject {
     WorkerProcess other;
     other.receive();
     Json newer = protocol::hello_message("client");
-    newer["version"] = "2.0";
+    newer["version"] = "3.0";
     other.send(newer);
     const Json refusal = other.receive();
     QCOMPARE(refusal["type"].get<std::string>(), std::string("error"));
-    QVERIFY2(refusal["message"].get<std::string>().find("2.0") != std::string::npos &&
-                 refusal["message"].get<std::string>().find("1.0") != std::string::npos,
+    QVERIFY2(refusal["message"].get<std::string>().find("3.0") != std::string::npos &&
+                 refusal["message"].get<std::string>().find("2.0") != std::string::npos,
              refusal.dump().c_str());
     QCOMPARE(other.finish(), 3);
   }

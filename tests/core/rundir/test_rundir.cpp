@@ -101,23 +101,43 @@ class TestRunDirectory : public QObject {
     QVERIFY(dir.has_finished_block(2) == false);  // statistics without codes
   }
 
-  // The recorded run's events.jsonl reads whole: every kind it holds, in order.
+  // The recorded run's events.jsonl (protocol 1.0, whose numbers were "value" and "before") reads
+  // whole, each number in its own field.
   void recordedEventsAreRead() {
     rundir::RunEventReader reader(rundir::RunDirectory(kRecordedRun.string()));
-    std::map<rundir::RunEvent::Kind, int> kinds;
-    double last_loss = -1;
+    using Kind = rundir::RunEvent::Kind;
+    std::map<Kind, int> kinds;
     for (const auto& e : reader.read_appended()) {
       ++kinds[e.kind];
-      if (e.kind == rundir::RunEvent::Kind::BlockFinished) last_loss = e.value;
+      if (e.kind == Kind::BlockFinished) QVERIFY(e.loss > 0 && e.loss_rtn > e.loss);  // TesseraQ beats RTN
+      if (e.kind == Kind::HardFraction) QVERIFY(e.target_hard_fraction > 0 && e.hard_fraction > 0);
+      if (e.kind == Kind::StepLoss) QVERIFY(e.train_loss > 0);
+      if (e.kind == Kind::Memory) QVERIFY(e.elapsed_seconds > 0 && e.seconds == 0);
+      if (e.kind == Kind::Evaluated) {
+        QCOMPARE(e.perplexity, 14.231347608356984);
+        QVERIFY(!e.text_path.empty() && e.message.empty());
+      }
     }
-    using Kind = rundir::RunEvent::Kind;
     QCOMPARE(kinds[Kind::BlockFinished], 5);
     QCOMPARE(kinds[Kind::HardFraction], 50);
     QCOMPARE(kinds[Kind::StepLoss], 1000);
     QCOMPARE(kinds[Kind::LayerStats], 35);
     QCOMPARE(kinds[Kind::Evaluated], 1);
-    QVERIFY(last_loss > 0);
     QVERIFY(reader.read_appended().empty());
+  }
+
+  // A 1.x event decodes into the 2.0 fields; the same JSON read as 2.0 has none of them.
+  void version1EventsDecode() {
+    const json finished = {{"kind", "block_finished"}, {"block", 1}, {"value", 0.25}, {"before", 0.5}};
+    const auto old = rundir::run_event_from_json(finished, 1);
+    QCOMPARE(old.loss, 0.25);
+    QCOMPARE(old.loss_rtn, 0.5);
+    QCOMPARE(rundir::run_event_from_json(finished).loss, 0.0);
+    const auto again = rundir::run_event_from_json(rundir::to_json(old));
+    QCOMPARE(again.loss, 0.25);
+    QCOMPARE(again.loss_rtn, 0.5);
+    const auto skipped = rundir::run_event_from_json({{"kind", "step_skipped"}, {"value", 0.5}}, 1);
+    QCOMPARE(skipped.lr_factor, 0.5);
   }
 
   // One writer appends (a hello, then events); the reader sees complete lines as they come and
@@ -154,7 +174,8 @@ class TestRunDirectory : public QObject {
 };
 
 TESSERA_TEST_MAIN(TestRunDirectory, recordedManifestKeepsItsBytes, manifestKeepsUnknownKeysAndRefusesOthers,
-                  blockStatsRoundTripAndDamagedOnesAreLenient, recordedEventsAreRead, eventLogIsFollowedAsItGrows)
+                  blockStatsRoundTripAndDamagedOnesAreLenient, recordedEventsAreRead, version1EventsDecode,
+                  eventLogIsFollowedAsItGrows)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_rundir.moc"
 #endif
