@@ -69,10 +69,6 @@ model::DecoderBlockWeights block_on(const model::DecoderBlockWeights& w, torch::
   return out;
 }
 
-}  // namespace
-
-namespace {
-
 // One run, cut where its work changes kind: the constructor prepares (model, tokenizer, calibration
 // windows, the locked run directory and its manifest, the embeddings), process_block() does one
 // decoder block (the method or a restored block, losses, statistics, files, events), finish()
