@@ -81,6 +81,8 @@ class BlockwiseRun {
       : config_(config), resume_(resume), events_(events), stop_(stop), dir_(run_dir) {
     config.validate();
     device_ = runtime::parse_device(config.device);
+    // Refused before the model is read (minutes for a large one); checked again under the lock.
+    if (!resume_ && dir_.has_manifest()) refuse_existing_run();
     model_.emplace(model::load_model(config.model));
     load_calibration();
     open_run_directory();
@@ -96,6 +98,9 @@ class BlockwiseRun {
   void log(const std::string& m) {
     logger()->info("{}", m);
     events_.on_event(rundir::RunEvent::log(-1, m));
+  }
+  [[noreturn]] void refuse_existing_run() const {
+    throw Error(dir_.path() + " already holds a run; pass --resume to continue it, or choose another --out");
   }
   void load_calibration();
   void open_run_directory();
@@ -163,8 +168,7 @@ void BlockwiseRun::open_run_directory() {
   dir_.create();
   lock_.emplace(dir_);
   if (dir_.has_manifest()) {
-    if (!resume_)
-      throw Error(dir_.path() + " already holds a run; pass --resume to continue it, or choose another --out");
+    if (!resume_) refuse_existing_run();
     const auto diff = rundir::read_manifest(dir_).fingerprint.differences(fp);
     if (!diff.empty()) throw Error("cannot resume " + dir_.path() + ": it was made with different inputs:\n" + diff);
   } else if (resume_) {

@@ -3,6 +3,8 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <new>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -119,8 +121,8 @@ class TestCli : public QObject {
     QVERIFY(!std::filesystem::exists(dir + "/run"));
   }
 
-  // export --out naming the run itself (or a folder holding it) would replace the run with --force:
-  // refused, and the run is untouched.
+  // export --out naming the run itself (or a folder holding it) would replace the run with --force,
+  // and quantize into it without --resume would start over: both refused, the run untouched.
   void exportNeverReplacesItsRun() {
     TESSERA_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
     TESSERA_REQUIRE_DATA(calib, "text/tinystories/train-sample.txt");
@@ -135,6 +137,17 @@ class TestCli : public QObject {
       QVERIFY2(r.out.find("writing it would replace the run") != std::string::npos, r.out.c_str());
       QVERIFY(std::filesystem::exists(run + "/run.json"));
     }
+    // quantize into the run without --resume: refused with what to do, and run.json keeps its bytes.
+    auto read = [](const std::string& path) {
+      std::ifstream in(path, std::ios::binary);
+      return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    };
+    const auto manifest = read(run + "/run.json");
+    r = run_cli("quantize --model \"" + model + "\" --calib \"" + calib + "\" --out \"" + run +
+                "\" --method rtn --wbits 4 --group 32 --samples 4 --seq-len 64");
+    QCOMPARE(r.status, 1);
+    QVERIFY2(r.out.find("already holds a run; pass --resume") != std::string::npos, r.out.c_str());
+    QCOMPARE(read(run + "/run.json"), manifest);
   }
 
   // What reaches the user when an exception gets to the CLI's (or the worker's) last handler:
