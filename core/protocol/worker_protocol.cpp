@@ -1,5 +1,7 @@
 #include "protocol/worker_protocol.h"
 
+#include "rundir/block_stats.h"
+
 namespace tessera::protocol {
 
 namespace {
@@ -240,9 +242,9 @@ std::vector<api::DeviceInfo> devices_from_json(const Json& j) {
 }
 
 Json to_json(const eval::LayerStats& s) {
-  return {{"block", s.block},           {"layer", s.layer},           {"rel_weight_error", s.rel_weight_error},
-          {"output_mse", s.output_mse}, {"flip_ratio", s.flip_ratio}, {"dst_min", s.dst_min},
-          {"dst_max", s.dst_max},       {"dst_std", s.dst_std}};
+  auto j = rundir::layer_stats_json(s);
+  j["block"] = s.block;
+  return j;
 }
 
 eval::LayerStats layer_stats_from_json(const Json& j) {

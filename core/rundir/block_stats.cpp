@@ -8,16 +8,16 @@ namespace tessera::rundir {
 
 using nlohmann::json;
 
+json layer_stats_json(const eval::LayerStats& l) {
+  return {{"layer", l.layer},           {"rel_weight_error", l.rel_weight_error},
+          {"output_mse", l.output_mse}, {"flip_ratio", l.flip_ratio},
+          {"dst_min", l.dst_min},       {"dst_max", l.dst_max},
+          {"dst_std", l.dst_std}};
+}
+
 json to_json(const BlockStats& s) {
   json layers = json::array();
-  for (const auto& l : s.layers)
-    layers.push_back({{"layer", l.layer},
-                      {"rel_weight_error", l.rel_weight_error},
-                      {"output_mse", l.output_mse},
-                      {"flip_ratio", l.flip_ratio},
-                      {"dst_min", l.dst_min},
-                      {"dst_max", l.dst_max},
-                      {"dst_std", l.dst_std}});
+  for (const auto& l : s.layers) layers.push_back(layer_stats_json(l));
   json j = {{"layers", layers}};
   if (s.loss_rtn) j["loss_rtn"] = *s.loss_rtn;
   if (s.loss) j["loss"] = *s.loss;

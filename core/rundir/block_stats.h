@@ -19,6 +19,8 @@ struct BlockStats {
 };
 
 nlohmann::json to_json(const BlockStats& s);
+// One layer's statistics without its block (the stats file is per block; the worker protocol adds it).
+nlohmann::json layer_stats_json(const eval::LayerStats& l);
 // Statistics are informative, so reading is lenient: an entry of "layers" without a string
 // "layer" and a numeric "rel_weight_error" is left out, other fields missing or of the wrong type
 // keep their defaults (dst_* are absent in runs made before DST statistics).
