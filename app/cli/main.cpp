@@ -526,6 +526,9 @@ int run_export(const CliOptions& o) {
   r.replace_existing = o.flag("force");
   const auto e = tessera::api::export_run(r);
   if (o.flag("json")) {
+    json fallbacks = json::array();
+    for (const auto& t : e.fallbacks)
+      fallbacks.push_back({{"tensor", t.tensor}, {"shape", t.shape}, {"type", t.type}, {"reason", t.reason}});
     std::cout << json{{"path", e.path},
                       {"format", e.format},
                       {"dtype", e.dtype},
@@ -534,6 +537,7 @@ int run_export(const CliOptions& o) {
                       {"self_check_report", e.self_check},
                       {"tensors_checked", e.tensors_checked},
                       {"not_converted", e.not_converted},
+                      {"fallbacks", fallbacks},
                       {"warnings", e.warnings}}
                      .dump()
               << "\n";
@@ -541,6 +545,12 @@ int run_export(const CliOptions& o) {
     std::printf("wrote        %s (%s, %s)\nsize         %lld bytes\nself-check   passed: %s\n", e.path.c_str(),
                 e.format.c_str(), e.dtype.c_str(), (long long)e.bytes, e.self_check.c_str());
     for (const auto& layer : e.not_converted) std::printf("not converted %s\n", layer.c_str());
+    // llama.cpp's per-tensor fallback of a GGUF k-quant: written in that type, bit-exact as well.
+    for (const auto& t : e.fallbacks) {
+      std::string shape;
+      for (auto n : t.shape) shape += (shape.empty() ? "" : " x ") + std::to_string(n);
+      std::printf("fallback     %s [%s] %s: %s\n", t.tensor.c_str(), shape.c_str(), t.type.c_str(), t.reason.c_str());
+    }
     for (const auto& w : e.warnings) std::printf("warning      %s\n", w.c_str());
   }
   return 0;

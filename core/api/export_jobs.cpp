@@ -56,7 +56,8 @@ ExportResult export_run(const ExportRequest& request, const std::function<void(c
   const auto r = format->write(
       {request.run_dir, request.out, runtime::parse_dtype(request.dtype), request.replace_existing}, stop);
   if (progress) progress({"done", 1, 1});
-  ExportResult result{r.path, r.format, r.dtype, r.bytes, r.tensors_checked, r.self_check, r.not_converted, {}};
+  ExportResult result{r.path,       r.format,        r.dtype,     r.bytes, r.tensors_checked,
+                      r.self_check, r.not_converted, r.fallbacks, {}};
   const int act_bits = pipeline::read_run_manifest(request.run_dir, /*require_finished=*/true).config.act_bits;
   if (act_bits > 0) {
     result.warnings.push_back("the run quantizes activations to " + std::to_string(act_bits) +

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "eval/layer_stats_record.h"
+#include "export/export_report.h"
 #include "model/llama_config.h"
 
 namespace tessera::api {
@@ -88,6 +89,8 @@ struct ExportResult {
   std::int64_t bytes = 0, tensors_checked = 0;
   std::string self_check;                  // a one-line report of the self-check that passed
   std::vector<std::string> not_converted;  // "layer: why" for layers the format could not hold, written as floats
+  // Tensors written in llama.cpp's per-tensor fallback type of a GGUF k-quant (export_report.h).
+  std::vector<exporting::FallbackTensor> fallbacks;
   // What the exported model does not carry from the run (activation quantization: the formats hold
   // weights only, so the export scores like the run's weights with 16-bit activations).
   std::vector<std::string> warnings;

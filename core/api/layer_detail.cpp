@@ -34,6 +34,10 @@ LayerDetail layer_detail(const std::string& run_dir, std::int64_t block, const s
   torch::NoGradGuard no_grad;
   const auto qblock = model::QuantizedBlock::load(dir.block_path(block), config.weight);
   const auto& q = qblock.linears.at(*kind);
+  if (!q.quantized())
+    throw Error(layer + " of block " + std::to_string(block) +
+                " is not quantized: the run's GGUF target keeps it in F16 (" +
+                quant::linear_grid(config.weight, q.in_features()).reason + ")");
   // The checkpoint's weight, for the plain-RTN reference: only this block is read.
   const torch::Tensor w = model::load_block_weights(config.model, block).linear(*kind).to(torch::kFloat32);
   const auto rtn = quant::quantize_rtn(w, q.spec, layer);

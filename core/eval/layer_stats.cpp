@@ -40,8 +40,10 @@ std::vector<LayerStats> compute_layer_stats(const model::LlamaConfig& config, co
     auto w = on_device.linear(kind);
     s.rel_weight_error = ((w - deq[kind]).norm() / w.norm().clamp_min(1e-30)).item<double>();
     s.output_mse = count[kind] ? sq_err[kind] / static_cast<double>(count[kind]) : 0.0;
-    auto rtn = quant::quantize_rtn(w, q.spec, s.layer);
-    s.flip_ratio = (rtn.codes.to(device) != q.codes.to(device)).to(torch::kFloat64).mean().item<double>();
+    if (q.quantized()) {  // q.spec: the Linear's own grid; an unquantized (F16) Linear has no codes to flip
+      auto rtn = quant::quantize_rtn(w, q.spec, s.layer);
+      s.flip_ratio = (rtn.codes.to(device) != q.codes.to(device)).to(torch::kFloat64).mean().item<double>();
+    }
     const auto dst = block.method_state.find("tesseraq.dst." + s.layer);
     if (dst != block.method_state.end()) {
       const auto f = dst->second.to(torch::kFloat64);

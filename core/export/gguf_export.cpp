@@ -60,6 +60,26 @@ formats::GgmlType linear_type(const std::string& id) {
 
 bool is_block_type(formats::GgmlType t) { return formats::gguf_block_type(t) != nullptr; }
 
+// The type one Linear is written in when the format's is `type`: llama.cpp's own choice
+// (llama-quant.cpp, llama_tensor_get_type): a k-quant needs rows of whole 256-weight super-blocks,
+// other rows get its fallback type, or F16 (quant::linear_grid, which the run quantized them
+// with). A Linear the run left unquantized holds fp16 values: F16 holds it exactly in every block
+// type's file. `reason` is "" for the format's own type. An IQ4_NL fallback (Q2_K, Q3_K) is
+// returned as `type` with the reason, and its encoding fails: such runs are refused before they
+// start.
+formats::GgmlType tensor_type(formats::GgmlType type, const quant::QuantizedLinear& q, std::string* reason) {
+  reason->clear();
+  const auto* bt = formats::gguf_block_type(type);
+  if (!bt || !bt->k_quant()) return type;
+  const auto* target = quant::find_grid_target(bt->format_id);
+  const auto grid = quant::linear_grid(target->spec, q.in_features());
+  *reason = grid.reason;
+  if (!grid.fallback()) return type;
+  if (!grid.quantized) return formats::GgmlType::F16;
+  const auto* fallback = formats::gguf_block_type(target->fallback);
+  return fallback ? fallback->type : type;
+}
+
 // llama_ftype: ALL_F32 0, MOSTLY_F16 1, the block types' own.
 std::uint32_t file_type(formats::GgmlType t) {
   if (const auto* b = formats::gguf_block_type(t)) return b->llama_file_type;
@@ -226,7 +246,10 @@ std::string settings_refusal(const RunSource& run, formats::GgmlType type, const
   const auto& w = run.config.weight;
   const bool symmetric = bt->form != formats::GgufBlockForm::Offset;
   const bool group_fits = bt->k_quant() ? w.group_size == bt->group : w.group_size > 0 && w.group_size % 32 == 0;
-  if (w.bits != bt->bits || w.symmetric != symmetric || !group_fits)
+  // A k-quant file's Linears are in its type or llama.cpp's fallback for their width; a run holds
+  // exactly those grids only when made on the k-quant's own (quant::linear_grid).
+  const bool kquant_grid = !bt->k_quant() || w.superblock_levels == bt->scale_max;
+  if (w.bits != bt->bits || w.symmetric != symmetric || !group_fits || !kquant_grid)
     return "GGUF " + formats::ggml_type_name(type) + " needs " + std::to_string(bt->bits) + "-bit " +
            (symmetric ? "symmetric" : "asymmetric") + " codes with " +
            (bt->k_quant() ? "groups of " + std::to_string(bt->group)
@@ -242,7 +265,10 @@ std::string exactness_refusal(const RunSource& run, formats::GgmlType type) {
   std::string first;
   run.for_each_linear([&](std::int64_t, model::LinearKind, const quant::QuantizedLinear& q) {
     ++total;
-    const auto r = block_encoding(q, type, nullptr);
+    std::string fallback;
+    const auto as = tensor_type(type, q, &fallback);
+    if (!q.quantized() || !is_block_type(as)) return;
+    const auto r = block_encoding(q, as, nullptr);
     if (r.empty())
       ++exact;
     else if (first.empty())
@@ -307,11 +333,14 @@ GgufCheck verify_gguf(const RunSource& run, const std::string& path) {
   run.for_each_linear([&](std::int64_t k, model::LinearKind kind, const quant::QuantizedLinear& q) {
     const auto name = gguf_name(k, kind);
     const auto& t = f.tensor(name);
-    const auto rows = ggml_rows(q, kind, c);
-    auto expected = rows.dequantize();
+    const auto rows = q.quantized() ? ggml_rows(q, kind, c) : q;
+    auto expected = q.quantized() ? rows.dequantize() : ggml_rows(q.dequantize(), kind, c);
     if (is_block_type(t.type)) {
+      if (!q.quantized())
+        throw Error("self-check failed: " + name + " is unquantized in the run but not F16 in the file");
       require_identical(model::gguf_block_codes(t), rows.codes, name + " (codes)");
       ++check.blocks;
+      ++check.by_type[formats::ggml_type_name(t.type)];
     } else if (t.type == formats::GgmlType::F16) {
       expected = expected.to(torch::kFloat16).to(torch::kFloat32);
       ++check.f16;
@@ -358,18 +387,37 @@ ExportReport export_gguf(const std::string& run_dir, const std::string& out_file
     g.add_tensor(p + "ffn_norm.weight", ggml_ne(b.post_attention_norm), formats::GgmlType::F32,
                  float_bytes(b.post_attention_norm, formats::GgmlType::F32));
     for (auto kind : model::kAllLinears) {
-      const auto rows = ggml_rows(qb.linears.at(kind), kind, c);
+      const auto& q = qb.linears.at(kind);
       const auto name = gguf_name(k, kind);
-      if (is_block_type(type)) {
+      std::string fallback;
+      const auto as = tensor_type(type, q, &fallback);
+      auto list_fallback = [&](formats::GgmlType written) {
+        if (!fallback.empty())
+          report.fallbacks.push_back(
+              {name, {q.in_features(), q.out_features()}, formats::ggml_type_name(written), fallback});
+      };
+      if (!q.quantized()) {  // fp16 values: F16 unless the format is F32
+        const auto weight = ggml_rows(q.dequantize(), kind, c);
+        const auto stored = type == formats::GgmlType::F32 ? type : formats::GgmlType::F16;
+        g.add_tensor(name, ggml_ne(weight), stored, float_bytes(weight, stored));
+        list_fallback(stored);
+        continue;
+      }
+      const auto rows = ggml_rows(q, kind, c);
+      if (is_block_type(as)) {
         std::vector<std::uint8_t> bytes;
-        const auto r = block_encoding(rows, type, &bytes);
+        const auto r = block_encoding(rows, as, &bytes);
         if (r.empty()) {
           g.add_tensor(
               name, {static_cast<std::uint64_t>(rows.in_features()), static_cast<std::uint64_t>(rows.out_features())},
-              type, std::move(bytes));
+              as, std::move(bytes));
+          list_fallback(as);
           continue;
         }
         report.not_converted.push_back(name + ": " + r + "; written as F32");
+      } else if (as != type) {  // F16 fallback of a Linear the run quantized (not on the target's grid)
+        report.not_converted.push_back(name + ": " + fallback + ", llama.cpp's F16, which does not hold the run's " +
+                                       q.spec.label() + " weights; written as F32");
       }
       const auto weight = rows.dequantize();
       g.add_tensor(name, ggml_ne(weight), float_type, float_bytes(weight, float_type));
@@ -392,7 +440,11 @@ ExportReport export_gguf(const std::string& run_dir, const std::string& out_file
         auto part = [&](std::int64_t n, const std::string& what) {
           if (n > 0) parts += (parts.empty() ? "" : ", ") + std::to_string(n) + " " + what;
         };
-        part(check.blocks, formats::ggml_type_name(type) + " (codes and decoded weights bit-identical)");
+        if (check.blocks > 0) {  // "30 Q4_K", with llama.cpp's fallbacks "30 Q4_K, 5 Q5_0"
+          for (const auto& [name, n] : check.by_type)
+            parts += (parts.empty() ? "" : ", ") + std::to_string(n) + " " + name;
+          parts += " (codes and decoded weights bit-identical)";
+        }
         part(check.f32, "F32 (bit-identical)");
         part(check.f16, "F16 (identical to the run's weights in fp16)");
         report.self_check =
@@ -401,6 +453,9 @@ ExportReport export_gguf(const std::string& run_dir, const std::string& out_file
       });
   logger()->info("exported {} to {} as {} ({} bytes); self-check: {}", run_dir, out_file, id, report.bytes,
                  report.self_check);
+  if (!report.fallbacks.empty())
+    logger()->info("{} tensors in llama.cpp's fallback types (e.g. {}: {}, {})", report.fallbacks.size(),
+                   report.fallbacks.front().tensor, report.fallbacks.front().type, report.fallbacks.front().reason);
   return report;
 }
 

@@ -13,11 +13,15 @@
 //              converted); a run where no layer can be exact is refused.
 //   gguf-q2_k .. q6_k  super-blocks of 256 (one fp16 d, an integer scale per group of 16 or 32),
 //              written when every group scale of a super-block is d * k (a run made with the
-//              matching --target), under the same rule.
+//              matching --target), under the same rule. A Linear whose input width is not a
+//              multiple of 256 is written in llama.cpp's fallback type (Q5_0, Q5_1, Q8_0, or F16;
+//              quant/grid_target.h), which the run quantized it on, and listed in the report's
+//              fallbacks; general.file_type stays the format's.
 // The file is written beside its destination, self-checked (decoded as llama.cpp does and compared
 // with the run), and only then renamed into place.
 #include <torch/torch.h>
 
+#include <map>
 #include <string>
 
 #include "export/export_report.h"
@@ -34,7 +38,8 @@ ExportReport export_gguf(const std::string& run_dir, const std::string& out_file
                          bool replace_existing, const StopToken& stop = StopToken());
 
 struct GgufCheck {
-  std::int64_t blocks = 0, f16 = 0, f32 = 0;  // quantized Linears by how they are stored
+  std::int64_t blocks = 0, f16 = 0, f32 = 0;    // quantized Linears by how they are stored
+  std::map<std::string, std::int64_t> by_type;  // block-type Linears by ggml type name ("Q4_K", "Q5_0")
 };
 // Decodes every quantized Linear of `file` as llama.cpp does and compares it with the run: block
 // codes and decoded weights and F32 weights bit-identical, F16 weights identical to the run's in

@@ -9,6 +9,7 @@
 #include "io/json_file.h"
 #include "io/safetensors.h"
 #include "model/hf_checkpoint.h"
+#include "quant/grid_target.h"
 #include "runtime/torch_runtime.h"
 #include "text/tokenizer_loader.h"
 #include "util/error.h"
@@ -26,6 +27,17 @@ std::unique_ptr<formats::PackedFormat> format_for(const std::string& id, const q
   throw Error("unknown packed export format \"" + id + "\" (gptq, gptq-v1, awq)");
 }
 
+// Why a Linear is not packed: a GGUF k-quant target's fallback (quant::linear_grid) leaves it on
+// another grid than the run's, or unquantized, and a packed format has one grid for all; else
+// the format's own shape refusal.
+std::string linear_refusal(const RunSource& run, const formats::PackedFormat& format, const quant::QuantizedLinear& q) {
+  if (!q.quantized() || !q.spec.same_grid(run.config.weight)) {
+    const auto g = quant::linear_grid(run.config.weight, q.in_features());
+    return "on llama.cpp's fallback type " + g.gguf_type + " for the GGUF target (" + g.reason + ")";
+  }
+  return format.shape_refusal(q);
+}
+
 std::string refusal(const RunSource& run, const formats::PackedFormat& format) {
   auto why = format.run_refusal(run.config.weight);
   if (!why.empty()) return why;
@@ -34,7 +46,7 @@ std::string refusal(const RunSource& run, const formats::PackedFormat& format) {
   run.for_each_linear([&](std::int64_t k, model::LinearKind kind, const quant::QuantizedLinear& q) {
     const auto module = hf_linear_module(k, kind);
     if (!why.empty()) return;
-    const auto shape = format.shape_refusal(q);
+    const auto shape = linear_refusal(run, format, q);
     if (!shape.empty()) {
       if (first_shape_refusal.empty()) first_shape_refusal = module + ": " + shape;
       return;
@@ -107,7 +119,7 @@ ExportReport export_packed(const std::string& run_dir, const std::string& out_fo
   std::vector<std::string> not_converted;
   run.for_each_linear([&](std::int64_t k, model::LinearKind kind, const quant::QuantizedLinear& q) {
     const auto module = hf_linear_module(k, kind);
-    const auto shape = format->shape_refusal(q);
+    const auto shape = linear_refusal(run, *format, q);
     if (shape.empty()) {
       packed[module + ".weight"] = {module, &q};
     } else {

@@ -5,6 +5,7 @@
 #include "formats/tensor_bytes.h"
 #include "io/safetensors.h"
 #include "pipeline/quantization_run.h"
+#include "quant/grid_target.h"
 #include "rundir/block_stats.h"
 #include "rundir/run_directory.h"
 #include "util/error.h"
@@ -20,8 +21,14 @@ model::QuantizedBlock load_scales_and_zeros(const std::string& path, const quant
   for (auto kind : model::kAllLinears) {
     const std::string p = std::string(model::linear_name(kind)) + ".";
     quant::QuantizedLinear q;
-    q.spec = spec;
-    q.codes = torch::zeros({1, 1}, torch::kUInt8).expand(file.tensor(p + "codes").shape);
+    if (file.contains(p + "f16")) {  // unquantized (QuantizedBlock::save); only its shape is needed
+      q.f16_weight = torch::zeros({1, 1}, torch::kFloat16).expand(file.tensor(p + "f16").shape);
+      b.linears[kind] = q;
+      continue;
+    }
+    const auto& shape = file.tensor(p + "codes").shape;
+    q.spec = quant::linear_grid(spec, shape.size() == 2 ? shape[1] : 0).spec;
+    q.codes = torch::zeros({1, 1}, torch::kUInt8).expand(shape);
     q.scale = formats::tensor_from_view(file.tensor(p + "scale"));
     q.zero = formats::tensor_from_view(file.tensor(p + "zero"));
     b.linears[kind] = q;

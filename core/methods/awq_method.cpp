@@ -131,7 +131,7 @@ AwqScaled awq_apply_scales(model::DecoderBlockWeights w, const pipeline::BlockCo
           model::DecoderBlockWeights trial = w;
           for (auto kind : layers) {
             auto ws = w.linear(kind) * s.unsqueeze(0);
-            trial.linear(kind) = quant::fake_quantize(ws, spec) / s.unsqueeze(0);
+            trial.linear(kind) = quant::fake_quantize_linear(ws, spec) / s.unsqueeze(0);
           }
           const double loss = batched_mse(feat, batch, ref, [&](const torch::Tensor& f) { return module(trial, f); });
           if (loss < best_loss) {
@@ -216,10 +216,13 @@ void awq_clip_weights(model::DecoderBlockWeights& w, const std::map<LinearKind, 
                                                        {LinearKind::Down, LinearKind::Down}};
   for (const auto& [kind, input] : clipped) {
     ctx.stop.throw_if_stopped();
-    auto ratio = search_clip_ratios(w.linear(kind), sample_tokens(features.at(input)), spec,
+    // Each Linear is clipped for its own grid; one left unquantized (F16) has nothing to clip.
+    const auto grid = quant::linear_grid(spec, w.linear(kind).size(1));
+    if (!grid.quantized) continue;
+    auto ratio = search_clip_ratios(w.linear(kind), sample_tokens(features.at(input)), grid.spec,
                                     static_cast<int>(ctx.run->settings.integer("awq", "clip_grid")),
                                     ctx.run->settings.number("awq", "max_shrink"));
-    w.linear(kind) = apply_clip(w.linear(kind), ratio, spec.effective_group(w.linear(kind).size(1)));
+    w.linear(kind) = apply_clip(w.linear(kind), ratio, grid.spec.effective_group(w.linear(kind).size(1)));
     state[std::string("awq.clip.") + model::linear_name(kind)] = ratio.cpu();
   }
 }

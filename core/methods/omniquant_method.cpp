@@ -90,11 +90,16 @@ OmniquantResult omniquant_train(model::DecoderBlockWeights w, const pipeline::Bl
     let.s4 = torch::ones({c.num_heads * c.head_dim / 2}, w.q_proj.options()).set_requires_grad(true);
   }
 
+  // Each Linear's own grid (quant::linear_grid: a GGUF k-quant target's fallback type, or F16, which
+  // has no clipping to learn: its logits stay at their init and are not used).
+  std::map<LinearKind, quant::LinearGrid> grid;
   std::map<LinearKind, torch::Tensor> gamma, beta;
   std::vector<torch::Tensor> lwc_params;
   for (auto kind : model::kAllLinears) {
-    quant::check_finite(w.linear(kind), "block " + std::to_string(ctx.index) + " " + model::linear_name(kind));
-    const auto groups = spec.groups(w.linear(kind).size(1));
+    const auto name = "block " + std::to_string(ctx.index) + " " + model::linear_name(kind);
+    quant::check_finite(w.linear(kind), name);
+    grid[kind] = quant::supported_linear_grid(w.linear(kind), spec, name);
+    const auto groups = grid[kind].quantized ? grid[kind].spec.groups(w.linear(kind).size(1)) : 1;
     gamma[kind] =
         torch::full({w.linear(kind).size(0), groups}, quant::kLwcInitLogit, w.q_proj.options()).set_requires_grad(true);
     beta[kind] =
@@ -116,7 +121,9 @@ OmniquantResult omniquant_train(model::DecoderBlockWeights w, const pipeline::Bl
   auto quantized_block = [&] {
     model::DecoderBlockWeights t = use_let ? let.apply(w, c) : w;
     for (auto kind : model::kAllLinears)
-      t.linear(kind) = quant::lwc_fake_quantize(t.linear(kind), spec, gamma[kind], beta[kind]);
+      t.linear(kind) = grid[kind].quantized
+                           ? quant::lwc_fake_quantize(t.linear(kind), grid[kind].spec, gamma[kind], beta[kind])
+                           : quant::fake_quantize_linear(t.linear(kind), spec);
     return t;
   };
 
@@ -194,8 +201,12 @@ model::QuantizedBlock OmniquantMethod::quantize_block(model::DecoderBlockWeights
   torch::NoGradGuard no_grad;
   model::QuantizedBlock block;
   const auto& w = trained.weights;
-  for (auto kind : model::kAllLinears)
-    block.linears[kind] = quant::lwc_quantize(w.linear(kind), ctx.run->weight, trained.gamma[kind], trained.beta[kind]);
+  for (auto kind : model::kAllLinears) {
+    const auto grid = quant::linear_grid(ctx.run->weight, w.linear(kind).size(1));
+    block.linears[kind] = grid.quantized
+                              ? quant::lwc_quantize(w.linear(kind), grid.spec, trained.gamma[kind], trained.beta[kind])
+                              : quant::QuantizedLinear::unquantized(w.linear(kind));
+  }
   block.set_float_parts(w);
   block.method_state = std::move(state);
   return block;

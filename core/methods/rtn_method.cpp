@@ -10,7 +10,7 @@ QuantizedBlock quantize_block_rtn(const model::DecoderBlockWeights& w, const qua
   QuantizedBlock b;
   for (auto kind : model::kAllLinears) {
     const std::string name = "block " + std::to_string(block_index) + " " + model::linear_name(kind);
-    b.linears[kind] = quant::quantize_rtn(w.linear(kind), spec, name);
+    b.linears[kind] = quant::quantize_linear_rtn(w.linear(kind), spec, name);  // the Linear's own grid
   }
   b.set_float_parts(w);
   return b;

@@ -27,17 +27,24 @@ TesseraqBlockTrainer::TesseraqBlockTrainer(const model::LlamaConfig& config, con
                                            model::RopeTables rope)
     : config_(config), options_(options), rope_(std::move(rope)) {
   torch::NoGradGuard no_grad;
+  float_parts_ = w;
   for (auto kind : model::kAllLinears) {
+    float_parts_.linear(kind) = torch::Tensor();
+    const auto linear = quant::supported_linear_grid(w.linear(kind), spec, model::linear_name(kind));
+    if (!linear.quantized) {  // a constant of the block, like the norms
+      float_parts_.linear(kind) = quant::QuantizedLinear::unquantized(w.linear(kind)).dequantize();
+      continue;
+    }
     const auto grid = grids.find(kind);
-    auto layer = TesseraqLinear::init(
-        w.linear(kind), spec, grid == grids.end() ? std::nullopt : std::optional<quant::GroupGrid>(grid->second));
+    auto layer =
+        TesseraqLinear::init(w.linear(kind), linear.spec,
+                             grid == grids.end() ? std::nullopt : std::optional<quant::GroupGrid>(grid->second));
     layer.use_kernels = options.use_kernels;
     layers_.emplace(kind, std::move(layer));
   }
-  // Norms and biases: fp32 for soft_block(), in the compute dtype for training; the Linears come
-  // from the rounding variables at every step.
-  float_parts_ = w;
-  for (auto kind : model::kAllLinears) float_parts_.linear(kind) = torch::Tensor();
+  if (layers_.empty()) throw Error("TesseraQ: no Linear of this block is quantized (every one stays F16)");
+  // Norms and biases (and unquantized Linears): fp32 for soft_block(), in the compute dtype for
+  // training; the quantized Linears come from the rounding variables at every step.
   compute_block_ = float_parts_;
   for (auto* t : compute_block_.all_tensors())
     if (t->defined()) *t = t->to(options.compute_dtype);
@@ -161,8 +168,11 @@ model::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeights 
     w = std::move(trained.weights);
     reference = w;
     for (auto kind : model::kAllLinears)
-      if (kind != LinearKind::Q && kind != LinearKind::K)
-        grids[kind] = quant::lwc_grid(w.linear(kind), spec, trained.gamma[kind], trained.beta[kind]);
+      if (kind != LinearKind::Q && kind != LinearKind::K) {
+        const auto linear = quant::linear_grid(spec, w.linear(kind).size(1));
+        if (linear.quantized)
+          grids[kind] = quant::lwc_grid(w.linear(kind), linear.spec, trained.gamma[kind], trained.beta[kind]);
+      }
   }
   torch::NoGradGuard no_grad_outside_steps;
   if (init == "none") reference = w;
@@ -274,6 +284,8 @@ model::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeights 
     result.linears[kind] = l.finalize();
     state[std::string("tesseraq.dst.") + model::linear_name(kind)] = l.dst_factor().detach().cpu();
   }
+  for (auto kind : model::kAllLinears)  // the ones a GGUF target leaves unquantized (F16)
+    if (!result.linears.count(kind)) result.linears[kind] = quant::QuantizedLinear::unquantized(w.linear(kind));
   result.set_float_parts(w);
   result.float_reference = reference;
   result.method_state = std::move(state);

@@ -39,7 +39,9 @@ struct TesseraqTrainerOptions {
 class TesseraqBlockTrainer {
  public:
   // `w`: the block after the init (fp32, on the compute device); `grids`: frozen grids per Linear
-  // where the init provides them (others: min/max of w).
+  // where the init provides them (others: min/max of w). `spec` is the run's: each Linear trains on
+  // its own grid (quant::linear_grid); one that a GGUF target leaves unquantized (F16) is not
+  // trained, it stays w rounded to fp16 and is not in layers().
   TesseraqBlockTrainer(const model::LlamaConfig& config, const model::DecoderBlockWeights& w,
                        const std::map<model::LinearKind, quant::GroupGrid>& grids, const quant::WeightQuantSpec& spec,
                        const TesseraqTrainerOptions& options, model::RopeTables rope);
@@ -64,7 +66,8 @@ class TesseraqBlockTrainer {
 
  private:
   const model::LlamaConfig& config_;
-  model::DecoderBlockWeights float_parts_;    // norms/biases in fp32 (Linears undefined)
+  model::DecoderBlockWeights
+      float_parts_;  // norms/biases in fp32, unquantized Linears in fp16 values (others undefined)
   model::DecoderBlockWeights compute_block_;  // the same in the compute dtype
   std::map<model::LinearKind, TesseraqLinear> layers_;
   TesseraqTrainerOptions options_;

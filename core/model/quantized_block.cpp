@@ -2,6 +2,7 @@
 
 #include "formats/tensor_bytes.h"
 #include "io/safetensors.h"
+#include "quant/grid_target.h"
 #include "util/error.h"
 
 namespace tessera::model {
@@ -33,6 +34,10 @@ void QuantizedBlock::save(const std::string& path, const std::map<std::string, s
   for (const auto& [k, v] : metadata) writer.set_metadata(k, v);
   for (const auto& [kind, q] : linears) {
     const std::string p = std::string(model::linear_name(kind)) + ".";
+    if (!q.quantized()) {
+      formats::add_tensor(writer, p + "f16", q.f16_weight);
+      continue;
+    }
     formats::add_tensor(writer, p + "codes", q.codes);
     formats::add_tensor(writer, p + "scale", q.scale);
     formats::add_tensor(writer, p + "zero", q.zero);
@@ -79,8 +84,25 @@ QuantizedBlock QuantizedBlock::load(const std::string& path, const quant::Weight
   auto get = [&](const std::string& name) { return formats::tensor_from_view(file.tensor(name)); };
   for (auto kind : model::kAllLinears) {
     const std::string p = std::string(model::linear_name(kind)) + ".";
+    // Each Linear's grid follows from the run's spec and its width (quant::linear_grid), so the
+    // file records only which Linears are unquantized: "<linear>.f16" instead of codes.
+    const bool f16 = file.contains(p + "f16");
+    const auto& shape = file.tensor(f16 ? p + "f16" : p + "codes").shape;
+    const auto grid = quant::linear_grid(spec, shape.size() == 2 ? shape[1] : 0);
+    if (f16 != !grid.quantized)
+      throw Error(path + ": " + p +
+                  (f16 ? "f16 is an unquantized weight, but the run's grid quantizes it"
+                       : "codes are quantized, but the run's grid keeps it unquantized (" + grid.reason + ")"));
+    if (f16) {
+      quant::QuantizedLinear q;
+      q.f16_weight = get(p + "f16");
+      if (q.f16_weight.scalar_type() != torch::kFloat16 || q.f16_weight.dim() != 2)
+        throw Error(path + ": " + p + "f16 must be an F16 matrix");
+      b.linears[kind] = q;
+      continue;
+    }
     quant::QuantizedLinear q;
-    q.spec = spec;
+    q.spec = grid.spec;
     q.codes = get(p + "codes");
     q.scale = get(p + "scale");
     q.zero = get(p + "zero");

@@ -29,6 +29,7 @@ struct QuantizedBlock {
   model::DecoderBlockWeights dequantized(torch::Device device, torch::ScalarType dtype) const;
 
   void save(const std::string& path, const std::map<std::string, std::string>& metadata) const;  // atomic
+  // `spec`: the run's weight spec; each Linear gets its own grid from it (quant::linear_grid).
   static QuantizedBlock load(const std::string& path, const quant::WeightQuantSpec& spec);
 };
 

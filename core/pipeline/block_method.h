@@ -43,6 +43,7 @@ class BlockMethod {
 std::unique_ptr<BlockMethod> make_block_method(const RunConfig& config);
 
 // Plain RTN of every Linear of `w` (after whatever transform a method applied), keeping norms/biases.
+// `spec` is the run's; each Linear is quantized on its own grid (quant::linear_grid).
 QuantizedBlock quantize_block_rtn(const model::DecoderBlockWeights& w, const quant::WeightQuantSpec& spec,
                                   std::int64_t block_index);
 

@@ -12,6 +12,7 @@
 #include "methods/method_registry.h"
 #include "methods/omniquant_settings.h"
 #include "methods/tesseraq_settings.h"
+#include "quant/grid_target.h"
 
 namespace tessera::pipeline {
 
@@ -60,6 +61,13 @@ const double kCudaSegmentRounding = 2.0 * 1024 * 1024;
 const double kCublasWorkspaceBytes = 64.0 * 1024 * 1024;
 
 namespace {
+
+// Groups per row of a Linear with `in` input columns on its own grid (quant::linear_grid: a GGUF
+// k-quant target's fallback type has other groups; an unquantized F16 Linear has none, counted as 1).
+double linear_groups(const RunConfig& run, double in) {
+  const auto g = quant::linear_grid(run.weight, static_cast<std::int64_t>(in));
+  return g.quantized ? static_cast<double>(g.spec.groups(static_cast<std::int64_t>(in))) : 1.0;
+}
 
 constexpr double kMiB = 1024.0 * 1024.0;
 // runtime/cpu_block_cache.cpp: CPU blocks of at least kLarge bytes are kept after being freed and
@@ -365,7 +373,7 @@ Allocs awq_clip_allocs(const Ctx& c) {
   double worst = 0;
   for (const auto& l : s.linears) {
     const double chunk = std::fmod(l.out, 256.0) == 0 ? 256 : 64;
-    const double groups = static_cast<double>(c.run->weight.groups(static_cast<std::int64_t>(l.in)));
+    const double groups = linear_groups(*c.run, l.in);
     worst = std::max(worst, std::min(chunk, l.out) * tokens * groups * 4);
   }
   return {{kAwqSearch, "clip search: einsum outputs [chunk, tokens, groups] fp32", worst, 3, c.dev},
@@ -403,8 +411,7 @@ void omniquant_phases(const Ctx& c, Replay& r, const Allocs& base, const std::st
   const auto& s = c.s;
   const auto& run = *c.run;
   double groups_elems = 0;
-  for (const auto& l : s.linears)
-    groups_elems += l.out * static_cast<double>(run.weight.groups(static_cast<std::int64_t>(l.in)));
+  for (const auto& l : s.linears) groups_elems += l.out * linear_groups(run, l.in);
   const bool let = methods::omniquant_let(run) && s.KV == s.H;
   const double rows = std::min(static_cast<double>(run.settings.integer("omniquant", "batch")), s.n);
   Allocs state = {
@@ -446,7 +453,10 @@ void tesseraq_phases(const Ctx& c, Replay& r, const Allocs& base, const std::str
   // schedule's first PAR iteration after its hardening, when the first adam_step allocates the Adam
   // moments (ensure_adam_moments: 2 fp32 per soft element, 2 per group for v); the soft weights
   // (compute dtype, requires_grad) and their grads.
-  const double code_bytes = run.weight.bits >= 7 ? 2 : 1;
+  // Codes of more than 6 bits are int16; a Q6_K target's Q8_0 fallback Linears have 8.
+  double code_bytes = run.weight.bits >= 7 ? 2 : 1;
+  for (const auto& l : s.linears)
+    if (quant::linear_grid(run.weight, static_cast<std::int64_t>(l.in)).spec.bits >= 7) code_bytes = 2;
   const auto thresholds = methods::par_thresholds(run);
   const double t0 = thresholds.empty() ? 1.0 : thresholds.front();
   const bool kernels = c.cuda;  // CUDA kernels (TESSERA_CUDA_KERNELS) where the layers live on the GPU
@@ -455,7 +465,7 @@ void tesseraq_phases(const Ctx& c, Replay& r, const Allocs& base, const std::str
   Allocs codes, soft_all, soft, adam, weights;
   for (const auto& l : s.linears) {
     const double elems = l.out * l.in;
-    const double groups = l.out * static_cast<double>(run.weight.groups(static_cast<std::int64_t>(l.in)));
+    const double groups = l.out * linear_groups(run, l.in);
     const std::string shape = std::string(l.name) + " " + dims({l.out, l.in}, "");
     codes.push_back({kTqCodes, "codes " + shape + (code_bytes == 1 ? "int8" : "int16"), elems * code_bytes, 1, c.dev});
     codes.push_back({kTqCodes,

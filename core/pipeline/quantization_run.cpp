@@ -11,6 +11,7 @@
 #include "model/model_loader.h"
 #include "model/quantized_block.h"
 #include "pipeline/block_method.h"
+#include "quant/grid_target.h"
 #include "rundir/block_stats.h"
 #include "rundir/run_directory.h"
 #include "rundir/run_manifest.h"
@@ -139,16 +140,27 @@ void BlockwiseRun::load_calibration() {
   if (tokenizer_path_.empty()) throw Error("no tokenizer found beside " + config_.model + "; set \"tokenizer\"");
   auto tokenizer = text::load_tokenizer(tokenizer_path_);
   text::check_tokenizer_matches_model(*tokenizer, mc.vocab_size, config_.model);
-  if (config_.weight.superblock_levels > 0) {  // GGUF k-quants: whole super-blocks per row
-    const auto columns = quant::WeightQuantSpec::kSuperBlockColumns;
-    for (const auto& [what, in] : {std::pair<const char*, std::int64_t>{"hidden size", mc.hidden_size},
-                                   {"attention width (heads x head dim)", mc.num_heads * mc.head_dim},
-                                   {"intermediate size", mc.intermediate_size}})
-      if (in % columns != 0)
-        throw Error("target " + config_.target + " stores rows in super-blocks of " + std::to_string(columns) +
-                    " weights, but " + config_.model + " has a " + what + " of " + std::to_string(in) +
-                    "; a target of 32-weight blocks (gguf-q4_0 ... gguf-q8_0) fits any multiple of 32");
+  // GGUF k-quants: a Linear whose rows are not whole super-blocks takes llama.cpp's fallback type
+  // (quant::linear_grid). Listed here; refused before any work when that type is one Tessera cannot
+  // quantize onto (IQ4_NL, the fallback of Q2_K and Q3_K).
+  std::string fallbacks, unsupported;
+  for (auto kind : model::kAllLinears) {
+    const auto in = kind == model::LinearKind::O      ? mc.num_heads * mc.head_dim
+                    : kind == model::LinearKind::Down ? mc.intermediate_size
+                                                      : mc.hidden_size;
+    const auto grid = quant::linear_grid(config_.weight, in);
+    if (!grid.fallback()) continue;
+    const auto line = std::string(model::linear_name(kind)) + " -> " + grid.gguf_type + " (" + grid.reason + ")";
+    auto& list = grid.supported ? fallbacks : unsupported;
+    list += (list.empty() ? "" : "; ") + line;
   }
+  if (!unsupported.empty())
+    throw Error("target " + config_.target + " cannot quantize every Linear of " + config_.model +
+                ": llama.cpp stores " + unsupported +
+                ", a non-uniform grid Tessera cannot quantize onto yet; gguf-q4_k, gguf-q5_k and gguf-q6_k fall back "
+                "to Q5_0, Q5_1 and Q8_0, which it can");
+  if (!fallbacks.empty())
+    log("target " + config_.target + ", llama.cpp's per-tensor fallback in every block: " + fallbacks);
   if (config_.seq_len > mc.max_position_embeddings)
     throw Error("calibration seq_len " + std::to_string(config_.seq_len) + " exceeds the model's context of " +
                 std::to_string(mc.max_position_embeddings));

@@ -116,7 +116,13 @@ api::ExportRequest export_request_from_json(const Json& j) {
   return r;
 }
 
+Json to_json(const exporting::FallbackTensor& t) {
+  return {{"tensor", t.tensor}, {"shape", t.shape}, {"type", t.type}, {"reason", t.reason}};
+}
+
 Json to_json(const api::ExportResult& r) {
+  Json fallbacks = Json::array();
+  for (const auto& t : r.fallbacks) fallbacks.push_back(to_json(t));
   return {{"path", r.path},
           {"format", r.format},
           {"dtype", r.dtype},
@@ -124,6 +130,7 @@ Json to_json(const api::ExportResult& r) {
           {"tensors_checked", r.tensors_checked},
           {"self_check", r.self_check},
           {"not_converted", r.not_converted},
+          {"fallbacks", fallbacks},
           {"warnings", r.warnings}};
 }
 
@@ -137,6 +144,15 @@ api::ExportResult export_result_from_json(const Json& j) {
   optional_field(j, "self_check", r.self_check);
   optional_field(j, "not_converted", r.not_converted);
   optional_field(j, "warnings", r.warnings);
+  if (j.contains("fallbacks"))
+    for (const auto& t : j.at("fallbacks")) {
+      exporting::FallbackTensor f;
+      f.tensor = field<std::string>(t, "tensor");
+      optional_field(t, "shape", f.shape);
+      optional_field(t, "type", f.type);
+      optional_field(t, "reason", f.reason);
+      r.fallbacks.push_back(f);
+    }
   return r;
 }
 

@@ -51,6 +51,7 @@ Json to_json(const api::EvalReport& r);
 api::EvalReport eval_report_from_json(const Json& j);
 Json to_json(const api::ExportRequest& r);
 api::ExportRequest export_request_from_json(const Json& j);
+Json to_json(const exporting::FallbackTensor& t);
 Json to_json(const api::ExportResult& r);
 api::ExportResult export_result_from_json(const Json& j);
 Json to_json(const std::vector<api::ExportFormatInfo>& formats);

@@ -12,6 +12,14 @@
 //                       2^(b-1) d and m = k, i.e. y = d k (q - 2^(b-1)): the symmetric codes only,
 //                       not the per-group offsets these types could also hold
 // (llama.cpp's ggml-quants.c dequantize_row_*; the packing is formats/gguf_blocks.h).
+//
+// A k-quant needs rows of whole super-blocks: a Linear whose input width (ggml's ne[0]) is not a
+// multiple of 256 gets the type llama.cpp itself falls back to (llama-quant.cpp,
+// llama_tensor_get_type, "convert_incompatible_tensor"): Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0,
+// Q2_K and Q3_K -> IQ4_NL; and F16 when the fallback's 32-weight blocks do not divide the width
+// either. linear_grid() is that rule; every method, the block files, the statistics and the GGUF
+// export apply it to each Linear.
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -23,7 +31,27 @@ struct GridTarget {
   std::string id;           // the --target value and the matching export format, e.g. "gguf-q4_0"
   WeightQuantSpec spec;     // bits, group, symmetric, scale_bits, superblock_levels
   std::string description;  // one line for help texts
+  std::string gguf_type;    // ggml's name of the block type, e.g. "Q4_0"
+  // k-quants: the --target of llama.cpp's fallback type for rows that are not whole super-blocks
+  // ("gguf-q5_0"), or "IQ4_NL", a type Tessera cannot quantize onto; "" for the 32-weight types.
+  std::string fallback;
 };
+
+// How one Linear is stored under a run's weight spec.
+struct LinearGrid {
+  bool quantized = true;  // false: not quantized, the weight rounded to fp16 (GGUF F16)
+  WeightQuantSpec spec;   // the Linear's grid when quantized
+  std::string gguf_type;  // "Q4_K", "Q5_0", "F16", "IQ4_NL"; "" for a run without a GGUF target
+  std::string reason;     // "" on the run's own grid, else why it falls back
+  bool supported = true;  // false: llama.cpp's fallback is a grid Tessera cannot quantize onto (IQ4_NL)
+  bool fallback() const { return !reason.empty(); }
+};
+
+// The grid of a Linear with `in_features` input columns in a run whose weight spec is `run_spec`
+// (RunConfig::weight): run_spec itself unless it is a k-quant target's grid and in_features is not
+// a multiple of 256, then llama.cpp's fallback (see above). A pure function of its arguments, so
+// that block files need not record it.
+LinearGrid linear_grid(const WeightQuantSpec& run_spec, std::int64_t in_features);
 
 const std::vector<GridTarget>& grid_targets();
 const GridTarget* find_grid_target(const std::string& id);  // nullptr when unknown

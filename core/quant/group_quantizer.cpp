@@ -140,3 +140,32 @@ torch::Tensor fake_quantize(const torch::Tensor& w, const WeightQuantSpec& spec,
 }
 
 }  // namespace tessera::quant
+
+namespace tessera::quant {
+
+LinearGrid supported_linear_grid(const torch::Tensor& w, const WeightQuantSpec& run_spec, const std::string& name) {
+  auto g = linear_grid(run_spec, w.size(1));
+  if (!g.supported)
+    throw Error(name + ": " + g.reason + "; llama.cpp stores such a tensor as " + g.gguf_type +
+                ", a grid Tessera cannot quantize onto yet");
+  return g;
+}
+
+QuantizedLinear quantize_linear_rtn(const torch::Tensor& w, const WeightQuantSpec& run_spec, const std::string& name,
+                                    const torch::Tensor& clip_ratio) {
+  const auto g = supported_linear_grid(w, run_spec, name);
+  if (!g.quantized) {
+    check_finite(w, name);
+    return QuantizedLinear::unquantized(w);
+  }
+  return quantize_rtn(w, g.spec, name, clip_ratio);
+}
+
+torch::Tensor fake_quantize_linear(const torch::Tensor& w, const WeightQuantSpec& run_spec,
+                                   const torch::Tensor& clip_ratio) {
+  const auto g = supported_linear_grid(w, run_spec, "a Linear");
+  if (!g.quantized) return w + (w.to(torch::kFloat16).to(w.scalar_type()) - w).detach();
+  return fake_quantize(w, g.spec, clip_ratio);
+}
+
+}  // namespace tessera::quant

@@ -9,6 +9,7 @@
 
 #include <string>
 
+#include "quant/grid_target.h"
 #include "quant/quantized_linear.h"
 
 namespace tessera::quant {
@@ -41,6 +42,19 @@ torch::Tensor quantize_to_codes(const torch::Tensor& w, const GroupGrid& grid, c
 // RTN: grid + codes. `name` is used in error messages (e.g. "block 3 q_proj").
 QuantizedLinear quantize_rtn(const torch::Tensor& w, const WeightQuantSpec& spec, const std::string& name,
                              const torch::Tensor& clip_ratio = {});
+
+// RTN of one Linear of a run whose weight spec is `run_spec`, on the Linear's own grid
+// (quant/grid_target.h linear_grid: a GGUF k-quant target's fallback type for rows that are not
+// whole super-blocks), or unquantized in fp16 where llama.cpp would store F16. Throws for a grid
+// Tessera cannot quantize onto (IQ4_NL).
+QuantizedLinear quantize_linear_rtn(const torch::Tensor& w, const WeightQuantSpec& run_spec, const std::string& name,
+                                    const torch::Tensor& clip_ratio = {});
+// fake_quantize with the same choice of grid; an unquantized Linear is w rounded to fp16 (its
+// gradient passes straight through).
+torch::Tensor fake_quantize_linear(const torch::Tensor& w, const WeightQuantSpec& run_spec,
+                                   const torch::Tensor& clip_ratio = {});
+// The grid of w under `run_spec` (linear_grid), throwing naming `name` when unsupported.
+LinearGrid supported_linear_grid(const torch::Tensor& w, const WeightQuantSpec& run_spec, const std::string& name);
 
 // Dequantized RTN weight in w's dtype (for searches that compare many candidate grids).
 torch::Tensor fake_quantize(const torch::Tensor& w, const WeightQuantSpec& spec, const torch::Tensor& clip_ratio = {});

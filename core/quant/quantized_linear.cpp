@@ -8,8 +8,15 @@ torch::Tensor expand_groups(const torch::Tensor& per_group, std::int64_t group_s
 
 // In place on one fresh tensor, the same arithmetic as (q - z) * s: each fp32 temporary of a
 // 7B-shaped gate_proj is 172 MiB, and on the CPU the block cache keeps every one of them.
+QuantizedLinear QuantizedLinear::unquantized(const torch::Tensor& w) {
+  QuantizedLinear q;
+  q.f16_weight = w.detach().to(torch::kFloat16).contiguous();
+  return q;
+}
+
 torch::Tensor QuantizedLinear::dequantize() const {
   torch::NoGradGuard no_grad;  // codes are integers: nothing here is trained
+  if (!quantized()) return f16_weight.to(torch::kFloat32);
   const auto g = spec.effective_group(in_features());
   auto w = codes.to(torch::kFloat32);
   if (in_features() % g == 0) {

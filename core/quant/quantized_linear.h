@@ -14,9 +14,14 @@ struct QuantizedLinear {
   torch::Tensor scale;  // float32 [O, G]
   torch::Tensor zero;   // float32 [O, G]
   WeightQuantSpec spec;
+  // A Linear left unquantized (a GGUF k-quant target's last fallback, F16; quant/grid_target.h):
+  // its weight rounded to fp16 [O, I], and no codes, scales or zero points.
+  torch::Tensor f16_weight;
 
-  std::int64_t out_features() const { return codes.size(0); }
-  std::int64_t in_features() const { return codes.size(1); }
+  static QuantizedLinear unquantized(const torch::Tensor& w);  // w rounded to fp16
+  bool quantized() const { return !f16_weight.defined(); }
+  std::int64_t out_features() const { return quantized() ? codes.size(0) : f16_weight.size(0); }
+  std::int64_t in_features() const { return quantized() ? codes.size(1) : f16_weight.size(1); }
   torch::Tensor dequantize() const;  // float32 [O, I] on the codes' device
 };
 

@@ -22,8 +22,10 @@
 
 namespace tessera_test {
 
-// Writes <dir>/stories260K-wide.bin and <dir>/tok512.bin; "" when stories260K is missing.
-inline std::string write_wide_stories260k(const std::string& dir) {
+// Writes <dir>/stories260K-wide.bin and <dir>/tok512.bin; "" when stories260K is missing. `ffn`
+// (at least 172) is the FFN width: 256 gives every Linear rows of 256; 320 or 300 give down_proj
+// inputs that a GGUF k-quant cannot hold, for llama.cpp's per-tensor fallback types.
+inline std::string write_wide_stories260k(const std::string& dir, std::int64_t ffn = 256) {
   const auto source = shared_data("models/stories260K/stories260K.bin");
   const auto tokenizer = shared_data("models/stories260K/tok512.bin");
   if (source.empty() || tokenizer.empty()) return "";
@@ -35,7 +37,7 @@ inline std::string write_wide_stories260k(const std::string& dir) {
   const std::int64_t head = dim / heads;  // 8
   const float* src = reinterpret_cast<const float*>(bytes.data() + sizeof h);
 
-  const std::int64_t D = 256, F = 256, HEAD = D / heads;  // 32
+  const std::int64_t D = 256, F = ffn, HEAD = D / heads;  // 32
   std::vector<float> out;
   // A [rows, cols] matrix of the source into [R, C] zeros, row r -> row_map(r), column c -> col_map(c).
   auto matrix = [&](std::int64_t rows, std::int64_t cols, std::int64_t R, std::int64_t C, auto row_map, auto col_map,

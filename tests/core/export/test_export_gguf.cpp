@@ -22,6 +22,7 @@
 #include "export_test_support.h"
 #include "formats/gguf_blocks.h"
 #include "formats/gguf_file.h"
+#include "model/gguf_import.h"
 #include "model/model_loader.h"
 #include "pipeline/quantization_run.h"
 #include "quant/grid_target.h"
@@ -385,13 +386,13 @@ class TestExportGguf : public QObject {
   }
 
   // The k-quant targets on stories260K widened to rows of 256 (tests/support/synthetic_model.h;
-  // stories260K's own 64 and 172 are refused before any work): every Linear is written as super-blocks, the self-check
-  // passes, and the file scores the run's perplexity exactly. TesseraQ's DST scales and OmniQuant's
-  // learned clipping land on the d * k lattice as well.
+  // stories260K's own 64 and 172 take llama.cpp's fallback types, kQuantFallbackTypes): every
+  // Linear is written as super-blocks, the self-check passes, and the file scores the run's
+  // perplexity exactly. TesseraQ's DST scales and OmniQuant's learned clipping land on the d * k
+  // lattice as well.
   void kQuantTargetsExportBitExactly() {
     TESSERA_REQUIRE_DATA(text, "text/tinystories/sample.txt");
     TESSERA_REQUIRE_DATA(stories, "models/stories260K/stories260K.bin");
-    TESSERA_VERIFY_THROWS_WITH(tessera_test::target_run("gguf-q4_k"), "super-blocks of 256");
     const auto model = tessera_test::write_wide_stories260k(tessera_test::fresh_temp_dir("wide-stories260k"));
     QVERIFY(!model.empty());
     // The widened checkpoint computes stories260K's function (RMSNorm's epsilon aside).
@@ -420,6 +421,78 @@ class TestExportGguf : public QObject {
       const auto& bt = *formats::gguf_block_type(t.type);
       const auto first = formats::unpack_gguf_block(bt, t.data);
       QCOMPARE(*std::max_element(first.scales.begin(), first.scales.begin() + bt.groups()), bt.scale_max);
+    }
+  }
+
+  // llama.cpp's per-tensor fallback (llama-quant.cpp, llama_tensor_get_type): a Linear whose input
+  // width is not a multiple of 256 takes Q5_0 / Q5_1 / Q8_0 for Q4_K / Q5_K / Q6_K, or F16 when the
+  // width is not whole 32-weight blocks either. stories260K widened to width 256 with an FFN of 320
+  // (down_proj falls back) or 300 (down_proj F16), and stories260K itself (width 64: every Linear
+  // Q5_0; FFN 172: down_proj F16). Every method quantizes each Linear on its own grid, the file
+  // holds each tensor in its type bit for bit (decoded = the run's weights), general.file_type
+  // stays the target's, the report lists each fallback tensor, and the file scores the run's
+  // perplexity exactly. Q2_K / Q3_K fall back to IQ4_NL, which Tessera cannot quantize onto: refused.
+  void kQuantFallbackTypes() {
+    TESSERA_REQUIRE_DATA(text, "text/tinystories/sample.txt");
+    TESSERA_REQUIRE_DATA(stories, "models/stories260K/stories260K.bin");
+    const auto ffn320 = tessera_test::write_wide_stories260k(tessera_test::fresh_temp_dir("wide-ffn320"), 320);
+    const auto ffn300 = tessera_test::write_wide_stories260k(tessera_test::fresh_temp_dir("wide-ffn300"), 300);
+    QVERIFY(!ffn320.empty() && !ffn300.empty());
+    for (const auto& model : {ffn320, stories})
+      TESSERA_VERIFY_THROWS_WITH(tessera_test::target_run("gguf-q2_k", "rtn", model), "IQ4_NL");
+    struct Case {
+      std::string model, target, method;
+      std::string type, down_type;  // of q/k/v/o/gate/up, of down_proj
+    };
+    for (const auto& c : std::vector<Case>{{ffn320, "gguf-q4_k", "rtn", "Q4_K", "Q5_0"},
+                                           {ffn320, "gguf-q5_k", "awq", "Q5_K", "Q5_1"},
+                                           {ffn320, "gguf-q6_k", "omniquant", "Q6_K", "Q8_0"},
+                                           {ffn300, "gguf-q4_k", "tesseraq", "Q4_K", "F16"},
+                                           {ffn300, "gguf-q2_k", "rtn", "Q2_K", "F16"},
+                                           {stories, "gguf-q4_k", "tesseraq", "Q5_0", "F16"}}) {
+      const auto what = c.target + " " + c.method + " " + fs::path(c.model).parent_path().filename().string();
+      const auto run = tessera_test::target_run(c.target, c.method, c.model);
+      const auto out = tessera_test::fresh_temp_dir("export-fallback") + "/m.gguf";
+      const auto r = api::export_run({run, out, c.target, "fp32", false});
+      QVERIFY2(r.not_converted.empty(), r.not_converted.empty() ? "" : r.not_converted.front().c_str());
+      const formats::GgufFile f(out);
+      QCOMPARE(f.value("general.file_type").get<std::uint32_t>(), formats::gguf_block_type(c.target)->llama_file_type);
+      const auto source = exporting::RunSource::load(run);
+      // q_proj (its rows permuted to ggml's order), v_proj and down_proj stand for the rest.
+      const std::pair<model::LinearKind, const char*> checked[] = {
+          {model::LinearKind::Q, "attn_q"}, {model::LinearKind::V, "attn_v"}, {model::LinearKind::Down, "ffn_down"}};
+      for (std::size_t k = 0; k < source.blocks.size(); ++k)
+        for (const auto& [kind, gguf_name] : checked) {
+          const auto& q = source.blocks[k].linears.at(kind);
+          const auto name = "blk." + std::to_string(k) + "." + gguf_name + ".weight";
+          const auto expected = kind == model::LinearKind::Down ? c.down_type : c.type;
+          const auto& t = f.tensor(name);
+          QCOMPARE(formats::ggml_type_name(t.type), expected);
+          QCOMPARE(q.quantized(), expected != "F16");
+          // Bit-exact: llama.cpp's decoding of the file is the run's weight.
+          if (kind != model::LinearKind::Q)
+            QVERIFY2(torch::equal(model::decode_gguf_tensor(t), q.dequantize()), (what + " " + name).c_str());
+        }
+      // The report lists every tensor not in the target's own type: name, ggml shape, type, reason.
+      const auto own = formats::ggml_type_name(formats::gguf_block_type(c.target)->type);
+      const std::size_t listed_per_block = (c.type != own ? 6 : 0) + (c.down_type != own ? 1 : 0);
+      QCOMPARE(r.fallbacks.size(), listed_per_block * source.blocks.size());
+      for (const auto& t : r.fallbacks) {
+        QCOMPARE(formats::ggml_type_name(f.tensor(t.tensor).type), t.type);
+        QVERIFY2(t.reason.find("is not a multiple of 256") != std::string::npos, t.reason.c_str());
+        if (t.tensor.find("ffn_down") != std::string::npos) {
+          QCOMPARE(t.type, c.down_type);
+          QCOMPARE(t.shape.size(), std::size_t(2));
+          QCOMPARE(t.shape[1], std::int64_t(c.model == stories ? 64 : 256));  // ggml's ne: {in, out}
+          if (c.down_type == "F16") QVERIFY2(t.reason.find("nor of 32") != std::string::npos, t.reason.c_str());
+        }
+      }
+      const double from_run = tessera_test::perplexity(run, "", text),
+                   from_export = tessera_test::perplexity("", out, text);
+      std::printf("%s: ppl run %.9f export %.9f; %zu fallback tensors, e.g. %s %s (%s)\n  self-check: %s\n",
+                  what.c_str(), from_run, from_export, r.fallbacks.size(), r.fallbacks.front().tensor.c_str(),
+                  r.fallbacks.front().type.c_str(), r.fallbacks.front().reason.c_str(), r.self_check.c_str());
+      QCOMPARE(from_export, from_run);
     }
   }
 
@@ -537,8 +610,8 @@ class TestExportGguf : public QObject {
 
 TESSERA_TEST_MAIN(TestExportGguf, craftedHeadersAreRefused, f32ScoresExactlyLikeTheRun, f16PassesItsSelfCheck,
                   q41IsRefusedWhenNotExact, legacyBlocksMatchGoldenBytes, blockCodecsMatchGgmlsLoops,
-                  targetRunsExportBitExactly, kQuantTargetsExportBitExactly, everyMethodHonoursTheTarget,
-                  damagedStatisticsAreLeftOut, failedGgufExportLeavesNothing)
+                  targetRunsExportBitExactly, kQuantTargetsExportBitExactly, kQuantFallbackTypes,
+                  everyMethodHonoursTheTarget, damagedStatisticsAreLeftOut, failedGgufExportLeavesNothing)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_export_gguf.moc"
 #endif
