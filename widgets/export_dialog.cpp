@@ -15,15 +15,14 @@
 #include <QVBoxLayout>
 
 #include "protocol/worker_protocol.h"
+#include "qt_text.h"
 #include "remote_fetch.h"
 #include "run_table.h"
 #include "worker_job.h"
 
 namespace tessera::widgets {
 
-namespace {
-std::string utf8(const QString& s) { return s.toUtf8().toStdString(); }
-}  // namespace
+namespace {}  // namespace
 
 ExportDialog::ExportDialog(const std::vector<Choice>& runs, int preselected_run, const WorkerEndpoint& worker,
                            QWidget* parent, FormatLister lister)

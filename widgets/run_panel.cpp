@@ -18,13 +18,13 @@
 #include "methods/method_registry.h"
 #include "pipeline/memory_forecast.h"
 #include "pipeline/run_presets.h"
+#include "qt_text.h"
 #include "quant/grid_target.h"
 #include "util/log.h"
 
 namespace tessera::widgets {
 
 namespace {
-std::string utf8(const QString& s) { return s.toUtf8().toStdString(); }
 
 // Spin boxes accept more than validate() does, so that an out-of-range value is refused with
 // validate()'s reason instead of being clamped silently.

@@ -6,6 +6,7 @@
 #include <QJsonObject>
 #include <QSaveFile>
 
+#include "qt_text.h"
 #include "util/error.h"
 
 namespace tessera::widgets {
@@ -14,8 +15,6 @@ namespace {
 
 constexpr const char* kFormat = "tessera-session";
 constexpr int kVersion = 1;
-
-std::string utf8(const QString& s) { return s.toUtf8().toStdString(); }
 
 // One layer's statistics as the session file stores them.
 eval::LayerStats layerStatsFromJson(const QJsonObject& l, std::int64_t block) {

@@ -37,6 +37,7 @@
 #include "perplexity_plot.h"
 #include "protocol/worker_protocol.h"
 #include "qt_log_sink.h"
+#include "qt_text.h"
 #include "run_controls.h"
 #include "run_event_recorder.h"
 #include "run_panel.h"
@@ -64,7 +65,7 @@ constexpr const char* kLastSessionFile = "session/file";
 constexpr const char* kLastRunConfig = "session/run_config";
 constexpr const char* kLastWorker = "session/worker";
 
-std::string utf8(const QString& s) { return s.toUtf8().toStdString(); }
+using widgets::utf8;
 
 // "tesseraq #4": short enough for the heatmap's title and colour-scale label.
 QString shortName(const widgets::SessionRun& r) {

@@ -3,13 +3,14 @@
 #include <QDateTime>
 #include <algorithm>
 
+#include "qt_text.h"
 #include "util/error.h"
 #include "util/log.h"
 
 namespace tessera::workbench {
 
 namespace {
-std::string utf8(const QString& s) { return s.toUtf8().toStdString(); }
+using widgets::utf8;
 }  // namespace
 
 RunQueue::RunQueue(RunExecutor* runs, EvalExecutor* evals, QObject* parent)

@@ -88,6 +88,15 @@ def clean_arguments(entry):
     return out, pch_header
 
 
+UNITY_FILE = re.compile(r"/Unity/unity_[0-9]+_cxx\.cxx$")
+
+
+def unity_sources(unity_file):
+    """The sources a CMake unity file #includes (absolute paths)."""
+    with open(unity_file) as f:
+        return [os.path.realpath(m) for m in re.findall(r'^#include "([^"]+)"', f.read(), re.M)]
+
+
 def pch_is_current(pch, directory):
     """Whether the PCH is newer than every header it was built from (its dependency file lists
     them). clang would refuse a stale one, but asking clang costs ~9 s of loading; this, a few ms."""
@@ -153,8 +162,11 @@ def main():
     by_file = {}
     for e in entries:
         path = os.path.realpath(os.path.join(e["directory"], e["file"]))
-        if path.startswith(core) and path.endswith(".cpp"):
-            by_file[path] = e
+        # A unity build (TESSERA_UNITY_BUILD) compiles CMake's Unity/unity_N_cxx.cxx files, which
+        # #include the sources: each source is checked with its unity file's flags.
+        for source in unity_sources(path) if UNITY_FILE.search(path) else [path]:
+            if source.startswith(core) and source.endswith(".cpp"):
+                by_file[source] = e
     on_disk = sorted(os.path.join(root, n) for root, _, names in os.walk(core) for n in names if n.endswith(".cpp"))
     wanted = [os.path.realpath(f) for f in opts.files] if opts.files else on_disk
     missing = [p for p in wanted if p not in by_file]
