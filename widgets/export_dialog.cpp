@@ -254,6 +254,14 @@ bool ExportDialog::startExport() {
       // Each entry is "layer: why the format cannot hold it".
       text += tr("\nNot converted (written as dequantized floats):\n%1").arg(layers.join("\n"));
     }
+    if (!r.fallbacks.empty()) {  // llama.cpp's per-tensor fallback types of a GGUF k-quant, bit-exact too
+      QStringList tensors;
+      for (const auto& t : r.fallbacks)
+        tensors << QString("%1 %2: %3")
+                       .arg(QString::fromStdString(t.tensor), QString::fromStdString(t.type),
+                            QString::fromStdString(t.reason));
+      text += tr("\nIn llama.cpp's fallback types:\n%1").arg(tensors.join("\n"));
+    }
     result_->setText(text);
     result_->setStyleSheet("color: #2e7d32;");
     stage_->setText(tr("Done"));
