@@ -8,9 +8,9 @@
 
 #include "eval_controller.h"
 #include "event_loop_gap.h"
+#include "gui_test_main.h"
 #include "metrics_store.h"
 #include "perplexity_plot.h"
-#include "tessera_test.h"
 #include "test_data.h"
 
 using tessera::api::EvalProgress;
@@ -174,8 +174,8 @@ void TestGuiEvalController::guiThreadKeepsProcessingEvents() {
   QVERIFY2(gaps.problem().isEmpty(), qPrintable(gaps.problem()));
 }
 
-TESSERA_TEST_MAIN(TestGuiEvalController, finishesWithReferencePerplexity, cancelDuringRunEmitsCancelledOnly,
-                  badTextPathFailsNamingTheFile, guiThreadKeepsProcessingEvents)
+TESSERA_GUI_TEST_MAIN(TestGuiEvalController, finishesWithReferencePerplexity, cancelDuringRunEmitsCancelledOnly,
+                      badTextPathFailsNamingTheFile, guiThreadKeepsProcessingEvents)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_gui_eval_controller.moc"
 #endif

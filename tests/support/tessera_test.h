@@ -22,6 +22,24 @@
 
 #include "util/error.h"
 
+// Every core test is one class in one file, compiled into one executable (tessera_core_tests, so
+// that unity builds compile the tests in a few translation units): TESSERA_TEST_MAIN registers the
+// class under its file's name, and tests/support/test_main.cpp runs the one named by argv[1].
+#include <filesystem>
+#include <map>
+
+namespace tessera_test {
+using TestEntry = int (*)(int argc, char** argv);
+inline std::map<std::string, TestEntry>& registered_tests() {
+  static std::map<std::string, TestEntry> tests;
+  return tests;
+}
+inline bool register_test(const char* file, TestEntry entry) {
+  registered_tests()[std::filesystem::path(file).stem().string()] = entry;
+  return true;
+}
+}  // namespace tessera_test
+
 #ifdef TESSERA_TEST_WITH_QT
 #include <QCoreApplication>
 #include <QMetaMethod>
@@ -53,15 +71,16 @@ inline bool slots_match(const QMetaObject* meta, const char* listed) {
 }  // namespace tessera_test
 
 #define TESSERA_TEST_MAIN(Class, ...)                                        \
-  int main(int argc, char** argv) {                                          \
-    QCoreApplication app(argc, argv);                                        \
+  static int tessera_test_run_##Class(int argc, char** argv) {               \
     Class tc;                                                                \
     if (!tessera_test::slots_match(tc.metaObject(), #__VA_ARGS__)) return 1; \
     return QTest::qExec(&tc, argc, argv);                                    \
-  }
+  }                                                                          \
+  static const bool tessera_test_registered_##Class = tessera_test::register_test(__FILE__, &tessera_test_run_##Class);
 
 #else  // no Qt: a minimal runner with the same macros
 
+#include <algorithm>
 #include <cstdio>
 #include <sstream>
 #include <type_traits>
@@ -71,9 +90,14 @@ inline bool slots_match(const QMetaObject* meta, const char* listed) {
 class QObject {};
 #define Q_OBJECT
 #define slots
-#define TESSERA_TEST_FRIEND friend int main(int, char**);
+// The runner of each class (TESSERA_TEST_MAIN specializes it) calls its private test functions.
+#define TESSERA_TEST_FRIEND \
+  template <typename C>     \
+  friend int tessera_test::run_class(int, char**);
 
 namespace tessera_test {
+template <typename C>
+int run_class(int argc, char** argv);
 struct State {
   bool failed = false;
   bool skipped = false;
@@ -126,13 +150,21 @@ inline std::vector<std::string> split_names(const char* listed) {
   }
   return names;
 }
+// Runs the test functions named in argv[1..] (all of them when none is named), like QTest::qExec.
 template <typename C, typename... M>
-int run(const char* class_name, const char* listed, C& tc, M... methods) {
+int run(int argc, char** argv, const char* class_name, const char* listed, C& tc, M... methods) {
   const auto names = split_names(listed);
   std::vector<void (C::*)()> fns = {methods...};
+  const std::vector<std::string> wanted(argv + 1, argv + argc);
+  for (const auto& w : wanted)
+    if (std::find(names.begin(), names.end(), w) == names.end()) {
+      std::printf("%s has no test function %s\n", class_name, w.c_str());
+      return 1;
+    }
   int passed = 0, failed = 0, skipped = 0;
   std::printf("********* Start testing of %s *********\n", class_name);
   for (std::size_t i = 0; i < fns.size(); ++i) {
+    if (!wanted.empty() && std::find(wanted.begin(), wanted.end(), names[i]) == wanted.end()) continue;
     state() = State{};
     try {
       (tc.*fns[i])();
@@ -187,11 +219,14 @@ int run(const char* class_name, const char* listed, C& tc, M... methods) {
 #define qPrintable(s) (std::string(s).c_str())
 
 // Member pointers for the listed names are produced by TESSERA_TEST_MEMBERS (below).
-#define TESSERA_TEST_MAIN(Class, ...)                                                             \
-  int main(int, char**) {                                                                         \
-    Class tc;                                                                                     \
-    return tessera_test::run(#Class, #__VA_ARGS__, tc, TESSERA_TEST_MEMBERS(Class, __VA_ARGS__)); \
-  }
+#define TESSERA_TEST_MAIN(Class, ...)                                                                         \
+  template <>                                                                                                 \
+  int tessera_test::run_class<Class>(int argc, char** argv) {                                                 \
+    Class tc;                                                                                                 \
+    return tessera_test::run(argc, argv, #Class, #__VA_ARGS__, tc, TESSERA_TEST_MEMBERS(Class, __VA_ARGS__)); \
+  }                                                                                                           \
+  static const bool tessera_test_registered_##Class =                                                         \
+      tessera_test::register_test(__FILE__, &tessera_test::run_class<Class>);
 
 // Up to 24 test functions per class.
 #define TESSERA_TM_1(C, a) &C::a

@@ -5,9 +5,14 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 namespace tessera_test {
+
+// stories260K (llama2.c format), the real model most tests run on, under shared/data.
+inline const char* const kStories = "models/stories260K/stories260K.bin";
 
 inline std::string shared_dir() {
   if (const char* env = std::getenv("TESSERA_SHARED_DIR")) return env;
@@ -33,6 +38,14 @@ inline std::string fresh_temp_dir(const std::string& name) {
   std::filesystem::remove_all(p);
   std::filesystem::create_directories(p);
   return p.string();
+}
+
+// A file's bytes as they are on disk ("" when it cannot be read).
+inline std::string file_bytes(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 }  // namespace tessera_test

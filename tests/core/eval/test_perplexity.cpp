@@ -18,7 +18,7 @@
 using namespace tessera;
 
 namespace {
-const char* kStories = "models/stories260K/stories260K.bin";
+using tessera_test::kStories;
 const char* kSample = "text/tinystories/sample.txt";
 }  // namespace
 

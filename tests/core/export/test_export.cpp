@@ -24,7 +24,7 @@ namespace fs = std::filesystem;
 namespace {
 
 // A W4 g32 RTN run of stories260K, made once per test process.
-const std::string& w4_run() {
+const std::string& w4_rtn_run() {
   static const std::string dir = tessera_test::rtn_run(4, "export-run");
   return dir;
 }
@@ -39,7 +39,7 @@ class TestExport : public QObject {
   void fp32ExportEvaluatesExactlyLikeTheRun() {
     TESSERA_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
     TESSERA_REQUIRE_DATA(text, "text/tinystories/sample.txt");
-    const auto run = w4_run();
+    const auto run = w4_rtn_run();
     const auto out = tessera_test::fresh_temp_dir("export-fp32") + "/hf";
     const auto r = api::export_run({run, out, "hf", "fp32", false});
     QCOMPARE(r.tensors_checked, std::int64_t(5 * 7));
@@ -58,7 +58,7 @@ class TestExport : public QObject {
 
   void halfExportPassesSelfCheckAndIsSmaller() {
     TESSERA_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
-    const auto run = w4_run();
+    const auto run = w4_rtn_run();
     const auto base = tessera_test::fresh_temp_dir("export-half");
     const auto full = api::export_run({run, base + "/fp32", "hf", "fp32", false});
     const auto half = api::export_run({run, base + "/fp16", "hf", "fp16", false});
@@ -68,7 +68,7 @@ class TestExport : public QObject {
 
   void corruptedExportIsDetected() {
     TESSERA_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
-    const auto run = w4_run();
+    const auto run = w4_rtn_run();
     const auto out = tessera_test::fresh_temp_dir("export-corrupt") + "/hf";
     api::export_run({run, out, "hf", "fp32", false});
     tessera_test::flip_bits_in_tensor(out + "/model.safetensors", "model.layers.3.mlp.up_proj.weight", 100, 0x40);
@@ -94,12 +94,12 @@ class TestExport : public QObject {
     const auto r = api::export_run({base + "/run", base + "/gptq", "gptq", "fp32", false});
     QCOMPARE(r.warnings.size(), std::size_t(1));
     QVERIFY2(r.warnings[0].find("activations to 4 bits per token") != std::string::npos, r.warnings[0].c_str());
-    QVERIFY(api::export_run({w4_run(), base + "/weight-only", "gptq", "fp32", false}).warnings.empty());
+    QVERIFY(api::export_run({w4_rtn_run(), base + "/weight-only", "gptq", "fp32", false}).warnings.empty());
   }
 
   void failedExportLeavesNothing() {
     TESSERA_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
-    const auto run = w4_run();
+    const auto run = w4_rtn_run();
     const auto base = tessera_test::fresh_temp_dir("export-fail");
     // Unwritable destination: a path below a regular file.
     std::ofstream(base + "/file") << "x";

@@ -26,13 +26,13 @@ using namespace tessera;
 
 namespace {
 
-struct Output {
+struct ShellOutput {
   int status = -1;
   std::string text;
 };
 
-Output run_command(const std::string& command) {
-  Output out;
+ShellOutput run_shell(const std::string& command) {
+  ShellOutput out;
   FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
   if (!pipe) return out;
   std::array<char, 4096> buffer{};
@@ -41,7 +41,7 @@ Output run_command(const std::string& command) {
   return out;
 }
 
-std::string quoted(const std::string& s) { return "'" + s + "'"; }
+std::string shell_quoted(const std::string& s) { return "'" + s + "'"; }
 
 torch::Tensor read_float64(const std::string& path, std::int64_t rows, std::int64_t cols) {
   auto t = torch::empty({rows, cols}, torch::kFloat64);
@@ -53,7 +53,7 @@ torch::Tensor read_float64(const std::string& path, std::int64_t rows, std::int6
 
 // "" when the interpreter can run the readers, else what is missing.
 std::string python_missing() {
-  const auto probe = run_command(std::string(TESSERA_TEST_PYTHON) + " -c 'import numpy'");
+  const auto probe = run_shell(std::string(TESSERA_TEST_PYTHON) + " -c 'import numpy'");
   if (probe.status == 0) return "";
   return "the engine readers need Python 3 with numpy (Debian: python3-numpy, which installers/"
          "install-deps-debian.sh installs); " +
@@ -85,15 +85,15 @@ void engines_agree(const std::string& run, const std::string& name, const std::v
   std::string id_list;
   for (auto id : ids) id_list += (id_list.empty() ? "" : ",") + std::to_string(id);
   const std::string reference_logits = base + "/reference-logits.f64";
-  std::string command = std::string(TESSERA_TEST_PYTHON) + " " + quoted(TESSERA_TEST_ENGINE_READERS) +
+  std::string command = std::string(TESSERA_TEST_PYTHON) + " " + shell_quoted(TESSERA_TEST_ENGINE_READERS) +
                         (half_weights ? " --half-weights" : "") + " --ids " + id_list + " --write-reference-logits " +
-                        quoted(reference_logits) + " " + quoted(reference);
+                        shell_quoted(reference_logits) + " " + shell_quoted(reference);
   for (const auto& id : formats) {
     const std::string out = base + "/" + id + (id.rfind("gguf", 0) == 0 ? ".gguf" : "");
     api::export_run({run, out, id, "fp32", false});
-    command += " " + quoted(out);
+    command += " " + shell_quoted(out);
   }
-  const auto result = run_command(command);
+  const auto result = run_shell(command);
   std::printf("%s:\n%s", name.c_str(), result.text.c_str());
   QVERIFY2(result.status == 0, result.text.c_str());
   if (half_weights) return;

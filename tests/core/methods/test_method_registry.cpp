@@ -21,6 +21,7 @@
 #include "pipeline/run_presets.h"
 #include "rundir/run_directory.h"
 #include "tessera_test.h"
+#include "test_data.h"
 
 using namespace tessera;
 namespace fs = std::filesystem;
@@ -29,13 +30,6 @@ using nlohmann::json;
 namespace {
 
 const fs::path kTests = TESSERA_TEST_SOURCE_DIR;
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 bool is_identifier(const std::string& s) {
   if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
@@ -132,7 +126,7 @@ class TestMethodRegistry : public QObject {
       const auto name = e.path().filename().string();
       if (e.is_regular_file() && name.rfind("test_", 0) == 0 && e.path().extension() == ".cpp" &&
           name != "test_method_registry.cpp")
-        sources += read_text(e.path());
+        sources += tessera_test::file_bytes(e.path());
     }
     QVERIFY(!sources.empty());
     for (const auto& m : methods::methods())
@@ -198,7 +192,7 @@ class TestMethodRegistry : public QObject {
   // compares exactly that), and it reads as a finished run (what export and eval start from).
   void recordedRunKeepsItsBytesAndFingerprint() {
     const fs::path dir = kTests / "data" / "gpu-run-stories260K";
-    const std::string text = read_text(dir / "run.json");
+    const std::string text = tessera_test::file_bytes(dir / "run.json");
     const json manifest = json::parse(text);
     const auto config = pipeline::RunConfig::from_json_text(manifest["config"].dump(), "run.json");
     QCOMPARE(config.identity_json(), manifest["config_identity"].get<std::string>());

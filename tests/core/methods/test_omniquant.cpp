@@ -18,9 +18,9 @@ using namespace tessera;
 
 namespace {
 
-const char* kStories = "models/stories260K/stories260K.bin";
+using tessera_test::kStories;
 
-class Collect : public rundir::EventSink {
+class OmniquantEvents : public rundir::EventSink {
  public:
   void on_event(const rundir::RunEvent& e) override {
     if (e.kind == rundir::RunEvent::Kind::Log) logs += e.message + "\n";
@@ -30,7 +30,7 @@ class Collect : public rundir::EventSink {
   int step_losses = 0;
 };
 
-pipeline::RunConfig small_run(const std::string& model, const std::string& calib, const std::string& method) {
+pipeline::RunConfig omniquant_run(const std::string& model, const std::string& calib, const std::string& method) {
   auto c = tessera_test::small_run(model, calib, method, 2);
   c.settings.set("omniquant", "epochs", 3);
   c.settings.set("tesseraq", "log_every", 1);
@@ -114,8 +114,8 @@ class TestOmniquant : public QObject {
     TESSERA_REQUIRE_DATA(model, kStories);
     TESSERA_REQUIRE_DATA(corpus, "text/tinystories/train-sample.txt");
     const auto base = tessera_test::fresh_temp_dir("omniquant");
-    Collect oq_events;
-    const auto oq_cfg = small_run(model, corpus, "omniquant");
+    OmniquantEvents oq_events;
+    const auto oq_cfg = omniquant_run(model, corpus, "omniquant");
     const auto oq = pipeline::run_quantization(oq_cfg, base + "/oq", false, oq_events);
     // 3 epochs of 8 one-sample steps per block, each reported (log_every 1); 40-epoch W2 default not used.
     QCOMPARE(oq_events.step_losses, 3 * 8 * static_cast<int>(oq.blocks));
@@ -128,7 +128,7 @@ class TestOmniquant : public QObject {
     QVERIFY(b0.method_state.count("omniquant.lwc_gamma.down_proj") == 1);
     QVERIFY(b0.method_state.count("omniquant.let.s1") == 0);  // weight-only: no LET
 
-    auto tq_cfg = small_run(model, corpus, "tesseraq");
+    auto tq_cfg = omniquant_run(model, corpus, "tesseraq");
     tq_cfg.settings.set("tesseraq", "init", "omniquant");
     tq_cfg.settings.set("tesseraq", "schedule", "0.5,0");
     tq_cfg.settings.set("tesseraq", "steps", 20);
@@ -145,12 +145,12 @@ class TestOmniquant : public QObject {
   void letIsSkippedWithAReasonOnGroupedQueryAttention() {
     TESSERA_REQUIRE_DATA(model, kStories);  // 8 heads, 4 KV heads
     TESSERA_REQUIRE_DATA(corpus, "text/tinystories/train-sample.txt");
-    auto cfg = small_run(model, corpus, "omniquant");
+    auto cfg = omniquant_run(model, corpus, "omniquant");
     cfg.weight = {4, 0, false};
     cfg.act_bits = 4;  // LET "auto" would be on
     cfg.settings.set("omniquant", "epochs", 1);
     cfg.samples = 4;
-    Collect events;
+    OmniquantEvents events;
     const auto run =
         pipeline::run_quantization(cfg, tessera_test::fresh_temp_dir("omniquant-gqa") + "/run", false, events);
     QVERIFY(events.logs.find("LET skipped: the model uses grouped-query attention") != std::string::npos);

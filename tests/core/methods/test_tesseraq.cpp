@@ -30,14 +30,14 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const char* kStories = "models/stories260K/stories260K.bin";
+using tessera_test::kStories;
 
 torch::Tensor random_weight(std::int64_t rows, std::int64_t cols, std::uint64_t seed) {
   torch::manual_seed(seed);
   return torch::randn({rows, cols}) * 0.05;
 }
 
-class Collect : public rundir::EventSink {
+class TesseraqEvents : public rundir::EventSink {
  public:
   void on_event(const rundir::RunEvent& e) override {
     if (e.kind == rundir::RunEvent::Kind::StepLoss) ++step_losses;
@@ -51,7 +51,7 @@ class Collect : public rundir::EventSink {
   int skipped = 0;
 };
 
-pipeline::RunConfig small_run(const std::string& model, const std::string& calib, const std::string& method) {
+pipeline::RunConfig tesseraq_run(const std::string& model, const std::string& calib, const std::string& method) {
   auto c = tessera_test::small_run(model, calib, method, 2);
   c.settings.set("tesseraq", "schedule", "0.5,0.2,0");
   c.settings.set("tesseraq", "steps", 20);
@@ -232,9 +232,10 @@ class TestTesseraq : public QObject {
     // std::filesystem::remove_all crashes in this process on the GPU machine (libtorch 2.11 wheel).
     const fs::path base = tessera_test::fresh_temp_dir("tesseraq");
     rundir::NullEventSink quiet;
-    const auto awq = pipeline::run_quantization(small_run(model, corpus, "awq"), (base / "awq").string(), false, quiet);
-    Collect events;
-    const auto cfg = small_run(model, corpus, "tesseraq");
+    const auto awq =
+        pipeline::run_quantization(tesseraq_run(model, corpus, "awq"), (base / "awq").string(), false, quiet);
+    TesseraqEvents events;
+    const auto cfg = tesseraq_run(model, corpus, "tesseraq");
     const auto tq = pipeline::run_quantization(cfg, (base / "tq").string(), false, events);
     QCOMPARE(tq.loss.size(), awq.loss.size());
     for (std::size_t k = 0; k < tq.loss.size(); ++k) {
@@ -263,11 +264,11 @@ class TestTesseraq : public QObject {
     auto targets = model::decoder_block_forward(model.config(), block, x, model.rope(32));
     auto poisoned = x.clone();
     poisoned[5][3][7] = std::numeric_limits<float>::quiet_NaN();  // every batch holding sample 5 fails
-    auto cfg = small_run(model_path, corpus, "tesseraq");
+    auto cfg = tesseraq_run(model_path, corpus, "tesseraq");
     cfg.settings.set("tesseraq", "init", "none");
     cfg.settings.set("tesseraq", "schedule", "0.5,0");
     cfg.settings.set("tesseraq", "steps", 15);
-    Collect events;
+    TesseraqEvents events;
     auto ctx = tessera_test::block0_context(model, cfg, x);
     ctx.inputs_quant = poisoned;
     ctx.targets = targets;
@@ -296,7 +297,7 @@ class TestTesseraq : public QObject {
     TESSERA_REQUIRE_DATA(corpus, "text/tinystories/train-sample.txt");
     // Blocks 0-1 come from two separate runs of the same config (reproducibility for a fixed
     // seed); blocks 2-4 from an uninterrupted run and from a resumed one.
-    auto cfg = small_run(model, corpus, "tesseraq");
+    auto cfg = tesseraq_run(model, corpus, "tesseraq");
     cfg.settings.set("tesseraq", "init", "none");
     cfg.seq_len = 32;
     cfg.settings.set("tesseraq", "schedule", "0.5,0");
@@ -335,7 +336,7 @@ class TestTesseraq : public QObject {
     // W4A4 per-channel (the paper's weight-activation setting): activations of every Linear are
     // quantized per token in the forward with a straight-through gradient, in TesseraQ's training
     // and in the loss measured against RTN W4A4.
-    auto cfg = small_run(model, corpus, "tesseraq");
+    auto cfg = tesseraq_run(model, corpus, "tesseraq");
     cfg.weight = {4, 0, false};
     cfg.act_bits = 4;
     rundir::NullEventSink quiet;

@@ -16,7 +16,7 @@ using namespace tessera;
 
 namespace {
 
-double max_diff(const torch::Tensor& a, const torch::Tensor& b) {
+double max_abs_difference(const torch::Tensor& a, const torch::Tensor& b) {
   return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
 }
 
@@ -28,7 +28,7 @@ double tolerance(torch::ScalarType t) { return t == torch::kFloat32 ? 1e-5 : (t 
 
 #define CHECK_CLOSE(a, b, rel, what)                                                            \
   do {                                                                                          \
-    const double d_ = max_diff((a), (b)), tol_ = (rel)*max_abs(b);                              \
+    const double d_ = max_abs_difference((a), (b)), tol_ = (rel)*max_abs(b);                    \
     std::printf("%-36s max diff %.3g (tolerance %.3g)\n", std::string(what).c_str(), d_, tol_); \
     QVERIFY2(d_ <= tol_, (std::string(what) + " differs by " + std::to_string(d_)).c_str());    \
   } while (0)

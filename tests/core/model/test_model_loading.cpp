@@ -20,7 +20,7 @@ using namespace tessera;
 
 namespace {
 
-const char* kStories = "models/stories260K/stories260K.bin";
+using tessera_test::kStories;
 const char* kTinyStoriesHf = "models/TinyStories-656K";
 
 void copy_prefix(const std::string& from, const std::string& to, std::size_t bytes) {

@@ -28,9 +28,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const char* kStories = "models/stories260K/stories260K.bin";
+using tessera_test::kStories;
 
-pipeline::RunConfig small_run(const std::string& model, const std::string& calib, const std::string& method) {
+pipeline::RunConfig three_bit_run(const std::string& model, const std::string& calib, const std::string& method) {
   return tessera_test::small_run(model, calib, method, 3);
 }
 
@@ -170,7 +170,7 @@ class TestQuantization : public QObject {
     TESSERA_REQUIRE_DATA(corpus, "text/tinystories/train-sample.txt");
     auto model = model::load_model(model_path);
     auto x = tessera_test::calibration_inputs(model, model_path, corpus, 4, 64);
-    auto cfg = small_run(model_path, corpus, "awq");
+    auto cfg = three_bit_run(model_path, corpus, "awq");
     cfg.settings.set("awq", "clip", false);
     const auto ctx = tessera_test::block0_context(model, cfg, x);
     methods::AwqMethod awq;
@@ -188,7 +188,7 @@ class TestQuantization : public QObject {
   void interruptedRunResumesToIdenticalCodes() {
     TESSERA_REQUIRE_DATA(model, kStories);
     TESSERA_REQUIRE_DATA(corpus, "text/tinystories/train-sample.txt");
-    tessera_test::verify_interrupted_run_resumes_identically(small_run(model, corpus, "awq"),
+    tessera_test::verify_interrupted_run_resumes_identically(three_bit_run(model, corpus, "awq"),
                                                              tessera_test::fresh_temp_dir("resume"));
   }
 
@@ -196,7 +196,7 @@ class TestQuantization : public QObject {
     TESSERA_REQUIRE_DATA(model, kStories);
     TESSERA_REQUIRE_DATA(corpus, "text/tinystories/train-sample.txt");
     const auto dir = tessera_test::fresh_temp_dir("resume-changed") + "/run";
-    auto cfg = small_run(model, corpus, "rtn");
+    auto cfg = three_bit_run(model, corpus, "rtn");
     rundir::NullEventSink quiet;
     pipeline::run_quantization(cfg, dir, false, quiet);
     cfg.weight.bits = 4;
@@ -343,7 +343,7 @@ class TestQuantization : public QObject {
     TESSERA_REQUIRE_DATA(model, kStories);
     TESSERA_REQUIRE_DATA(corpus, "text/tinystories/train-sample.txt");
     TESSERA_REQUIRE_DATA(text, "text/tinystories/sample.txt");
-    auto cfg = small_run(model, corpus, "rtn");
+    auto cfg = three_bit_run(model, corpus, "rtn");
     cfg.weight.bits = 8;
     const auto dir = tessera_test::fresh_temp_dir("w8") + "/run";
     rundir::NullEventSink quiet;

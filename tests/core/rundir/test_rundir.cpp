@@ -24,13 +24,6 @@ namespace {
 
 const fs::path kRecordedRun = fs::path(TESSERA_TEST_SOURCE_DIR) / "data" / "gpu-run-stories260K";
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 }  // namespace
 
 class TestRunDirectory : public QObject {
@@ -53,14 +46,14 @@ class TestRunDirectory : public QObject {
     QVERIFY(m.other.empty());
     const rundir::RunDirectory again(tessera_test::fresh_temp_dir("rundir-manifest"));
     rundir::write_manifest(again, m);
-    QVERIFY2(read_text(again.manifest_path()) == read_text(recorded.manifest_path()),
+    QVERIFY2(tessera_test::file_bytes(again.manifest_path()) == tessera_test::file_bytes(recorded.manifest_path()),
              "run.json written again differs from the recorded file");
     QVERIFY(rundir::read_manifest(again).fingerprint.differences(m.fingerprint).empty());
   }
 
   // Keys a later version may add are kept; a missing manifest, or one without settings, is refused.
   void manifestKeepsUnknownKeysAndRefusesOthers() {
-    json j = json::parse(read_text(kRecordedRun / "run.json"));
+    json j = json::parse(tessera_test::file_bytes(kRecordedRun / "run.json"));
     j["later_key"] = {{"x", 1}};
     j["calibration"]["later_too"] = "y";
     const auto m = rundir::manifest_from_json(j, "run.json");
@@ -83,7 +76,7 @@ class TestRunDirectory : public QObject {
     s.loss = 0.25;
     s.layers.push_back({2, "q_proj", 0.1, 1e-3, 0.02, 0.9, 1.1, 0.05});
     rundir::write_block_stats(dir, 2, s);
-    QCOMPARE(read_text(dir.stats_path(2)), rundir::to_json(s).dump(2) + "\n");
+    QCOMPARE(tessera_test::file_bytes(dir.stats_path(2)), rundir::to_json(s).dump(2) + "\n");
     const auto back = rundir::read_block_stats(dir, 2);
     QVERIFY(back && back->loss_rtn == 0.5 && back->loss == 0.25);
     QCOMPARE(back->layers.size(), std::size_t(1));

@@ -1,0 +1,25 @@
+// main() of tessera_core_tests: runs the test registered under argv[1] (its file's name, e.g.
+// test_safetensors; tests/support/tessera_test.h), passing it the remaining arguments, e.g. the test
+// functions to run. CTest runs one registered test per entry (tests/CMakeLists.txt).
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "tessera_test.h"
+
+int main(int argc, char** argv) {
+#ifdef TESSERA_TEST_WITH_QT
+  QCoreApplication app(argc, argv);
+#endif
+  const auto& tests = tessera_test::registered_tests();
+  const auto found = argc >= 2 ? tests.find(argv[1]) : tests.end();
+  if (found == tests.end()) {
+    std::fprintf(stderr, "usage: %s TEST [test functions and QTest options]\ntests:", argv[0]);
+    for (const auto& [name, entry] : tests) std::fprintf(stderr, " %s", name.c_str());
+    std::fprintf(stderr, "\n");
+    return 2;
+  }
+  std::vector<char*> args{argv[0]};
+  args.insert(args.end(), argv + 2, argv + argc);
+  return found->second(static_cast<int>(args.size()), args.data());
+}
