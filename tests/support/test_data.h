@@ -48,6 +48,20 @@ inline std::string file_bytes(const std::filesystem::path& p) {
   return ss.str();
 }
 
+// The lines of `text` that fit in `max_bytes`, as a file of their own: for tests whose check holds on
+// any text (an export that scores exactly like its run), a few windows instead of all of it.
+inline std::string text_excerpt(const std::string& text, std::size_t max_bytes) {
+  auto bytes = file_bytes(text);
+  if (bytes.size() > max_bytes) {
+    const auto line_end = bytes.rfind('\n', max_bytes - 1);
+    bytes.resize(line_end == std::string::npos ? max_bytes : line_end + 1);
+  }
+  const auto out =
+      fresh_temp_dir("excerpt-" + std::to_string(max_bytes)) + "/" + std::filesystem::path(text).filename().string();
+  std::ofstream(out, std::ios::binary) << bytes;
+  return out;
+}
+
 }  // namespace tessera_test
 
 #define TESSERA_REQUIRE_DATA(var, relative)                    \
