@@ -247,7 +247,7 @@ EOF
   section "build (ninja -j$JOBS, keep going past failures)"
   local b0
   b0=$(date +%s)
-  # BUILD_TARGETS="tessera test_x ...": only those (a call that runs a few tests builds in less time).
+  # BUILD_TARGETS="tessera tessera_core_tests ...": only those (a call that runs a few tests builds in less time).
   # shellcheck disable=SC2086
   cmake --build "$BUILD_DIR" -j "$JOBS" ${BUILD_TARGETS:+--target $BUILD_TARGETS} -- -k 0
   rc=$?
@@ -255,10 +255,9 @@ EOF
 
   section "results"
   local exe
-  for exe in app/tessera tests/bench/tessera_bench_decoder_block lib/libtessera_spm_bridge.so; do
+  for exe in app/tessera tests/tessera_core_tests tests/bench/tessera_bench_decoder_block lib/libtessera_spm_bridge.so; do
     if [ -e "$BUILD_DIR/$exe" ]; then log "built $exe"; else log "MISSING $exe"; fi
   done
-  find "$BUILD_DIR/tests" -maxdepth 2 -type f -name 'test_*' -perm -u+x 2>/dev/null | sed 's/^/  test binary: /'
   if [ -x "$BUILD_DIR/app/tessera" ]; then
     readelf -d "$BUILD_DIR/app/tessera" 2>/dev/null | grep -E 'NEEDED|RUNPATH|RPATH' | sed 's/^/  /'
     ldd "$BUILD_DIR/app/tessera" 2>&1 | grep -E 'not found|torch|c10|cudart' | sed 's/^/  /'
