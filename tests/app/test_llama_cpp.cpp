@@ -36,7 +36,7 @@ using tessera_test::run_command;
 const char* const kModel = "models/stories260K/stories260K.bin";
 const char* const kText = "text/tinystories/sample.txt";  // CRLF line endings: read with universal newlines
 constexpr int kGreedyTokens = 40;
-// The fallback types' files are scored on the first 8 KB of kText (5 windows of 512): their
+// The fallback types' files are scored on the first 8 KB of kText (windows of 512): their
 // vocabulary is stories260K's, whose tokenization of all of kText the other tests compare, and
 // llama.cpp takes 12 s per file for the whole text on one thread. Not the k-quant files: on so few
 // tokens a 2-bit model's perplexity (about 240) moves 7e-3 relative under llama.cpp's activation
