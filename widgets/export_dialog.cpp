@@ -13,6 +13,9 @@
 #include <QPushButton>
 #include <QScrollArea>
 #include <QVBoxLayout>
+#include <algorithm>
+#include <utility>
+#include <vector>
 
 #include "protocol/worker_protocol.h"
 #include "qt_text.h"
@@ -255,12 +258,19 @@ bool ExportDialog::startExport() {
       text += tr("\nNot converted (written as dequantized floats):\n%1").arg(layers.join("\n"));
     }
     if (!r.fallbacks.empty()) {  // llama.cpp's per-tensor fallback types of a GGUF k-quant, bit-exact too
-      QStringList tensors;
-      for (const auto& t : r.fallbacks)
-        tensors << QString("%1 %2: %3")
-                       .arg(QString::fromStdString(t.tensor), QString::fromStdString(t.type),
-                            QString::fromStdString(t.reason));
-      text += tr("\nIn llama.cpp's fallback types:\n%1").arg(tensors.join("\n"));
+      // One line per type and reason (a model's layers of one width share both), then its tensors.
+      std::vector<std::pair<QString, QStringList>> groups;
+      for (const auto& t : r.fallbacks) {
+        const QString head = QString("%1, %2").arg(QString::fromStdString(t.type), QString::fromStdString(t.reason));
+        auto it = std::find_if(groups.begin(), groups.end(), [&](const auto& g) { return g.first == head; });
+        if (it == groups.end()) it = groups.insert(groups.end(), {head, {}});
+        it->second << QString::fromStdString(t.tensor);
+      }
+      text += tr("\nIn llama.cpp's fallback types:");
+      for (const auto& [head, tensors] : groups)
+        text += QString("\n%1 (%2): %3")
+                    .arg(head, tensors.size() == 1 ? tr("1 tensor") : tr("%1 tensors").arg(tensors.size()),
+                         tensors.join(", "));
     }
     result_->setText(text);
     result_->setStyleSheet("color: #2e7d32;");

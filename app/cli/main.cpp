@@ -57,8 +57,8 @@ commands:
             --lr sets both TesseraQ learning rates unless --scale-lr is given; --target
             gguf-q4_0|gguf-q4_1|gguf-q5_0|gguf-q5_1|gguf-q8_0 (groups of 32, fp16 scales) or
             gguf-q2_k|gguf-q3_k|gguf-q4_k|gguf-q5_k|gguf-q6_k (super-blocks of 256: fp16 scale
-            times small integer scales per 16 or 32, symmetric codes; rows must be multiples of
-            256) restricts the grid to exactly what that GGUF block type stores, so `export
+            times small integer scales per 16 or 32, and for q2_k/q4_k/q5_k integer mins; rows
+            of other widths take llama.cpp's fallback type) restricts the grid to exactly what that GGUF block type stores, so `export
             --format` of the same name is bit-exact (none: no target); presets
             (resources/presets: W2A16g128, W2A16g64, W2A16, W3A16g128, W4A16, W4A4, cpu-quick)
             apply first, the other options override them; before any work the peak host and

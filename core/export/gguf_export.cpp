@@ -16,6 +16,7 @@
 #include "model/model_loader.h"
 #include "model/rotary_layout.h"
 #include "quant/grid_target.h"
+#include "quant/group_quantizer.h"
 #include "text/gguf_vocabulary.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -103,23 +104,25 @@ quant::QuantizedLinear ggml_rows(const quant::QuantizedLinear& q, model::LinearK
 
 bool is_fp16(float x) { return static_cast<float>(c10::Half(x)) == x; }
 
-// The super-scale d of one k-quant super-block: the scales are d * k with k in 1..scale_max and d
-// an fp16 value. A run made with the matching --target gives its largest scale k = scale_max, so
-// the first candidate is the one; smaller k are tried for runs made otherwise. 0 when none fits.
-float superblock_d(const float* s, int groups, const formats::GgufBlockType& bt) {
+// The fp16 unit u of one k-quant super-block's values x (its group scales, lowest 1, or its group
+// offsets, lowest 0): every x = u * k with k in lowest..highest (bt.scale_max). A run made with the
+// matching --target gives its largest value k = highest, so the first candidate is the one; smaller
+// k are tried for runs made otherwise. 0 when every value is 0 (offsets only); -1 when none fits.
+float superblock_unit(const float* x, int groups, int lowest, int highest) {
   float top = 0;
-  for (int g = 0; g < groups; ++g) top = std::max(top, s[g]);
-  for (int k = bt.scale_max; k >= 1; --k) {
-    const float d = top / static_cast<float>(k);
-    if (!(d > 0) || !is_fp16(d) || d * static_cast<float>(k) != top) continue;
+  for (int g = 0; g < groups; ++g) top = std::max(top, x[g]);
+  if (top == 0 && lowest == 0) return 0;
+  for (int k = highest; k >= 1; --k) {
+    const float u = top / static_cast<float>(k);
+    if (!(u > 0) || !is_fp16(u) || u * static_cast<float>(k) != top) continue;
     bool all = true;
     for (int g = 0; g < groups && all; ++g) {
-      const float kg = std::nearbyint(s[g] / d);
-      all = kg >= 1 && kg <= static_cast<float>(bt.scale_max) && d * kg == s[g];
+      const float kg = std::nearbyint(x[g] / u);
+      all = kg >= static_cast<float>(lowest) && kg <= static_cast<float>(highest) && u * kg == x[g];
     }
-    if (all) return d;
+    if (all) return u;
   }
-  return 0;
+  return -1;
 }
 
 // The blocks of a layer whose rows are already in ggml order, or why they would not decode to the
@@ -128,9 +131,10 @@ float superblock_d(const float* s, int groups, const formats::GgufBlockType& bt)
 // - 32-weight types: d = fp16(s), for the _1 types m = fp16(-z d). llama.cpp computes y = (q -
 //   2^(b-1)) d or y = q d + m in fp32; when s and -z s are fp16 values those products are exact
 //   and equal the run's (q - z) s (at most 8 + 11 significant bits).
-// - k-quants: the group scales of each super-block are d * k (superblock_d), the zero points
-//   2^(b-1); written as scales k, for the types with mins as mins k and dmin = 2^(b-1) d, so that
-//   llama.cpp's (d k) q - dmin k is the run's (q - 2^(b-1)) d k, every product exact.
+// - k-quants: the group scales of each super-block are d * k (superblock_unit). Q3_K / Q6_K: the
+//   zero points are 2^(b-1). With mins (Q2_K / Q4_K / Q5_K): the offsets z s (quant::group_offsets
+//   for a run on the target's grid, where z is fractional) are dmin * m (the same); llama.cpp's
+//   (d k) q - dmin m is then the run's weight: d k, (d k) q and dmin m are exact, one rounding.
 std::string block_encoding(const quant::QuantizedLinear& q, formats::GgmlType type, std::vector<std::uint8_t>* bytes) {
   const auto& bt = *formats::gguf_block_type(type);
   if (q.spec.bits != bt.bits) return std::to_string(q.spec.bits) + "-bit codes";
@@ -144,19 +148,27 @@ std::string block_encoding(const quant::QuantizedLinear& q, formats::GgmlType ty
   const auto n = q.out_features(), blocks_per_row = k / bt.weights;
   torch::Tensor d, m;  // per (row, group): what the block stores
   std::int64_t inexact = 0;
+  torch::Tensor offsets;  // k-quants with mins: per (row, group)
   if (bt.k_quant()) {
+    const bool with_mins = bt.form == formats::GgufBlockForm::ScaledWithMins;
     const auto scale = q.scale.contiguous();
+    if (with_mins)
+      offsets =
+          (q.spec.superblock_offsets() ? quant::group_offsets(q.scale, q.zero, q.spec) : q.zero * q.scale).contiguous();
     d = torch::zeros({n, blocks_per_row}, torch::kFloat32);
+    if (with_mins) m = torch::zeros({n, blocks_per_row}, torch::kFloat32);
     for (std::int64_t r = 0; r < n; ++r)
       for (std::int64_t b = 0; b < blocks_per_row; ++b) {
-        const float db =
-            superblock_d(scale.data_ptr<float>() + (r * blocks_per_row + b) * bt.groups(), bt.groups(), bt);
-        const bool fits =
-            db > 0 && (bt.form == formats::GgufBlockForm::ScaledSymmetric || is_fp16(db * static_cast<float>(half)));
-        d.data_ptr<float>()[r * blocks_per_row + b] = fits ? db : 0.f;
+        const auto at = r * blocks_per_row + b;
+        const float db = superblock_unit(scale.data_ptr<float>() + at * bt.groups(), bt.groups(), 1, bt.scale_max);
+        const float mb =
+            with_mins ? superblock_unit(offsets.data_ptr<float>() + at * bt.groups(), bt.groups(), 0, bt.scale_max) : 0;
+        const bool fits = db > 0 && mb >= 0;
+        d.data_ptr<float>()[at] = fits ? db : 0.f;
+        if (with_mins) m.data_ptr<float>()[at] = fits ? mb : 0.f;
         if (!fits) inexact += bt.groups();
       }
-    inexact += (q.zero != half).sum().item<std::int64_t>();
+    if (!with_mins) inexact += (q.zero != half).sum().item<std::int64_t>();
   } else {
     d = q.scale.to(torch::kFloat16).to(torch::kFloat32);
     m = (-q.zero * d).to(torch::kFloat16).to(torch::kFloat32);
@@ -166,8 +178,11 @@ std::string block_encoding(const quant::QuantizedLinear& q, formats::GgmlType ty
   }
   if (inexact > 0)
     return std::to_string(inexact) + " of " + std::to_string(q.scale.numel()) + " groups" +
-           (bt.k_quant() ? " have scales that are not an fp16 super-scale times 1.." + std::to_string(bt.scale_max) +
-                               " or a zero point other than " + std::to_string(1 << (bt.bits - 1))
+           (bt.form == formats::GgufBlockForm::ScaledWithMins
+                ? " have scales or offsets that are not an fp16 super-scale times 1.." + std::to_string(bt.scale_max) +
+                      " / super-min times 0.." + std::to_string(bt.scale_max)
+            : bt.k_quant() ? " have scales that are not an fp16 super-scale times 1.." + std::to_string(bt.scale_max) +
+                                 " or a zero point other than " + std::to_string(1 << (bt.bits - 1))
             : symmetric ? " have a scale that is not an fp16 value or a zero point other than " +
                               std::to_string(1 << (bt.bits - 1))
                         : " have a scale or -zero*scale that is not an fp16 value");
@@ -186,8 +201,11 @@ std::string block_encoding(const quant::QuantizedLinear& q, formats::GgmlType ty
         for (int j = 0; j < bt.groups(); ++j)
           block.scales[static_cast<std::size_t>(j)] = static_cast<int>(s[j] / block.d);
         if (bt.form == formats::GgufBlockForm::ScaledWithMins) {
-          block.dmin = block.d * static_cast<float>(half);
-          block.mins = block.scales;
+          block.dmin = mc.data_ptr<float>()[r * blocks_per_row + b];
+          const float* o = offsets.data_ptr<float>() + (r * blocks_per_row + b) * bt.groups();
+          for (int j = 0; j < bt.groups(); ++j)
+            block.mins[static_cast<std::size_t>(j)] =
+                block.dmin > 0 ? static_cast<int>(std::nearbyint(o[j] / block.dmin)) : 0;
         }
       } else {
         const auto at = r * dc.size(1) + (b * bt.weights) / g;
@@ -244,7 +262,8 @@ std::string settings_refusal(const RunSource& run, formats::GgmlType type, const
   const auto* bt = formats::gguf_block_type(type);
   if (!bt) return "";
   const auto& w = run.config.weight;
-  const bool symmetric = bt->form != formats::GgufBlockForm::Offset;
+  const bool symmetric =
+      bt->form == formats::GgufBlockForm::Symmetric || bt->form == formats::GgufBlockForm::ScaledSymmetric;
   const bool group_fits = bt->k_quant() ? w.group_size == bt->group : w.group_size > 0 && w.group_size % 32 == 0;
   // A k-quant file's Linears are in its type or llama.cpp's fallback for their width; a run holds
   // exactly those grids only when made on the k-quant's own (quant::linear_grid).

@@ -93,8 +93,11 @@ __global__ void step_kernel(const float* scale, const float* v, float* step, std
 
 // GGUF k-quant scales, as quant::representable_scales: per row and super-block of `per_block`
 // groups, d = fp16(max x / levels) (at least 2^-24) and step = d * clamp(rint(x / d), 1, levels).
-__global__ void superblock_step_kernel(const float* scale, const float* v, float* step, std::int64_t n_blocks,
-                                       int per_block, int levels) {
+// With `step_zero` (k-quants with mins), the offsets z * step the same way, with dmin and m in
+// 0..levels (quant::group_offsets), and step_zero = offset / step.
+__global__ void superblock_step_kernel(const float* scale, const float* v, const float* zero, float* step,
+                                       float* step_zero, std::int64_t n_blocks, int per_block, int levels) {
+  const float tiny = ldexpf(1.0f, -24), n = static_cast<float>(levels);
   for (std::int64_t b = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; b < n_blocks;
        b += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
     const std::int64_t first = b * per_block;
@@ -104,9 +107,18 @@ __global__ void superblock_step_kernel(const float* scale, const float* v, float
       step[first + g] = x;
       top = fmaxf(top, x);
     }
-    const float d = fmaxf(representable_scale(top / static_cast<float>(levels), 11), ldexpf(1.0f, -24));
+    const float d = fmaxf(representable_scale(top / n, 11), tiny);
+    for (int g = 0; g < per_block; ++g) step[first + g] = d * fminf(fmaxf(rintf(step[first + g] / d), 1.0f), n);
+    if (!step_zero) continue;
+    float top_offset = 0.0f;
+    for (int g = 0; g < per_block; ++g) {
+      const float o = fmaxf(zero[first + g] * step[first + g], 0.0f);
+      step_zero[first + g] = o;
+      top_offset = fmaxf(top_offset, o);
+    }
+    const float dmin = fmaxf(representable_scale(top_offset / n, 11), tiny);
     for (int g = 0; g < per_block; ++g)
-      step[first + g] = d * fminf(fmaxf(rintf(step[first + g] / d), 1.0f), static_cast<float>(levels));
+      step_zero[first + g] = dmin * fminf(fmaxf(rintf(step_zero[first + g] / dmin), 0.0f), n) / step[first + g];
   }
 }
 
@@ -265,10 +277,11 @@ void soft_weight_forward(const SoftLayer& l, Dtype out_type, void* out, cudaStre
   const auto n_groups = l.rows * l.groups;
   if (l.superblock_levels > 0)
     superblock_step_kernel<<<blocks_for(n_groups / l.superblock_groups), kThreads, 0, stream>>>(
-        l.scale, l.v, l.step, n_groups / l.superblock_groups, static_cast<int>(l.superblock_groups),
-        l.superblock_levels);
+        l.scale, l.v, l.zero, l.step, l.step_zero, n_groups / l.superblock_groups,
+        static_cast<int>(l.superblock_groups), l.superblock_levels);
   else
     step_kernel<<<blocks_for(n_groups), kThreads, 0, stream>>>(l.scale, l.v, l.step, n_groups, l.scale_bits);
+  const float* zero = l.step_zero ? l.step_zero : l.zero;
   with_code_type(l.code_type, [&](auto code_tag) {
     using Code = decltype(code_tag);
     with_dtype(out_type, [&](auto out_tag) {
@@ -278,13 +291,13 @@ void soft_weight_forward(const SoftLayer& l, Dtype out_type, void* out, cudaStre
       const auto n = l.rows * l.cols;
       if (vectorizable(l, 8))
         dense_weight_kernel<Code, Out, 8><<<blocks_for(n / 8), kThreads, 0, stream>>>(
-            codes, l.zero, l.step, o, n / 8, l.cols, l.group, l.groups, l.qmax);
+            codes, zero, l.step, o, n / 8, l.cols, l.group, l.groups, l.qmax);
       else
         dense_weight_kernel<Code, Out, 1>
-            <<<blocks_for(n), kThreads, 0, stream>>>(codes, l.zero, l.step, o, n, l.cols, l.group, l.groups, l.qmax);
+            <<<blocks_for(n), kThreads, 0, stream>>>(codes, zero, l.step, o, n, l.cols, l.group, l.groups, l.qmax);
       if (l.soft_count > 0)
         soft_weight_kernel<Code, Out><<<blocks_for(l.soft_count), kThreads, 0, stream>>>(
-            l.soft_index, l.soft_nu, codes, l.zero, l.step, o, l.soft_count, l.cols, l.group, l.groups, l.qmax);
+            l.soft_index, l.soft_nu, codes, zero, l.step, o, l.soft_count, l.cols, l.group, l.groups, l.qmax);
     });
   });
   check(cudaGetLastError(), "soft_weight_forward");

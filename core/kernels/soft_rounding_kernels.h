@@ -35,6 +35,10 @@ struct SoftLayer {
   float* v = nullptr;            // DST variables, [rows, groups]; delta = 2 rsig(v)
   float* step = nullptr;         // scratch [rows, groups]: s * delta (soft_weight_forward writes it)
   float* group_grad = nullptr;   // scratch [rows, groups]: sum over the group of dW * s * (q - z)
+  // k-quants with mins only (superblock_levels > 0, asymmetric): scratch [rows, groups], the zero
+  // point that goes with step, z * step moved onto the dmin * m lattice and divided by step
+  // (quant::group_offsets); the forward pass uses it instead of z. nullptr otherwise.
+  float* step_zero = nullptr;
   std::int64_t soft_count = 0;
   const std::int32_t* soft_index = nullptr;  // ascending flat positions of the soft elements
   float* soft_nu = nullptr;                  // their rounding variables

@@ -105,10 +105,11 @@ kernels::Dtype kernel_dtype(torch::ScalarType t) {
 
 cudaStream_t current_stream() { return c10::cuda::getCurrentCUDAStream().stream(); }
 
-kernels::SoftLayer kernel_layer(TesseraqLinear& l, torch::Tensor& step, torch::Tensor& group_grad,
-                                torch::Tensor& soft_group_start) {
+kernels::SoftLayer kernel_layer(TesseraqLinear& l, torch::Tensor& step, torch::Tensor& step_zero,
+                                torch::Tensor& group_grad, torch::Tensor& soft_group_start) {
   if (!step.defined()) step = torch::empty_like(l.scale);
   if (!group_grad.defined()) group_grad = torch::empty_like(l.scale);
+  if (l.spec.superblock_offsets() && !step_zero.defined()) step_zero = torch::empty_like(l.scale);
   kernels::SoftLayer k;
   k.rows = l.rows();
   k.cols = l.cols();
@@ -130,6 +131,7 @@ kernels::SoftLayer kernel_layer(TesseraqLinear& l, torch::Tensor& step, torch::T
   k.v = l.v.data_ptr<float>();
   k.step = step.data_ptr<float>();
   k.group_grad = group_grad.data_ptr<float>();
+  k.step_zero = l.spec.superblock_offsets() ? step_zero.data_ptr<float>() : nullptr;
   k.soft_count = l.soft_count();
   k.soft_index = l.soft_count() ? l.soft_index.data_ptr<std::int32_t>() : nullptr;
   k.soft_nu = l.soft_count() ? l.soft_nu.data_ptr<float>() : nullptr;
@@ -181,13 +183,18 @@ TesseraqLinear TesseraqLinear::init(const torch::Tensor& w, const quant::WeightQ
   const auto g = grid ? *grid : quant::compute_grid(w, spec);
   l.scale = g.scale.detach().to(torch::kFloat32).contiguous();
   l.zero = g.zero.detach().to(torch::kFloat32).contiguous();
-  const auto scaled = w.to(torch::kFloat32) / quant::expand_groups(l.scale, l.group, in);
+  auto scaled = w.to(torch::kFloat32) / quant::expand_groups(l.scale, l.group, in);
+  // An integer zero point shifts the codes after the floor; a fractional one (k-quant offsets)
+  // before it, so that the codes stay integers.
+  const bool fractional_zero = spec.superblock_offsets();
+  if (fractional_zero) scaled.add_(quant::expand_groups(l.zero, l.group, in));
   const auto floor_codes = torch::floor(scaled);
   const auto frac = torch::clamp(scaled - floor_codes, 0.0, 1.0);
   const double qmax = l.qmax();
-  l.codes = torch::clamp(floor_codes + quant::expand_groups(l.zero, l.group, in), -1.0, qmax)
-                .to(qmax + 1 <= 127 ? torch::kInt8 : torch::kInt16)
-                .contiguous();
+  l.codes =
+      torch::clamp(fractional_zero ? floor_codes : floor_codes + quant::expand_groups(l.zero, l.group, in), -1.0, qmax)
+          .to(qmax + 1 <= 127 ? torch::kInt8 : torch::kInt16)
+          .contiguous();
   l.soft_index = torch::arange(w.numel(), torch::TensorOptions().dtype(torch::kInt32).device(w.device()));
   l.soft_nu = rectified_sigmoid_inverse(frac).flatten().contiguous();
   l.v = torch::zeros_like(l.scale);
@@ -209,6 +216,12 @@ torch::Tensor TesseraqLinear::dst_factor() const { return 2.0 * rectified_sigmoi
 
 torch::Tensor TesseraqLinear::grid_step() const { return quant::representable_scales(scale * dst_factor(), spec); }
 
+torch::Tensor TesseraqLinear::grid_zero(const torch::Tensor& step) const {
+  if (!spec.superblock_offsets()) return zero;
+  torch::NoGradGuard no_grad;
+  return quant::group_offsets(step, zero, spec) / step;
+}
+
 void TesseraqLinear::write_weight(torch::Tensor& out) {
   torch::NoGradGuard no_grad;
   if (!out.is_contiguous() || out.dim() != 2 || out.size(0) != rows() || out.size(1) != cols())
@@ -216,21 +229,22 @@ void TesseraqLinear::write_weight(torch::Tensor& out) {
                 std::to_string(cols()) + "] tensor");
 #ifdef TESSERA_CUDA_KERNELS
   if (runs_kernels()) {
-    const auto k = kernel_layer(*this, step_, group_grad_, soft_group_start_);
+    const auto k = kernel_layer(*this, step_, step_zero_, group_grad_, soft_group_start_);
     kernels::soft_weight_forward(k, kernel_dtype(out.scalar_type()), out.data_ptr(), current_stream());
     return;
   }
 #endif
   const auto in = cols();
   const auto step = grid_step();
-  auto dense = (torch::clamp(codes.to(torch::kFloat32), 0.0, qmax()) - quant::expand_groups(zero, group, in)) *
+  const auto z = grid_zero(step);
+  auto dense = (torch::clamp(codes.to(torch::kFloat32), 0.0, qmax()) - quant::expand_groups(z, group, in)) *
                quant::expand_groups(step, group, in);
   if (soft_count() > 0) {
     const auto idx = soft_index.to(torch::kInt64);
     const auto k = group_of(idx, in, group, scale.size(1));
     const auto q = torch::clamp(codes.flatten().index_select(0, idx).to(torch::kFloat32) + rectified_sigmoid(soft_nu),
                                 0.0, qmax());
-    dense.view({-1}).index_copy_(0, idx, (q - zero.flatten().index_select(0, k)) * step.flatten().index_select(0, k));
+    dense.view({-1}).index_copy_(0, idx, (q - z.flatten().index_select(0, k)) * step.flatten().index_select(0, k));
   }
   out.copy_(dense);
 }
@@ -250,7 +264,7 @@ TesseraqLinear::Gradients TesseraqLinear::gradients(const torch::Tensor& grad_w)
     out.nu = torch::empty_like(soft_nu);
     out.v = torch::empty_like(v);
     step_ = grid_step().contiguous();
-    const auto k = kernel_layer(*this, step_, group_grad_, soft_group_start_);
+    const auto k = kernel_layer(*this, step_, step_zero_, group_grad_, soft_group_start_);
     kernels::soft_weight_gradients(k, kernel_dtype(g.scalar_type()), g.data_ptr(), out.nu.data_ptr<float>(),
                                    out.v.data_ptr<float>(), current_stream());
     return out;
@@ -312,7 +326,7 @@ void TesseraqLinear::adam_step(const torch::Tensor& grad_w, const TesseraqAdam& 
     a.v_v = v_v_.data_ptr<float>();
     const auto c = coefficients.to(codes.device(), torch::kFloat32).contiguous();
     a.coefficients = c.data_ptr<float>();
-    const auto k = kernel_layer(*this, step_, group_grad_, soft_group_start_);
+    const auto k = kernel_layer(*this, step_, step_zero_, group_grad_, soft_group_start_);
     kernels::soft_weight_adam_step(k, kernel_dtype(g.scalar_type()), g.data_ptr(), a, current_stream());
     return;
   }
@@ -391,7 +405,7 @@ quant::QuantizedLinear TesseraqLinear::finalize() const {
   q.spec = spec;
   q.codes = final_codes();
   q.scale = grid_step().detach();
-  q.zero = zero;
+  q.zero = grid_zero(q.scale);
   return q;
 }
 

@@ -52,7 +52,8 @@ class TesseraqLinear {
   std::int64_t group = 0;     // effective group size
   torch::Tensor scale, zero;  // frozen grid [O, G]
   // int8 (int16 above 6 bits) [O, I]: hard elements floor(W/s) + z + rounding; soft elements
-  // floor(W/s) + z clamped to [-1, qmax] (beyond that the clamp of the code decides alone).
+  // floor(W/s) + z clamped to [-1, qmax] (beyond that the clamp of the code decides alone). With a
+  // fractional z (k-quant offsets) floor(W/s + z).
   torch::Tensor codes;
   torch::Tensor soft_index;  // int32 [S], ascending flat positions of the soft elements
   torch::Tensor soft_nu;     // fp32 [S], their rounding variables
@@ -67,6 +68,9 @@ class TesseraqLinear {
   // s * delta, [O, G], rounded to the scales spec.scale_bits allows (DST moves only to scales a
   // GGUF target stores; the gradient of v passes straight through the rounding).
   torch::Tensor grid_step() const;
+  // The zero point that goes with `step` (grid_step): `zero`, or for k-quant offsets the offset
+  // z * step moved onto its stored lattice, divided by step (quant::group_offsets).
+  torch::Tensor grid_zero(const torch::Tensor& step) const;
 
   // The soft weight into `out` ([O, I], contiguous, fp32/bf16/fp16), or as a new tensor.
   void write_weight(torch::Tensor& out);
@@ -97,9 +101,9 @@ class TesseraqLinear {
   quant::QuantizedLinear finalize() const;
 
  private:
-  torch::Tensor step_, group_grad_;        // scratch for the kernels, [O, G]
-  torch::Tensor soft_group_start_;         // the kernels' index of the soft list by group; reset when it changes
-  torch::Tensor nu_m_, nu_v_, v_m_, v_v_;  // Adam moments; undefined until the first adam_step
+  torch::Tensor step_, step_zero_, group_grad_;  // scratch for the kernels, [O, G]
+  torch::Tensor soft_group_start_;               // the kernels' index of the soft list by group; reset when it changes
+  torch::Tensor nu_m_, nu_v_, v_m_, v_v_;        // Adam moments; undefined until the first adam_step
   void ensure_adam_moments();
 };
 

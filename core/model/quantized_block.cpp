@@ -72,6 +72,11 @@ void check_linear(const quant::QuantizedLinear& q, const std::string& what) {
                 std::to_string(qmax) + ")");
   if (!torch::isfinite(q.scale).all().item<bool>()) throw Error(what + ".scale is not finite");
   const auto z = q.zero;
+  if (q.spec.superblock_offsets()) {  // offset / scale (quant/group_quantizer.h group_offsets)
+    if (!(z >= 0).logical_and(torch::isfinite(z)).all().item<bool>())
+      throw Error(what + ".zero holds values that are not finite non-negative offsets / scales");
+    return;
+  }
   if (!(z >= 0).logical_and(z <= static_cast<double>(qmax)).logical_and(z == torch::round(z)).all().item<bool>())
     throw Error(what + ".zero holds values that are not integer zero points in 0.." + std::to_string(qmax));
 }

@@ -468,9 +468,12 @@ void tesseraq_phases(const Ctx& c, Replay& r, const Allocs& base, const std::str
     const double groups = l.out * linear_groups(run, l.in);
     const std::string shape = std::string(l.name) + " " + dims({l.out, l.in}, "");
     codes.push_back({kTqCodes, "codes " + shape + (code_bytes == 1 ? "int8" : "int16"), elems * code_bytes, 1, c.dev});
+    // The kernels' scratch: step and group grad, and for k-quant offsets the step's zero points.
+    const bool step_zero = kernels && run.weight.superblock_offsets();
     codes.push_back({kTqCodes,
-                     "scale, zero, v" + std::string(kernels ? ", step, group grad" : "") + " [out, groups] fp32",
-                     groups * 4, kernels ? 5.0 : 3.0, c.dev});
+                     "scale, zero, v" + std::string(kernels ? ", step, group grad" : "") +
+                         (step_zero ? ", step zero" : "") + " [out, groups] fp32",
+                     groups * 4, kernels ? (step_zero ? 6.0 : 5.0) : 3.0, c.dev});
     soft_all.push_back({kTqSoft, "index int32 + nu fp32 of every element (init)", elems * 4, 2, c.dev});
     soft.push_back({kTqSoft, "index int32 + nu fp32, " + soft_label, std::floor(t0 * elems) * 4, 2, c.dev});
     adam.push_back({kTqAdam, "m, v fp32 per soft element, " + soft_label, std::floor(t0 * elems) * 4, 2, c.dev});

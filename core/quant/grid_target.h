@@ -8,9 +8,9 @@
 // and the k-quants, super-blocks of 256 weights with one fp16 d and a small integer scale k per
 // group of 16 or 32 (so group scales are d * k):
 //   Q3_K / Q6_K         y = d k (q - 2^(b-1))           k in 1..31 / 1..127 (stored as k + 32 / int8)
-//   Q2_K / Q4_K / Q5_K  y = d k q - dmin m               k, m in 1..15 / 1..63; written with dmin =
-//                       2^(b-1) d and m = k, i.e. y = d k (q - 2^(b-1)): the symmetric codes only,
-//                       not the per-group offsets these types could also hold
+//   Q2_K / Q4_K / Q5_K  y = d k q - dmin m               k in 1..15 / 1..63, m in 0..15 / 0..63,
+//                       dmin fp16: asymmetric codes whose group offsets dmin m are quantized like
+//                       the scales (WeightQuantSpec::superblock_offsets, quant::group_offsets)
 // (llama.cpp's ggml-quants.c dequantize_row_*; the packing is formats/gguf_blocks.h).
 //
 // A k-quant needs rows of whole super-blocks: a Linear whose input width (ggml's ne[0]) is not a

@@ -41,10 +41,11 @@ void check_fp16_range(const torch::Tensor& rounded, const torch::Tensor& x) {
                 " is beyond fp16's range (65504), which the chosen GGUF target stores");
 }
 
-// GGUF k-quant scales: per row and super-block of groups, d = fp16(max s / n), s = d clamp(round(s
-// / d), 1, n). The largest scale keeps k = n (x / fp16(x / n) is within n 2^-11 of n), so the
-// export finds d again as max s / n.
-torch::Tensor superblock_scales(const torch::Tensor& x, std::int64_t groups_per_block, int levels) {
+// GGUF k-quant scales and mins: per row and super-block of groups, d = fp16(max x / n) (at least
+// 2^-24) and x = d clamp(round(x / d), lowest, n), lowest 1 for scales and 0 for mins. The largest
+// value keeps k = n (x / fp16(x / n) is within n 2^-11 of n), so the export finds d again as
+// max x / n, and the rounding is idempotent.
+torch::Tensor superblock_values(const torch::Tensor& x, std::int64_t groups_per_block, int levels, double lowest) {
   if (x.dim() != 2 || x.size(1) % groups_per_block != 0)
     throw Error("GGUF k-quant grids need rows of whole " + std::to_string(WeightQuantSpec::kSuperBlockColumns) +
                 "-column super-blocks; a weight has " + std::to_string(x.size(-1)) + " groups, not a multiple of " +
@@ -53,7 +54,11 @@ torch::Tensor superblock_scales(const torch::Tensor& x, std::int64_t groups_per_
   const auto top = std::get<0>(blocks.max(2, /*keepdim=*/true));
   const auto d = torch::clamp_min(round_significant_bits(top / static_cast<double>(levels), 11), std::pow(2.0, -24));
   check_fp16_range(d, x);
-  return (d * torch::clamp(torch::round(blocks / d), 1.0, static_cast<double>(levels))).reshape(x.sizes());
+  return (d * torch::clamp(torch::round(blocks / d), lowest, static_cast<double>(levels))).reshape(x.sizes());
+}
+
+std::int64_t groups_per_superblock(const WeightQuantSpec& spec) {
+  return WeightQuantSpec::kSuperBlockColumns / spec.group_size;
 }
 
 }  // namespace
@@ -65,13 +70,23 @@ torch::Tensor representable_scales(const torch::Tensor& s, const WeightQuantSpec
     torch::NoGradGuard no_grad;
     const auto x = s.detach().to(torch::kFloat32);
     if (spec.superblock_levels > 0) {
-      rounded = superblock_scales(x, WeightQuantSpec::kSuperBlockColumns / spec.group_size, spec.superblock_levels);
+      rounded = superblock_values(x, groups_per_superblock(spec), spec.superblock_levels, 1.0);
     } else {
       rounded = round_significant_bits(x, spec.scale_bits);
       check_fp16_range(rounded, x);
     }
   }
   return s + (rounded.to(s.scalar_type()) - s).detach();
+}
+
+torch::Tensor representable_offsets(const torch::Tensor& offset, const WeightQuantSpec& spec) {
+  torch::NoGradGuard no_grad;
+  return superblock_values(torch::clamp_min(offset.to(torch::kFloat32), 0.0), groups_per_superblock(spec),
+                           spec.superblock_levels, 0.0);
+}
+
+torch::Tensor group_offsets(const torch::Tensor& scale, const torch::Tensor& zero, const WeightQuantSpec& spec) {
+  return representable_offsets(zero * scale, spec);
 }
 
 GroupGrid compute_grid(const torch::Tensor& w, const WeightQuantSpec& spec, const torch::Tensor& clip_ratio) {
@@ -97,7 +112,8 @@ GroupGrid compute_grid(const torch::Tensor& w, const WeightQuantSpec& spec, cons
   } else {
     const double qmax = std::pow(2.0, spec.bits) - 1.0;
     grid.scale = representable_scales(torch::clamp_min(hi - lo, 1e-5) / qmax, spec);
-    grid.zero = torch::clamp(-torch::round(lo / grid.scale), 0.0, qmax);
+    grid.zero = spec.superblock_offsets() ? representable_offsets(-lo, spec) / grid.scale.detach()
+                                          : torch::clamp(-torch::round(lo / grid.scale), 0.0, qmax);
   }
   return grid;
 }
@@ -106,9 +122,14 @@ torch::Tensor quantize_to_codes(const torch::Tensor& w, const GroupGrid& grid, c
   const double qmax = std::pow(2.0, spec.bits) - 1.0;
   torch::NoGradGuard no_grad;  // codes are integers
   auto wg = grouped(w.to(torch::kFloat32), spec.effective_group(w.size(1)));
-  // One temporary, rounded in place (a weight-sized fp32 tensor per step otherwise).
+  // One temporary, rounded in place (a weight-sized fp32 tensor per step otherwise). A fractional
+  // zero point (k-quant offsets) is added before rounding; an integer one after, as the reference
+  // quantizers do (the same codes up to ties).
   auto q = wg / grid.scale.unsqueeze(2);
-  q.round_().add_(grid.zero.unsqueeze(2)).clamp_(0.0, qmax);
+  if (spec.superblock_offsets())
+    q.add_(grid.zero.unsqueeze(2)).round_().clamp_(0.0, qmax);
+  else
+    q.round_().add_(grid.zero.unsqueeze(2)).clamp_(0.0, qmax);
   return ungrouped(q, w.size(1)).to(torch::kUInt8);
 }
 
@@ -135,6 +156,11 @@ torch::Tensor fake_quantize(const torch::Tensor& w, const WeightQuantSpec& spec,
   const double qmax = std::pow(2.0, spec.bits) - 1.0;
   auto wg = grouped(w.to(torch::kFloat32), spec.effective_group(w.size(1)));
   auto s = grid.scale.unsqueeze(2), z = grid.zero.unsqueeze(2);
+  if (spec.superblock_offsets()) {
+    const auto q = torch::clamp(torch::round(wg / s + z), 0.0, qmax);
+    const auto offset = group_offsets(grid.scale, grid.zero, spec).unsqueeze(2);
+    return ungrouped(q * s - offset, w.size(1)).to(w.scalar_type());
+  }
   auto q = torch::clamp(torch::round(wg / s) + z, 0.0, qmax);
   return ungrouped((q - z) * s, w.size(1)).to(w.scalar_type());
 }

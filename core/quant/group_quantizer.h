@@ -16,7 +16,7 @@ namespace tessera::quant {
 
 struct GroupGrid {
   torch::Tensor scale;  // [O, G] float32
-  torch::Tensor zero;   // [O, G] float32, integer-valued
+  torch::Tensor zero;   // [O, G] float32, integer-valued except for k-quant offsets (below)
 };
 
 // w [O, I] as [O, G, g] (differentiable); a ragged last group is padded with the row's last
@@ -33,6 +33,14 @@ std::pair<torch::Tensor, torch::Tensor> group_min_max(const torch::Tensor& w, st
 // spec has neither. Throws when a scale is beyond fp16's range. The TesseraQ CUDA kernels round
 // the same way.
 torch::Tensor representable_scales(const torch::Tensor& s, const WeightQuantSpec& spec);
+
+// GGUF's k-quants with mins (spec.superblock_offsets(): Q2_K, Q4_K, Q5_K) store each group's
+// offset as dmin * m, dmin an fp16 value per super-block and m in 0..spec.superblock_levels, and
+// compute y = s q - offset. The grid's zero point is then offset / s, a fraction; the offsets are
+// found again by rounding z * s back onto that lattice (representable_offsets is idempotent), so
+// that dequantization and the GGUF export use exactly the stored values. No gradient.
+torch::Tensor representable_offsets(const torch::Tensor& offset, const WeightQuantSpec& spec);
+torch::Tensor group_offsets(const torch::Tensor& scale, const torch::Tensor& zero, const WeightQuantSpec& spec);
 
 // The grid from (optionally clipped) group bounds. `clip_ratio` [O, G] or undefined (= 1).
 GroupGrid compute_grid(const torch::Tensor& w, const WeightQuantSpec& spec, const torch::Tensor& clip_ratio = {});

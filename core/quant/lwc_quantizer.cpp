@@ -22,7 +22,8 @@ GroupGrid lwc_grid(const torch::Tensor& w, const WeightQuantSpec& spec, const to
   } else {
     const double qmax = std::pow(2.0, spec.bits) - 1.0;
     grid.scale = representable_scales(torch::clamp(hi_c - lo_c, 1e-5, 1e4) / qmax, spec);
-    grid.zero = torch::clamp(-torch::round(lo_c.detach() / grid.scale.detach()), 0.0, qmax);
+    grid.zero = spec.superblock_offsets() ? representable_offsets(-lo_c.detach(), spec) / grid.scale.detach()
+                                          : torch::clamp(-torch::round(lo_c.detach() / grid.scale.detach()), 0.0, qmax);
   }
   return grid;
 }
@@ -33,9 +34,11 @@ torch::Tensor lwc_fake_quantize(const torch::Tensor& w, const WeightQuantSpec& s
   const double qmax = std::pow(2.0, spec.bits) - 1.0;
   auto wg = grouped(w.to(torch::kFloat32), spec.effective_group(w.size(1)));
   auto s = grid.scale.unsqueeze(2), z = grid.zero.unsqueeze(2);
-  auto x = wg / s;
+  // A fractional zero point (k-quant offsets) is added before rounding, as quantize_to_codes does;
+  // (q - z) s is then the weight up to the rounding of the offset onto its lattice.
+  auto x = spec.superblock_offsets() ? wg / s + z : wg / s;
   auto rounded = x + (torch::round(x) - x).detach();  // round with a straight-through gradient
-  auto q = torch::clamp(rounded + z, 0.0, qmax);
+  auto q = torch::clamp(spec.superblock_offsets() ? rounded : rounded + z, 0.0, qmax);
   return ungrouped((q - z) * s, w.size(1));
 }
 

@@ -21,9 +21,8 @@ void WeightQuantSpec::validate() const {
   if (superblock_levels < 0 || superblock_levels > 127)
     throw Error("super-block scale levels must be 0 (independent scales) or 1..127, not " +
                 std::to_string(superblock_levels));
-  if (superblock_levels > 0 &&
-      (group_size <= 0 || kSuperBlockColumns % group_size != 0 || !symmetric || scale_bits != 0))
-    throw Error("super-block scales need symmetric codes and a group size dividing " +
+  if (superblock_levels > 0 && (group_size <= 0 || kSuperBlockColumns % group_size != 0 || scale_bits != 0))
+    throw Error("super-block scales need scale bits 0 (the super-block sets them) and a group size dividing " +
                 std::to_string(kSuperBlockColumns) + " (got " + label() + ")");
 }
 

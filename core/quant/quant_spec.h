@@ -17,7 +17,8 @@ struct WeightQuantSpec {
   int scale_bits = 0;
   // 0: group scales are independent. n > 0 (GGUF's k-quants, quant/grid_target.h): within each
   // super-block of kSuperBlockColumns input columns of a row, the group scales are d * k with d an
-  // fp16 value and k an integer in 1..n.
+  // fp16 value and k an integer in 1..n; with asymmetric codes (Q2_K, Q4_K, Q5_K) the group offsets
+  // z * s are dmin * m as well, dmin fp16 and m in 0..n (superblock_offsets()).
   int superblock_levels = 0;
   static constexpr std::int64_t kSuperBlockColumns = 256;  // ggml's QK_K
 
@@ -27,6 +28,9 @@ struct WeightQuantSpec {
     const auto g = effective_group(in_features);
     return (in_features + g - 1) / g;
   }
+  // True for the k-quants with mins: a group's zero point is then offset / scale, not an integer,
+  // and the weight is q * s - offset (quant/group_quantizer.h group_offsets).
+  bool superblock_offsets() const { return superblock_levels > 0 && !symmetric; }
   std::string label() const;  // "W4 g128", "W2 per-channel"
   bool same_grid(const WeightQuantSpec& o) const {
     return bits == o.bits && group_size == o.group_size && symmetric == o.symmetric && scale_bits == o.scale_bits &&

@@ -1,5 +1,7 @@
 #include "quant/quantized_linear.h"
 
+#include "quant/group_quantizer.h"
+
 namespace tessera::quant {
 
 torch::Tensor expand_groups(const torch::Tensor& per_group, std::int64_t group_size, std::int64_t in_features) {
@@ -19,6 +21,10 @@ torch::Tensor QuantizedLinear::dequantize() const {
   if (!quantized()) return f16_weight.to(torch::kFloat32);
   const auto g = spec.effective_group(in_features());
   auto w = codes.to(torch::kFloat32);
+  if (spec.superblock_offsets()) {  // q s - dmin m, in llama.cpp's order (k-quants: whole groups)
+    w.view({out_features(), -1, g}).mul_(scale.unsqueeze(2)).sub_(group_offsets(scale, zero, spec).unsqueeze(2));
+    return w;
+  }
   if (in_features() % g == 0) {
     w.view({out_features(), -1, g}).sub_(zero.unsqueeze(2)).mul_(scale.unsqueeze(2));
   } else {

@@ -5,6 +5,7 @@
 // layer detail read back.
 #include <QDir>
 #include <QFileInfo>
+#include <QProcess>
 #include <QSignalSpy>
 #include <algorithm>
 #include <memory>
@@ -283,6 +284,42 @@ void TestGuiRunController::exportDialogExportsFinishedRun() {
     for (const auto& layer : r.not_converted)
       QVERIFY2(dialog.resultText().contains(QString::fromStdString(layer)), qPrintable(dialog.resultText()));
     if (id == "gptq") QVERIFY(!r.not_converted.empty());
+  }
+
+  // A GGUF k-quant export lists llama.cpp's fallback types: on stories260K (widths 64 and 172, no
+  // whole 256-weight super-blocks) every Linear of a Q4_K run is Q5_0 or, down_proj, F16.
+  // TESSERA_SCREENSHOT_DIR=DIR saves the dialog as DIR/export-dialog-fallbacks.png.
+  TESSERA_REQUIRE_DATA(model, kModel);
+  TESSERA_REQUIRE_DATA(calib, kCalib);
+  const QString q4k = root_ + "/rtn-q4k";
+  QProcess quantize;
+  quantize.start(TESSERA_TEST_CLI_BINARY,
+                 {"quantize", "--model", QString::fromStdString(model), "--calib", QString::fromStdString(calib),
+                  "--method", "rtn", "--target", "gguf-q4_k", "--samples", "2", "--seq-len", "64", "--out", q4k});
+  QVERIFY(quantize.waitForFinished(kRunTimeoutMs));
+  QVERIFY2(quantize.exitCode() == 0, quantize.readAllStandardError().constData());
+  tessera::widgets::ExportDialog k_dialog({{2, "rtn gguf-q4_k #2", q4k}}, 2, tessera::widgets::WorkerEndpoint());
+  QVERIFY2(k_dialog.selectFormat("gguf-q4_k"), qPrintable(k_dialog.formatReason("gguf-q4_k")));
+  k_dialog.setOutputPath(root_ + "/rtn-q4k.gguf");
+  QSignalSpy k_done(&k_dialog, &tessera::widgets::ExportDialog::exported);
+  QSignalSpy k_failed(&k_dialog, &tessera::widgets::ExportDialog::exportFailed);
+  QVERIFY(k_dialog.startExport());
+  QVERIFY(k_done.wait(kRunTimeoutMs) || !k_failed.isEmpty());
+  QVERIFY2(k_failed.isEmpty(), k_failed.isEmpty() ? "" : qPrintable(k_failed.first().at(1).toString()));
+  const auto k_result = k_done.first().at(1).value<tessera::api::ExportResult>();
+  QCOMPARE(k_result.fallbacks.size(), std::size_t(35));
+  const QString text = k_dialog.resultText();
+  // One line per type and reason, then its tensors.
+  QVERIFY2(text.contains("In llama.cpp's fallback types:\nQ5_0, input width 64 is not a multiple of 256 (Q4_K "
+                         "super-blocks) (30 tensors): blk.0.attn_q.weight, blk.0.attn_k.weight,") &&
+               text.contains("\nF16, input width 172 is not a multiple of 256 (Q4_K super-blocks) nor of 32 (Q5_0 "
+                             "blocks) (5 tensors): blk.0.ffn_down.weight, blk.1.ffn_down.weight,"),
+           qPrintable(text));
+  const QString shots = qEnvironmentVariable("TESSERA_SCREENSHOT_DIR");
+  if (!shots.isEmpty()) {
+    k_dialog.show();
+    QTest::qWait(100);  // the layout settles before the grab
+    QVERIFY(k_dialog.grab().save(shots + "/export-dialog-fallbacks.png"));
   }
 }
 

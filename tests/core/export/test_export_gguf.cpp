@@ -394,7 +394,7 @@ class TestExportGguf : public QObject {
   // stories260K's own 64 and 172 take llama.cpp's fallback types, kQuantFallbackTypes): every
   // Linear is written as super-blocks, the self-check passes, and the file scores the run's
   // perplexity exactly. TesseraQ's DST scales and OmniQuant's learned clipping land on the d * k
-  // lattice as well.
+  // lattice as well, and for the types with mins their offsets on the dmin * m one.
   void kQuantTargetsExportBitExactly() {
     TESSERA_REQUIRE_DATA(sample, "text/tinystories/sample.txt");
     const auto text = tessera_test::text_excerpt(sample, kExcerptBytes);
@@ -405,8 +405,8 @@ class TestExportGguf : public QObject {
     const double wide = tessera_test::perplexity("", model, text), narrow = tessera_test::perplexity("", stories, text);
     std::printf("stories260K ppl %.9f, widened to rows of 256: %.9f\n", narrow, wide);
     QVERIFY2(std::fabs(wide / narrow - 1) < 1e-3, std::to_string(wide).c_str());
-    for (const auto& [id, method] : std::vector<std::pair<std::string, std::string>>{{"gguf-q2_k", "rtn"},
-                                                                                     {"gguf-q3_k", "tesseraq"},
+    for (const auto& [id, method] : std::vector<std::pair<std::string, std::string>>{{"gguf-q2_k", "tesseraq"},
+                                                                                     {"gguf-q3_k", "rtn"},
                                                                                      {"gguf-q4_k", "awq"},
                                                                                      {"gguf-q5_k", "omniquant"},
                                                                                      {"gguf-q6_k", "rtn"}}) {
@@ -427,6 +427,12 @@ class TestExportGguf : public QObject {
       const auto& bt = *formats::gguf_block_type(t.type);
       const auto first = formats::unpack_gguf_block(bt, t.data);
       QCOMPARE(*std::max_element(first.scales.begin(), first.scales.begin() + bt.groups()), bt.scale_max);
+      if (bt.form != formats::GgufBlockForm::ScaledWithMins) continue;
+      // Q2_K/Q4_K/Q5_K: the offsets are the groups' own (largest m = the maximum), not the
+      // symmetric codes' (m = k, dmin = 2^(b-1) d).
+      QCOMPARE(*std::max_element(first.mins.begin(), first.mins.begin() + bt.groups()), bt.scale_max);
+      QVERIFY2(first.mins != first.scales && first.dmin != first.d * static_cast<float>(1 << (bt.bits - 1)),
+               id.c_str());
     }
   }
 

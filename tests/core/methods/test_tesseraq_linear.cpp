@@ -25,32 +25,34 @@ struct Case {
   int bits;
   double soft_fraction;       // 1: no hardening
   int scale_bits = 0;         // > 0: s * delta rounded to fp16 values (a GGUF grid target)
-  int superblock_levels = 0;  // > 0: a GGUF k-quant target (symmetric, s * delta = d * k per 256 columns)
+  int superblock_levels = 0;  // > 0: a GGUF k-quant target (s * delta = d * k per 256 columns)
+  bool mins = false;          // with superblock_levels: asymmetric, offsets dmin * m (Q2_K/Q4_K/Q5_K)
   std::string name() const {
     return std::to_string(rows) + "x" + std::to_string(cols) + " g" + std::to_string(group) + " W" +
            std::to_string(bits) + " soft " + std::to_string(soft_fraction) +
            (scale_bits ? " scale bits " + std::to_string(scale_bits) : "") +
-           (superblock_levels ? " k-quant levels " + std::to_string(superblock_levels) : "");
+           (superblock_levels ? " k-quant levels " + std::to_string(superblock_levels) : "") + (mins ? " mins" : "");
   }
 };
 
 const std::vector<Case> kCases = {
-    {24, 80, 32, 2, 0.6},          // ragged last group
-    {17, 72, 8, 3, 1.0},           // odd rows, all soft
-    {16, 64, 0, 4, 0.3},           // per-channel
-    {33, 136, 128, 2, 0.05},       // ragged, mostly hard
-    {8, 256, 128, 8, 0.5},         // int16 codes
-    {12, 96, 32, 3, 0.0},          // all hard
-    {24, 96, 32, 4, 0.6, 7},       // GGUF Q4_1 target: scales of 7 significant bits
-    {16, 512, 16, 3, 0.6, 0, 31},  // GGUF Q3_K target: two super-blocks per row
+    {24, 80, 32, 2, 0.6},                // ragged last group
+    {17, 72, 8, 3, 1.0},                 // odd rows, all soft
+    {16, 64, 0, 4, 0.3},                 // per-channel
+    {33, 136, 128, 2, 0.05},             // ragged, mostly hard
+    {8, 256, 128, 8, 0.5},               // int16 codes
+    {12, 96, 32, 3, 0.0},                // all hard
+    {24, 96, 32, 4, 0.6, 7},             // GGUF Q4_1 target: scales of 7 significant bits
+    {16, 512, 16, 3, 0.6, 0, 31},        // GGUF Q3_K target: two super-blocks per row
+    {16, 512, 32, 4, 0.6, 0, 63, true},  // GGUF Q4_K target: fractional zero points
 };
 
 // A layer in a trained-looking state: nu and v moved, some elements saturated, hardened to the case.
 methods::TesseraqLinear make_layer(const Case& c, torch::Device device) {
   torch::manual_seed(1234 + c.rows + c.cols + c.bits);
   const auto w = torch::randn({c.rows, c.cols}) * 0.05;
-  auto l = methods::TesseraqLinear::init(w.to(device),
-                                         {c.bits, c.group, c.superblock_levels > 0, c.scale_bits, c.superblock_levels});
+  auto l = methods::TesseraqLinear::init(
+      w.to(device), {c.bits, c.group, c.superblock_levels > 0 && !c.mins, c.scale_bits, c.superblock_levels});
   torch::NoGradGuard no_grad;
   l.soft_nu.add_(torch::randn({l.soft_count()}).to(device) * 1.5);
   l.v.add_(torch::randn(l.v.sizes()).to(device) * 0.5);
@@ -66,10 +68,14 @@ torch::Tensor formula(const methods::TesseraqLinear& l, const torch::Tensor& nu,
   soft = soft.view({l.rows(), l.cols()});
   const auto h = torch::where(soft, methods::rectified_sigmoid(nu), torch::zeros_like(nu));
   // s * delta on the scales a GGUF target allows (straight through the rounding).
-  const auto step = quant::expand_groups(
-      quant::representable_scales(l.scale * (2.0 * methods::rectified_sigmoid(v)), l.spec), l.group, l.cols());
+  const auto group_step = quant::representable_scales(l.scale * (2.0 * methods::rectified_sigmoid(v)), l.spec);
+  const auto step = quant::expand_groups(group_step, l.group, l.cols());
   const auto z = quant::expand_groups(l.zero, l.group, l.cols());
-  return step * (torch::clamp(l.codes.to(torch::kFloat32) + h, 0.0, l.qmax()) - z);
+  auto w = step * (torch::clamp(l.codes.to(torch::kFloat32) + h, 0.0, l.qmax()) - z);
+  if (!l.spec.superblock_offsets()) return w;
+  // k-quant offsets: the offset z * step moved onto the dmin * m lattice, straight through.
+  const auto offset = quant::group_offsets(group_step.detach(), l.zero, l.spec);
+  return w + quant::expand_groups((group_step * l.zero - offset).detach(), l.group, l.cols());
 }
 
 // The layer's variables as dense autograd leaves.

@@ -294,6 +294,44 @@ class TestQuantization : public QObject {
     QVERIFY((grid.zero == 4).all().item<bool>());
   }
 
+  // k-quants with mins (Q4_K): per row and 256 columns the group offsets become dmin * m, dmin an
+  // fp16 value and m in 0..63, the largest m = 63; finding them again from z * s gives the same
+  // values; the weight is q s - offset; on groups that do not straddle zero symmetrically the
+  // offsets make RTN's error smaller than the symmetric codes with the same scales lattice.
+  void kQuantOffsetsAreSuperBlockMultiples() {
+    const auto& spec = quant::find_grid_target("gguf-q4_k")->spec;
+    QVERIFY(spec.superblock_offsets() && !spec.symmetric);
+    torch::manual_seed(9);
+    const auto w = torch::randn({4, 512}) * 0.05 + torch::rand({4, 1}) * 0.04;
+    const auto grid = quant::compute_grid(w, spec);
+    const auto offsets = quant::group_offsets(grid.scale, grid.zero, spec);
+    const auto blocks = offsets.reshape({4, 2, 8});
+    const auto dmin = std::get<0>(blocks.max(2, true)) / spec.superblock_levels;
+    QVERIFY(torch::equal(dmin, dmin.to(torch::kHalf).to(torch::kFloat32)));
+    const auto m = blocks / dmin;
+    QVERIFY(torch::equal(m, torch::round(m)));
+    QVERIFY((m >= 0).all().item<bool>() && (m <= spec.superblock_levels).all().item<bool>());
+    QVERIFY((grid.zero != torch::round(grid.zero)).any().item<bool>());
+    // Idempotent: the offsets found from the stored zero points are the same values.
+    QVERIFY(torch::equal(quant::group_offsets(grid.scale, offsets / grid.scale, spec), offsets));
+    // Each offset is the group's -min to within half a step of dmin.
+    const auto lo = torch::clamp_max(quant::group_min_max(w, 32).first, 0.0);
+    QVERIFY(((offsets + lo).abs().reshape({4, 2, 8}) <= dmin / 2 * (1 + 1e-5)).all().item<bool>());
+    // Codes, dequantization and fake quantization agree, in llama.cpp's order q s - offset.
+    const auto q = quant::quantize_rtn(w, spec, "w");
+    QVERIFY(torch::equal(q.zero, grid.zero));
+    const auto expect =
+        (q.codes.to(torch::kFloat32).view({4, 16, 32}) * q.scale.unsqueeze(2) - offsets.unsqueeze(2)).view({4, 512});
+    QVERIFY(torch::equal(q.dequantize(), expect));
+    QVERIFY(torch::equal(quant::fake_quantize(w, spec), expect));
+    auto symmetric = spec;
+    symmetric.symmetric = true;
+    const double err = (q.dequantize() - w).pow(2).mean().item<double>(),
+                 err_sym = (quant::fake_quantize(w, symmetric) - w).pow(2).mean().item<double>();
+    std::printf("RTN mean squared error, Q4_K grid with mins %.4g, symmetric %.4g\n", err, err_sym);
+    QVERIFY2(err < 0.6 * err_sym, (std::to_string(err) + " vs " + std::to_string(err_sym)).c_str());
+  }
+
   void runConfigRoundTripsAndNamesBadFields() {
     pipeline::RunConfig c;
     c.model = "m.bin";
@@ -366,7 +404,8 @@ TESSERA_TEST_MAIN(TestQuantization, handComputedTwoBitGroup, roundTripErrorIsAtM
                   calibrationReadsJsonLinesAndRejectsEmptyCorpora, awqScalingPreservesTheBlockFunction,
                   interruptedRunResumesToIdenticalCodes, resumeWithChangedSettingsIsRefused,
                   gridTargetsRoundScalesAndRoundTrip, kQuantScalesAreSuperBlockMultiples,
-                  runConfigRoundTripsAndNamesBadFields, w8RtnStaysWithinOnePercentOfFp)
+                  kQuantOffsetsAreSuperBlockMultiples, runConfigRoundTripsAndNamesBadFields,
+                  w8RtnStaysWithinOnePercentOfFp)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_quantization.moc"
 #endif
