@@ -85,8 +85,10 @@ step_ctest() {
   if [ ! -f "$BUILD_DIR/CTestTestfile.cmake" ]; then echo "no build-gpu/CTestTestfile.cmake: nothing to test"; return 20; fi
   # The engine readers' numpy may be missing there (no apt): their test then skips, saying so.
   # shellcheck disable=SC2086
-  # test_llama_cpp needs Node and node-llama-cpp, which that machine has not: it runs on the CPU machines.
-  TESSERA_ALLOW_NO_NUMPY=1 ctest --test-dir "$BUILD_DIR" --output-on-failure --timeout 240 -E test_llama_cpp ${CTEST_ARGS:-} \
+  # test_llama_cpp needs Node and node-llama-cpp, test_fuzz_smoke clang: that machine has neither,
+  # they run on the CPU machines.
+  TESSERA_ALLOW_NO_NUMPY=1 ctest --test-dir "$BUILD_DIR" --output-on-failure --timeout 240 \
+    -E "test_llama_cpp|test_fuzz_smoke" ${CTEST_ARGS:-} \
     > "$RESULTS/ctest.log" 2>&1
   local rc=$?
   grep -E 'Test +#|tests passed|tests failed|The following tests|Failed|Timeout|Not Run' "$RESULTS/ctest.log" | tail -n 40

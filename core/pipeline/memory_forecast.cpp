@@ -26,7 +26,14 @@ const double kCpuComputeWarmupBytes = 20.0 * 1024 * 1024;
 // The CUDA build (PyTorch 2.x wheel) on an H100, from the recorded run tests/data/gpu-run-stories260K
 // (its Memory events, a `tessera worker`): RSS 474 MiB after tokenizing train-sample.txt, before any
 // CUDA call, where this build has 168 + 92 (free heap the tokenizer left): 212 MiB more libraries.
+// A CUDA build loads them on the CPU too: a CPU run there measured 749 MiB against 610 forecast
+// without them (test_memory_forecast on the H100 machine, 2026-12-07).
 const double kCudaHostLibrariesBytes = 212.0 * 1024 * 1024;
+#ifdef TESSERA_WITH_CUDA
+constexpr bool kCudaBuild = true;  // libtorch with CUDA (core/CMakeLists.txt)
+#else
+constexpr bool kCudaBuild = false;
+#endif
 // CUDA's context, the kernels loaded and their host-side state, which grow with the kernels a method
 // uses (CUDA loads modules lazily): the peak RSS of `tessera quantize` on an H100 (PyTorch 2.11, CUDA
 // 13) of stories260K, 128 x 256 windows, minus this forecast's other terms (488 MiB), per method.
@@ -927,7 +934,7 @@ MemoryForecast forecast_memory(const RunConfig& run, const model::LlamaConfig& m
   }
 
   double baseline = o.host_baseline_bytes >= 0 ? o.host_baseline_bytes : kCpuProcessBaselineBytes;
-  if (o.host_baseline_bytes < 0 && c.cuda) baseline += kCudaHostLibrariesBytes;
+  if (o.host_baseline_bytes < 0 && (c.cuda || kCudaBuild)) baseline += kCudaHostLibrariesBytes;
   const auto host = host_peak(phases, baseline);
   f.host_bytes = host.bytes;
   f.host_terms = host.terms;

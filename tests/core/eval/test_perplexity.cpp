@@ -171,20 +171,28 @@ class TestPerplexity : public QObject {
     r.text_path = text;
     StopToken stop;
     bool cancelled = false;
-    std::int64_t last_done = 0;
+    std::int64_t last_done = 0, stopped_at = -1, windows = 0;
     try {
       api::evaluate_perplexity(
           r,
           [&](const api::EvalProgress& p) {
             last_done = p.windows_done;
-            if (p.windows_done == 3) stop.request_stop();
+            windows = p.windows_total;
+            if (stopped_at < 0 && p.windows_done >= 3) {
+              stopped_at = p.windows_done;
+              stop.request_stop();
+            }
           },
           stop);
     } catch (const Cancelled&) {
       cancelled = true;
     }
     QVERIFY(cancelled);
-    QCOMPARE(last_done, std::int64_t(3));  // honoured before the next window
+    // Honoured before any further window starts: only those already being scored finish, at most
+    // one (batch of one window) per CPU thread; one on the GPU, which scores them in sequence.
+    const std::int64_t in_flight = torch::get_num_threads();
+    QVERIFY2(last_done >= stopped_at && last_done <= stopped_at + in_flight && last_done < windows,
+             (std::to_string(last_done) + " windows done, stop at " + std::to_string(stopped_at)).c_str());
   }
 };
 
