@@ -89,6 +89,11 @@ torch::Tensor group_offsets(const torch::Tensor& scale, const torch::Tensor& zer
   return representable_offsets(zero * scale, spec);
 }
 
+torch::Tensor asymmetric_zero(const torch::Tensor& lo, const torch::Tensor& scale, const WeightQuantSpec& spec) {
+  if (spec.superblock_offsets()) return representable_offsets(-lo.detach(), spec) / scale.detach();
+  return torch::clamp(-torch::round(lo.detach() / scale.detach()), 0.0, std::pow(2.0, spec.bits) - 1.0);
+}
+
 GroupGrid compute_grid(const torch::Tensor& w, const WeightQuantSpec& spec, const torch::Tensor& clip_ratio) {
   const auto g = spec.effective_group(w.size(1));
   auto [lo, hi] = group_min_max(w.to(torch::kFloat32), g);
@@ -112,8 +117,7 @@ GroupGrid compute_grid(const torch::Tensor& w, const WeightQuantSpec& spec, cons
   } else {
     const double qmax = std::pow(2.0, spec.bits) - 1.0;
     grid.scale = representable_scales(torch::clamp_min(hi - lo, 1e-5) / qmax, spec);
-    grid.zero = spec.superblock_offsets() ? representable_offsets(-lo, spec) / grid.scale.detach()
-                                          : torch::clamp(-torch::round(lo / grid.scale), 0.0, qmax);
+    grid.zero = asymmetric_zero(lo, grid.scale, spec);
   }
   return grid;
 }

@@ -42,6 +42,10 @@ torch::Tensor representable_scales(const torch::Tensor& s, const WeightQuantSpec
 torch::Tensor representable_offsets(const torch::Tensor& offset, const WeightQuantSpec& spec);
 torch::Tensor group_offsets(const torch::Tensor& scale, const torch::Tensor& zero, const WeightQuantSpec& spec);
 
+// The zero point of asymmetric codes for group minima lo (<= 0) and scales s, both [O, G], without
+// gradient: clamp(-round(lo / s), 0, 2^b - 1), or for k-quant offsets representable_offsets(-lo) / s.
+torch::Tensor asymmetric_zero(const torch::Tensor& lo, const torch::Tensor& scale, const WeightQuantSpec& spec);
+
 // The grid from (optionally clipped) group bounds. `clip_ratio` [O, G] or undefined (= 1).
 GroupGrid compute_grid(const torch::Tensor& w, const WeightQuantSpec& spec, const torch::Tensor& clip_ratio = {});
 

@@ -22,8 +22,7 @@ GroupGrid lwc_grid(const torch::Tensor& w, const WeightQuantSpec& spec, const to
   } else {
     const double qmax = std::pow(2.0, spec.bits) - 1.0;
     grid.scale = representable_scales(torch::clamp(hi_c - lo_c, 1e-5, 1e4) / qmax, spec);
-    grid.zero = spec.superblock_offsets() ? representable_offsets(-lo_c.detach(), spec) / grid.scale.detach()
-                                          : torch::clamp(-torch::round(lo_c.detach() / grid.scale.detach()), 0.0, qmax);
+    grid.zero = asymmetric_zero(lo_c, grid.scale, spec);
   }
   return grid;
 }

@@ -48,10 +48,9 @@ constexpr std::size_t kExcerptBytes = 8192;
 constexpr double kBlockBound = 2e-3;
 // k-quants: ggml's Q8_K rounds activations to 8 bits with one scale per 256 (not per 32), so a
 // small activation beside a large one in its block keeps fewer bits. Measured on stories260K
-// widened to rows of 256 (AWQ runs): 4.5e-5 (Q5_K) to 1.1e-3 (Q4_K) relative; Q2_K 4.1e-3, whose
-// 2-bit model has a perplexity of 36 and its group offsets multiply the rounded activations'
-// sums (ggml's vec_dot_q2_K_q8_K: dmin * m * bsums) - that the file itself holds the run's
-// weights is checked exactly on the same run's F32 export (kQuantExportsMatch).
+// widened to rows of 256 (AWQ runs): 4.5e-5 (Q5_K) to 1.1e-3 (Q4_K) relative; Q2_K 4.1e-3 (a 2-bit
+// model of perplexity 36). That the Q2_K file itself holds the run's weights is checked exactly on
+// the same run's F32 export (kQuantExportsMatch: 4.5e-7).
 constexpr double kKQuantBound = 2e-3;
 constexpr double kQ2KBound = 6e-3;
 
