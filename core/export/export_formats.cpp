@@ -36,9 +36,10 @@ std::vector<ExportFormat> make_formats() {
   };
   // One format per GGUF block type (formats/gguf_blocks.h).
   for (const auto& b : formats::gguf_block_types())
-    f.push_back(gguf(b.format_id, "GGUF file for llama.cpp, " + formats::ggml_type_name(b.type) +
-                                      (b.k_quant() ? " super-blocks" : " blocks") +
-                                      " from the codes where exact, else F32"));
+    if (!b.format_id.empty())  // IQ4_NL: only a fallback
+      f.push_back(gguf(b.format_id, "GGUF file for llama.cpp, " + formats::ggml_type_name(b.type) +
+                                        (b.k_quant() ? " super-blocks" : " blocks") +
+                                        " from the codes where exact, else F32"));
   return f;
 }
 

@@ -65,9 +65,7 @@ bool is_block_type(formats::GgmlType t) { return formats::gguf_block_type(t) != 
 // (llama-quant.cpp, llama_tensor_get_type): a k-quant needs rows of whole 256-weight super-blocks,
 // other rows get its fallback type, or F16 (quant::linear_grid, which the run quantized them
 // with). A Linear the run left unquantized holds fp16 values: F16 holds it exactly in every block
-// type's file. `reason` is "" for the format's own type. An IQ4_NL fallback (Q2_K, Q3_K) is
-// returned as `type` with the reason, and its encoding fails: such runs are refused before they
-// start.
+// type's file. `reason` is "" for the format's own type.
 formats::GgmlType tensor_type(formats::GgmlType type, const quant::QuantizedLinear& q, std::string* reason) {
   reason->clear();
   const auto* bt = formats::gguf_block_type(type);
@@ -77,8 +75,9 @@ formats::GgmlType tensor_type(formats::GgmlType type, const quant::QuantizedLine
   *reason = grid.reason;
   if (!grid.fallback()) return type;
   if (!grid.quantized) return formats::GgmlType::F16;
-  const auto* fallback = formats::gguf_block_type(target->fallback);
-  return fallback ? fallback->type : type;
+  for (const auto& b : formats::gguf_block_types())
+    if (formats::ggml_type_name(b.type) == grid.gguf_type) return b.type;
+  throw Error("no GGUF block type " + grid.gguf_type);
 }
 
 // llama_ftype: ALL_F32 0, MOSTLY_F16 1, the block types' own.
@@ -135,9 +134,14 @@ float superblock_unit(const float* x, int groups, int lowest, int highest) {
 //   zero points are 2^(b-1). With mins (Q2_K / Q4_K / Q5_K): the offsets z s (quant::group_offsets
 //   for a run on the target's grid, where z is fractional) are dmin * m (the same); llama.cpp's
 //   (d k) q - dmin m is then the run's weight: d k, (d k) q and dmin m are exact, one rounding.
+// - IQ4_NL (the Q2_K / Q3_K fallback, codes on its levels): d = fp16(s), zero points 0; llama.cpp's
+//   d * level is the run's s * level.
 std::string block_encoding(const quant::QuantizedLinear& q, formats::GgmlType type, std::vector<std::uint8_t>* bytes) {
   const auto& bt = *formats::gguf_block_type(type);
   if (q.spec.bits != bt.bits) return std::to_string(q.spec.bits) + "-bit codes";
+  const bool levels = bt.form == formats::GgufBlockForm::Levels;
+  if (q.spec.nonuniform() != levels)
+    return levels ? "uniform codes, not IQ4_NL's levels" : "codes on IQ4_NL's levels, not uniform ones";
   const auto k = q.in_features(), g = q.spec.effective_group(k);
   const bool symmetric = bt.form != formats::GgufBlockForm::Offset;
   const double half = std::pow(2.0, bt.bits - 1);
@@ -172,8 +176,9 @@ std::string block_encoding(const quant::QuantizedLinear& q, formats::GgmlType ty
   } else {
     d = q.scale.to(torch::kFloat16).to(torch::kFloat32);
     m = (-q.zero * d).to(torch::kFloat16).to(torch::kFloat32);
-    const auto off =
-        symmetric ? (d != q.scale).logical_or(q.zero != half) : (d != q.scale).logical_or(m != -q.zero * q.scale);
+    const auto off = levels      ? (d != q.scale).logical_or(q.zero != 0)
+                     : symmetric ? (d != q.scale).logical_or(q.zero != half)
+                                 : (d != q.scale).logical_or(m != -q.zero * q.scale);
     inexact = off.sum().item<std::int64_t>();
   }
   if (inexact > 0)
@@ -184,7 +189,7 @@ std::string block_encoding(const quant::QuantizedLinear& q, formats::GgmlType ty
             : bt.k_quant() ? " have scales that are not an fp16 super-scale times 1.." + std::to_string(bt.scale_max) +
                                  " or a zero point other than " + std::to_string(1 << (bt.bits - 1))
             : symmetric ? " have a scale that is not an fp16 value or a zero point other than " +
-                              std::to_string(1 << (bt.bits - 1))
+                              std::to_string(levels ? 0 : 1 << (bt.bits - 1))
                         : " have a scale or -zero*scale that is not an fp16 value");
   if (!bytes) return "";
   const auto codes = q.codes.contiguous(), scale = q.scale.contiguous(), dc = d.contiguous();

@@ -247,6 +247,8 @@ const std::vector<GgufBlockType>& gguf_block_types() {
       {GgmlType::Q4_K, "gguf-q4_k", 4, F::ScaledWithMins, 256, 32, 0, 63, 144, 14, pack_q4_k, unpack_q4_k},
       {GgmlType::Q5_K, "gguf-q5_k", 5, F::ScaledWithMins, 256, 32, 0, 63, 176, 16, pack_q5_k, unpack_q5_k},
       {GgmlType::Q6_K, "gguf-q6_k", 6, F::ScaledSymmetric, 256, 16, -128, 127, 210, 18, pack_q6_k, unpack_q6_k},
+      // block_iq4_nl: d, then the nibbles as Q4_0 lays them out (dequantize_row_iq4_nl); MOSTLY_IQ4_NL 25.
+      {GgmlType::IQ4_NL, "", 4, F::Levels, 32, 32, 0, 0, 18, 25, pack_legacy<4, false>, unpack_legacy<4, false>},
   };
   return types;
 }
@@ -258,6 +260,7 @@ const GgufBlockType* gguf_block_type(GgmlType type) {
 }
 
 const GgufBlockType* gguf_block_type(const std::string& format_id) {
+  if (format_id.empty()) return nullptr;
   for (const auto& t : gguf_block_types())
     if (t.format_id == format_id) return &t;
   return nullptr;

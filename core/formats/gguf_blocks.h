@@ -6,9 +6,11 @@
 //   Offset           Q4_1 Q5_1       32 weights   y = d q + m
 //   ScaledSymmetric  Q3_K Q6_K       256 weights  y = (d scales[g]) (q - 2^(bits-1)),  groups of 16
 //   ScaledWithMins   Q2_K Q4_K Q5_K  256 weights  y = (d scales[g]) q - dmin mins[g],  groups of 16/32
+//   Levels           IQ4_NL          32 weights   y = d kIq4NlLevels[q]  (quant/iq4_nl_levels.h)
 // d, m and dmin are fp16 in the file; scales and mins are small integers (Q3_K's are stored + 32,
 // Q6_K's as int8). Tessera's codes are the stored q, and for the symmetric forms its zero point is
-// 2^(bits-1). Adding a type: its entry in gguf_block_types() with its pack/unpack functions
+// 2^(bits-1). IQ4_NL is written only as the Q2_K/Q3_K fallback: it has no export format of its own
+// (format_id ""). Adding a type: its entry in gguf_block_types() with its pack/unpack functions
 // (gguf_blocks.cpp), and its case in test_export_gguf's transcription of ggml's dequantize loops.
 #include <array>
 #include <cstddef>
@@ -17,10 +19,11 @@
 #include <vector>
 
 #include "formats/gguf_file.h"
+#include "quant/iq4_nl_levels.h"
 
 namespace tessera::formats {
 
-enum class GgufBlockForm { Symmetric, Offset, ScaledSymmetric, ScaledWithMins };
+enum class GgufBlockForm { Symmetric, Offset, ScaledSymmetric, ScaledWithMins, Levels };
 
 // One block, decoded to its fields (the first `weights` codes and `weights / group` scales used).
 struct GgufBlock {
@@ -33,7 +36,7 @@ struct GgufBlock {
 
 struct GgufBlockType {
   GgmlType type;
-  std::string format_id;  // the export format (and --target) writing it, e.g. "gguf-q4_0"
+  std::string format_id;  // the export format (and --target) writing it, e.g. "gguf-q4_0"; "" for IQ4_NL
   int bits;
   GgufBlockForm form;
   int weights;                    // per block: 32, or 256 for the k-quants (ggml's QK_K)
@@ -70,6 +73,8 @@ inline float gguf_block_value(const GgufBlockType& t, const GgufBlock& b, int j)
       return b.d * static_cast<float>(b.scales[g]) * (q - half);
     case GgufBlockForm::ScaledWithMins:
       return b.d * static_cast<float>(b.scales[g]) * q - b.dmin * static_cast<float>(b.mins[g]);
+    case GgufBlockForm::Levels:
+      return b.d * static_cast<float>(quant::kIq4NlLevels[b.codes[static_cast<std::size_t>(j)]]);
   }
   return 0.f;
 }

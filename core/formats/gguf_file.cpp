@@ -126,6 +126,8 @@ std::string ggml_type_name(GgmlType type) {
       return "Q5_K";
     case GgmlType::Q6_K:
       return "Q6_K";
+    case GgmlType::IQ4_NL:
+      return "IQ4_NL";
     case GgmlType::BF16:
       return "BF16";
   }

@@ -30,6 +30,7 @@ enum class GgmlType : std::uint32_t {
   Q4_K = 12,
   Q5_K = 13,
   Q6_K = 14,
+  IQ4_NL = 20,
   BF16 = 30
 };
 std::string ggml_type_name(GgmlType type);

@@ -90,16 +90,17 @@ OmniquantResult omniquant_train(model::DecoderBlockWeights w, const pipeline::Bl
     let.s4 = torch::ones({c.num_heads * c.head_dim / 2}, w.q_proj.options()).set_requires_grad(true);
   }
 
-  // Each Linear's own grid (quant::linear_grid: a GGUF k-quant target's fallback type, or F16, which
-  // has no clipping to learn: its logits stay at their init and are not used).
+  // Each Linear's own grid (quant::linear_grid: a GGUF k-quant target's fallback type, or F16 or
+  // IQ4_NL, which have no clipping to learn: their logits stay at their init and are not used, and
+  // they are rounded to nearest).
   std::map<LinearKind, quant::LinearGrid> grid;
   std::map<LinearKind, torch::Tensor> gamma, beta;
   std::vector<torch::Tensor> lwc_params;
   for (auto kind : model::kAllLinears) {
     const auto name = "block " + std::to_string(ctx.index) + " " + model::linear_name(kind);
     quant::check_finite(w.linear(kind), name);
-    grid[kind] = quant::supported_linear_grid(w.linear(kind), spec, name);
-    const auto groups = grid[kind].quantized ? grid[kind].spec.groups(w.linear(kind).size(1)) : 1;
+    grid[kind] = quant::linear_grid(spec, w.linear(kind).size(1));
+    const auto groups = grid[kind].learnable() ? grid[kind].spec.groups(w.linear(kind).size(1)) : 1;
     gamma[kind] =
         torch::full({w.linear(kind).size(0), groups}, quant::kLwcInitLogit, w.q_proj.options()).set_requires_grad(true);
     beta[kind] =
@@ -121,13 +122,18 @@ OmniquantResult omniquant_train(model::DecoderBlockWeights w, const pipeline::Bl
   auto quantized_block = [&] {
     model::DecoderBlockWeights t = use_let ? let.apply(w, c) : w;
     for (auto kind : model::kAllLinears)
-      t.linear(kind) = grid[kind].quantized
+      t.linear(kind) = grid[kind].learnable()
                            ? quant::lwc_fake_quantize(t.linear(kind), grid[kind].spec, gamma[kind], beta[kind])
                            : quant::fake_quantize_linear(t.linear(kind), spec);
     return t;
   };
 
-  const auto epochs = omniquant_epochs(run);
+  bool learns_clipping = false;
+  for (const auto& [kind, g] : grid) learns_clipping = learns_clipping || g.learnable();
+  // Nothing to train when every Linear is rounded to nearest (F16, IQ4_NL) and LET is off.
+  const auto epochs = learns_clipping || use_let ? omniquant_epochs(run) : 0;
+  if (epochs == 0 && !learns_clipping)
+    log("no Linear of this block is on a uniform grid (F16 or IQ4_NL) and LET is off: nothing to train");
   const bool aug = omniquant_aug_loss(run);
   const auto bs = std::min(run.settings.integer("omniquant", "batch"), n);
   const auto steps_per_epoch = (n + bs - 1) / bs;
@@ -203,9 +209,9 @@ model::QuantizedBlock OmniquantMethod::quantize_block(model::DecoderBlockWeights
   const auto& w = trained.weights;
   for (auto kind : model::kAllLinears) {
     const auto grid = quant::linear_grid(ctx.run->weight, w.linear(kind).size(1));
-    block.linears[kind] = grid.quantized
+    block.linears[kind] = grid.learnable()
                               ? quant::lwc_quantize(w.linear(kind), grid.spec, trained.gamma[kind], trained.beta[kind])
-                              : quant::QuantizedLinear::unquantized(w.linear(kind));
+                              : quant::quantize_linear_rtn(w.linear(kind), ctx.run->weight, model::linear_name(kind));
   }
   block.set_float_parts(w);
   block.method_state = std::move(state);

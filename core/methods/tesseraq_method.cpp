@@ -30,9 +30,10 @@ TesseraqBlockTrainer::TesseraqBlockTrainer(const model::LlamaConfig& config, con
   float_parts_ = w;
   for (auto kind : model::kAllLinears) {
     float_parts_.linear(kind) = torch::Tensor();
-    const auto linear = quant::supported_linear_grid(w.linear(kind), spec, model::linear_name(kind));
-    if (!linear.quantized) {  // a constant of the block, like the norms
-      float_parts_.linear(kind) = quant::QuantizedLinear::unquantized(w.linear(kind)).dequantize();
+    const auto linear = quant::linear_grid(spec, w.linear(kind).size(1));
+    if (!linear.learnable()) {  // F16 or IQ4_NL: a constant of the block, like the norms
+      float_parts_.linear(kind) =
+          quant::quantize_linear_rtn(w.linear(kind), spec, model::linear_name(kind)).dequantize();
       continue;
     }
     const auto grid = grids.find(kind);
@@ -42,7 +43,7 @@ TesseraqBlockTrainer::TesseraqBlockTrainer(const model::LlamaConfig& config, con
     layer.use_kernels = options.use_kernels;
     layers_.emplace(kind, std::move(layer));
   }
-  if (layers_.empty()) throw Error("TesseraQ: no Linear of this block is quantized (every one stays F16)");
+  if (layers_.empty()) throw Error("TesseraQ: no Linear of this block is on a uniform grid (each is F16 or IQ4_NL)");
   // Norms and biases (and unquantized Linears): fp32 for soft_block(), in the compute dtype for
   // training; the quantized Linears come from the rounding variables at every step.
   compute_block_ = float_parts_;
@@ -170,7 +171,7 @@ model::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeights 
     for (auto kind : model::kAllLinears)
       if (kind != LinearKind::Q && kind != LinearKind::K) {
         const auto linear = quant::linear_grid(spec, w.linear(kind).size(1));
-        if (linear.quantized)
+        if (linear.learnable())
           grids[kind] = quant::lwc_grid(w.linear(kind), linear.spec, trained.gamma[kind], trained.beta[kind]);
       }
   }
@@ -178,6 +179,26 @@ model::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeights 
   if (init == "none") reference = w;
   for (auto kind : model::kAllLinears)
     quant::check_finite(w.linear(kind), "block " + std::to_string(ctx.index) + " " + model::linear_name(kind));
+
+  // The Linears PAR does not train (F16 and IQ4_NL, a GGUF target's fallback types) are rounded to
+  // nearest from the init's weights.
+  auto finish = [&](model::QuantizedBlock result) {
+    for (auto kind : model::kAllLinears)
+      if (!result.linears.count(kind))
+        result.linears[kind] = quant::quantize_linear_rtn(
+            w.linear(kind), spec, "block " + std::to_string(ctx.index) + " " + model::linear_name(kind));
+    result.set_float_parts(w);
+    result.float_reference = reference;
+    result.method_state = std::move(state);
+    return result;
+  };
+  bool any_learnable = false;
+  for (auto kind : model::kAllLinears)
+    any_learnable = any_learnable || quant::linear_grid(spec, w.linear(kind).size(1)).learnable();
+  if (!any_learnable) {
+    log("init " + init + "; every Linear is on a fallback type PAR does not train (IQ4_NL, F16): rounded to nearest");
+    return finish({});
+  }
 
   TesseraqTrainerOptions options;
   options.activation_bits = run.act_bits;
@@ -284,11 +305,7 @@ model::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeights 
     result.linears[kind] = l.finalize();
     state[std::string("tesseraq.dst.") + model::linear_name(kind)] = l.dst_factor().detach().cpu();
   }
-  for (auto kind : model::kAllLinears)  // the ones a GGUF target leaves unquantized (F16)
-    if (!result.linears.count(kind)) result.linears[kind] = quant::QuantizedLinear::unquantized(w.linear(kind));
-  result.set_float_parts(w);
-  result.float_reference = reference;
-  result.method_state = std::move(state);
+  result = finish(std::move(result));
   log("loss after PAR " + std::to_string(probe_loss(result.dequantized(ctx.device, torch::kFloat32))));
   return result;
 }

@@ -72,6 +72,10 @@ void check_linear(const quant::QuantizedLinear& q, const std::string& what) {
                 std::to_string(qmax) + ")");
   if (!torch::isfinite(q.scale).all().item<bool>()) throw Error(what + ".scale is not finite");
   const auto z = q.zero;
+  if (q.spec.nonuniform()) {  // IQ4_NL levels: no zero point (quant/codebook_grid.h)
+    if (!(z == 0).all().item<bool>()) throw Error(what + ".zero must be 0 on IQ4_NL levels");
+    return;
+  }
   if (q.spec.superblock_offsets()) {  // offset / scale (quant/group_quantizer.h group_offsets)
     if (!(z >= 0).logical_and(torch::isfinite(z)).all().item<bool>())
       throw Error(what + ".zero holds values that are not finite non-negative offsets / scales");

@@ -141,26 +141,25 @@ void BlockwiseRun::load_calibration() {
   auto tokenizer = text::load_tokenizer(tokenizer_path_);
   text::check_tokenizer_matches_model(*tokenizer, mc.vocab_size, config_.model);
   // GGUF k-quants: a Linear whose rows are not whole super-blocks takes llama.cpp's fallback type
-  // (quant::linear_grid). Listed here; refused before any work when that type is one Tessera cannot
-  // quantize onto (IQ4_NL, the fallback of Q2_K and Q3_K).
-  std::string fallbacks, unsupported;
+  // (quant::linear_grid), listed here. IQ4_NL (the fallback of Q2_K and Q3_K) has non-uniform
+  // levels, which only rounding to nearest knows (after AWQ's or OmniQuant's transforms).
+  std::string fallbacks;
+  bool nonuniform = false;
   for (auto kind : model::kAllLinears) {
     const auto in = kind == model::LinearKind::O      ? mc.num_heads * mc.head_dim
                     : kind == model::LinearKind::Down ? mc.intermediate_size
                                                       : mc.hidden_size;
     const auto grid = quant::linear_grid(config_.weight, in);
     if (!grid.fallback()) continue;
-    const auto line = std::string(model::linear_name(kind)) + " -> " + grid.gguf_type + " (" + grid.reason + ")";
-    auto& list = grid.supported ? fallbacks : unsupported;
-    list += (list.empty() ? "" : "; ") + line;
+    nonuniform = nonuniform || (grid.quantized && grid.spec.nonuniform());
+    fallbacks += (fallbacks.empty() ? "" : "; ") + std::string(model::linear_name(kind)) + " -> " + grid.gguf_type +
+                 " (" + grid.reason + ")";
   }
-  if (!unsupported.empty())
-    throw Error("target " + config_.target + " cannot quantize every Linear of " + config_.model +
-                ": llama.cpp stores " + unsupported +
-                ", a non-uniform grid Tessera cannot quantize onto yet; gguf-q4_k, gguf-q5_k and gguf-q6_k fall back "
-                "to Q5_0, Q5_1 and Q8_0, which it can");
   if (!fallbacks.empty())
-    log("target " + config_.target + ", llama.cpp's per-tensor fallback in every block: " + fallbacks);
+    log("target " + config_.target + ", llama.cpp's per-tensor fallback in every block: " + fallbacks +
+        (nonuniform && (config_.method == "tesseraq" || config_.method == "omniquant")
+             ? "; " + config_.method + " does not train IQ4_NL's levels: those Linears are rounded to nearest"
+             : ""));
   if (config_.seq_len > mc.max_position_embeddings)
     throw Error("calibration seq_len " + std::to_string(config_.seq_len) + " exceeds the model's context of " +
                 std::to_string(mc.max_position_embeddings));

@@ -71,14 +71,15 @@ LinearGrid linear_grid(const WeightQuantSpec& run_spec, std::int64_t in_features
     return g;
   }
   g.reason = why;
-  if (!fallback) {  // IQ4_NL: a non-uniform grid, not implemented
-    g.gguf_type = target->fallback;
-    g.supported = false;
-    return g;
-  }
-  g.spec = fallback->spec;
-  g.gguf_type = fallback->gguf_type;
+  g.spec = fallback ? fallback->spec : iq4_nl_spec();
+  g.gguf_type = fallback ? fallback->gguf_type : target->fallback;
   return g;
+}
+
+WeightQuantSpec iq4_nl_spec() {
+  WeightQuantSpec s{4, 32, true, 11};
+  s.levels = Levels::Iq4Nl;
+  return s;
 }
 
 std::string grid_target_ids() {

@@ -16,8 +16,8 @@
 // A k-quant needs rows of whole super-blocks: a Linear whose input width (ggml's ne[0]) is not a
 // multiple of 256 gets the type llama.cpp itself falls back to (llama-quant.cpp,
 // llama_tensor_get_type, "convert_incompatible_tensor"): Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0,
-// Q2_K and Q3_K -> IQ4_NL; and F16 when the fallback's 32-weight blocks do not divide the width
-// either. linear_grid() is that rule; every method, the block files, the statistics and the GGUF
+// Q2_K and Q3_K -> IQ4_NL (a non-uniform grid, quant/codebook_grid.h); and F16 when the fallback's 32-weight blocks do
+// not divide the width either. linear_grid() is that rule; every method, the block files, the statistics and the GGUF
 // export apply it to each Linear.
 #include <cstdint>
 #include <string>
@@ -33,7 +33,7 @@ struct GridTarget {
   std::string description;  // one line for help texts
   std::string gguf_type;    // ggml's name of the block type, e.g. "Q4_0"
   // k-quants: the --target of llama.cpp's fallback type for rows that are not whole super-blocks
-  // ("gguf-q5_0"), or "IQ4_NL", a type Tessera cannot quantize onto; "" for the 32-weight types.
+  // ("gguf-q5_0"), or "IQ4_NL", a type written only as a fallback; "" for the 32-weight types.
   std::string fallback;
 };
 
@@ -43,8 +43,10 @@ struct LinearGrid {
   WeightQuantSpec spec;   // the Linear's grid when quantized
   std::string gguf_type;  // "Q4_K", "Q5_0", "F16", "IQ4_NL"; "" for a run without a GGUF target
   std::string reason;     // "" on the run's own grid, else why it falls back
-  bool supported = true;  // false: llama.cpp's fallback is a grid Tessera cannot quantize onto (IQ4_NL)
   bool fallback() const { return !reason.empty(); }
+  // Quantized on uniform levels, what OmniQuant's clipping and TesseraQ's rounding learn; the others
+  // (F16, IQ4_NL) are rounded to nearest.
+  bool learnable() const { return quantized && !spec.nonuniform(); }
 };
 
 // The grid of a Linear with `in_features` input columns in a run whose weight spec is `run_spec`
@@ -52,6 +54,9 @@ struct LinearGrid {
 // a multiple of 256, then llama.cpp's fallback (see above). A pure function of its arguments, so
 // that block files need not record it.
 LinearGrid linear_grid(const WeightQuantSpec& run_spec, std::int64_t in_features);
+
+// IQ4_NL's grid: 4-bit codes on its levels, an fp16 scale per 32 (quant/codebook_grid.h).
+WeightQuantSpec iq4_nl_spec();
 
 const std::vector<GridTarget>& grid_targets();
 const GridTarget* find_grid_target(const std::string& id);  // nullptr when unknown

@@ -1,5 +1,6 @@
 #include "quant/group_quantizer.h"
 
+#include "quant/codebook_grid.h"
 #include "runtime/finite_check.h"
 #include "util/error.h"
 
@@ -95,6 +96,10 @@ torch::Tensor asymmetric_zero(const torch::Tensor& lo, const torch::Tensor& scal
 }
 
 GroupGrid compute_grid(const torch::Tensor& w, const WeightQuantSpec& spec, const torch::Tensor& clip_ratio) {
+  if (spec.nonuniform()) {
+    const auto scale = codebook_scales(w, spec, clip_ratio);
+    return {scale, torch::zeros_like(scale)};
+  }
   const auto g = spec.effective_group(w.size(1));
   auto [lo, hi] = group_min_max(w.to(torch::kFloat32), g);
   if (clip_ratio.defined()) {
@@ -123,6 +128,7 @@ GroupGrid compute_grid(const torch::Tensor& w, const WeightQuantSpec& spec, cons
 }
 
 torch::Tensor quantize_to_codes(const torch::Tensor& w, const GroupGrid& grid, const WeightQuantSpec& spec) {
+  if (spec.nonuniform()) return codebook_codes(w, grid.scale, spec);
   const double qmax = std::pow(2.0, spec.bits) - 1.0;
   torch::NoGradGuard no_grad;  // codes are integers
   auto wg = grouped(w.to(torch::kFloat32), spec.effective_group(w.size(1)));
@@ -157,6 +163,10 @@ QuantizedLinear quantize_rtn(const torch::Tensor& w, const WeightQuantSpec& spec
 
 torch::Tensor fake_quantize(const torch::Tensor& w, const WeightQuantSpec& spec, const torch::Tensor& clip_ratio) {
   const auto grid = compute_grid(w, spec, clip_ratio);
+  if (spec.nonuniform()) {  // no gradient through the levels: straight through, like an F16 Linear
+    const auto wq = codebook_values(codebook_codes(w, grid.scale, spec), grid.scale, spec).to(w.scalar_type());
+    return wq + (w - w.detach());  // exactly wq, with w's gradient
+  }
   const double qmax = std::pow(2.0, spec.bits) - 1.0;
   auto wg = grouped(w.to(torch::kFloat32), spec.effective_group(w.size(1)));
   auto s = grid.scale.unsqueeze(2), z = grid.zero.unsqueeze(2);
@@ -173,17 +183,9 @@ torch::Tensor fake_quantize(const torch::Tensor& w, const WeightQuantSpec& spec,
 
 namespace tessera::quant {
 
-LinearGrid supported_linear_grid(const torch::Tensor& w, const WeightQuantSpec& run_spec, const std::string& name) {
-  auto g = linear_grid(run_spec, w.size(1));
-  if (!g.supported)
-    throw Error(name + ": " + g.reason + "; llama.cpp stores such a tensor as " + g.gguf_type +
-                ", a grid Tessera cannot quantize onto yet");
-  return g;
-}
-
 QuantizedLinear quantize_linear_rtn(const torch::Tensor& w, const WeightQuantSpec& run_spec, const std::string& name,
                                     const torch::Tensor& clip_ratio) {
-  const auto g = supported_linear_grid(w, run_spec, name);
+  const auto g = linear_grid(run_spec, w.size(1));
   if (!g.quantized) {
     check_finite(w, name);
     return QuantizedLinear::unquantized(w);
@@ -193,7 +195,7 @@ QuantizedLinear quantize_linear_rtn(const torch::Tensor& w, const WeightQuantSpe
 
 torch::Tensor fake_quantize_linear(const torch::Tensor& w, const WeightQuantSpec& run_spec,
                                    const torch::Tensor& clip_ratio) {
-  const auto g = supported_linear_grid(w, run_spec, "a Linear");
+  const auto g = linear_grid(run_spec, w.size(1));
   if (!g.quantized) return w + (w.to(torch::kFloat16).to(w.scalar_type()) - w).detach();
   return fake_quantize(w, g.spec, clip_ratio);
 }

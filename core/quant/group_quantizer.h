@@ -4,7 +4,8 @@
 //   q = clamp(round(w / s) + z, 0, 2^b - 1),  w_hat = (q - z) * s
 // with lo/hi the group's min/max, optionally shrunk by per-group clip ratios (LLMC's asymmetric AWQ
 // clip: lo*r, hi*r). Deviation from those quantizers: lo/hi first include 0 (group_quantizer.cpp).
-// Symmetric: s = max(|lo|, |hi|, 1e-5) / (2^(b-1) - 1), z = 2^(b-1).
+// Symmetric: s = max(|lo|, |hi|, 1e-5) / (2^(b-1) - 1), z = 2^(b-1). Non-uniform levels (IQ4_NL)
+// follow llama.cpp's own rule instead (quant/codebook_grid.h); their zero points are 0.
 #include <torch/torch.h>
 
 #include <string>
@@ -57,16 +58,13 @@ QuantizedLinear quantize_rtn(const torch::Tensor& w, const WeightQuantSpec& spec
 
 // RTN of one Linear of a run whose weight spec is `run_spec`, on the Linear's own grid
 // (quant/grid_target.h linear_grid: a GGUF k-quant target's fallback type for rows that are not
-// whole super-blocks), or unquantized in fp16 where llama.cpp would store F16. Throws for a grid
-// Tessera cannot quantize onto (IQ4_NL).
+// whole super-blocks), or unquantized in fp16 where llama.cpp would store F16.
 QuantizedLinear quantize_linear_rtn(const torch::Tensor& w, const WeightQuantSpec& run_spec, const std::string& name,
                                     const torch::Tensor& clip_ratio = {});
-// fake_quantize with the same choice of grid; an unquantized Linear is w rounded to fp16 (its
-// gradient passes straight through).
+// fake_quantize with the same choice of grid; an unquantized Linear is w rounded to fp16, and
+// one on IQ4_NL levels its nearest levels (their gradient passes straight through).
 torch::Tensor fake_quantize_linear(const torch::Tensor& w, const WeightQuantSpec& run_spec,
                                    const torch::Tensor& clip_ratio = {});
-// The grid of w under `run_spec` (linear_grid), throwing naming `name` when unsupported.
-LinearGrid supported_linear_grid(const torch::Tensor& w, const WeightQuantSpec& run_spec, const std::string& name);
 
 // Dequantized RTN weight in w's dtype (for searches that compare many candidate grids).
 torch::Tensor fake_quantize(const torch::Tensor& w, const WeightQuantSpec& spec, const torch::Tensor& clip_ratio = {});

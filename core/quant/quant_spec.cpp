@@ -24,12 +24,14 @@ void WeightQuantSpec::validate() const {
   if (superblock_levels > 0 && (group_size <= 0 || kSuperBlockColumns % group_size != 0 || scale_bits != 0))
     throw Error("super-block scales need scale bits 0 (the super-block sets them) and a group size dividing " +
                 std::to_string(kSuperBlockColumns) + " (got " + label() + ")");
+  if (levels == Levels::Iq4Nl && (bits != 4 || !symmetric || scale_bits != 11 || superblock_levels != 0))
+    throw Error("IQ4_NL levels need 4-bit symmetric codes with fp16 scales (got " + label() + ")");
 }
 
 std::string WeightQuantSpec::label() const {
   return "W" + std::to_string(bits) + (group_size <= 0 ? " per-channel" : " g" + std::to_string(group_size)) +
          (symmetric ? " sym" : "") + (scale_bits > 0 ? " fp16-scales" : "") +
-         (superblock_levels > 0 ? " k-quant-scales" : "");
+         (superblock_levels > 0 ? " k-quant-scales" : "") + (levels == Levels::Iq4Nl ? " IQ4_NL-levels" : "");
 }
 
 }  // namespace tessera::quant

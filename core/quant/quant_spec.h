@@ -8,6 +8,11 @@
 
 namespace tessera::quant {
 
+// The levels codes stand for. Uniform: code q is q - z steps of the scale. Iq4Nl: llama.cpp's
+// IQ4_NL, the weight is d * kIq4NlLevels[q] (quant/codebook_grid.h); the fallback of the Q2_K and
+// Q3_K targets for rows that are not whole super-blocks (quant/grid_target.h).
+enum class Levels { Uniform, Iq4Nl };
+
 struct WeightQuantSpec {
   int bits = 4;
   std::int64_t group_size = 128;  // 0 = per channel
@@ -21,6 +26,7 @@ struct WeightQuantSpec {
   // z * s are dmin * m as well, dmin fp16 and m in 0..n (superblock_offsets()).
   int superblock_levels = 0;
   static constexpr std::int64_t kSuperBlockColumns = 256;  // ggml's QK_K
+  Levels levels = Levels::Uniform;
 
   void validate() const;  // throws naming the bad field
   std::int64_t effective_group(std::int64_t in_features) const { return group_size <= 0 ? in_features : group_size; }
@@ -31,10 +37,11 @@ struct WeightQuantSpec {
   // True for the k-quants with mins: a group's zero point is then offset / scale, not an integer,
   // and the weight is q * s - offset (quant/group_quantizer.h group_offsets).
   bool superblock_offsets() const { return superblock_levels > 0 && !symmetric; }
+  bool nonuniform() const { return levels != Levels::Uniform; }
   std::string label() const;  // "W4 g128", "W2 per-channel"
   bool same_grid(const WeightQuantSpec& o) const {
     return bits == o.bits && group_size == o.group_size && symmetric == o.symmetric && scale_bits == o.scale_bits &&
-           superblock_levels == o.superblock_levels;
+           superblock_levels == o.superblock_levels && levels == o.levels;
   }
 };
 

@@ -1,5 +1,6 @@
 #include "quant/quantized_linear.h"
 
+#include "quant/codebook_grid.h"
 #include "quant/group_quantizer.h"
 
 namespace tessera::quant {
@@ -19,6 +20,7 @@ QuantizedLinear QuantizedLinear::unquantized(const torch::Tensor& w) {
 torch::Tensor QuantizedLinear::dequantize() const {
   torch::NoGradGuard no_grad;  // codes are integers: nothing here is trained
   if (!quantized()) return f16_weight.to(torch::kFloat32);
+  if (spec.nonuniform()) return codebook_values(codes, scale, spec);
   const auto g = spec.effective_group(in_features());
   auto w = codes.to(torch::kFloat32);
   if (spec.superblock_offsets()) {  // q s - dmin m, in llama.cpp's order (k-quants: whole groups)

@@ -2,7 +2,8 @@
 // A quantized Linear weight as integers: codes q in [0, 2^b - 1] (uint8, [out, in]), and per
 // (row, group) scale s and zero point z (fp32, [out, groups], z integer-valued), so that the
 // weight is (q - z) * s; for GGUF's k-quants with mins z is fractional and the weight is
-// q * s - offset (quant/group_quantizer.h group_offsets). Codes are the source of truth:
+// q * s - offset (quant/group_quantizer.h group_offsets); on IQ4_NL levels z is 0 and the weight
+// is s * level[q] (quant/codebook_grid.h). Codes are the source of truth:
 // evaluation and export dequantize them, and nothing ever re-derives them from float weights.
 #include <torch/torch.h>
 

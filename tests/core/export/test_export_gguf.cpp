@@ -68,6 +68,17 @@ std::vector<float> ggml_dequantize(formats::GgmlType type, const std::uint8_t* x
       }
       break;
     }
+    case GgmlType::IQ4_NL: {  // dequantize_row_iq4_nl
+      static const std::int8_t kvalues_iq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                                    1,    13,   25,  38,  53,  69,  89,  113};
+      const float d = ggml_fp16(x);
+      const std::uint8_t* qs = x + 2;
+      for (int j = 0; j < 16; ++j) {
+        y[j] = d * kvalues_iq4nl[qs[j] & 0xf];
+        y[j + 16] = d * kvalues_iq4nl[qs[j] >> 4];
+      }
+      break;
+    }
     case GgmlType::Q4_1: {
       const float d = ggml_fp16(x), m = ggml_fp16(x + 2);
       const std::uint8_t* qs = x + 4;
@@ -443,7 +454,8 @@ class TestExportGguf : public QObject {
   // Q5_0; FFN 172: down_proj F16). Every method quantizes each Linear on its own grid, the file
   // holds each tensor in its type bit for bit (decoded = the run's weights), general.file_type
   // stays the target's, the report lists each fallback tensor, and the file scores the run's
-  // perplexity exactly. Q2_K / Q3_K fall back to IQ4_NL, which Tessera cannot quantize onto: refused.
+  // perplexity exactly. Q2_K / Q3_K fall back to IQ4_NL (FFN 320: down_proj; stories260K: every
+  // Linear but down_proj, F16), whose levels are rounded to nearest also under TesseraQ and OmniQuant.
   void kQuantFallbackTypes() {
     TESSERA_REQUIRE_DATA(sample, "text/tinystories/sample.txt");
     const auto text = tessera_test::text_excerpt(sample, kExcerptBytes);
@@ -451,8 +463,6 @@ class TestExportGguf : public QObject {
     const auto ffn320 = tessera_test::write_wide_stories260k(tessera_test::fresh_temp_dir("wide-ffn320"), 320);
     const auto ffn300 = tessera_test::write_wide_stories260k(tessera_test::fresh_temp_dir("wide-ffn300"), 300);
     QVERIFY(!ffn320.empty() && !ffn300.empty());
-    for (const auto& model : {ffn320, stories})
-      TESSERA_VERIFY_THROWS_WITH(tessera_test::target_run("gguf-q2_k", "rtn", model), "IQ4_NL");
     struct Case {
       std::string model, target, method;
       std::string type, down_type;  // of q/k/v/o/gate/up, of down_proj
@@ -462,6 +472,8 @@ class TestExportGguf : public QObject {
                                            {ffn320, "gguf-q6_k", "omniquant", "Q6_K", "Q8_0"},
                                            {ffn300, "gguf-q4_k", "tesseraq", "Q4_K", "F16"},
                                            {ffn300, "gguf-q2_k", "rtn", "Q2_K", "F16"},
+                                           {ffn320, "gguf-q2_k", "tesseraq", "Q2_K", "IQ4_NL"},
+                                           {stories, "gguf-q3_k", "omniquant", "IQ4_NL", "F16"},
                                            {stories, "gguf-q4_k", "tesseraq", "Q5_0", "F16"}}) {
       const auto what = c.target + " " + c.method + " " + fs::path(c.model).parent_path().filename().string();
       const auto run = tessera_test::target_run(c.target, c.method, c.model);
@@ -482,6 +494,7 @@ class TestExportGguf : public QObject {
           const auto& t = f.tensor(name);
           QCOMPARE(formats::ggml_type_name(t.type), expected);
           QCOMPARE(q.quantized(), expected != "F16");
+          QCOMPARE(q.quantized() && q.spec.nonuniform(), expected == "IQ4_NL");
           // Bit-exact: llama.cpp's decoding of the file is the run's weight.
           if (kind != model::LinearKind::Q)
             QVERIFY2(torch::equal(model::decode_gguf_tensor(t), q.dequantize()), (what + " " + name).c_str());

@@ -12,6 +12,7 @@
 #include "pipeline/quantization_run.h"
 #include "pipeline/run_config.h"
 #include "quant/activation_quantizer.h"
+#include "quant/codebook_grid.h"
 #include "quant/grid_target.h"
 #include "quant/group_quantizer.h"
 #include "resume_check.h"
@@ -29,6 +30,58 @@ namespace fs = std::filesystem;
 namespace {
 
 using tessera_test::kStories;
+
+// A line-by-line transcription of llama.cpp's IQ4_NL quantizer for one block of 32 without an
+// importance matrix (ggml-quants.c quantize_row_iq4_nl_impl, super-block = block = 32, ntry 7):
+// returns its fp32 scale before the fp16 store, and its codes.
+float ggml_iq4_nl_block(const float* x, std::uint8_t* codes) {
+  const auto& values = quant::kIq4NlLevels;
+  auto best_index = [&](float v) {  // best_index_int8
+    if (v <= values[0]) return 0;
+    if (v >= values[15]) return 15;
+    int ml = 0, mu = 15;
+    while (mu - ml > 1) {
+      const int mav = (ml + mu) / 2;
+      if (v < values[mav])
+        mu = mav;
+      else
+        ml = mav;
+    }
+    return v - values[mu - 1] < values[mu] - v ? mu - 1 : mu;
+  };
+  float weight[32], amax = 0, max = 0;
+  for (int j = 0; j < 32; ++j) {
+    weight[j] = x[j] * x[j];
+    if (std::fabs(x[j]) > amax) {
+      amax = std::fabs(x[j]);
+      max = x[j];
+    }
+  }
+  float d = -max / values[0], id = 1 / d, sumqx = 0, sumq2 = 0;
+  for (int j = 0; j < 32; ++j) {
+    const float q = values[best_index(id * x[j])];
+    sumqx += weight[j] * q * x[j];
+    sumq2 += weight[j] * q * q;
+  }
+  d = sumqx / sumq2;
+  float best = d * sumqx;
+  for (int itry = -7; itry <= 7; ++itry) {
+    id = (itry + values[0]) / max;
+    sumqx = sumq2 = 0;
+    for (int j = 0; j < 32; ++j) {
+      const float q = values[best_index(id * x[j])];
+      sumqx += weight[j] * q * x[j];
+      sumq2 += weight[j] * q * q;
+    }
+    if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
+      d = sumqx / sumq2;
+      best = d * sumqx;
+    }
+  }
+  id = d ? 1 / d : 0;
+  for (int j = 0; j < 32; ++j) codes[j] = static_cast<std::uint8_t>(best_index(id * x[j]));
+  return d;
+}
 
 pipeline::RunConfig three_bit_run(const std::string& model, const std::string& calib, const std::string& method) {
   return tessera_test::small_run(model, calib, method, 3);
@@ -332,6 +385,52 @@ class TestQuantization : public QObject {
     QVERIFY2(err < 0.6 * err_sym, (std::to_string(err) + " vs " + std::to_string(err_sym)).c_str());
   }
 
+  // IQ4_NL (the Q2_K / Q3_K fallback): llama.cpp's own choice of scale per block, every weight on
+  // the level nearest to it, codes = dequantization = fake quantization, and on Gaussian weights
+  // less error than Q4_0's uniform levels at the same size.
+  void iq4NlLevelsFollowLlamaCpp() {
+    const auto spec = quant::iq4_nl_spec();
+    torch::manual_seed(11);
+    const std::int64_t rows = 64, cols = 256;
+    const auto w = torch::randn({rows, cols}) * 0.02 + torch::randn({rows, 1}) * 0.01;
+    const auto q = quant::quantize_rtn(w, spec, "w");
+    QVERIFY(torch::equal(q.zero, torch::zeros_like(q.zero)));
+    QVERIFY(torch::equal(q.scale, q.scale.to(torch::kHalf).to(torch::kFloat32)));  // fp16 scales
+    const auto levels = torch::tensor(std::vector<float>(quant::kIq4NlLevels.begin(), quant::kIq4NlLevels.end()));
+    const auto expect = levels.index({q.codes.to(torch::kLong)}) * quant::expand_groups(q.scale, 32, cols);
+    QVERIFY(torch::equal(q.dequantize(), expect));
+    QVERIFY(torch::equal(quant::fake_quantize(w, spec), expect));
+    // Nearest level: no other level of the same scale is closer to the weight.
+    const auto all = levels.view({1, 1, 16}) * quant::expand_groups(q.scale, 32, cols).unsqueeze(2);
+    const auto closest = std::get<0>((all - w.unsqueeze(2)).abs().min(2));
+    QVERIFY(((expect - w).abs() <= closest * (1 + 1e-6) + 1e-12).all().item<bool>());
+    // The scales are llama.cpp's (the transcription above, stored as fp16): summation order may
+    // move a near-tie between candidates, so most, not all, blocks must agree exactly.
+    const auto wc = w.contiguous();
+    std::int64_t same_scale = 0, same_codes = 0;
+    std::uint8_t codes[32];
+    for (std::int64_t r = 0; r < rows; ++r)
+      for (std::int64_t b = 0; b < cols / 32; ++b) {
+        const float d = ggml_iq4_nl_block(wc.data_ptr<float>() + r * cols + b * 32, codes);
+        same_scale += static_cast<float>(c10::Half(d)) == q.scale[r][b].item<float>();
+        for (int j = 0; j < 32; ++j) same_codes += codes[j] == q.codes[r][b * 32 + j].item<std::uint8_t>();
+      }
+    std::printf("IQ4_NL: %lld of %lld block scales and %lld of %lld codes as llama.cpp's quantizer\n",
+                (long long)same_scale, (long long)(rows * cols / 32), (long long)same_codes, (long long)(rows * cols));
+    QVERIFY(same_scale >= rows * cols / 32 * 99 / 100);
+    QVERIFY(same_codes >= rows * cols * 995 / 1000);
+    const double
+        err = (q.dequantize() - w).pow(2).mean().item<double>(),
+        err_q40 =
+            (quant::fake_quantize(w, quant::find_grid_target("gguf-q4_0")->spec) - w).pow(2).mean().item<double>();
+    std::printf("RTN mean squared error, IQ4_NL %.4g, Q4_0 %.4g\n", err, err_q40);
+    QVERIFY2(err < 0.9 * err_q40, (std::to_string(err) + " vs " + std::to_string(err_q40)).c_str());
+    // Its gradient passes straight through (OmniQuant's LET trains through it).
+    const auto x = w.clone().set_requires_grad(true);
+    quant::fake_quantize(x, spec).sum().backward();
+    QVERIFY(torch::equal(x.grad(), torch::ones_like(w)));
+  }
+
   void runConfigRoundTripsAndNamesBadFields() {
     pipeline::RunConfig c;
     c.model = "m.bin";
@@ -404,7 +503,7 @@ TESSERA_TEST_MAIN(TestQuantization, handComputedTwoBitGroup, roundTripErrorIsAtM
                   calibrationReadsJsonLinesAndRejectsEmptyCorpora, awqScalingPreservesTheBlockFunction,
                   interruptedRunResumesToIdenticalCodes, resumeWithChangedSettingsIsRefused,
                   gridTargetsRoundScalesAndRoundTrip, kQuantScalesAreSuperBlockMultiples,
-                  kQuantOffsetsAreSuperBlockMultiples, runConfigRoundTripsAndNamesBadFields,
+                  kQuantOffsetsAreSuperBlockMultiples, iq4NlLevelsFollowLlamaCpp, runConfigRoundTripsAndNamesBadFields,
                   w8RtnStaysWithinOnePercentOfFp)
 #ifdef TESSERA_TEST_WITH_QT
 #include "test_quantization.moc"
