@@ -23,7 +23,7 @@
 #    (installers/gpu-worker-jobs.py: devices, TesseraQ on stories260K and TinyStories-656K;
 #    $OUT/worker-stream.jsonl, $OUT/worker-stderr.log, $OUT/gpu-run/{run.json,events.jsonl})
 # SKIP="ctest bench ..." leaves steps out (at most 8 files come back from a call); CTEST_ARGS
-# passes options to ctest (e.g. "-R worker").
+# passes options to ctest (e.g. "-R worker"); CTEST_LIMIT, TABLE_LIMIT and FORECAST_LIMIT set those steps' limits.
 # Each step runs even when an earlier one failed; a summary table comes last. Every step has a time
 # limit so that the whole run ends inside TOTAL_BUDGET seconds (default 560). Without $OUT (a run
 # elsewhere) the files go to gpu-out/. Exit status: the number of failed steps.
@@ -219,7 +219,7 @@ main() {
     full_pid=$!
   fi
   skipped worker || run_step worker "worker-stream.jsonl gpu-run/" 240 step_worker
-  skipped ctest || run_step ctest "ctest.log" 300 step_ctest
+  skipped ctest || run_step ctest "ctest.log" "${CTEST_LIMIT:-300}" step_ctest
   skipped bench || run_step bench "bench.log bench.json" 150 step_bench
   skipped tesseraq_bench || run_step tesseraq_bench "tesseraq_bench.log .json" 240 step_tesseraq_bench
   if [ "${RUN_REFERENCE:-0}" = 1 ]; then

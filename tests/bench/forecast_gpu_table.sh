@@ -11,7 +11,8 @@
 # Models: stories260K and TinyStories-656K, and a 7B-shaped checkpoint of one decoder block
 # (hidden 4096, FFN 11008, 32 heads, the Llama 2 vocabulary of 32000) that python3 with
 # transformers writes with random weights (fp16) when it is there; SKIP_7B=1 leaves it out,
-# SKIP_SMALL=1 leaves out stories260K and TinyStories-656K.
+# SKIP_SMALL=1 leaves out stories260K and TinyStories-656K, METHODS_7B="tesseraq" runs only those
+# of the 7B-shaped rows (default "rtn awq tesseraq").
 set -uo pipefail
 BUILD=${1:?build dir}; DATA=${2:?data dir}
 TESSERA=$BUILD/app/tessera
@@ -80,10 +81,13 @@ for m in $([ "${SKIP_SMALL:-0}" = 1 ] || echo "stories260K:$S TinyStories-656K:$
 done
 if [ "${SKIP_7B:-0}" != 1 ]; then
   if B7=$(make_7b); then
-    row "7B-shaped block" "$B7" "$WIKI" --method rtn --samples 128 --seq-len 2048
-    row "7B-shaped block" "$B7" "$WIKI" --method awq --samples 128 --seq-len 2048
-    # shellcheck disable=SC2086
-    row "7B-shaped block" "$B7" "$WIKI" $TQ --samples 128 --seq-len 2048 --par-steps 5
+    for m in ${METHODS_7B:-rtn awq tesseraq}; do
+      # shellcheck disable=SC2086
+      case $m in
+        tesseraq) row "7B-shaped block" "$B7" "$WIKI" $TQ --samples 128 --seq-len 2048 --par-steps 5 ;;
+        *) row "7B-shaped block" "$B7" "$WIKI" --method "$m" --samples 128 --seq-len 2048 ;;
+      esac
+    done
   else
     echo "| 7B-shaped block | | could not be written (python3 with torch and transformers) |"
   fi
