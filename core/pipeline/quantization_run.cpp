@@ -157,9 +157,8 @@ void BlockwiseRun::load_calibration() {
   }
   if (!fallbacks.empty())
     log("target " + config_.target + ", llama.cpp's per-tensor fallback in every block: " + fallbacks +
-        (nonuniform && (config_.method == "tesseraq" || config_.method == "omniquant")
-             ? "; " + config_.method + " does not train IQ4_NL's levels: those Linears are rounded to nearest"
-             : ""));
+        (nonuniform ? "; IQ4_NL Linears are rounded to nearest (learned rounding and clipping train uniform grids)"
+                    : ""));
   if (config_.seq_len > mc.max_position_embeddings)
     throw Error("calibration seq_len " + std::to_string(config_.seq_len) + " exceeds the model's context of " +
                 std::to_string(mc.max_position_embeddings));
