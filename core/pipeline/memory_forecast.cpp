@@ -471,6 +471,8 @@ void tesseraq_phases(const Ctx& c, Replay& r, const Allocs& base, const std::str
   const std::string soft_label = "soft fraction " + std::to_string(t0).substr(0, 5);
   Allocs codes, soft_all, soft, adam, weights;
   for (const auto& l : s.linears) {
+    // Linears on F16 or IQ4_NL (a GGUF target's fallbacks) are constants of the block, not trained.
+    if (!quant::linear_grid(run.weight, static_cast<std::int64_t>(l.in)).learnable()) continue;
     const double elems = l.out * l.in;
     const double groups = l.out * linear_groups(run, l.in);
     const std::string shape = std::string(l.name) + " " + dims({l.out, l.in}, "");
