@@ -32,8 +32,8 @@ TesseraqBlockTrainer::TesseraqBlockTrainer(const model::LlamaConfig& config, con
     float_parts_.linear(kind) = torch::Tensor();
     const auto linear = quant::linear_grid(spec, w.linear(kind).size(1));
     if (!linear.learnable()) {  // F16 or IQ4_NL: a constant of the block, like the norms
-      float_parts_.linear(kind) =
-          quant::quantize_linear_rtn(w.linear(kind), spec, model::linear_name(kind)).dequantize();
+      rounded_[kind] = quant::quantize_linear_rtn(w.linear(kind), spec, model::linear_name(kind));
+      float_parts_.linear(kind) = rounded_[kind].dequantize();
       continue;
     }
     const auto grid = grids.find(kind);
@@ -181,7 +181,7 @@ model::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeights 
     quant::check_finite(w.linear(kind), "block " + std::to_string(ctx.index) + " " + model::linear_name(kind));
 
   // The Linears PAR does not train (F16 and IQ4_NL, a GGUF target's fallback types) are rounded to
-  // nearest from the init's weights.
+  // nearest from the init's weights (by the trainer when there is one: TesseraqBlockTrainer::rounded).
   auto finish = [&](model::QuantizedBlock result) {
     for (auto kind : model::kAllLinears)
       if (!result.linears.count(kind))
@@ -301,6 +301,7 @@ model::QuantizedBlock TesseraqMethod::quantize_block(model::DecoderBlockWeights 
   // and rounds again: that can flip codes near a rounding boundary and its real-quant export
   // recomputes (s, z).
   model::QuantizedBlock result;
+  result.linears = trainer.rounded();
   for (auto& [kind, l] : trainer.layers()) {
     result.linears[kind] = l.finalize();
     state[std::string("tesseraq.dst.") + model::linear_name(kind)] = l.dst_factor().detach().cpu();

@@ -40,8 +40,9 @@ class TesseraqBlockTrainer {
  public:
   // `w`: the block after the init (fp32, on the compute device); `grids`: frozen grids per Linear
   // where the init provides them (others: min/max of w). `spec` is the run's: each Linear trains on
-  // its own grid (quant::linear_grid); one that a GGUF target leaves unquantized (F16) is not
-  // trained, it stays w rounded to fp16 and is not in layers().
+  // its own grid (quant::linear_grid); one not on a uniform grid (a GGUF target's F16 or IQ4_NL
+  // fallback) is not trained: it is rounded to nearest once, a constant of the block, in rounded()
+  // and not in layers().
   TesseraqBlockTrainer(const model::LlamaConfig& config, const model::DecoderBlockWeights& w,
                        const std::map<model::LinearKind, quant::GroupGrid>& grids, const quant::WeightQuantSpec& spec,
                        const TesseraqTrainerOptions& options, model::RopeTables rope);
@@ -62,14 +63,16 @@ class TesseraqBlockTrainer {
   // The block with the current soft weights (fp32, no gradient).
   model::DecoderBlockWeights soft_block();
   std::map<model::LinearKind, TesseraqLinear>& layers() { return layers_; }
+  const std::map<model::LinearKind, quant::QuantizedLinear>& rounded() const { return rounded_; }
   bool runs_kernels() const;
 
  private:
   const model::LlamaConfig& config_;
   model::DecoderBlockWeights
-      float_parts_;  // norms/biases in fp32, unquantized Linears in fp16 values (others undefined)
+      float_parts_;  // norms/biases and the rounded() Linears in fp32 (the trained ones undefined)
   model::DecoderBlockWeights compute_block_;  // the same in the compute dtype
   std::map<model::LinearKind, TesseraqLinear> layers_;
+  std::map<model::LinearKind, quant::QuantizedLinear> rounded_;
   TesseraqTrainerOptions options_;
   model::RopeTables rope_;
   // The soft weights of the current step in the compute dtype: autograd leaves, so that backward

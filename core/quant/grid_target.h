@@ -16,9 +16,9 @@
 // A k-quant needs rows of whole super-blocks: a Linear whose input width (ggml's ne[0]) is not a
 // multiple of 256 gets the type llama.cpp itself falls back to (llama-quant.cpp,
 // llama_tensor_get_type, "convert_incompatible_tensor"): Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0,
-// Q2_K and Q3_K -> IQ4_NL (a non-uniform grid, quant/codebook_grid.h); and F16 when the fallback's 32-weight blocks do
-// not divide the width either. linear_grid() is that rule; every method, the block files, the statistics and the GGUF
-// export apply it to each Linear.
+// Q2_K and Q3_K -> IQ4_NL (a non-uniform grid, quant/codebook_grid.h); and F16 when the
+// fallback's 32-weight blocks do not divide the width either. linear_grid() is that rule; every
+// method, the block files, the statistics and the GGUF export apply it to each Linear.
 #include <cstdint>
 #include <string>
 #include <vector>

@@ -164,7 +164,7 @@ QuantizedLinear quantize_rtn(const torch::Tensor& w, const WeightQuantSpec& spec
 torch::Tensor fake_quantize(const torch::Tensor& w, const WeightQuantSpec& spec, const torch::Tensor& clip_ratio) {
   const auto grid = compute_grid(w, spec, clip_ratio);
   if (spec.nonuniform()) {  // no gradient through the levels: straight through, like an F16 Linear
-    const auto wq = codebook_values(codebook_codes(w, grid.scale, spec), grid.scale, spec).to(w.scalar_type());
+    const auto wq = codebook_values(quantize_to_codes(w, grid, spec), grid.scale, spec).to(w.scalar_type());
     return wq + (w - w.detach());  // exactly wq, with w's gradient
   }
   const double qmax = std::pow(2.0, spec.bits) - 1.0;
