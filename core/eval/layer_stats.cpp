@@ -42,7 +42,12 @@ std::vector<LayerStats> compute_layer_stats(const model::LlamaConfig& config, co
     s.output_mse = count[kind] ? sq_err[kind] / static_cast<double>(count[kind]) : 0.0;
     if (q.quantized()) {  // q.spec: the Linear's own grid; an unquantized (F16) Linear has no codes to flip
       auto rtn = quant::quantize_rtn(w, q.spec, s.layer);
-      s.flip_ratio = (rtn.codes.to(device) != q.codes.to(device)).to(torch::kFloat64).mean().item<double>();
+      // count_nonzero counts the bool comparison where it is; its mean as float64, or sum(),
+      // would first copy it to 8 bytes per weight (344 MiB for a 7B FFN Linear, which the CPU
+      // block cache then keeps).
+      const auto flipped =
+          torch::count_nonzero(torch::ne(rtn.codes.to(device), q.codes.to(device))).item<std::int64_t>();
+      s.flip_ratio = static_cast<double>(flipped) / static_cast<double>(q.codes.numel());
     }
     const auto dst = block.method_state.find("tesseraq.dst." + s.layer);
     if (dst != block.method_state.end()) {

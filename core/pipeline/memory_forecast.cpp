@@ -145,6 +145,8 @@ const char* const kStaging = "activation staging copies (pinned / pageable)";
 const char* const kForward = "block forward working set";
 const char* const kScores = "attention scores (not fused)";
 const char* const kBlockCopies = "block weight copies (device, dequantized, RTN reference)";
+const char* const kCodes = "quantized codes (the method's block and the RTN reference)";
+const char* const kQuantTemps = "quantizer and layer-statistics temporaries";
 const char* const kAwqFeatures = "AWQ captured Linear inputs";
 const char* const kAwqSearch = "AWQ search buffers (reference outputs, batch parts)";
 const char* const kSaved = "training activations saved for backward";
@@ -216,6 +218,29 @@ struct Ctx {
   int act_bits = 0;
   double b = 1;  // forward batch (run_block, eval, AWQ): min(batch_size, samples)
 };
+
+// After the method: the integer codes of its block and of the RTN reference made beside it (uint8
+// [out, in] per Linear, fp16 for an unquantized fallback Linear; both alive while the reference
+// is made and while layer_stats compares their codes), and one fp32 temporary of each Linear size
+// (quantize_to_codes' W/s + z, layer_stats' W - deq), which the block cache keeps per size.
+// Measured on the CPU with a 7B-shaped block (RTN, 4 x 512): 8 x 16 MiB and 6 x 43 MiB of codes,
+// one 64 MiB and one 172 MiB temporary. Linears under 1 MiB are left out: on the host they come
+// from the heap like every small tensor, on the GPU from the allocator's small pool, which the
+// replay would round up to a 2 MiB segment each.
+Allocs codes_and_temporaries(const Ctx& c) {
+  Allocs a;
+  std::set<double> temp_sizes;
+  for (const auto& l : c.s.linears) {
+    const double elems = l.out * l.in;
+    if (elems * 4 < kCachedBlock) continue;
+    const bool quantized = quant::linear_grid(c.run->weight, static_cast<std::int64_t>(l.in)).quantized;
+    a.push_back({kCodes, std::string(l.name) + " " + dims({l.out, l.in}, quantized ? "uint8" : "fp16"),
+                 elems * (quantized ? 1 : 2), 2, c.dev});
+    if (temp_sizes.insert(elems).second)
+      a.push_back({kQuantTemps, "one per size " + dims({l.out, l.in}, "fp32"), elems * 4, 1, c.dev});
+  }
+  return a;
+}
 
 // --- one block's forward pass (model/llama_model.cpp decoder_block_forward), without gradients ---
 // The worst moments on `rows` windows of `len` tokens: inside attention (normed input h, q and k
@@ -877,6 +902,7 @@ MemoryForecast forecast_memory(const RunConfig& run, const model::LlamaConfig& m
   const auto profile = method.memory;
   const Allocs eval_blocks =
       block_weights(s, kBlockCopies, 4, c.dev, (c.cuda ? 4 : 3) + (method.transforms_weights ? 1 : 0));
+  const Allocs codes = codes_and_temporaries(c);
   // Every block needs the same memory; block 0 stands for all (the host's retained blocks reach
   // their counts there).
   const std::string block = "block 0: ";
@@ -903,11 +929,11 @@ MemoryForecast forecast_memory(const RunConfig& run, const model::LlamaConfig& m
     // WeightsOnly (RTN): quantize_block_rtn works on the weights alone.
   }
   {
-    const auto with = join({&base, &chains3, &fp_block, &eval_blocks});
+    const auto with = join({&base, &chains3, &fp_block, &eval_blocks, &codes});
     r.add_each(block + "block losses and layer stats", with, batched_moments(c, c.b, s.n, s.L, copy_in));
   }
   {
-    Allocs with = join({&base, &chains4, &fp_block, &eval_blocks});
+    Allocs with = join({&base, &chains4, &fp_block, &eval_blocks, &codes});
     if (c.store == Mem::Pinned)
       with.push_back({kStaging, "empty_like (pageable) before pin_memory " + sd, s.act, 1, Mem::Host});
     r.add_each(block + "next quantized-chain inputs", with, batched_moments(c, c.b, s.n, s.L, copy_in));
