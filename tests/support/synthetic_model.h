@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -35,7 +36,11 @@ inline std::string write_wide_stories260k(const std::string& dir, std::int64_t f
   std::memcpy(h, bytes.data(), sizeof h);
   const std::int64_t dim = h[0], hidden = h[1], layers = h[2], heads = h[3], kv_heads = h[4], vocab = h[5], seq = h[6];
   const std::int64_t head = dim / heads;  // 8
-  const float* src = reinterpret_cast<const float*>(bytes.data() + sizeof h);
+  // The weights as floats (copied: the bytes of a char vector are not float objects).
+  if (bytes.size() < sizeof h) return "";
+  std::vector<float> weights((bytes.size() - sizeof h) / sizeof(float));
+  std::memcpy(weights.data(), bytes.data() + sizeof h, weights.size() * sizeof(float));
+  std::size_t next = 0;
 
   const std::int64_t D = 256, F = ffn, HEAD = D / heads;  // 32
   std::vector<float> out;
@@ -43,9 +48,12 @@ inline std::string write_wide_stories260k(const std::string& dir, std::int64_t f
   auto matrix = [&](std::int64_t rows, std::int64_t cols, std::int64_t R, std::int64_t C, auto row_map, auto col_map,
                     float scale) {
     std::vector<float> m(static_cast<std::size_t>(R * C), 0.f);
+    const auto n = static_cast<std::size_t>(rows * cols);
+    if (next + n > weights.size()) throw std::runtime_error("stories260K.bin is shorter than its header says");
+    const float* src = weights.data() + next;
     for (std::int64_t r = 0; r < rows; ++r)
       for (std::int64_t c = 0; c < cols; ++c) m[row_map(r) * C + col_map(c)] = scale * src[r * cols + c];
-    src += rows * cols;
+    next += n;
     out.insert(out.end(), m.begin(), m.end());
   };
   auto same = [](std::int64_t i) { return i; };

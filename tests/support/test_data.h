@@ -8,6 +8,8 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <system_error>
+#include <vector>
 
 namespace tessera_test {
 
@@ -32,11 +34,24 @@ inline std::string missing_message(const std::string& relative) {
 
 inline std::string cli_binary() { return TESSERA_TEST_CLI_BINARY; }
 
-// A fresh empty folder under the build tree's temporary area.
+// The folders fresh_temp_dir made, removed when the test process exits (they used to stay: 5,557 of
+// them, 7 GB, in this machine's /tmp) unless TESSERA_KEEP_TEST_DIRS is set, to look at after a failure.
+struct TempDirs {
+  std::vector<std::filesystem::path> made;
+  ~TempDirs() {
+    if (std::getenv("TESSERA_KEEP_TEST_DIRS")) return;
+    std::error_code ec;
+    for (const auto& p : made) std::filesystem::remove_all(p, ec);
+  }
+};
+
+// A fresh empty folder under the system's temporary area.
 inline std::string fresh_temp_dir(const std::string& name) {
+  static TempDirs dirs;
   auto p = std::filesystem::temp_directory_path() / ("tessera-test-" + name + "-" + std::to_string(::getpid()));
   std::filesystem::remove_all(p);
   std::filesystem::create_directories(p);
+  dirs.made.push_back(p);
   return p.string();
 }
 
