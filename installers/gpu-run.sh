@@ -5,6 +5,8 @@
 #
 # 1. builds with installers/build-gpu.sh (build-gpu/, log $OUT/build.log)
 # 2. ctest with TESSERA_SHARED_DIR=$PWD/.gpu-deps TESSERA_TEST_DEVICE=cuda ($OUT/ctest.log)
+# 2a. export_gguf_diag: test_export_gguf's kQuantTargetsExportBitExactly alone with 16 and 1
+#    threads, then after targetRunsExportBitExactly under gdb ($OUT/export_gguf_diag.log)
 # 3. the decoder-block benchmark ($OUT/bench.log, $OUT/bench.json)
 # 4. only with RUN_REFERENCE=1: python3 .gpu-deps/bench/reference_tesseraq_step.py, the 7B- and the
 #    70B-shaped block ($OUT/reference.log)
@@ -174,6 +176,28 @@ step_forecast() {  # issue 14: the memory forecast against measured GPU and host
   bash "$ROOT/tests/bench/forecast_gpu_table.sh" "$BUILD_DIR" "$DEPS/data" | tee "$RESULTS/forecast_gpu.md"
 }
 
+# The SIGSEGV of test_export_gguf on the H100 machine (not seen on the CPU machines): its log ends
+# after targetRunsExportBitExactly, before kQuantTargetsExportBitExactly's first evaluation. That
+# function alone, with 16 threads and with 1 (a crash only with 16 points to threads), under gdb
+# when the machine has it, for the stack.
+step_export_gguf_diag() {
+  local exe="$BUILD_DIR/tests/tessera_core_tests"
+  for threads in 16 1; do
+    echo "=== kQuantTargetsExportBitExactly alone, OMP_NUM_THREADS=$threads"
+    OMP_NUM_THREADS=$threads TESSERA_SHARED_DIR="$DEPS" "$exe" test_export_gguf kQuantTargetsExportBitExactly 2>&1 | tail -n 30
+    echo "exit ${PIPESTATUS[0]}"
+  done
+  echo "=== targetRunsExportBitExactly then kQuantTargetsExportBitExactly, OMP_NUM_THREADS=16"
+  if command -v gdb > /dev/null; then
+    OMP_NUM_THREADS=16 TESSERA_SHARED_DIR="$DEPS" gdb -q -batch -ex run -ex "thread apply all bt 25" --args \
+      "$exe" test_export_gguf targetRunsExportBitExactly kQuantTargetsExportBitExactly 2>&1 | tail -n 150
+  else
+    OMP_NUM_THREADS=16 TESSERA_SHARED_DIR="$DEPS" "$exe" test_export_gguf targetRunsExportBitExactly \
+      kQuantTargetsExportBitExactly 2>&1 | tail -n 60
+    echo "exit ${PIPESTATUS[0]} (no gdb on this machine)"
+  fi
+}
+
 step_worker() {
   python3 "$ROOT/installers/gpu-worker-jobs.py" "$BUILD_DIR/app/tessera" "$DEPS/data" "$RESULTS"
 }
@@ -182,7 +206,7 @@ skipped() { case " ${SKIP:-} " in *" $1 "*) record "$1" "skipped (SKIP)" 0 "-"; 
 
 export ROOT RESULTS BUILD_DIR DEPS TABLE_BITS TABLE_ONLY OQ_EPOCHS
 export -f step_build step_ctest step_bench step_reference step_eval step_quant step_tesseraq_bench step_table step_full_run \
-  step_worker step_quality step_kernel_profile step_forecast
+  step_worker step_quality step_kernel_profile step_forecast step_export_gguf_diag
 
 main() {
   banner "tessera gpu-run in $ROOT, results in $RESULTS"
@@ -220,6 +244,8 @@ main() {
   fi
   skipped worker || run_step worker "worker-stream.jsonl gpu-run/" 240 step_worker
   skipped ctest || run_step ctest "ctest.log" "${CTEST_LIMIT:-300}" step_ctest
+  skipped export_gguf_diag || run_step export_gguf_diag "export_gguf_diag.log" 150 \
+    bash -c 'step_export_gguf_diag > "$RESULTS/export_gguf_diag.log" 2>&1; tail -n 40 "$RESULTS/export_gguf_diag.log"'
   skipped bench || run_step bench "bench.log bench.json" 150 step_bench
   skipped tesseraq_bench || run_step tesseraq_bench "tesseraq_bench.log .json" 240 step_tesseraq_bench
   if [ "${RUN_REFERENCE:-0}" = 1 ]; then
