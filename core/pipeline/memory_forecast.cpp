@@ -835,6 +835,15 @@ MemoryForecast forecast_memory(const RunConfig& run, const model::LlamaConfig& m
   }
   if (!c.fused)
     f.notes.push_back("attention computes the full [batch, heads, T, T] score matrix (libtorch < 2 or CPU)");
+  // TesseraQ without the CUDA kernels makes weight-sized temporaries of every Linear size, which
+  // the block cache keeps up to its cap; the forecast counts those of the largest Linear only.
+  // Within 15% for the real models here (Linears under 1 MiB), 0.72 of the measured peak for a
+  // 7B-shaped block (RESULTS.md, "Memory forecast").
+  if (methods::method_info(run.method).memory == methods::MemoryProfile::Tesseraq && !c.cuda &&
+      s.largest_linear * 4 >= kCachedBlock)
+    f.notes.push_back(
+        "TesseraQ on the CPU with Linears this large: the peak may exceed this forecast (a 7B-shaped block "
+        "measured 1.39x it); the CUDA path is what the forecast models at this size");
 
   std::vector<Phase> phases;
   Replay r(phases);
