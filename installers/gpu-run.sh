@@ -187,15 +187,12 @@ step_export_gguf_diag() {
     OMP_NUM_THREADS=$threads TESSERA_SHARED_DIR="$DEPS" "$exe" test_export_gguf kQuantTargetsExportBitExactly 2>&1 | tail -n 30
     echo "exit ${PIPESTATUS[0]}"
   done
-  echo "=== targetRunsExportBitExactly then kQuantTargetsExportBitExactly, OMP_NUM_THREADS=16"
-  if command -v gdb > /dev/null; then
-    OMP_NUM_THREADS=16 TESSERA_SHARED_DIR="$DEPS" gdb -q -batch -ex run -ex "thread apply all bt 25" --args \
-      "$exe" test_export_gguf targetRunsExportBitExactly kQuantTargetsExportBitExactly 2>&1 | tail -n 150
-  else
-    OMP_NUM_THREADS=16 TESSERA_SHARED_DIR="$DEPS" "$exe" test_export_gguf targetRunsExportBitExactly \
-      kQuantTargetsExportBitExactly 2>&1 | tail -n 60
-    echo "exit ${PIPESTATUS[0]} (no gdb on this machine)"
-  fi
+  local debugger=()
+  command -v gdb > /dev/null && debugger=(gdb -q -batch -ex run -ex "thread apply all bt 25" --args)
+  echo "=== targetRunsExportBitExactly then kQuantTargetsExportBitExactly, OMP_NUM_THREADS=16, ${debugger[0]:-no gdb}"
+  OMP_NUM_THREADS=16 TESSERA_SHARED_DIR="$DEPS" "${debugger[@]}" "$exe" test_export_gguf targetRunsExportBitExactly \
+    kQuantTargetsExportBitExactly 2>&1 | tail -n 150
+  echo "exit ${PIPESTATUS[0]}"
 }
 
 step_worker() {
